@@ -1,0 +1,12 @@
+//! Clairon's adapters: everything that touches the world.
+//!
+//! Each module implements ports of `clairon-application` with one technology and translates that
+//! technology's errors into the ports' error enums; no SDK type leaves this crate.
+
+pub mod channels;
+pub mod http;
+pub mod persistence;
+pub mod system;
+pub mod templates;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -1,0 +1,11 @@
+//! Clairon's use cases.
+//!
+//! Commands change state (`CreateNotification`, `HandlePlanningEvent`, `MarkNotificationRead`,
+//! ...), queries return read models (`NotificationView`, `UnreadCount`), and both reach the world
+//! only through the [`ports`]. The in-process [`events::EventBus`] carries domain events from
+//! producers (the HTTP endpoint, a Rust host application) to listeners such as
+//! [`events::PlanningListener`]. The [`dispatch::DeliveryDispatcher`] sends what the outbox holds.
+//!
+//! Nothing here knows actix, Diesel, lettre, frankenstein or Tera.
+
+pub mod ports;

@@ -1,0 +1,53 @@
+//! Ports: the capabilities the use cases need from the world, as traits.
+//!
+//! Adapters implement them (Diesel, lettre, frankenstein, Tera, the system clock); tests mock
+//! them with mockall. No SDK type crosses a port: arguments and results are domain types or the
+//! plain structs defined here.
+
+mod clock;
+mod delivery_queue;
+mod notification_repository;
+mod realtime;
+mod recipient_repository;
+mod senders;
+mod templates;
+
+pub use clock::{Clock, IdGenerator};
+pub use delivery_queue::{AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker};
+pub use notification_repository::{
+    ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
+};
+pub use realtime::{RealtimeEvent, RealtimePublisher};
+pub use recipient_repository::{RecipientRepository, Upserted};
+pub use senders::{EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender};
+pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
+
+#[cfg(any(test, feature = "mocks"))]
+pub use clock::{MockClock, MockIdGenerator};
+#[cfg(any(test, feature = "mocks"))]
+pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
+#[cfg(any(test, feature = "mocks"))]
+pub use notification_repository::MockNotificationRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use realtime::MockRealtimePublisher;
+#[cfg(any(test, feature = "mocks"))]
+pub use recipient_repository::MockRecipientRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use senders::{MockEmailSender, MockTelegramSender};
+#[cfg(any(test, feature = "mocks"))]
+pub use templates::MockTemplateRenderer;
+
+/// Why a repository call failed. Adapters translate their driver's errors into these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryError {
+    /// A uniqueness rule refused the write (for example a second notification for the same
+    /// source event and recipient). Nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or failed; the caller may retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row could not be read back into a domain value (a bug or a hand-edited row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,124 @@
+//! Where notifications and their deliveries are kept: the write side (the outbox) and the
+//! inbox reads.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clairon_domain::{Delivery, Notification, NotificationId, RecipientId, SourceEventId};
+
+use super::RepositoryError;
+
+/// A notification to write, with one delivery per channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// The notification.
+    pub notification: Notification,
+    /// Its deliveries (pending or skipped), one per channel.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A notification with its deliveries, newest attempt state included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationDetails {
+    /// The notification.
+    pub notification: Notification,
+    /// Its deliveries, in channel order.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Which notifications an inbox listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFilter {
+    /// Only unread ones.
+    Unread,
+    /// Only read ones.
+    Read,
+    /// Both (the default).
+    #[default]
+    All,
+}
+
+/// One page of an inbox listing, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Whose inbox.
+    pub recipient_id: RecipientId,
+    /// Read state filter.
+    pub filter: ReadFilter,
+    /// Page size, 1 to 100.
+    pub limit: u32,
+    /// Only notifications strictly older than this one (the previous page's last id).
+    pub before: Option<NotificationId>,
+}
+
+/// A page of results and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// At most `limit` items.
+    pub items: Vec<T>,
+    /// Pass back as `before` for the next page; `None` on the last page.
+    pub next: Option<NotificationId>,
+}
+
+/// Stores notifications and their deliveries.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait NotificationRepository: Send + Sync {
+    /// Writes every notification and every delivery of `batch` in ONE transaction, before any
+    /// channel is tried: either all rows exist afterwards or none do.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] when a notification with the same source event id and
+    /// recipient already exists (nothing is written); [`RepositoryError::Unavailable`] when the
+    /// database fails (nothing is written).
+    async fn insert_batch(&self, batch: &[NewNotification]) -> Result<(), RepositoryError>;
+
+    /// The notification with its deliveries, or `None`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] or [`RepositoryError::Corrupt`].
+    async fn get(&self, id: &NotificationId) -> Result<Option<NotificationDetails>, RepositoryError>;
+
+    /// Every notification made from `source_event_id`, with deliveries, oldest first (empty when
+    /// the event was never processed).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] or [`RepositoryError::Corrupt`].
+    async fn find_by_source_event(
+        &self,
+        source_event_id: &SourceEventId,
+    ) -> Result<Vec<NotificationDetails>, RepositoryError>;
+
+    /// One page of a recipient's inbox, newest first (ordered by id, which is a UUIDv7).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] or [`RepositoryError::Corrupt`].
+    async fn list(&self, query: &ListQuery) -> Result<Page<Notification>, RepositoryError>;
+
+    /// How many of the recipient's notifications are unread.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`].
+    async fn unread_count(&self, recipient_id: &RecipientId) -> Result<u64, RepositoryError>;
+
+    /// Marks one notification read at `at` (keeping an earlier read time) and returns it, or
+    /// `None` when no such notification exists — or, with `owner`, when it belongs to someone else.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] or [`RepositoryError::Corrupt`].
+    async fn mark_read(
+        &self,
+        id: &NotificationId,
+        owner: Option<RecipientId>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Notification>, RepositoryError>;
+
+    /// Marks every unread notification of the recipient read at `at`; returns the ids it changed.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`].
+    async fn mark_all_read(
+        &self,
+        recipient_id: &RecipientId,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<NotificationId>, RepositoryError>;
+}

@@ -1,0 +1,34 @@
+//! The in-app channel's live side: pushes inbox changes to a recipient's open connections.
+
+use async_trait::async_trait;
+use clairon_domain::{Notification, NotificationId, RecipientId};
+
+/// A change to a recipient's inbox that open connections should see.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RealtimeEvent {
+    /// A notification arrived.
+    NotificationCreated {
+        /// The notification.
+        notification: Notification,
+        /// The recipient's unread count after it.
+        unread: u64,
+    },
+    /// Notifications were read.
+    NotificationsRead {
+        /// Whose.
+        recipient_id: RecipientId,
+        /// Which.
+        ids: Vec<NotificationId>,
+        /// The unread count after it.
+        unread: u64,
+    },
+}
+
+/// Publishes inbox changes to connected clients (in-process, or across processes).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RealtimePublisher: Send + Sync {
+    /// Publishes `event` to the recipient's open connections. Best effort: nobody connected is
+    /// not an error, and a failure here never fails the notification (it is in the inbox).
+    async fn publish(&self, event: RealtimeEvent);
+}

@@ -1,0 +1,40 @@
+//! Where recipients are kept.
+
+use async_trait::async_trait;
+use clairon_domain::{Recipient, RecipientId};
+
+use super::RepositoryError;
+
+/// Whether an upsert created the recipient or replaced an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The id was new.
+    Created,
+    /// The id existed; every field was replaced.
+    Updated,
+}
+
+/// Stores recipients by the host application's id.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RecipientRepository: Send + Sync {
+    /// Creates or replaces every recipient in ONE transaction: all are written or none.
+    /// Returns one [`Upserted`] per input, in input order.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails; nothing is written then.
+    async fn upsert_many(&self, recipients: &[Recipient]) -> Result<Vec<Upserted>, RepositoryError>;
+
+    /// The recipient with `id`, or `None`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails; [`RepositoryError::Corrupt`]
+    /// when the stored row no longer validates.
+    async fn get(&self, id: &RecipientId) -> Result<Option<Recipient>, RepositoryError>;
+
+    /// The recipients among `ids` that exist, in no particular order; unknown ids are left out.
+    ///
+    /// # Errors
+    /// As [`RecipientRepository::get`].
+    async fn get_many(&self, ids: &[RecipientId]) -> Result<Vec<Recipient>, RepositoryError>;
+}

@@ -1,0 +1,87 @@
+//! Channel senders: hand one rendered message to a provider and say how it went.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clairon_domain::{DeliveryId, DisplayName, EmailAddress, NotificationId, TelegramChatId};
+
+/// What a provider did with a message. A 429 is not a failure of the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Accepted; the provider's id of the message (SMTP `Message-ID`, Telegram `message_id`).
+    Sent {
+        /// Provider's message id.
+        provider_message_id: String,
+    },
+    /// Failed in a way a later try may fix (connection refused, SMTP 4xx, HTTP 5xx).
+    Transient(String),
+    /// The provider asks to slow down; try again after `retry_after`.
+    RateLimited {
+        /// How long to wait before trying again.
+        retry_after: Duration,
+    },
+    /// Refused for good (SMTP 5xx, Telegram "chat not found"); retrying will not help.
+    Permanent(String),
+}
+
+/// An email, rendered, ready for SMTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailMessage {
+    /// The delivery it belongs to; makes the stable `Message-ID` `<delivery-id@sender-domain>`.
+    pub delivery_id: DeliveryId,
+    /// The notification; sent as the `X-Clairon-Notification-Id` header.
+    pub notification_id: NotificationId,
+    /// Recipient address.
+    pub to: EmailAddress,
+    /// Recipient display name, for the `To` header.
+    pub to_name: DisplayName,
+    /// Subject, UTF-8 (the sender encodes it per RFC 2047).
+    pub subject: String,
+    /// The text/plain alternative.
+    pub text: String,
+    /// The text/html alternative.
+    pub html: String,
+}
+
+/// Sends email.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    /// Sends `message`. MUST classify failures: connection errors and SMTP 4xx replies are
+    /// [`SendOutcome::Transient`], 5xx replies [`SendOutcome::Permanent`] (RFC 5321 §4.2.1).
+    /// Never panics; never returns before the provider answered or failed.
+    async fn send(&self, message: &EmailMessage) -> SendOutcome;
+}
+
+/// An inline keyboard button under a Telegram message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramButton {
+    /// Button text.
+    pub label: String,
+    /// URL the button opens.
+    pub url: String,
+}
+
+/// A Telegram message, rendered, ready for `sendMessage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramMessage {
+    /// The delivery it belongs to.
+    pub delivery_id: DeliveryId,
+    /// Target chat.
+    pub chat_id: TelegramChatId,
+    /// Text in Telegram's HTML parse mode, already escaped (Bot API, "Formatting options").
+    pub html: String,
+    /// Optional call-to-action button.
+    pub button: Option<TelegramButton>,
+}
+
+/// Sends Telegram messages through a bot.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait TelegramSender: Send + Sync {
+    /// Sends `message` with `sendMessage`. MUST classify failures: 429 is
+    /// [`SendOutcome::RateLimited`] with `parameters.retry_after`; 400 "chat not found" and 403
+    /// "bot was blocked by the user" are [`SendOutcome::Permanent`]; 5xx and network errors are
+    /// [`SendOutcome::Transient`]. Never panics.
+    async fn send(&self, message: &TelegramMessage) -> SendOutcome;
+}

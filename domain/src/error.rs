@@ -1,0 +1,49 @@
+//! The one validation error of the domain: a field that does not hold a valid value.
+
+/// A value refused by a self-validating constructor.
+///
+/// `field` is the JSON name of the offending field as an API client sends it (for example
+/// `email` or `planning.starts_at`), so the HTTP adapter can name it in an RFC 7807 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// Dotted path of the field in the request body (`planning.location.name`).
+    pub field: String,
+    /// Human-readable reason, in English.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// Builds an error for `field` with `message`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Returns the same error with `prefix.` put before its field (`location` → `planning.location`).
+    #[must_use]
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
+
+/// Checks that a trimmed string is non-empty and at most `max` characters (Unicode scalar values).
+///
+/// # Errors
+/// [`ValidationError`] naming `field` when the value is blank or too long.
+pub(crate) fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(field, "must not be blank"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}

@@ -1,0 +1,31 @@
+//! Clairon's domain: the pure heart of the notification service.
+//!
+//! It knows recipients, notifications, channels, deliveries, plannings and the rules that decide
+//! who is told what when a planning changes. It performs no I/O and knows nothing of tokio,
+//! Diesel, actix, lettre, frankenstein or Tera: every type here can be built and tested in
+//! memory, in milliseconds.
+
+pub mod channel;
+pub mod delivery;
+pub mod error;
+pub mod formatting;
+pub mod notification;
+pub mod planning;
+pub mod recipient;
+pub mod rules;
+
+pub use channel::{Channel, ChannelSet};
+pub use delivery::{Delivery, DeliveryId, DeliveryStatus};
+pub use error::ValidationError;
+pub use notification::{
+    ActionLabel, ActionUrl, Body, EventType, Metadata, Notification, NotificationId,
+    NotificationKind, Priority, SourceEventId, Title,
+};
+pub use planning::{
+    Contact, Location, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind,
+    PlanningId, PlanningSnapshot, Schedule,
+};
+pub use recipient::{
+    DisplayName, EmailAddress, Locale, PhoneNumber, Recipient, RecipientId, TelegramChatId,
+    TimeZone,
+};

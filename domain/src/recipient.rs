@@ -1,0 +1,426 @@
+//! Recipients: the people Clairon notifies, and how each channel reaches them.
+//!
+//! A recipient's id is the host application's user id. Every field is a self-validating value
+//! object, so a `Recipient` in memory is always a valid one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::channel::Channel;
+use crate::error::{bounded_text, ValidationError};
+
+/// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecipientId(String);
+
+impl RecipientId {
+    /// Maximum length in characters.
+    pub const MAX_LEN: usize = 128;
+
+    /// Parses a recipient id.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `id` when empty, longer than 128 characters, or holding
+    /// another character than ASCII letters, digits and `_ - . : @`.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN {
+            return Err(ValidationError::new("id", "must be 1 to 128 characters"));
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c))
+        {
+            return Err(ValidationError::new(
+                "id",
+                "may only hold ASCII letters, digits and _ - . : @",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as the host application knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RecipientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's display name: 1 to 200 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Parses a display name.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `name` when blank or over 200 characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        bounded_text("name", raw, 200).map(Self)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address valid under RFC 5322's `addr-spec` (checked by the `email_address` crate),
+/// at most 254 bytes (RFC 5321 §4.5.3.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    /// Parses an email address.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `email` when it is not an RFC 5322 `addr-spec` with a
+    /// domain, or is longer than 254 bytes.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let raw = raw.trim();
+        if raw.len() > 254 {
+            return Err(ValidationError::new("email", "must be at most 254 bytes"));
+        }
+        let parsed = email_address::EmailAddress::from_str(raw)
+            .map_err(|e| ValidationError::new("email", format!("is not a valid address: {e}")))?;
+        if !parsed.domain().contains('.') && parsed.domain() != "localhost" {
+            return Err(ValidationError::new(
+                "email",
+                "is not a valid address: the domain has no dot",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A Telegram chat id: a signed 64-bit integer as the Bot API gives it (private chats are positive,
+/// groups negative), or a public channel's `@username`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TelegramChatId(String);
+
+impl TelegramChatId {
+    /// Parses a chat id.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `telegram_chat_id` when it is neither an integer nor an
+    /// `@username` of 5 to 32 letters, digits or underscores (Telegram Bot API, `chat_id`).
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let raw = raw.trim();
+        let numeric = raw.parse::<i64>().is_ok();
+        let username = raw.strip_prefix('@').is_some_and(|u| {
+            (5..=32).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if numeric || username {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "telegram_chat_id",
+                "must be an integer chat id or an @username",
+            ))
+        }
+    }
+
+    /// The chat id as an integer, when it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+
+    /// The chat id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A phone number in E.164 form: `+` then 8 to 15 digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses a phone number, ignoring spaces, dots and dashes.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `phone` when it is not `+` followed by 8 to 15 digits (ITU-T E.164).
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let compact: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+            .collect();
+        let digits = compact.strip_prefix('+').unwrap_or("");
+        if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+            Ok(Self(compact))
+        } else {
+            Err(ValidationError::new(
+                "phone",
+                "must be an E.164 number: + then 8 to 15 digits",
+            ))
+        }
+    }
+
+    /// The number in E.164 form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A language Clairon writes in. Templates exist for each; French is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    /// French (`fr`, `fr-FR`, `fr-CA`, ...).
+    #[default]
+    Fr,
+    /// English (`en`, `en-US`, `en-GB`, ...).
+    En,
+}
+
+impl Locale {
+    /// Every supported locale.
+    pub const ALL: [Locale; 2] = [Locale::Fr, Locale::En];
+
+    /// Parses a BCP 47 language tag by its primary language subtag (`fr-CA` → French).
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `locale` when the language is not one Clairon writes in.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let primary = raw
+            .trim()
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match primary.as_str() {
+            "fr" => Ok(Self::Fr),
+            "en" => Ok(Self::En),
+            _ => Err(ValidationError::new(
+                "locale",
+                format!("unsupported locale {raw:?}; supported: fr, en"),
+            )),
+        }
+    }
+
+    /// Like [`Locale::parse`], but an unknown or missing locale falls back to `default`.
+    pub fn parse_or(raw: Option<&str>, default: Locale) -> Locale {
+        raw.and_then(|r| Self::parse(r).ok()).unwrap_or(default)
+    }
+
+    /// The primary language subtag (`fr`, `en`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fr => "fr",
+            Self::En => "en",
+        }
+    }
+}
+
+impl fmt::Display for Locale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An IANA time zone (`Europe/Paris`, `America/Montreal`), from the tz database bundled in chrono-tz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZone(chrono_tz::Tz);
+
+impl TimeZone {
+    /// Parses an IANA time zone name.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `timezone` when the name is not in the IANA tz database.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        raw.trim()
+            .parse::<chrono_tz::Tz>()
+            .map(Self)
+            .map_err(|_| ValidationError::new("timezone", format!("unknown IANA time zone {raw:?}")))
+    }
+
+    /// The chrono-tz zone, for conversions.
+    pub fn tz(self) -> chrono_tz::Tz {
+        self.0
+    }
+
+    /// The IANA name.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Someone who can be notified, with the addresses each channel reaches them at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// The host application's user id.
+    pub id: RecipientId,
+    /// Display name, used in greetings and in the email `To` header.
+    pub name: DisplayName,
+    /// Email address; `None` means the email channel cannot reach them.
+    pub email: Option<EmailAddress>,
+    /// Telegram chat id; `None` means the Telegram channel cannot reach them.
+    pub telegram_chat_id: Option<TelegramChatId>,
+    /// Phone number (E.164), shown to others as a contact; no SMS channel yet.
+    pub phone: Option<PhoneNumber>,
+    /// Preferred language; `None` means the service's default locale.
+    pub locale: Option<Locale>,
+    /// IANA time zone the recipient reads times in; `None` means the event's own zone.
+    pub timezone: Option<TimeZone>,
+}
+
+/// Why a channel cannot reach a recipient; becomes a `skipped` delivery's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    /// The recipient has no email address.
+    #[error("recipient has no email address")]
+    NoEmail,
+    /// The recipient has no Telegram chat id.
+    #[error("recipient has no Telegram chat id")]
+    NoTelegramChat,
+    /// The service has no Telegram bot token configured.
+    #[error("no Telegram bot token is configured")]
+    NoTelegramBot,
+}
+
+impl Recipient {
+    /// The locale to write to this recipient in, falling back to `default`.
+    pub fn locale_or(&self, default: Locale) -> Locale {
+        self.locale.unwrap_or(default)
+    }
+
+    /// Whether `channel` can reach this recipient, given whether a Telegram bot is configured.
+    ///
+    /// `in_app` always can: the inbox exists for everyone.
+    ///
+    /// # Errors
+    /// [`Unreachable`] saying what is missing; the caller records it on a `skipped` delivery.
+    pub fn reachability(&self, channel: Channel, telegram_bot: bool) -> Result<(), Unreachable> {
+        match channel {
+            Channel::InApp => Ok(()),
+            Channel::Email if self.email.is_none() => Err(Unreachable::NoEmail),
+            Channel::Email => Ok(()),
+            Channel::Telegram if self.telegram_chat_id.is_none() => {
+                Err(Unreachable::NoTelegramChat)
+            }
+            Channel::Telegram if !telegram_bot => Err(Unreachable::NoTelegramBot),
+            Channel::Telegram => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn artist(email: Option<&str>, chat: Option<&str>) -> Recipient {
+        Recipient {
+            id: RecipientId::parse("artist-0001").unwrap(),
+            name: DisplayName::parse("Zoé Tremblay").unwrap(),
+            email: email.map(|e| EmailAddress::parse(e).unwrap()),
+            telegram_chat_id: chat.map(|c| TelegramChatId::parse(c).unwrap()),
+            phone: None,
+            locale: None,
+            timezone: None,
+        }
+    }
+
+    #[rstest]
+    #[case("artist-0001", true)]
+    #[case("user@example.org", true)]
+    #[case("", false)]
+    #[case("has space", false)]
+    #[case("slash/ed", false)]
+    fn recipient_ids_accept_host_style_ids_only(#[case] raw: &str, #[case] ok: bool) {
+        assert_eq!(RecipientId::parse(raw).is_ok(), ok, "{raw:?}");
+    }
+
+    #[rstest]
+    #[case("zoe@example.org", true)]
+    #[case("zoé.tremblay@exemple.fr", true)]
+    #[case("not-an-email", false)]
+    #[case("a@b", false)]
+    #[case("two@@example.org", false)]
+    fn email_addresses_follow_rfc_5322(#[case] raw: &str, #[case] ok: bool) {
+        assert_eq!(EmailAddress::parse(raw).is_ok(), ok, "{raw:?}");
+    }
+
+    #[rstest]
+    #[case("fr", Locale::Fr)]
+    #[case("fr-CA", Locale::Fr)]
+    #[case("en_GB", Locale::En)]
+    #[case("EN", Locale::En)]
+    fn locales_are_read_by_their_primary_language(#[case] raw: &str, #[case] expected: Locale) {
+        assert_eq!(Locale::parse(raw).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_unknown_locale_falls_back_to_the_default() {
+        assert!(Locale::parse("de").is_err());
+        assert_eq!(Locale::parse_or(Some("de"), Locale::En), Locale::En);
+        assert_eq!(Locale::parse_or(None, Locale::Fr), Locale::Fr);
+    }
+
+    #[test]
+    fn an_unknown_time_zone_is_refused_with_its_field() {
+        let err = TimeZone::parse("Mars/Olympus").unwrap_err();
+        assert_eq!(err.field, "timezone");
+        assert_eq!(TimeZone::parse("Europe/Paris").unwrap().name(), "Europe/Paris");
+    }
+
+    #[test]
+    fn phone_numbers_are_kept_in_e164_form() {
+        assert_eq!(PhoneNumber::parse("+1 514-555-0000").unwrap().as_str(), "+15145550000");
+        assert!(PhoneNumber::parse("5145550000").is_err());
+    }
+
+    #[test]
+    fn telegram_chat_ids_are_integers_or_usernames() {
+        assert_eq!(TelegramChatId::parse("-100123").unwrap().as_i64(), Some(-100_123));
+        assert!(TelegramChatId::parse("@clairon_news").is_ok());
+        assert!(TelegramChatId::parse("chat").is_err());
+    }
+
+    #[test]
+    fn in_app_reaches_everyone_and_other_channels_need_an_address() {
+        let nobody = artist(None, None);
+        assert_eq!(nobody.reachability(Channel::InApp, false), Ok(()));
+        assert_eq!(nobody.reachability(Channel::Email, true), Err(Unreachable::NoEmail));
+        assert_eq!(
+            nobody.reachability(Channel::Telegram, true),
+            Err(Unreachable::NoTelegramChat)
+        );
+        let reachable = artist(Some("zoe@example.org"), Some("100000001"));
+        assert_eq!(reachable.reachability(Channel::Email, false), Ok(()));
+        assert_eq!(
+            reachable.reachability(Channel::Telegram, false),
+            Err(Unreachable::NoTelegramBot)
+        );
+        assert_eq!(reachable.reachability(Channel::Telegram, true), Ok(()));
+    }
+}
