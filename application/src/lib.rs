@@ -8,4 +8,11 @@
 //!
 //! Nothing here knows actix, Diesel, lettre, frankenstein or Tera.
 
+pub mod commands;
+pub mod dispatch;
+pub mod events;
 pub mod ports;
+pub mod queries;
+
+#[cfg(test)]
+mod test_support;

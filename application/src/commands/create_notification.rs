@@ -1,0 +1,415 @@
+//! `CreateNotification`: write notifications and their deliveries — the outbox — in one
+//! transaction, before any channel is tried.
+//!
+//! Which channels a notification goes out on: the channels switched on for the service
+//! (`CLAIRON_CHANNELS`), narrowed to those the producer asked for. Each becomes one delivery:
+//! `pending` when the recipient can be reached on it, `skipped` with the reason otherwise. A
+//! skip is not a failure: it says why nothing was sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use clairon_domain::recipient::Unreachable;
+use clairon_domain::{
+    ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryStatus, EventType,
+    Metadata, Notification, NotificationId, NotificationKind, Priority, Recipient, RecipientId,
+    SourceEventId, Title,
+};
+
+use crate::ports::{
+    Clock, DeliveryWaker, IdGenerator, NewNotification, NotificationRepository, RecipientRepository,
+    RepositoryError,
+};
+
+/// Service-wide channel settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelPolicy {
+    /// Channels switched on (`CLAIRON_CHANNELS`); others get no delivery at all.
+    pub enabled: ChannelSet,
+    /// Whether a Telegram bot token is configured; without one, Telegram deliveries are skipped.
+    pub telegram_bot: bool,
+}
+
+impl ChannelPolicy {
+    /// The delivery plan of one recipient: each channel that is on and wanted, with
+    /// `Ok(())` when it can reach them or the reason it cannot.
+    pub fn plan(
+        &self,
+        recipient: &Recipient,
+        wanted: Option<ChannelSet>,
+    ) -> Vec<(Channel, Result<(), Unreachable>)> {
+        let channels = wanted.map_or(self.enabled, |w| self.enabled.intersect(w));
+        channels
+            .iter()
+            .map(|c| (c, recipient.reachability(c, self.telegram_bot)))
+            .collect()
+    }
+}
+
+/// One notification to create, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationDraft {
+    /// Who it is for.
+    pub recipient_id: RecipientId,
+    /// How an inbox shows it.
+    pub kind: NotificationKind,
+    /// Delivery priority.
+    pub priority: Priority,
+    /// Title.
+    pub title: Title,
+    /// Body.
+    pub body: Body,
+    /// Optional call-to-action URL.
+    pub action_url: Option<ActionUrl>,
+    /// Optional call-to-action label.
+    pub action_label: Option<ActionLabel>,
+    /// Producer data (for planning notifications: the template context).
+    pub metadata: Metadata,
+    /// Event type, which selects the templates.
+    pub event_type: EventType,
+    /// The event it comes from; with the recipient, unique.
+    pub source_event_id: Option<SourceEventId>,
+    /// Channels asked for; `None` means every channel that is on.
+    pub channels: Option<ChannelSet>,
+}
+
+/// Creates notifications, all or none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateNotification {
+    /// The notifications.
+    pub drafts: Vec<NotificationDraft>,
+}
+
+/// A delivery as planned at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPlan {
+    /// The channel.
+    pub channel: Channel,
+    /// `pending` or `skipped`.
+    pub status: DeliveryStatus,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+}
+
+/// A notification written to the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedNotification {
+    /// Its id.
+    pub id: NotificationId,
+    /// Who it is for.
+    pub recipient_id: RecipientId,
+    /// One entry per delivery, in channel order.
+    pub deliveries: Vec<DeliveryPlan>,
+}
+
+/// Why notifications were not created; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateNotificationError {
+    /// Some recipient ids are not registered (all of them listed, sorted).
+    #[error("unknown recipients: {}", .0.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))]
+    UnknownRecipients(Vec<RecipientId>),
+    /// A notification for the same source event and recipient already exists.
+    #[error("already created: {0}")]
+    Duplicate(String),
+    /// The command holds more drafts than [`CreateNotificationHandler::MAX_BATCH`].
+    #[error("at most {max} notifications per request")]
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
+    /// The repository failed.
+    #[error(transparent)]
+    Repository(RepositoryError),
+}
+
+impl From<RepositoryError> for CreateNotificationError {
+    fn from(error: RepositoryError) -> Self {
+        match error {
+            RepositoryError::Conflict(what) => Self::Duplicate(what),
+            other => Self::Repository(other),
+        }
+    }
+}
+
+/// Handles [`CreateNotification`].
+pub struct CreateNotificationHandler {
+    recipients: Arc<dyn RecipientRepository>,
+    notifications: Arc<dyn NotificationRepository>,
+    ids: Arc<dyn IdGenerator>,
+    clock: Arc<dyn Clock>,
+    waker: Arc<dyn DeliveryWaker>,
+    policy: ChannelPolicy,
+}
+
+impl CreateNotificationHandler {
+    /// Most notifications one command may create.
+    pub const MAX_BATCH: usize = 10_000;
+
+    /// Builds the handler on its ports.
+    pub fn new(
+        recipients: Arc<dyn RecipientRepository>,
+        notifications: Arc<dyn NotificationRepository>,
+        ids: Arc<dyn IdGenerator>,
+        clock: Arc<dyn Clock>,
+        waker: Arc<dyn DeliveryWaker>,
+        policy: ChannelPolicy,
+    ) -> Self {
+        Self {
+            recipients,
+            notifications,
+            ids,
+            clock,
+            waker,
+            policy,
+        }
+    }
+
+    /// The channel policy in force.
+    pub fn policy(&self) -> ChannelPolicy {
+        self.policy
+    }
+
+    /// Loads the recipients, then writes the notifications and deliveries in one transaction,
+    /// then wakes the dispatcher.
+    ///
+    /// # Errors
+    /// [`CreateNotificationError`]; nothing is written then.
+    #[tracing::instrument(name = "create_notification", skip_all, fields(count = command.drafts.len()))]
+    pub async fn execute(
+        &self,
+        command: CreateNotification,
+    ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        if command.drafts.len() > Self::MAX_BATCH {
+            return Err(CreateNotificationError::TooMany {
+                max: Self::MAX_BATCH,
+            });
+        }
+        let mut ids: Vec<RecipientId> = command.drafts.iter().map(|d| d.recipient_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let directory: HashMap<RecipientId, Recipient> = self
+            .recipients
+            .get_many(&ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        self.execute_with(&directory, command.drafts).await
+    }
+
+    /// As [`CreateNotificationHandler::execute`], with the recipients already loaded (the
+    /// planning listener has them).
+    ///
+    /// # Errors
+    /// [`CreateNotificationError::UnknownRecipients`] when a draft's recipient is not in
+    /// `directory`; otherwise as `execute`.
+    pub async fn execute_with(
+        &self,
+        directory: &HashMap<RecipientId, Recipient>,
+        drafts: Vec<NotificationDraft>,
+    ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        let mut unknown: Vec<RecipientId> = drafts
+            .iter()
+            .filter(|d| !directory.contains_key(&d.recipient_id))
+            .map(|d| d.recipient_id.clone())
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort();
+            unknown.dedup();
+            return Err(CreateNotificationError::UnknownRecipients(unknown));
+        }
+        let now = self.clock.now();
+        let mut batch = Vec::with_capacity(drafts.len());
+        let mut created = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let recipient = &directory[&draft.recipient_id];
+            let id = self.ids.notification_id();
+            let mut deliveries = Vec::new();
+            let mut plans = Vec::new();
+            for (channel, reach) in self.policy.plan(recipient, draft.channels) {
+                let delivery_id = self.ids.delivery_id();
+                let delivery = match reach {
+                    Ok(()) => Delivery::pending(delivery_id, id.clone(), recipient.id.clone(), channel, now),
+                    Err(why) => Delivery::skipped(
+                        delivery_id,
+                        id.clone(),
+                        recipient.id.clone(),
+                        channel,
+                        why.to_string(),
+                        now,
+                    ),
+                };
+                plans.push(DeliveryPlan {
+                    channel,
+                    status: delivery.status,
+                    reason: delivery.last_error.clone(),
+                });
+                deliveries.push(delivery);
+            }
+            created.push(CreatedNotification {
+                id: id.clone(),
+                recipient_id: recipient.id.clone(),
+                deliveries: plans,
+            });
+            batch.push(NewNotification {
+                notification: Notification {
+                    id,
+                    recipient_id: draft.recipient_id,
+                    kind: draft.kind,
+                    priority: draft.priority,
+                    title: draft.title,
+                    body: draft.body,
+                    action_url: draft.action_url,
+                    action_label: draft.action_label,
+                    metadata: draft.metadata,
+                    event_type: draft.event_type,
+                    source_event_id: draft.source_event_id,
+                    created_at: now,
+                    read_at: None,
+                },
+                deliveries,
+            });
+        }
+        self.notifications.insert_batch(&batch).await?;
+        if created
+            .iter()
+            .flat_map(|c| &c.deliveries)
+            .any(|d| d.status == DeliveryStatus::Pending)
+        {
+            self.waker.wake();
+        }
+        tracing::debug!(count = created.len(), "notifications written to the outbox");
+        Ok(created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockDeliveryWaker, MockNotificationRepository, MockRecipientRepository};
+    use crate::test_support::{draft, fixed_clock, recipient, sequential_ids};
+    use clairon_domain::{EmailAddress, TelegramChatId};
+    use rstest::rstest;
+
+    fn handler(
+        recipients: MockRecipientRepository,
+        notifications: MockNotificationRepository,
+        waker: MockDeliveryWaker,
+        policy: ChannelPolicy,
+    ) -> CreateNotificationHandler {
+        CreateNotificationHandler::new(
+            Arc::new(recipients),
+            Arc::new(notifications),
+            Arc::new(sequential_ids()),
+            Arc::new(fixed_clock()),
+            Arc::new(waker),
+            policy,
+        )
+    }
+
+    fn all_on() -> ChannelPolicy {
+        ChannelPolicy {
+            enabled: ChannelSet::all(),
+            telegram_bot: true,
+        }
+    }
+
+    #[rstest]
+    #[case::everything(Some("zoe@example.org"), Some("100"), true, &[("in_app", "pending"), ("email", "pending"), ("telegram", "pending")])]
+    #[case::no_email(None, Some("100"), true, &[("in_app", "pending"), ("email", "skipped"), ("telegram", "pending")])]
+    #[case::no_chat(Some("zoe@example.org"), None, true, &[("in_app", "pending"), ("email", "pending"), ("telegram", "skipped")])]
+    #[case::no_bot(Some("zoe@example.org"), Some("100"), false, &[("in_app", "pending"), ("email", "pending"), ("telegram", "skipped")])]
+    #[tokio::test]
+    async fn each_channel_gets_a_pending_or_skipped_delivery(
+        #[case] email: Option<&str>,
+        #[case] chat: Option<&str>,
+        #[case] bot: bool,
+        #[case] expected: &[(&str, &str)],
+    ) {
+        let mut zoe = recipient("artist-1");
+        zoe.email = email.map(|e| EmailAddress::parse(e).unwrap());
+        zoe.telegram_chat_id = chat.map(|c| TelegramChatId::parse(c).unwrap());
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().times(1).returning(|_| Ok(()));
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().times(1).return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            ChannelPolicy { enabled: ChannelSet::all(), telegram_bot: bot },
+        );
+        let directory = HashMap::from([(zoe.id.clone(), zoe)]);
+        let created = handler.execute_with(&directory, vec![draft("artist-1")]).await.unwrap();
+        let got: Vec<(&str, &str)> = created[0]
+            .deliveries
+            .iter()
+            .map(|d| (d.channel.as_str(), d.status.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn a_globally_disabled_channel_gets_no_delivery_even_when_asked_for() {
+        let mut notifications = MockNotificationRepository::new();
+        notifications
+            .expect_insert_batch()
+            .withf(|batch| batch[0].deliveries.iter().all(|d| d.channel == Channel::InApp))
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            ChannelPolicy { enabled: ChannelSet::parse_list("in_app").unwrap(), telegram_bot: true },
+        );
+        let zoe = recipient("artist-1");
+        let mut wanted = draft("artist-1");
+        wanted.channels = Some(ChannelSet::parse_list("in_app,email").unwrap());
+        let created = handler
+            .execute_with(&HashMap::from([(zoe.id.clone(), zoe)]), vec![wanted])
+            .await
+            .unwrap();
+        assert_eq!(created[0].deliveries.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_recipients_are_all_named_and_nothing_is_written() {
+        let mut recipients = MockRecipientRepository::new();
+        recipients
+            .expect_get_many()
+            .returning(|_| Ok(vec![recipient("artist-1")]));
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().never();
+        let handler = handler(recipients, notifications, MockDeliveryWaker::new(), all_on());
+        let err = handler
+            .execute(CreateNotification {
+                drafts: vec![draft("artist-9"), draft("artist-1"), draft("artist-3")],
+            })
+            .await
+            .unwrap_err();
+        let CreateNotificationError::UnknownRecipients(ids) = err else {
+            panic!("expected UnknownRecipients, got {err:?}");
+        };
+        assert_eq!(ids.iter().map(|i| i.as_str()).collect::<Vec<_>>(), vec!["artist-3", "artist-9"]);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_in_the_outbox_is_reported_as_a_duplicate_and_wakes_nobody() {
+        let mut notifications = MockNotificationRepository::new();
+        notifications
+            .expect_insert_batch()
+            .returning(|_| Err(RepositoryError::Conflict("notifications_source_recipient".into())));
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().never();
+        let handler = handler(MockRecipientRepository::new(), notifications, waker, all_on());
+        let zoe = recipient("artist-1");
+        let err = handler
+            .execute_with(&HashMap::from([(zoe.id.clone(), zoe)]), vec![draft("artist-1")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CreateNotificationError::Duplicate(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,27 @@
+//! Commands: requests to change state, each with its handler, input, output and error.
+
+pub mod create_notification;
+pub mod handle_planning_event;
+pub mod mark_all_notifications_read;
+pub mod mark_notification_read;
+pub mod send_test_notification;
+pub mod upsert_recipient;
+
+pub use create_notification::{
+    ChannelPolicy, CreateNotification, CreateNotificationError, CreateNotificationHandler,
+    CreatedNotification, DeliveryPlan, NotificationDraft,
+};
+pub use handle_planning_event::{
+    HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
+};
+pub use mark_all_notifications_read::{
+    MarkAllNotificationsRead, MarkAllNotificationsReadError, MarkAllNotificationsReadHandler,
+};
+pub use mark_notification_read::{
+    MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
+};
+pub use send_test_notification::{
+    SendTestNotification, SendTestNotificationError, SendTestNotificationHandler, TestChannelResult,
+    TestStatus, TestTarget,
+};
+pub use upsert_recipient::{UpsertRecipients, UpsertRecipientsError, UpsertRecipientsHandler};

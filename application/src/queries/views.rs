@@ -1,0 +1,116 @@
+//! Read models, serialisable as the API shows them.
+
+use chrono::{DateTime, Utc};
+use clairon_domain::{Delivery, Metadata, Notification};
+use serde::Serialize;
+
+use crate::ports::NotificationDetails;
+
+/// A notification as an inbox shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotificationView {
+    /// UUIDv7.
+    pub id: String,
+    /// Whose.
+    pub recipient_id: String,
+    /// `info|success|warning|error`.
+    pub kind: &'static str,
+    /// `critical|high|normal|low`.
+    pub priority: &'static str,
+    /// Title.
+    pub title: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Call-to-action URL.
+    pub action_url: Option<String>,
+    /// Call-to-action label.
+    pub action_label: Option<String>,
+    /// Producer data (a JSON object).
+    pub metadata: Metadata,
+    /// `planning.assigned`, `custom`, ...
+    pub event_type: String,
+    /// The event it came from.
+    pub source_event_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC; null while unread.
+    pub read_at: Option<DateTime<Utc>>,
+    /// Whether it was read.
+    pub read: bool,
+}
+
+impl From<Notification> for NotificationView {
+    fn from(n: Notification) -> Self {
+        Self {
+            read: n.is_read(),
+            id: n.id.to_string(),
+            recipient_id: n.recipient_id.to_string(),
+            kind: n.kind.as_str(),
+            priority: n.priority.as_str(),
+            title: n.title.as_str().to_owned(),
+            body: n.body.as_str().to_owned(),
+            action_url: n.action_url.map(|u| u.as_str().to_owned()),
+            action_label: n.action_label.map(|l| l.as_str().to_owned()),
+            metadata: n.metadata,
+            event_type: n.event_type.as_str().to_owned(),
+            source_event_id: n.source_event_id.map(|s| s.to_string()),
+            created_at: n.created_at,
+            read_at: n.read_at,
+        }
+    }
+}
+
+/// A delivery as operators see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryView {
+    /// UUIDv7.
+    pub id: String,
+    /// `in_app|email|telegram`.
+    pub channel: &'static str,
+    /// `pending|sending|sent|retrying|failed|dead|skipped|cancelled`.
+    pub status: &'static str,
+    /// Tries made.
+    pub attempts: u32,
+    /// The skip reason or last failure.
+    pub last_error: Option<String>,
+    /// The provider's message id.
+    pub provider_message_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            channel: d.channel.as_str(),
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            last_error: d.last_error,
+            provider_message_id: d.provider_message_id,
+            created_at: d.created_at,
+            sent_at: d.sent_at,
+        }
+    }
+}
+
+/// A notification with its deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotificationDetailsView {
+    /// The notification's fields.
+    #[serde(flatten)]
+    pub notification: NotificationView,
+    /// One per channel.
+    pub deliveries: Vec<DeliveryView>,
+}
+
+impl From<NotificationDetails> for NotificationDetailsView {
+    fn from(d: NotificationDetails) -> Self {
+        Self {
+            notification: d.notification.into(),
+            deliveries: d.deliveries.into_iter().map(Into::into).collect(),
+        }
+    }
+}
