@@ -1,1 +1,12 @@
-//! placeholder
+//! Clairon's composition root: reads the configuration, sets up telemetry, builds every adapter
+//! and handler, and runs the HTTP server beside the delivery dispatcher.
+//!
+//! The only crate that knows all the others. `anyhow` lives here and in `main`, nowhere else.
+
+pub mod replay;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::{Application, Components};

@@ -1,1 +1,90 @@
-//! (being written)
+//! The actix-web HTTP adapter: JSON API under `/api/v1` (API key required) and `/health`.
+//!
+//! Routes translate requests into commands and queries of the application layer and their
+//! results or errors into JSON or RFC 7807 problems; they hold no business rule.
+
+pub mod auth;
+pub mod dto;
+pub mod extract;
+pub mod problem;
+mod routes;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+use clairon_application::commands::{
+    CreateNotificationHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
+    MarkNotificationReadHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
+};
+use clairon_application::ports::RecipientRepository;
+use clairon_application::queries::{GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler};
+
+pub use auth::ApiKeys;
+pub use problem::{ApiError, FieldError};
+
+/// Checks the database for `/health`.
+pub trait HealthProbe: Send + Sync {
+    /// `Ok` when the database answers; `Err` with a cause (logged, never shown) otherwise.
+    fn database(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// Everything the routes call: the use-case handlers, built once by the bootstrap.
+pub struct Handlers {
+    /// `PUT /recipients/{id}`, `POST /recipients/import`.
+    pub upsert_recipients: Arc<UpsertRecipientsHandler>,
+    /// `GET /recipients/{id}` reads the repository directly: it is a plain lookup.
+    pub recipients: Arc<dyn RecipientRepository>,
+    /// `POST /notifications`.
+    pub create_notification: Arc<CreateNotificationHandler>,
+    /// `POST /notifications/plannings/{id}/events`.
+    pub handle_planning_event: Arc<HandlePlanningEventHandler>,
+    /// `GET /recipients/{id}/notifications`.
+    pub list_notifications: Arc<ListNotificationsHandler>,
+    /// `GET /recipients/{id}/notifications/unread-count`.
+    pub unread_count: Arc<UnreadCountHandler>,
+    /// `GET /notifications/{id}`.
+    pub get_notification: Arc<GetNotificationHandler>,
+    /// `POST /notifications/{id}/read`.
+    pub mark_read: Arc<MarkNotificationReadHandler>,
+    /// `POST /recipients/{id}/notifications/read-all`.
+    pub mark_all_read: Arc<MarkAllNotificationsReadHandler>,
+    /// `POST /notifications/test`.
+    pub send_test: Arc<SendTestNotificationHandler>,
+    /// `/health`.
+    pub health: Arc<dyn HealthProbe>,
+}
+
+/// Registers every route on an actix `App`: give it `web::Data<Handlers>` and
+/// `web::Data<ApiKeys>` as app data.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(routes::health))
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(auth::require_api_key))
+                .route("/recipients/import", web::post().to(routes::import_recipients))
+                .route("/recipients/{id}", web::put().to(routes::put_recipient))
+                .route("/recipients/{id}", web::get().to(routes::get_recipient))
+                .route("/recipients/{id}/notifications", web::get().to(routes::list_notifications))
+                .route(
+                    "/recipients/{id}/notifications/unread-count",
+                    web::get().to(routes::unread_count),
+                )
+                .route(
+                    "/recipients/{id}/notifications/read-all",
+                    web::post().to(routes::mark_all_read),
+                )
+                .route("/notifications", web::post().to(routes::create_notifications))
+                .route("/notifications/test", web::post().to(routes::send_test))
+                .route(
+                    "/notifications/plannings/{planning_id}/events",
+                    web::post().to(routes::planning_event),
+                )
+                .route("/notifications/{id}", web::get().to(routes::get_notification))
+                .route("/notifications/{id}/read", web::post().to(routes::mark_read))
+                .default_service(web::to(routes::not_found)),
+        )
+        .default_service(web::to(routes::not_found));
+}

@@ -1,0 +1,491 @@
+//! Request bodies as clients send them, and their translation into validated domain values.
+//!
+//! Translation collects every invalid field before answering, so a client fixes its request
+//! in one round trip.
+
+use chrono::{DateTime, Utc};
+use clairon_domain::{
+    ActionLabel, ActionUrl, Body, ChannelSet, Contact, DisplayName, EmailAddress, Locale, Location,
+    Metadata, NotificationKind, PhoneNumber, PlanningChange, PlanningEvent, PlanningEventId,
+    PlanningEventKind, PlanningId, PlanningSnapshot, Priority, Recipient, RecipientId, Schedule,
+    TelegramChatId, TimeZone, Title, ValidationError,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::problem::{ApiError, FieldError};
+
+/// Collects field errors while translating a body.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn take<T>(&mut self, prefix: &str, result: Result<T, ValidationError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let e = if prefix.is_empty() { e } else { e.within(prefix) };
+                self.0.push(e.into());
+                None
+            }
+        }
+    }
+
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
+        match value {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(ApiError::invalid_fields(self.0)),
+        }
+    }
+}
+
+/// A string or an integer (Telegram chat ids arrive as both).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrInt {
+    /// `"100000000"`.
+    Text(String),
+    /// `100000000`.
+    Int(i64),
+}
+
+impl StringOrInt {
+    fn text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Int(i) => i.to_string(),
+        }
+    }
+}
+
+/// `PUT /api/v1/recipients/{id}` body; with `id`, an element of the import.
+#[derive(Debug, Deserialize)]
+pub struct RecipientBody {
+    /// Only in imports.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Telegram chat id.
+    pub telegram_chat_id: Option<StringOrInt>,
+    /// E.164 phone.
+    pub phone: Option<String>,
+    /// BCP 47 language tag.
+    pub locale: Option<String>,
+    /// IANA zone.
+    pub timezone: Option<String>,
+}
+
+impl RecipientBody {
+    fn translate(&self, id: &str, prefix: &str, errors: &mut Errors) -> Option<Recipient> {
+        let id = errors.take(prefix, RecipientId::parse(id));
+        let name = errors.take(prefix, DisplayName::parse(&self.name));
+        let email = errors.take(prefix, self.email.as_deref().filter(|e| !e.is_empty()).map(EmailAddress::parse).transpose());
+        let chat = errors.take(
+            prefix,
+            self.telegram_chat_id
+                .as_ref()
+                .map(|c| TelegramChatId::parse(&c.text()))
+                .transpose(),
+        );
+        let phone = errors.take(prefix, self.phone.as_deref().filter(|p| !p.is_empty()).map(PhoneNumber::parse).transpose());
+        let locale = errors.take(prefix, self.locale.as_deref().map(Locale::parse).transpose());
+        let timezone = errors.take(prefix, self.timezone.as_deref().map(TimeZone::parse).transpose());
+        Some(Recipient {
+            id: id?,
+            name: name?,
+            email: email?,
+            telegram_chat_id: chat?,
+            phone: phone?,
+            locale: locale?,
+            timezone: timezone?,
+        })
+    }
+
+    /// Validates the body for the recipient `id` of the path.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field.
+    pub fn into_recipient(self, id: &str) -> Result<Recipient, ApiError> {
+        let mut errors = Errors::default();
+        if let Some(body_id) = &self.id {
+            if body_id != id {
+                errors.push("id", "differs from the id in the path");
+            }
+        }
+        let recipient = self.translate(id, "", &mut errors);
+        errors.finish(recipient)
+    }
+}
+
+/// `POST /api/v1/recipients/import` body.
+#[derive(Debug, Deserialize)]
+pub struct ImportBody {
+    /// Recipients, each with its `id`.
+    pub recipients: Vec<RecipientBody>,
+}
+
+impl ImportBody {
+    /// Validates every recipient.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field as `recipients[i].field`.
+    pub fn into_recipients(self) -> Result<Vec<Recipient>, ApiError> {
+        let mut errors = Errors::default();
+        let mut out = Vec::with_capacity(self.recipients.len());
+        for (i, body) in self.recipients.iter().enumerate() {
+            let prefix = format!("recipients[{i}]");
+            match &body.id {
+                None => errors.push(format!("{prefix}.id"), "is required"),
+                Some(id) => out.extend(body.translate(id, &prefix, &mut errors)),
+            }
+        }
+        errors.finish(Some(out))
+    }
+}
+
+/// `POST /api/v1/notifications` body.
+#[derive(Debug, Deserialize)]
+pub struct NotificationBody {
+    /// Who to notify (1 to 10,000 ids).
+    pub recipient_ids: Vec<String>,
+    /// `info|success|warning|error`, default `info`.
+    pub kind: Option<String>,
+    /// `critical|high|normal|low`, default `normal`.
+    pub priority: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Call-to-action URL.
+    pub action_url: Option<String>,
+    /// Call-to-action label.
+    pub action_label: Option<String>,
+    /// A JSON object.
+    pub metadata: Option<Value>,
+    /// Channels to use, default every channel that is on.
+    pub channels: Option<Vec<String>>,
+}
+
+/// The validated content shared by every recipient of a [`NotificationBody`].
+#[derive(Debug)]
+pub struct NotificationContent {
+    /// Recipients, deduplicated.
+    pub recipient_ids: Vec<RecipientId>,
+    /// Kind.
+    pub kind: NotificationKind,
+    /// Priority.
+    pub priority: Priority,
+    /// Title.
+    pub title: Title,
+    /// Body.
+    pub body: Body,
+    /// Action URL.
+    pub action_url: Option<ActionUrl>,
+    /// Action label.
+    pub action_label: Option<ActionLabel>,
+    /// Metadata object.
+    pub metadata: Metadata,
+    /// Channels asked for.
+    pub channels: Option<ChannelSet>,
+}
+
+impl NotificationBody {
+    /// Validates the body.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field.
+    pub fn into_content(self) -> Result<NotificationContent, ApiError> {
+        let mut errors = Errors::default();
+        if self.recipient_ids.is_empty() {
+            errors.push("recipient_ids", "must name at least one recipient");
+        }
+        let mut recipient_ids = Vec::with_capacity(self.recipient_ids.len());
+        for (i, raw) in self.recipient_ids.iter().enumerate() {
+            if let Some(id) = errors.take("", RecipientId::parse(raw).map_err(|e| ValidationError::new(format!("recipient_ids[{i}]"), e.message))) {
+                if !recipient_ids.contains(&id) {
+                    recipient_ids.push(id);
+                }
+            }
+        }
+        let kind = errors.take("", self.kind.as_deref().map_or(Ok(NotificationKind::Info), NotificationKind::parse));
+        let priority = errors.take("", self.priority.as_deref().map_or(Ok(Priority::Normal), Priority::parse));
+        let title = errors.take("", Title::parse(&self.title));
+        let body = errors.take("", Body::parse(&self.body));
+        let action_url = errors.take("", self.action_url.as_deref().map(ActionUrl::parse).transpose());
+        let action_label = errors.take("", self.action_label.as_deref().map(ActionLabel::parse).transpose());
+        if action_label.as_ref().is_some_and(Option::is_some) && action_url.as_ref().is_some_and(Option::is_none) {
+            errors.push("action_label", "needs an action_url");
+        }
+        let metadata = match self.metadata {
+            None | Some(Value::Null) => Some(Metadata::new()),
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => {
+                errors.push("metadata", "must be a JSON object");
+                None
+            }
+        };
+        let channels = errors.take("", self.channels.as_ref().map(|c| c.iter().map(|s| clairon_domain::Channel::parse(s)).collect::<Result<ChannelSet, _>>()).transpose());
+        if channels.as_ref().is_some_and(|c| c.is_some_and(ChannelSet::is_empty)) {
+            errors.push("channels", "must name at least one channel");
+        }
+        let content = (|| {
+            Some(NotificationContent {
+                recipient_ids,
+                kind: kind?,
+                priority: priority?,
+                title: title?,
+                body: body?,
+                action_url: action_url?,
+                action_label: action_label?,
+                metadata: metadata?,
+                channels: channels?,
+            })
+        })();
+        errors.finish(content)
+    }
+}
+
+/// A place in an event body.
+#[derive(Debug, Deserialize)]
+pub struct LocationBody {
+    /// Venue name.
+    pub name: String,
+    /// Postal address.
+    pub address: String,
+}
+
+/// A contact in an event body.
+#[derive(Debug, Deserialize)]
+pub struct ContactBody {
+    /// Name.
+    pub name: String,
+    /// E.164 phone.
+    pub phone: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+}
+
+/// The planning inside an event body.
+#[derive(Debug, Deserialize)]
+pub struct PlanningBody {
+    /// Title.
+    pub title: String,
+    /// Venue.
+    pub location: LocationBody,
+    /// RFC 3339 start with offset.
+    pub starts_at: String,
+    /// RFC 3339 end with offset.
+    pub ends_at: String,
+    /// IANA zone.
+    pub timezone: String,
+    /// Contact.
+    pub contact: ContactBody,
+}
+
+/// A change's old and new values, as sent.
+#[derive(Debug, Deserialize)]
+pub struct ChangeBody {
+    /// Before.
+    pub from: Value,
+    /// After.
+    pub to: Value,
+}
+
+/// `POST /api/v1/notifications/plannings/{planning_id}/events` body: one event of the planning
+/// application, in the shape of its dataset.
+#[derive(Debug, Deserialize)]
+pub struct PlanningEventBody {
+    /// Producer's event id.
+    pub event_id: String,
+    /// Must equal the path's planning id.
+    pub planning_id: String,
+    /// `assigned|modified|cancelled|reminder`.
+    pub event: String,
+    /// RFC 3339.
+    pub occurred_at: String,
+    /// The planning after the event.
+    pub planning: PlanningBody,
+    /// Artists.
+    #[serde(default)]
+    pub artist_ids: Vec<String>,
+    /// Coordinators.
+    #[serde(default)]
+    pub coordinator_ids: Vec<String>,
+    /// For `modified`: field → {from, to}.
+    #[serde(default)]
+    pub changes: serde_json::Map<String, Value>,
+}
+
+fn instant(raw: &str, field: &str) -> Result<DateTime<Utc>, ValidationError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ValidationError::new(field, format!("is not an RFC 3339 date-time: {e}")))
+}
+
+fn location(body: &LocationBody) -> Result<Location, ValidationError> {
+    Location::new(&body.name, &body.address)
+}
+
+fn contact(body: &ContactBody) -> Result<Contact, ValidationError> {
+    Contact::new(&body.name, body.phone.as_deref(), body.email.as_deref())
+}
+
+fn change(field: &str, raw: &Value) -> Result<PlanningChange, ValidationError> {
+    let path = format!("changes.{field}");
+    let body: ChangeBody = serde_json::from_value(raw.clone())
+        .map_err(|e| ValidationError::new(&path, format!("must be {{\"from\", \"to\"}}: {e}")))?;
+    let text = |v: &Value, end: &str| {
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ValidationError::new(format!("{path}.{end}"), "must be a string"))
+    };
+    let object = |v: &Value, end: &str| -> Result<Value, ValidationError> {
+        if v.is_object() {
+            Ok(v.clone())
+        } else {
+            Err(ValidationError::new(format!("{path}.{end}"), "must be an object"))
+        }
+    };
+    Ok(match field {
+        "title" => PlanningChange::Title { from: text(&body.from, "from")?, to: text(&body.to, "to")? },
+        "starts_at" | "ends_at" => {
+            let from = instant(&text(&body.from, "from")?, &format!("{path}.from"))?;
+            let to = instant(&text(&body.to, "to")?, &format!("{path}.to"))?;
+            if field == "starts_at" {
+                PlanningChange::StartsAt { from, to }
+            } else {
+                PlanningChange::EndsAt { from, to }
+            }
+        }
+        "location" => {
+            let parse = |v: Value, end: &str| -> Result<Location, ValidationError> {
+                let body: LocationBody = serde_json::from_value(v)
+                    .map_err(|e| ValidationError::new(format!("{path}.{end}"), e.to_string()))?;
+                location(&body).map_err(|e| e.within(&format!("{path}.{end}")))
+            };
+            PlanningChange::Location { from: parse(object(&body.from, "from")?, "from")?, to: parse(object(&body.to, "to")?, "to")? }
+        }
+        "contact" => {
+            let parse = |v: Value, end: &str| -> Result<Contact, ValidationError> {
+                let body: ContactBody = serde_json::from_value(v)
+                    .map_err(|e| ValidationError::new(format!("{path}.{end}"), e.to_string()))?;
+                contact(&body).map_err(|e| e.within(&format!("{path}.{end}")))
+            };
+            PlanningChange::Contact { from: parse(object(&body.from, "from")?, "from")?, to: parse(object(&body.to, "to")?, "to")? }
+        }
+        other => {
+            return Err(ValidationError::new(
+                &path,
+                format!("unknown field {other:?}; known: title, location, starts_at, ends_at, contact"),
+            ))
+        }
+    })
+}
+
+impl PlanningEventBody {
+    /// Validates the event for the planning `path_planning_id`.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field: ids, event kind, times (and an
+    /// end before the start), zone, contact, changes, and a body planning id that differs from
+    /// the path's.
+    pub fn into_event(self, path_planning_id: &str) -> Result<PlanningEvent, ApiError> {
+        let mut e = Errors::default();
+        if self.planning_id != path_planning_id {
+            e.push("planning_id", format!("{:?} differs from the planning id in the path {path_planning_id:?}", self.planning_id));
+        }
+        let event_id = e.take("", PlanningEventId::parse(&self.event_id));
+        let planning_id = e.take("", PlanningId::parse(path_planning_id));
+        let kind = e.take("", PlanningEventKind::parse(&self.event));
+        let occurred_at = e.take("", instant(&self.occurred_at, "occurred_at"));
+        let p = &self.planning;
+        let starts_at = e.take("planning", instant(&p.starts_at, "starts_at"));
+        let ends_at = e.take("planning", instant(&p.ends_at, "ends_at"));
+        let timezone = e.take("planning", TimeZone::parse(&p.timezone));
+        let schedule = match (starts_at, ends_at, timezone) {
+            (Some(s), Some(end), Some(tz)) => e.take("planning", Schedule::new(s, end, tz)),
+            _ => None,
+        };
+        let location = e.take("planning.location", location(&p.location));
+        let contact = e.take("planning.contact", contact(&p.contact));
+        let ids = |raw: &[String], field: &str, e: &mut Errors| -> Vec<RecipientId> {
+            raw.iter()
+                .enumerate()
+                .filter_map(|(i, r)| e.take("", RecipientId::parse(r).map_err(|err| ValidationError::new(format!("{field}[{i}]"), err.message))))
+                .collect()
+        };
+        let artist_ids = ids(&self.artist_ids, "artist_ids", &mut e);
+        let coordinator_ids = ids(&self.coordinator_ids, "coordinator_ids", &mut e);
+        let changes: Vec<PlanningChange> = self
+            .changes
+            .iter()
+            .filter_map(|(field, raw)| e.take("", change(field, raw)))
+            .collect();
+        let snapshot = match (planning_id, schedule, location, contact) {
+            (Some(id), Some(schedule), Some(location), Some(contact)) => {
+                e.take("planning", PlanningSnapshot::new(id, &p.title, location, schedule, contact))
+            }
+            _ => None,
+        };
+        let event = match (event_id, kind, occurred_at, snapshot) {
+            (Some(id), Some(kind), Some(at), Some(snapshot)) if e.0.is_empty() => {
+                e.take("", PlanningEvent::new(id, kind, at, snapshot, artist_ids, coordinator_ids, changes))
+            }
+            _ => None,
+        };
+        e.finish(event)
+    }
+}
+
+/// `POST /api/v1/notifications/test` body.
+#[derive(Debug, Deserialize)]
+pub struct TestBody {
+    /// A registered recipient.
+    pub recipient_id: Option<String>,
+    /// Or an email address.
+    pub email: Option<String>,
+    /// Or a Telegram chat.
+    pub telegram_chat_id: Option<StringOrInt>,
+    /// Channels to test.
+    pub channels: Option<Vec<String>>,
+}
+
+impl TestBody {
+    /// Validates the body.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] when neither a recipient nor an address is given, or a field
+    /// is invalid.
+    pub fn into_command(self) -> Result<clairon_application::commands::SendTestNotification, ApiError> {
+        use clairon_application::commands::{SendTestNotification, TestTarget};
+        let mut e = Errors::default();
+        let channels = e.take("", self.channels.as_ref().map(|c| c.iter().map(|s| clairon_domain::Channel::parse(s)).collect::<Result<ChannelSet, _>>()).transpose());
+        let target = match (&self.recipient_id, &self.email, &self.telegram_chat_id) {
+            (Some(id), None, None) => e.take("", RecipientId::parse(id).map_err(|err| ValidationError::new("recipient_id", err.message))).map(TestTarget::Recipient),
+            (None, None, None) => {
+                e.push("recipient_id", "give a recipient_id, or an email and/or telegram_chat_id");
+                None
+            }
+            (Some(_), _, _) => {
+                e.push("recipient_id", "give a recipient_id or addresses, not both");
+                None
+            }
+            (None, email, chat) => {
+                let email = e.take("", email.as_deref().map(EmailAddress::parse).transpose());
+                let chat = e.take("", chat.as_ref().map(|c| TelegramChatId::parse(&c.text())).transpose());
+                email.zip(chat).map(|(email, telegram_chat_id)| TestTarget::Addresses { email, telegram_chat_id })
+            }
+        };
+        let command = target.zip(channels).map(|(target, channels)| SendTestNotification { target, channels });
+        e.finish(command)
+    }
+}

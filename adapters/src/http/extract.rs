@@ -1,0 +1,135 @@
+//! Request body extraction with the API's rules: at most 256 KiB, JSON only, and errors that
+//! name the offending field (`serde_path_to_error` tracks the path while deserialising).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+
+/// Largest accepted body, in bytes (256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A JSON body of type `T`. Malformed JSON is a 400; JSON of the wrong shape is a 422 naming the
+/// field; a body over [`MAX_BODY_BYTES`] is a 413; a non-JSON content type is a 415.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| {
+                let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            });
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+                return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+            }
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+/// Parses `body` as `T`, classifying errors as the API answers them.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for syntax errors and empty bodies, [`ApiError::Unprocessable`]
+/// naming the field for well-formed JSON of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest("request body is empty; expected JSON".into()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                // serde reports a missing field at its parent's path: name the field itself.
+                let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                    Some(name) if path == "." => name.to_owned(),
+                    Some(name) => format!("{path}.{name}"),
+                    None if path == "." => "body".to_owned(),
+                    None => path,
+                };
+                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                ApiError::invalid(field, message)
+            }
+            _ => ApiError::BadRequest(format!("malformed JSON: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        planning: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        title: String,
+        starts_at: String,
+    }
+
+    fn field_of(err: ApiError) -> String {
+        match err {
+            ApiError::Unprocessable { errors, .. } => errors[0].field.clone(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_is_a_bad_request() {
+        assert!(matches!(parse_json::<Outer>(b"{\"planning\": "), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_json::<Outer>(b"  "), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn a_missing_nested_field_is_named_by_its_full_path() {
+        let err = parse_json::<Outer>(br#"{"planning": {"title": "Carmen"}}"#).unwrap_err();
+        assert_eq!(field_of(err), "planning.starts_at");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        let err = parse_json::<Outer>(br#"{"planning": {"title": 3, "starts_at": "x"}}"#).unwrap_err();
+        assert_eq!(field_of(err), "planning.title");
+    }
+}

@@ -1,0 +1,98 @@
+//! The `clairon` binary: `serve` (the default), `migrate`, `send-test`, `replay`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clairon_application::commands::{SendTestNotification, TestTarget};
+use clairon_bootstrap::{replay, telemetry, Application, Components, Settings};
+use clairon_domain::{ChannelSet, EmailAddress, RecipientId, TelegramChatId};
+use clap::{Parser, Subcommand};
+
+/// Clairon: a self-hosted notification service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the delivery dispatcher (the default).
+    Serve,
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Send a test message now on each configured channel and print the outcome per channel.
+    SendTest {
+        /// A registered recipient.
+        #[arg(long, conflicts_with_all = ["email", "telegram_chat_id"])]
+        recipient: Option<String>,
+        /// An email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// A Telegram chat id.
+        #[arg(long)]
+        telegram_chat_id: Option<String>,
+        /// Channels to test, comma-separated (default: every channel that is on).
+        #[arg(long)]
+        channels: Option<String>,
+    },
+    /// Register a dataset's recipients, feed its planning events through the in-process bus in
+    /// order, send everything, and print the counts.
+    Replay {
+        /// A dataset such as tests/data/planning-spring-2027.json.
+        dataset: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let settings = Settings::load()?;
+    telemetry::init(&settings.log, &settings.log_format);
+    tracing::debug!(?settings, "configuration");
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => Application::build(settings).await?.run_until_stopped().await,
+        Command::Migrate => {
+            let db = clairon_adapters::persistence::Database::connect(&settings.database_url, 1).await?;
+            db.run_migrations().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::SendTest { recipient, email, telegram_chat_id, channels } => {
+            let target = match recipient {
+                Some(id) => TestTarget::Recipient(RecipientId::parse(&id)?),
+                None => TestTarget::Addresses {
+                    email: email.as_deref().map(EmailAddress::parse).transpose()?,
+                    telegram_chat_id: telegram_chat_id.as_deref().map(TelegramChatId::parse).transpose()?,
+                },
+            };
+            let channels = channels.as_deref().map(ChannelSet::parse_list).transpose()?;
+            let components = Components::build(&settings).await?;
+            let results = components
+                .handlers
+                .send_test
+                .execute(SendTestNotification { target, channels })
+                .await?;
+            components.drain().await?;
+            let mut failed = false;
+            for r in &results {
+                println!("{:<9} {:<8} {}", r.channel.as_str(), format!("{:?}", r.status).to_lowercase(), r.detail);
+                failed |= r.status == clairon_application::commands::TestStatus::Failed;
+            }
+            if failed {
+                anyhow::bail!("at least one channel failed");
+            }
+            Ok(())
+        }
+        Command::Replay { dataset } => {
+            let components = Components::build(&settings).await?;
+            let report = replay::replay(&components, &dataset)
+                .await
+                .with_context(|| format!("replaying {}", dataset.display()))?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Wiring: builds the adapters and the handlers from the settings, then runs the HTTP server
+//! and the delivery dispatcher side by side until a shutdown signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use clairon_adapters::channels::{FrankensteinTelegramSender, LettreEmailSender};
+use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe};
+use clairon_adapters::persistence::{
+    Database, DieselApiKeyStore, DieselDeliveryQueue, DieselNotificationRepository,
+    DieselRecipientRepository,
+};
+use clairon_adapters::realtime::InProcessHub;
+use clairon_adapters::system::{SystemClock, UuidV7Generator};
+use clairon_adapters::templates::TeraTemplateRenderer;
+use clairon_application::commands::{
+    ChannelPolicy, CreateNotificationHandler, HandlePlanningEventHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
+};
+use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
+use clairon_application::events::{EventBus, PlanningListener};
+use clairon_application::ports::{
+    Clock, DeliveryWaker, EmailSender, IdGenerator, NotificationRepository, RecipientRepository,
+    TelegramSender, TemplateRenderer,
+};
+use clairon_application::queries::{GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler};
+use tokio::sync::{watch, Notify};
+
+use crate::settings::{redact_url, Settings};
+
+/// Wakes dispatcher workers through a tokio [`Notify`].
+#[derive(Debug, Default)]
+pub struct NotifyWaker(pub Notify);
+
+impl DeliveryWaker for NotifyWaker {
+    fn wake(&self) {
+        self.0.notify_waiters();
+        self.0.notify_one();
+    }
+}
+
+struct DatabaseHealth(Database);
+
+impl HealthProbe for DatabaseHealth {
+    fn database(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// Every built adapter and handler: what `serve`, `send-test` and `replay` share.
+pub struct Components {
+    /// The database.
+    pub database: Database,
+    /// The in-process event bus; a Rust host publishes planning events here.
+    pub bus: Arc<EventBus>,
+    /// The route handlers.
+    pub handlers: Arc<Handlers>,
+    /// The dispatcher.
+    pub dispatcher: Arc<DeliveryDispatcher>,
+    /// Wakes the dispatcher.
+    pub waker: Arc<NotifyWaker>,
+    /// Live inbox events in this process.
+    pub hub: InProcessHub,
+    /// The accepted API keys.
+    pub api_keys: ApiKeys,
+}
+
+impl Components {
+    /// Connects to the database, runs the migrations, loads the templates, builds the channel
+    /// senders and every handler.
+    ///
+    /// # Errors
+    /// On an invalid setting, an unreachable database, a failed migration, or a broken template.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let locale = settings.locale()?;
+        let channels = settings.channel_set()?;
+        let database = Database::connect(&settings.database_url, settings.database_pool_size)
+            .await
+            .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
+        database.run_migrations().await.context("running database migrations")?;
+
+        let templates = TeraTemplateRenderer::from_dir(&settings.templates_dir, locale)
+            .with_context(|| format!("loading templates from {}", settings.templates_dir.display()))?;
+        templates.check_all().context("checking templates")?;
+        let templates: Arc<dyn TemplateRenderer> = Arc::new(templates);
+
+        let email: Arc<dyn EmailSender> = if settings.smtp_url.is_empty() {
+            tracing::info!(dir = %settings.email_outbox_dir.display(), "no SMTP server configured; emails are written as .eml files");
+            Arc::new(LettreEmailSender::files(settings.email_outbox_dir.clone(), &settings.email_from)?)
+        } else {
+            tracing::info!(url = %redact_url(&settings.smtp_url), "sending email over SMTP");
+            Arc::new(LettreEmailSender::smtp(&settings.smtp_url, &settings.email_from, settings.smtp_pool_size)?)
+        };
+        let telegram: Option<Arc<dyn TelegramSender>> = if settings.telegram_bot_token.is_empty() {
+            None
+        } else {
+            Some(Arc::new(FrankensteinTelegramSender::new(
+                &settings.telegram_api_url,
+                &settings.telegram_bot_token,
+            )))
+        };
+
+        let recipients: Arc<dyn RecipientRepository> = Arc::new(DieselRecipientRepository::new(database.clone()));
+        let notifications: Arc<dyn NotificationRepository> = Arc::new(DieselNotificationRepository::new(database.clone()));
+        let queue = Arc::new(DieselDeliveryQueue::new(database.clone()));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
+        let waker = Arc::new(NotifyWaker::default());
+        let hub = InProcessHub::new(1024);
+        let realtime = Arc::new(hub.clone());
+        let policy = ChannelPolicy {
+            enabled: channels,
+            telegram_bot: telegram.is_some(),
+        };
+
+        let create = Arc::new(CreateNotificationHandler::new(
+            recipients.clone(),
+            notifications.clone(),
+            ids.clone(),
+            clock.clone(),
+            waker.clone(),
+            policy,
+        ));
+        let bus = Arc::new(EventBus::new());
+        bus.subscribe(Arc::new(PlanningListener::new(
+            recipients.clone(),
+            templates.clone(),
+            create.clone(),
+            locale,
+        )));
+        let dispatcher = Arc::new(DeliveryDispatcher::new(
+            queue,
+            notifications.clone(),
+            templates.clone(),
+            email.clone(),
+            telegram.clone(),
+            realtime.clone(),
+            clock.clone(),
+            locale,
+            DispatchSettings {
+                batch_size: settings.dispatch_batch_size.max(1),
+                lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
+            },
+        ));
+        let handlers = Arc::new(Handlers {
+            upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
+            recipients: recipients.clone(),
+            create_notification: create.clone(),
+            handle_planning_event: Arc::new(HandlePlanningEventHandler::new(bus.clone(), notifications.clone())),
+            list_notifications: Arc::new(ListNotificationsHandler::new(recipients.clone(), notifications.clone())),
+            unread_count: Arc::new(UnreadCountHandler::new(recipients.clone(), notifications.clone())),
+            get_notification: Arc::new(GetNotificationHandler::new(notifications.clone())),
+            mark_read: Arc::new(MarkNotificationReadHandler::new(notifications.clone(), realtime.clone(), clock.clone())),
+            mark_all_read: Arc::new(MarkAllNotificationsReadHandler::new(notifications.clone(), realtime.clone(), clock.clone())),
+            send_test: Arc::new(SendTestNotificationHandler::new(
+                recipients,
+                create,
+                templates,
+                email,
+                telegram,
+                ids,
+                clock,
+                locale,
+            )),
+            health: Arc::new(DatabaseHealth(database.clone())),
+        });
+        let api_keys = api_keys(settings, &database).await?;
+        Ok(Self {
+            database,
+            bus,
+            handlers,
+            dispatcher,
+            waker,
+            hub,
+            api_keys,
+        })
+    }
+
+    /// Sends until nothing is due any more; returns how many deliveries were processed. Used by
+    /// `replay` and tests that want the outbox empty.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.dispatcher.dispatch_once().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+}
+
+/// The accepted keys: those configured, plus the generated one. When none is configured and
+/// none was ever generated, generates one, stores only its SHA-256 hash, and prints it once.
+async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<ApiKeys> {
+    let store = DieselApiKeyStore::new(database.clone());
+    let configured = settings.api_key_list();
+    let mut keys = ApiKeys::from_hashes(store.all_hashes().await?.iter().map(String::as_str));
+    for key in &configured {
+        keys.insert_key(key);
+    }
+    if configured.is_empty() && keys.is_empty() {
+        let key = format!("clr_{}", hex::encode(rand::random::<[u8; 24]>()));
+        store.insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start")).await?;
+        keys.insert_key(&key);
+        println!("\nNo CLAIRON_API_KEYS configured: generated an API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
+    }
+    Ok(keys)
+}
+
+/// A running Clairon: HTTP server and dispatcher.
+pub struct Application {
+    port: u16,
+    server: Server,
+    components: Components,
+    poll: Duration,
+}
+
+impl Application {
+    /// Builds everything and binds the HTTP listener (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// As [`Components::build`], or when the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let components = Components::build(&settings).await?;
+        let listener = std::net::TcpListener::bind(settings.bind_addr()?)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let handlers = web::Data::from(components.handlers.clone());
+        let keys = web::Data::new(components.api_keys.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::Logger::new("%r %s %b B %D ms").log_target("clairon::http"))
+                .app_data(handlers.clone())
+                .app_data(keys.clone())
+                .configure(http::configure)
+        })
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "listening");
+        Ok(Self {
+            port,
+            server,
+            components,
+            poll: settings.poll_interval(),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared components (bus, hub, handlers).
+    pub fn components(&self) -> &Components {
+        &self.components
+    }
+
+    /// Runs until SIGINT/SIGTERM: actix stops accepting and finishes in-flight requests, then
+    /// the dispatcher finishes its current round and stops.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let dispatcher = tokio::spawn(run_dispatcher(
+            self.components.dispatcher.clone(),
+            self.components.waker.clone(),
+            self.poll,
+            stop_rx,
+        ));
+        let served = self.server.await;
+        let _ = stop_tx.send(true);
+        dispatcher.await.context("dispatcher task")?;
+        served.context("HTTP server")
+    }
+}
+
+/// The dispatcher loop: send while there is work, else wait for a wake-up, the poll interval,
+/// or the stop signal.
+async fn run_dispatcher(
+    dispatcher: Arc<DeliveryDispatcher>,
+    waker: Arc<NotifyWaker>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let idle = match dispatcher.dispatch_once().await {
+            Ok(n) => n == 0,
+            Err(e) => {
+                tracing::error!(error = %e, "dispatcher round failed; retrying after the poll interval");
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                () = waker.0.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+    tracing::info!("dispatcher stopped");
+}
