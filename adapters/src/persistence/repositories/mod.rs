@@ -1,0 +1,15 @@
+//! The Diesel implementations of the repository ports, one per file, plus the API key store.
+
+mod api_keys;
+mod deliveries;
+mod notifications;
+mod recipients;
+
+pub use api_keys::DieselApiKeyStore;
+pub use deliveries::DieselDeliveryQueue;
+pub use notifications::DieselNotificationRepository;
+pub use recipients::DieselRecipientRepository;
+
+/// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's
+/// 65,535 bind parameters, even for the widest row (14 columns).
+pub(crate) const CHUNK: usize = 500;

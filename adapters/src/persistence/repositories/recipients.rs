@@ -1,0 +1,125 @@
+//! [`DieselRecipientRepository`]: recipients by the host application's id.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use clairon_application::ports::{RecipientRepository, RepositoryError, Upserted};
+use clairon_domain::{Recipient, RecipientId};
+use diesel::prelude::*;
+
+use super::CHUNK;
+use crate::persistence::connection::{write_transaction, AnyConnection, Database, DbError};
+use crate::persistence::rows::{db_time, RecipientChanges, RecipientRow};
+use crate::persistence::schema::recipients;
+
+/// The [`RecipientRepository`] on the Diesel [`Database`] (SQLite or PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct DieselRecipientRepository {
+    db: Database,
+}
+
+impl DieselRecipientRepository {
+    /// A repository on `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    async fn upsert_once(
+        &self,
+        rows: Vec<(RecipientRow, RecipientChanges)>,
+    ) -> Result<Vec<Upserted>, RepositoryError> {
+        self.db
+            .call(move |conn| write_transaction(conn, |conn| upsert_rows(conn, &rows)))
+            .await
+    }
+}
+
+/// Updates each recipient in place, or inserts it when no row has its id. (`ON CONFLICT` would
+/// do it in one statement on both engines, but `MultiConnection` does not offer it, and telling
+/// Created from Updated needs the affected-row count anyway.)
+fn upsert_rows(
+    conn: &mut AnyConnection,
+    rows: &[(RecipientRow, RecipientChanges)],
+) -> Result<Vec<Upserted>, DbError> {
+    rows.iter()
+        .map(|(row, changes)| {
+            let updated = diesel::update(recipients::table.find(&row.id))
+                .set(changes)
+                .execute(conn)?;
+            if updated > 0 {
+                return Ok(Upserted::Updated);
+            }
+            diesel::insert_into(recipients::table)
+                .values(row)
+                .execute(conn)?;
+            Ok(Upserted::Created)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl RecipientRepository for DieselRecipientRepository {
+    async fn upsert_many(
+        &self,
+        recipients: &[Recipient],
+    ) -> Result<Vec<Upserted>, RepositoryError> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = db_time(Utc::now());
+        let rows: Vec<_> = recipients
+            .iter()
+            .map(|r| (RecipientRow::new(r, now), RecipientChanges::new(r, now)))
+            .collect();
+        match self.upsert_once(rows.clone()).await {
+            // Another writer created one of these ids between our UPDATE and INSERT (PostgreSQL
+            // only: SQLite's IMMEDIATE transactions serialise writers). Our transaction rolled
+            // back; the row exists now, so a second pass updates it.
+            Err(RepositoryError::Conflict(reason)) => {
+                tracing::debug!(%reason, "recipient upsert raced another writer; retrying once");
+                self.upsert_once(rows).await
+            }
+            other => other,
+        }
+    }
+
+    async fn get(&self, id: &RecipientId) -> Result<Option<Recipient>, RepositoryError> {
+        let id = id.as_str().to_owned();
+        self.db
+            .call(move |conn| {
+                recipients::table
+                    .find(&id)
+                    .select(RecipientRow::as_select())
+                    .first(conn)
+                    .optional()?
+                    .map(RecipientRow::into_domain)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn get_many(&self, ids: &[RecipientId]) -> Result<Vec<Recipient>, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+        self.db.call(move |conn| load_recipients(conn, &ids)).await
+    }
+}
+
+/// The recipients among `ids` that exist, in chunks that stay under the bind-parameter limits.
+pub(crate) fn load_recipients(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<Vec<Recipient>, DbError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows = recipients::table
+            .filter(recipients::id.eq_any(chunk))
+            .select(RecipientRow::as_select())
+            .load(conn)?;
+        for row in rows {
+            found.push(row.into_domain()?);
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,141 @@
+//! Diesel's view of the tables, shared by both engines.
+//!
+//! Written by hand to match `migrations/sqlite` and `migrations/postgres` column for column; only
+//! SQL types that `MultiConnection` maps on both engines appear here (`Text`, `SmallInt`,
+//! `Integer`, `BigInt`, `Timestamp`). JSON is stored as `Text` for that reason.
+
+diesel::table! {
+    /// People Clairon notifies, by the host application's id.
+    recipients (id) {
+        /// The host application's user id.
+        id -> Text,
+        /// Display name.
+        name -> Text,
+        /// RFC 5322 address.
+        email -> Nullable<Text>,
+        /// Telegram chat id or `@username`.
+        telegram_chat_id -> Nullable<Text>,
+        /// E.164 phone number.
+        phone -> Nullable<Text>,
+        /// `fr` or `en`.
+        locale -> Nullable<Text>,
+        /// IANA zone name.
+        timezone -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC.
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One message for one recipient.
+    notifications (id) {
+        /// UUIDv7 text: sorts by creation time.
+        id -> Text,
+        /// The recipient.
+        recipient_id -> Text,
+        /// `info`, `success`, `warning`, `error`.
+        kind -> Text,
+        /// `Priority::rank`: 0 (low) to 3 (critical).
+        priority -> SmallInt,
+        /// Title.
+        title -> Text,
+        /// Plain-text body.
+        body -> Text,
+        /// Call-to-action URL.
+        action_url -> Nullable<Text>,
+        /// Call-to-action label.
+        action_label -> Nullable<Text>,
+        /// A JSON object, as text.
+        metadata -> Text,
+        /// Dotted event type.
+        event_type -> Text,
+        /// The producing event; unique with `recipient_id`.
+        source_event_id -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC; NULL while unread.
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// A notification on one channel: the outbox.
+    deliveries (id) {
+        /// UUIDv7 text.
+        id -> Text,
+        /// The notification delivered.
+        notification_id -> Text,
+        /// Denormalised from the notification.
+        recipient_id -> Text,
+        /// `in_app`, `email`, `telegram`.
+        channel -> Text,
+        /// `DeliveryStatus::as_str`.
+        status -> Text,
+        /// The notification's `Priority::rank`, copied for the claim order.
+        priority -> SmallInt,
+        /// Tries so far.
+        attempts -> Integer,
+        /// When it is due (UTC); the creation time for new deliveries.
+        next_attempt_at -> Timestamp,
+        /// While `sending`: when the dispatcher's claim lapses (UTC).
+        lease_expires_at -> Nullable<Timestamp>,
+        /// Skip reason or last failure.
+        last_error -> Nullable<Text>,
+        /// The provider's message id.
+        provider_message_id -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC.
+        updated_at -> Timestamp,
+        /// UTC.
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// The audit trail: one row per try of a delivery.
+    delivery_attempts (id) {
+        /// Autoincrement (SQLite) / BIGSERIAL (PostgreSQL).
+        id -> BigInt,
+        /// The delivery tried.
+        delivery_id -> Text,
+        /// 1 for the first try.
+        number -> Integer,
+        /// UTC.
+        started_at -> Timestamp,
+        /// Milliseconds.
+        duration_ms -> BigInt,
+        /// `sent`, `transient`, `rate_limited`, `permanent`.
+        outcome -> Text,
+        /// The failure.
+        error -> Nullable<Text>,
+        /// The provider's response id.
+        provider_response_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// API keys, by the hex SHA-256 of the key (the key itself is never stored).
+    api_keys (hash) {
+        /// Lowercase hex SHA-256.
+        hash -> Text,
+        /// UTC.
+        created_at -> Timestamp,
+        /// Free-form label.
+        label -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(notifications -> recipients (recipient_id));
+diesel::joinable!(deliveries -> notifications (notification_id));
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    recipients,
+    notifications,
+    deliveries,
+    delivery_attempts,
+    api_keys,
+);
