@@ -1,1 +1,13 @@
-//! (being written)
+//! Channel senders: the adapters that hand one rendered message to a provider (an SMTP server,
+//! the Telegram Bot API) and classify what the provider answered into a
+//! [`SendOutcome`](clairon_application::ports::SendOutcome).
+//!
+//! They know nothing of deliveries, retries or templates: the dispatcher decides what to do with
+//! the outcome, and messages arrive already rendered. No lettre or frankenstein type leaves this
+//! module.
+
+pub mod email;
+pub mod telegram;
+
+pub use email::{EmailConfigError, LettreEmailSender};
+pub use telegram::FrankensteinTelegramSender;
