@@ -1,0 +1,941 @@
+//! The real templates of `templates/`, rendered by `TeraTemplateRenderer` against contexts built by
+//! the domain's own rules: what each recipient reads on each channel, in each language, and that
+//! nothing a venue or a title contains can break an email or a Telegram message.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use chrono::{TimeZone as _, Utc};
+use clairon_adapters::templates::{TemplateLoadError, TeraTemplateRenderer};
+use clairon_application::ports::{TemplateError, TemplateRenderer};
+use clairon_domain::rules::{planning_notices, Audience, PlanningNotice};
+use clairon_domain::{
+    Contact, DisplayName, EventType, Locale, Location, PlanningChange, PlanningEvent,
+    PlanningEventId, PlanningEventKind, PlanningId, PlanningSnapshot, Recipient, RecipientId,
+    Schedule, TimeZone,
+};
+use regex::Regex;
+use rstest::rstest;
+use serde_json::{json, Value};
+
+const VENUE: &str = "Théâtre Outremont";
+const ADDRESS: &str = "1248 Av. Bernard O, Montréal";
+const TRICKY_VENUE: &str = "Salle <Jazz> & Co";
+const TRICKY_VENUE_ESCAPED: &str = "Salle &lt;Jazz&gt; &amp; Co";
+const CONTACT: &str = "Samir Nguyễn";
+const PHONE: &str = "+15145550030";
+const EMAIL: &str = "samir@example.org";
+const ACTION_URL: &str = "https://clairon.example/plannings/pl-1";
+
+fn templates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates")
+}
+
+/// The real templates, loaded once for the whole test binary.
+fn renderer() -> &'static TeraTemplateRenderer {
+    static RENDERER: OnceLock<TeraTemplateRenderer> = OnceLock::new();
+    RENDERER.get_or_init(|| {
+        TeraTemplateRenderer::from_dir(&templates_dir(), Locale::Fr)
+            .unwrap_or_else(|e| panic!("the real templates load: {e}"))
+    })
+}
+
+fn id(raw: &str) -> RecipientId {
+    RecipientId::parse(raw).unwrap()
+}
+
+/// Two artists and a coordinator, all reading `locale` in Montréal time.
+fn directory(locale: Locale) -> HashMap<RecipientId, Recipient> {
+    [
+        ("artist-1", "Zoé Tremblay"),
+        ("artist-2", "Noah Martin"),
+        ("coord-1", "Céline Lévesque"),
+    ]
+    .into_iter()
+    .map(|(raw, name)| Recipient {
+        id: id(raw),
+        name: DisplayName::parse(name).unwrap(),
+        email: None,
+        telegram_chat_id: None,
+        phone: None,
+        locale: Some(locale),
+        timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
+    })
+    .map(|r| (r.id.clone(), r))
+    .collect()
+}
+
+/// A planning on Tuesday 16 March 2027, 20:15–22:15 in Montréal, at `venue`; a modification
+/// moves its start from the day before.
+fn planning_event(kind: PlanningEventKind, venue: &str) -> PlanningEvent {
+    let starts_at = Utc.with_ymd_and_hms(2027, 3, 17, 0, 15, 0).unwrap();
+    let changes = match kind {
+        PlanningEventKind::Modified => vec![PlanningChange::StartsAt {
+            from: Utc.with_ymd_and_hms(2027, 3, 16, 0, 15, 0).unwrap(),
+            to: starts_at,
+        }],
+        _ => Vec::new(),
+    };
+    let planning = PlanningSnapshot::new(
+        PlanningId::parse("pl-1").unwrap(),
+        "Représentation — Carmen",
+        Location::new(venue, ADDRESS).unwrap(),
+        Schedule::new(
+            starts_at,
+            Utc.with_ymd_and_hms(2027, 3, 17, 2, 15, 0).unwrap(),
+            TimeZone::parse("America/Montreal").unwrap(),
+        )
+        .unwrap(),
+        Contact::new(CONTACT, Some(PHONE), Some(EMAIL)).unwrap(),
+    )
+    .unwrap();
+    PlanningEvent::new(
+        PlanningEventId::parse("evt-1").unwrap(),
+        kind,
+        Utc.with_ymd_and_hms(2027, 2, 9, 1, 29, 0).unwrap(),
+        planning,
+        vec![id("artist-1"), id("artist-2")],
+        vec![id("coord-1")],
+        changes,
+    )
+    .unwrap()
+}
+
+/// The notice the domain rules write for the first recipient of `audience`.
+fn notice(
+    kind: PlanningEventKind,
+    locale: Locale,
+    audience: Audience,
+    venue: &str,
+) -> PlanningNotice {
+    planning_notices(&planning_event(kind, venue), &directory(locale), Locale::Fr)
+        .into_iter()
+        .find(|n| n.audience == audience)
+        .expect("the rules tell someone in that role")
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Channel {
+    InApp,
+    EmailText,
+    EmailHtml,
+    Telegram,
+}
+
+impl Channel {
+    fn is_html(self) -> bool {
+        matches!(self, Channel::EmailHtml | Channel::Telegram)
+    }
+}
+
+/// Renders `notice` on `channel` the way Clairon does: in-app from the planning context alone,
+/// email and Telegram from that context plus the `notification` written from the in-app text.
+/// Returns the title line (in-app title or subject; empty for Telegram) and the body.
+fn render_notice(notice: &PlanningNotice, channel: Channel, action: bool) -> (String, String) {
+    let renderer = renderer();
+    let context = Value::Object(notice.context.clone());
+    let in_app = renderer
+        .render_in_app(&notice.event_type, notice.locale, &context)
+        .unwrap();
+    let dispatch = with_notification(
+        &context,
+        &in_app.title,
+        &in_app.body,
+        &notice.event_type,
+        action,
+    );
+    match channel {
+        Channel::InApp => (in_app.title, in_app.body),
+        Channel::EmailText | Channel::EmailHtml => {
+            let email = renderer
+                .render_email(&notice.event_type, notice.locale, &dispatch)
+                .unwrap();
+            let body = if matches!(channel, Channel::EmailText) {
+                email.text
+            } else {
+                email.html
+            };
+            (email.subject, body)
+        }
+        Channel::Telegram => {
+            let telegram = renderer
+                .render_telegram(&notice.event_type, notice.locale, &dispatch)
+                .unwrap();
+            (String::new(), telegram.html)
+        }
+    }
+}
+
+/// `context` plus the `notification` object the dispatcher adds.
+fn with_notification(
+    context: &Value,
+    title: &str,
+    body: &str,
+    event_type: &EventType,
+    action: bool,
+) -> Value {
+    let mut context = context.clone();
+    context["notification"] = json!({
+        "id": "01890a5d-ac96-774b-b9aa-000000000001",
+        "kind": "info",
+        "title": title,
+        "body": body,
+        "action_url": if action { json!(ACTION_URL) } else { Value::Null },
+        "action_label": Value::Null,
+        "event_type": event_type.as_str(),
+        "created_at": "2027-02-09T01:29:00+00:00",
+    });
+    context
+}
+
+/// The context of a notification written through the API (`custom`, `test`, unknown types).
+fn free_context(event_type: &str, title: &str, body: &str, locale: Locale) -> Value {
+    json!({
+        "notification": {
+            "id": "01890a5d-ac96-774b-b9aa-000000000002",
+            "kind": "info",
+            "title": title,
+            "body": body,
+            "action_url": Value::Null,
+            "action_label": Value::Null,
+            "event_type": event_type,
+            "created_at": "2027-02-09T01:29:00+00:00",
+        },
+        "recipient": { "id": "artist-1", "name": "Zoé Tremblay" },
+        "locale": locale.as_str(),
+    })
+}
+
+fn start_time(locale: Locale) -> &'static str {
+    match locale {
+        Locale::Fr => "mardi 16 mars 2027, 20 h 15",
+        Locale::En => "Tuesday, March 16, 2027, 8:15 PM",
+    }
+}
+
+fn assert_contains(text: &str, needle: &str, what: &str) {
+    assert!(
+        text.contains(needle),
+        "{what}: expected {needle:?} in:\n{text}"
+    );
+}
+
+#[rstest]
+fn an_artist_reads_the_place_the_address_the_time_and_the_contact(
+    #[values(
+        PlanningEventKind::Assigned,
+        PlanningEventKind::Modified,
+        PlanningEventKind::Cancelled,
+        PlanningEventKind::Reminder
+    )]
+    kind: PlanningEventKind,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(kind, locale, Audience::Artist, VENUE);
+
+    let (title, body) = render_notice(&notice, channel, false);
+
+    if !matches!(channel, Channel::Telegram) {
+        assert_contains(
+            &title,
+            "Représentation — Carmen",
+            "the title line names the planning",
+        );
+        assert!(
+            !title.contains('\n'),
+            "the title line is one line: {title:?}"
+        );
+    }
+    assert_contains(&body, VENUE, "the venue");
+    assert_contains(&body, ADDRESS, "the address");
+    assert_contains(
+        &body,
+        start_time(locale),
+        "the start in the recipient's zone and language",
+    );
+    assert_contains(&body, CONTACT, "the contact's name");
+    assert_contains(&body, PHONE, "the contact's phone");
+    assert_contains(&body, EMAIL, "the contact's email");
+}
+
+#[rstest]
+#[case(Locale::Fr, "Vous êtes affecté·e à")]
+#[case(Locale::En, "You are assigned to")]
+fn an_assigned_artist_is_told_personally(
+    #[case] locale: Locale,
+    #[case] sentence: &str,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(PlanningEventKind::Assigned, locale, Audience::Artist, VENUE);
+
+    let (_, body) = render_notice(&notice, channel, false);
+
+    assert_contains(&body, sentence, "the personal sentence");
+}
+
+#[rstest]
+#[case(Locale::Fr, "Zoé Tremblay et Noah Martin sont affecté·e·s")]
+#[case(Locale::En, "Zoé Tremblay and Noah Martin are assigned")]
+fn a_coordinator_gets_a_summary_naming_the_assigned_artists(
+    #[case] locale: Locale,
+    #[case] summary: &str,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(
+        PlanningEventKind::Assigned,
+        locale,
+        Audience::Coordinator,
+        VENUE,
+    );
+
+    let (_, body) = render_notice(&notice, channel, false);
+
+    assert_contains(&body, summary, "the summary names both artists");
+    assert!(
+        !body.contains("Vous êtes affecté·e") && !body.contains("You are assigned"),
+        "{body}"
+    );
+}
+
+#[rstest]
+#[case(
+    Locale::Fr,
+    "Début :",
+    "lundi 15 mars 2027, 20 h 15 → mardi 16 mars 2027, 20 h 15"
+)]
+#[case(
+    Locale::En,
+    "Start:",
+    "Monday, March 15, 2027, 8:15 PM → Tuesday, March 16, 2027, 8:15 PM"
+)]
+fn a_modification_shows_each_change_as_label_old_to_new(
+    #[case] locale: Locale,
+    #[case] label: &str,
+    #[case] from_to: &str,
+    #[values(Audience::Artist, Audience::Coordinator)] audience: Audience,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(PlanningEventKind::Modified, locale, audience, VENUE);
+
+    let (_, body) = render_notice(&notice, channel, false);
+
+    assert_contains(&body, label, "the localised field label");
+    assert_contains(&body, from_to, "old → new");
+    if !channel.is_html() {
+        assert_contains(
+            &body,
+            &format!("{label} {from_to}"),
+            "label : old → new on one line",
+        );
+    }
+}
+
+#[rstest]
+#[case(Locale::Fr, "est annulé")]
+#[case(Locale::En, "is cancelled")]
+fn a_cancellation_says_so_with_what_when_and_where(
+    #[case] locale: Locale,
+    #[case] cancelled: &str,
+    #[values(Audience::Artist, Audience::Coordinator)] audience: Audience,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(PlanningEventKind::Cancelled, locale, audience, VENUE);
+
+    let (_, body) = render_notice(&notice, channel, false);
+
+    assert_contains(&body, cancelled, "the cancellation");
+    assert_contains(&body, "Représentation — Carmen", "what");
+    assert_contains(&body, start_time(locale), "when");
+    assert_contains(&body, VENUE, "where");
+}
+
+#[rstest]
+#[case(Locale::Fr, "demain")]
+#[case(Locale::En, "tomorrow")]
+fn a_reminder_says_it_is_tomorrow(
+    #[case] locale: Locale,
+    #[case] tomorrow: &str,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(PlanningEventKind::Reminder, locale, Audience::Artist, VENUE);
+
+    let (title, body) = render_notice(&notice, channel, false);
+
+    assert_contains(
+        &format!("{title}\n{body}").to_lowercase(),
+        tomorrow,
+        "tomorrow",
+    );
+}
+
+#[rstest]
+fn a_venue_with_markup_characters_is_escaped_in_html_and_left_alone_in_text(
+    #[values(
+        PlanningEventKind::Assigned,
+        PlanningEventKind::Modified,
+        PlanningEventKind::Cancelled,
+        PlanningEventKind::Reminder
+    )]
+    kind: PlanningEventKind,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+    #[values(
+        Channel::InApp,
+        Channel::EmailText,
+        Channel::EmailHtml,
+        Channel::Telegram
+    )]
+    channel: Channel,
+) {
+    let notice = notice(kind, locale, Audience::Artist, TRICKY_VENUE);
+
+    let (_, body) = render_notice(&notice, channel, false);
+
+    if channel.is_html() {
+        assert_contains(&body, TRICKY_VENUE_ESCAPED, "the escaped venue");
+        assert!(
+            !body.contains("<Jazz>"),
+            "no raw tag from the venue in:\n{body}"
+        );
+    } else {
+        assert_contains(&body, TRICKY_VENUE, "the venue as written");
+        assert!(
+            !body.contains("&lt;") && !body.contains("&amp;"),
+            "no entity in text:\n{body}"
+        );
+    }
+}
+
+/// Every tag name in `html`, and every named entity.
+fn tags_and_entities(html: &str) -> (Vec<String>, Vec<String>) {
+    let tag = Regex::new(r"</?\s*([A-Za-z][A-Za-z0-9-]*)").unwrap();
+    let entity = Regex::new(r"&([A-Za-z][A-Za-z0-9]*);").unwrap();
+    (
+        tag.captures_iter(html)
+            .map(|c| c[1].to_lowercase())
+            .collect(),
+        entity
+            .captures_iter(html)
+            .map(|c| c[1].to_owned())
+            .collect(),
+    )
+}
+
+#[rstest]
+fn a_telegram_planning_message_uses_only_what_telegrams_html_mode_accepts(
+    #[values(
+        PlanningEventKind::Assigned,
+        PlanningEventKind::Modified,
+        PlanningEventKind::Cancelled,
+        PlanningEventKind::Reminder
+    )]
+    kind: PlanningEventKind,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+    #[values(Audience::Artist, Audience::Coordinator)] audience: Audience,
+) {
+    if kind == PlanningEventKind::Reminder && audience == Audience::Coordinator {
+        return; // reminders go to artists only
+    }
+    let notice = notice(kind, locale, audience, TRICKY_VENUE);
+
+    let (_, html) = render_notice(&notice, Channel::Telegram, true);
+
+    let (tags, entities) = tags_and_entities(&html);
+    let allowed_tags = ["b", "i", "u", "s", "a", "code", "pre", "blockquote"];
+    assert!(
+        tags.iter().all(|t| allowed_tags.contains(&t.as_str())),
+        "tags {tags:?} in:\n{html}"
+    );
+    let allowed_entities = ["lt", "gt", "amp", "quot"];
+    assert!(
+        entities
+            .iter()
+            .all(|e| allowed_entities.contains(&e.as_str())),
+        "entities {entities:?}"
+    );
+    assert!(
+        !html.contains(ACTION_URL),
+        "the button is the sender's, not the text's:\n{html}"
+    );
+}
+
+#[rstest]
+fn a_telegram_message_written_through_the_api_escapes_its_title_and_body(
+    #[values("custom", "test")] event_type: &str,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+) {
+    let context = free_context(
+        event_type,
+        "Salle <B> & co",
+        "Ligne 1 <i>\nLigne 2 & fin",
+        locale,
+    );
+
+    let html = renderer()
+        .render_telegram(&EventType::parse(event_type).unwrap(), locale, &context)
+        .unwrap()
+        .html;
+
+    let (tags, _) = tags_and_entities(&html);
+    assert!(
+        tags.iter().all(|t| t == "b" || t == "i"),
+        "tags {tags:?} in:\n{html}"
+    );
+    assert_contains(&html, "Salle &lt;B&gt; &amp; co", "the escaped title");
+    assert_contains(
+        &html,
+        "Ligne 1 &lt;i&gt;\nLigne 2 &amp; fin",
+        "the escaped body, newlines kept",
+    );
+}
+
+#[rstest]
+#[case(
+    Locale::Fr,
+    "<html lang=\"fr\"",
+    "Vous recevez ce courriel parce que vous êtes affecté·e à ce planning"
+)]
+#[case(
+    Locale::En,
+    "<html lang=\"en\"",
+    "You are receiving this email because you are assigned to this planning"
+)]
+fn the_html_email_is_a_complete_document_in_the_recipients_language_saying_why_it_was_sent(
+    #[case] locale: Locale,
+    #[case] html_tag: &str,
+    #[case] why: &str,
+) {
+    let notice = notice(PlanningEventKind::Assigned, locale, Audience::Artist, VENUE);
+
+    let (_, html) = render_notice(&notice, Channel::EmailHtml, false);
+
+    assert!(
+        html.starts_with("<!DOCTYPE html>"),
+        "doctype first:\n{html}"
+    );
+    assert_contains(&html, html_tag, "the lang attribute");
+    assert_contains(&html, "<title>", "a document title");
+    assert_contains(
+        &html,
+        "role=\"presentation\"",
+        "layout tables hidden from screen readers",
+    );
+    assert_contains(&html, why, "the footer");
+    assert!(html.ends_with("</html>"), "a complete document:\n{html}");
+}
+
+#[rstest]
+#[case(Locale::Fr, "Voir le détail")]
+#[case(Locale::En, "View details")]
+fn a_call_to_action_appears_only_when_the_notification_has_one(
+    #[case] locale: Locale,
+    #[case] label: &str,
+    #[values(true, false)] action: bool,
+) {
+    let notice = notice(PlanningEventKind::Reminder, locale, Audience::Artist, VENUE);
+
+    let (_, text) = render_notice(&notice, Channel::EmailText, action);
+    let (_, html) = render_notice(&notice, Channel::EmailHtml, action);
+
+    // Tera's escaper writes `/` as `&#x2F;`, which every HTML parser reads back as `/`.
+    let escaped_url = ACTION_URL.replace('/', "&#x2F;");
+    assert_eq!(
+        text.contains(ACTION_URL),
+        action,
+        "the link in the text part:\n{text}"
+    );
+    assert_eq!(
+        html.contains(&format!("<a href=\"{escaped_url}\"")),
+        action,
+        "the link:\n{html}"
+    );
+    assert_eq!(html.contains(label), action, "the default label:\n{html}");
+}
+
+#[test]
+fn a_call_to_action_uses_the_notifications_own_label() {
+    let context = {
+        let mut c = free_context("custom", "Répétition", "Salle B", Locale::Fr);
+        c["notification"]["action_url"] = json!(ACTION_URL);
+        c["notification"]["action_label"] = json!("Confirmer <vite>");
+        c
+    };
+
+    let email = renderer()
+        .render_email(&EventType::parse("custom").unwrap(), Locale::Fr, &context)
+        .unwrap();
+
+    assert_contains(
+        &email.html,
+        "Confirmer &lt;vite&gt;</a>",
+        "the escaped label",
+    );
+    assert_contains(
+        &email.text,
+        &format!("Confirmer <vite> : {ACTION_URL}"),
+        "label and URL",
+    );
+}
+
+#[rstest]
+fn a_custom_notification_echoes_its_title_and_body(
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+) {
+    let custom = EventType::parse("custom").unwrap();
+    let context = free_context(
+        "custom",
+        "Répétition déplacée",
+        "Salle B.\nApportez vos partitions.",
+        locale,
+    );
+    let renderer = renderer();
+
+    let in_app = renderer.render_in_app(&custom, locale, &context).unwrap();
+    let email = renderer.render_email(&custom, locale, &context).unwrap();
+
+    assert_eq!(in_app.title, "Répétition déplacée");
+    assert_eq!(in_app.body, "Salle B.\nApportez vos partitions.");
+    assert_eq!(email.subject, "Répétition déplacée");
+    assert_contains(
+        &email.text,
+        "Salle B.\nApportez vos partitions.",
+        "the body in text",
+    );
+    assert_contains(
+        &email.html,
+        "Salle B.<br>Apportez vos partitions.",
+        "the body in HTML",
+    );
+}
+
+#[rstest]
+#[case(Locale::Fr, "message de test")]
+#[case(Locale::En, "test message")]
+fn the_test_message_says_it_is_a_test_on_every_channel(
+    #[case] locale: Locale,
+    #[case] words: &str,
+) {
+    let test = EventType::parse("test").unwrap();
+    let context = free_context("test", "Clairon", "Bonjour !", locale);
+    let renderer = renderer();
+
+    let email = renderer.render_email(&test, locale, &context).unwrap();
+    let telegram = renderer.render_telegram(&test, locale, &context).unwrap();
+
+    assert_contains(&email.text, words, "the text email");
+    assert_contains(&email.html, words, "the HTML email");
+    assert_contains(&telegram.html, words, "the Telegram message");
+}
+
+#[test]
+fn a_title_spread_over_several_lines_becomes_one_line() {
+    let context = free_context(
+        "custom",
+        "  Répétition\n   déplacée\t ",
+        "Salle B",
+        Locale::Fr,
+    );
+
+    let in_app = renderer()
+        .render_in_app(&EventType::parse("custom").unwrap(), Locale::Fr, &context)
+        .unwrap();
+
+    assert_eq!(in_app.title, "Répétition déplacée");
+}
+
+#[test]
+fn every_family_renders_in_every_locale_on_every_channel_against_the_samples() {
+    let renderer = renderer();
+
+    renderer.check_all().unwrap();
+
+    for locale in Locale::ALL {
+        let families = renderer.families(locale);
+        for family in [
+            "planning.assigned",
+            "planning.modified",
+            "planning.cancelled",
+            "planning.reminder",
+            "custom",
+            "test",
+        ] {
+            assert!(families.contains(&family), "{locale}/{family} exists");
+        }
+    }
+}
+
+/// Copies the real templates into a temporary directory, leaving out what `skip` says.
+fn copy_templates(skip: impl Fn(&Path) -> bool) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path, root: &Path, skip: &dyn Fn(&Path) -> bool) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root).unwrap();
+            if skip(relative) {
+                continue;
+            }
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy(&path, &target, root, skip);
+            } else {
+                fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = templates_dir();
+    copy(&root, dir.path(), &root, &skip);
+    dir
+}
+
+#[test]
+fn a_locale_without_the_family_falls_back_to_the_default_locale() {
+    let only_french = copy_templates(|p| p.starts_with("en"));
+    let renderer = TeraTemplateRenderer::from_dir(only_french.path(), Locale::Fr).unwrap();
+    let notice = notice(
+        PlanningEventKind::Assigned,
+        Locale::En,
+        Audience::Artist,
+        VENUE,
+    );
+
+    let in_app = renderer
+        .render_in_app(
+            &notice.event_type,
+            Locale::En,
+            &Value::Object(notice.context),
+        )
+        .unwrap();
+
+    assert!(
+        in_app.title.starts_with("Nouvelle affectation"),
+        "French: {}",
+        in_app.title
+    );
+}
+
+#[test]
+fn an_event_type_without_templates_falls_back_to_the_custom_family() {
+    let context = free_context("invoice.paid", "Facture réglée", "Merci !", Locale::En);
+
+    let in_app = renderer()
+        .render_in_app(
+            &EventType::parse("invoice.paid").unwrap(),
+            Locale::En,
+            &context,
+        )
+        .unwrap();
+
+    assert_eq!(in_app.title, "Facture réglée");
+    assert_eq!(in_app.body, "Merci !");
+}
+
+#[test]
+fn an_event_type_without_templates_and_without_custom_is_missing() {
+    let no_custom = copy_templates(|p| p.ends_with("custom"));
+    let renderer = TeraTemplateRenderer::from_dir(no_custom.path(), Locale::Fr).unwrap();
+
+    let error = renderer
+        .render_in_app(
+            &EventType::parse("invoice.paid").unwrap(),
+            Locale::En,
+            &free_context("invoice.paid", "a", "b", Locale::En),
+        )
+        .unwrap_err();
+
+    assert_eq!(error, TemplateError::Missing("en/invoice.paid".to_owned()));
+    assert!(matches!(renderer.check_all(), Err(TemplateError::Missing(m)) if m == "fr/custom"));
+}
+
+#[test]
+fn a_template_with_a_syntax_error_fails_to_load_naming_the_file() {
+    let broken = copy_templates(|_| false);
+    let file = broken.path().join("en/planning.reminder/email.html");
+    fs::write(
+        &file,
+        "{% extends \"en/_layouts/email.html\" %}\n{% block content %}{% if x %}\n",
+    )
+    .unwrap();
+
+    let error = TeraTemplateRenderer::from_dir(broken.path(), Locale::Fr).unwrap_err();
+
+    assert!(
+        matches!(&error, TemplateLoadError::Syntax { path, .. } if *path == file),
+        "{error:?}"
+    );
+    assert_contains(
+        &error.to_string(),
+        "en/planning.reminder/email.html",
+        "the message names the file",
+    );
+}
+
+#[test]
+fn a_template_extending_a_layout_that_does_not_exist_fails_to_load_naming_both() {
+    let broken = copy_templates(|_| false);
+    fs::write(
+        broken.path().join("fr/custom/email.html"),
+        "{% extends \"fr/_layouts/nowhere.html\" %}",
+    )
+    .unwrap();
+
+    let error = TeraTemplateRenderer::from_dir(broken.path(), Locale::Fr).unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(error, TemplateLoadError::Links { .. }),
+        "{message}"
+    );
+    assert_contains(&message, "fr/custom/email.html", "the template");
+    assert_contains(&message, "fr/_layouts/nowhere.html", "the missing layout");
+}
+
+#[test]
+fn a_family_missing_a_part_fails_to_load_naming_the_part() {
+    let incomplete = copy_templates(|p| p == Path::new("en/test/telegram.html"));
+
+    let error = TeraTemplateRenderer::from_dir(incomplete.path(), Locale::Fr).unwrap_err();
+
+    assert!(
+        matches!(&error, TemplateLoadError::IncompleteFamily { locale: Locale::En, family, missing }
+            if family == "test" && missing == &["telegram.html".to_owned()]),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_family_absent_from_the_default_locale_fails_to_load() {
+    let english_only = copy_templates(|p| p.starts_with("fr/planning.reminder"));
+
+    let error = TeraTemplateRenderer::from_dir(english_only.path(), Locale::Fr).unwrap_err();
+
+    assert!(
+        matches!(&error, TemplateLoadError::IncompleteFamily { locale: Locale::Fr, family, .. }
+            if family == "planning.reminder"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_directory_for_a_language_clairon_does_not_write_in_fails_to_load() {
+    let extra = copy_templates(|_| false);
+    fs::create_dir_all(extra.path().join("de/custom")).unwrap();
+    fs::write(
+        extra.path().join("de/custom/in_app.title.txt"),
+        "{{ notification.title }}",
+    )
+    .unwrap();
+
+    let error = TeraTemplateRenderer::from_dir(extra.path(), Locale::Fr).unwrap_err();
+
+    assert!(
+        matches!(error, TemplateLoadError::Unexpected { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn the_startup_check_catches_a_telegram_template_using_a_tag_telegram_rejects() {
+    let broken = copy_templates(|_| false);
+    fs::write(
+        broken.path().join("fr/custom/telegram.html"),
+        "<b>{{ notification.title }}</b><br>{{ notification.body }}",
+    )
+    .unwrap();
+    let renderer = TeraTemplateRenderer::from_dir(broken.path(), Locale::Fr).unwrap();
+
+    let error = renderer.check_all().unwrap_err();
+
+    assert!(
+        matches!(&error, TemplateError::Render { name, reason }
+            if name == "fr/custom/telegram.html" && reason.contains("<br>")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_render_error_names_the_template_and_carries_teras_cause() {
+    let context = json!({ "audience": "artist", "locale": "fr" });
+
+    let error = renderer()
+        .render_in_app(
+            &EventType::parse("planning.assigned").unwrap(),
+            Locale::Fr,
+            &context,
+        )
+        .unwrap_err();
+
+    let TemplateError::Render { name, reason } = error else {
+        panic!("a render error, got {error:?}");
+    };
+    assert_eq!(name, "fr/planning.assigned/in_app.title.txt");
+    assert_contains(
+        &reason,
+        "planning.title",
+        "the missing variable, from Tera's source chain",
+    );
+}
+
+#[rstest]
+fn a_planning_title_at_its_longest_still_makes_a_valid_notification_title(
+    #[values(
+        PlanningEventKind::Assigned,
+        PlanningEventKind::Modified,
+        PlanningEventKind::Cancelled,
+        PlanningEventKind::Reminder
+    )]
+    kind: PlanningEventKind,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+) {
+    let notice = notice(kind, locale, Audience::Artist, VENUE);
+    let mut context = Value::Object(notice.context);
+    context["planning"]["title"] = json!("é".repeat(200));
+
+    let in_app = renderer()
+        .render_in_app(&notice.event_type, locale, &context)
+        .unwrap();
+
+    assert!(
+        clairon_domain::Title::parse(&in_app.title).is_ok(),
+        "{} characters",
+        in_app.title.chars().count()
+    );
+}
