@@ -1,1 +1,295 @@
-//! placeholder
+//! Test harness for the end-to-end tests: spawns a whole Clairon on port 0 with a fresh database
+//! (SQLite in a temp dir, or a new PostgreSQL database), optionally wired to a real SMTP server
+//! and a Telegram Bot API stand-in on loopback, and talks to it over HTTP.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clairon_adapters::testing::smtp_sink::SmtpSink;
+use clairon_adapters::testing::telegram_stub::TelegramStub;
+use clairon_bootstrap::{Application, Settings};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use serde_json::Value;
+
+/// The API key every test app accepts.
+pub const API_KEY: &str = "test-key";
+/// The Telegram bot token every test app uses with the stand-in.
+pub const BOT_TOKEN: &str = "123456:TEST-token";
+
+/// The project's copy of the planning dataset.
+pub fn dataset() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/planning-spring-2027.json");
+    serde_json::from_slice(&std::fs::read(path).expect("the dataset")).expect("the dataset is JSON")
+}
+
+/// Which database a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite in a temp dir.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// What to start around the app.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Database engine.
+    pub engine: Engine,
+    /// Start a real SMTP server (else emails go to `.eml` files).
+    pub smtp: bool,
+    /// SMTP reply codes to script (first DATA transactions), when `smtp`.
+    pub smtp_script: &'static [u16],
+    /// Start the Telegram stand-in and configure a bot token.
+    pub telegram: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            engine: Engine::Sqlite,
+            smtp: true,
+            smtp_script: &[],
+            telegram: true,
+        }
+    }
+}
+
+/// A running Clairon and its surroundings. Dropping it stops everything.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The SMTP server, when started.
+    pub smtp: Option<SmtpSink>,
+    /// The Telegram stand-in, when started.
+    pub telegram: Option<TelegramStub>,
+    /// The `.eml` directory when no SMTP server runs.
+    pub outbox_dir: PathBuf,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _database: Option<PostgresDatabase>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A throwaway PostgreSQL database, dropped (best effort) with the value.
+pub struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl PostgresDatabase {
+    /// Creates a fresh database, or returns `None` (after saying so on stderr) when PostgreSQL is
+    /// not reachable outside CI.
+    ///
+    /// # Panics
+    /// When PostgreSQL is not reachable and `CI` is set: CI never skips PostgreSQL.
+    pub fn create() -> Option<Self> {
+        let admin_url = std::env::var("CLAIRON_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = match PgConnection::establish(&admin_url) {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL is required in CI but not reachable at {admin_url}: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipped: PostgreSQL not reachable at {admin_url}: {e}");
+                return None;
+            }
+        };
+        let name = format!("clairon_e2e_{}", uuid::Uuid::now_v7().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("CREATE DATABASE");
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut admin);
+        }
+    }
+}
+
+/// Spawns an app on SQLite with an SMTP server and the Telegram stand-in.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default())
+        .await
+        .expect("SQLite is always available")
+}
+
+/// Spawns an app with `options`; `None` when it needs PostgreSQL and PostgreSQL is not
+/// reachable outside CI.
+pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let database = match options.engine {
+        Engine::Sqlite => None,
+        Engine::Postgres => Some(PostgresDatabase::create()?),
+    };
+    let smtp = if options.smtp {
+        Some(SmtpSink::start_with_script(options.smtp_script).await)
+    } else {
+        None
+    };
+    let telegram = if options.telegram {
+        Some(TelegramStub::start(BOT_TOKEN).await)
+    } else {
+        None
+    };
+    let outbox_dir = dir.path().join("outbox");
+    let settings = Settings {
+        database_url: database.as_ref().map_or_else(
+            || format!("sqlite://{}", dir.path().join("clairon.db").display()),
+            |db| db.url.clone(),
+        ),
+        database_pool_size: 4,
+        bind: "127.0.0.1:0".into(),
+        api_keys: API_KEY.into(),
+        smtp_url: smtp.as_ref().map(SmtpSink::url).unwrap_or_default(),
+        email_outbox_dir: outbox_dir.clone(),
+        email_from: "Clairon <notifications@clairon.test>".into(),
+        telegram_bot_token: if telegram.is_some() { BOT_TOKEN.into() } else { String::new() },
+        telegram_api_url: telegram.as_ref().map(TelegramStub::base_url).unwrap_or_default(),
+        templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
+        dispatch_poll_ms: 50,
+        log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+        ..Settings::default()
+    };
+    clairon_bootstrap::telemetry::init(&settings.log, "pretty");
+    let app = Application::build(settings).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let server = tokio::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    Some(TestApp {
+        address,
+        smtp,
+        telegram,
+        outbox_dir,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        _database: database,
+        server,
+    })
+}
+
+/// An HTTP answer: status, content type and body (JSON when it parses).
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Body as JSON (`Value::Null` when not JSON).
+    pub json: Value,
+}
+
+impl TestApp {
+    async fn answer(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = response.bytes().await.expect("a body");
+        Answer {
+            status,
+            content_type,
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// `method path` with the API key and an optional JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(API_KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Self::answer(request.send().await.expect("the app answers")).await
+    }
+
+    /// `GET path` with the API key.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST path` with the API key and a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `PUT path` with the API key and a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// `POST path` with the API key and a raw body.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, content_type: &str) -> Answer {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(API_KEY)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the app answers");
+        Self::answer(response).await
+    }
+
+    /// Registers the dataset's recipients.
+    pub async fn import_dataset_recipients(&self, dataset: &Value) -> Answer {
+        self.post(
+            "/api/v1/recipients/import",
+            &serde_json::json!({ "recipients": dataset["recipients"] }),
+        )
+        .await
+    }
+
+    /// Posts one dataset event to its planning's endpoint.
+    pub async fn post_event(&self, event: &Value) -> Answer {
+        let planning = event["planning_id"].as_str().expect("planning_id");
+        self.post(&format!("/api/v1/notifications/plannings/{planning}/events"), event)
+            .await
+    }
+
+    /// Polls `GET /api/v1/notifications/{id}` until no delivery is pending or sending.
+    ///
+    /// # Panics
+    /// After `timeout`.
+    pub async fn wait_until_settled(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.get(&format!("/api/v1/notifications/{id}")).await;
+            let settled = answer.json["deliveries"]
+                .as_array()
+                .is_some_and(|ds| ds.iter().all(|d| !matches!(d["status"].as_str(), Some("pending" | "sending"))));
+            if settled {
+                return answer.json;
+            }
+            assert!(Instant::now() < deadline, "deliveries of {id} still in flight: {}", answer.json);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the assembled application over HTTP, with real engines around it.
+
+mod bad_input;
+mod dataset;
+mod notifications;
+mod postgres;
+mod recipients;
