@@ -26,7 +26,8 @@ impl UuidV7Generator {
 
 impl IdGenerator for UuidV7Generator {
     fn notification_id(&self) -> NotificationId {
-        NotificationId::parse(&Self::next()).unwrap_or_else(|_| unreachable!("a UUID is a valid id"))
+        NotificationId::parse(&Self::next())
+            .unwrap_or_else(|_| unreachable!("a UUID is a valid id"))
     }
 
     fn delivery_id(&self) -> DeliveryId {

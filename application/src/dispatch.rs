@@ -16,9 +16,9 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::ports::{
-    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, EmailMessage, EmailSender,
-    NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError, SendOutcome,
-    TelegramButton, TelegramMessage, TelegramSender, TemplateRenderer,
+    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, EmailMessage,
+    EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError,
+    SendOutcome, TelegramButton, TelegramMessage, TelegramSender, TemplateRenderer,
 };
 
 /// How the dispatcher claims work.
@@ -41,7 +41,11 @@ impl Default for DispatchSettings {
 
 /// The template context of a notification at dispatch time: its metadata (for planning
 /// notifications, the localised planning context), plus `notification`, `recipient` and `locale`.
-pub fn dispatch_context(notification: &Notification, recipient: &Recipient, locale: Locale) -> Value {
+pub fn dispatch_context(
+    notification: &Notification,
+    recipient: &Recipient,
+    locale: Locale,
+) -> Value {
     let mut context = notification.metadata.clone();
     context.insert(
         "notification".into(),
@@ -66,7 +70,11 @@ pub fn dispatch_context(notification: &Notification, recipient: &Recipient, loca
 
 /// The language a notification is written in: the one its planning context was localised in,
 /// else the recipient's, else the default.
-pub fn notification_locale(notification: &Notification, recipient: &Recipient, default: Locale) -> Locale {
+pub fn notification_locale(
+    notification: &Notification,
+    recipient: &Recipient,
+    default: Locale,
+) -> Locale {
     notification
         .metadata
         .get("locale")
@@ -124,7 +132,11 @@ impl DeliveryDispatcher {
     pub async fn dispatch_once(&self) -> Result<usize, RepositoryError> {
         let claimed = self
             .queue
-            .claim_due(self.clock.now(), self.settings.lease, self.settings.batch_size)
+            .claim_due(
+                self.clock.now(),
+                self.settings.lease,
+                self.settings.batch_size,
+            )
             .await?;
         if claimed.is_empty() {
             return Ok(0);
@@ -160,16 +172,19 @@ impl DeliveryDispatcher {
             }
         };
         let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let record = |outcome: &str, error: Option<String>, provider: Option<String>| AttemptRecord {
-            number,
-            started_at,
-            duration_ms,
-            outcome: outcome.to_owned(),
-            error,
-            provider_response_id: provider,
-        };
+        let record =
+            |outcome: &str, error: Option<String>, provider: Option<String>| AttemptRecord {
+                number,
+                started_at,
+                duration_ms,
+                outcome: outcome.to_owned(),
+                error,
+                provider_response_id: provider,
+            };
         match outcome {
-            SendOutcome::Sent { provider_message_id } => DeliveryUpdate {
+            SendOutcome::Sent {
+                provider_message_id,
+            } => DeliveryUpdate {
                 id: claimed.delivery.id.clone(),
                 status: DeliveryStatus::Sent,
                 attempts: number,
@@ -196,7 +211,12 @@ impl DeliveryDispatcher {
                     outcome = kind,
                     "delivery failed"
                 );
-                self.failed(claimed, number, record(kind, Some(cause.clone()), None), cause)
+                self.failed(
+                    claimed,
+                    number,
+                    record(kind, Some(cause.clone()), None),
+                    cause,
+                )
             }
         }
     }
@@ -250,10 +270,14 @@ impl DeliveryDispatcher {
                     return Attempt::Skipped("recipient has no email address".into());
                 };
                 let context = dispatch_context(notification, recipient, locale);
-                let content = match self.templates.render_email(&notification.event_type, locale, &context) {
-                    Ok(c) => c,
-                    Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
-                };
+                let content =
+                    match self
+                        .templates
+                        .render_email(&notification.event_type, locale, &context)
+                    {
+                        Ok(c) => c,
+                        Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
+                    };
                 let message = EmailMessage {
                     delivery_id: delivery.id.clone(),
                     notification_id: notification.id.clone(),
@@ -273,15 +297,19 @@ impl DeliveryDispatcher {
                     return Attempt::Skipped("recipient has no Telegram chat id".into());
                 };
                 let context = dispatch_context(notification, recipient, locale);
-                let content = match self.templates.render_telegram(&notification.event_type, locale, &context) {
-                    Ok(c) => c,
-                    Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
-                };
+                let content =
+                    match self
+                        .templates
+                        .render_telegram(&notification.event_type, locale, &context)
+                    {
+                        Ok(c) => c,
+                        Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
+                    };
                 let button = notification.action_url.as_ref().map(|url| TelegramButton {
-                    label: notification
-                        .action_label
-                        .as_ref()
-                        .map_or_else(|| default_action_label(locale).to_owned(), |l| l.as_str().to_owned()),
+                    label: notification.action_label.as_ref().map_or_else(
+                        || default_action_label(locale).to_owned(),
+                        |l| l.as_str().to_owned(),
+                    ),
                     url: url.as_str().to_owned(),
                 });
                 let message = TelegramMessage {
@@ -331,14 +359,21 @@ mod tests {
             n.created_at,
         );
         delivery.status = DeliveryStatus::Sending;
-        ClaimedDelivery { delivery, notification: n, recipient: recipient("artist-1") }
+        ClaimedDelivery {
+            delivery,
+            notification: n,
+            recipient: recipient("artist-1"),
+        }
     }
 
     /// Given one claimed delivery and what its provider answers, when the dispatcher runs once,
     /// then the update it records.
     async fn dispatch(claim: ClaimedDelivery, answer: SendOutcome) -> DeliveryUpdate {
         let mut queue = MockDeliveryQueue::new();
-        queue.expect_claim_due().times(1).returning(move |_, _, _| Ok(vec![claim.clone()]));
+        queue
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _, _| Ok(vec![claim.clone()]));
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let sink = recorded.clone();
         queue.expect_record().times(1).returning(move |updates| {
@@ -353,9 +388,11 @@ mod tests {
                 html: "<p>html</p>".into(),
             })
         });
-        templates
-            .expect_render_telegram()
-            .returning(|_, _, _| Ok(TelegramContent { html: "<b>hi</b>".into() }));
+        templates.expect_render_telegram().returning(|_, _, _| {
+            Ok(TelegramContent {
+                html: "<b>hi</b>".into(),
+            })
+        });
         let mut email = MockEmailSender::new();
         let email_answer = answer.clone();
         email
@@ -365,7 +402,11 @@ mod tests {
         let mut telegram = MockTelegramSender::new();
         telegram
             .expect_send()
-            .withf(|m| m.button.as_ref().is_some_and(|b| b.url == "https://planning.example.org/p/1" && b.label == "Ouvrir"))
+            .withf(|m| {
+                m.button.as_ref().is_some_and(|b| {
+                    b.url == "https://planning.example.org/p/1" && b.label == "Ouvrir"
+                })
+            })
             .returning(move |_| answer.clone());
         let mut realtime = MockRealtimePublisher::new();
         realtime.expect_publish().return_const(());
@@ -388,7 +429,9 @@ mod tests {
     }
 
     fn sent() -> SendOutcome {
-        SendOutcome::Sent { provider_message_id: "provider-42".into() }
+        SendOutcome::Sent {
+            provider_message_id: "provider-42".into(),
+        }
     }
 
     #[rstest]
@@ -410,7 +453,10 @@ mod tests {
         let attempt = update.attempt.expect("an attempt row");
         assert_eq!(attempt.number, 1);
         assert_eq!(attempt.outcome, outcome);
-        assert_eq!(update.provider_message_id.is_some(), status == DeliveryStatus::Sent);
+        assert_eq!(
+            update.provider_message_id.is_some(),
+            status == DeliveryStatus::Sent
+        );
         assert_eq!(update.last_error.is_some(), status != DeliveryStatus::Sent);
     }
 

@@ -21,12 +21,14 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use clairon_domain::rules::planning_notices;
 use clairon_domain::{
-    Body, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient,
-    RecipientId, SourceEventId, Title, ValidationError,
+    Body, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
+    SourceEventId, Title, ValidationError,
 };
 use serde_json::Value;
 
-use crate::commands::{CreateNotificationError, CreateNotificationHandler, CreatedNotification, NotificationDraft};
+use crate::commands::{
+    CreateNotificationError, CreateNotificationHandler, CreatedNotification, NotificationDraft,
+};
 use crate::ports::{RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
 
 /// Something that happened, as the bus carries it.
@@ -126,7 +128,10 @@ impl EventBus {
     /// # Errors
     /// The first listener's [`PublishError`]; later listeners are not called then.
     #[tracing::instrument(name = "publish", skip_all, fields(event = event.name()))]
-    pub async fn publish(&self, event: &DomainEvent) -> Result<Vec<CreatedNotification>, PublishError> {
+    pub async fn publish(
+        &self,
+        event: &DomainEvent,
+    ) -> Result<Vec<CreatedNotification>, PublishError> {
         let listeners: Vec<Arc<dyn EventListener>> = self
             .listeners
             .read()
@@ -195,8 +200,10 @@ impl EventListener for PlanningListener {
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
-        let mut unknown: Vec<RecipientId> =
-            named.into_iter().filter(|id| !directory.contains_key(id)).collect();
+        let mut unknown: Vec<RecipientId> = named
+            .into_iter()
+            .filter(|id| !directory.contains_key(id))
+            .collect();
         if !unknown.is_empty() {
             unknown.sort();
             return Err(PublishError::UnknownRecipients(unknown));
@@ -205,9 +212,9 @@ impl EventListener for PlanningListener {
         let mut drafts = Vec::new();
         for notice in planning_notices(event, &directory, self.default_locale) {
             let context = Value::Object(notice.context.clone());
-            let content = self
-                .templates
-                .render_in_app(&notice.event_type, notice.locale, &context)?;
+            let content =
+                self.templates
+                    .render_in_app(&notice.event_type, notice.locale, &context)?;
             drafts.push(NotificationDraft {
                 recipient_id: notice.recipient_id,
                 kind: notice.kind,
@@ -279,9 +286,14 @@ mod tests {
     async fn publish(
         event: PlanningEvent,
         registered: Vec<Recipient>,
-    ) -> (Result<Vec<CreatedNotification>, PublishError>, Vec<NewNotification>) {
+    ) -> (
+        Result<Vec<CreatedNotification>, PublishError>,
+        Vec<NewNotification>,
+    ) {
         let mut recipients = MockRecipientRepository::new();
-        recipients.expect_get_many().returning(move |_| Ok(registered.clone()));
+        recipients
+            .expect_get_many()
+            .returning(move |_| Ok(registered.clone()));
         let recipients = Arc::new(recipients);
         let written = Arc::new(Mutex::new(Vec::new()));
         let sink = written.clone();
@@ -291,12 +303,19 @@ mod tests {
             Ok(())
         });
         let mut templates = MockTemplateRenderer::new();
-        templates.expect_render_in_app().returning(|event_type, locale, context| {
-            Ok(InAppContent {
-                title: format!("{}:{}:{}", locale, event_type.as_str(), context["audience"].as_str().unwrap()),
-                body: context["planning"]["when"].as_str().unwrap().to_owned(),
-            })
-        });
+        templates
+            .expect_render_in_app()
+            .returning(|event_type, locale, context| {
+                Ok(InAppContent {
+                    title: format!(
+                        "{}:{}:{}",
+                        locale,
+                        event_type.as_str(),
+                        context["audience"].as_str().unwrap()
+                    ),
+                    body: context["planning"]["when"].as_str().unwrap().to_owned(),
+                })
+            });
         let mut waker = MockDeliveryWaker::new();
         waker.expect_wake().return_const(());
         let create = Arc::new(CreateNotificationHandler::new(
@@ -305,10 +324,18 @@ mod tests {
             Arc::new(sequential_ids()),
             Arc::new(fixed_clock()),
             Arc::new(waker),
-            ChannelPolicy { enabled: ChannelSet::all(), telegram_bot: true },
+            ChannelPolicy {
+                enabled: ChannelSet::all(),
+                telegram_bot: true,
+            },
         ));
         let bus = EventBus::new();
-        bus.subscribe(Arc::new(PlanningListener::new(recipients, Arc::new(templates), create, Locale::Fr)));
+        bus.subscribe(Arc::new(PlanningListener::new(
+            recipients,
+            Arc::new(templates),
+            create,
+            Locale::Fr,
+        )));
         let result = bus.publish(&DomainEvent::Planning(event)).await;
         let batch = written.lock().unwrap().clone();
         (result, batch)
@@ -317,7 +344,10 @@ mod tests {
     fn people(locale: Locale) -> Vec<Recipient> {
         ["artist-1", "coord-1"]
             .into_iter()
-            .map(|id| Recipient { locale: Some(locale), ..recipient(id) })
+            .map(|id| Recipient {
+                locale: Some(locale),
+                ..recipient(id)
+            })
             .collect()
     }
 
@@ -333,16 +363,24 @@ mod tests {
     ) {
         let (result, batch) = publish(event(kind), people(Locale::Fr)).await;
         assert_eq!(result.unwrap().len(), titles.len());
-        let got: Vec<&str> = batch.iter().map(|n| n.notification.title.as_str()).collect();
+        let got: Vec<&str> = batch
+            .iter()
+            .map(|n| n.notification.title.as_str())
+            .collect();
         assert_eq!(got, titles);
-        assert!(batch.iter().all(|n| n.notification.source_event_id.as_ref().map(|s| s.as_str()) == Some("evt-1")));
+        assert!(batch
+            .iter()
+            .all(|n| n.notification.source_event_id.as_ref().map(|s| s.as_str()) == Some("evt-1")));
     }
 
     #[rstest]
     #[case::french(Locale::Fr, "mardi 16 mars 2027, 20 h 15 – 22 h 15")]
     #[case::english(Locale::En, "Tuesday, March 16, 2027, 8:15 PM – 10:15 PM")]
     #[tokio::test]
-    async fn the_in_app_text_is_rendered_in_each_recipients_language(#[case] locale: Locale, #[case] when: &str) {
+    async fn the_in_app_text_is_rendered_in_each_recipients_language(
+        #[case] locale: Locale,
+        #[case] when: &str,
+    ) {
         let (result, batch) = publish(event(PlanningEventKind::Assigned), people(locale)).await;
         result.unwrap();
         assert_eq!(batch[0].notification.body.as_str(), when);
@@ -354,10 +392,16 @@ mod tests {
     #[case::email(clairon_domain::Channel::Email)]
     #[case::telegram(clairon_domain::Channel::Telegram)]
     #[tokio::test]
-    async fn every_reachable_channel_gets_a_pending_delivery(#[case] channel: clairon_domain::Channel) {
+    async fn every_reachable_channel_gets_a_pending_delivery(
+        #[case] channel: clairon_domain::Channel,
+    ) {
         let (_, batch) = publish(event(PlanningEventKind::Assigned), people(Locale::Fr)).await;
         for written in &batch {
-            let delivery = written.deliveries.iter().find(|d| d.channel == channel).unwrap();
+            let delivery = written
+                .deliveries
+                .iter()
+                .find(|d| d.channel == channel)
+                .unwrap();
             assert_eq!(delivery.status, clairon_domain::DeliveryStatus::Pending);
         }
     }

@@ -71,10 +71,18 @@ pub fn sequential_ids() -> MockIdGenerator {
     let notifications = AtomicU32::new(0);
     let deliveries = AtomicU32::new(0);
     ids.expect_notification_id().returning(move || {
-        NotificationId::parse(&format!("n-{}", notifications.fetch_add(1, Ordering::Relaxed) + 1)).unwrap()
+        NotificationId::parse(&format!(
+            "n-{}",
+            notifications.fetch_add(1, Ordering::Relaxed) + 1
+        ))
+        .unwrap()
     });
     ids.expect_delivery_id().returning(move || {
-        DeliveryId::parse(&format!("d-{}", deliveries.fetch_add(1, Ordering::Relaxed) + 1)).unwrap()
+        DeliveryId::parse(&format!(
+            "d-{}",
+            deliveries.fetch_add(1, Ordering::Relaxed) + 1
+        ))
+        .unwrap()
     });
     ids
 }

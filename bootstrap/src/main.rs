@@ -53,22 +53,39 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&settings.log, &settings.log_format);
     tracing::debug!(?settings, "configuration");
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Application::build(settings).await?.run_until_stopped().await,
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
         Command::Migrate => {
-            let db = clairon_adapters::persistence::Database::connect(&settings.database_url, 1).await?;
+            let db =
+                clairon_adapters::persistence::Database::connect(&settings.database_url, 1).await?;
             db.run_migrations().await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::SendTest { recipient, email, telegram_chat_id, channels } => {
+        Command::SendTest {
+            recipient,
+            email,
+            telegram_chat_id,
+            channels,
+        } => {
             let target = match recipient {
                 Some(id) => TestTarget::Recipient(RecipientId::parse(&id)?),
                 None => TestTarget::Addresses {
                     email: email.as_deref().map(EmailAddress::parse).transpose()?,
-                    telegram_chat_id: telegram_chat_id.as_deref().map(TelegramChatId::parse).transpose()?,
+                    telegram_chat_id: telegram_chat_id
+                        .as_deref()
+                        .map(TelegramChatId::parse)
+                        .transpose()?,
                 },
             };
-            let channels = channels.as_deref().map(ChannelSet::parse_list).transpose()?;
+            let channels = channels
+                .as_deref()
+                .map(ChannelSet::parse_list)
+                .transpose()?;
             let components = Components::build(&settings).await?;
             let results = components
                 .handlers
@@ -78,7 +95,12 @@ async fn main() -> anyhow::Result<()> {
             components.drain().await?;
             let mut failed = false;
             for r in &results {
-                println!("{:<9} {:<8} {}", r.channel.as_str(), format!("{:?}", r.status).to_lowercase(), r.detail);
+                println!(
+                    "{:<9} {:<8} {}",
+                    r.channel.as_str(),
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.detail
+                );
                 failed |= r.status == clairon_application::commands::TestStatus::Failed;
             }
             if failed {

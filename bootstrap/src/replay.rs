@@ -40,7 +40,11 @@ pub struct ReplayReport {
 impl std::fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "recipients registered: {}", self.recipients)?;
-        writeln!(f, "events fed: {} ({} already handled before)", self.events, self.replayed_events)?;
+        writeln!(
+            f,
+            "events fed: {} ({} already handled before)",
+            self.events, self.replayed_events
+        )?;
         writeln!(f, "notifications: {}", self.notifications)?;
         for ((channel, status), n) in &self.deliveries {
             writeln!(f, "deliveries {channel:<8} {status:<9} {n}")?;
@@ -55,11 +59,18 @@ impl std::fmt::Display for ReplayReport {
 /// When the file is unreadable or invalid (the first invalid event is named), or a use case fails.
 pub async fn replay(components: &Components, path: &Path) -> anyhow::Result<ReplayReport> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let dataset: Dataset = parse_json(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let dataset: Dataset =
+        parse_json(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut recipients = Vec::with_capacity(dataset.recipients.len());
     for (i, body) in dataset.recipients.into_iter().enumerate() {
-        let id = body.id.clone().with_context(|| format!("recipients[{i}] has no id"))?;
-        recipients.push(body.into_recipient(&id).map_err(|e| anyhow::anyhow!("recipients[{i}]: {e}"))?);
+        let id = body
+            .id
+            .clone()
+            .with_context(|| format!("recipients[{i}] has no id"))?;
+        recipients.push(
+            body.into_recipient(&id)
+                .map_err(|e| anyhow::anyhow!("recipients[{i}]: {e}"))?,
+        );
     }
     let mut report = ReplayReport {
         recipients: recipients.len(),

@@ -90,7 +90,14 @@ impl fmt::Debug for Settings {
             .field("smtp_url", &redact_url(&self.smtp_url))
             .field("email_outbox_dir", &self.email_outbox_dir)
             .field("email_from", &self.email_from)
-            .field("telegram_bot_token", &if self.telegram_bot_token.is_empty() { "<unset>" } else { "<redacted>" })
+            .field(
+                "telegram_bot_token",
+                &if self.telegram_bot_token.is_empty() {
+                    "<unset>"
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("telegram_api_url", &self.telegram_api_url)
             .field("default_locale", &self.default_locale)
             .field("templates_dir", &self.templates_dir)
@@ -137,7 +144,8 @@ impl Settings {
     /// # Errors
     /// When `CLAIRON_CHANNELS` names an unknown channel.
     pub fn channel_set(&self) -> anyhow::Result<ChannelSet> {
-        ChannelSet::parse_list(&self.channels).map_err(|e| anyhow::anyhow!("CLAIRON_CHANNELS: {}", e.message))
+        ChannelSet::parse_list(&self.channels)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_CHANNELS: {}", e.message))
     }
 
     /// The default locale.
@@ -145,7 +153,8 @@ impl Settings {
     /// # Errors
     /// When `CLAIRON_DEFAULT_LOCALE` is not `fr` or `en`.
     pub fn locale(&self) -> anyhow::Result<Locale> {
-        Locale::parse(&self.default_locale).map_err(|e| anyhow::anyhow!("CLAIRON_DEFAULT_LOCALE: {}", e.message))
+        Locale::parse(&self.default_locale)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_DEFAULT_LOCALE: {}", e.message))
     }
 
     /// The listen address.
@@ -153,7 +162,9 @@ impl Settings {
     /// # Errors
     /// When `CLAIRON_BIND` is not `host:port`.
     pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.bind.parse().with_context(|| format!("CLAIRON_BIND {:?} is not host:port", self.bind))
+        self.bind
+            .parse()
+            .with_context(|| format!("CLAIRON_BIND {:?} is not host:port", self.bind))
     }
 
     /// The dispatcher's poll interval.
@@ -168,7 +179,10 @@ mod tests {
 
     #[test]
     fn credentials_in_urls_are_redacted() {
-        assert_eq!(redact_url("smtps://user:hunter2@mail.example.org:465"), "smtps://user:***@mail.example.org:465");
+        assert_eq!(
+            redact_url("smtps://user:hunter2@mail.example.org:465"),
+            "smtps://user:***@mail.example.org:465"
+        );
         assert_eq!(redact_url("sqlite://clairon.db"), "sqlite://clairon.db");
     }
 

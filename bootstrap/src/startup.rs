@@ -27,7 +27,9 @@ use clairon_application::ports::{
     Clock, DeliveryWaker, EmailSender, IdGenerator, NotificationRepository, RecipientRepository,
     TelegramSender, TemplateRenderer,
 };
-use clairon_application::queries::{GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler};
+use clairon_application::queries::{
+    GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler,
+};
 use tokio::sync::{watch, Notify};
 
 use crate::settings::{redact_url, Settings};
@@ -46,7 +48,9 @@ impl DeliveryWaker for NotifyWaker {
 struct DatabaseHealth(Database);
 
 impl HealthProbe for DatabaseHealth {
-    fn database(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+    fn database(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
     }
 }
@@ -81,19 +85,34 @@ impl Components {
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
             .await
             .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
-        database.run_migrations().await.context("running database migrations")?;
+        database
+            .run_migrations()
+            .await
+            .context("running database migrations")?;
 
         let templates = TeraTemplateRenderer::from_dir(&settings.templates_dir, locale)
-            .with_context(|| format!("loading templates from {}", settings.templates_dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "loading templates from {}",
+                    settings.templates_dir.display()
+                )
+            })?;
         templates.check_all().context("checking templates")?;
         let templates: Arc<dyn TemplateRenderer> = Arc::new(templates);
 
         let email: Arc<dyn EmailSender> = if settings.smtp_url.is_empty() {
             tracing::info!(dir = %settings.email_outbox_dir.display(), "no SMTP server configured; emails are written as .eml files");
-            Arc::new(LettreEmailSender::files(settings.email_outbox_dir.clone(), &settings.email_from)?)
+            Arc::new(LettreEmailSender::files(
+                settings.email_outbox_dir.clone(),
+                &settings.email_from,
+            )?)
         } else {
             tracing::info!(url = %redact_url(&settings.smtp_url), "sending email over SMTP");
-            Arc::new(LettreEmailSender::smtp(&settings.smtp_url, &settings.email_from, settings.smtp_pool_size)?)
+            Arc::new(LettreEmailSender::smtp(
+                &settings.smtp_url,
+                &settings.email_from,
+                settings.smtp_pool_size,
+            )?)
         };
         let telegram: Option<Arc<dyn TelegramSender>> = if settings.telegram_bot_token.is_empty() {
             None
@@ -104,8 +123,10 @@ impl Components {
             )))
         };
 
-        let recipients: Arc<dyn RecipientRepository> = Arc::new(DieselRecipientRepository::new(database.clone()));
-        let notifications: Arc<dyn NotificationRepository> = Arc::new(DieselNotificationRepository::new(database.clone()));
+        let recipients: Arc<dyn RecipientRepository> =
+            Arc::new(DieselRecipientRepository::new(database.clone()));
+        let notifications: Arc<dyn NotificationRepository> =
+            Arc::new(DieselNotificationRepository::new(database.clone()));
         let queue = Arc::new(DieselDeliveryQueue::new(database.clone()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
@@ -150,21 +171,31 @@ impl Components {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
             create_notification: create.clone(),
-            handle_planning_event: Arc::new(HandlePlanningEventHandler::new(bus.clone(), notifications.clone())),
-            list_notifications: Arc::new(ListNotificationsHandler::new(recipients.clone(), notifications.clone())),
-            unread_count: Arc::new(UnreadCountHandler::new(recipients.clone(), notifications.clone())),
+            handle_planning_event: Arc::new(HandlePlanningEventHandler::new(
+                bus.clone(),
+                notifications.clone(),
+            )),
+            list_notifications: Arc::new(ListNotificationsHandler::new(
+                recipients.clone(),
+                notifications.clone(),
+            )),
+            unread_count: Arc::new(UnreadCountHandler::new(
+                recipients.clone(),
+                notifications.clone(),
+            )),
             get_notification: Arc::new(GetNotificationHandler::new(notifications.clone())),
-            mark_read: Arc::new(MarkNotificationReadHandler::new(notifications.clone(), realtime.clone(), clock.clone())),
-            mark_all_read: Arc::new(MarkAllNotificationsReadHandler::new(notifications.clone(), realtime.clone(), clock.clone())),
+            mark_read: Arc::new(MarkNotificationReadHandler::new(
+                notifications.clone(),
+                realtime.clone(),
+                clock.clone(),
+            )),
+            mark_all_read: Arc::new(MarkAllNotificationsReadHandler::new(
+                notifications.clone(),
+                realtime.clone(),
+                clock.clone(),
+            )),
             send_test: Arc::new(SendTestNotificationHandler::new(
-                recipients,
-                create,
-                templates,
-                email,
-                telegram,
-                ids,
-                clock,
-                locale,
+                recipients, create, templates, email, telegram, ids, clock, locale,
             )),
             health: Arc::new(DatabaseHealth(database.clone())),
         });
@@ -208,7 +239,9 @@ async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<Ap
     }
     if configured.is_empty() && keys.is_empty() {
         let key = format!("clr_{}", hex::encode(rand::random::<[u8; 24]>()));
-        store.insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start")).await?;
+        store
+            .insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start"))
+            .await?;
         keys.insert_key(&key);
         println!("\nNo CLAIRON_API_KEYS configured: generated an API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
     }
@@ -237,7 +270,10 @@ impl Application {
         let keys = web::Data::new(components.api_keys.clone());
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(actix_web::middleware::Logger::new("%r %s %b B %D ms").log_target("clairon::http"))
+                .wrap(
+                    actix_web::middleware::Logger::new("%r %s %b B %D ms")
+                        .log_target("clairon::http"),
+                )
                 .app_data(handlers.clone())
                 .app_data(keys.clone())
                 .configure(http::configure)

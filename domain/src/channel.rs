@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn a_channel_list_parses_into_a_set_in_canonical_order() {
         let set = ChannelSet::parse_list("telegram, in_app").unwrap();
-        assert_eq!(set.iter().collect::<Vec<_>>(), vec![Channel::InApp, Channel::Telegram]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Channel::InApp, Channel::Telegram]
+        );
         assert!(!set.contains(Channel::Email));
     }
 
@@ -130,7 +133,10 @@ mod tests {
     fn intersecting_sets_keeps_common_channels() {
         let enabled = ChannelSet::parse_list("in_app,email").unwrap();
         let wanted = ChannelSet::parse_list("email,telegram").unwrap();
-        assert_eq!(enabled.intersect(wanted).iter().collect::<Vec<_>>(), vec![Channel::Email]);
+        assert_eq!(
+            enabled.intersect(wanted).iter().collect::<Vec<_>>(),
+            vec![Channel::Email]
+        );
         assert!(ChannelSet::default().is_empty());
     }
 }

@@ -99,15 +99,24 @@ mod tests {
         let after = Utc.with_ymd_and_hms(2027, 3, 15, 14, 0, 0).unwrap(); // 10:00 EDT
         assert_eq!(format_time(before, montreal(), Locale::Fr), "10 h");
         assert_eq!(format_time(after, montreal(), Locale::Fr), "10 h");
-        assert_eq!(format_datetime(after, montreal(), Locale::En), "Monday, March 15, 2027, 10:00 AM");
+        assert_eq!(
+            format_datetime(after, montreal(), Locale::En),
+            "Monday, March 15, 2027, 10:00 AM"
+        );
     }
 
     #[test]
     fn the_same_instant_reads_differently_in_paris_and_montreal() {
         let instant = Utc.with_ymd_and_hms(2027, 3, 26, 9, 0, 0).unwrap();
         let paris = TimeZone::parse("Europe/Paris").unwrap();
-        assert_eq!(format_datetime(instant, paris, Locale::Fr), "vendredi 26 mars 2027, 10 h");
-        assert_eq!(format_datetime(instant, montreal(), Locale::Fr), "vendredi 26 mars 2027, 5 h");
+        assert_eq!(
+            format_datetime(instant, paris, Locale::Fr),
+            "vendredi 26 mars 2027, 10 h"
+        );
+        assert_eq!(
+            format_datetime(instant, montreal(), Locale::Fr),
+            "vendredi 26 mars 2027, 5 h"
+        );
     }
 
     #[test]
@@ -119,7 +128,12 @@ mod tests {
             "mardi 16 mars 2027, 20 h 15 – 22 h 15"
         );
         assert_eq!(
-            format_range(start, end + chrono::Duration::days(1), montreal(), Locale::En),
+            format_range(
+                start,
+                end + chrono::Duration::days(1),
+                montreal(),
+                Locale::En
+            ),
             "Tuesday, March 16, 2027, 8:15 PM – Wednesday, March 17, 2027, 10:15 PM"
         );
     }

@@ -1,6 +1,5 @@
 //! Notifications: one message for one recipient, kept with its read state.
 
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +94,9 @@ impl NotificationKind {
 }
 
 /// How urgent a notification's deliveries are: under a backlog, higher priorities go first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Can wait behind everything else.
@@ -206,12 +207,18 @@ impl ActionUrl {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let raw = raw.trim();
         if raw.len() > 2048 {
-            return Err(ValidationError::new("action_url", "must be at most 2048 bytes"));
+            return Err(ValidationError::new(
+                "action_url",
+                "must be at most 2048 bytes",
+            ));
         }
         let url = url::Url::parse(raw)
             .map_err(|e| ValidationError::new("action_url", format!("is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ValidationError::new("action_url", "must be an http or https URL"));
+            return Err(ValidationError::new(
+                "action_url",
+                "must be an http or https URL",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -372,16 +379,25 @@ mod tests {
     #[test]
     fn action_urls_must_be_absolute_http() {
         assert!(ActionUrl::parse("https://planning.example.org/p/1").is_ok());
-        assert_eq!(ActionUrl::parse("javascript:alert(1)").unwrap_err().field, "action_url");
+        assert_eq!(
+            ActionUrl::parse("javascript:alert(1)").unwrap_err().field,
+            "action_url"
+        );
         assert!(ActionUrl::parse("/relative").is_err());
     }
 
     #[test]
     fn kinds_and_priorities_parse_their_wire_names() {
-        assert_eq!(NotificationKind::parse("warning").unwrap(), NotificationKind::Warning);
+        assert_eq!(
+            NotificationKind::parse("warning").unwrap(),
+            NotificationKind::Warning
+        );
         assert_eq!(NotificationKind::parse("fatal").unwrap_err().field, "kind");
         assert!(Priority::Critical > Priority::High && Priority::Normal > Priority::Low);
-        assert_eq!(Priority::from_rank(Priority::Critical.rank()), Priority::Critical);
+        assert_eq!(
+            Priority::from_rank(Priority::Critical.rank()),
+            Priority::Critical
+        );
     }
 
     #[test]

@@ -94,7 +94,11 @@ impl Contact {
     ///
     /// # Errors
     /// [`ValidationError`] on `name`, `phone` or `email`.
-    pub fn new(name: &str, phone: Option<&str>, email: Option<&str>) -> Result<Self, ValidationError> {
+    pub fn new(
+        name: &str,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Self, ValidationError> {
         Ok(Self {
             name: bounded_text("name", name, 200)?,
             phone: phone.map(PhoneNumber::parse).transpose()?,
@@ -323,5 +327,7 @@ impl PlanningEvent {
 
 fn dedup(ids: Vec<RecipientId>) -> Vec<RecipientId> {
     let mut seen = std::collections::HashSet::new();
-    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
 }

@@ -244,10 +244,9 @@ impl TimeZone {
     /// # Errors
     /// [`ValidationError`] on field `timezone` when the name is not in the IANA tz database.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        raw.trim()
-            .parse::<chrono_tz::Tz>()
-            .map(Self)
-            .map_err(|_| ValidationError::new("timezone", format!("unknown IANA time zone {raw:?}")))
+        raw.trim().parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            ValidationError::new("timezone", format!("unknown IANA time zone {raw:?}"))
+        })
     }
 
     /// The chrono-tz zone, for conversions.
@@ -390,18 +389,27 @@ mod tests {
     fn an_unknown_time_zone_is_refused_with_its_field() {
         let err = TimeZone::parse("Mars/Olympus").unwrap_err();
         assert_eq!(err.field, "timezone");
-        assert_eq!(TimeZone::parse("Europe/Paris").unwrap().name(), "Europe/Paris");
+        assert_eq!(
+            TimeZone::parse("Europe/Paris").unwrap().name(),
+            "Europe/Paris"
+        );
     }
 
     #[test]
     fn phone_numbers_are_kept_in_e164_form() {
-        assert_eq!(PhoneNumber::parse("+1 514-555-0000").unwrap().as_str(), "+15145550000");
+        assert_eq!(
+            PhoneNumber::parse("+1 514-555-0000").unwrap().as_str(),
+            "+15145550000"
+        );
         assert!(PhoneNumber::parse("5145550000").is_err());
     }
 
     #[test]
     fn telegram_chat_ids_are_integers_or_usernames() {
-        assert_eq!(TelegramChatId::parse("-100123").unwrap().as_i64(), Some(-100_123));
+        assert_eq!(
+            TelegramChatId::parse("-100123").unwrap().as_i64(),
+            Some(-100_123)
+        );
         assert!(TelegramChatId::parse("@clairon_news").is_ok());
         assert!(TelegramChatId::parse("chat").is_err());
     }
@@ -410,7 +418,10 @@ mod tests {
     fn in_app_reaches_everyone_and_other_channels_need_an_address() {
         let nobody = artist(None, None);
         assert_eq!(nobody.reachability(Channel::InApp, false), Ok(()));
-        assert_eq!(nobody.reachability(Channel::Email, true), Err(Unreachable::NoEmail));
+        assert_eq!(
+            nobody.reachability(Channel::Email, true),
+            Err(Unreachable::NoEmail)
+        );
         assert_eq!(
             nobody.reachability(Channel::Telegram, true),
             Err(Unreachable::NoTelegramChat)

@@ -67,20 +67,26 @@ pub fn planning_notices(
         PlanningEventKind::Assigned | PlanningEventKind::Reminder if artists.is_empty() => {
             (NotificationKind::Info, Vec::new())
         }
-        PlanningEventKind::Assigned => (NotificationKind::Info, with_roles(&artists, &coordinators)),
-        PlanningEventKind::Modified => {
-            (NotificationKind::Warning, with_roles(&artists, &coordinators))
+        PlanningEventKind::Assigned => {
+            (NotificationKind::Info, with_roles(&artists, &coordinators))
         }
-        PlanningEventKind::Cancelled => {
-            (NotificationKind::Warning, with_roles(&artists, &coordinators))
-        }
+        PlanningEventKind::Modified => (
+            NotificationKind::Warning,
+            with_roles(&artists, &coordinators),
+        ),
+        PlanningEventKind::Cancelled => (
+            NotificationKind::Warning,
+            with_roles(&artists, &coordinators),
+        ),
         PlanningEventKind::Reminder => (NotificationKind::Info, with_roles(&artists, &[])),
     };
     told.into_iter()
         .filter_map(|(id, audience)| {
             let recipient = directory.get(id)?;
             let locale = recipient.locale_or(default_locale);
-            let zone = recipient.timezone.unwrap_or(event.planning.schedule.timezone);
+            let zone = recipient
+                .timezone
+                .unwrap_or(event.planning.schedule.timezone);
             Some(PlanningNotice {
                 recipient_id: id.clone(),
                 audience,
@@ -250,7 +256,12 @@ mod tests {
                 montreal,
             )
             .unwrap(),
-            Contact::new("Samir Nguyễn", Some("+15145550030"), Some("samir@example.org")).unwrap(),
+            Contact::new(
+                "Samir Nguyễn",
+                Some("+15145550030"),
+                Some("samir@example.org"),
+            )
+            .unwrap(),
         )
         .unwrap();
         PlanningEvent::new(
@@ -274,7 +285,11 @@ mod tests {
 
     #[test]
     fn an_assignment_tells_each_artist_and_sends_coordinators_a_summary() {
-        let notices = planning_notices(&event(PlanningEventKind::Assigned, vec![]), &directory(), Locale::Fr);
+        let notices = planning_notices(
+            &event(PlanningEventKind::Assigned, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
         assert_eq!(
             audiences(&notices),
             vec![
@@ -296,12 +311,25 @@ mod tests {
 
     #[test]
     fn each_artist_reads_the_time_in_their_own_zone_and_language() {
-        let notices = planning_notices(&event(PlanningEventKind::Assigned, vec![]), &directory(), Locale::Fr);
-        assert_eq!(notices[0].context["planning"]["starts"], "mardi 16 mars 2027, 20 h 15");
+        let notices = planning_notices(
+            &event(PlanningEventKind::Assigned, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
+        assert_eq!(
+            notices[0].context["planning"]["starts"],
+            "mardi 16 mars 2027, 20 h 15"
+        );
         assert_eq!(notices[1].locale, Locale::En);
         // The same instant is 01:15 on the 17th in Paris.
-        assert_eq!(notices[1].context["planning"]["starts"], "Wednesday, March 17, 2027, 1:15 AM");
-        assert_eq!(notices[0].context["planning"]["contact"]["phone"], "+15145550030");
+        assert_eq!(
+            notices[1].context["planning"]["starts"],
+            "Wednesday, March 17, 2027, 1:15 AM"
+        );
+        assert_eq!(
+            notices[0].context["planning"]["contact"]["phone"],
+            "+15145550030"
+        );
     }
 
     #[test]
@@ -310,7 +338,11 @@ mod tests {
             from: Utc.with_ymd_and_hms(2027, 3, 16, 0, 15, 0).unwrap(),
             to: Utc.with_ymd_and_hms(2027, 3, 17, 0, 15, 0).unwrap(),
         };
-        let notices = planning_notices(&event(PlanningEventKind::Modified, vec![change]), &directory(), Locale::Fr);
+        let notices = planning_notices(
+            &event(PlanningEventKind::Modified, vec![change]),
+            &directory(),
+            Locale::Fr,
+        );
         assert_eq!(notices.len(), 3);
         let described = &notices[0].context["changes"][0];
         assert_eq!(described["field"], "starts_at");
@@ -321,17 +353,30 @@ mod tests {
 
     #[test]
     fn a_cancellation_tells_artists_and_coordinators() {
-        let notices = planning_notices(&event(PlanningEventKind::Cancelled, vec![]), &directory(), Locale::Fr);
+        let notices = planning_notices(
+            &event(PlanningEventKind::Cancelled, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
         assert_eq!(audiences(&notices).len(), 3);
-        assert!(notices.iter().all(|n| n.event_type.as_str() == "planning.cancelled"));
+        assert!(notices
+            .iter()
+            .all(|n| n.event_type.as_str() == "planning.cancelled"));
     }
 
     #[test]
     fn a_reminder_goes_to_artists_only() {
-        let notices = planning_notices(&event(PlanningEventKind::Reminder, vec![]), &directory(), Locale::Fr);
+        let notices = planning_notices(
+            &event(PlanningEventKind::Reminder, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
         assert_eq!(
             audiences(&notices),
-            vec![("artist-1", Audience::Artist), ("artist-2", Audience::Artist)]
+            vec![
+                ("artist-1", Audience::Artist),
+                ("artist-2", Audience::Artist)
+            ]
         );
     }
 
@@ -353,10 +398,16 @@ mod tests {
     #[test]
     fn a_recipient_without_locale_or_zone_gets_the_default_language_and_the_plannings_zone() {
         let mut dir = directory();
-        let artist = dir.get_mut(&RecipientId::parse("artist-2").unwrap()).unwrap();
+        let artist = dir
+            .get_mut(&RecipientId::parse("artist-2").unwrap())
+            .unwrap();
         artist.locale = None;
         artist.timezone = None;
-        let notices = planning_notices(&event(PlanningEventKind::Reminder, vec![]), &dir, Locale::Fr);
+        let notices = planning_notices(
+            &event(PlanningEventKind::Reminder, vec![]),
+            &dir,
+            Locale::Fr,
+        );
         assert_eq!(notices[1].locale, Locale::Fr);
         assert_eq!(notices[1].context["timezone"], "America/Montreal");
     }

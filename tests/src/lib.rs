@@ -109,7 +109,9 @@ impl PostgresDatabase {
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .expect("CREATE DATABASE");
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
         Some(Self {
             url: format!("{base}/{name}"),
             admin_url,
@@ -121,8 +123,11 @@ impl PostgresDatabase {
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
         }
     }
 }
@@ -164,8 +169,15 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         smtp_url: smtp.as_ref().map(SmtpSink::url).unwrap_or_default(),
         email_outbox_dir: outbox_dir.clone(),
         email_from: "Clairon <notifications@clairon.test>".into(),
-        telegram_bot_token: if telegram.is_some() { BOT_TOKEN.into() } else { String::new() },
-        telegram_api_url: telegram.as_ref().map(TelegramStub::base_url).unwrap_or_default(),
+        telegram_bot_token: if telegram.is_some() {
+            BOT_TOKEN.into()
+        } else {
+            String::new()
+        },
+        telegram_api_url: telegram
+            .as_ref()
+            .map(TelegramStub::base_url)
+            .unwrap_or_default(),
         templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
         dispatch_poll_ms: 50,
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
@@ -270,8 +282,11 @@ impl TestApp {
     /// Posts one dataset event to its planning's endpoint.
     pub async fn post_event(&self, event: &Value) -> Answer {
         let planning = event["planning_id"].as_str().expect("planning_id");
-        self.post(&format!("/api/v1/notifications/plannings/{planning}/events"), event)
-            .await
+        self.post(
+            &format!("/api/v1/notifications/plannings/{planning}/events"),
+            event,
+        )
+        .await
     }
 
     /// Polls `GET /api/v1/notifications/{id}` until no delivery is pending or sending.
@@ -282,13 +297,18 @@ impl TestApp {
         let deadline = Instant::now() + timeout;
         loop {
             let answer = self.get(&format!("/api/v1/notifications/{id}")).await;
-            let settled = answer.json["deliveries"]
-                .as_array()
-                .is_some_and(|ds| ds.iter().all(|d| !matches!(d["status"].as_str(), Some("pending" | "sending"))));
+            let settled = answer.json["deliveries"].as_array().is_some_and(|ds| {
+                ds.iter()
+                    .all(|d| !matches!(d["status"].as_str(), Some("pending" | "sending")))
+            });
             if settled {
                 return answer.json;
             }
-            assert!(Instant::now() < deadline, "deliveries of {id} still in flight: {}", answer.json);
+            assert!(
+                Instant::now() < deadline,
+                "deliveries of {id} still in flight: {}",
+                answer.json
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

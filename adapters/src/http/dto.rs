@@ -24,7 +24,11 @@ impl Errors {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
-                let e = if prefix.is_empty() { e } else { e.within(prefix) };
+                let e = if prefix.is_empty() {
+                    e
+                } else {
+                    e.within(prefix)
+                };
                 self.0.push(e.into());
                 None
             }
@@ -88,7 +92,14 @@ impl RecipientBody {
     fn translate(&self, id: &str, prefix: &str, errors: &mut Errors) -> Option<Recipient> {
         let id = errors.take(prefix, RecipientId::parse(id));
         let name = errors.take(prefix, DisplayName::parse(&self.name));
-        let email = errors.take(prefix, self.email.as_deref().filter(|e| !e.is_empty()).map(EmailAddress::parse).transpose());
+        let email = errors.take(
+            prefix,
+            self.email
+                .as_deref()
+                .filter(|e| !e.is_empty())
+                .map(EmailAddress::parse)
+                .transpose(),
+        );
         let chat = errors.take(
             prefix,
             self.telegram_chat_id
@@ -96,9 +107,22 @@ impl RecipientBody {
                 .map(|c| TelegramChatId::parse(&c.text()))
                 .transpose(),
         );
-        let phone = errors.take(prefix, self.phone.as_deref().filter(|p| !p.is_empty()).map(PhoneNumber::parse).transpose());
-        let locale = errors.take(prefix, self.locale.as_deref().map(Locale::parse).transpose());
-        let timezone = errors.take(prefix, self.timezone.as_deref().map(TimeZone::parse).transpose());
+        let phone = errors.take(
+            prefix,
+            self.phone
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(PhoneNumber::parse)
+                .transpose(),
+        );
+        let locale = errors.take(
+            prefix,
+            self.locale.as_deref().map(Locale::parse).transpose(),
+        );
+        let timezone = errors.take(
+            prefix,
+            self.timezone.as_deref().map(TimeZone::parse).transpose(),
+        );
         Some(Recipient {
             id: id?,
             name: name?,
@@ -210,19 +234,44 @@ impl NotificationBody {
         }
         let mut recipient_ids = Vec::with_capacity(self.recipient_ids.len());
         for (i, raw) in self.recipient_ids.iter().enumerate() {
-            if let Some(id) = errors.take("", RecipientId::parse(raw).map_err(|e| ValidationError::new(format!("recipient_ids[{i}]"), e.message))) {
+            if let Some(id) = errors.take(
+                "",
+                RecipientId::parse(raw)
+                    .map_err(|e| ValidationError::new(format!("recipient_ids[{i}]"), e.message)),
+            ) {
                 if !recipient_ids.contains(&id) {
                     recipient_ids.push(id);
                 }
             }
         }
-        let kind = errors.take("", self.kind.as_deref().map_or(Ok(NotificationKind::Info), NotificationKind::parse));
-        let priority = errors.take("", self.priority.as_deref().map_or(Ok(Priority::Normal), Priority::parse));
+        let kind = errors.take(
+            "",
+            self.kind
+                .as_deref()
+                .map_or(Ok(NotificationKind::Info), NotificationKind::parse),
+        );
+        let priority = errors.take(
+            "",
+            self.priority
+                .as_deref()
+                .map_or(Ok(Priority::Normal), Priority::parse),
+        );
         let title = errors.take("", Title::parse(&self.title));
         let body = errors.take("", Body::parse(&self.body));
-        let action_url = errors.take("", self.action_url.as_deref().map(ActionUrl::parse).transpose());
-        let action_label = errors.take("", self.action_label.as_deref().map(ActionLabel::parse).transpose());
-        if action_label.as_ref().is_some_and(Option::is_some) && action_url.as_ref().is_some_and(Option::is_none) {
+        let action_url = errors.take(
+            "",
+            self.action_url.as_deref().map(ActionUrl::parse).transpose(),
+        );
+        let action_label = errors.take(
+            "",
+            self.action_label
+                .as_deref()
+                .map(ActionLabel::parse)
+                .transpose(),
+        );
+        if action_label.as_ref().is_some_and(Option::is_some)
+            && action_url.as_ref().is_some_and(Option::is_none)
+        {
             errors.push("action_label", "needs an action_url");
         }
         let metadata = match self.metadata {
@@ -233,8 +282,21 @@ impl NotificationBody {
                 None
             }
         };
-        let channels = errors.take("", self.channels.as_ref().map(|c| c.iter().map(|s| clairon_domain::Channel::parse(s)).collect::<Result<ChannelSet, _>>()).transpose());
-        if channels.as_ref().is_some_and(|c| c.is_some_and(ChannelSet::is_empty)) {
+        let channels = errors.take(
+            "",
+            self.channels
+                .as_ref()
+                .map(|c| {
+                    c.iter()
+                        .map(|s| clairon_domain::Channel::parse(s))
+                        .collect::<Result<ChannelSet, _>>()
+                })
+                .transpose(),
+        );
+        if channels
+            .as_ref()
+            .is_some_and(|c| c.is_some_and(ChannelSet::is_empty))
+        {
             errors.push("channels", "must name at least one channel");
         }
         let content = (|| {
@@ -352,11 +414,17 @@ fn change(field: &str, raw: &Value) -> Result<PlanningChange, ValidationError> {
         if v.is_object() {
             Ok(v.clone())
         } else {
-            Err(ValidationError::new(format!("{path}.{end}"), "must be an object"))
+            Err(ValidationError::new(
+                format!("{path}.{end}"),
+                "must be an object",
+            ))
         }
     };
     Ok(match field {
-        "title" => PlanningChange::Title { from: text(&body.from, "from")?, to: text(&body.to, "to")? },
+        "title" => PlanningChange::Title {
+            from: text(&body.from, "from")?,
+            to: text(&body.to, "to")?,
+        },
         "starts_at" | "ends_at" => {
             let from = instant(&text(&body.from, "from")?, &format!("{path}.from"))?;
             let to = instant(&text(&body.to, "to")?, &format!("{path}.to"))?;
@@ -372,7 +440,10 @@ fn change(field: &str, raw: &Value) -> Result<PlanningChange, ValidationError> {
                     .map_err(|e| ValidationError::new(format!("{path}.{end}"), e.to_string()))?;
                 location(&body).map_err(|e| e.within(&format!("{path}.{end}")))
             };
-            PlanningChange::Location { from: parse(object(&body.from, "from")?, "from")?, to: parse(object(&body.to, "to")?, "to")? }
+            PlanningChange::Location {
+                from: parse(object(&body.from, "from")?, "from")?,
+                to: parse(object(&body.to, "to")?, "to")?,
+            }
         }
         "contact" => {
             let parse = |v: Value, end: &str| -> Result<Contact, ValidationError> {
@@ -380,12 +451,17 @@ fn change(field: &str, raw: &Value) -> Result<PlanningChange, ValidationError> {
                     .map_err(|e| ValidationError::new(format!("{path}.{end}"), e.to_string()))?;
                 contact(&body).map_err(|e| e.within(&format!("{path}.{end}")))
             };
-            PlanningChange::Contact { from: parse(object(&body.from, "from")?, "from")?, to: parse(object(&body.to, "to")?, "to")? }
+            PlanningChange::Contact {
+                from: parse(object(&body.from, "from")?, "from")?,
+                to: parse(object(&body.to, "to")?, "to")?,
+            }
         }
         other => {
             return Err(ValidationError::new(
                 &path,
-                format!("unknown field {other:?}; known: title, location, starts_at, ends_at, contact"),
+                format!(
+                    "unknown field {other:?}; known: title, location, starts_at, ends_at, contact"
+                ),
             ))
         }
     })
@@ -401,7 +477,13 @@ impl PlanningEventBody {
     pub fn into_event(self, path_planning_id: &str) -> Result<PlanningEvent, ApiError> {
         let mut e = Errors::default();
         if self.planning_id != path_planning_id {
-            e.push("planning_id", format!("{:?} differs from the planning id in the path {path_planning_id:?}", self.planning_id));
+            e.push(
+                "planning_id",
+                format!(
+                    "{:?} differs from the planning id in the path {path_planning_id:?}",
+                    self.planning_id
+                ),
+            );
         }
         let event_id = e.take("", PlanningEventId::parse(&self.event_id));
         let planning_id = e.take("", PlanningId::parse(path_planning_id));
@@ -420,7 +502,14 @@ impl PlanningEventBody {
         let ids = |raw: &[String], field: &str, e: &mut Errors| -> Vec<RecipientId> {
             raw.iter()
                 .enumerate()
-                .filter_map(|(i, r)| e.take("", RecipientId::parse(r).map_err(|err| ValidationError::new(format!("{field}[{i}]"), err.message))))
+                .filter_map(|(i, r)| {
+                    e.take(
+                        "",
+                        RecipientId::parse(r).map_err(|err| {
+                            ValidationError::new(format!("{field}[{i}]"), err.message)
+                        }),
+                    )
+                })
                 .collect()
         };
         let artist_ids = ids(&self.artist_ids, "artist_ids", &mut e);
@@ -431,15 +520,17 @@ impl PlanningEventBody {
             .filter_map(|(field, raw)| e.take("", change(field, raw)))
             .collect();
         let snapshot = match (planning_id, schedule, location, contact) {
-            (Some(id), Some(schedule), Some(location), Some(contact)) => {
-                e.take("planning", PlanningSnapshot::new(id, &p.title, location, schedule, contact))
-            }
+            (Some(id), Some(schedule), Some(location), Some(contact)) => e.take(
+                "planning",
+                PlanningSnapshot::new(id, &p.title, location, schedule, contact),
+            ),
             _ => None,
         };
         let event = match (event_id, kind, occurred_at, snapshot) {
-            (Some(id), Some(kind), Some(at), Some(snapshot)) if e.0.is_empty() => {
-                e.take("", PlanningEvent::new(id, kind, at, snapshot, artist_ids, coordinator_ids, changes))
-            }
+            (Some(id), Some(kind), Some(at), Some(snapshot)) if e.0.is_empty() => e.take(
+                "",
+                PlanningEvent::new(id, kind, at, snapshot, artist_ids, coordinator_ids, changes),
+            ),
             _ => None,
         };
         e.finish(event)
@@ -465,14 +556,35 @@ impl TestBody {
     /// # Errors
     /// [`ApiError::Unprocessable`] when neither a recipient nor an address is given, or a field
     /// is invalid.
-    pub fn into_command(self) -> Result<clairon_application::commands::SendTestNotification, ApiError> {
+    pub fn into_command(
+        self,
+    ) -> Result<clairon_application::commands::SendTestNotification, ApiError> {
         use clairon_application::commands::{SendTestNotification, TestTarget};
         let mut e = Errors::default();
-        let channels = e.take("", self.channels.as_ref().map(|c| c.iter().map(|s| clairon_domain::Channel::parse(s)).collect::<Result<ChannelSet, _>>()).transpose());
+        let channels = e.take(
+            "",
+            self.channels
+                .as_ref()
+                .map(|c| {
+                    c.iter()
+                        .map(|s| clairon_domain::Channel::parse(s))
+                        .collect::<Result<ChannelSet, _>>()
+                })
+                .transpose(),
+        );
         let target = match (&self.recipient_id, &self.email, &self.telegram_chat_id) {
-            (Some(id), None, None) => e.take("", RecipientId::parse(id).map_err(|err| ValidationError::new("recipient_id", err.message))).map(TestTarget::Recipient),
+            (Some(id), None, None) => e
+                .take(
+                    "",
+                    RecipientId::parse(id)
+                        .map_err(|err| ValidationError::new("recipient_id", err.message)),
+                )
+                .map(TestTarget::Recipient),
             (None, None, None) => {
-                e.push("recipient_id", "give a recipient_id, or an email and/or telegram_chat_id");
+                e.push(
+                    "recipient_id",
+                    "give a recipient_id, or an email and/or telegram_chat_id",
+                );
                 None
             }
             (Some(_), _, _) => {
@@ -481,11 +593,23 @@ impl TestBody {
             }
             (None, email, chat) => {
                 let email = e.take("", email.as_deref().map(EmailAddress::parse).transpose());
-                let chat = e.take("", chat.as_ref().map(|c| TelegramChatId::parse(&c.text())).transpose());
-                email.zip(chat).map(|(email, telegram_chat_id)| TestTarget::Addresses { email, telegram_chat_id })
+                let chat = e.take(
+                    "",
+                    chat.as_ref()
+                        .map(|c| TelegramChatId::parse(&c.text()))
+                        .transpose(),
+                );
+                email
+                    .zip(chat)
+                    .map(|(email, telegram_chat_id)| TestTarget::Addresses {
+                        email,
+                        telegram_chat_id,
+                    })
             }
         };
-        let command = target.zip(channels).map(|(target, channels)| SendTestNotification { target, channels });
+        let command = target
+            .zip(channels)
+            .map(|(target, channels)| SendTestNotification { target, channels });
         e.finish(command)
     }
 }

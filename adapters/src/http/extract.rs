@@ -33,7 +33,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_none_or(|ct| {
-                let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let essence = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 essence == "application/json" || essence.ends_with("+json")
             });
         let mut payload = payload.take();
@@ -46,7 +51,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             }
             let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+                let chunk =
+                    chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
                     return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
                 }
@@ -64,7 +70,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// naming the field for well-formed JSON of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("request body is empty; expected JSON".into()));
+        return Err(ApiError::BadRequest(
+            "request body is empty; expected JSON".into(),
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
@@ -74,13 +82,20 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
                 // serde reports a missing field at its parent's path: name the field itself.
-                let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                let field = match message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                {
                     Some(name) if path == "." => name.to_owned(),
                     Some(name) => format!("{path}.{name}"),
                     None if path == "." => "body".to_owned(),
                     None => path,
                 };
-                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
                 ApiError::invalid(field, message)
             }
             _ => ApiError::BadRequest(format!("malformed JSON: {inner}")),
@@ -117,8 +132,14 @@ mod tests {
 
     #[test]
     fn a_syntax_error_is_a_bad_request() {
-        assert!(matches!(parse_json::<Outer>(b"{\"planning\": "), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_json::<Outer>(b"  "), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_json::<Outer>(b"{\"planning\": "),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Outer>(b"  "),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]
@@ -129,7 +150,8 @@ mod tests {
 
     #[test]
     fn a_field_of_the_wrong_type_is_named() {
-        let err = parse_json::<Outer>(br#"{"planning": {"title": 3, "starts_at": "x"}}"#).unwrap_err();
+        let err =
+            parse_json::<Outer>(br#"{"planning": {"title": 3, "starts_at": "x"}}"#).unwrap_err();
         assert_eq!(field_of(err), "planning.title");
     }
 }

@@ -20,7 +20,9 @@ use clairon_application::commands::{
     MarkNotificationReadHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::ports::RecipientRepository;
-use clairon_application::queries::{GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler};
+use clairon_application::queries::{
+    GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler,
+};
 
 pub use auth::ApiKeys;
 pub use problem::{ApiError, FieldError};
@@ -64,10 +66,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
-                .route("/recipients/import", web::post().to(routes::import_recipients))
+                .route(
+                    "/recipients/import",
+                    web::post().to(routes::import_recipients),
+                )
                 .route("/recipients/{id}", web::put().to(routes::put_recipient))
                 .route("/recipients/{id}", web::get().to(routes::get_recipient))
-                .route("/recipients/{id}/notifications", web::get().to(routes::list_notifications))
+                .route(
+                    "/recipients/{id}/notifications",
+                    web::get().to(routes::list_notifications),
+                )
                 .route(
                     "/recipients/{id}/notifications/unread-count",
                     web::get().to(routes::unread_count),
@@ -76,14 +84,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/recipients/{id}/notifications/read-all",
                     web::post().to(routes::mark_all_read),
                 )
-                .route("/notifications", web::post().to(routes::create_notifications))
+                .route(
+                    "/notifications",
+                    web::post().to(routes::create_notifications),
+                )
                 .route("/notifications/test", web::post().to(routes::send_test))
                 .route(
                     "/notifications/plannings/{planning_id}/events",
                     web::post().to(routes::planning_event),
                 )
-                .route("/notifications/{id}", web::get().to(routes::get_notification))
-                .route("/notifications/{id}/read", web::post().to(routes::mark_read))
+                .route(
+                    "/notifications/{id}",
+                    web::get().to(routes::get_notification),
+                )
+                .route(
+                    "/notifications/{id}/read",
+                    web::post().to(routes::mark_read),
+                )
                 .default_service(web::to(routes::not_found)),
         )
         .default_service(web::to(routes::not_found));

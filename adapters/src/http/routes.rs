@@ -36,7 +36,8 @@ fn recipient_id(raw: &str) -> Result<RecipientId, ApiError> {
 }
 
 fn notification_id(raw: &str) -> Result<NotificationId, ApiError> {
-    NotificationId::parse(raw).map_err(|_| ApiError::NotFound(format!("notification {raw:?} not found")))
+    NotificationId::parse(raw)
+        .map_err(|_| ApiError::NotFound(format!("notification {raw:?} not found")))
 }
 
 fn recipient_json(r: &Recipient) -> Value {
@@ -123,7 +124,10 @@ pub async fn put_recipient(
     Ok(HttpResponse::build(status).json(json))
 }
 
-async fn upsert(handlers: &Handlers, recipients: Vec<Recipient>) -> Result<Vec<Upserted>, ApiError> {
+async fn upsert(
+    handlers: &Handlers,
+    recipients: Vec<Recipient>,
+) -> Result<Vec<Upserted>, ApiError> {
     handlers
         .upsert_recipients
         .execute(UpsertRecipients { recipients })
@@ -150,7 +154,10 @@ pub async fn import_recipients(
 }
 
 /// `GET /api/v1/recipients/{id}`.
-pub async fn get_recipient(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_recipient(
+    handlers: Data,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = recipient_id(&path)?;
     match handlers.recipients.get(&id).await.map_err(repository)? {
         Some(r) => Ok(HttpResponse::Ok().json(recipient_json(&r))),
@@ -188,9 +195,10 @@ pub async fn create_notifications(
         .await
         .map_err(|e| match e {
             CreateNotificationError::UnknownRecipients(ids) => unknown_recipients(&ids),
-            CreateNotificationError::TooMany { max } => {
-                ApiError::invalid("recipient_ids", format!("at most {max} recipients per request"))
-            }
+            CreateNotificationError::TooMany { max } => ApiError::invalid(
+                "recipient_ids",
+                format!("at most {max} recipients per request"),
+            ),
             CreateNotificationError::Duplicate(what) => ApiError::Internal(what),
             CreateNotificationError::Repository(e) => repository(e),
         })?;
@@ -224,7 +232,11 @@ pub async fn planning_event(
             }
             HandlePlanningEventError::Publish(other) => ApiError::Internal(other.to_string()),
         })?;
-    let status = if handled.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if handled.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok(HttpResponse::build(status).json(json!({
         "event_id": handled.event_id.as_str(),
         "planning_id": handled.planning_id.as_str(),
@@ -253,13 +265,19 @@ pub async fn list_notifications(
         Some("unread") => ReadFilter::Unread,
         Some("read") => ReadFilter::Read,
         Some(other) => {
-            return Err(ApiError::invalid("status", format!("{other:?} is not one of unread, read, all")))
+            return Err(ApiError::invalid(
+                "status",
+                format!("{other:?} is not one of unread, read, all"),
+            ))
         }
     };
     let limit = params
         .limit
         .as_deref()
-        .map(|l| l.parse::<u32>().map_err(|_| ApiError::invalid("limit", "must be an integer from 1 to 100")))
+        .map(|l| {
+            l.parse::<u32>()
+                .map_err(|_| ApiError::invalid("limit", "must be an integer from 1 to 100"))
+        })
         .transpose()?;
     let page = handlers
         .list_notifications
@@ -271,37 +289,53 @@ pub async fn list_notifications(
         })
         .await
         .map_err(|e| match e {
-            ListNotificationsError::UnknownRecipient(id) => ApiError::NotFound(format!("recipient {id} not found")),
-            ListNotificationsError::InvalidLimit => ApiError::invalid("limit", "must be an integer from 1 to 100"),
-            ListNotificationsError::InvalidCursor => ApiError::invalid("cursor", "is not a cursor this service gave out"),
+            ListNotificationsError::UnknownRecipient(id) => {
+                ApiError::NotFound(format!("recipient {id} not found"))
+            }
+            ListNotificationsError::InvalidLimit => {
+                ApiError::invalid("limit", "must be an integer from 1 to 100")
+            }
+            ListNotificationsError::InvalidCursor => {
+                ApiError::invalid("cursor", "is not a cursor this service gave out")
+            }
             ListNotificationsError::Repository(e) => repository(e),
         })?;
     Ok(HttpResponse::Ok().json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
 }
 
 /// `GET /api/v1/recipients/{id}/notifications/unread-count` → `{"unread": n}`.
-pub async fn unread_count(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn unread_count(
+    handlers: Data,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = recipient_id(&path)?;
     let unread = handlers
         .unread_count
         .execute(UnreadCount { recipient_id: id })
         .await
         .map_err(|e| match e {
-            UnreadCountError::UnknownRecipient(id) => ApiError::NotFound(format!("recipient {id} not found")),
+            UnreadCountError::UnknownRecipient(id) => {
+                ApiError::NotFound(format!("recipient {id} not found"))
+            }
             UnreadCountError::Repository(e) => repository(e),
         })?;
     Ok(HttpResponse::Ok().json(json!({ "unread": unread })))
 }
 
 /// `GET /api/v1/notifications/{id}` → the notification with its deliveries.
-pub async fn get_notification(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_notification(
+    handlers: Data,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = notification_id(&path)?;
     let details = handlers
         .get_notification
         .execute(GetNotification { id })
         .await
         .map_err(|e| match e {
-            GetNotificationError::NotFound(id) => ApiError::NotFound(format!("notification {id} not found")),
+            GetNotificationError::NotFound(id) => {
+                ApiError::NotFound(format!("notification {id} not found"))
+            }
             GetNotificationError::Repository(e) => repository(e),
         })?;
     Ok(HttpResponse::Ok().json(details))
@@ -315,16 +349,27 @@ pub async fn mark_read(handlers: Data, path: web::Path<String>) -> Result<HttpRe
         .execute(MarkNotificationRead { id, owner: None })
         .await
         .map_err(|e| match e {
-            MarkNotificationReadError::NotFound(id) => ApiError::NotFound(format!("notification {id} not found")),
+            MarkNotificationReadError::NotFound(id) => {
+                ApiError::NotFound(format!("notification {id} not found"))
+            }
             MarkNotificationReadError::Repository(e) => repository(e),
         })?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// `POST /api/v1/recipients/{id}/notifications/read-all` → `{"marked": n, "unread": 0}`.
-pub async fn mark_all_read(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn mark_all_read(
+    handlers: Data,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = recipient_id(&path)?;
-    if handlers.recipients.get(&id).await.map_err(repository)?.is_none() {
+    if handlers
+        .recipients
+        .get(&id)
+        .await
+        .map_err(repository)?
+        .is_none()
+    {
         return Err(ApiError::NotFound(format!("recipient {id} not found")));
     }
     let marked = handlers
@@ -332,19 +377,28 @@ pub async fn mark_all_read(handlers: Data, path: web::Path<String>) -> Result<Ht
         .execute(MarkAllNotificationsRead { recipient_id: id })
         .await
         .map_err(|e| match e {
-            clairon_application::commands::MarkAllNotificationsReadError::Repository(e) => repository(e),
+            clairon_application::commands::MarkAllNotificationsReadError::Repository(e) => {
+                repository(e)
+            }
         })?;
     Ok(HttpResponse::Ok().json(json!({ "marked": marked, "unread": 0 })))
 }
 
 /// `POST /api/v1/notifications/test` → `{"results": [{"channel", "status", "detail"}]}`.
-pub async fn send_test(handlers: Data, JsonBody(body): JsonBody<TestBody>) -> Result<HttpResponse, ApiError> {
+pub async fn send_test(
+    handlers: Data,
+    JsonBody(body): JsonBody<TestBody>,
+) -> Result<HttpResponse, ApiError> {
     let command = body.into_command()?;
-    let results = handlers.send_test.execute(command).await.map_err(|e| match e {
-        SendTestNotificationError::UnknownRecipient(id) => {
-            ApiError::invalid("recipient_id", format!("unknown recipient {id}"))
-        }
-        SendTestNotificationError::Repository(e) => repository(e),
-    })?;
+    let results = handlers
+        .send_test
+        .execute(command)
+        .await
+        .map_err(|e| match e {
+            SendTestNotificationError::UnknownRecipient(id) => {
+                ApiError::invalid("recipient_id", format!("unknown recipient {id}"))
+            }
+            SendTestNotificationError::Repository(e) => repository(e),
+        })?;
     Ok(HttpResponse::Ok().json(json!({ "results": results })))
 }

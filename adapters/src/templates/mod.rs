@@ -15,9 +15,10 @@
 //! `in_app.title.txt`, `in_app.body.txt`, `email.subject.txt`, `email.txt`, `email.html` and
 //! `telegram.html`. Directories whose name starts with `_` hold shared templates, not families.
 //!
-//! `.html` templates are HTML-escaped (Tera's escaper: `&amp; &lt; &gt; &quot;` and the numeric
-//! `&#x27; &#x2F;`, all of which Telegram's HTML parse mode accepts); `.txt` templates are not
-//! escaped at all. This module knows Tera and the file system, nothing of the channels that send
+//! `.html` templates are HTML-escaped with `html-escape`'s double-quoted-attribute escaper
+//! (`&amp; &lt; &gt; &quot;`: safe in text and in `"`-quoted attributes, and exactly the named
+//! entities Telegram's HTML parse mode accepts, so URLs in `href`s stay readable); `.txt`
+//! templates are not escaped at all. This module knows Tera and the file system, nothing of the channels that send
 //! what it renders.
 
 mod sample;
@@ -183,6 +184,7 @@ impl TeraTemplateRenderer {
 
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
+        tera.set_escape_fn(escape_html);
         tera.add_raw_templates(sources)
             .map_err(|e| TemplateLoadError::Links {
                 dir: dir.to_path_buf(),
@@ -524,6 +526,12 @@ fn tidy_text(text: &str) -> String {
         out.push_str(line);
     }
     out
+}
+
+/// Escapes `& < > "`: enough for text and `"`-quoted attributes (every attribute in the
+/// templates is double-quoted), and only entities Telegram accepts.
+fn escape_html(raw: &str) -> String {
+    html_escape::encode_double_quoted_attribute(raw).into_owned()
 }
 
 #[cfg(test)]

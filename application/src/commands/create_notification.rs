@@ -17,8 +17,8 @@ use clairon_domain::{
 };
 
 use crate::ports::{
-    Clock, DeliveryWaker, IdGenerator, NewNotification, NotificationRepository, RecipientRepository,
-    RepositoryError,
+    Clock, DeliveryWaker, IdGenerator, NewNotification, NotificationRepository,
+    RecipientRepository, RepositoryError,
 };
 
 /// Service-wide channel settings.
@@ -184,7 +184,11 @@ impl CreateNotificationHandler {
                 max: Self::MAX_BATCH,
             });
         }
-        let mut ids: Vec<RecipientId> = command.drafts.iter().map(|d| d.recipient_id.clone()).collect();
+        let mut ids: Vec<RecipientId> = command
+            .drafts
+            .iter()
+            .map(|d| d.recipient_id.clone())
+            .collect();
         ids.sort();
         ids.dedup();
         let directory: HashMap<RecipientId, Recipient> = self
@@ -229,7 +233,13 @@ impl CreateNotificationHandler {
             for (channel, reach) in self.policy.plan(recipient, draft.channels) {
                 let delivery_id = self.ids.delivery_id();
                 let delivery = match reach {
-                    Ok(()) => Delivery::pending(delivery_id, id.clone(), recipient.id.clone(), channel, now),
+                    Ok(()) => Delivery::pending(
+                        delivery_id,
+                        id.clone(),
+                        recipient.id.clone(),
+                        channel,
+                        now,
+                    ),
                     Err(why) => Delivery::skipped(
                         delivery_id,
                         id.clone(),
@@ -330,17 +340,26 @@ mod tests {
         zoe.email = email.map(|e| EmailAddress::parse(e).unwrap());
         zoe.telegram_chat_id = chat.map(|c| TelegramChatId::parse(c).unwrap());
         let mut notifications = MockNotificationRepository::new();
-        notifications.expect_insert_batch().times(1).returning(|_| Ok(()));
+        notifications
+            .expect_insert_batch()
+            .times(1)
+            .returning(|_| Ok(()));
         let mut waker = MockDeliveryWaker::new();
         waker.expect_wake().times(1).return_const(());
         let handler = handler(
             MockRecipientRepository::new(),
             notifications,
             waker,
-            ChannelPolicy { enabled: ChannelSet::all(), telegram_bot: bot },
+            ChannelPolicy {
+                enabled: ChannelSet::all(),
+                telegram_bot: bot,
+            },
         );
         let directory = HashMap::from([(zoe.id.clone(), zoe)]);
-        let created = handler.execute_with(&directory, vec![draft("artist-1")]).await.unwrap();
+        let created = handler
+            .execute_with(&directory, vec![draft("artist-1")])
+            .await
+            .unwrap();
         let got: Vec<(&str, &str)> = created[0]
             .deliveries
             .iter()
@@ -354,7 +373,12 @@ mod tests {
         let mut notifications = MockNotificationRepository::new();
         notifications
             .expect_insert_batch()
-            .withf(|batch| batch[0].deliveries.iter().all(|d| d.channel == Channel::InApp))
+            .withf(|batch| {
+                batch[0]
+                    .deliveries
+                    .iter()
+                    .all(|d| d.channel == Channel::InApp)
+            })
             .times(1)
             .returning(|_| Ok(()));
         let mut waker = MockDeliveryWaker::new();
@@ -363,7 +387,10 @@ mod tests {
             MockRecipientRepository::new(),
             notifications,
             waker,
-            ChannelPolicy { enabled: ChannelSet::parse_list("in_app").unwrap(), telegram_bot: true },
+            ChannelPolicy {
+                enabled: ChannelSet::parse_list("in_app").unwrap(),
+                telegram_bot: true,
+            },
         );
         let zoe = recipient("artist-1");
         let mut wanted = draft("artist-1");
@@ -383,7 +410,12 @@ mod tests {
             .returning(|_| Ok(vec![recipient("artist-1")]));
         let mut notifications = MockNotificationRepository::new();
         notifications.expect_insert_batch().never();
-        let handler = handler(recipients, notifications, MockDeliveryWaker::new(), all_on());
+        let handler = handler(
+            recipients,
+            notifications,
+            MockDeliveryWaker::new(),
+            all_on(),
+        );
         let err = handler
             .execute(CreateNotification {
                 drafts: vec![draft("artist-9"), draft("artist-1"), draft("artist-3")],
@@ -393,23 +425,39 @@ mod tests {
         let CreateNotificationError::UnknownRecipients(ids) = err else {
             panic!("expected UnknownRecipients, got {err:?}");
         };
-        assert_eq!(ids.iter().map(|i| i.as_str()).collect::<Vec<_>>(), vec!["artist-3", "artist-9"]);
+        assert_eq!(
+            ids.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+            vec!["artist-3", "artist-9"]
+        );
     }
 
     #[tokio::test]
     async fn a_conflict_in_the_outbox_is_reported_as_a_duplicate_and_wakes_nobody() {
         let mut notifications = MockNotificationRepository::new();
-        notifications
-            .expect_insert_batch()
-            .returning(|_| Err(RepositoryError::Conflict("notifications_source_recipient".into())));
+        notifications.expect_insert_batch().returning(|_| {
+            Err(RepositoryError::Conflict(
+                "notifications_source_recipient".into(),
+            ))
+        });
         let mut waker = MockDeliveryWaker::new();
         waker.expect_wake().never();
-        let handler = handler(MockRecipientRepository::new(), notifications, waker, all_on());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            all_on(),
+        );
         let zoe = recipient("artist-1");
         let err = handler
-            .execute_with(&HashMap::from([(zoe.id.clone(), zoe)]), vec![draft("artist-1")])
+            .execute_with(
+                &HashMap::from([(zoe.id.clone(), zoe)]),
+                vec![draft("artist-1")],
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, CreateNotificationError::Duplicate(_)), "{err:?}");
+        assert!(
+            matches!(err, CreateNotificationError::Duplicate(_)),
+            "{err:?}"
+        );
     }
 }

@@ -77,7 +77,11 @@ impl HandlePlanningEventHandler {
         }
         let event_id = event.event_id.clone();
         let planning_id = event.planning.id.clone();
-        match self.bus.publish(&DomainEvent::Planning(event.clone())).await {
+        match self
+            .bus
+            .publish(&DomainEvent::Planning(event.clone()))
+            .await
+        {
             Ok(notifications) => Ok(PlanningEventHandled {
                 event_id,
                 planning_id,
@@ -102,7 +106,10 @@ impl HandlePlanningEventHandler {
         if existing.is_empty() {
             return Ok(None);
         }
-        tracing::info!(count = existing.len(), "event already handled; answering as a replay");
+        tracing::info!(
+            count = existing.len(),
+            "event already handled; answering as a replay"
+        );
         Ok(Some(PlanningEventHandled {
             event_id: event.event_id.clone(),
             planning_id: event.planning.id.clone(),

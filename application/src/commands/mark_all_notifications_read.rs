@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use clairon_domain::RecipientId;
 
-use crate::ports::{Clock, NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError};
+use crate::ports::{
+    Clock, NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError,
+};
 
 /// Mark every unread notification of a recipient read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +59,10 @@ impl MarkAllNotificationsReadHandler {
             .await?;
         let marked = ids.len() as u64;
         if !ids.is_empty() {
-            let unread = self.notifications.unread_count(&command.recipient_id).await?;
+            let unread = self
+                .notifications
+                .unread_count(&command.recipient_id)
+                .await?;
             self.realtime
                 .publish(RealtimeEvent::NotificationsRead {
                     recipient_id: command.recipient_id,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use clairon_domain::{NotificationId, RecipientId};
 
-use crate::ports::{Clock, NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError};
+use crate::ports::{
+    Clock, NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError,
+};
 use crate::queries::NotificationView;
 
 /// Mark one notification read.
@@ -63,7 +65,10 @@ impl MarkNotificationReadHandler {
             .mark_read(&command.id, command.owner, self.clock.now())
             .await?
             .ok_or_else(|| MarkNotificationReadError::NotFound(command.id.clone()))?;
-        let unread = self.notifications.unread_count(&notification.recipient_id).await?;
+        let unread = self
+            .notifications
+            .unread_count(&notification.recipient_id)
+            .await?;
         self.realtime
             .publish(RealtimeEvent::NotificationsRead {
                 recipient_id: notification.recipient_id.clone(),
@@ -89,7 +94,11 @@ mod tests {
             .returning(|_, _, _| Ok(None));
         let mut realtime = MockRealtimePublisher::new();
         realtime.expect_publish().never();
-        let handler = MarkNotificationReadHandler::new(Arc::new(repo), Arc::new(realtime), Arc::new(fixed_clock()));
+        let handler = MarkNotificationReadHandler::new(
+            Arc::new(repo),
+            Arc::new(realtime),
+            Arc::new(fixed_clock()),
+        );
         let err = handler
             .execute(MarkNotificationRead {
                 id: NotificationId::parse("n-1").unwrap(),
@@ -115,9 +124,16 @@ mod tests {
             .withf(|e| matches!(e, RealtimeEvent::NotificationsRead { ids, unread: 4, .. } if ids.len() == 1))
             .times(1)
             .return_const(());
-        let handler = MarkNotificationReadHandler::new(Arc::new(repo), Arc::new(realtime), Arc::new(fixed_clock()));
+        let handler = MarkNotificationReadHandler::new(
+            Arc::new(repo),
+            Arc::new(realtime),
+            Arc::new(fixed_clock()),
+        );
         let view = handler
-            .execute(MarkNotificationRead { id: NotificationId::parse("n-1").unwrap(), owner: None })
+            .execute(MarkNotificationRead {
+                id: NotificationId::parse("n-1").unwrap(),
+                owner: None,
+            })
             .await
             .unwrap();
         assert!(view.read);

@@ -21,7 +21,7 @@ pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
 pub use send_test_notification::{
-    SendTestNotification, SendTestNotificationError, SendTestNotificationHandler, TestChannelResult,
-    TestStatus, TestTarget,
+    SendTestNotification, SendTestNotificationError, SendTestNotificationHandler,
+    TestChannelResult, TestStatus, TestTarget,
 };
 pub use upsert_recipient::{UpsertRecipients, UpsertRecipientsError, UpsertRecipientsHandler};

@@ -8,16 +8,16 @@
 use std::sync::Arc;
 
 use clairon_domain::{
-    Body, Channel, ChannelSet, DeliveryId, DisplayName, EmailAddress, EventType, Locale,
-    Metadata, Notification, NotificationKind, Priority, Recipient, RecipientId, TelegramChatId, Title,
+    Body, Channel, ChannelSet, DeliveryId, DisplayName, EmailAddress, EventType, Locale, Metadata,
+    Notification, NotificationKind, Priority, Recipient, RecipientId, TelegramChatId, Title,
 };
 use serde::Serialize;
 
 use crate::commands::{CreateNotification, CreateNotificationHandler, NotificationDraft};
 use crate::dispatch::dispatch_context;
 use crate::ports::{
-    Clock, EmailMessage, EmailSender, IdGenerator, RecipientRepository, RepositoryError, SendOutcome,
-    TelegramMessage, TelegramSender, TemplateRenderer,
+    Clock, EmailMessage, EmailSender, IdGenerator, RecipientRepository, RepositoryError,
+    SendOutcome, TelegramMessage, TelegramSender, TemplateRenderer,
 };
 
 /// Where the test goes.
@@ -132,7 +132,10 @@ impl SendTestNotificationHandler {
                     .ok_or_else(|| SendTestNotificationError::UnknownRecipient(id.clone()))?;
                 (recipient, true)
             }
-            TestTarget::Addresses { email, telegram_chat_id } => (
+            TestTarget::Addresses {
+                email,
+                telegram_chat_id,
+            } => (
                 Recipient {
                     id: RecipientId::parse("clairon-test").unwrap_or_else(|_| unreachable!()),
                     name: DisplayName::parse("Clairon").unwrap_or_else(|_| unreachable!()),
@@ -200,7 +203,13 @@ impl SendTestNotificationHandler {
                     source_event_id: None,
                     channels: Some([Channel::InApp].into_iter().collect()),
                 };
-                return match self.create.execute(CreateNotification { drafts: vec![draft] }).await {
+                return match self
+                    .create
+                    .execute(CreateNotification {
+                        drafts: vec![draft],
+                    })
+                    .await
+                {
                     Ok(created) => TestChannelResult {
                         channel,
                         status: TestStatus::Sent,
@@ -213,7 +222,10 @@ impl SendTestNotificationHandler {
                 let Some(to) = recipient.email.clone() else {
                     return skipped(channel, "no email address".into());
                 };
-                match self.templates.render_email(&notification.event_type, locale, &context) {
+                match self
+                    .templates
+                    .render_email(&notification.event_type, locale, &context)
+                {
                     Err(e) => SendOutcome::Permanent(e.to_string()),
                     Ok(content) => {
                         self.email
@@ -231,10 +243,15 @@ impl SendTestNotificationHandler {
                 }
             }
             Channel::Telegram => {
-                let (Some(sender), Some(chat_id)) = (&self.telegram, recipient.telegram_chat_id.clone()) else {
+                let (Some(sender), Some(chat_id)) =
+                    (&self.telegram, recipient.telegram_chat_id.clone())
+                else {
                     return skipped(channel, "no Telegram bot or chat id".into());
                 };
-                match self.templates.render_telegram(&notification.event_type, locale, &context) {
+                match self
+                    .templates
+                    .render_telegram(&notification.event_type, locale, &context)
+                {
                     Err(e) => SendOutcome::Permanent(e.to_string()),
                     Ok(content) => {
                         sender
@@ -250,7 +267,9 @@ impl SendTestNotificationHandler {
             }
         };
         match outcome {
-            SendOutcome::Sent { provider_message_id } => TestChannelResult {
+            SendOutcome::Sent {
+                provider_message_id,
+            } => TestChannelResult {
                 channel,
                 status: TestStatus::Sent,
                 detail: provider_message_id,

@@ -13,13 +13,17 @@ mod senders;
 mod templates;
 
 pub use clock::{Clock, IdGenerator};
-pub use delivery_queue::{AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker};
+pub use delivery_queue::{
+    AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
+};
 pub use notification_repository::{
     ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
-pub use senders::{EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender};
+pub use senders::{
+    EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
+};
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 
 #[cfg(any(test, feature = "mocks"))]

@@ -76,7 +76,10 @@ pub trait NotificationRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] or [`RepositoryError::Corrupt`].
-    async fn get(&self, id: &NotificationId) -> Result<Option<NotificationDetails>, RepositoryError>;
+    async fn get(
+        &self,
+        id: &NotificationId,
+    ) -> Result<Option<NotificationDetails>, RepositoryError>;
 
     /// Every notification made from `source_event_id`, with deliveries, oldest first (empty when
     /// the event was never processed).

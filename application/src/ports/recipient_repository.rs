@@ -23,7 +23,8 @@ pub trait RecipientRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the database fails; nothing is written then.
-    async fn upsert_many(&self, recipients: &[Recipient]) -> Result<Vec<Upserted>, RepositoryError>;
+    async fn upsert_many(&self, recipients: &[Recipient])
+        -> Result<Vec<Upserted>, RepositoryError>;
 
     /// The recipient with `id`, or `None`.
     ///

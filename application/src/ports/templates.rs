@@ -57,20 +57,32 @@ pub trait TemplateRenderer: Send + Sync {
     ///
     /// # Errors
     /// [`TemplateError`] when no template applies or it fails on `context`.
-    fn render_in_app(&self, event_type: &EventType, locale: Locale, context: &Value)
-        -> Result<InAppContent, TemplateError>;
+    fn render_in_app(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<InAppContent, TemplateError>;
 
     /// Email subject, text and HTML.
     ///
     /// # Errors
     /// As [`TemplateRenderer::render_in_app`].
-    fn render_email(&self, event_type: &EventType, locale: Locale, context: &Value)
-        -> Result<EmailContent, TemplateError>;
+    fn render_email(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<EmailContent, TemplateError>;
 
     /// Telegram HTML text.
     ///
     /// # Errors
     /// As [`TemplateRenderer::render_in_app`].
-    fn render_telegram(&self, event_type: &EventType, locale: Locale, context: &Value)
-        -> Result<TelegramContent, TemplateError>;
+    fn render_telegram(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<TelegramContent, TemplateError>;
 }

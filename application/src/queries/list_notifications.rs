@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use clairon_domain::{NotificationId, RecipientId};
 
-use crate::ports::{ListQuery, NotificationRepository, ReadFilter, RecipientRepository, RepositoryError};
+use crate::ports::{
+    ListQuery, NotificationRepository, ReadFilter, RecipientRepository, RepositoryError,
+};
 use crate::queries::NotificationView;
 
 /// One page of an inbox.

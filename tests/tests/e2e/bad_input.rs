@@ -29,7 +29,11 @@ fn assert_problem(answer: &clairon_tests::Answer, status: u16, field: Option<&st
             .as_array()
             .map(|es| es.iter().filter_map(|e| e["field"].as_str()).collect())
             .unwrap_or_default();
-        assert!(fields.contains(&field), "expected field {field} in {}", answer.json);
+        assert!(
+            fields.contains(&field),
+            "expected field {field} in {}",
+            answer.json
+        );
     }
 }
 
@@ -37,7 +41,11 @@ fn assert_problem(answer: &clairon_tests::Answer, status: u16, field: Option<&st
 async fn malformed_json_is_a_400_problem() {
     let app = app_with_recipients().await;
     let answer = app
-        .post_raw("/api/v1/notifications/plannings/pl-00000/events", b"{\"event_id\": ".to_vec(), "application/json")
+        .post_raw(
+            "/api/v1/notifications/plannings/pl-00000/events",
+            b"{\"event_id\": ".to_vec(),
+            "application/json",
+        )
         .await;
     assert_problem(&answer, 400, None);
 }
@@ -45,8 +53,15 @@ async fn malformed_json_is_a_400_problem() {
 #[tokio::test]
 async fn a_body_over_256_kib_is_a_413_problem() {
     let app = app_with_recipients().await;
-    let huge = json!({ "recipient_ids": ["artist-0001"], "title": "t", "body": "x".repeat(300 * 1024) });
-    let answer = app.post_raw("/api/v1/notifications", serde_json::to_vec(&huge).unwrap(), "application/json").await;
+    let huge =
+        json!({ "recipient_ids": ["artist-0001"], "title": "t", "body": "x".repeat(300 * 1024) });
+    let answer = app
+        .post_raw(
+            "/api/v1/notifications",
+            serde_json::to_vec(&huge).unwrap(),
+            "application/json",
+        )
+        .await;
     assert_problem(&answer, 413, None);
 }
 
@@ -67,7 +82,11 @@ async fn an_invalid_event_field_is_a_422_naming_it_and_writes_nothing(
     let app = app_with_recipients().await;
     let mut event = first_assignment();
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    let target = if parent.is_empty() { &mut event } else { event.pointer_mut(parent).unwrap() };
+    let target = if parent.is_empty() {
+        &mut event
+    } else {
+        event.pointer_mut(parent).unwrap()
+    };
     if value.is_null() {
         target.as_object_mut().unwrap().remove(key);
     } else {
@@ -78,23 +97,45 @@ async fn an_invalid_event_field_is_a_422_naming_it_and_writes_nothing(
         .await;
     assert_problem(&answer, 422, Some(field));
     let artist = event["artist_ids"][0].as_str().unwrap();
-    let inbox = app.get(&format!("/api/v1/recipients/{artist}/notifications")).await;
-    assert_eq!(inbox.json["items"], json!([]), "a refused event writes nothing");
+    let inbox = app
+        .get(&format!("/api/v1/recipients/{artist}/notifications"))
+        .await;
+    assert_eq!(
+        inbox.json["items"],
+        json!([]),
+        "a refused event writes nothing"
+    );
 }
 
 #[tokio::test]
 async fn an_event_naming_unknown_recipients_lists_them_all_and_writes_nothing() {
     let app = app_with_recipients().await;
     let mut event = first_assignment();
-    event["artist_ids"].as_array_mut().unwrap().push(json!("artist-9998"));
-    event["coordinator_ids"].as_array_mut().unwrap().push(json!("coordinator-9999"));
+    event["artist_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("artist-9998"));
+    event["coordinator_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("coordinator-9999"));
     let answer = app.post_event(&event).await;
     assert_problem(&answer, 422, Some("artist_ids"));
     let message = answer.json["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("artist-9998") && message.contains("coordinator-9999"), "{message}");
+    assert!(
+        message.contains("artist-9998") && message.contains("coordinator-9999"),
+        "{message}"
+    );
     let known = event["artist_ids"][0].as_str().unwrap();
-    let count = app.get(&format!("/api/v1/recipients/{known}/notifications/unread-count")).await;
-    assert_eq!(count.json["unread"], 0, "the known artists were not notified either");
+    let count = app
+        .get(&format!(
+            "/api/v1/recipients/{known}/notifications/unread-count"
+        ))
+        .await;
+    assert_eq!(
+        count.json["unread"], 0,
+        "the known artists were not notified either"
+    );
 }
 
 #[rstest::rstest]
@@ -117,10 +158,15 @@ async fn an_invalid_recipient_is_a_422_naming_the_field(#[case] body: Value, #[c
 #[case::unknown_channel(json!({"recipient_ids": ["artist-0001"], "title": "t", "body": "b", "channels": ["pigeon"]}), "channels")]
 #[case::unknown_recipient(json!({"recipient_ids": ["artist-0001", "ghost-1"], "title": "t", "body": "b"}), "recipient_ids")]
 #[tokio::test]
-async fn an_invalid_notification_is_a_422_naming_the_field(#[case] body: Value, #[case] field: &str) {
+async fn an_invalid_notification_is_a_422_naming_the_field(
+    #[case] body: Value,
+    #[case] field: &str,
+) {
     let app = app_with_recipients().await;
     let answer = app.post("/api/v1/notifications", &body).await;
     assert_problem(&answer, 422, Some(field));
-    let count = app.get("/api/v1/recipients/artist-0001/notifications/unread-count").await;
+    let count = app
+        .get("/api/v1/recipients/artist-0001/notifications/unread-count")
+        .await;
     assert_eq!(count.json["unread"], 0);
 }

@@ -84,19 +84,37 @@ async fn replaying_the_dataset_over_http_notifies_everyone_on_every_reachable_ch
         .sum();
     assert_eq!(notification_ids.len(), total);
     assert_eq!(total, 718, "the dataset's 175 events tell 718 people");
-    let emails = app.smtp.as_ref().unwrap().wait_for_messages(total, Duration::from_secs(120)).await;
-    let telegrams = app.telegram.as_ref().unwrap().wait_for_messages(with_telegram, Duration::from_secs(120)).await;
+    let emails = app
+        .smtp
+        .as_ref()
+        .unwrap()
+        .wait_for_messages(total, Duration::from_secs(120))
+        .await;
+    let telegrams = app
+        .telegram
+        .as_ref()
+        .unwrap()
+        .wait_for_messages(with_telegram, Duration::from_secs(120))
+        .await;
     assert_eq!(emails.len(), total);
     assert_eq!(telegrams.len(), with_telegram);
-    assert!(app.telegram.as_ref().unwrap().rejected().is_empty(), "every Telegram request had the documented shape");
-    assert!(telegrams.iter().all(|m| m.parse_mode.as_deref() == Some("HTML")));
+    assert!(
+        app.telegram.as_ref().unwrap().rejected().is_empty(),
+        "every Telegram request had the documented shape"
+    );
+    assert!(telegrams
+        .iter()
+        .all(|m| m.parse_mode.as_deref() == Some("HTML")));
 
     // Every delivery settles as sent, with a provider message id.
     for id in notification_ids.iter().step_by(37) {
         let details = app.wait_until_settled(id, Duration::from_secs(30)).await;
         for d in details["deliveries"].as_array().unwrap() {
             if d["status"] == "skipped" {
-                assert_eq!(d["channel"], "telegram", "only Telegram may be unreachable: {d}");
+                assert_eq!(
+                    d["channel"], "telegram",
+                    "only Telegram may be unreachable: {d}"
+                );
                 assert_eq!(d["last_error"], "recipient has no Telegram chat id");
                 continue;
             }
@@ -108,14 +126,23 @@ async fn replaying_the_dataset_over_http_notifies_everyone_on_every_reachable_ch
 
     // Each inbox holds exactly what its owner was told, unread.
     for (id, expected) in &expected_per_recipient {
-        let count = app.get(&format!("/api/v1/recipients/{id}/notifications/unread-count")).await;
+        let count = app
+            .get(&format!(
+                "/api/v1/recipients/{id}/notifications/unread-count"
+            ))
+            .await;
         assert_eq!(count.json["unread"], *expected, "unread count of {id}");
     }
 
     // The first event: artist-0037 (Paris, French) is told what, where, when and whom to call.
     let francois = emails
         .iter()
-        .find(|e| e.to[0].address == "francois.mercier.37@example.org" && e.subject.as_deref().is_some_and(|s| s.contains("Les Misérables")))
+        .find(|e| {
+            e.to[0].address == "francois.mercier.37@example.org"
+                && e.subject
+                    .as_deref()
+                    .is_some_and(|s| s.contains("Les Misérables"))
+        })
         .expect("François's assignment email");
     assert_eq!(francois.to[0].name.as_deref(), Some("François Mercier"));
     let text = francois.part("text/plain").unwrap();
@@ -135,11 +162,19 @@ async fn replaying_the_dataset_over_http_notifies_everyone_on_every_reachable_ch
     // The coordinator (Montréal) reads the same start in his own zone, and the artists' names.
     let samir = emails
         .iter()
-        .find(|e| e.to[0].address == "samir.nguyen.30@example.org" && e.subject.as_deref().is_some_and(|s| s.contains("Les Misérables")))
+        .find(|e| {
+            e.to[0].address == "samir.nguyen.30@example.org"
+                && e.subject
+                    .as_deref()
+                    .is_some_and(|s| s.contains("Les Misérables"))
+        })
         .expect("the coordinator's summary");
     let summary = samir.part("text/plain").unwrap();
     assert!(summary.contains("vendredi 26 mars 2027, 5 h"), "{summary}");
-    assert!(summary.contains("François Mercier") && summary.contains("Maëlle Gagnon"), "{summary}");
+    assert!(
+        summary.contains("François Mercier") && summary.contains("Maëlle Gagnon"),
+        "{summary}"
+    );
 
     // English speakers read English.
     let english: Vec<&str> = recipients
@@ -152,11 +187,23 @@ async fn replaying_the_dataset_over_http_notifies_everyone_on_every_reachable_ch
         .find(|e| english.contains(&e.to[0].address.as_str()))
         .expect("an email to an English speaker");
     let english_text = english_mail.part("text/plain").unwrap();
-    assert!(english_text.contains(", 2027, ") && (english_text.contains(" AM") || english_text.contains(" PM")), "{english_text}");
+    assert!(
+        english_text.contains(", 2027, ")
+            && (english_text.contains(" AM") || english_text.contains(" PM")),
+        "{english_text}"
+    );
 
     // Telegram carries the same facts.
-    let to_francois: Vec<_> = telegrams.iter().filter(|m| m.chat_id.to_string() == "100000037").collect();
-    assert!(to_francois.iter().any(|m| m.visible_text.contains("Salle Pleyel")), "{to_francois:#?}");
+    let to_francois: Vec<_> = telegrams
+        .iter()
+        .filter(|m| m.chat_id.to_string() == "100000037")
+        .collect();
+    assert!(
+        to_francois
+            .iter()
+            .any(|m| m.visible_text.contains("Salle Pleyel")),
+        "{to_francois:#?}"
+    );
 }
 
 #[tokio::test]
@@ -171,11 +218,20 @@ async fn a_replayed_event_creates_nothing_new() {
     assert_eq!(again.status, 200, "{}", again.json);
     assert_eq!(again.json["replayed"], true);
     let ids = |a: &clairon_tests::Answer| -> Vec<String> {
-        a.json["notifications"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect()
+        a.json["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(ids(&again), ids(&first));
     let artist = event["artist_ids"][0].as_str().unwrap();
-    let count = app.get(&format!("/api/v1/recipients/{artist}/notifications/unread-count")).await;
+    let count = app
+        .get(&format!(
+            "/api/v1/recipients/{artist}/notifications/unread-count"
+        ))
+        .await;
     assert_eq!(count.json["unread"], 1);
 }
 
@@ -189,19 +245,45 @@ async fn the_replay_command_delivers_every_notification_of_the_dataset() {
         templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../templates").into(),
         ..clairon_bootstrap::Settings::default()
     };
-    let components = clairon_bootstrap::Components::build(&settings).await.unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/planning-spring-2027.json");
-    let report = clairon_bootstrap::replay::replay(&components, &path).await.unwrap();
+    let components = clairon_bootstrap::Components::build(&settings)
+        .await
+        .unwrap();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/planning-spring-2027.json");
+    let report = clairon_bootstrap::replay::replay(&components, &path)
+        .await
+        .unwrap();
     assert_eq!(report.events, 175);
     assert_eq!(report.notifications, 718);
-    assert_eq!(report.deliveries[&("in_app".to_owned(), "sent".to_owned())], 718);
-    assert_eq!(report.deliveries[&("email".to_owned(), "sent".to_owned())], 718);
+    assert_eq!(
+        report.deliveries[&("in_app".to_owned(), "sent".to_owned())],
+        718
+    );
+    assert_eq!(
+        report.deliveries[&("email".to_owned(), "sent".to_owned())],
+        718
+    );
     // No bot token configured: every Telegram delivery is skipped, with its reason.
-    assert_eq!(report.deliveries[&("telegram".to_owned(), "skipped".to_owned())], 718);
-    let files = std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
+    assert_eq!(
+        report.deliveries[&("telegram".to_owned(), "skipped".to_owned())],
+        718
+    );
+    let files = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .count();
     assert_eq!(files, 718, "one .eml per email");
 
-    let again = clairon_bootstrap::replay::replay(&components, &path).await.unwrap();
-    assert_eq!(again.replayed_events, 175, "a second replay creates nothing");
-    assert_eq!(std::fs::read_dir(dir.path().join("outbox")).unwrap().count(), 718);
+    let again = clairon_bootstrap::replay::replay(&components, &path)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.replayed_events, 175,
+        "a second replay creates nothing"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .count(),
+        718
+    );
 }

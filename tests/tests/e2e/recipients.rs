@@ -4,7 +4,9 @@ use serde_json::json;
 #[tokio::test]
 async fn health_answers_without_an_api_key_and_reports_the_database() {
     let app = spawn_app().await;
-    let response = reqwest::get(format!("{}/health", app.address)).await.unwrap();
+    let response = reqwest::get(format!("{}/health", app.address))
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
@@ -16,7 +18,9 @@ async fn health_answers_without_an_api_key_and_reports_the_database() {
 async fn api_routes_refuse_a_missing_or_unknown_api_key_with_a_problem() {
     let app = spawn_app().await;
     for key in [None, Some("wrong-key")] {
-        let mut request = app.client.get(format!("{}/api/v1/recipients/artist-0001", app.address));
+        let mut request = app
+            .client
+            .get(format!("{}/api/v1/recipients/artist-0001", app.address));
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
