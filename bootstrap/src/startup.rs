@@ -271,7 +271,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(
-                    actix_web::middleware::Logger::new("%r %s %b B %D ms")
+                    actix_web::middleware::Logger::new("%m %U %s %b B %D ms")
                         .log_target("clairon::http"),
                 )
                 .app_data(handlers.clone())
