@@ -42,6 +42,10 @@ pub struct Options {
     pub smtp_script: &'static [u16],
     /// Start the Telegram stand-in and configure a bot token.
     pub telegram: bool,
+    /// `CLAIRON_RETRY_BASE_MS`: small, so retries happen while the test waits.
+    pub retry_base_ms: u64,
+    /// `CLAIRON_RETRY_MAX_ATTEMPTS`.
+    pub retry_max_attempts: u32,
 }
 
 impl Default for Options {
@@ -51,6 +55,8 @@ impl Default for Options {
             smtp: true,
             smtp_script: &[],
             telegram: true,
+            retry_base_ms: 50,
+            retry_max_attempts: 8,
         }
     }
 }
@@ -180,6 +186,12 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
             .unwrap_or_default(),
         templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
         dispatch_poll_ms: 50,
+        retry_base_ms: options.retry_base_ms,
+        // The pacing has its own tests; here it would only make the dataset test slow.
+        telegram_rate_per_sec: 10_000,
+        telegram_chat_rate_per_sec: 10_000,
+        retry_cap_secs: 1,
+        retry_max_attempts: options.retry_max_attempts,
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
         ..Settings::default()
     };
@@ -289,7 +301,38 @@ impl TestApp {
         .await
     }
 
-    /// Polls `GET /api/v1/notifications/{id}` until no delivery is pending or sending.
+    /// Polls `GET /api/v1/notifications/{id}` until its delivery on `channel` has `status`;
+    /// returns that delivery.
+    ///
+    /// # Panics
+    /// After `timeout`.
+    pub async fn wait_for_delivery(
+        &self,
+        id: &str,
+        channel: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.get(&format!("/api/v1/notifications/{id}")).await;
+            let delivery = answer.json["deliveries"]
+                .as_array()
+                .and_then(|ds| ds.iter().find(|d| d["channel"] == channel).cloned());
+            if let Some(delivery) = delivery.filter(|d| d["status"] == status) {
+                return delivery;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {channel} delivery of {id} never became {status}: {}",
+                answer.json
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls `GET /api/v1/notifications/{id}` until no delivery is pending, sending or
+    /// retrying: every one is final (sent, failed, dead, skipped).
     ///
     /// # Panics
     /// After `timeout`.
@@ -298,8 +341,12 @@ impl TestApp {
         loop {
             let answer = self.get(&format!("/api/v1/notifications/{id}")).await;
             let settled = answer.json["deliveries"].as_array().is_some_and(|ds| {
-                ds.iter()
-                    .all(|d| !matches!(d["status"].as_str(), Some("pending" | "sending")))
+                ds.iter().all(|d| {
+                    !matches!(
+                        d["status"].as_str(),
+                        Some("pending" | "sending" | "retrying")
+                    )
+                })
             });
             if settled {
                 return answer.json;
