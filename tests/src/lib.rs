@@ -42,6 +42,8 @@ pub struct Options {
     pub smtp_script: &'static [u16],
     /// Start the Telegram stand-in and configure a bot token.
     pub telegram: bool,
+    /// Start a second SMTP server as `CLAIRON_SMTP_FALLBACK_URL` (accepts everything).
+    pub smtp_fallback: bool,
     /// `CLAIRON_RETRY_BASE_MS`: small, so retries happen while the test waits.
     pub retry_base_ms: u64,
     /// `CLAIRON_RETRY_MAX_ATTEMPTS`.
@@ -55,6 +57,7 @@ impl Default for Options {
             smtp: true,
             smtp_script: &[],
             telegram: true,
+            smtp_fallback: false,
             retry_base_ms: 50,
             retry_max_attempts: 8,
         }
@@ -67,6 +70,8 @@ pub struct TestApp {
     pub address: String,
     /// The SMTP server, when started.
     pub smtp: Option<SmtpSink>,
+    /// The fallback SMTP server, when started.
+    pub smtp_fallback: Option<SmtpSink>,
     /// The Telegram stand-in, when started.
     pub telegram: Option<TelegramStub>,
     /// The `.eml` directory when no SMTP server runs.
@@ -158,6 +163,11 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
     } else {
         None
     };
+    let smtp_fallback = if options.smtp_fallback {
+        Some(SmtpSink::start().await)
+    } else {
+        None
+    };
     let telegram = if options.telegram {
         Some(TelegramStub::start(BOT_TOKEN).await)
     } else {
@@ -173,6 +183,10 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         bind: "127.0.0.1:0".into(),
         api_keys: API_KEY.into(),
         smtp_url: smtp.as_ref().map(SmtpSink::url).unwrap_or_default(),
+        smtp_fallback_url: smtp_fallback
+            .as_ref()
+            .map(SmtpSink::url)
+            .unwrap_or_default(),
         email_outbox_dir: outbox_dir.clone(),
         email_from: "Clairon <notifications@clairon.test>".into(),
         telegram_bot_token: if telegram.is_some() {
@@ -204,6 +218,7 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
     Some(TestApp {
         address,
         smtp,
+        smtp_fallback,
         telegram,
         outbox_dir,
         client: reqwest::Client::new(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clairon_tests::{spawn_app_with, Options, TestApp};
+use clairon_tests::{spawn_app_with, Engine, Options, TestApp};
 use serde_json::{json, Value};
 
 /// Generous: the tests poll, they never time the engine.
@@ -293,4 +293,69 @@ async fn a_blocked_bot_fails_at_once_and_the_next_notification_skips_telegram_un
     app.wait_for_delivery(&third, "telegram", "sent", WAIT)
         .await;
     assert_eq!(stub.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_on_the_primary_smtp_is_sent_through_the_fallback_in_one_attempt() {
+    let app = spawn_app_with(Options {
+        smtp_script: &[451],
+        smtp_fallback: true,
+        telegram: false,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    register(&app, "artist-1", Some("zoe@example.org"), None).await;
+
+    let id = notify(&app, "artist-1", &["email"]).await;
+    let email = app.wait_for_delivery(&id, "email", "sent", WAIT).await;
+
+    assert_eq!(
+        email["attempts"], 1,
+        "the fallback is part of the attempt: {email}"
+    );
+    assert_eq!(outcomes(&email), vec!["sent"]);
+    let fallback = app
+        .smtp_fallback
+        .as_ref()
+        .unwrap()
+        .wait_for_messages(1, WAIT)
+        .await;
+    assert_eq!(fallback.len(), 1);
+    assert!(
+        app.smtp.as_ref().unwrap().messages().is_empty(),
+        "the primary refused it with 451"
+    );
+}
+
+#[tokio::test]
+async fn on_postgres_two_workers_retry_and_dead_letter_like_on_sqlite() {
+    let Some(app) = spawn_app_with(Options {
+        engine: Engine::Postgres,
+        smtp_script: &[451, 250, 451, 451],
+        retry_max_attempts: 2,
+        telegram: false,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    register(&app, "artist-1", Some("zoe@example.org"), None).await;
+
+    let retried = notify(&app, "artist-1", &["email"]).await;
+    let email = app.wait_for_delivery(&retried, "email", "sent", WAIT).await;
+    assert_eq!(outcomes(&email), vec!["transient", "sent"]);
+    let dead = notify(&app, "artist-1", &["email"]).await;
+    let email = app.wait_for_delivery(&dead, "email", "dead", WAIT).await;
+    assert_eq!(outcomes(&email), vec!["transient", "transient"]);
+
+    let listed = app
+        .get("/api/v1/deliveries?status=dead&channel=email")
+        .await;
+    assert_eq!(
+        listed.json["items"][0]["id"], email["id"],
+        "{}",
+        listed.json
+    );
 }
