@@ -313,6 +313,9 @@ impl Application {
                 .app_data(keys.clone())
                 .configure(http::configure)
         })
+        // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
+        // one arrives, not after actix has drained its connections.
+        .disable_signals()
         .listen(listener)?
         .run();
         // SQLite has one writer: more workers would only queue on its lock.
@@ -341,14 +344,26 @@ impl Application {
         &self.components
     }
 
-    /// Runs until SIGINT/SIGTERM: actix stops accepting and finishes in-flight requests, then
-    /// every dispatcher worker stops claiming, finishes the batch it holds (sends and records
-    /// it), and stops. A worker killed harder than that leaves leases that expire
-    /// (`CLAIRON_DISPATCH_LEASE_SECS`), after which another process retakes its deliveries.
+    /// Runs until SIGINT/SIGTERM, then shuts down gracefully (see [`Application::run_until`]).
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes, then: every dispatcher worker stops claiming at once and
+    /// finishes the batch it holds (sends and records it), while the HTTP server stops accepting
+    /// and finishes in-flight requests; returns when both are done. A process killed harder
+    /// leaves leases that expire (`CLAIRON_DISPATCH_LEASE_SECS`), after which another worker
+    /// retakes its deliveries.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let workers: Vec<_> = (0..self.workers)
             .map(|worker| {
@@ -361,13 +376,51 @@ impl Application {
                 ))
             })
             .collect();
-        let served = self.server.await;
-        tracing::info!("shutting down: dispatcher workers finish their batch and stop");
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shutdown => {
+                tracing::info!("shutting down: no new claims; finishing in-flight batches and requests");
+                let _ = stop_tx.send(true);
+                handle.stop(true).await;
+                server.await
+            }
+        };
         let _ = stop_tx.send(true);
         for worker in workers {
             worker.await.context("dispatcher task")?;
         }
-        served.context("HTTP server")
+        tracing::info!("stopped");
+        served.context("HTTP server task")?.context("HTTP server")
+    }
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
 

@@ -80,12 +80,15 @@ pub struct TestApp {
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
     _database: Option<PostgresDatabase>,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 
@@ -212,9 +215,11 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let server = tokio::spawn(async move {
-        let _ = app.run_until_stopped().await;
-    });
+    // What SIGTERM does in production, triggered by `TestApp::shut_down` instead.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
     Some(TestApp {
         address,
         smtp,
@@ -224,7 +229,8 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         client: reqwest::Client::new(),
         _dir: dir,
         _database: database,
-        server,
+        server: Some(server),
+        stop: Some(stop),
     })
 }
 
@@ -240,6 +246,23 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// Shuts the app down as SIGTERM would and waits until it has stopped: workers finish
+    /// their batch, the HTTP server its requests.
+    ///
+    /// # Panics
+    /// When the app does not stop within `timeout` or stops with an error.
+    pub async fn shut_down(&mut self, timeout: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.take().expect("the app is running");
+        tokio::time::timeout(timeout, server)
+            .await
+            .expect("the app stops after a shutdown signal")
+            .expect("the app task did not panic")
+            .expect("the app stopped cleanly");
+    }
+
     async fn answer(response: reqwest::Response) -> Answer {
         let status = response.status().as_u16();
         let content_type = response

@@ -359,3 +359,25 @@ async fn on_postgres_two_workers_retry_and_dead_letter_like_on_sqlite() {
         listed.json
     );
 }
+
+#[tokio::test]
+async fn a_shutdown_signal_stops_the_workers_and_the_server_after_their_work() {
+    let mut app = spawn_app_with(Options {
+        telegram: false,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    register(&app, "artist-1", Some("zoe@example.org"), None).await;
+    let id = notify(&app, "artist-1", &["email"]).await;
+    app.wait_for_delivery(&id, "email", "sent", WAIT).await;
+
+    app.shut_down(WAIT).await;
+
+    let refused = app
+        .client
+        .get(format!("{}/health", app.address))
+        .send()
+        .await;
+    assert!(refused.is_err(), "the listener is closed after shutdown");
+}
