@@ -276,6 +276,15 @@ async fn a_blocked_bot_fails_at_once_and_the_next_notification_skips_telegram_un
         "{skipped}"
     );
 
+    let shown = app.get("/api/v1/recipients/artist-1").await;
+    assert!(
+        shown.json["telegram_unreachable"]
+            .as_str()
+            .is_some_and(|r| r.contains("bot was blocked")),
+        "{}",
+        shown.json
+    );
+
     // Same chat id again: still unreachable. A new chat id: Telegram is tried again.
     register(&app, "artist-1", None, Some("100000001")).await;
     let same = app

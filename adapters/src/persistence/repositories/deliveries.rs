@@ -1,10 +1,15 @@
 //! [`DieselDeliveryQueue`]: the outbox as the dispatcher sees it.
 //!
-//! Claiming is the one place where the engines differ. PostgreSQL may serve several dispatchers
+//! Claiming and recording are where the engines differ. PostgreSQL may serve several dispatchers
 //! (several Clairon processes): due rows are selected `FOR UPDATE SKIP LOCKED`, so concurrent
 //! claimers each get different rows without waiting for one another. SQLite has one writer at a
 //! time: the claim runs in a `BEGIN IMMEDIATE` transaction, so claimers queue on the write lock
-//! and each sees the previous one's leases.
+//! and each sees the previous one's leases. A claim only takes the channels it is given (the
+//! dispatcher leaves out a channel a provider paused with a 429).
+//!
+//! Recording a batch is one `UPDATE … FROM unnest(…)` on PostgreSQL (one round trip per batch,
+//! whatever its size) and one UPDATE per delivery on SQLite, where statements are in-process
+//! calls anyway; the attempt rows follow in chunked multi-row INSERTs.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
