@@ -7,6 +7,7 @@ pub mod channels;
 pub mod http;
 pub mod persistence;
 pub mod realtime;
+pub mod retry;
 pub mod system;
 pub mod templates;
 #[cfg(any(test, feature = "test-support"))]

@@ -14,13 +14,15 @@ use clairon_adapters::persistence::{
     DieselRecipientRepository, PersistenceError,
 };
 use clairon_application::ports::{
-    AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, ListQuery, NewNotification,
-    NotificationRepository, ReadFilter, RecipientRepository, RepositoryError, Upserted,
+    AttemptRecord, ClaimedDelivery, DeliveryListQuery, DeliveryQueue, DeliveryRepository,
+    DeliveryUpdate, ListQuery, NewNotification, NotificationRepository, ReadFilter,
+    RecipientRepository, RepositoryError, Requeued, Upserted,
 };
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, Channel, Delivery, DeliveryId, DeliveryStatus, DisplayName,
-    EmailAddress, EventType, Locale, Metadata, Notification, NotificationId, NotificationKind,
-    PhoneNumber, Priority, Recipient, RecipientId, SourceEventId, TelegramChatId, TimeZone, Title,
+    ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryId, DeliveryStatus,
+    DisplayName, EmailAddress, EventType, Locale, Metadata, Notification, NotificationId,
+    NotificationKind, PhoneNumber, Priority, Recipient, RecipientId, SourceEventId, TelegramChatId,
+    TimeZone, Title,
 };
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use rstest::rstest;
@@ -223,6 +225,7 @@ fn recipient(id: &str) -> Recipient {
         phone: Some(PhoneNumber::parse("+15145550000").unwrap()),
         locale: Some(Locale::Fr),
         timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
+        telegram_unreachable: None,
     }
 }
 
@@ -551,7 +554,11 @@ async fn a_batch_with_one_conflicting_notification_writes_nothing(#[case] engine
         1,
         "only the first notification of evt-1 exists"
     );
-    let claimed = t.queue().claim_due(at(100), LEASE, 10).await.unwrap();
+    let claimed = t
+        .queue()
+        .claim_due(at(100), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
     assert_eq!(
         claimed_ids(&claimed),
         vec![did(1, Channel::InApp)],
@@ -847,8 +854,14 @@ async fn due_deliveries_are_claimed_highest_priority_first_then_oldest_first(
     t.notifications().insert_batch(&batch).await.unwrap();
     let queue = t.queue();
 
-    let first = queue.claim_due(at(10), LEASE, 2).await.unwrap();
-    let rest = queue.claim_due(at(10), LEASE, 10).await.unwrap();
+    let first = queue
+        .claim_due(at(10), LEASE, 2, ChannelSet::all())
+        .await
+        .unwrap();
+    let rest = queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
 
     assert_eq!(
         claimed_ids(&first),
@@ -873,16 +886,71 @@ async fn due_deliveries_are_claimed_highest_priority_first_then_oldest_first(
 #[case::sqlite(Engine::Sqlite)]
 #[case::postgres(Engine::Postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_deliveries_on_the_channels_asked_for_are_claimed(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    t.notifications()
+        .insert_batch(&[with_deliveries(
+            notification(1, "artist-1", None, at(0)),
+            &[Channel::InApp, Channel::Email, Channel::Telegram],
+        )])
+        .await
+        .unwrap();
+    let queue = t.queue();
+    let without_telegram: ChannelSet = [Channel::InApp, Channel::Email].into_iter().collect();
+
+    let nothing = queue
+        .claim_due(at(1), LEASE, 10, ChannelSet::default())
+        .await
+        .unwrap();
+    let first = queue
+        .claim_due(at(1), LEASE, 10, without_telegram)
+        .await
+        .unwrap();
+    let telegram = queue
+        .claim_due(at(1), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    assert!(nothing.is_empty(), "an empty channel set claims nothing");
+    let mut first = claimed_ids(&first);
+    first.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut expected = vec![did(1, Channel::InApp), did(1, Channel::Email)];
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(first, expected, "the paused channel is left out");
+    assert_eq!(
+        claimed_ids(&telegram),
+        vec![did(1, Channel::Telegram)],
+        "the left-out delivery is still due for the next claim"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires(#[case] engine: Engine) {
     let t = open_or_skip!(engine);
     given_recipients(&t, &["artist-1"]).await;
     given_inbox(&t, "artist-1", 1..=1).await;
     let queue = t.queue();
 
-    let first = queue.claim_due(at(10), LEASE, 10).await.unwrap();
-    let during_lease = queue.claim_due(at(39), LEASE, 10).await.unwrap();
-    let after_lease = queue.claim_due(at(40), LEASE, 10).await.unwrap();
-    let during_new_lease = queue.claim_due(at(69), LEASE, 10).await.unwrap();
+    let first = queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let during_lease = queue
+        .claim_due(at(39), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let after_lease = queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let during_new_lease = queue
+        .claim_due(at(69), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
 
     assert_eq!(claimed_ids(&first), vec![did(1, Channel::InApp)]);
     assert!(during_lease.is_empty(), "{during_lease:?}");
@@ -918,7 +986,14 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
     let queue = t.queue();
     let email = did(1, Channel::Email);
     let telegram = did(1, Channel::Telegram);
-    assert_eq!(queue.claim_due(at(1), LEASE, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        queue
+            .claim_due(at(1), LEASE, 10, ChannelSet::all())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let sent_attempt = AttemptRecord {
         number: 1,
         started_at: at(1),
@@ -980,10 +1055,17 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
     );
 
     assert!(
-        queue.claim_due(at(99), LEASE, 10).await.unwrap().is_empty(),
+        queue
+            .claim_due(at(99), LEASE, 10, ChannelSet::all())
+            .await
+            .unwrap()
+            .is_empty(),
         "the retry is not due yet, and a sent delivery is never due"
     );
-    let retried = queue.claim_due(at(100), LEASE, 10).await.unwrap();
+    let retried = queue
+        .claim_due(at(100), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
     assert_eq!(claimed_ids(&retried), vec![telegram.clone()]);
     assert_eq!(retried[0].delivery.attempts, 1);
 
@@ -1016,7 +1098,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
     assert_eq!(history[1], dead_attempt);
     assert!(
         queue
-            .claim_due(at(10_000), LEASE, 10)
+            .claim_due(at(10_000), LEASE, 10, ChannelSet::all())
             .await
             .unwrap()
             .is_empty(),
@@ -1054,7 +1136,11 @@ async fn skipped_deliveries_are_never_claimed(#[case] engine: Engine) {
     };
     t.notifications().insert_batch(&[new]).await.unwrap();
 
-    let claimed = t.queue().claim_due(at(1_000_000), LEASE, 10).await.unwrap();
+    let claimed = t
+        .queue()
+        .claim_due(at(1_000_000), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
 
     assert_eq!(claimed_ids(&claimed), vec![did(1, Channel::InApp)]);
     let stored = t.notifications().get(&nid(1)).await.unwrap().unwrap();
@@ -1080,7 +1166,10 @@ async fn two_concurrent_claimers_never_receive_the_same_delivery(#[case] engine:
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = queue.claim_due(at(100), LEASE, 3).await.expect("claim");
+                    let batch = queue
+                        .claim_due(at(100), LEASE, 3, ChannelSet::all())
+                        .await
+                        .expect("claim");
                     if batch.is_empty() {
                         return mine;
                     }
@@ -1137,4 +1226,222 @@ async fn api_key_hashes_are_stored_once_found_and_counted(#[case] engine: Engine
     );
     assert!(!keys.contains_hash(other).await.unwrap());
     assert_eq!(keys.count().await.unwrap(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery engine: listing, manual retry, attempts in the read model, unreachable chats
+// ---------------------------------------------------------------------------------------------
+
+fn outcome(id: DeliveryId, status: DeliveryStatus, number: u32) -> DeliveryUpdate {
+    let failed = status != DeliveryStatus::Sent;
+    DeliveryUpdate {
+        id,
+        status,
+        attempts: number,
+        last_error: failed.then(|| "451 try later".to_owned()),
+        provider_message_id: (!failed).then(|| "<m@clairon>".to_owned()),
+        sent_at: (!failed).then(|| at(2)),
+        next_attempt_at: None,
+        attempt: Some(AttemptRecord {
+            number,
+            started_at: at(1),
+            duration_ms: 7,
+            outcome: if failed { "transient" } else { "sent" }.into(),
+            error: failed.then(|| "451 try later".to_owned()),
+            provider_response_id: (!failed).then(|| "<m@clairon>".to_owned()),
+        }),
+    }
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_listed_newest_first_by_status_and_channel_and_dead_ones_can_be_requeued(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let batch: Vec<NewNotification> = (1..=3)
+        .map(|n| {
+            with_deliveries(
+                notification(n, "artist-1", None, at(0)),
+                &[Channel::Email, Channel::Telegram],
+            )
+        })
+        .collect();
+    t.notifications().insert_batch(&batch).await.unwrap();
+    let queue = t.queue();
+    assert_eq!(
+        queue
+            .claim_due(at(1), LEASE, 10, ChannelSet::all())
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    queue
+        .record(&[
+            outcome(did(1, Channel::Email), DeliveryStatus::Dead, 8),
+            outcome(did(2, Channel::Email), DeliveryStatus::Dead, 8),
+            outcome(did(3, Channel::Email), DeliveryStatus::Failed, 1),
+            outcome(did(1, Channel::Telegram), DeliveryStatus::Sent, 1),
+            outcome(did(2, Channel::Telegram), DeliveryStatus::Sent, 1),
+            outcome(did(3, Channel::Telegram), DeliveryStatus::Sent, 1),
+        ])
+        .await
+        .unwrap();
+    let query = |status, channel, before| DeliveryListQuery {
+        status: Some(status),
+        channel,
+        limit: 1,
+        before,
+    };
+
+    let first = DeliveryRepository::list(&queue, &query(DeliveryStatus::Dead, None, None))
+        .await
+        .unwrap();
+    let second = DeliveryRepository::list(
+        &queue,
+        &query(DeliveryStatus::Dead, None, first.next.clone()),
+    )
+    .await
+    .unwrap();
+    let sent_on_telegram = DeliveryRepository::list(
+        &queue,
+        &DeliveryListQuery {
+            limit: 10,
+            ..query(DeliveryStatus::Sent, Some(Channel::Telegram), None)
+        },
+    )
+    .await
+    .unwrap();
+
+    let ids = |items: &[Delivery]| items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&first.items), vec![did(2, Channel::Email)]);
+    assert_eq!(first.next, Some(did(2, Channel::Email)));
+    assert_eq!(ids(&second.items), vec![did(1, Channel::Email)]);
+    assert_eq!(second.next, None, "no third dead delivery");
+    assert_eq!(
+        ids(&sent_on_telegram.items),
+        vec![
+            did(3, Channel::Telegram),
+            did(2, Channel::Telegram),
+            did(1, Channel::Telegram)
+        ]
+    );
+
+    let requeued = queue
+        .requeue(&did(1, Channel::Email), at(50))
+        .await
+        .unwrap();
+    let Requeued::Requeued(delivery) = requeued else {
+        panic!("a dead delivery is requeued: {requeued:?}");
+    };
+    assert_eq!(delivery.status, DeliveryStatus::Pending);
+    assert_eq!(delivery.attempts, 0, "a fresh series of tries");
+    assert_eq!(
+        queue
+            .requeue(&did(1, Channel::Email), at(50))
+            .await
+            .unwrap(),
+        Requeued::NotRetryable(DeliveryStatus::Pending)
+    );
+    assert_eq!(
+        queue
+            .requeue(&did(1, Channel::Telegram), at(50))
+            .await
+            .unwrap(),
+        Requeued::NotRetryable(DeliveryStatus::Sent)
+    );
+    assert_eq!(
+        queue
+            .requeue(&did(9, Channel::Email), at(50))
+            .await
+            .unwrap(),
+        Requeued::NotFound
+    );
+    let failed = queue
+        .requeue(&did(3, Channel::Email), at(50))
+        .await
+        .unwrap();
+    assert!(matches!(failed, Requeued::Requeued(_)), "{failed:?}");
+    let due = queue
+        .claim_due(at(50), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let mut due = claimed_ids(&due);
+    due.sort();
+    assert_eq!(due, vec![did(1, Channel::Email), did(3, Channel::Email)]);
+
+    let details = t.notifications().get(&nid(1)).await.unwrap().unwrap();
+    let email_attempts = &details.attempts[&did(1, Channel::Email)];
+    assert_eq!(
+        email_attempts.len(),
+        1,
+        "the attempt rows come with the details"
+    );
+    assert_eq!(email_attempts[0].number, 8);
+    assert_eq!(email_attempts[0].outcome, "transient");
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_telegram_refused_stays_unreachable_until_the_chat_id_changes(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let recipients = t.recipients();
+    let chat = TelegramChatId::parse("123456789").unwrap();
+
+    recipients
+        .mark_telegram_unreachable(
+            &rid("artist-1"),
+            &TelegramChatId::parse("999").unwrap(),
+            "old chat",
+        )
+        .await
+        .unwrap();
+    let untouched = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    recipients
+        .mark_telegram_unreachable(
+            &rid("artist-1"),
+            &chat,
+            "Forbidden: bot was blocked by the user",
+        )
+        .await
+        .unwrap();
+    let marked = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    recipients
+        .upsert_many(&[recipient("artist-1")])
+        .await
+        .unwrap();
+    let same_chat = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    let mut moved = recipient("artist-1");
+    moved.telegram_chat_id = Some(TelegramChatId::parse("555").unwrap());
+    recipients.upsert_many(&[moved]).await.unwrap();
+    let mut back = recipient("artist-1");
+    back.telegram_chat_id = Some(chat.clone());
+    recipients.upsert_many(&[back]).await.unwrap();
+    let back_again = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+
+    assert_eq!(
+        untouched.telegram_unreachable, None,
+        "a mark for another chat is ignored"
+    );
+    assert_eq!(
+        marked.telegram_unreachable.as_deref(),
+        Some("Forbidden: bot was blocked by the user")
+    );
+    assert_eq!(
+        same_chat.telegram_unreachable, marked.telegram_unreachable,
+        "an upsert with the same chat id keeps the mark"
+    );
+    assert_eq!(
+        back_again.telegram_unreachable, None,
+        "a different chat id cleared it for good"
+    );
 }

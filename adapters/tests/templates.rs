@@ -62,6 +62,7 @@ fn directory(locale: Locale) -> HashMap<RecipientId, Recipient> {
         phone: None,
         locale: Some(locale),
         timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
+        telegram_unreachable: None,
     })
     .map(|r| (r.id.clone(), r))
     .collect()

@@ -5,20 +5,32 @@
 //! notification: it is already in the database, and the delivery records the error. Every
 //! failure is logged at error level with the notification id, the channel and the cause.
 //!
+//! The policy for what a provider answered:
+//!
+//! | answer | delivery becomes | attempt counted |
+//! |---|---|---|
+//! | sent | `sent` | yes |
+//! | transient (SMTP 4xx, 5xx HTTP, network) | `retrying`, due after the [`RetrySchedule`]'s delay; `dead` once it has none | yes |
+//! | rate limited (429) | `retrying`, due after `retry_after`; the channel is paused in this process for as long | no |
+//! | permanent (SMTP 5xx, Telegram "chat not found") | `failed` | yes |
+//!
 //! The loop that calls [`DeliveryDispatcher::dispatch_once`] (polling, waking on new work,
 //! stopping on shutdown) belongs to the binary; this type holds no timer and spawns nothing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clairon_domain::{Channel, DeliveryStatus, Locale, Notification, Recipient};
+use chrono::{DateTime, Utc};
+use clairon_domain::{Channel, ChannelSet, DeliveryStatus, Locale, Notification, Recipient};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::ports::{
     AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, EmailMessage,
-    EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError,
-    SendOutcome, TelegramButton, TelegramMessage, TelegramSender, TemplateRenderer,
+    EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RecipientRepository,
+    RepositoryError, RetrySchedule, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
+    TemplateRenderer,
 };
 
 /// How the dispatcher claims work.
@@ -87,39 +99,69 @@ pub fn notification_locale(
 pub struct DeliveryDispatcher {
     queue: Arc<dyn DeliveryQueue>,
     notifications: Arc<dyn NotificationRepository>,
+    recipients: Arc<dyn RecipientRepository>,
     templates: Arc<dyn TemplateRenderer>,
     email: Arc<dyn EmailSender>,
     telegram: Option<Arc<dyn TelegramSender>>,
     realtime: Arc<dyn RealtimePublisher>,
     clock: Arc<dyn Clock>,
+    retry: Arc<dyn RetrySchedule>,
     default_locale: Locale,
     settings: DispatchSettings,
+    /// Channels a provider asked us to slow down on, with when they may be claimed again.
+    paused: Mutex<HashMap<Channel, DateTime<Utc>>>,
 }
 
 impl DeliveryDispatcher {
-    /// Builds a dispatcher. `telegram` is `None` when no bot token is configured.
+    /// Builds a dispatcher. `telegram` is `None` when no bot token is configured; `retry`
+    /// decides when a transiently failed delivery is tried again, and when it is dead.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         queue: Arc<dyn DeliveryQueue>,
         notifications: Arc<dyn NotificationRepository>,
+        recipients: Arc<dyn RecipientRepository>,
         templates: Arc<dyn TemplateRenderer>,
         email: Arc<dyn EmailSender>,
         telegram: Option<Arc<dyn TelegramSender>>,
         realtime: Arc<dyn RealtimePublisher>,
         clock: Arc<dyn Clock>,
+        retry: Arc<dyn RetrySchedule>,
         default_locale: Locale,
         settings: DispatchSettings,
     ) -> Self {
         Self {
             queue,
             notifications,
+            recipients,
             templates,
             email,
             telegram,
             realtime,
             clock,
+            retry,
             default_locale,
             settings,
+            paused: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The channels this dispatcher may claim at `now`: all but those paused by a 429 whose
+    /// pause has not ended yet.
+    pub fn claimable_channels(&self, now: DateTime<Utc>) -> ChannelSet {
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        paused.retain(|_, until| *until > now);
+        Channel::ALL
+            .into_iter()
+            .filter(|c| !paused.contains_key(c))
+            .collect()
+    }
+
+    /// Pauses `channel` until `until` (a later pause wins over an earlier one).
+    fn pause(&self, channel: Channel, until: DateTime<Utc>) {
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = paused.entry(channel).or_insert(until);
+        if *entry < until {
+            *entry = until;
         }
     }
 
@@ -130,13 +172,14 @@ impl DeliveryDispatcher {
     /// [`RepositoryError`] when claiming or recording fails; claimed deliveries whose outcome
     /// could not be recorded are retaken when their lease expires.
     pub async fn dispatch_once(&self) -> Result<usize, RepositoryError> {
+        let now = self.clock.now();
+        let channels = self.claimable_channels(now);
+        if channels.is_empty() {
+            return Ok(0);
+        }
         let claimed = self
             .queue
-            .claim_due(
-                self.clock.now(),
-                self.settings.lease,
-                self.settings.batch_size,
-            )
+            .claim_due(now, self.settings.lease, self.settings.batch_size, channels)
             .await?;
         if claimed.is_empty() {
             return Ok(0);
@@ -194,45 +237,114 @@ impl DeliveryDispatcher {
                 next_attempt_at: None,
                 attempt: Some(record("sent", None, Some(provider_message_id))),
             },
-            failure => {
-                let (kind, cause) = match failure {
-                    SendOutcome::Transient(reason) => ("transient", reason),
-                    SendOutcome::Permanent(reason) => ("permanent", reason),
-                    SendOutcome::RateLimited { retry_after } => (
-                        "rate_limited",
-                        format!("rate limited; retry after {} s", retry_after.as_secs()),
-                    ),
-                    SendOutcome::Sent { .. } => unreachable!("handled above"),
-                };
+            SendOutcome::RateLimited { retry_after } => {
+                let cause = format!("rate limited; retry after {} s", retry_after.as_secs());
+                let until = later(self.clock.now(), retry_after.max(Duration::from_secs(1)));
+                self.pause(claimed.delivery.channel, until);
+                tracing::warn!(
+                    notification_id = %claimed.notification.id,
+                    channel = %claimed.delivery.channel,
+                    retry_after_s = retry_after.as_secs(),
+                    "provider rate limit; channel paused, attempt not counted"
+                );
+                DeliveryUpdate {
+                    id: claimed.delivery.id.clone(),
+                    status: DeliveryStatus::Retrying,
+                    attempts: claimed.delivery.attempts,
+                    last_error: Some(cause.clone()),
+                    provider_message_id: None,
+                    sent_at: None,
+                    next_attempt_at: Some(until),
+                    attempt: Some(record("rate_limited", Some(cause), None)),
+                }
+            }
+            SendOutcome::Transient(cause) => {
+                let attempt = record("transient", Some(cause.clone()), None);
+                match self.retry.delay_after(number) {
+                    Some(wait) => {
+                        tracing::warn!(
+                            notification_id = %claimed.notification.id,
+                            channel = %claimed.delivery.channel,
+                            cause = %cause,
+                            attempt = number,
+                            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "delivery failed; will retry"
+                        );
+                        DeliveryUpdate {
+                            id: claimed.delivery.id.clone(),
+                            status: DeliveryStatus::Retrying,
+                            attempts: number,
+                            last_error: Some(cause),
+                            provider_message_id: None,
+                            sent_at: None,
+                            next_attempt_at: Some(later(self.clock.now(), wait)),
+                            attempt: Some(attempt),
+                        }
+                    }
+                    None => {
+                        tracing::error!(
+                            notification_id = %claimed.notification.id,
+                            channel = %claimed.delivery.channel,
+                            cause = %cause,
+                            attempts = number,
+                            "delivery dead: out of attempts"
+                        );
+                        self.settled(claimed, DeliveryStatus::Dead, number, attempt, cause)
+                    }
+                }
+            }
+            SendOutcome::Permanent(cause) => {
                 tracing::error!(
                     notification_id = %claimed.notification.id,
                     channel = %claimed.delivery.channel,
                     cause = %cause,
-                    outcome = kind,
+                    outcome = "permanent",
                     "delivery failed"
                 );
-                self.failed(
-                    claimed,
-                    number,
-                    record(kind, Some(cause.clone()), None),
-                    cause,
-                )
+                if claimed.delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
+                    self.remember_telegram_gone(claimed, &cause).await;
+                }
+                let attempt = record("permanent", Some(cause.clone()), None);
+                self.settled(claimed, DeliveryStatus::Failed, number, attempt, cause)
             }
         }
     }
 
-    /// The seam for retries: today every failure is final (`failed`); the delivery engine
-    /// decides here between `retrying` (with `next_attempt_at`), `dead` and `failed`.
-    fn failed(
+    /// Marks the recipient's chat as unreachable so later notifications skip Telegram. A
+    /// failure here is logged, not fatal: the delivery's own outcome is recorded regardless.
+    async fn remember_telegram_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
+        let Some(chat_id) = &claimed.recipient.telegram_chat_id else {
+            return;
+        };
+        match self
+            .recipients
+            .mark_telegram_unreachable(&claimed.recipient.id, chat_id, cause)
+            .await
+        {
+            Ok(()) => tracing::warn!(
+                recipient_id = %claimed.recipient.id,
+                "Telegram refused the chat for good; skipping Telegram for this recipient until the chat id changes"
+            ),
+            Err(e) => tracing::error!(
+                recipient_id = %claimed.recipient.id,
+                error = %e,
+                "could not remember that Telegram refused the chat"
+            ),
+        }
+    }
+
+    /// A delivery that will not be tried again (`failed` or `dead`).
+    fn settled(
         &self,
         claimed: &ClaimedDelivery,
+        status: DeliveryStatus,
         number: u32,
         attempt: AttemptRecord,
         cause: String,
     ) -> DeliveryUpdate {
         DeliveryUpdate {
             id: claimed.delivery.id.clone(),
-            status: DeliveryStatus::Failed,
+            status,
             attempts: number,
             last_error: Some(cause),
             provider_message_id: None,
@@ -296,6 +408,9 @@ impl DeliveryDispatcher {
                 let Some(chat_id) = recipient.telegram_chat_id.clone() else {
                     return Attempt::Skipped("recipient has no Telegram chat id".into());
                 };
+                if let Err(unreachable) = recipient.reachability(Channel::Telegram, true) {
+                    return Attempt::Skipped(unreachable.to_string());
+                }
                 let context = dispatch_context(notification, recipient, locale);
                 let content =
                     match self
@@ -324,6 +439,27 @@ impl DeliveryDispatcher {
     }
 }
 
+/// Whether a permanent Telegram refusal is about the chat itself (Bot API: 400 "Bad Request:
+/// chat not found", 403 "Forbidden: bot was blocked by the user" / "user is deactivated"),
+/// rather than about this one message: only then is the recipient's chat marked unreachable.
+fn telegram_chat_gone(cause: &str) -> bool {
+    [
+        "chat not found",
+        "bot was blocked by the user",
+        "user is deactivated",
+    ]
+    .iter()
+    .any(|needle| cause.contains(needle))
+}
+
+/// `now + wait`, saturating: a `retry_after` of centuries is still "later", never a panic.
+fn later(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(wait)
+        .ok()
+        .and_then(|wait| now.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 fn default_action_label(locale: Locale) -> &'static str {
     match locale {
         Locale::Fr => "Ouvrir",
@@ -341,12 +477,18 @@ mod tests {
     use super::*;
     use crate::ports::{
         EmailContent, MockDeliveryQueue, MockEmailSender, MockNotificationRepository,
-        MockRealtimePublisher, MockTelegramSender, MockTemplateRenderer, TelegramContent,
+        MockRealtimePublisher, MockRecipientRepository, MockRetrySchedule, MockTelegramSender,
+        MockTemplateRenderer, TelegramContent,
     };
     use crate::test_support::{fixed_clock, notification, recipient};
+    use chrono::TimeZone as _;
     use clairon_domain::{ActionUrl, Delivery, DeliveryId};
     use rstest::rstest;
-    use std::sync::Mutex;
+
+    /// The fixed clock's now.
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0).unwrap()
+    }
 
     fn claimed(channel: Channel) -> ClaimedDelivery {
         let mut n = notification("n-1", "artist-1");
@@ -366,17 +508,66 @@ mod tests {
         }
     }
 
-    /// Given one claimed delivery and what its provider answers, when the dispatcher runs once,
-    /// then the update it records.
-    async fn dispatch(claim: ClaimedDelivery, answer: SendOutcome) -> DeliveryUpdate {
+    /// A schedule that waits `40 s × attempts` and allows `max` tries in all.
+    fn schedule(max: u32) -> MockRetrySchedule {
+        let mut retry = MockRetrySchedule::new();
+        retry
+            .expect_delay_after()
+            .returning(move |n| (n < max).then(|| Duration::from_secs(40 * u64::from(n))));
+        retry
+    }
+
+    /// What one `dispatch_once` claimed with, and recorded.
+    struct Round {
+        channels: Vec<ChannelSet>,
+        updates: Vec<DeliveryUpdate>,
+    }
+
+    /// Given claimed deliveries (one batch per round) and what the provider answers, when the
+    /// dispatcher runs once per batch, then the channels it asked for and the updates recorded.
+    async fn dispatch_rounds(
+        batches: Vec<ClaimedDelivery>,
+        answer: SendOutcome,
+        retry: MockRetrySchedule,
+        rounds: usize,
+    ) -> Round {
+        dispatch_with(
+            batches,
+            answer,
+            retry,
+            MockRecipientRepository::new(),
+            rounds,
+        )
+        .await
+    }
+
+    async fn dispatch_with(
+        batches: Vec<ClaimedDelivery>,
+        answer: SendOutcome,
+        retry: MockRetrySchedule,
+        recipients: MockRecipientRepository,
+        rounds: usize,
+    ) -> Round {
         let mut queue = MockDeliveryQueue::new();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let asked_sink = asked.clone();
+        let batches = Mutex::new(batches);
         queue
             .expect_claim_due()
-            .times(1)
-            .returning(move |_, _, _| Ok(vec![claim.clone()]));
+            .times(rounds)
+            .returning(move |_, _, _, channels| {
+                asked_sink.lock().unwrap().push(channels);
+                let mut batches = batches.lock().unwrap();
+                let next: Vec<ClaimedDelivery> = batches
+                    .iter()
+                    .position(|c| channels.contains(c.delivery.channel))
+                    .map(|i| vec![batches.remove(i)])
+                    .unwrap_or_default();
+                Ok(next)
+            });
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let sink = recorded.clone();
-        queue.expect_record().times(1).returning(move |updates| {
+        queue.expect_record().returning(move |updates| {
             sink.lock().unwrap().extend_from_slice(updates);
             Ok(())
         });
@@ -415,17 +606,29 @@ mod tests {
         let dispatcher = DeliveryDispatcher::new(
             Arc::new(queue),
             Arc::new(notifications),
+            Arc::new(recipients),
             Arc::new(templates),
             Arc::new(email),
             Some(Arc::new(telegram)),
             Arc::new(realtime),
             Arc::new(fixed_clock()),
+            Arc::new(retry),
             Locale::Fr,
             DispatchSettings::default(),
         );
-        assert_eq!(dispatcher.dispatch_once().await.unwrap(), 1);
-        let update = recorded.lock().unwrap()[0].clone();
-        update
+        for _ in 0..rounds {
+            dispatcher.dispatch_once().await.unwrap();
+        }
+        let channels = asked.lock().unwrap().clone();
+        let updates = recorded.lock().unwrap().clone();
+        Round { channels, updates }
+    }
+
+    /// Given one claimed delivery and what its provider answers, when the dispatcher runs once,
+    /// then the update it records.
+    async fn dispatch(claim: ClaimedDelivery, answer: SendOutcome) -> DeliveryUpdate {
+        let round = dispatch_rounds(vec![claim], answer, schedule(8), 1).await;
+        round.updates[0].clone()
     }
 
     fn sent() -> SendOutcome {
@@ -436,10 +639,11 @@ mod tests {
 
     #[rstest]
     #[case::email_sent(Channel::Email, sent(), DeliveryStatus::Sent, "sent")]
-    #[case::email_transient(Channel::Email, SendOutcome::Transient("451 try later".into()), DeliveryStatus::Failed, "transient")]
+    #[case::email_transient(Channel::Email, SendOutcome::Transient("451 try later".into()), DeliveryStatus::Retrying, "transient")]
     #[case::email_permanent(Channel::Email, SendOutcome::Permanent("550 no such user".into()), DeliveryStatus::Failed, "permanent")]
     #[case::telegram_sent(Channel::Telegram, sent(), DeliveryStatus::Sent, "sent")]
-    #[case::telegram_rate_limited(Channel::Telegram, SendOutcome::RateLimited { retry_after: Duration::from_secs(7) }, DeliveryStatus::Failed, "rate_limited")]
+    #[case::telegram_transient(Channel::Telegram, SendOutcome::Transient("502 bad gateway".into()), DeliveryStatus::Retrying, "transient")]
+    #[case::telegram_permanent(Channel::Telegram, SendOutcome::Permanent("400 Bad Request: can't parse entities".into()), DeliveryStatus::Failed, "permanent")]
     #[tokio::test]
     async fn each_provider_answer_is_recorded_on_the_delivery_with_its_attempt(
         #[case] channel: Channel,
@@ -458,6 +662,162 @@ mod tests {
             status == DeliveryStatus::Sent
         );
         assert_eq!(update.last_error.is_some(), status != DeliveryStatus::Sent);
+        assert_eq!(
+            update.next_attempt_at.is_some(),
+            status == DeliveryStatus::Retrying
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_after_the_scheduled_delay() {
+        let mut claim = claimed(Channel::Email);
+        claim.delivery.attempts = 2;
+
+        let update = dispatch(claim, SendOutcome::Transient("451 try later".into())).await;
+
+        assert_eq!(update.status, DeliveryStatus::Retrying);
+        assert_eq!(update.attempts, 3, "the try is counted");
+        assert_eq!(
+            update.next_attempt_at,
+            Some(now() + chrono::TimeDelta::seconds(120)),
+            "the schedule's delay after 3 failed tries"
+        );
+        assert_eq!(update.last_error.as_deref(), Some("451 try later"));
+        assert_eq!(update.attempt.unwrap().number, 3);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_on_the_last_attempt_makes_the_delivery_dead() {
+        let mut claim = claimed(Channel::Email);
+        claim.delivery.attempts = 7;
+
+        let round = dispatch_rounds(
+            vec![claim],
+            SendOutcome::Transient("451 try later".into()),
+            schedule(8),
+            1,
+        )
+        .await;
+
+        let update = &round.updates[0];
+        assert_eq!(update.status, DeliveryStatus::Dead);
+        assert_eq!(update.attempts, 8);
+        assert_eq!(update.next_attempt_at, None);
+        assert_eq!(update.last_error.as_deref(), Some("451 try later"));
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_is_not_an_attempt_and_pauses_the_channel() {
+        let mut first = claimed(Channel::Telegram);
+        first.delivery.attempts = 1;
+        let mut second = claimed(Channel::Telegram);
+        second.delivery.id = DeliveryId::parse("d-2").unwrap();
+
+        let round = dispatch_rounds(
+            vec![first, second],
+            SendOutcome::RateLimited {
+                retry_after: Duration::from_secs(7),
+            },
+            schedule(8),
+            2,
+        )
+        .await;
+
+        assert_eq!(round.updates.len(), 1, "the second round claimed nothing");
+        let update = &round.updates[0];
+        assert_eq!(update.status, DeliveryStatus::Retrying);
+        assert_eq!(update.attempts, 1, "a 429 does not consume an attempt");
+        assert_eq!(
+            update.next_attempt_at,
+            Some(now() + chrono::TimeDelta::seconds(7))
+        );
+        assert_eq!(update.attempt.as_ref().unwrap().outcome, "rate_limited");
+        assert!(round.channels[0].contains(Channel::Telegram));
+        assert!(
+            !round.channels[1].contains(Channel::Telegram),
+            "Telegram is paused for retry_after: {:?}",
+            round.channels[1]
+        );
+        assert!(round.channels[1].contains(Channel::Email));
+    }
+
+    #[test]
+    fn a_pause_ends_when_its_time_has_come() {
+        let dispatcher = DeliveryDispatcher::new(
+            Arc::new(MockDeliveryQueue::new()),
+            Arc::new(MockNotificationRepository::new()),
+            Arc::new(MockRecipientRepository::new()),
+            Arc::new(MockTemplateRenderer::new()),
+            Arc::new(MockEmailSender::new()),
+            None,
+            Arc::new(MockRealtimePublisher::new()),
+            Arc::new(fixed_clock()),
+            Arc::new(schedule(8)),
+            Locale::Fr,
+            DispatchSettings::default(),
+        );
+        dispatcher.pause(Channel::Telegram, now() + chrono::TimeDelta::seconds(5));
+
+        assert!(!dispatcher
+            .claimable_channels(now() + chrono::TimeDelta::seconds(4))
+            .contains(Channel::Telegram));
+        assert_eq!(
+            dispatcher.claimable_channels(now() + chrono::TimeDelta::seconds(5)),
+            ChannelSet::all()
+        );
+    }
+
+    #[rstest]
+    #[case::blocked("Telegram refused the message (403): Forbidden: bot was blocked by the user")]
+    #[case::not_found("Telegram refused the message (400): Bad Request: chat not found")]
+    #[tokio::test]
+    async fn a_chat_telegram_refuses_for_good_is_remembered_on_the_recipient(#[case] cause: &str) {
+        let mut recipients = MockRecipientRepository::new();
+        let expected = cause.to_owned();
+        recipients
+            .expect_mark_telegram_unreachable()
+            .withf(move |id, chat, reason| {
+                id.as_str() == "artist-1" && chat.as_str() == "100000001" && reason == expected
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+
+        let round = dispatch_with(
+            vec![claimed(Channel::Telegram)],
+            SendOutcome::Permanent(cause.into()),
+            schedule(8),
+            recipients,
+            1,
+        )
+        .await;
+
+        assert_eq!(round.updates[0].status, DeliveryStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_refusal_of_one_message_does_not_mark_the_chat() {
+        let round = dispatch_with(
+            vec![claimed(Channel::Telegram)],
+            SendOutcome::Permanent(
+                "Telegram refused the message (400): Bad Request: can't parse entities".into(),
+            ),
+            schedule(8),
+            MockRecipientRepository::new(),
+            1,
+        )
+        .await;
+        assert_eq!(round.updates[0].status, DeliveryStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_chat_already_known_unreachable_is_skipped_at_dispatch_without_an_attempt() {
+        let mut claim = claimed(Channel::Telegram);
+        claim.recipient.telegram_unreachable =
+            Some("Forbidden: bot was blocked by the user".into());
+        let update = dispatch(claim, sent()).await;
+        assert_eq!(update.status, DeliveryStatus::Skipped);
+        assert!(update.attempt.is_none());
+        assert!(update.last_error.unwrap().contains("bot was blocked"));
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ pub fn recipient(id: &str) -> Recipient {
         phone: None,
         locale: Some(Locale::Fr),
         timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
+        telegram_unreachable: None,
     }
 }
 

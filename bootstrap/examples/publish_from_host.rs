@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         phone: None,
         locale: Some(Locale::Fr),
         timezone: Some(TimeZone::parse("America/Montreal")?),
+        telegram_unreachable: None,
     };
     clairon
         .handlers

@@ -30,6 +30,8 @@ pub struct Settings {
     pub smtp_url: String,
     /// Pooled SMTP connections.
     pub smtp_pool_size: u32,
+    /// A second SMTP server, tried when the first fails transiently; empty: none.
+    pub smtp_fallback_url: String,
     /// Where `.eml` files go when no SMTP server is configured.
     pub email_outbox_dir: PathBuf,
     /// The `From` mailbox of emails.
@@ -38,6 +40,10 @@ pub struct Settings {
     pub telegram_bot_token: String,
     /// Telegram Bot API base URL (requests go to `{url}/bot{token}/sendMessage`).
     pub telegram_api_url: String,
+    /// Messages per second the bot sends in all (Telegram: about 30).
+    pub telegram_rate_per_sec: u32,
+    /// Messages per second the bot sends to one chat (Telegram: 1).
+    pub telegram_chat_rate_per_sec: u32,
     /// Language for recipients without one: `fr` (default) or `en`.
     pub default_locale: String,
     /// Directory of the Tera templates.
@@ -48,6 +54,17 @@ pub struct Settings {
     pub dispatch_poll_ms: u64,
     /// How long a claimed delivery stays claimed before another dispatcher may take it, in s.
     pub dispatch_lease_secs: u64,
+    /// Dispatcher workers in this process, each claiming its own batches (SQLite: forced to 1,
+    /// it has one writer anyway).
+    pub workers: u32,
+    /// First retry delay ceiling after a transient failure, in ms.
+    pub retry_base_ms: u64,
+    /// Growth of the retry delay ceiling per failed try.
+    pub retry_factor: f32,
+    /// Largest retry delay ceiling, in s.
+    pub retry_cap_secs: u64,
+    /// Tries in all before a transiently failing delivery is `dead`.
+    pub retry_max_attempts: u32,
     /// `tracing` filter directives (`info`, `clairon=debug,actix_web=info`).
     pub log: String,
     /// `pretty` (default) or `json`.
@@ -64,15 +81,23 @@ impl Default for Settings {
             channels: "in_app,email,telegram".into(),
             smtp_url: String::new(),
             smtp_pool_size: 4,
+            smtp_fallback_url: String::new(),
             email_outbox_dir: "outbox".into(),
             email_from: "Clairon <notifications@clairon.localhost>".into(),
             telegram_bot_token: String::new(),
             telegram_api_url: "https://api.telegram.org".into(),
+            telegram_rate_per_sec: 30,
+            telegram_chat_rate_per_sec: 1,
             default_locale: "fr".into(),
             templates_dir: "templates".into(),
             dispatch_batch_size: 64,
             dispatch_poll_ms: 1_000,
             dispatch_lease_secs: 60,
+            workers: 2,
+            retry_base_ms: 5_000,
+            retry_factor: 2.0,
+            retry_cap_secs: 15 * 60,
+            retry_max_attempts: 8,
             log: "info".into(),
             log_format: "pretty".into(),
         }
@@ -88,6 +113,7 @@ impl fmt::Debug for Settings {
             .field("api_keys", &format!("<{} keys>", self.api_key_list().len()))
             .field("channels", &self.channels)
             .field("smtp_url", &redact_url(&self.smtp_url))
+            .field("smtp_fallback_url", &redact_url(&self.smtp_fallback_url))
             .field("email_outbox_dir", &self.email_outbox_dir)
             .field("email_from", &self.email_from)
             .field(
@@ -165,6 +191,16 @@ impl Settings {
         self.bind
             .parse()
             .with_context(|| format!("CLAIRON_BIND {:?} is not host:port", self.bind))
+    }
+
+    /// The retry schedule of transient failures: exponential backoff with full jitter.
+    pub fn retry_schedule(&self) -> clairon_adapters::retry::BackonRetrySchedule {
+        clairon_adapters::retry::BackonRetrySchedule::new(
+            Duration::from_millis(self.retry_base_ms),
+            self.retry_factor,
+            Duration::from_secs(self.retry_cap_secs),
+            self.retry_max_attempts.max(1),
+        )
     }
 
     /// The dispatcher's poll interval.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use clairon_adapters::channels::{FrankensteinTelegramSender, LettreEmailSender};
+use clairon_adapters::channels::{
+    FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
+};
 use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe};
 use clairon_adapters::persistence::{
     Database, DieselApiKeyStore, DieselDeliveryQueue, DieselNotificationRepository,
@@ -18,8 +20,8 @@ use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
     ChannelPolicy, CreateNotificationHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
+    SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
@@ -28,7 +30,7 @@ use clairon_application::ports::{
     TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
-    GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetNotificationHandler, ListDeliveriesHandler, ListNotificationsHandler, UnreadCountHandler,
 };
 use tokio::sync::{watch, Notify};
 
@@ -100,7 +102,7 @@ impl Components {
         templates.check_all().context("checking templates")?;
         let templates: Arc<dyn TemplateRenderer> = Arc::new(templates);
 
-        let email: Arc<dyn EmailSender> = if settings.smtp_url.is_empty() {
+        let mut email: Arc<dyn EmailSender> = if settings.smtp_url.is_empty() {
             tracing::info!(dir = %settings.email_outbox_dir.display(), "no SMTP server configured; emails are written as .eml files");
             Arc::new(LettreEmailSender::files(
                 settings.email_outbox_dir.clone(),
@@ -114,12 +116,29 @@ impl Components {
                 settings.smtp_pool_size,
             )?)
         };
+        if !settings.smtp_fallback_url.is_empty() {
+            tracing::info!(url = %redact_url(&settings.smtp_fallback_url), "fallback SMTP server");
+            let fallback = LettreEmailSender::smtp(
+                &settings.smtp_fallback_url,
+                &settings.email_from,
+                settings.smtp_pool_size,
+            )
+            .context("CLAIRON_SMTP_FALLBACK_URL")?;
+            email = Arc::new(FallbackEmailSender::new(email, Arc::new(fallback)));
+        }
         let telegram: Option<Arc<dyn TelegramSender>> = if settings.telegram_bot_token.is_empty() {
             None
         } else {
-            Some(Arc::new(FrankensteinTelegramSender::new(
+            let bot = Arc::new(FrankensteinTelegramSender::new(
                 &settings.telegram_api_url,
                 &settings.telegram_bot_token,
+            ));
+            Some(Arc::new(PacedTelegramSender::new(
+                bot,
+                std::num::NonZeroU32::new(settings.telegram_rate_per_sec)
+                    .context("CLAIRON_TELEGRAM_RATE_PER_SEC must be at least 1")?,
+                std::num::NonZeroU32::new(settings.telegram_chat_rate_per_sec)
+                    .context("CLAIRON_TELEGRAM_CHAT_RATE_PER_SEC must be at least 1")?,
             )))
         };
 
@@ -154,13 +173,15 @@ impl Components {
             locale,
         )));
         let dispatcher = Arc::new(DeliveryDispatcher::new(
-            queue,
+            queue.clone(),
             notifications.clone(),
+            recipients.clone(),
             templates.clone(),
             email.clone(),
             telegram.clone(),
             realtime.clone(),
             clock.clone(),
+            Arc::new(settings.retry_schedule()),
             locale,
             DispatchSettings {
                 batch_size: settings.dispatch_batch_size.max(1),
@@ -195,7 +216,20 @@ impl Components {
                 clock.clone(),
             )),
             send_test: Arc::new(SendTestNotificationHandler::new(
-                recipients, create, templates, email, telegram, ids, clock, locale,
+                recipients,
+                create,
+                templates,
+                email,
+                telegram,
+                ids,
+                clock.clone(),
+                locale,
+            )),
+            list_deliveries: Arc::new(ListDeliveriesHandler::new(queue.clone())),
+            retry_delivery: Arc::new(RetryDeliveryHandler::new(
+                queue.clone(),
+                clock.clone(),
+                waker.clone(),
             )),
             health: Arc::new(DatabaseHealth(database.clone())),
         });
@@ -254,6 +288,7 @@ pub struct Application {
     server: Server,
     components: Components,
     poll: Duration,
+    workers: u32,
 }
 
 impl Application {
@@ -278,14 +313,24 @@ impl Application {
                 .app_data(keys.clone())
                 .configure(http::configure)
         })
+        // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
+        // one arrives, not after actix has drained its connections.
+        .disable_signals()
         .listen(listener)?
         .run();
-        tracing::info!(port, "listening");
+        // SQLite has one writer: more workers would only queue on its lock.
+        let workers = if settings.database_url.starts_with("sqlite") {
+            1
+        } else {
+            settings.workers.max(1)
+        };
+        tracing::info!(port, workers, "listening");
         Ok(Self {
             port,
             server,
             components,
             poll: settings.poll_interval(),
+            workers,
         })
     }
 
@@ -299,29 +344,91 @@ impl Application {
         &self.components
     }
 
-    /// Runs until SIGINT/SIGTERM: actix stops accepting and finishes in-flight requests, then
-    /// the dispatcher finishes its current round and stops.
+    /// Runs until SIGINT/SIGTERM, then shuts down gracefully (see [`Application::run_until`]).
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes, then: every dispatcher worker stops claiming at once and
+    /// finishes the batch it holds (sends and records it), while the HTTP server stops accepting
+    /// and finishes in-flight requests; returns when both are done. A process killed harder
+    /// leaves leases that expire (`CLAIRON_DISPATCH_LEASE_SECS`), after which another worker
+    /// retakes its deliveries.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let dispatcher = tokio::spawn(run_dispatcher(
-            self.components.dispatcher.clone(),
-            self.components.waker.clone(),
-            self.poll,
-            stop_rx,
-        ));
-        let served = self.server.await;
+        let workers: Vec<_> = (0..self.workers)
+            .map(|worker| {
+                tokio::spawn(run_dispatcher(
+                    worker,
+                    self.components.dispatcher.clone(),
+                    self.components.waker.clone(),
+                    self.poll,
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shutdown => {
+                tracing::info!("shutting down: no new claims; finishing in-flight batches and requests");
+                let _ = stop_tx.send(true);
+                handle.stop(true).await;
+                server.await
+            }
+        };
         let _ = stop_tx.send(true);
-        dispatcher.await.context("dispatcher task")?;
-        served.context("HTTP server")
+        for worker in workers {
+            worker.await.context("dispatcher task")?;
+        }
+        tracing::info!("stopped");
+        served.context("HTTP server task")?.context("HTTP server")
     }
 }
 
-/// The dispatcher loop: send while there is work, else wait for a wake-up, the poll interval,
-/// or the stop signal.
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// One dispatcher worker's loop: send while there is work, else wait for a wake-up, the poll
+/// interval, or the stop signal. The stop signal is only looked at between batches, so a batch
+/// once claimed is always sent and recorded.
 async fn run_dispatcher(
+    worker: u32,
     dispatcher: Arc<DeliveryDispatcher>,
     waker: Arc<NotifyWaker>,
     poll: Duration,
@@ -346,5 +453,5 @@ async fn run_dispatcher(
             }
         }
     }
-    tracing::info!("dispatcher stopped");
+    tracing::info!(worker, "dispatcher worker stopped");
 }

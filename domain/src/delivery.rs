@@ -1,9 +1,10 @@
 //! Deliveries: a notification on one channel, and where it stands.
 //!
-//! Status moves forward only: `pending → sending → sent`, or `sending → failed`, or straight to
-//! `skipped` when the channel cannot reach the recipient. (Retries, dead letters and
-//! cancellation come with the delivery engine: `retrying`, `dead` and `cancelled` are already
-//! part of the vocabulary so stored rows never need renaming.)
+//! Status moves forward: `pending → sending → sent`; a transient failure goes `sending →
+//! retrying → sending …` until it is sent or, out of attempts, `dead`; a refusal is `failed`;
+//! a channel that cannot reach the recipient is `skipped` from the start. Only an operator's
+//! retry moves a `dead` or `failed` delivery back to `pending`. `cancelled` is reserved for
+//! withdrawn scheduled deliveries.
 
 use std::fmt;
 

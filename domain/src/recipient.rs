@@ -290,6 +290,10 @@ pub struct Recipient {
     pub locale: Option<Locale>,
     /// IANA time zone the recipient reads times in; `None` means the event's own zone.
     pub timezone: Option<TimeZone>,
+    /// Why Telegram cannot reach their current chat id, when it said so for good (Bot API 400
+    /// "chat not found", 403 "bot was blocked by the user"). Set by the delivery engine, never
+    /// by an upsert; a new chat id clears it. `None` for everyone else.
+    pub telegram_unreachable: Option<String>,
 }
 
 /// Why a channel cannot reach a recipient; becomes a `skipped` delivery's reason.
@@ -304,6 +308,10 @@ pub enum Unreachable {
     /// The service has no Telegram bot token configured.
     #[error("no Telegram bot token is configured")]
     NoTelegramBot,
+    /// Telegram refused their chat id for good; they need to give a new one (or unblock the
+    /// bot and be updated).
+    #[error("Telegram cannot reach this chat until the chat id changes: {0}")]
+    TelegramGone(String),
 }
 
 impl Recipient {
@@ -327,7 +335,10 @@ impl Recipient {
                 Err(Unreachable::NoTelegramChat)
             }
             Channel::Telegram if !telegram_bot => Err(Unreachable::NoTelegramBot),
-            Channel::Telegram => Ok(()),
+            Channel::Telegram => match &self.telegram_unreachable {
+                Some(reason) => Err(Unreachable::TelegramGone(reason.clone())),
+                None => Ok(()),
+            },
         }
     }
 }
@@ -346,6 +357,7 @@ mod tests {
             phone: None,
             locale: None,
             timezone: None,
+            telegram_unreachable: None,
         }
     }
 
@@ -433,5 +445,18 @@ mod tests {
             Err(Unreachable::NoTelegramBot)
         );
         assert_eq!(reachable.reachability(Channel::Telegram, true), Ok(()));
+    }
+
+    #[test]
+    fn a_chat_telegram_refused_for_good_is_skipped_with_the_reason() {
+        let mut blocked = artist(Some("zoe@example.org"), Some("100000001"));
+        blocked.telegram_unreachable = Some("Forbidden: bot was blocked by the user".into());
+        assert_eq!(
+            blocked.reachability(Channel::Telegram, true),
+            Err(Unreachable::TelegramGone(
+                "Forbidden: bot was blocked by the user".into()
+            ))
+        );
+        assert_eq!(blocked.reachability(Channel::Email, true), Ok(()));
     }
 }

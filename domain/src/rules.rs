@@ -226,6 +226,7 @@ mod tests {
             phone: None,
             locale: Some(locale),
             timezone: Some(TimeZone::parse(zone).unwrap()),
+            telegram_unreachable: None,
         }
     }
 

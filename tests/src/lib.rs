@@ -42,6 +42,12 @@ pub struct Options {
     pub smtp_script: &'static [u16],
     /// Start the Telegram stand-in and configure a bot token.
     pub telegram: bool,
+    /// Start a second SMTP server as `CLAIRON_SMTP_FALLBACK_URL` (accepts everything).
+    pub smtp_fallback: bool,
+    /// `CLAIRON_RETRY_BASE_MS`: small, so retries happen while the test waits.
+    pub retry_base_ms: u64,
+    /// `CLAIRON_RETRY_MAX_ATTEMPTS`.
+    pub retry_max_attempts: u32,
 }
 
 impl Default for Options {
@@ -51,6 +57,9 @@ impl Default for Options {
             smtp: true,
             smtp_script: &[],
             telegram: true,
+            smtp_fallback: false,
+            retry_base_ms: 50,
+            retry_max_attempts: 8,
         }
     }
 }
@@ -61,6 +70,8 @@ pub struct TestApp {
     pub address: String,
     /// The SMTP server, when started.
     pub smtp: Option<SmtpSink>,
+    /// The fallback SMTP server, when started.
+    pub smtp_fallback: Option<SmtpSink>,
     /// The Telegram stand-in, when started.
     pub telegram: Option<TelegramStub>,
     /// The `.eml` directory when no SMTP server runs.
@@ -69,12 +80,15 @@ pub struct TestApp {
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
     _database: Option<PostgresDatabase>,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 
@@ -152,6 +166,11 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
     } else {
         None
     };
+    let smtp_fallback = if options.smtp_fallback {
+        Some(SmtpSink::start().await)
+    } else {
+        None
+    };
     let telegram = if options.telegram {
         Some(TelegramStub::start(BOT_TOKEN).await)
     } else {
@@ -167,6 +186,10 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         bind: "127.0.0.1:0".into(),
         api_keys: API_KEY.into(),
         smtp_url: smtp.as_ref().map(SmtpSink::url).unwrap_or_default(),
+        smtp_fallback_url: smtp_fallback
+            .as_ref()
+            .map(SmtpSink::url)
+            .unwrap_or_default(),
         email_outbox_dir: outbox_dir.clone(),
         email_from: "Clairon <notifications@clairon.test>".into(),
         telegram_bot_token: if telegram.is_some() {
@@ -180,24 +203,34 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
             .unwrap_or_default(),
         templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
         dispatch_poll_ms: 50,
+        retry_base_ms: options.retry_base_ms,
+        // The pacing has its own tests; here it would only make the dataset test slow.
+        telegram_rate_per_sec: 10_000,
+        telegram_chat_rate_per_sec: 10_000,
+        retry_cap_secs: 1,
+        retry_max_attempts: options.retry_max_attempts,
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
         ..Settings::default()
     };
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let server = tokio::spawn(async move {
-        let _ = app.run_until_stopped().await;
-    });
+    // What SIGTERM does in production, triggered by `TestApp::shut_down` instead.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
     Some(TestApp {
         address,
         smtp,
+        smtp_fallback,
         telegram,
         outbox_dir,
         client: reqwest::Client::new(),
         _dir: dir,
         _database: database,
-        server,
+        server: Some(server),
+        stop: Some(stop),
     })
 }
 
@@ -213,6 +246,23 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// Shuts the app down as SIGTERM would and waits until it has stopped: workers finish
+    /// their batch, the HTTP server its requests.
+    ///
+    /// # Panics
+    /// When the app does not stop within `timeout` or stops with an error.
+    pub async fn shut_down(&mut self, timeout: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.take().expect("the app is running");
+        tokio::time::timeout(timeout, server)
+            .await
+            .expect("the app stops after a shutdown signal")
+            .expect("the app task did not panic")
+            .expect("the app stopped cleanly");
+    }
+
     async fn answer(response: reqwest::Response) -> Answer {
         let status = response.status().as_u16();
         let content_type = response
@@ -289,7 +339,38 @@ impl TestApp {
         .await
     }
 
-    /// Polls `GET /api/v1/notifications/{id}` until no delivery is pending or sending.
+    /// Polls `GET /api/v1/notifications/{id}` until its delivery on `channel` has `status`;
+    /// returns that delivery.
+    ///
+    /// # Panics
+    /// After `timeout`.
+    pub async fn wait_for_delivery(
+        &self,
+        id: &str,
+        channel: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.get(&format!("/api/v1/notifications/{id}")).await;
+            let delivery = answer.json["deliveries"]
+                .as_array()
+                .and_then(|ds| ds.iter().find(|d| d["channel"] == channel).cloned());
+            if let Some(delivery) = delivery.filter(|d| d["status"] == status) {
+                return delivery;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {channel} delivery of {id} never became {status}: {}",
+                answer.json
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls `GET /api/v1/notifications/{id}` until no delivery is pending, sending or
+    /// retrying: every one is final (sent, failed, dead, skipped).
     ///
     /// # Panics
     /// After `timeout`.
@@ -298,8 +379,12 @@ impl TestApp {
         loop {
             let answer = self.get(&format!("/api/v1/notifications/{id}")).await;
             let settled = answer.json["deliveries"].as_array().is_some_and(|ds| {
-                ds.iter()
-                    .all(|d| !matches!(d["status"].as_str(), Some("pending" | "sending")))
+                ds.iter().all(|d| {
+                    !matches!(
+                        d["status"].as_str(),
+                        Some("pending" | "sending" | "retrying")
+                    )
+                })
             });
             if settled {
                 return answer.json;

@@ -7,7 +7,11 @@
 //! module.
 
 pub mod email;
+pub mod fallback;
+pub mod pacing;
 pub mod telegram;
 
 pub use email::{EmailConfigError, LettreEmailSender};
+pub use fallback::FallbackEmailSender;
+pub use pacing::PacedTelegramSender;
 pub use telegram::FrankensteinTelegramSender;

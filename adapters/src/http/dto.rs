@@ -131,6 +131,7 @@ impl RecipientBody {
             phone: phone?,
             locale: locale?,
             timezone: timezone?,
+            telegram_unreachable: None,
         })
     }
 

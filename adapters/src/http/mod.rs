@@ -4,6 +4,7 @@
 //! results or errors into JSON or RFC 7807 problems; they hold no business rule.
 
 pub mod auth;
+mod deliveries;
 pub mod dto;
 pub mod extract;
 pub mod problem;
@@ -17,11 +18,12 @@ use actix_web::middleware::from_fn;
 use actix_web::web;
 use clairon_application::commands::{
     CreateNotificationHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
-    MarkNotificationReadHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
+    MarkNotificationReadHandler, RetryDeliveryHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
 };
 use clairon_application::ports::RecipientRepository;
 use clairon_application::queries::{
-    GetNotificationHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetNotificationHandler, ListDeliveriesHandler, ListNotificationsHandler, UnreadCountHandler,
 };
 
 pub use auth::ApiKeys;
@@ -55,6 +57,10 @@ pub struct Handlers {
     pub mark_all_read: Arc<MarkAllNotificationsReadHandler>,
     /// `POST /notifications/test`.
     pub send_test: Arc<SendTestNotificationHandler>,
+    /// `GET /deliveries`.
+    pub list_deliveries: Arc<ListDeliveriesHandler>,
+    /// `POST /deliveries/{id}/retry`.
+    pub retry_delivery: Arc<RetryDeliveryHandler>,
     /// `/health`.
     pub health: Arc<dyn HealthProbe>,
 }
@@ -101,6 +107,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/notifications/{id}/read",
                     web::post().to(routes::mark_read),
                 )
+                .route("/deliveries", web::get().to(deliveries::list))
+                .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
                 .default_service(web::to(routes::not_found)),
         )
         .default_service(web::to(routes::not_found));

@@ -49,6 +49,7 @@ fn recipient_json(r: &Recipient) -> Value {
         "phone": r.phone.as_ref().map(|p| p.as_str()),
         "locale": r.locale.map(|l| l.as_str()),
         "timezone": r.timezone.map(|t| t.name()),
+        "telegram_unreachable": r.telegram_unreachable,
     })
 }
 

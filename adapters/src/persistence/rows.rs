@@ -51,6 +51,11 @@ pub(crate) struct RecipientRow {
     pub timezone: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The chat id Telegram said is gone (blocked, not found); only counts while it is still
+    /// the recipient's chat id.
+    pub telegram_unreachable_chat_id: Option<String>,
+    /// What Telegram said about it.
+    pub telegram_unreachable_reason: Option<String>,
 }
 
 /// Every field an upsert replaces (all but the id and the creation time).
@@ -80,12 +85,22 @@ impl RecipientRow {
             timezone: changes.timezone,
             created_at: now,
             updated_at: now,
+            telegram_unreachable_chat_id: None,
+            telegram_unreachable_reason: None,
         }
     }
 
     /// The recipient this row stores.
     pub fn into_domain(self) -> Result<Recipient, DbError> {
         let bad = corrupt("recipients", &self.id);
+        let telegram_unreachable =
+            match (&self.telegram_unreachable_chat_id, &self.telegram_chat_id) {
+                (Some(gone), Some(current)) if gone == current => self
+                    .telegram_unreachable_reason
+                    .clone()
+                    .or_else(|| Some("Telegram refused this chat".to_owned())),
+                _ => None,
+            };
         Ok(Recipient {
             id: RecipientId::parse(&self.id).map_err(&bad)?,
             name: DisplayName::parse(&self.name).map_err(&bad)?,
@@ -119,6 +134,7 @@ impl RecipientRow {
                 .map(TimeZone::parse)
                 .transpose()
                 .map_err(&bad)?,
+            telegram_unreachable,
         })
     }
 }

@@ -25,6 +25,10 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC.
         updated_at -> Timestamp,
+        /// The chat id Telegram refused for good ("chat not found", "bot was blocked").
+        telegram_unreachable_chat_id -> Nullable<Text>,
+        /// Telegram's description of the refusal.
+        telegram_unreachable_reason -> Nullable<Text>,
     }
 }
 

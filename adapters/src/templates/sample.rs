@@ -122,6 +122,7 @@ fn directory(locale: Locale) -> HashMap<RecipientId, Recipient> {
         phone: None,
         locale: Some(locale),
         timezone: Some(TimeZone::parse(zone).expect(SAMPLE_DATA)),
+        telegram_unreachable: None,
     })
     .map(|r| (r.id.clone(), r))
     .collect()

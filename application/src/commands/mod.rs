@@ -4,6 +4,7 @@ pub mod create_notification;
 pub mod handle_planning_event;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
+pub mod retry_delivery;
 pub mod send_test_notification;
 pub mod upsert_recipient;
 
@@ -20,6 +21,7 @@ pub use mark_all_notifications_read::{
 pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
+pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use send_test_notification::{
     SendTestNotification, SendTestNotificationError, SendTestNotificationHandler,
     TestChannelResult, TestStatus, TestTarget,

@@ -144,6 +144,7 @@ impl SendTestNotificationHandler {
                     phone: None,
                     locale: None,
                     timezone: None,
+                    telegram_unreachable: None,
                 },
                 false,
             ),

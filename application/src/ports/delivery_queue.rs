@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{Delivery, DeliveryId, DeliveryStatus, Notification, Recipient};
+use clairon_domain::{ChannelSet, Delivery, DeliveryId, DeliveryStatus, Notification, Recipient};
 
 use super::RepositoryError;
 
@@ -64,6 +64,8 @@ pub trait DeliveryQueue: Send + Sync {
     /// Claims up to `limit` deliveries that are due at `now` (`pending`, or `retrying` with
     /// `next_attempt_at <= now`, or `sending` whose lease expired), marks them `sending` with a
     /// lease until `now + lease`, and returns them highest priority first, then oldest due first.
+    /// Only deliveries on a channel of `channels` are claimed (a channel paused by a provider's
+    /// 429 is left out); an empty set claims nothing.
     /// A claimed delivery is not returned again until its lease expires or it is recorded.
     ///
     /// # Errors
@@ -73,6 +75,7 @@ pub trait DeliveryQueue: Send + Sync {
         now: DateTime<Utc>,
         lease: Duration,
         limit: u32,
+        channels: ChannelSet,
     ) -> Result<Vec<ClaimedDelivery>, RepositoryError>;
 
     /// Records the outcome of claimed deliveries (and their attempt rows) in one transaction,

@@ -6,9 +6,11 @@
 
 mod clock;
 mod delivery_queue;
+mod delivery_repository;
 mod notification_repository;
 mod realtime;
 mod recipient_repository;
+mod retry;
 mod senders;
 mod templates;
 
@@ -16,11 +18,13 @@ pub use clock::{Clock, IdGenerator};
 pub use delivery_queue::{
     AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
 };
+pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
 pub use notification_repository::{
     ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
+pub use retry::RetrySchedule;
 pub use senders::{
     EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
 };
@@ -31,11 +35,15 @@ pub use clock::{MockClock, MockIdGenerator};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]
+pub use delivery_repository::MockDeliveryRepository;
+#[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]
 pub use recipient_repository::MockRecipientRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use retry::MockRetrySchedule;
 #[cfg(any(test, feature = "mocks"))]
 pub use senders::{MockEmailSender, MockTelegramSender};
 #[cfg(any(test, feature = "mocks"))]

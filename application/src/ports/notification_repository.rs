@@ -1,11 +1,15 @@
 //! Where notifications and their deliveries are kept: the write side (the outbox) and the
 //! inbox reads.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{Delivery, Notification, NotificationId, RecipientId, SourceEventId};
+use clairon_domain::{
+    Delivery, DeliveryId, Notification, NotificationId, RecipientId, SourceEventId,
+};
 
-use super::RepositoryError;
+use super::{AttemptRecord, RepositoryError};
 
 /// A notification to write, with one delivery per channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +27,9 @@ pub struct NotificationDetails {
     pub notification: Notification,
     /// Its deliveries, in channel order.
     pub deliveries: Vec<Delivery>,
+    /// The attempt rows of each delivery, first try first. Filled by
+    /// [`NotificationRepository::get`]; empty in listings, which do not need them.
+    pub attempts: HashMap<DeliveryId, Vec<AttemptRecord>>,
 }
 
 /// Which notifications an inbox listing shows.

@@ -1,7 +1,7 @@
 //! Where recipients are kept.
 
 use async_trait::async_trait;
-use clairon_domain::{Recipient, RecipientId};
+use clairon_domain::{Recipient, RecipientId, TelegramChatId};
 
 use super::RepositoryError;
 
@@ -19,7 +19,9 @@ pub enum Upserted {
 #[async_trait]
 pub trait RecipientRepository: Send + Sync {
     /// Creates or replaces every recipient in ONE transaction: all are written or none.
-    /// Returns one [`Upserted`] per input, in input order.
+    /// Returns one [`Upserted`] per input, in input order. MUST keep a recipient's
+    /// `telegram_unreachable` mark when the chat id stays the same and clear it when it changes
+    /// (the mark is never taken from the input).
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the database fails; nothing is written then.
@@ -38,4 +40,18 @@ pub trait RecipientRepository: Send + Sync {
     /// # Errors
     /// As [`RecipientRepository::get`].
     async fn get_many(&self, ids: &[RecipientId]) -> Result<Vec<Recipient>, RepositoryError>;
+
+    /// Remembers that Telegram refused `chat_id` for good, with Telegram's `reason`: from now on
+    /// the recipient reads back with `telegram_unreachable` set, until their chat id changes.
+    /// MUST do nothing when the recipient is unknown or their chat id is no longer `chat_id`
+    /// (they changed it while the message was in flight).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails.
+    async fn mark_telegram_unreachable(
+        &self,
+        id: &RecipientId,
+        chat_id: &TelegramChatId,
+        reason: &str,
+    ) -> Result<(), RepositoryError>;
 }

@@ -1,13 +1,17 @@
 //! Queries: read models of the inbox and of deliveries. They never return aggregates.
 
 pub mod get_notification;
+pub mod list_deliveries;
 pub mod list_notifications;
 pub mod unread_count;
 mod views;
 
 pub use get_notification::{GetNotification, GetNotificationError, GetNotificationHandler};
+pub use list_deliveries::{
+    DeliveryListItem, DeliveryListPage, ListDeliveries, ListDeliveriesError, ListDeliveriesHandler,
+};
 pub use list_notifications::{
     ListNotifications, ListNotificationsError, ListNotificationsHandler, NotificationPage,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
-pub use views::{DeliveryView, NotificationDetailsView, NotificationView};
+pub use views::{AttemptView, DeliveryView, NotificationDetailsView, NotificationView};

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use clairon_domain::{Delivery, Metadata, Notification};
 use serde::Serialize;
 
-use crate::ports::NotificationDetails;
+use crate::ports::{AttemptRecord, NotificationDetails};
 
 /// A notification as an inbox shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +79,41 @@ pub struct DeliveryView {
     pub created_at: DateTime<Utc>,
     /// RFC 3339, UTC.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Every try, in the order they were made (in `GET /api/v1/notifications/{id}`; left out
+    /// of listings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempt_log: Vec<AttemptView>,
+}
+
+/// One try of a delivery (a `delivery_attempts` row).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptView {
+    /// 1 for the first try. A 429 answer does not use up a number (the next try repeats it),
+    /// and a manual retry starts a fresh series at 1.
+    pub number: u32,
+    /// RFC 3339, UTC.
+    pub started_at: DateTime<Utc>,
+    /// How long the provider took, in ms.
+    pub duration_ms: u64,
+    /// `sent|transient|rate_limited|permanent`.
+    pub outcome: String,
+    /// The failure, when it failed.
+    pub error: Option<String>,
+    /// The provider's response id (message id), when it gave one.
+    pub provider_response_id: Option<String>,
+}
+
+impl From<AttemptRecord> for AttemptView {
+    fn from(a: AttemptRecord) -> Self {
+        Self {
+            number: a.number,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            outcome: a.outcome,
+            error: a.error,
+            provider_response_id: a.provider_response_id,
+        }
+    }
 }
 
 impl From<Delivery> for DeliveryView {
@@ -92,6 +127,7 @@ impl From<Delivery> for DeliveryView {
             provider_message_id: d.provider_message_id,
             created_at: d.created_at,
             sent_at: d.sent_at,
+            attempt_log: Vec::new(),
         }
     }
 }
@@ -107,10 +143,20 @@ pub struct NotificationDetailsView {
 }
 
 impl From<NotificationDetails> for NotificationDetailsView {
-    fn from(d: NotificationDetails) -> Self {
+    fn from(mut d: NotificationDetails) -> Self {
         Self {
             notification: d.notification.into(),
-            deliveries: d.deliveries.into_iter().map(Into::into).collect(),
+            deliveries: d
+                .deliveries
+                .into_iter()
+                .map(|delivery| {
+                    let attempts = d.attempts.remove(&delivery.id).unwrap_or_default();
+                    DeliveryView {
+                        attempt_log: attempts.into_iter().map(Into::into).collect(),
+                        ..DeliveryView::from(delivery)
+                    }
+                })
+                .collect(),
         }
     }
 }

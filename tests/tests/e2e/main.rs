@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod dataset;
+mod delivery_engine;
 mod notifications;
 mod postgres;
 mod recipients;

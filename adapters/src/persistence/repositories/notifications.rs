@@ -16,8 +16,8 @@ use super::CHUNK;
 use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Database, DbError,
 };
-use crate::persistence::rows::{db_time, DeliveryRow, NotificationRow};
-use crate::persistence::schema::{deliveries, notifications};
+use crate::persistence::rows::{db_time, AttemptRow, DeliveryRow, NotificationRow};
+use crate::persistence::schema::{deliveries, delivery_attempts, notifications};
 
 /// The [`NotificationRepository`] on the Diesel [`Database`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
@@ -59,6 +59,7 @@ fn with_deliveries(
             Ok(NotificationDetails {
                 notification: row.into_domain()?,
                 deliveries,
+                attempts: HashMap::new(),
             })
         })
         .collect()
@@ -128,7 +129,30 @@ impl NotificationRepository for DieselNotificationRepository {
                 let Some(row) = find_row(conn, &id)? else {
                     return Ok(None);
                 };
-                Ok(with_deliveries(conn, vec![row])?.pop())
+                let Some(mut details) = with_deliveries(conn, vec![row])?.pop() else {
+                    return Ok(None);
+                };
+                let ids: Vec<&str> = details.deliveries.iter().map(|d| d.id.as_str()).collect();
+                let rows: Vec<(String, AttemptRow)> = delivery_attempts::table
+                    .filter(delivery_attempts::delivery_id.eq_any(&ids))
+                    // In the order they were made: a manual retry starts numbering again at 1.
+                    .order(delivery_attempts::id.asc())
+                    .select((delivery_attempts::delivery_id, AttemptRow::as_select()))
+                    .load(conn)?;
+                for delivery in &details.deliveries {
+                    details.attempts.insert(delivery.id.clone(), Vec::new());
+                }
+                for (delivery_id, row) in rows {
+                    if let Some(list) = details
+                        .deliveries
+                        .iter()
+                        .find(|d| d.id.as_str() == delivery_id)
+                        .and_then(|d| details.attempts.get_mut(&d.id))
+                    {
+                        list.push(row.into_domain()?);
+                    }
+                }
+                Ok(Some(details))
             })
             .await
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use clairon_application::ports::{RecipientRepository, RepositoryError, Upserted};
-use clairon_domain::{Recipient, RecipientId};
+use clairon_domain::{Recipient, RecipientId, TelegramChatId};
 use diesel::prelude::*;
 
 use super::CHUNK;
@@ -46,6 +46,22 @@ fn upsert_rows(
                 .set(changes)
                 .execute(conn)?;
             if updated > 0 {
+                // A Telegram refusal is about one chat id: a new one starts afresh.
+                let marked = recipients::table
+                    .find(&row.id)
+                    .filter(recipients::telegram_unreachable_chat_id.is_not_null());
+                let clear = (
+                    recipients::telegram_unreachable_chat_id.eq(None::<String>),
+                    recipients::telegram_unreachable_reason.eq(None::<String>),
+                );
+                match &row.telegram_chat_id {
+                    Some(chat) => diesel::update(
+                        marked.filter(recipients::telegram_unreachable_chat_id.ne(chat)),
+                    )
+                    .set(clear)
+                    .execute(conn)?,
+                    None => diesel::update(marked).set(clear).execute(conn)?,
+                };
                 return Ok(Upserted::Updated);
             }
             diesel::insert_into(recipients::table)
@@ -93,6 +109,34 @@ impl RecipientRepository for DieselRecipientRepository {
                     .optional()?
                     .map(RecipientRow::into_domain)
                     .transpose()
+            })
+            .await
+    }
+
+    async fn mark_telegram_unreachable(
+        &self,
+        id: &RecipientId,
+        chat_id: &TelegramChatId,
+        reason: &str,
+    ) -> Result<(), RepositoryError> {
+        let (id, chat, reason) = (
+            id.as_str().to_owned(),
+            chat_id.as_str().to_owned(),
+            reason.to_owned(),
+        );
+        self.db
+            .call(move |conn| {
+                diesel::update(
+                    recipients::table
+                        .find(&id)
+                        .filter(recipients::telegram_chat_id.eq(&chat)),
+                )
+                .set((
+                    recipients::telegram_unreachable_chat_id.eq(Some(&chat)),
+                    recipients::telegram_unreachable_reason.eq(Some(&reason)),
+                ))
+                .execute(conn)?;
+                Ok(())
             })
             .await
     }
