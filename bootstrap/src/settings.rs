@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clairon_domain::reminders::ReminderTime;
 use clairon_domain::{ChannelSet, Locale};
 use figment::providers::{Env, Serialized};
 use figment::Figment;
@@ -48,6 +49,8 @@ pub struct Settings {
     pub dispatch_poll_ms: u64,
     /// How long a claimed delivery stays claimed before another dispatcher may take it, in s.
     pub dispatch_lease_secs: u64,
+    /// Local time of day (`HH:MM`) of the J-1 reminders, in each recipient's time zone.
+    pub reminder_local_time: String,
     /// `tracing` filter directives (`info`, `clairon=debug,actix_web=info`).
     pub log: String,
     /// `pretty` (default) or `json`.
@@ -73,6 +76,7 @@ impl Default for Settings {
             dispatch_batch_size: 64,
             dispatch_poll_ms: 1_000,
             dispatch_lease_secs: 60,
+            reminder_local_time: "18:00".into(),
             log: "info".into(),
             log_format: "pretty".into(),
         }
@@ -101,6 +105,7 @@ impl fmt::Debug for Settings {
             .field("telegram_api_url", &self.telegram_api_url)
             .field("default_locale", &self.default_locale)
             .field("templates_dir", &self.templates_dir)
+            .field("reminder_local_time", &self.reminder_local_time)
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +160,15 @@ impl Settings {
     pub fn locale(&self) -> anyhow::Result<Locale> {
         Locale::parse(&self.default_locale)
             .map_err(|e| anyhow::anyhow!("CLAIRON_DEFAULT_LOCALE: {}", e.message))
+    }
+
+    /// The local time of day of the J-1 reminders.
+    ///
+    /// # Errors
+    /// When `CLAIRON_REMINDER_LOCAL_TIME` is not `HH:MM`.
+    pub fn reminder_time(&self) -> anyhow::Result<ReminderTime> {
+        ReminderTime::parse(&self.reminder_local_time)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_REMINDER_LOCAL_TIME: {}", e.message))
     }
 
     /// The listen address.

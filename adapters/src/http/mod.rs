@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod dto;
 pub mod extract;
+pub mod idempotency;
 pub mod problem;
 mod routes;
 
@@ -25,6 +26,7 @@ use clairon_application::queries::{
 };
 
 pub use auth::ApiKeys;
+pub use idempotency::IdempotencyStore;
 pub use problem::{ApiError, FieldError};
 
 /// Checks the database for `/health`.
@@ -57,6 +59,8 @@ pub struct Handlers {
     pub send_test: Arc<SendTestNotificationHandler>,
     /// `/health`.
     pub health: Arc<dyn HealthProbe>,
+    /// `Idempotency-Key` records of the ingestion POSTs.
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>` and
@@ -66,9 +70,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
-                .route(
-                    "/recipients/import",
-                    web::post().to(routes::import_recipients),
+                .service(
+                    web::resource("/recipients/import")
+                        .wrap(from_fn(idempotency::idempotent))
+                        .route(web::post().to(routes::import_recipients)),
                 )
                 .route("/recipients/{id}", web::put().to(routes::put_recipient))
                 .route("/recipients/{id}", web::get().to(routes::get_recipient))
@@ -84,14 +89,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/recipients/{id}/notifications/read-all",
                     web::post().to(routes::mark_all_read),
                 )
-                .route(
-                    "/notifications",
-                    web::post().to(routes::create_notifications),
+                .service(
+                    web::resource("/notifications")
+                        .wrap(from_fn(idempotency::idempotent))
+                        .route(web::post().to(routes::create_notifications)),
                 )
                 .route("/notifications/test", web::post().to(routes::send_test))
-                .route(
-                    "/notifications/plannings/{planning_id}/events",
-                    web::post().to(routes::planning_event),
+                .service(
+                    web::resource("/notifications/plannings/{planning_id}/events")
+                        .wrap(from_fn(idempotency::idempotent))
+                        .route(web::post().to(routes::planning_event)),
                 )
                 .route(
                     "/notifications/{id}",

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 404: the resource does not exist (or is not the caller's).
     #[error("{0}")]
     NotFound(String),
+    /// 409: the request conflicts with one in progress (an `Idempotency-Key` in use).
+    #[error("{0}")]
+    Conflict(String),
     /// 413: the body exceeds the limit (in bytes).
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
@@ -88,6 +91,7 @@ impl ApiError {
             Self::BadRequest(_) => ("bad-request", "Malformed request"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
             Self::NotFound(_) => ("not-found", "Not found"),
+            Self::Conflict(_) => ("conflict", "Request in progress"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable { .. } => ("validation", "Invalid request"),
@@ -121,6 +125,7 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,

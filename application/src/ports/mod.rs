@@ -17,7 +17,8 @@ pub use delivery_queue::{
     AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
 };
 pub use notification_repository::{
-    ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
+    ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
+    ReadFilter, ReminderChanges,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};

@@ -2,6 +2,9 @@
 
 mod bad_input;
 mod dataset;
+mod idempotency;
 mod notifications;
 mod postgres;
 mod recipients;
+mod reminders;
+mod scheduling;
