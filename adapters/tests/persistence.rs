@@ -9,14 +9,17 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
+use clairon_adapters::http::idempotency::{
+    Begun, IdempotencyStore, IdempotentRequest, StoredResponse,
+};
 use clairon_adapters::persistence::{
-    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselNotificationRepository,
-    DieselRecipientRepository, PersistenceError,
+    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
+    DieselNotificationRepository, DieselRecipientRepository, PersistenceError,
 };
 use clairon_application::ports::{
     AttemptRecord, ClaimedDelivery, DeliveryListQuery, DeliveryQueue, DeliveryRepository,
-    DeliveryUpdate, ListQuery, NewNotification, NotificationRepository, ReadFilter,
-    RecipientRepository, RepositoryError, Requeued, Upserted,
+    DeliveryUpdate, ListQuery, NewNotification, NewReminder, NotificationRepository, ReadFilter,
+    RecipientRepository, ReminderChanges, RepositoryError, Requeued, Upserted,
 };
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryId, DeliveryStatus,
@@ -281,6 +284,7 @@ fn with_deliveries(n: Notification, channels: &[Channel]) -> NewNotification {
     NewNotification {
         notification: n,
         deliveries,
+        deliver_at: None,
     }
 }
 
@@ -1133,6 +1137,7 @@ async fn skipped_deliveries_are_never_claimed(#[case] engine: Engine) {
             ),
         ],
         notification: n,
+        deliver_at: None,
     };
     t.notifications().insert_batch(&[new]).await.unwrap();
 
@@ -1443,5 +1448,450 @@ async fn a_chat_telegram_refused_stays_unreachable_until_the_chat_id_changes(
     assert_eq!(
         back_again.telegram_unreachable, None,
         "a different chat id cleared it for good"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency keys
+// ---------------------------------------------------------------------------------------------
+
+fn idempotent(key: &str, fingerprint: &str) -> IdempotentRequest {
+    IdempotentRequest {
+        api_key_hash: "a".repeat(64),
+        key: key.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    }
+}
+
+fn answer(status: u16) -> StoredResponse {
+    StoredResponse {
+        status,
+        content_type: Some("application/json".into()),
+        body: r#"{"notifications":[]}"#.into(),
+    }
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_started_once_then_in_progress_then_replayed_until_it_expires(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    let store = DieselIdempotencyStore::new(t.db.clone());
+    let ttl = chrono::TimeDelta::hours(24);
+    let request = idempotent("order-42", "f1");
+
+    assert_eq!(
+        store.begin(&request, at(0), ttl).await.unwrap(),
+        Begun::Started
+    );
+    assert_eq!(
+        store.begin(&request, at(1), ttl).await.unwrap(),
+        Begun::InProgress
+    );
+    assert_eq!(
+        store
+            .begin(&idempotent("order-42", "f2"), at(1), ttl)
+            .await
+            .unwrap(),
+        Begun::Mismatch,
+        "the same key with another request is refused even while in progress"
+    );
+
+    store.complete(&request, &answer(202)).await.unwrap();
+    assert_eq!(
+        store.begin(&request, at(2), ttl).await.unwrap(),
+        Begun::Completed(answer(202))
+    );
+    store.release(&request).await.unwrap();
+    assert_eq!(
+        store.begin(&request, at(3), ttl).await.unwrap(),
+        Begun::Completed(answer(202)),
+        "releasing never forgets a completed answer"
+    );
+
+    let other_client = IdempotentRequest {
+        api_key_hash: "b".repeat(64),
+        ..idempotent("order-42", "f2")
+    };
+    assert_eq!(
+        store.begin(&other_client, at(3), ttl).await.unwrap(),
+        Begun::Started,
+        "keys are scoped per API key"
+    );
+    store.complete(&other_client, &answer(200)).await.unwrap();
+
+    let a_day_later = at(0) + ttl;
+    assert_eq!(
+        store
+            .begin(&idempotent("order-42", "f2"), a_day_later, ttl)
+            .await
+            .unwrap(),
+        Begun::Started,
+        "an expired key is free again, whatever the body"
+    );
+    assert_eq!(
+        store.purge_expired(a_day_later + ttl).await.unwrap(),
+        2,
+        "both remaining records have expired"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_left_in_progress_by_a_dead_request_is_taken_over_after_ten_minutes(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    let store = DieselIdempotencyStore::new(t.db.clone());
+    let ttl = chrono::TimeDelta::hours(24);
+    let request = idempotent("orphan", "f1");
+    assert_eq!(
+        store.begin(&request, at(0), ttl).await.unwrap(),
+        Begun::Started
+    );
+    assert_eq!(
+        store.begin(&request, at(599), ttl).await.unwrap(),
+        Begun::InProgress
+    );
+    assert_eq!(
+        store.begin(&request, at(600), ttl).await.unwrap(),
+        Begun::Started
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_key_may_be_started_again(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    let store = DieselIdempotencyStore::new(t.db.clone());
+    let ttl = chrono::TimeDelta::hours(24);
+    let request = idempotent("retry-me", "f1");
+    assert_eq!(
+        store.begin(&request, at(0), ttl).await.unwrap(),
+        Begun::Started
+    );
+    store.release(&request).await.unwrap();
+    assert_eq!(
+        store.begin(&request, at(1), ttl).await.unwrap(),
+        Begun::Started
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_twenty_concurrent_requests_with_one_key_exactly_one_starts(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    let store = DieselIdempotencyStore::new(t.db.clone());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .begin(
+                        &idempotent("race", "f1"),
+                        at(0),
+                        chrono::TimeDelta::hours(24),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut started = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Begun::Started => started += 1,
+            Begun::InProgress => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(started, 1, "only one request may execute");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled notifications
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_notification_is_hidden_and_not_due_until_its_time(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    // Visibility follows the process clock: schedule around the real now.
+    let now = Utc::now();
+    let later = now + chrono::TimeDelta::hours(1);
+    let mut scheduled = with_deliveries(
+        notification(1, "artist-1", None, now),
+        &[Channel::InApp, Channel::Email],
+    );
+    scheduled.deliver_at = Some(later);
+    let mut due = with_deliveries(notification(2, "artist-1", None, now), &[Channel::InApp]);
+    due.deliver_at = Some(now - chrono::TimeDelta::seconds(1));
+    t.notifications()
+        .insert_batch(&[scheduled, due])
+        .await
+        .unwrap();
+
+    let inbox = t
+        .notifications()
+        .list(&ListQuery {
+            recipient_id: rid("artist-1"),
+            filter: ReadFilter::All,
+            limit: 10,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        inbox.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
+        vec![nid(2)],
+        "only the due notification is in the inbox"
+    );
+    assert_eq!(
+        t.notifications()
+            .unread_count(&rid("artist-1"))
+            .await
+            .unwrap(),
+        1
+    );
+    let marked = t
+        .notifications()
+        .mark_all_read(&rid("artist-1"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        marked,
+        vec![nid(2)],
+        "a scheduled notification is not marked read"
+    );
+
+    let claimed = t
+        .queue()
+        .claim_due(now, LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|c| c.notification.id.clone())
+            .collect::<Vec<_>>(),
+        vec![nid(2)],
+        "the scheduled deliveries are not due yet"
+    );
+    let at_time = t
+        .queue()
+        .claim_due(later, LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    // (The first claim's lease has lapsed by then too: leave that delivery out.)
+    let mut channels: Vec<Channel> = at_time
+        .iter()
+        .filter(|c| c.notification.id == nid(1))
+        .map(|c| c.delivery.channel)
+        .collect();
+    channels.sort();
+    assert_eq!(
+        channels,
+        vec![Channel::InApp, Channel::Email],
+        "due at deliver_at"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reminders under a cancellation key
+// ---------------------------------------------------------------------------------------------
+
+fn reminder(n: u32, to: &str, deliver_at: Option<DateTime<Utc>>) -> NewReminder {
+    let mut notification = with_deliveries(
+        notification(n, to, None, at(0)),
+        &[Channel::InApp, Channel::Email],
+    );
+    notification.deliver_at = deliver_at;
+    NewReminder {
+        key: format!("reminder:pl-1:{to}"),
+        notification,
+    }
+}
+
+fn changes(schedule: Vec<NewReminder>, keep: &[&str]) -> ReminderChanges {
+    ReminderChanges {
+        prefix: "reminder:pl-1:".into(),
+        schedule,
+        keep: keep.iter().map(|k| format!("reminder:pl-1:{k}")).collect(),
+        now: at(1),
+    }
+}
+
+async fn statuses(t: &TestDb, n: u32) -> Vec<DeliveryStatus> {
+    t.notifications()
+        .get(&nid(n))
+        .await
+        .unwrap()
+        .unwrap()
+        .deliveries
+        .iter()
+        .map(|d| d.status)
+        .collect()
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescheduled_reminder_replaces_the_pending_one_and_is_never_doubled(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "coord-1"]).await;
+    let repo = t.notifications();
+    let event = with_deliveries(
+        notification(10, "coord-1", Some("evt-1"), at(0)),
+        &[Channel::InApp],
+    );
+
+    let first = repo
+        .insert_with_reminders(
+            &[event],
+            &changes(
+                vec![reminder(1, "artist-1", Some(at(3_600)))],
+                &["artist-1"],
+            ),
+        )
+        .await
+        .unwrap();
+    let second = repo
+        .insert_with_reminders(
+            &[],
+            &changes(
+                vec![reminder(2, "artist-1", Some(at(7_200)))],
+                &["artist-1"],
+            ),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(first, vec![nid(1)]);
+    assert_eq!(second, vec![nid(2)]);
+    assert!(
+        repo.get(&nid(10)).await.unwrap().is_some(),
+        "the event's notification is written too"
+    );
+    assert_eq!(
+        statuses(&t, 1).await,
+        vec![DeliveryStatus::Cancelled, DeliveryStatus::Cancelled],
+        "the replaced reminder is cancelled"
+    );
+    let due = t
+        .queue()
+        .claim_due(at(100_000), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let mut due: Vec<NotificationId> = due.into_iter().map(|c| c.notification.id).collect();
+    due.dedup();
+    assert_eq!(
+        due,
+        vec![nid(10), nid(2)],
+        "one reminder only, at its new time"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_is_cancelled_when_its_key_is_not_kept_and_never_remade_once_gone_out(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2"]).await;
+    let repo = t.notifications();
+    repo.insert_with_reminders(
+        &[],
+        &changes(
+            vec![
+                reminder(1, "artist-1", Some(at(3_600))),
+                reminder(2, "artist-2", None),
+            ],
+            &["artist-1", "artist-2"],
+        ),
+    )
+    .await
+    .unwrap();
+    // artist-2's reminder, due at once, goes out (claimed: no longer pending).
+    let claimed = t
+        .queue()
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert!(claimed.iter().all(|c| c.notification.id == nid(2)));
+
+    // A later event lists artist-2 only, and would schedule artist-2's reminder again.
+    let written = repo
+        .insert_with_reminders(
+            &[],
+            &changes(vec![reminder(3, "artist-2", None)], &["artist-2"]),
+        )
+        .await
+        .unwrap();
+
+    assert!(
+        written.is_empty(),
+        "a reminder that went out is not made again"
+    );
+    assert_eq!(
+        statuses(&t, 1).await,
+        vec![DeliveryStatus::Cancelled, DeliveryStatus::Cancelled],
+        "artist-1 is no longer listed: their pending reminder is cancelled"
+    );
+    assert!(repo.get(&nid(3)).await.unwrap().is_none());
+
+    // artist-1 assigned again: a fresh reminder may take the key.
+    let again = repo
+        .insert_with_reminders(
+            &[],
+            &changes(
+                vec![reminder(4, "artist-1", Some(at(3_600)))],
+                &["artist-1", "artist-2"],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, vec![nid(4)]);
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_reminder_never_shows_in_the_inbox(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let repo = t.notifications();
+    // Due at once (visible), then cancelled before any dispatcher claimed it.
+    repo.insert_with_reminders(
+        &[],
+        &changes(vec![reminder(1, "artist-1", None)], &["artist-1"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(repo.unread_count(&rid("artist-1")).await.unwrap(), 1);
+    repo.insert_with_reminders(&[], &changes(vec![], &[]))
+        .await
+        .unwrap();
+    assert_eq!(repo.unread_count(&rid("artist-1")).await.unwrap(), 0);
+    assert_eq!(
+        statuses(&t, 1).await,
+        vec![DeliveryStatus::Cancelled, DeliveryStatus::Cancelled]
     );
 }

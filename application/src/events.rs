@@ -19,7 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use clairon_domain::rules::planning_notices;
+use clairon_domain::reminders::{
+    plan_reminder, reminder_key, reminder_key_prefix, ReminderPlan, ReminderTime,
+};
+use clairon_domain::rules::{planning_notices, PlanningNotice};
 use clairon_domain::{
     Body, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
     SourceEventId, Title, ValidationError,
@@ -28,8 +31,9 @@ use serde_json::Value;
 
 use crate::commands::{
     CreateNotificationError, CreateNotificationHandler, CreatedNotification, NotificationDraft,
+    ReminderDraft,
 };
-use crate::ports::{RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
+use crate::ports::{Clock, RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
 
 /// Something that happened, as the bus carries it.
 ///
@@ -158,6 +162,7 @@ pub struct PlanningListener {
     templates: Arc<dyn TemplateRenderer>,
     create: Arc<CreateNotificationHandler>,
     default_locale: Locale,
+    reminders: Option<(Arc<dyn Clock>, ReminderTime)>,
 }
 
 impl PlanningListener {
@@ -173,7 +178,80 @@ impl PlanningListener {
             templates,
             create,
             default_locale,
+            reminders: None,
         }
+    }
+
+    /// Makes the listener schedule J-1 reminders itself (`clairon_domain::reminders`): on
+    /// `assigned` and `modified`, each artist's reminder is (re)scheduled for the day before the
+    /// start at `at` in their zone, read on `clock` (at once when that has passed, none once the
+    /// planning has started); artists no longer listed lose theirs; `cancelled` cancels them all.
+    /// They are written in the event's transaction, keyed `reminder:{planning}:{recipient}`.
+    #[must_use]
+    pub fn with_reminders(mut self, clock: Arc<dyn Clock>, at: ReminderTime) -> Self {
+        self.reminders = Some((clock, at));
+        self
+    }
+
+    fn draft(
+        &self,
+        notice: PlanningNotice,
+        priority: Priority,
+        source: Option<SourceEventId>,
+    ) -> Result<NotificationDraft, PublishError> {
+        let context = Value::Object(notice.context.clone());
+        let content = self
+            .templates
+            .render_in_app(&notice.event_type, notice.locale, &context)?;
+        Ok(NotificationDraft {
+            recipient_id: notice.recipient_id,
+            kind: notice.kind,
+            priority,
+            title: Title::parse(&content.title)?,
+            body: Body::parse(&content.body)?,
+            action_url: None,
+            action_label: None,
+            metadata: notice.context,
+            event_type: notice.event_type,
+            source_event_id: source,
+            channels: None,
+        })
+    }
+
+    /// The reminders an `assigned` or `modified` event calls for, and the keys of every artist
+    /// it lists (their reminders are kept).
+    fn reminder_drafts(
+        &self,
+        event: &PlanningEvent,
+        directory: &HashMap<RecipientId, Recipient>,
+        clock: &dyn Clock,
+        at: ReminderTime,
+    ) -> Result<(Vec<ReminderDraft>, Vec<String>), PublishError> {
+        let now = clock.now();
+        let mut as_reminder = event.clone();
+        as_reminder.kind = PlanningEventKind::Reminder;
+        as_reminder.changes.clear();
+        let mut drafts = Vec::new();
+        let mut keep = Vec::new();
+        for notice in planning_notices(&as_reminder, directory, self.default_locale) {
+            let key = reminder_key(&event.planning.id, &notice.recipient_id);
+            keep.push(key.clone());
+            let zone = directory
+                .get(&notice.recipient_id)
+                .and_then(|r| r.timezone)
+                .unwrap_or(event.planning.schedule.timezone);
+            let deliver_at = match plan_reminder(event.planning.schedule.starts_at, zone, at, now) {
+                ReminderPlan::At(when) => Some(when),
+                ReminderPlan::Now => None,
+                ReminderPlan::None => continue,
+            };
+            drafts.push(ReminderDraft {
+                key,
+                draft: self.draft(notice, Priority::Normal, None)?,
+                deliver_at,
+            });
+        }
+        Ok((drafts, keep))
     }
 
     fn priority(kind: PlanningEventKind) -> Priority {
@@ -211,25 +289,31 @@ impl EventListener for PlanningListener {
         let source = SourceEventId::parse(event.event_id.as_str())?;
         let mut drafts = Vec::new();
         for notice in planning_notices(event, &directory, self.default_locale) {
-            let context = Value::Object(notice.context.clone());
-            let content =
-                self.templates
-                    .render_in_app(&notice.event_type, notice.locale, &context)?;
-            drafts.push(NotificationDraft {
-                recipient_id: notice.recipient_id,
-                kind: notice.kind,
-                priority: Self::priority(event.kind),
-                title: Title::parse(&content.title)?,
-                body: Body::parse(&content.body)?,
-                action_url: None,
-                action_label: None,
-                metadata: notice.context,
-                event_type: notice.event_type,
-                source_event_id: Some(source.clone()),
-                channels: None,
-            });
+            drafts.push(self.draft(notice, Self::priority(event.kind), Some(source.clone()))?);
         }
-        Ok(self.create.execute_with(&directory, drafts).await?)
+        let Some((clock, at)) = &self.reminders else {
+            return Ok(self.create.execute_with(&directory, drafts).await?);
+        };
+        let (reminders, keep) = match event.kind {
+            // The host's own J-1 reminder event changes nothing of Clairon's.
+            PlanningEventKind::Reminder => {
+                return Ok(self.create.execute_with(&directory, drafts).await?)
+            }
+            PlanningEventKind::Cancelled => (Vec::new(), Vec::new()),
+            PlanningEventKind::Assigned | PlanningEventKind::Modified => {
+                self.reminder_drafts(event, &directory, clock.as_ref(), *at)?
+            }
+        };
+        Ok(self
+            .create
+            .execute_with_reminders(
+                &directory,
+                drafts,
+                reminders,
+                reminder_key_prefix(&event.planning.id),
+                keep,
+            )
+            .await?)
     }
 }
 
@@ -239,7 +323,7 @@ mod tests {
     use crate::commands::ChannelPolicy;
     use crate::ports::{
         InAppContent, MockDeliveryWaker, MockNotificationRepository, MockRecipientRepository,
-        MockTemplateRenderer, NewNotification,
+        MockTemplateRenderer, NewNotification, ReminderChanges,
     };
     use crate::test_support::{fixed_clock, recipient, sequential_ids};
     use chrono::{TimeZone as _, Utc};
@@ -290,6 +374,21 @@ mod tests {
         Result<Vec<CreatedNotification>, PublishError>,
         Vec<NewNotification>,
     ) {
+        let (result, batch, _) = publish_at(event, registered, None).await;
+        (result, batch)
+    }
+
+    /// As `publish`, with Clairon's reminders on when `now` is given (the clock reads `now`, and
+    /// reminders go out at 18:00 local time): also the reminder changes written.
+    async fn publish_at(
+        event: PlanningEvent,
+        registered: Vec<Recipient>,
+        now: Option<chrono::DateTime<Utc>>,
+    ) -> (
+        Result<Vec<CreatedNotification>, PublishError>,
+        Vec<NewNotification>,
+        Option<ReminderChanges>,
+    ) {
         let mut recipients = MockRecipientRepository::new();
         recipients
             .expect_get_many()
@@ -302,6 +401,20 @@ mod tests {
             sink.lock().unwrap().extend_from_slice(batch);
             Ok(())
         });
+        let sink = written.clone();
+        let changes = Arc::new(Mutex::new(None));
+        let changes_sink = changes.clone();
+        notifications
+            .expect_insert_with_reminders()
+            .returning(move |batch, reminders| {
+                sink.lock().unwrap().extend_from_slice(batch);
+                *changes_sink.lock().unwrap() = Some(reminders.clone());
+                Ok(reminders
+                    .schedule
+                    .iter()
+                    .map(|r| r.notification.notification.id.clone())
+                    .collect())
+            });
         let mut templates = MockTemplateRenderer::new();
         templates
             .expect_render_in_app()
@@ -330,15 +443,159 @@ mod tests {
             },
         ));
         let bus = EventBus::new();
-        bus.subscribe(Arc::new(PlanningListener::new(
-            recipients,
-            Arc::new(templates),
-            create,
-            Locale::Fr,
-        )));
+        let mut listener =
+            PlanningListener::new(recipients, Arc::new(templates), create, Locale::Fr);
+        if let Some(now) = now {
+            let mut clock = crate::ports::MockClock::new();
+            clock.expect_now().return_const(now);
+            listener = listener.with_reminders(Arc::new(clock), ReminderTime::default());
+        }
+        bus.subscribe(Arc::new(listener));
         let result = bus.publish(&DomainEvent::Planning(event)).await;
         let batch = written.lock().unwrap().clone();
-        (result, batch)
+        let changes = changes.lock().unwrap().clone();
+        (result, batch, changes)
+    }
+
+    fn utc(raw: &str) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn keys(changes: &ReminderChanges) -> Vec<(&str, Option<chrono::DateTime<Utc>>)> {
+        changes
+            .schedule
+            .iter()
+            .map(|r| (r.key.as_str(), r.notification.deliver_at))
+            .collect()
+    }
+
+    // The planning of `event` starts 2027-03-16 20:15 in Montréal (2027-03-17 00:15 UTC); its
+    // artist lives in Montréal too, so their reminder is 2027-03-15 18:00 EDT = 22:00 UTC.
+    #[rstest]
+    #[case::assigned(PlanningEventKind::Assigned)]
+    #[case::modified(PlanningEventKind::Modified)]
+    #[tokio::test]
+    async fn an_assignment_or_a_change_schedules_each_artists_reminder_for_the_day_before(
+        #[case] kind: PlanningEventKind,
+    ) {
+        let (result, batch, changes) = publish_at(
+            event(kind),
+            people(Locale::Fr),
+            Some(utc("2027-02-09T01:29:00Z")),
+        )
+        .await;
+        assert_eq!(
+            result.unwrap().len(),
+            2,
+            "the event's own notifications only"
+        );
+        assert_eq!(batch.len(), 2);
+        let changes = changes.expect("reminders written with the event");
+        assert_eq!(changes.prefix, "reminder:pl-1:");
+        assert_eq!(
+            keys(&changes),
+            vec![("reminder:pl-1:artist-1", Some(utc("2027-03-15T22:00:00Z")))],
+            "artists only, at 18:00 local time the day before"
+        );
+        assert_eq!(changes.keep, vec!["reminder:pl-1:artist-1".to_owned()]);
+        let reminder = &changes.schedule[0].notification.notification;
+        assert_eq!(reminder.event_type.as_str(), "planning.reminder");
+        assert_eq!(reminder.title.as_str(), "fr:planning.reminder:artist");
+        assert_eq!(
+            reminder.source_event_id, None,
+            "keyed by planning and artist, not event"
+        );
+    }
+
+    #[rstest]
+    #[case::reminder_time_passed("2027-03-16T12:00:00Z", &[("reminder:pl-1:artist-1", None)])]
+    #[case::planning_started("2027-03-17T00:15:00Z", &[])]
+    #[tokio::test]
+    async fn a_late_assignment_is_reminded_at_once_unless_the_planning_has_started(
+        #[case] now: &str,
+        #[case] expected: &[(&str, Option<chrono::DateTime<Utc>>)],
+    ) {
+        let (_, _, changes) = publish_at(
+            event(PlanningEventKind::Assigned),
+            people(Locale::Fr),
+            Some(utc(now)),
+        )
+        .await;
+        let changes = changes.unwrap();
+        assert_eq!(keys(&changes), expected);
+        assert_eq!(
+            changes.keep,
+            vec!["reminder:pl-1:artist-1".to_owned()],
+            "a listed artist keeps a reminder already made"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_artists_own_time_zone_sets_the_reminder_time() {
+        let mut registered = people(Locale::Fr);
+        registered[0].timezone = Some(TimeZone::parse("Europe/Paris").unwrap());
+        let (_, _, changes) = publish_at(
+            event(PlanningEventKind::Assigned),
+            registered,
+            Some(utc("2027-02-09T01:29:00Z")),
+        )
+        .await;
+        // The start is 2027-03-17 01:15 in Paris: the day before is the 16th, 18:00 CET.
+        assert_eq!(
+            keys(&changes.unwrap()),
+            vec![("reminder:pl-1:artist-1", Some(utc("2027-03-16T17:00:00Z")))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_cancels_every_pending_reminder_of_the_planning() {
+        let (result, batch, changes) = publish_at(
+            event(PlanningEventKind::Cancelled),
+            people(Locale::Fr),
+            Some(utc("2027-02-09T01:29:00Z")),
+        )
+        .await;
+        assert_eq!(
+            result.unwrap().len(),
+            2,
+            "everyone is told of the cancellation"
+        );
+        assert_eq!(batch.len(), 2);
+        let changes = changes.unwrap();
+        assert!(changes.schedule.is_empty(), "no reminder is made");
+        assert!(changes.keep.is_empty(), "none is kept");
+        assert_eq!(changes.prefix, "reminder:pl-1:");
+    }
+
+    #[tokio::test]
+    async fn an_artist_left_out_of_a_later_event_loses_their_reminder() {
+        let mut later = event(PlanningEventKind::Modified);
+        later.artist_ids = vec![RecipientId::parse("artist-2").unwrap()];
+        let mut registered = people(Locale::Fr);
+        registered.push(recipient("artist-2"));
+        let (_, _, changes) =
+            publish_at(later, registered, Some(utc("2027-02-09T01:29:00Z"))).await;
+        let changes = changes.unwrap();
+        assert_eq!(
+            changes.keep,
+            vec!["reminder:pl-1:artist-2".to_owned()],
+            "artist-1's key is not kept: their pending reminder is cancelled"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hosts_own_reminder_event_leaves_clairons_reminders_alone() {
+        let (result, batch, changes) = publish_at(
+            event(PlanningEventKind::Reminder),
+            people(Locale::Fr),
+            Some(utc("2027-02-09T01:29:00Z")),
+        )
+        .await;
+        assert_eq!(result.unwrap().len(), 1);
+        assert_eq!(batch.len(), 1);
+        assert!(changes.is_none());
     }
 
     fn people(locale: Locale) -> Vec<Recipient> {

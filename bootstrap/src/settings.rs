@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clairon_domain::reminders::ReminderTime;
 use clairon_domain::{ChannelSet, Locale};
 use figment::providers::{Env, Serialized};
 use figment::Figment;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub retry_cap_secs: u64,
     /// Tries in all before a transiently failing delivery is `dead`.
     pub retry_max_attempts: u32,
+    /// Local time of day (`HH:MM`) of the J-1 reminders, in each recipient's time zone.
+    pub reminder_local_time: String,
     /// `tracing` filter directives (`info`, `clairon=debug,actix_web=info`).
     pub log: String,
     /// `pretty` (default) or `json`.
@@ -98,6 +101,7 @@ impl Default for Settings {
             retry_factor: 2.0,
             retry_cap_secs: 15 * 60,
             retry_max_attempts: 8,
+            reminder_local_time: "18:00".into(),
             log: "info".into(),
             log_format: "pretty".into(),
         }
@@ -127,6 +131,7 @@ impl fmt::Debug for Settings {
             .field("telegram_api_url", &self.telegram_api_url)
             .field("default_locale", &self.default_locale)
             .field("templates_dir", &self.templates_dir)
+            .field("reminder_local_time", &self.reminder_local_time)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +186,15 @@ impl Settings {
     pub fn locale(&self) -> anyhow::Result<Locale> {
         Locale::parse(&self.default_locale)
             .map_err(|e| anyhow::anyhow!("CLAIRON_DEFAULT_LOCALE: {}", e.message))
+    }
+
+    /// The local time of day of the J-1 reminders.
+    ///
+    /// # Errors
+    /// When `CLAIRON_REMINDER_LOCAL_TIME` is not `HH:MM`.
+    pub fn reminder_time(&self) -> anyhow::Result<ReminderTime> {
+        ReminderTime::parse(&self.reminder_local_time)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_REMINDER_LOCAL_TIME: {}", e.message))
     }
 
     /// The listen address.

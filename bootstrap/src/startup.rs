@@ -12,8 +12,8 @@ use clairon_adapters::channels::{
 };
 use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe};
 use clairon_adapters::persistence::{
-    Database, DieselApiKeyStore, DieselDeliveryQueue, DieselNotificationRepository,
-    DieselRecipientRepository,
+    Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
+    DieselNotificationRepository, DieselRecipientRepository,
 };
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, UuidV7Generator};
@@ -166,12 +166,15 @@ impl Components {
             policy,
         ));
         let bus = Arc::new(EventBus::new());
-        bus.subscribe(Arc::new(PlanningListener::new(
-            recipients.clone(),
-            templates.clone(),
-            create.clone(),
-            locale,
-        )));
+        bus.subscribe(Arc::new(
+            PlanningListener::new(
+                recipients.clone(),
+                templates.clone(),
+                create.clone(),
+                locale,
+            )
+            .with_reminders(clock.clone(), settings.reminder_time()?),
+        ));
         let dispatcher = Arc::new(DeliveryDispatcher::new(
             queue.clone(),
             notifications.clone(),
@@ -232,6 +235,7 @@ impl Components {
                 waker.clone(),
             )),
             health: Arc::new(DatabaseHealth(database.clone())),
+            idempotency: Arc::new(DieselIdempotencyStore::new(database.clone())),
         });
         let api_keys = api_keys(settings, &database).await?;
         Ok(Self {

@@ -12,6 +12,7 @@ pub mod formatting;
 pub mod notification;
 pub mod planning;
 pub mod recipient;
+pub mod reminders;
 pub mod rules;
 
 pub use channel::{Channel, ChannelSet};

@@ -243,6 +243,8 @@ pub struct Answer {
     pub content_type: String,
     /// Body as JSON (`Value::Null` when not JSON).
     pub json: Value,
+    /// Whether the answer carries `Idempotent-Replayed: true`.
+    pub replayed: bool,
 }
 
 impl TestApp {
@@ -271,10 +273,15 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
         let bytes = response.bytes().await.expect("a body");
         Answer {
             status,
             content_type,
+            replayed,
             json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
     }
@@ -299,6 +306,20 @@ impl TestApp {
     /// `POST path` with the API key and a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `POST path` with the API key, an `Idempotency-Key` header and a JSON body.
+    pub async fn post_idempotent(&self, path: &str, key: &str, body: &Value) -> Answer {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(API_KEY)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("the app answers");
+        Self::answer(response).await
     }
 
     /// `PUT path` with the API key and a JSON body.

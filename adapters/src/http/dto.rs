@@ -198,6 +198,8 @@ pub struct NotificationBody {
     pub metadata: Option<Value>,
     /// Channels to use, default every channel that is on.
     pub channels: Option<Vec<String>>,
+    /// RFC 3339 date-time: deliver then rather than at once.
+    pub deliver_at: Option<String>,
 }
 
 /// The validated content shared by every recipient of a [`NotificationBody`].
@@ -221,6 +223,8 @@ pub struct NotificationContent {
     pub metadata: Metadata,
     /// Channels asked for.
     pub channels: Option<ChannelSet>,
+    /// When to deliver (UTC); `None`: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 impl NotificationBody {
@@ -300,6 +304,13 @@ impl NotificationBody {
         {
             errors.push("channels", "must name at least one channel");
         }
+        let deliver_at = errors.take(
+            "",
+            self.deliver_at
+                .as_deref()
+                .map(|raw| instant(raw, "deliver_at"))
+                .transpose(),
+        );
         let content = (|| {
             Some(NotificationContent {
                 recipient_ids,
@@ -311,6 +322,7 @@ impl NotificationBody {
                 action_label: action_label?,
                 metadata: metadata?,
                 channels: channels?,
+                deliver_at: deliver_at?,
             })
         })();
         errors.finish(content)

@@ -7,6 +7,7 @@ pub mod auth;
 mod deliveries;
 pub mod dto;
 pub mod extract;
+pub mod idempotency;
 pub mod problem;
 mod routes;
 
@@ -27,6 +28,7 @@ use clairon_application::queries::{
 };
 
 pub use auth::ApiKeys;
+pub use idempotency::IdempotencyStore;
 pub use problem::{ApiError, FieldError};
 
 /// Checks the database for `/health`.
@@ -63,6 +65,8 @@ pub struct Handlers {
     pub retry_delivery: Arc<RetryDeliveryHandler>,
     /// `/health`.
     pub health: Arc<dyn HealthProbe>,
+    /// `Idempotency-Key` records of the ingestion POSTs.
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>` and
@@ -72,9 +76,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
-                .route(
-                    "/recipients/import",
-                    web::post().to(routes::import_recipients),
+                .service(
+                    web::resource("/recipients/import")
+                        .wrap(from_fn(idempotency::idempotent))
+                        .route(web::post().to(routes::import_recipients)),
                 )
                 .route("/recipients/{id}", web::put().to(routes::put_recipient))
                 .route("/recipients/{id}", web::get().to(routes::get_recipient))
@@ -90,14 +95,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/recipients/{id}/notifications/read-all",
                     web::post().to(routes::mark_all_read),
                 )
-                .route(
-                    "/notifications",
-                    web::post().to(routes::create_notifications),
+                .service(
+                    web::resource("/notifications")
+                        .wrap(from_fn(idempotency::idempotent))
+                        .route(web::post().to(routes::create_notifications)),
                 )
                 .route("/notifications/test", web::post().to(routes::send_test))
-                .route(
-                    "/notifications/plannings/{planning_id}/events",
-                    web::post().to(routes::planning_event),
+                .service(
+                    web::resource("/notifications/plannings/{planning_id}/events")
+                        .wrap(from_fn(idempotency::idempotent))
+                        .route(web::post().to(routes::planning_event)),
                 )
                 .route(
                     "/notifications/{id}",

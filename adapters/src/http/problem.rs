@@ -38,7 +38,8 @@ pub enum ApiError {
     /// 404: the resource does not exist (or is not the caller's).
     #[error("{0}")]
     NotFound(String),
-    /// 409: the resource is not in a state that allows the request (retrying a sent delivery).
+    /// 409: the resource is not in a state that allows the request (retrying a sent delivery),
+    /// or the request conflicts with one in progress (an `Idempotency-Key` in use).
     #[error("{0}")]
     Conflict(String),
     /// 413: the body exceeds the limit (in bytes).

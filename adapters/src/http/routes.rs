@@ -192,7 +192,10 @@ pub async fn create_notifications(
         .collect();
     let created = handlers
         .create_notification
-        .execute(CreateNotification { drafts })
+        .execute(CreateNotification {
+            drafts,
+            deliver_at: content.deliver_at,
+        })
         .await
         .map_err(|e| match e {
             CreateNotificationError::UnknownRecipients(ids) => unknown_recipients(&ids),
@@ -203,7 +206,11 @@ pub async fn create_notifications(
             CreateNotificationError::Duplicate(what) => ApiError::Internal(what),
             CreateNotificationError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Accepted().json(json!({ "notifications": created_json(&created) })))
+    let mut answer = json!({ "notifications": created_json(&created) });
+    if let Some(at) = content.deliver_at {
+        answer["deliver_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    }
+    Ok(HttpResponse::Accepted().json(answer))
 }
 
 /// `POST /api/v1/notifications/plannings/{planning_id}/events` → 202 with what was created, or

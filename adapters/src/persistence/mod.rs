@@ -17,5 +17,6 @@ mod schema;
 
 pub use connection::{Backend, Database, PersistenceError};
 pub use repositories::{
-    DieselApiKeyStore, DieselDeliveryQueue, DieselNotificationRepository, DieselRecipientRepository,
+    DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore, DieselNotificationRepository,
+    DieselRecipientRepository,
 };

@@ -174,10 +174,13 @@ pub(crate) struct NotificationRow {
     pub source_event_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub read_at: Option<NaiveDateTime>,
+    pub deliver_at: Option<NaiveDateTime>,
+    pub cancellation_key: Option<String>,
+    pub cancelled_at: Option<NaiveDateTime>,
 }
 
 impl NotificationRow {
-    /// The row for `n`.
+    /// The row for `n`, delivered at once (see [`NotificationRow::scheduled`]).
     pub fn new(n: &Notification) -> Self {
         Self {
             id: n.id.as_str().to_owned(),
@@ -194,6 +197,17 @@ impl NotificationRow {
             source_event_id: n.source_event_id.as_ref().map(|s| s.as_str().to_owned()),
             created_at: db_time(n.created_at),
             read_at: n.read_at.map(db_time),
+            deliver_at: None,
+            cancellation_key: None,
+            cancelled_at: None,
+        }
+    }
+
+    /// The row for `n`, hidden until `deliver_at` when that is given.
+    pub fn scheduled(n: &Notification, deliver_at: Option<DateTime<Utc>>) -> Self {
+        Self {
+            deliver_at: deliver_at.map(db_time),
+            ..Self::new(n)
         }
     }
 
@@ -273,6 +287,16 @@ pub(crate) struct DeliveryRow {
 }
 
 impl DeliveryRow {
+    /// The row for `d`, due at `due` (a scheduled notification's `deliver_at`) or else at its
+    /// creation time, not leased.
+    pub fn due_at(d: &Delivery, priority: Priority, due: Option<DateTime<Utc>>) -> Self {
+        let mut row = Self::new(d, priority);
+        if let Some(due) = due {
+            row.next_attempt_at = db_time(due);
+        }
+        row
+    }
+
     /// The row for `d`, a delivery of a notification of `priority`: due at its creation time,
     /// not leased.
     pub fn new(d: &Delivery, priority: Priority) -> Self {

@@ -61,6 +61,13 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC; NULL while unread.
         read_at -> Nullable<Timestamp>,
+        /// UTC: hidden from the inbox until then; NULL for an immediate notification.
+        deliver_at -> Nullable<Timestamp>,
+        /// Names a notification its producer may replace or cancel while pending
+        /// (`reminder:{planning}:{recipient}`); unique among live notifications.
+        cancellation_key -> Nullable<Text>,
+        /// UTC: cancelled, hidden for good.
+        cancelled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -132,6 +139,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// `Idempotency-Key` records of the ingestion POSTs, per API key.
+    idempotency_keys (api_key_hash, idempotency_key) {
+        /// Lowercase hex SHA-256 of the API key that sent the request: keys are scoped per client.
+        api_key_hash -> Text,
+        /// The `Idempotency-Key` header, as sent.
+        idempotency_key -> Text,
+        /// Lowercase hex SHA-256 of method, path and body.
+        fingerprint -> Text,
+        /// `in_progress` or `completed`.
+        state -> Text,
+        /// The stored answer's HTTP status, once completed.
+        response_status -> Nullable<SmallInt>,
+        /// The stored answer's `Content-Type`.
+        response_type -> Nullable<Text>,
+        /// The stored answer's body (UTF-8).
+        response_body -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC: ignored and purged from then on.
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(notifications -> recipients (recipient_id));
 diesel::joinable!(deliveries -> notifications (notification_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
@@ -142,4 +173,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_attempts,
     api_keys,
+    idempotency_keys,
 );

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use clairon_domain::recipient::Unreachable;
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryStatus, EventType,
@@ -17,8 +19,8 @@ use clairon_domain::{
 };
 
 use crate::ports::{
-    Clock, DeliveryWaker, IdGenerator, NewNotification, NotificationRepository,
-    RecipientRepository, RepositoryError,
+    Clock, DeliveryWaker, IdGenerator, NewNotification, NewReminder, NotificationRepository,
+    RecipientRepository, ReminderChanges, RepositoryError,
 };
 
 /// Service-wide channel settings.
@@ -73,11 +75,25 @@ pub struct NotificationDraft {
     pub channels: Option<ChannelSet>,
 }
 
+/// A J-1 reminder to schedule under its cancellation key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReminderDraft {
+    /// `reminder:{planning}:{recipient}`.
+    pub key: String,
+    /// Its content.
+    pub draft: NotificationDraft,
+    /// When (UTC); `None` or past: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
+}
+
 /// Creates notifications, all or none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateNotification {
     /// The notifications.
     pub drafts: Vec<NotificationDraft>,
+    /// When to deliver them (UTC): until then they are out of the inbox and the unread count
+    /// and their deliveries are not due. `None`, or a time already past: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 /// A delivery as planned at creation.
@@ -198,7 +214,8 @@ impl CreateNotificationHandler {
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
-        self.execute_with(&directory, command.drafts).await
+        self.execute_scheduled(&directory, command.drafts, command.deliver_at)
+            .await
     }
 
     /// As [`CreateNotificationHandler::execute`], with the recipients already loaded (the
@@ -212,6 +229,101 @@ impl CreateNotificationHandler {
         directory: &HashMap<RecipientId, Recipient>,
         drafts: Vec<NotificationDraft>,
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        self.execute_scheduled(directory, drafts, None).await
+    }
+
+    /// As [`CreateNotificationHandler::execute_with`], delivered at `deliver_at` (UTC) rather
+    /// than at once when that is in the future (see [`CreateNotification::deliver_at`]).
+    ///
+    /// # Errors
+    /// As [`CreateNotificationHandler::execute_with`].
+    pub async fn execute_scheduled(
+        &self,
+        directory: &HashMap<RecipientId, Recipient>,
+        drafts: Vec<NotificationDraft>,
+        deliver_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        let (batch, created) = self.prepare(directory, drafts, deliver_at)?;
+        self.notifications.insert_batch(&batch).await?;
+        self.wake_for(&batch);
+        tracing::debug!(count = created.len(), "notifications written to the outbox");
+        Ok(created)
+    }
+
+    /// As [`CreateNotificationHandler::execute_with`], and (re)schedules or cancels the J-1
+    /// reminders of one planning in the same transaction (see
+    /// [`crate::ports::ReminderChanges`]): `reminders` are scheduled, pending reminders whose
+    /// key starts with `prefix` and is not in `keep` are cancelled. Returns the event's
+    /// notifications only; the reminders' ids are logged.
+    ///
+    /// # Errors
+    /// As [`CreateNotificationHandler::execute_with`].
+    pub async fn execute_with_reminders(
+        &self,
+        directory: &HashMap<RecipientId, Recipient>,
+        drafts: Vec<NotificationDraft>,
+        reminders: Vec<ReminderDraft>,
+        prefix: String,
+        keep: Vec<String>,
+    ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        let (batch, created) = self.prepare(directory, drafts, None)?;
+        let mut schedule = Vec::with_capacity(reminders.len());
+        for reminder in reminders {
+            let (mut prepared, _) =
+                self.prepare(directory, vec![reminder.draft], reminder.deliver_at)?;
+            if let Some(notification) = prepared.pop() {
+                schedule.push(NewReminder {
+                    key: reminder.key,
+                    notification,
+                });
+            }
+        }
+        let changes = ReminderChanges {
+            prefix,
+            schedule,
+            keep,
+            now: self.clock.now(),
+        };
+        let written = self
+            .notifications
+            .insert_with_reminders(&batch, &changes)
+            .await?;
+        self.wake_for(&batch);
+        let reminders: Vec<NewNotification> = changes
+            .schedule
+            .into_iter()
+            .map(|r| r.notification)
+            .collect();
+        self.wake_for(&reminders);
+        tracing::debug!(
+            count = created.len(),
+            reminders = written.len(),
+            "notifications and reminders written to the outbox"
+        );
+        Ok(created)
+    }
+
+    /// Wakes the dispatcher when something of `batch` is due now; scheduled deliveries are
+    /// picked up by its poll once due.
+    fn wake_for(&self, batch: &[NewNotification]) {
+        if batch.iter().any(|n| {
+            n.deliver_at.is_none()
+                && n.deliveries
+                    .iter()
+                    .any(|d| d.status == DeliveryStatus::Pending)
+        }) {
+            self.waker.wake();
+        }
+    }
+
+    /// Checks the recipients and builds the rows of `drafts`, all delivered at `deliver_at`.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        directory: &HashMap<RecipientId, Recipient>,
+        drafts: Vec<NotificationDraft>,
+        deliver_at: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<NewNotification>, Vec<CreatedNotification>), CreateNotificationError> {
         let mut unknown: Vec<RecipientId> = drafts
             .iter()
             .filter(|d| !directory.contains_key(&d.recipient_id))
@@ -223,6 +335,8 @@ impl CreateNotificationHandler {
             return Err(CreateNotificationError::UnknownRecipients(unknown));
         }
         let now = self.clock.now();
+        // A time already past is "at once": stored as such, so nothing waits on it.
+        let deliver_at = deliver_at.filter(|at| *at > now);
         let mut batch = Vec::with_capacity(drafts.len());
         let mut created = Vec::with_capacity(drafts.len());
         for draft in drafts {
@@ -278,18 +392,10 @@ impl CreateNotificationHandler {
                     read_at: None,
                 },
                 deliveries,
+                deliver_at,
             });
         }
-        self.notifications.insert_batch(&batch).await?;
-        if created
-            .iter()
-            .flat_map(|c| &c.deliveries)
-            .any(|d| d.status == DeliveryStatus::Pending)
-        {
-            self.waker.wake();
-        }
-        tracing::debug!(count = created.len(), "notifications written to the outbox");
-        Ok(created)
+        Ok((batch, created))
     }
 }
 
@@ -368,6 +474,46 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    #[rstest]
+    #[case::in_the_future(3_600, Some(3_600), false)]
+    #[case::already_past(-60, None, true)]
+    #[tokio::test]
+    async fn a_scheduled_notification_is_stored_with_its_time_and_wakes_nobody_until_due(
+        #[case] offset_secs: i64,
+        #[case] stored_offset: Option<i64>,
+        #[case] wakes: bool,
+    ) {
+        let now = fixed_clock().now();
+        let stored = stored_offset.map(|s| now + chrono::TimeDelta::seconds(s));
+        let mut notifications = MockNotificationRepository::new();
+        notifications
+            .expect_insert_batch()
+            .withf(move |batch| batch.iter().all(|n| n.deliver_at == stored))
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut waker = MockDeliveryWaker::new();
+        waker
+            .expect_wake()
+            .times(usize::from(wakes))
+            .return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            all_on(),
+        );
+        let zoe = recipient("artist-1");
+        let directory = HashMap::from([(zoe.id.clone(), zoe)]);
+        handler
+            .execute_scheduled(
+                &directory,
+                vec![draft("artist-1")],
+                Some(now + chrono::TimeDelta::seconds(offset_secs)),
+            )
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_globally_disabled_channel_gets_no_delivery_even_when_asked_for() {
         let mut notifications = MockNotificationRepository::new();
@@ -419,6 +565,7 @@ mod tests {
         let err = handler
             .execute(CreateNotification {
                 drafts: vec![draft("artist-9"), draft("artist-1"), draft("artist-3")],
+                deliver_at: None,
             })
             .await
             .unwrap_err();

@@ -10,7 +10,7 @@ pub mod upsert_recipient;
 
 pub use create_notification::{
     ChannelPolicy, CreateNotification, CreateNotificationError, CreateNotificationHandler,
-    CreatedNotification, DeliveryPlan, NotificationDraft,
+    CreatedNotification, DeliveryPlan, NotificationDraft, ReminderDraft,
 };
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,

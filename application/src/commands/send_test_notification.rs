@@ -208,6 +208,7 @@ impl SendTestNotificationHandler {
                     .create
                     .execute(CreateNotification {
                         drafts: vec![draft],
+                        deliver_at: None,
                     })
                     .await
                 {

@@ -20,7 +20,8 @@ pub use delivery_queue::{
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
 pub use notification_repository::{
-    ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
+    ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
+    ReadFilter, ReminderChanges,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};

@@ -18,6 +18,33 @@ pub struct NewNotification {
     pub notification: Notification,
     /// Its deliveries (pending or skipped), one per channel.
     pub deliveries: Vec<Delivery>,
+    /// When it is scheduled (UTC): hidden from the inbox and the unread count, and its
+    /// deliveries not due, until then. `None`: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
+}
+
+/// A notification to schedule under a cancellation key (a J-1 reminder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReminder {
+    /// The cancellation key, `reminder:{planning}:{recipient}`.
+    pub key: String,
+    /// The notification, usually with a `deliver_at`.
+    pub notification: NewNotification,
+}
+
+/// The reminders of one planning, written in the same transaction as an event's notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReminderChanges {
+    /// Every key of this planning starts with it (`reminder:{planning}:`).
+    pub prefix: String,
+    /// Reminders to (re)schedule. Each replaces the pending one under its key; none is made
+    /// when the one under its key has already gone out (or is going out).
+    pub schedule: Vec<NewReminder>,
+    /// Pending reminders under `prefix` whose key is not listed here are cancelled (their
+    /// artist is no longer assigned, or the planning is cancelled).
+    pub keep: Vec<String>,
+    /// When (UTC) replaced and cancelled reminders are cancelled.
+    pub now: DateTime<Utc>,
 }
 
 /// A notification with its deliveries, newest attempt state included.
@@ -79,6 +106,20 @@ pub trait NotificationRepository: Send + Sync {
     /// database fails (nothing is written).
     async fn insert_batch(&self, batch: &[NewNotification]) -> Result<(), RepositoryError>;
 
+    /// As [`NotificationRepository::insert_batch`], and applies `reminders` in the SAME
+    /// transaction. A reminder is *pending* while one of its deliveries is `pending`; cancelling
+    /// it marks the notification cancelled (out of the inbox for good) and its pending
+    /// deliveries `cancelled`. Returns the ids of the reminders written.
+    ///
+    /// # Errors
+    /// As `insert_batch`; [`RepositoryError::Conflict`] also when a concurrent writer scheduled
+    /// a reminder under the same key (nothing is written).
+    async fn insert_with_reminders(
+        &self,
+        batch: &[NewNotification],
+        reminders: &ReminderChanges,
+    ) -> Result<Vec<NotificationId>, RepositoryError>;
+
     /// The notification with its deliveries, or `None`.
     ///
     /// # Errors
@@ -99,12 +140,14 @@ pub trait NotificationRepository: Send + Sync {
     ) -> Result<Vec<NotificationDetails>, RepositoryError>;
 
     /// One page of a recipient's inbox, newest first (ordered by id, which is a UUIDv7).
+    /// Notifications scheduled for later (`deliver_at` in the future) are left out.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] or [`RepositoryError::Corrupt`].
     async fn list(&self, query: &ListQuery) -> Result<Page<Notification>, RepositoryError>;
 
-    /// How many of the recipient's notifications are unread.
+    /// How many of the recipient's notifications are unread, leaving out those scheduled for
+    /// later.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`].
@@ -122,7 +165,8 @@ pub trait NotificationRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<Notification>, RepositoryError>;
 
-    /// Marks every unread notification of the recipient read at `at`; returns the ids it changed.
+    /// Marks every unread notification of the recipient read at `at`, leaving out those
+    /// scheduled for later; returns the ids it changed.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`].

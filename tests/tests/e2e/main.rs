@@ -3,6 +3,9 @@
 mod bad_input;
 mod dataset;
 mod delivery_engine;
+mod idempotency;
 mod notifications;
 mod postgres;
 mod recipients;
+mod reminders;
+mod scheduling;

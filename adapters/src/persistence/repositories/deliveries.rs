@@ -77,6 +77,8 @@ macro_rules! due_ids {
             .filter(
                 deliveries::status
                     .eq(DeliveryStatus::Pending.as_str())
+                    // A scheduled notification's deliveries are pending until `deliver_at`.
+                    .and(deliveries::next_attempt_at.le($now))
                     .or(deliveries::status
                         .eq(DeliveryStatus::Retrying.as_str())
                         .and(deliveries::next_attempt_at.le($now)))

@@ -2,11 +2,13 @@
 
 mod api_keys;
 mod deliveries;
+mod idempotency;
 mod notifications;
 mod recipients;
 
 pub use api_keys::DieselApiKeyStore;
 pub use deliveries::DieselDeliveryQueue;
+pub use idempotency::DieselIdempotencyStore;
 pub use notifications::DieselNotificationRepository;
 pub use recipients::DieselRecipientRepository;
 

@@ -1,15 +1,15 @@
 //! [`DieselNotificationRepository`]: notifications with their deliveries (the outbox's write
 //! side) and the inbox reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
     ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
-    RepositoryError,
+    ReminderChanges, RepositoryError,
 };
-use clairon_domain::{Notification, NotificationId, RecipientId, SourceEventId};
+use clairon_domain::{DeliveryStatus, Notification, NotificationId, RecipientId, SourceEventId};
 use diesel::prelude::*;
 
 use super::CHUNK;
@@ -65,6 +65,80 @@ fn with_deliveries(
         .collect()
 }
 
+/// Whether a notification is visible in the inbox at `now`: not cancelled, and not scheduled or
+/// due. The time is the process clock's (the read ports take none).
+macro_rules! visible_at {
+    ($now:expr) => {
+        notifications::cancelled_at.is_null().and(
+            notifications::deliver_at
+                .is_null()
+                .or(notifications::deliver_at.le($now)),
+        )
+    };
+}
+
+/// The rows of `batch`: notifications, and deliveries due at their notification's time.
+fn rows_of(batch: &[NewNotification]) -> (Vec<NotificationRow>, Vec<DeliveryRow>) {
+    let notification_rows = batch
+        .iter()
+        .map(|n| NotificationRow::scheduled(&n.notification, n.deliver_at))
+        .collect();
+    let delivery_rows = batch
+        .iter()
+        .flat_map(|n| {
+            n.deliveries
+                .iter()
+                .map(|d| DeliveryRow::due_at(d, n.notification.priority, n.deliver_at))
+        })
+        .collect();
+    (notification_rows, delivery_rows)
+}
+
+fn insert_rows(
+    conn: &mut AnyConnection,
+    notification_rows: &[NotificationRow],
+    delivery_rows: &[DeliveryRow],
+) -> Result<(), DbError> {
+    for chunk in notification_rows.chunks(CHUNK) {
+        on_inner!(conn, |c| diesel::insert_into(notifications::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in delivery_rows.chunks(CHUNK) {
+        on_inner!(conn, |c| diesel::insert_into(deliveries::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Cancels the notifications `ids`: out of the inbox for good, pending deliveries `cancelled`.
+fn cancel_notifications(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    now: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(notifications::table.filter(notifications::id.eq_any(chunk)))
+            .set(notifications::cancelled_at.eq(Some(now)))
+            .execute(conn)?;
+        diesel::update(
+            deliveries::table
+                .filter(deliveries::notification_id.eq_any(chunk))
+                .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+        )
+        .set((
+            deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    }
+    if !ids.is_empty() {
+        tracing::debug!(count = ids.len(), "pending reminders cancelled");
+    }
+    Ok(())
+}
+
 fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<NotificationRow>, DbError> {
     Ok(notifications::table
         .find(id)
@@ -88,32 +162,88 @@ impl NotificationRepository for DieselNotificationRepository {
         if batch.is_empty() {
             return Ok(());
         }
-        let notification_rows: Vec<NotificationRow> = batch
-            .iter()
-            .map(|n| NotificationRow::new(&n.notification))
-            .collect();
-        let delivery_rows: Vec<DeliveryRow> = batch
-            .iter()
-            .flat_map(|n| {
-                n.deliveries
-                    .iter()
-                    .map(|d| DeliveryRow::new(d, n.notification.priority))
-            })
-            .collect();
+        let (notification_rows, delivery_rows) = rows_of(batch);
         self.db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
-                    for chunk in notification_rows.chunks(CHUNK) {
-                        on_inner!(conn, |c| diesel::insert_into(notifications::table)
-                            .values(chunk)
-                            .execute(c))?;
+                    insert_rows(conn, &notification_rows, &delivery_rows)
+                })
+            })
+            .await
+    }
+
+    async fn insert_with_reminders(
+        &self,
+        batch: &[NewNotification],
+        reminders: &ReminderChanges,
+    ) -> Result<Vec<NotificationId>, RepositoryError> {
+        let (notification_rows, delivery_rows) = rows_of(batch);
+        let schedule: Vec<(String, Vec<NotificationRow>, Vec<DeliveryRow>)> = reminders
+            .schedule
+            .iter()
+            .map(|r| {
+                let (mut rows, deliveries) = rows_of(std::slice::from_ref(&r.notification));
+                for row in &mut rows {
+                    row.cancellation_key = Some(r.key.clone());
+                }
+                (r.key.clone(), rows, deliveries)
+            })
+            .collect();
+        let prefix = reminders.prefix.clone();
+        let keep: HashSet<String> = reminders.keep.iter().cloned().collect();
+        let now = db_time(reminders.now);
+        self.db
+            .call(move |conn| {
+                write_transaction(conn, |conn| {
+                    insert_rows(conn, &notification_rows, &delivery_rows)?;
+                    // LIKE narrows (a `%` or `_` in an id only widens it); `starts_with` decides.
+                    let live: Vec<(String, Option<String>)> = notifications::table
+                        .filter(notifications::cancellation_key.like(format!("{prefix}%")))
+                        .filter(notifications::cancelled_at.is_null())
+                        .select((notifications::id, notifications::cancellation_key))
+                        .load(conn)?;
+                    let live: Vec<(String, String)> = live
+                        .into_iter()
+                        .filter_map(|(id, key)| key.map(|k| (id, k)))
+                        .filter(|(_, key)| key.starts_with(&prefix))
+                        .collect();
+                    let live_ids: Vec<&String> = live.iter().map(|(id, _)| id).collect();
+                    let mut pending: HashSet<String> = HashSet::new();
+                    for chunk in live_ids.chunks(CHUNK) {
+                        pending.extend(
+                            deliveries::table
+                                .filter(deliveries::notification_id.eq_any(chunk))
+                                .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                                .select(deliveries::notification_id)
+                                .load::<String>(conn)?,
+                        );
                     }
-                    for chunk in delivery_rows.chunks(CHUNK) {
-                        on_inner!(conn, |c| diesel::insert_into(deliveries::table)
-                            .values(chunk)
-                            .execute(c))?;
+                    let rescheduled: HashSet<&str> =
+                        schedule.iter().map(|(key, _, _)| key.as_str()).collect();
+                    // A reminder that went out (or is going out) is not made again.
+                    let gone_out: HashSet<&str> = live
+                        .iter()
+                        .filter(|(id, _)| !pending.contains(id))
+                        .map(|(_, key)| key.as_str())
+                        .collect();
+                    let cancel: Vec<String> = live
+                        .iter()
+                        .filter(|(id, key)| {
+                            pending.contains(id)
+                                && (!keep.contains(key) || rescheduled.contains(key.as_str()))
+                        })
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    cancel_notifications(conn, &cancel, now)?;
+                    let mut written = Vec::new();
+                    for (key, rows, deliveries) in &schedule {
+                        if gone_out.contains(key.as_str()) {
+                            continue;
+                        }
+                        insert_rows(conn, rows, deliveries)?;
+                        written.extend(rows.iter().map(|r| r.id.clone()));
                     }
-                    Ok(())
+                    parse_ids(written)
                 })
             })
             .await
@@ -179,10 +309,12 @@ impl NotificationRepository for DieselNotificationRepository {
         let before = query.before.as_ref().map(|b| b.as_str().to_owned());
         let filter = query.filter;
         let limit = query.limit.max(1);
+        let now = db_time(Utc::now());
         self.db
             .call(move |conn| {
                 let mut select = notifications::table
                     .filter(notifications::recipient_id.eq(recipient))
+                    .filter(visible_at!(now))
                     .select(NotificationRow::as_select())
                     .order(notifications::id.desc())
                     // One more than asked tells whether another page exists.
@@ -215,10 +347,12 @@ impl NotificationRepository for DieselNotificationRepository {
 
     async fn unread_count(&self, recipient_id: &RecipientId) -> Result<u64, RepositoryError> {
         let recipient = recipient_id.as_str().to_owned();
+        let now = db_time(Utc::now());
         self.db
             .call(move |conn| {
                 let count: i64 = notifications::table
                     .filter(notifications::recipient_id.eq(recipient))
+                    .filter(visible_at!(now))
                     .filter(notifications::read_at.is_null())
                     .count()
                     .get_result(conn)?;
@@ -271,11 +405,13 @@ impl NotificationRepository for DieselNotificationRepository {
     ) -> Result<Vec<NotificationId>, RepositoryError> {
         let recipient = recipient_id.as_str().to_owned();
         let at = db_time(at);
+        let now = db_time(Utc::now());
         self.db
             .call(move |conn| {
                 let mut changed: Vec<String> = diesel::update(
                     notifications::table
                         .filter(notifications::recipient_id.eq(recipient))
+                        .filter(visible_at!(now))
                         .filter(notifications::read_at.is_null()),
                 )
                 .set(notifications::read_at.eq(at))
