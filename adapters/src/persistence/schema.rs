@@ -25,6 +25,8 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC.
         updated_at -> Timestamp,
+        /// The last `notifications.seq` given to this recipient (0: none yet).
+        last_seq -> BigInt,
     }
 }
 
@@ -57,6 +59,9 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC; NULL while unread.
         read_at -> Nullable<Timestamp>,
+        /// Per-recipient sequence number, 1, 2, 3… in commit order (SSE event ids); set in the
+        /// inserting transaction, NULL only in between.
+        seq -> Nullable<BigInt>,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod clock;
 mod delivery_queue;
+mod inbox_feed;
 mod notification_repository;
 mod realtime;
 mod recipient_repository;
@@ -16,6 +17,7 @@ pub use clock::{Clock, IdGenerator};
 pub use delivery_queue::{
     AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
 };
+pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
     ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
 };
@@ -30,6 +32,8 @@ pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, 
 pub use clock::{MockClock, MockIdGenerator};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
+#[cfg(any(test, feature = "mocks"))]
+pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
 #[cfg(any(test, feature = "mocks"))]

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod deliveries;
+mod inbox_feed;
 mod notifications;
 mod recipients;
 

@@ -22,7 +22,7 @@ use crate::persistence::schema::{deliveries, notifications};
 /// The [`NotificationRepository`] on the Diesel [`Database`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct DieselNotificationRepository {
-    db: Database,
+    pub(super) db: Database,
 }
 
 impl DieselNotificationRepository {
@@ -99,14 +99,18 @@ impl NotificationRepository for DieselNotificationRepository {
                     .map(|d| DeliveryRow::new(d, n.notification.priority))
             })
             .collect();
+        let feed = super::inbox_feed::seq_plan(&notification_rows);
         self.db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
+                    // Counters first, in recipient order, so concurrent writers lock alike.
+                    let seqs = super::inbox_feed::bump_counters(conn, &feed)?;
                     for chunk in notification_rows.chunks(CHUNK) {
                         on_inner!(conn, |c| diesel::insert_into(notifications::table)
                             .values(chunk)
                             .execute(c))?;
                     }
+                    super::inbox_feed::write_seqs(conn, &seqs)?;
                     for chunk in delivery_rows.chunks(CHUNK) {
                         on_inner!(conn, |c| diesel::insert_into(deliveries::table)
                             .values(chunk)
