@@ -4,4 +4,5 @@ mod bad_input;
 mod dataset;
 mod notifications;
 mod postgres;
+mod realtime;
 mod recipients;
