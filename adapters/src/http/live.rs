@@ -507,11 +507,60 @@ fn page_language(req: &HttpRequest) -> &'static str {
     }
 }
 
-/// `GET /inbox`: the notification center page (token pasted or `?token=`, `?lang=fr|en`).
+/// The page's words, per language. `{n}` is replaced by the client.
+fn page_strings(lang: &str) -> Value {
+    if lang == "fr" {
+        json!({
+            "title": "Notifications",
+            "unread_zero": "Aucune notification non lue",
+            "unread_one": "1 notification non lue",
+            "unread_many": "{n} notifications non lues",
+            "connecting": "Connexion…",
+            "live": "En direct",
+            "reconnecting": "Connexion perdue, nouvel essai…",
+            "unauthorized": "Jeton invalide ou expiré : collez-en un nouveau.",
+            "token_label": "Jeton d’accès",
+            "connect": "Se connecter",
+            "filter": "Afficher",
+            "all": "Toutes",
+            "unread": "Non lues",
+            "read": "Lues",
+            "mark_all": "Tout marquer comme lu",
+            "mark_one": "Marquer comme lue",
+            "empty": "Rien ici pour l’instant.",
+        })
+    } else {
+        json!({
+            "title": "Notifications",
+            "unread_zero": "No unread notifications",
+            "unread_one": "1 unread notification",
+            "unread_many": "{n} unread notifications",
+            "connecting": "Connecting…",
+            "live": "Live",
+            "reconnecting": "Connection lost, retrying…",
+            "unauthorized": "Invalid or expired token: paste a new one.",
+            "token_label": "Access token",
+            "connect": "Connect",
+            "filter": "Show",
+            "all": "All",
+            "unread": "Unread",
+            "read": "Read",
+            "mark_all": "Mark all as read",
+            "mark_one": "Mark as read",
+            "empty": "Nothing here yet.",
+        })
+    }
+}
+
+/// `GET /inbox`: the notification center page (token pasted or `?token=`, `?lang=fr|en`, else
+/// the browser's `Accept-Language`).
 pub async fn inbox_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let lang = page_language(&req);
+    let strings = page_strings(lang);
     let mut context = tera::Context::new();
     context.insert("lang", lang);
+    context.insert("strings_json", &strings.to_string());
+    context.insert("s", &strings);
     let html = tera::Tera::one_off(INBOX_PAGE, &context, true)
         .map_err(|e| ApiError::Internal(format!("rendering the inbox page: {e}")))?;
     Ok(HttpResponse::Ok()

@@ -515,3 +515,53 @@ async fn on_postgres_a_notification_created_through_one_app_reaches_clients_of_a
     let read = ws_next(&mut ws_on_b, "notification.read").await;
     assert_eq!(read["ids"], json!([id]));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The notification center page
+
+#[rstest::rstest]
+#[case::french_by_query("/inbox?lang=fr", None, "fr", "Tout marquer comme lu")]
+#[case::english_by_query("/inbox?lang=en", Some("fr-CA,fr"), "en", "Mark all as read")]
+#[case::french_by_browser("/inbox", Some("fr-CA,fr;q=0.9,en;q=0.5"), "fr", "Non lues")]
+#[case::english_by_default("/inbox", None, "en", "Unread")]
+#[tokio::test]
+async fn the_inbox_page_speaks_the_asked_or_browsers_language_and_loads_the_client(
+    #[case] path: &str,
+    #[case] accept_language: Option<&str>,
+    #[case] lang: &str,
+    #[case] words: &str,
+) {
+    let app = spawn_app().await;
+    let mut request = app.client.get(format!("{}{path}", app.address));
+    if let Some(accept) = accept_language {
+        request = request.header("Accept-Language", accept);
+    }
+    let page = request.send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{html}");
+    assert!(html.contains(words), "{words:?} in {html}");
+    assert!(html.contains("id=\"bell\"") && html.contains("aria-label="));
+    assert!(html.contains("src=\"/static/clairon.js\""));
+
+    let script = app
+        .client
+        .get(format!("{}/static/clairon.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(script
+        .text()
+        .await
+        .unwrap()
+        .contains("export class ClaironInbox"));
+}
