@@ -333,6 +333,12 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the HTTP server (and so [`Application::run_until_stopped`]), for
+    /// hosts and tests that stop it without a signal.
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The shared components (bus, hub, handlers).
     pub fn components(&self) -> &Components {
         &self.components

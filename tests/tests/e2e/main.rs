@@ -1,6 +1,7 @@
 //! End-to-end tests: the assembled application over HTTP, with real engines around it.
 
 mod bad_input;
+mod browser;
 mod dataset;
 mod notifications;
 mod postgres;
