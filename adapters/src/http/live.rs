@@ -355,10 +355,21 @@ pub async fn sse(
         .transpose()?;
     // Live first, then the backlog: what commits in between arrives twice and is dropped by seq.
     let subscription = live.hub.subscribe(&me.0);
+    // A new client starts from now — fixed before answering, so whatever is created after the
+    // answer is sent — and lists the past over REST.
+    let start = match since {
+        Some(since) => Start::After(since),
+        None => Start::Now(
+            live.feed
+                .last_seq(&me.0)
+                .await
+                .map_err(routes::repository)?,
+        ),
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     actix_web::rt::spawn(sse_session(
         me.0,
-        since,
+        start,
         subscription,
         tx,
         handlers.into_inner(),
@@ -404,9 +415,17 @@ async fn replay(
     }
 }
 
+/// Where an SSE stream starts.
+enum Start {
+    /// Replay everything after this seq first.
+    After(u64),
+    /// Live only, after this seq (the last one when the client connected).
+    Now(u64),
+}
+
 async fn sse_session(
     me: RecipientId,
-    since: Option<u64>,
+    start: Start,
     mut subscription: crate::realtime::Subscription,
     tx: mpsc::Sender<Bytes>,
     handlers: Arc<Handlers>,
@@ -417,10 +436,9 @@ async fn sse_session(
     if tx.send(hello).await.is_err() {
         return;
     }
-    let start = match since {
-        Some(since) => replay(feed, &me, since, &tx).await,
-        // A new client starts from now: what it missed is what it lists over REST.
-        None => feed.last_seq(&me).await.ok(),
+    let start = match start {
+        Start::After(since) => replay(feed, &me, since, &tx).await,
+        Start::Now(last) => Some(last),
     };
     let Some(mut last) = start else { return };
     let count = |n: u64| sse_event("unread_count", None, &count_frame(n));
