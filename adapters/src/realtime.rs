@@ -36,6 +36,9 @@ pub enum LiveEvent {
         /// The unread count after it.
         unread: u64,
     },
+    /// Events may have been lost (the cross-process relay reconnected): connections should
+    /// catch up from the database.
+    Resync,
 }
 
 /// Where events go beyond this process (PostgreSQL `NOTIFY`); every process, this one included,
@@ -152,6 +155,21 @@ impl InProcessHub {
             receiver: Some(receiver),
             recipient: recipient.clone(),
             hub: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Tells every subscriber here to catch up from the database ([`LiveEvent::Resync`]).
+    pub fn resync_all(&self) {
+        let rooms: Vec<_> = self
+            .inner
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for room in rooms {
+            let _ = room.send(Arc::new(LiveEvent::Resync));
         }
     }
 
@@ -329,5 +347,17 @@ mod tests {
         assert_eq!(hub.rooms(), 1);
         drop(theirs);
         assert_eq!(hub.rooms(), 0, "the room closed with its last subscriber");
+    }
+
+    #[tokio::test]
+    async fn a_resync_reaches_every_room() {
+        let mut feed = MockInboxFeed::new();
+        feed.expect_sequenced().never();
+        let hub = InProcessHub::new(8, Arc::new(feed));
+        let mut one = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
+        let mut two = hub.subscribe(&RecipientId::parse("artist-2").unwrap());
+        hub.resync_all();
+        assert_eq!(*one.recv().await.unwrap(), LiveEvent::Resync);
+        assert_eq!(*two.recv().await.unwrap(), LiveEvent::Resync);
     }
 }

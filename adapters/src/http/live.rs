@@ -242,6 +242,10 @@ async fn websocket_session(
                         LiveEvent::Read { ids, unread } => {
                             vec![read_frame(ids), count_frame(*unread)]
                         }
+                        LiveEvent::Resync => {
+                            let count = unread(&handlers, &me).await.unwrap_or(0);
+                            vec![json!({ "type": "resync" }), count_frame(count)]
+                        }
                     },
                     // Too slow: events were lost; the count is still right, and the client
                     // refetches the list on `resync`.
@@ -472,6 +476,11 @@ async fn sse_session(
                     }
                     LiveEvent::Read { ids, unread } => {
                         vec![sse_event("notification.read", None, &read_frame(ids)), count(*unread)]
+                    }
+                    LiveEvent::Resync => {
+                        let Some(l) = replay(feed, &me, last, &tx).await else { return };
+                        last = l;
+                        vec![count(unread(&handlers, &me).await.unwrap_or(0))]
                     }
                 },
                 Err(broadcast::error::RecvError::Lagged(_)) => {

@@ -6,8 +6,9 @@
 //! Payloads are small JSON (the recipient, the notification id, the unread count; read ids in
 //! chunks), far under PostgreSQL's 8,000-byte limit; the receiver reads the notification row.
 //! `NOTIFY` is transactional and delivered in commit order to every listening session.
-//! What happens while a listener is disconnected is not replayed: SSE clients fill the gap
-//! from the database on their next event or reconnect, and the JS client refetches on reconnect.
+//! What is sent while a listener is disconnected is not heard again: once it is back, every
+//! local connection gets a [`super::LiveEvent::Resync`] (SSE streams replay from the database,
+//! WebSocket clients get a `resync` frame and refetch).
 
 use std::time::Duration;
 
@@ -221,6 +222,10 @@ async fn run(url: String, hub: WeakHub, mut session: Session) {
             match listen(&url).await {
                 Ok(s) => {
                     tracing::info!("realtime: LISTEN connection re-established");
+                    // What was sent while we were deaf is in the database, not in the hub.
+                    if let Some(hub) = hub.upgrade() {
+                        hub.resync_all();
+                    }
                     break s;
                 }
                 Err(e) => {
