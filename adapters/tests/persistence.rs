@@ -1895,3 +1895,108 @@ async fn a_cancelled_reminder_never_shows_in_the_inbox(#[case] engine: Engine) {
         vec![DeliveryStatus::Cancelled, DeliveryStatus::Cancelled]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inbox feed: per-recipient sequence numbers (realtime replay)
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_recipients_notifications_are_numbered_from_one_without_gaps(#[case] engine: Engine) {
+    use clairon_application::ports::InboxFeed;
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2"]).await;
+    given_inbox(&t, "artist-1", 1..=3).await;
+    // One batch for two recipients numbers each on its own.
+    let mixed: Vec<NewNotification> = [(4, "artist-2"), (5, "artist-1"), (6, "artist-2")]
+        .into_iter()
+        .map(|(n, to)| with_deliveries(notification(n, to, None, t_of(n)), &[Channel::InApp]))
+        .collect();
+    t.notifications().insert_batch(&mixed).await.unwrap();
+    let feed = t.notifications();
+
+    let first: Vec<(u64, u32)> = feed
+        .after(&rid("artist-1"), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.seq, numbers(std::slice::from_ref(&s.notification))[0]))
+        .collect();
+    let second: Vec<u64> = feed
+        .after(&rid("artist-2"), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+
+    assert_eq!(
+        first,
+        vec![(1, 1), (2, 2), (3, 3), (4, 5)],
+        "artist-1: 1..4 in order"
+    );
+    assert_eq!(second, vec![1, 2], "artist-2 numbers on its own");
+    assert_eq!(feed.last_seq(&rid("artist-1")).await.unwrap(), 4);
+    let after_two: Vec<u64> = feed
+        .after(&rid("artist-1"), 2, 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(after_two, vec![3], "after 2, at most one");
+    let one = feed.sequenced(&nid(5)).await.unwrap().expect("found");
+    assert_eq!((one.seq, one.notification.id.clone()), (4, nid(5)));
+    assert!(feed.sequenced(&nid(99)).await.unwrap().is_none());
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_give_one_recipient_distinct_gapless_numbers(#[case] engine: Engine) {
+    use clairon_application::ports::InboxFeed;
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2"]).await;
+    let writers: Vec<_> = (0..8u32)
+        .map(|w| {
+            let repo = t.notifications();
+            tokio::spawn(async move {
+                for i in 0..5u32 {
+                    let n = 100 + w * 10 + i;
+                    // Each batch touches both recipients, in varying order.
+                    let (a, b) = if (w + i) % 2 == 0 {
+                        ("artist-1", "artist-2")
+                    } else {
+                        ("artist-2", "artist-1")
+                    };
+                    let batch = vec![
+                        with_deliveries(notification(n, a, None, t_of(n)), &[]),
+                        with_deliveries(notification(n + 1000, b, None, t_of(n)), &[]),
+                    ];
+                    repo.insert_batch(&batch).await.expect("insert");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    for who in ["artist-1", "artist-2"] {
+        let seqs: Vec<u64> = t
+            .notifications()
+            .after(&rid(who), 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=40).collect::<Vec<u64>>(),
+            "{who}: 1..=40, each once"
+        );
+    }
+}

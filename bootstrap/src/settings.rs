@@ -72,6 +72,10 @@ pub struct Settings {
     pub log: String,
     /// `pretty` (default) or `json`.
     pub log_format: String,
+    /// HS256 secret of recipient tokens; empty: a random one per process (tokens die with it).
+    pub token_secret: String,
+    /// Lifetime of a recipient token, in s (12 h by default).
+    pub token_ttl_secs: u64,
 }
 
 impl Default for Settings {
@@ -104,6 +108,8 @@ impl Default for Settings {
             reminder_local_time: "18:00".into(),
             log: "info".into(),
             log_format: "pretty".into(),
+            token_secret: String::new(),
+            token_ttl_secs: 12 * 3600,
         }
     }
 }

@@ -10,11 +10,12 @@ use anyhow::Context as _;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
-use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe};
+use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe, Live, RecipientTokens};
 use clairon_adapters::persistence::{
-    Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
+    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
     DieselNotificationRepository, DieselRecipientRepository,
 };
+use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
@@ -73,6 +74,10 @@ pub struct Components {
     pub hub: InProcessHub,
     /// The accepted API keys.
     pub api_keys: ApiKeys,
+    /// What the live routes (WebSocket, SSE) need.
+    pub live: Live,
+    /// Issues and checks recipient tokens.
+    pub tokens: RecipientTokens,
 }
 
 impl Components {
@@ -150,7 +155,21 @@ impl Components {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
         let waker = Arc::new(NotifyWaker::default());
-        let hub = InProcessHub::new(1024);
+        let feed = Arc::new(DieselNotificationRepository::new(database.clone()));
+        let hub = InProcessHub::new(1024, feed.clone());
+        if database.backend() == Backend::Postgres {
+            // Every process hears every inbox change, its own included, through LISTEN/NOTIFY.
+            start_listener(settings.database_url.clone(), &hub)
+                .await
+                .map_err(|cause| anyhow::anyhow!("LISTEN for realtime events: {cause}"))?;
+            hub.set_relay(Arc::new(PgNotifyRelay::new(database.clone())));
+        }
+        let live = Live {
+            hub: hub.clone(),
+            feed,
+            ping_interval: Duration::from_secs(25),
+            keep_alive: Duration::from_secs(15),
+        };
         let realtime = Arc::new(hub.clone());
         let policy = ChannelPolicy {
             enabled: channels,
@@ -238,6 +257,7 @@ impl Components {
             idempotency: Arc::new(DieselIdempotencyStore::new(database.clone())),
         });
         let api_keys = api_keys(settings, &database).await?;
+        let tokens = recipient_tokens(settings);
         Ok(Self {
             database,
             bus,
@@ -246,6 +266,8 @@ impl Components {
             waker,
             hub,
             api_keys,
+            live,
+            tokens,
         })
     }
 
@@ -286,6 +308,17 @@ async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<Ap
     Ok(keys)
 }
 
+/// Recipient tokens from `CLAIRON_TOKEN_SECRET`, or a random secret for this process alone.
+fn recipient_tokens(settings: &Settings) -> RecipientTokens {
+    let ttl = Duration::from_secs(settings.token_ttl_secs.max(1));
+    if settings.token_secret.is_empty() {
+        tracing::warn!("no CLAIRON_TOKEN_SECRET configured: recipient tokens are signed with a random secret and die with this process (and other processes refuse them)");
+        RecipientTokens::new(&rand::random::<[u8; 32]>(), ttl)
+    } else {
+        RecipientTokens::new(settings.token_secret.as_bytes(), ttl)
+    }
+}
+
 /// A running Clairon: HTTP server and dispatcher.
 pub struct Application {
     port: u16,
@@ -307,14 +340,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let handlers = web::Data::from(components.handlers.clone());
         let keys = web::Data::new(components.api_keys.clone());
+        let tokens = web::Data::new(components.tokens.clone());
+        let live = web::Data::new(components.live.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(
-                    actix_web::middleware::Logger::new("%m %U %s %b B %D ms")
+                    // `%U` (the path) and not `%r`: query strings may carry recipient tokens.
+                    actix_web::middleware::Logger::new("%{method}xi %U %s %b B %D ms")
+                        .custom_request_replace("method", |req| req.method().to_string())
                         .log_target("clairon::http"),
                 )
                 .app_data(handlers.clone())
                 .app_data(keys.clone())
+                .app_data(tokens.clone())
+                .app_data(live.clone())
                 .configure(http::configure)
         })
         // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
@@ -341,6 +380,12 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle that stops the HTTP server (and so [`Application::run_until_stopped`]), for
+    /// hosts and tests that stop it without a signal.
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// The shared components (bus, hub, handlers).

@@ -13,6 +13,8 @@ use serde_json::Value;
 
 /// The API key every test app accepts.
 pub const API_KEY: &str = "test-key";
+/// The secret every test app signs recipient tokens with.
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef";
 /// The Telegram bot token every test app uses with the stand-in.
 pub const BOT_TOKEN: &str = "123456:TEST-token";
 
@@ -78,6 +80,8 @@ pub struct TestApp {
     pub outbox_dir: PathBuf,
     /// An HTTP client.
     pub client: reqwest::Client,
+    /// The database URL (a second app on the same database: [`TestApp::spawn_peer`]).
+    pub database_url: String,
     _dir: tempfile::TempDir,
     _database: Option<PostgresDatabase>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -209,10 +213,12 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         telegram_chat_rate_per_sec: 10_000,
         retry_cap_secs: 1,
         retry_max_attempts: options.retry_max_attempts,
+        token_secret: TOKEN_SECRET.into(),
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
         ..Settings::default()
     };
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
+    let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     // What SIGTERM does in production, triggered by `TestApp::shut_down` instead.
@@ -227,6 +233,7 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         telegram,
         outbox_dir,
         client: reqwest::Client::new(),
+        database_url,
         _dir: dir,
         _database: database,
         server: Some(server),
@@ -263,6 +270,72 @@ impl TestApp {
             .expect("the app stops after a shutdown signal")
             .expect("the app task did not panic")
             .expect("the app stopped cleanly");
+    }
+
+    /// A second app (another "process") on this app's database, without SMTP or Telegram; the
+    /// database stays owned by `self`.
+    pub async fn spawn_peer(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let outbox_dir = dir.path().join("outbox");
+        let settings = Settings {
+            database_url: self.database_url.clone(),
+            database_pool_size: 4,
+            bind: "127.0.0.1:0".into(),
+            api_keys: API_KEY.into(),
+            email_outbox_dir: outbox_dir.clone(),
+            email_from: "Clairon <notifications@clairon.test>".into(),
+            templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
+            dispatch_poll_ms: 50,
+            token_secret: TOKEN_SECRET.into(),
+            log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+            ..Settings::default()
+        };
+        let app = Application::build(settings).await.expect("the peer builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            address,
+            smtp: None,
+            smtp_fallback: None,
+            telegram: None,
+            outbox_dir,
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            _dir: dir,
+            _database: None,
+            server: Some(server),
+            stop: Some(stop),
+        }
+    }
+
+    /// A recipient token for `recipient` (`POST /api/v1/recipients/{id}/tokens`).
+    ///
+    /// # Panics
+    /// When the app refuses.
+    pub async fn token_for(&self, recipient: &str) -> String {
+        let answer = self
+            .post(
+                &format!("/api/v1/recipients/{recipient}/tokens"),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.json);
+        answer.json["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// `method path` with a recipient token instead of the API key.
+    pub async fn call_as(&self, token: &str, method: reqwest::Method, path: &str) -> Answer {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the app answers");
+        Self::answer(response).await
     }
 
     async fn answer(response: reqwest::Response) -> Answer {

@@ -8,8 +8,10 @@ mod deliveries;
 pub mod dto;
 pub mod extract;
 pub mod idempotency;
+pub mod live;
 pub mod problem;
 mod routes;
+pub mod tokens;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +31,9 @@ use clairon_application::queries::{
 
 pub use auth::ApiKeys;
 pub use idempotency::IdempotencyStore;
+pub use live::Live;
 pub use problem::{ApiError, FieldError};
+pub use tokens::RecipientTokens;
 
 /// Checks the database for `/health`.
 pub trait HealthProbe: Send + Sync {
@@ -69,10 +73,29 @@ pub struct Handlers {
     pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
-/// Registers every route on an actix `App`: give it `web::Data<Handlers>` and
-/// `web::Data<ApiKeys>` as app data.
+/// Registers every route on an actix `App`: give it `web::Data<Handlers>`,
+/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>` and `web::Data<Live>` as app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(routes::health))
+        .route("/inbox", web::get().to(live::inbox_page))
+        .route("/static/clairon.js", web::get().to(live::client_js))
+        // Before `/api/v1`: recipient tokens only, never API keys.
+        .service(
+            web::scope("/api/v1/me")
+                .route("/notifications", web::get().to(live::me_list))
+                .route(
+                    "/notifications/unread-count",
+                    web::get().to(live::me_unread_count),
+                )
+                .route("/notifications/stream", web::get().to(live::sse))
+                .route("/notifications/read-all", web::post().to(live::me_read_all))
+                .route(
+                    "/notifications/{id}/read",
+                    web::post().to(live::me_mark_read),
+                )
+                .route("/ws", web::get().to(live::websocket))
+                .default_service(web::to(routes::not_found)),
+        )
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
@@ -83,6 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/recipients/{id}", web::put().to(routes::put_recipient))
                 .route("/recipients/{id}", web::get().to(routes::get_recipient))
+                .route("/recipients/{id}/tokens", web::post().to(live::issue_token))
                 .route(
                     "/recipients/{id}/notifications",
                     web::get().to(routes::list_notifications),

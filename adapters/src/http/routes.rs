@@ -24,14 +24,14 @@ use super::Handlers;
 
 type Data = web::Data<Handlers>;
 
-fn repository(e: RepositoryError) -> ApiError {
+pub(super) fn repository(e: RepositoryError) -> ApiError {
     match e {
         RepositoryError::Unavailable(cause) => ApiError::Unavailable(cause),
         other => ApiError::Internal(other.to_string()),
     }
 }
 
-fn recipient_id(raw: &str) -> Result<RecipientId, ApiError> {
+pub(super) fn recipient_id(raw: &str) -> Result<RecipientId, ApiError> {
     RecipientId::parse(raw).map_err(|_| ApiError::NotFound(format!("recipient {raw:?} not found")))
 }
 
@@ -267,7 +267,15 @@ pub async fn list_notifications(
     path: web::Path<String>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = recipient_id(&path)?;
+    list_for(&handlers, recipient_id(&path)?, &params).await
+}
+
+/// One page of `id`'s inbox (shared with `/api/v1/me/notifications`).
+pub(super) async fn list_for(
+    handlers: &Handlers,
+    id: RecipientId,
+    params: &ListParams,
+) -> Result<HttpResponse, ApiError> {
     let filter = match params.status.as_deref() {
         None | Some("all") => ReadFilter::All,
         Some("unread") => ReadFilter::Unread,
@@ -316,7 +324,14 @@ pub async fn unread_count(
     handlers: Data,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = recipient_id(&path)?;
+    unread_for(&handlers, recipient_id(&path)?).await
+}
+
+/// `{"unread": n}` for `id` (shared with `/api/v1/me`).
+pub(super) async fn unread_for(
+    handlers: &Handlers,
+    id: RecipientId,
+) -> Result<HttpResponse, ApiError> {
     let unread = handlers
         .unread_count
         .execute(UnreadCount { recipient_id: id })
@@ -351,10 +366,20 @@ pub async fn get_notification(
 
 /// `POST /api/v1/notifications/{id}/read` → the notification, read.
 pub async fn mark_read(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = notification_id(&path)?;
+    mark_read_as(&handlers, &path, None).await
+}
+
+/// Marks notification `raw_id` read; with `owner`, someone else's is not found (shared with
+/// `/api/v1/me`).
+pub(super) async fn mark_read_as(
+    handlers: &Handlers,
+    raw_id: &str,
+    owner: Option<RecipientId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = notification_id(raw_id)?;
     let view = handlers
         .mark_read
-        .execute(MarkNotificationRead { id, owner: None })
+        .execute(MarkNotificationRead { id, owner })
         .await
         .map_err(|e| match e {
             MarkNotificationReadError::NotFound(id) => {
@@ -370,7 +395,14 @@ pub async fn mark_all_read(
     handlers: Data,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = recipient_id(&path)?;
+    mark_all_for(&handlers, recipient_id(&path)?).await
+}
+
+/// Marks all of `id`'s notifications read (shared with `/api/v1/me`).
+pub(super) async fn mark_all_for(
+    handlers: &Handlers,
+    id: RecipientId,
+) -> Result<HttpResponse, ApiError> {
     if handlers
         .recipients
         .get(&id)

@@ -10,7 +10,7 @@
 //! Times are stored as UTC `TIMESTAMP`s truncated to microseconds (PostgreSQL's precision), so
 //! what is written reads back equal on both engines.
 
-mod connection;
+pub(crate) mod connection;
 mod repositories;
 mod rows;
 mod schema;

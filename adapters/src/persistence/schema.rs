@@ -29,6 +29,8 @@ diesel::table! {
         telegram_unreachable_chat_id -> Nullable<Text>,
         /// Telegram's description of the refusal.
         telegram_unreachable_reason -> Nullable<Text>,
+        /// The last `notifications.seq` given to this recipient (0: none yet).
+        last_seq -> BigInt,
     }
 }
 
@@ -68,6 +70,9 @@ diesel::table! {
         cancellation_key -> Nullable<Text>,
         /// UTC: cancelled, hidden for good.
         cancelled_at -> Nullable<Timestamp>,
+        /// Per-recipient sequence number, 1, 2, 3… in commit order (SSE event ids); set in the
+        /// inserting transaction, NULL only in between.
+        seq -> Nullable<BigInt>,
     }
 }
 

@@ -7,6 +7,7 @@
 mod clock;
 mod delivery_queue;
 mod delivery_repository;
+mod inbox_feed;
 mod notification_repository;
 mod realtime;
 mod recipient_repository;
@@ -19,6 +20,7 @@ pub use delivery_queue::{
     AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
+pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
@@ -37,6 +39,7 @@ pub use clock::{MockClock, MockIdGenerator};
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_repository::MockDeliveryRepository;
+pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
 #[cfg(any(test, feature = "mocks"))]

@@ -135,6 +135,8 @@ fn claim(
 
     let mut notifications_by_id = HashMap::with_capacity(notification_ids.len());
     for chunk in notification_ids.chunks(CHUNK) {
+        // A scheduled notification gets its inbox number when its first delivery falls due.
+        super::inbox_feed::number_due(conn, chunk)?;
         for row in notifications::table
             .filter(notifications::id.eq_any(chunk))
             .select(NotificationRow::as_select())

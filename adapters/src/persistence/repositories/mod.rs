@@ -3,6 +3,7 @@
 mod api_keys;
 mod deliveries;
 mod idempotency;
+mod inbox_feed;
 mod notifications;
 mod recipients;
 

@@ -22,7 +22,7 @@ use crate::persistence::schema::{deliveries, delivery_attempts, notifications};
 /// The [`NotificationRepository`] on the Diesel [`Database`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct DieselNotificationRepository {
-    db: Database,
+    pub(super) db: Database,
 }
 
 impl DieselNotificationRepository {
@@ -94,16 +94,22 @@ fn rows_of(batch: &[NewNotification]) -> (Vec<NotificationRow>, Vec<DeliveryRow>
     (notification_rows, delivery_rows)
 }
 
+/// Inserts notifications and their deliveries, numbering each notification in its recipient's
+/// sequence (the SSE event ids) within the caller's transaction.
 fn insert_rows(
     conn: &mut AnyConnection,
     notification_rows: &[NotificationRow],
     delivery_rows: &[DeliveryRow],
 ) -> Result<(), DbError> {
+    // Counters first, in recipient order, so concurrent writers lock alike.
+    let plan = super::inbox_feed::immediate(notification_rows);
+    let seqs = super::inbox_feed::bump_counters(conn, &plan)?;
     for chunk in notification_rows.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(notifications::table)
             .values(chunk)
             .execute(c))?;
     }
+    super::inbox_feed::write_seqs(conn, &seqs)?;
     for chunk in delivery_rows.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(deliveries::table)
             .values(chunk)

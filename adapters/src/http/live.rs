@@ -1,0 +1,609 @@
+//! The recipient's side of the API: `/api/v1/me/…` (recipient token only), the live inbox over
+//! WebSocket and Server-Sent Events, token issuing (API key), and the notification center page
+//! with its JavaScript client.
+//!
+//! Live connections subscribe to their recipient's room in the [`InProcessHub`] before reading
+//! anything from the database, so nothing committed meanwhile can fall between the two; the SSE
+//! stream numbers notifications with their per-recipient sequence and fills any gap from the
+//! database, so a client resuming with `Last-Event-ID` sees each notification exactly once, in
+//! order.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message, Session};
+use chrono::Utc;
+use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
+use clairon_application::ports::{InboxFeed, SequencedNotification};
+use clairon_application::queries::UnreadCount;
+use clairon_domain::{Notification, NotificationId, RecipientId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::problem::ApiError;
+use super::routes::{self, ListParams};
+use super::tokens::{presented_token, Me, RecipientTokens};
+use super::Handlers;
+use crate::realtime::{InProcessHub, LiveEvent};
+
+/// What the live routes need besides the use-case handlers.
+#[derive(Clone)]
+pub struct Live {
+    /// Routes inbox changes to connections.
+    pub hub: InProcessHub,
+    /// Reads notifications by sequence number (SSE replay).
+    pub feed: Arc<dyn InboxFeed>,
+    /// WebSocket ping interval (25 s); a peer silent for two intervals is dropped.
+    pub ping_interval: Duration,
+    /// SSE keep-alive comment interval (15 s).
+    pub keep_alive: Duration,
+}
+
+/// Notifications replayed per database read.
+const REPLAY_PAGE: u32 = 500;
+/// The `retry:` hint sent to SSE clients, in ms.
+const SSE_RETRY_MS: u32 = 2000;
+
+/// A notification as live clients see it.
+pub fn notification_json(seq: u64, n: &Notification) -> Value {
+    json!({
+        "id": n.id.as_str(),
+        "seq": seq,
+        "kind": n.kind.as_str(),
+        "title": n.title.as_str(),
+        "body": n.body.as_str(),
+        "action_url": n.action_url.as_ref().map(|u| u.as_str()),
+        "action_label": n.action_label.as_ref().map(|l| l.as_str()),
+        "metadata": n.metadata,
+        "event_type": n.event_type.as_str(),
+        "created_at": n.created_at.to_rfc3339(),
+        "read": n.is_read(),
+    })
+}
+
+fn created_frame(seq: u64, n: &Notification) -> Value {
+    json!({ "type": "notification.created", "notification": notification_json(seq, n) })
+}
+
+fn read_frame(ids: &[NotificationId]) -> Value {
+    json!({ "type": "notification.read", "ids": ids })
+}
+
+fn count_frame(count: u64) -> Value {
+    json!({ "type": "unread_count", "count": count })
+}
+
+async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
+    handlers
+        .unread_count
+        .execute(UnreadCount {
+            recipient_id: me.clone(),
+        })
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "live: cannot count unread notifications"))
+        .ok()
+}
+
+/// `POST /api/v1/recipients/{id}/tokens` (API key) → 201 `{"token", "expires_at"}`.
+pub async fn issue_token(
+    handlers: web::Data<Handlers>,
+    tokens: web::Data<RecipientTokens>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = routes::recipient_id(&path)?;
+    if handlers
+        .recipients
+        .get(&id)
+        .await
+        .map_err(routes::repository)?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("recipient {id} not found")));
+    }
+    let (token, expires_at) = tokens.issue(&id, Utc::now())?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "token": token, "expires_at": expires_at.to_rfc3339() })))
+}
+
+/// `GET /api/v1/me/notifications` — the token's inbox, same filters as the API-key route.
+pub async fn me_list(
+    handlers: web::Data<Handlers>,
+    me: Me,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    routes::list_for(&handlers, me.0, &params).await
+}
+
+/// `GET /api/v1/me/notifications/unread-count` → `{"unread": n}`.
+pub async fn me_unread_count(
+    handlers: web::Data<Handlers>,
+    me: Me,
+) -> Result<HttpResponse, ApiError> {
+    routes::unread_for(&handlers, me.0).await
+}
+
+/// `POST /api/v1/me/notifications/{id}/read`: someone else's notification is 404.
+pub async fn me_mark_read(
+    handlers: web::Data<Handlers>,
+    me: Me,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    routes::mark_read_as(&handlers, &path, Some(me.0)).await
+}
+
+/// `POST /api/v1/me/notifications/read-all` → `{"marked": n, "unread": 0}`.
+pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpResponse, ApiError> {
+    routes::mark_all_for(&handlers, me.0).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+/// What a client may send over the WebSocket.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    MarkRead { id: String },
+    MarkAllRead,
+}
+
+/// `GET /api/v1/me/ws`: the live inbox over WebSocket (RFC 6455). The token comes in the
+/// `token` query parameter or as a `Sec-WebSocket-Protocol` entry after `clairon`; an invalid
+/// one is answered by accepting the upgrade and closing with code 4401.
+///
+/// # Errors
+/// 400 when the request is not a WebSocket upgrade.
+pub async fn websocket(
+    req: HttpRequest,
+    body: web::Payload,
+    handlers: web::Data<Handlers>,
+    live: web::Data<Live>,
+    tokens: web::Data<RecipientTokens>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &["clairon"])?;
+    match presented_token(&req).and_then(|t| tokens.verify(&t).ok()) {
+        None => {
+            actix_web::rt::spawn(async move {
+                let _ = session
+                    .close(Some(CloseReason {
+                        code: CloseCode::Other(4401),
+                        description: Some("invalid or expired token".into()),
+                    }))
+                    .await;
+            });
+        }
+        Some(me) => {
+            // Subscribe now, before the handshake completes: nothing published after the
+            // answer can be missed.
+            let subscription = live.hub.subscribe(&me);
+            actix_web::rt::spawn(websocket_session(
+                me,
+                session,
+                stream,
+                subscription,
+                handlers.into_inner(),
+                live.ping_interval,
+            ));
+        }
+    }
+    Ok(response)
+}
+
+async fn send(session: &mut Session, frame: &Value) -> bool {
+    session.text(frame.to_string()).await.is_ok()
+}
+
+async fn websocket_session(
+    me: RecipientId,
+    mut session: Session,
+    mut stream: actix_ws::MessageStream,
+    mut subscription: crate::realtime::Subscription,
+    handlers: Arc<Handlers>,
+    ping_every: Duration,
+) {
+    if let Some(count) = unread(&handlers, &me).await {
+        if !send(&mut session, &count_frame(count)).await {
+            return;
+        }
+    }
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    let reason = loop {
+        tokio::select! {
+            message = stream.recv() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(error) = client_message(&handlers, &me, &text).await {
+                            if !send(&mut session, &error).await { break None; }
+                        }
+                    }
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() { break None; }
+                    }
+                    Some(Ok(Message::Close(reason))) => break reason,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break None,
+                }
+            }
+            event = subscription.recv() => {
+                let frames = match event {
+                    Ok(event) => match &*event {
+                        LiveEvent::Created { seq, notification, unread } => {
+                            vec![created_frame(*seq, notification), count_frame(*unread)]
+                        }
+                        LiveEvent::Read { ids, unread } => {
+                            vec![read_frame(ids), count_frame(*unread)]
+                        }
+                        LiveEvent::Resync => {
+                            let count = unread(&handlers, &me).await.unwrap_or(0);
+                            vec![json!({ "type": "resync" }), count_frame(count)]
+                        }
+                    },
+                    // Too slow: events were lost; the count is still right, and the client
+                    // refetches the list on `resync`.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let count = unread(&handlers, &me).await.unwrap_or(0);
+                        vec![json!({ "type": "resync" }), count_frame(count)]
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break None,
+                };
+                for frame in &frames {
+                    if !send(&mut session, frame).await { return; }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    tracing::debug!(recipient_id = %me, "live: dropping a silent WebSocket peer");
+                    break None;
+                }
+                if session.ping(b"clairon").await.is_err() { break None; }
+            }
+        }
+    };
+    let _ = session.close(reason).await;
+}
+
+/// Acts on one client frame; returns an error frame to send back, if any.
+async fn client_message(handlers: &Handlers, me: &RecipientId, text: &str) -> Option<Value> {
+    let error = |message: &str| Some(json!({ "type": "error", "message": message }));
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(ClientMessage::MarkRead { id }) => {
+            let Ok(id) = NotificationId::parse(&id) else {
+                return error("notification not found");
+            };
+            match handlers
+                .mark_read
+                .execute(MarkNotificationRead {
+                    id,
+                    owner: Some(me.clone()),
+                })
+                .await
+            {
+                Ok(_) => None,
+                Err(clairon_application::commands::MarkNotificationReadError::NotFound(_)) => {
+                    error("notification not found")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "live: mark_read failed");
+                    error("internal error")
+                }
+            }
+        }
+        Ok(ClientMessage::MarkAllRead) => match handlers
+            .mark_all_read
+            .execute(MarkAllNotificationsRead {
+                recipient_id: me.clone(),
+            })
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "live: mark_all_read failed");
+                error("internal error")
+            }
+        },
+        Err(_) => {
+            error("expected {\"type\":\"mark_read\",\"id\":…} or {\"type\":\"mark_all_read\"}")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-Sent Events
+
+/// Query of the SSE route.
+#[derive(Debug, Deserialize)]
+pub struct StreamParams {
+    since: Option<String>,
+}
+
+fn sse_event(event: &str, id: Option<u64>, data: &Value) -> Bytes {
+    let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
+    Bytes::from(format!("{id}event: {event}\ndata: {data}\n\n"))
+}
+
+/// `GET /api/v1/me/notifications/stream`: the live inbox as Server-Sent Events (WHATWG HTML
+/// § 9.2). Each `notification.created` carries `id: <seq>`; with `Last-Event-ID` (or
+/// `?since=<seq>`) every later notification is replayed from the database first, in order.
+///
+/// # Errors
+/// 401 without a valid token; 422 when `Last-Event-ID`/`since` is not a number.
+pub async fn sse(
+    req: HttpRequest,
+    me: Me,
+    params: web::Query<StreamParams>,
+    handlers: web::Data<Handlers>,
+    live: web::Data<Live>,
+) -> Result<HttpResponse, ApiError> {
+    let raw_since = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(ToOwned::to_owned)
+        .or_else(|| params.since.clone());
+    let since = raw_since
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| ApiError::invalid("since", "must be a notification sequence number"))
+        })
+        .transpose()?;
+    // Live first, then the backlog: what commits in between arrives twice and is dropped by seq.
+    let subscription = live.hub.subscribe(&me.0);
+    // A new client starts from now — fixed before answering, so whatever is created after the
+    // answer is sent — and lists the past over REST.
+    let start = match since {
+        Some(since) => Start::After(since),
+        None => Start::Now(
+            live.feed
+                .last_seq(&me.0)
+                .await
+                .map_err(routes::repository)?,
+        ),
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    actix_web::rt::spawn(sse_session(
+        me.0,
+        start,
+        subscription,
+        tx,
+        handlers.into_inner(),
+        live.into_inner(),
+    ));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// Sends every notification after `last` (from the database, in order); returns the new last
+/// seq, or `None` when the client is gone or the database failed.
+async fn replay(
+    feed: &dyn InboxFeed,
+    me: &RecipientId,
+    mut last: u64,
+    tx: &mpsc::Sender<Bytes>,
+) -> Option<u64> {
+    loop {
+        let page = match feed.after(me, last, REPLAY_PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "live: SSE replay failed");
+                return None;
+            }
+        };
+        let full = page.len() == REPLAY_PAGE as usize;
+        for SequencedNotification { seq, notification } in page {
+            let frame = created_frame(seq, &notification);
+            tx.send(sse_event("notification.created", Some(seq), &frame))
+                .await
+                .ok()?;
+            last = seq;
+        }
+        if !full {
+            return Some(last);
+        }
+    }
+}
+
+/// Where an SSE stream starts.
+enum Start {
+    /// Replay everything after this seq first.
+    After(u64),
+    /// Live only, after this seq (the last one when the client connected).
+    Now(u64),
+}
+
+async fn sse_session(
+    me: RecipientId,
+    start: Start,
+    mut subscription: crate::realtime::Subscription,
+    tx: mpsc::Sender<Bytes>,
+    handlers: Arc<Handlers>,
+    live: Arc<Live>,
+) {
+    let feed = live.feed.as_ref();
+    let hello = Bytes::from(format!("retry: {SSE_RETRY_MS}\n: clairon inbox stream\n\n"));
+    if tx.send(hello).await.is_err() {
+        return;
+    }
+    let start = match start {
+        Start::After(since) => replay(feed, &me, since, &tx).await,
+        Start::Now(last) => Some(last),
+    };
+    let Some(mut last) = start else { return };
+    let count = |n: u64| sse_event("unread_count", None, &count_frame(n));
+    if let Some(n) = unread(&handlers, &me).await {
+        if tx.send(count(n)).await.is_err() {
+            return;
+        }
+    }
+    let mut keep_alive = tokio::time::interval(live.keep_alive);
+    keep_alive.tick().await;
+    loop {
+        let frames = tokio::select! {
+            () = tx.closed() => return,
+            _ = keep_alive.tick() => vec![Bytes::from_static(b": keep-alive\n\n")],
+            event = subscription.recv() => match event {
+                Ok(event) => match &*event {
+                    LiveEvent::Created { seq, notification, unread } => {
+                        if *seq <= last {
+                            continue; // already sent from the backlog
+                        }
+                        if *seq == last + 1 {
+                            last = *seq;
+                            vec![sse_event("notification.created", Some(*seq), &created_frame(*seq, notification)), count(*unread)]
+                        } else {
+                            // A gap (events published out of order, or lost): the database has
+                            // everything up to `seq` committed, in order.
+                            let Some(l) = replay(feed, &me, last, &tx).await else { return };
+                            last = l;
+                            vec![count(*unread)]
+                        }
+                    }
+                    LiveEvent::Read { ids, unread } => {
+                        vec![sse_event("notification.read", None, &read_frame(ids)), count(*unread)]
+                    }
+                    LiveEvent::Resync => {
+                        let Some(l) = replay(feed, &me, last, &tx).await else { return };
+                        last = l;
+                        vec![count(unread(&handlers, &me).await.unwrap_or(0))]
+                    }
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let Some(l) = replay(feed, &me, last, &tx).await else { return };
+                    last = l;
+                    vec![count(unread(&handlers, &me).await.unwrap_or(0))]
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        for frame in frames {
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The notification center page
+
+const INBOX_PAGE: &str = include_str!("../../assets/inbox.html.tera");
+const CLIENT_JS: &str = include_str!("../../assets/clairon.js");
+
+#[derive(Debug, Deserialize)]
+struct PageParams {
+    lang: Option<String>,
+}
+
+fn page_language(req: &HttpRequest) -> &'static str {
+    let asked = web::Query::<PageParams>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().lang);
+    match asked.as_deref() {
+        Some("fr") => return "fr",
+        Some("en") => return "en",
+        _ => {}
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // The first of fr/en the browser lists wins.
+    let fr = accept.to_ascii_lowercase().find("fr");
+    let en = accept.to_ascii_lowercase().find("en");
+    match (fr, en) {
+        (Some(f), Some(e)) if f < e => "fr",
+        (Some(_), None) => "fr",
+        _ => "en",
+    }
+}
+
+/// The page's words, per language. `{n}` is replaced by the client.
+fn page_strings(lang: &str) -> Value {
+    if lang == "fr" {
+        json!({
+            "title": "Notifications",
+            "unread_zero": "Aucune notification non lue",
+            "unread_one": "1 notification non lue",
+            "unread_many": "{n} notifications non lues",
+            "connecting": "Connexion…",
+            "live": "En direct",
+            "reconnecting": "Connexion perdue, nouvel essai…",
+            "unauthorized": "Jeton invalide ou expiré : collez-en un nouveau.",
+            "token_label": "Jeton d’accès",
+            "connect": "Se connecter",
+            "filter": "Afficher",
+            "all": "Toutes",
+            "unread": "Non lues",
+            "read": "Lues",
+            "mark_all": "Tout marquer comme lu",
+            "mark_one": "Marquer comme lue",
+            "empty": "Rien ici pour l’instant.",
+        })
+    } else {
+        json!({
+            "title": "Notifications",
+            "unread_zero": "No unread notifications",
+            "unread_one": "1 unread notification",
+            "unread_many": "{n} unread notifications",
+            "connecting": "Connecting…",
+            "live": "Live",
+            "reconnecting": "Connection lost, retrying…",
+            "unauthorized": "Invalid or expired token: paste a new one.",
+            "token_label": "Access token",
+            "connect": "Connect",
+            "filter": "Show",
+            "all": "All",
+            "unread": "Unread",
+            "read": "Read",
+            "mark_all": "Mark all as read",
+            "mark_one": "Mark as read",
+            "empty": "Nothing here yet.",
+        })
+    }
+}
+
+/// `GET /inbox`: the notification center page (token pasted or `?token=`, `?lang=fr|en`, else
+/// the browser's `Accept-Language`).
+pub async fn inbox_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let lang = page_language(&req);
+    let strings = page_strings(lang);
+    let mut context = tera::Context::new();
+    context.insert("lang", lang);
+    context.insert("strings_json", &strings.to_string());
+    context.insert("s", &strings);
+    let html = tera::Tera::one_off(INBOX_PAGE, &context, true)
+        .map_err(|e| ApiError::Internal(format!("rendering the inbox page: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'",
+        ))
+        .body(html))
+}
+
+/// `GET /static/clairon.js`: the browser client (an ES module, embedded in the binary).
+pub async fn client_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(CLIENT_JS)
+}

@@ -1,0 +1,567 @@
+//! The realtime notification center end to end: recipient tokens and `/api/v1/me`, the
+//! WebSocket and the SSE stream (with `Last-Event-ID` replay) against the running app, and two
+//! apps on one PostgreSQL database. Waits poll with generous timeouts; nothing is timed.
+
+use std::time::Duration;
+
+use clairon_tests::{spawn_app, spawn_app_with, Engine, Options, TestApp, TOKEN_SECRET};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn given_recipient(app: &TestApp, id: &str) {
+    let answer = app
+        .put(&format!("/api/v1/recipients/{id}"), &json!({ "name": id }))
+        .await;
+    assert!(matches!(answer.status, 200 | 201), "{}", answer.json);
+}
+
+/// Creates one notification for `to` through the API; returns its id.
+async fn notify(app: &TestApp, to: &str, title: &str) -> String {
+    let answer = app
+        .post(
+            "/api/v1/notifications",
+            &json!({ "recipient_ids": [to], "title": title, "body": "Live!", "channels": ["in_app"] }),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    answer.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn jwt(secret: &str, sub: &str, exp: i64) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({ "sub": sub, "aud": "clairon-inbox", "iat": exp - 3600, "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn expired(sub: &str) -> String {
+    jwt(TOKEN_SECRET, sub, chrono::Utc::now().timestamp() - 600)
+}
+
+fn forged(sub: &str) -> String {
+    jwt(
+        "not-the-secret-not-the-secret",
+        sub,
+        chrono::Utc::now().timestamp() + 600,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE client
+
+struct SseEvent {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+struct Sse {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+}
+
+impl Sse {
+    /// Opens the stream with `token` in the query, and `Last-Event-ID` when given.
+    async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = app.client.get(format!(
+            "{}/api/v1/me/notifications/stream?token={token}",
+            app.address
+        ));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("the stream answers");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            body: response
+                .bytes_stream()
+                .map(|chunk| chunk.map(|b| b.to_vec()))
+                .boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments and the `retry:` hint skipped).
+    async fn next(&mut self) -> SseEvent {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.to_owned());
+                        } else if let Some(v) = line.strip_prefix("event: ") {
+                            event = v.to_owned();
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data.push_str(v);
+                        }
+                    }
+                    if event.is_empty() {
+                        continue;
+                    }
+                    return SseEvent {
+                        id,
+                        event,
+                        data: serde_json::from_str(&data).expect("JSON data"),
+                    };
+                }
+                let chunk = self.body.next().await.expect("the stream stays open");
+                self.buffer
+                    .push_str(&String::from_utf8(chunk.expect("a chunk")).expect("UTF-8"));
+            }
+        })
+        .await
+        .expect("an event within the patience")
+    }
+
+    /// The next `notification.created` event, skipping counts and reads.
+    async fn next_created(&mut self) -> SseEvent {
+        loop {
+            let event = self.next().await;
+            if event.event == "notification.created" {
+                return event;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket client
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(app: &TestApp, token: &str) -> Ws {
+    let url = format!(
+        "{}/api/v1/me/ws?token={token}",
+        app.address.replacen("http", "ws", 1)
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the WebSocket handshake")
+        .0
+}
+
+/// The next JSON text frame whose `type` is `kind`.
+async fn ws_next(ws: &mut Ws, kind: &str) -> Value {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await.expect("open").expect("a frame") {
+                Message::Text(text) => {
+                    let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+                    if frame["type"] == kind {
+                        return frame;
+                    }
+                }
+                Message::Close(frame) => panic!("closed while waiting for {kind}: {frame:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind} frame within the patience"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens and /api/v1/me
+
+#[tokio::test]
+async fn a_token_is_issued_for_a_known_recipient_with_an_api_key_only() {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+
+    let issued = app
+        .post("/api/v1/recipients/artist-1/tokens", &json!({}))
+        .await;
+    let unknown = app
+        .post("/api/v1/recipients/nobody/tokens", &json!({}))
+        .await;
+    let token = issued.json["token"].as_str().unwrap().to_owned();
+    let with_a_token = app
+        .client
+        .post(format!("{}/api/v1/recipients/artist-1/tokens", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(issued.status, 201, "{}", issued.json);
+    assert!(
+        issued.json["expires_at"].as_str().is_some(),
+        "{}",
+        issued.json
+    );
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        with_a_token.status(),
+        401,
+        "a recipient token is no API key"
+    );
+}
+
+#[tokio::test]
+async fn every_me_route_refuses_missing_expired_forged_tokens_and_api_keys_with_401() {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    let id = notify(&app, "artist-1", "Hello").await;
+    let routes = [
+        (Method::GET, "/api/v1/me/notifications".to_owned()),
+        (
+            Method::GET,
+            "/api/v1/me/notifications/unread-count".to_owned(),
+        ),
+        (Method::POST, format!("/api/v1/me/notifications/{id}/read")),
+        (Method::POST, "/api/v1/me/notifications/read-all".to_owned()),
+        (Method::GET, "/api/v1/me/notifications/stream".to_owned()),
+    ];
+    for (method, path) in &routes {
+        let missing = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 401, "{method} {path} without a token");
+        assert_eq!(
+            missing.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        for (what, token) in [
+            ("expired", expired("artist-1")),
+            ("forged", forged("artist-1")),
+            ("an API key", clairon_tests::API_KEY.to_owned()),
+        ] {
+            let answer = app.call_as(&token, method.clone(), path).await;
+            assert_eq!(answer.status, 401, "{method} {path} with {what}");
+            assert_eq!(answer.json["status"], 401, "{method} {path} with {what}");
+        }
+    }
+    let unread = app
+        .get("/api/v1/recipients/artist-1/notifications/unread-count")
+        .await;
+    assert_eq!(unread.json["unread"], 1, "nothing was marked read");
+}
+
+#[tokio::test]
+async fn a_token_only_ever_shows_and_marks_its_own_recipients_inbox() {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    given_recipient(&app, "artist-2").await;
+    let mine = notify(&app, "artist-1", "Mine").await;
+    let theirs = notify(&app, "artist-2", "Theirs").await;
+    let token = app.token_for("artist-1").await;
+
+    let list = app
+        .call_as(
+            &token,
+            Method::GET,
+            "/api/v1/me/notifications?status=unread",
+        )
+        .await;
+    let count = app
+        .call_as(&token, Method::GET, "/api/v1/me/notifications/unread-count")
+        .await;
+    let other = app
+        .call_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/me/notifications/{theirs}/read"),
+        )
+        .await;
+    let own = app
+        .call_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/me/notifications/{mine}/read"),
+        )
+        .await;
+    let all = app
+        .call_as(&token, Method::POST, "/api/v1/me/notifications/read-all")
+        .await;
+
+    let ids: Vec<&str> = list.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![mine.as_str()],
+        "only artist-1's notification is listed"
+    );
+    assert_eq!(count.json["unread"], 1);
+    assert_eq!(
+        other.status, 404,
+        "someone else's notification is not found"
+    );
+    assert_eq!(own.status, 200, "{}", own.json);
+    assert_eq!(all.status, 200);
+    assert_eq!(all.json["marked"], 0, "artist-1 had nothing left unread");
+    let theirs_now = app
+        .get("/api/v1/recipients/artist-2/notifications/unread-count")
+        .await;
+    assert_eq!(
+        theirs_now.json["unread"], 1,
+        "artist-2's inbox is untouched"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+#[rstest::rstest]
+#[case::missing(None)]
+#[case::expired(Some(expired("artist-1")))]
+#[case::forged(Some(forged("artist-1")))]
+#[tokio::test]
+async fn a_websocket_with_a_bad_token_is_closed_with_4401(#[case] token: Option<String>) {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    let url = format!(
+        "{}/api/v1/me/ws{}",
+        app.address.replacen("http", "ws", 1),
+        token.map(|t| format!("?token={t}")).unwrap_or_default()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+
+    let close = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(Message::Text(text))) => panic!("a bad token received {text}"),
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within the patience");
+
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(4401));
+}
+
+#[tokio::test]
+async fn the_websocket_pushes_new_notifications_and_reads_and_accepts_mark_read() {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    given_recipient(&app, "artist-2").await;
+    let theirs = notify(&app, "artist-2", "Theirs").await;
+    let token = app.token_for("artist-1").await;
+    let mut ws = ws_connect(&app, &token).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+
+    let _ = notify(&app, "artist-2", "Not for artist-1").await;
+    let id = notify(&app, "artist-1", "Répétition déplacée").await;
+    let created = ws_next(&mut ws, "notification.created").await;
+    assert_eq!(created["notification"]["id"], id.as_str(), "{created}");
+    assert_eq!(created["notification"]["title"], "Répétition déplacée");
+    assert_eq!(created["notification"]["read"], false);
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 1);
+
+    ws.send(Message::text(
+        json!({ "type": "mark_read", "id": theirs }).to_string(),
+    ))
+    .await
+    .unwrap();
+    let refused = ws_next(&mut ws, "error").await;
+    assert!(refused["message"].as_str().unwrap().contains("not found"));
+
+    ws.send(Message::text(
+        json!({ "type": "mark_read", "id": id }).to_string(),
+    ))
+    .await
+    .unwrap();
+    let read = ws_next(&mut ws, "notification.read").await;
+    assert_eq!(read["ids"], json!([id]));
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+
+    let _ = notify(&app, "artist-1", "Encore").await;
+    ws_next(&mut ws, "notification.created").await;
+    ws.send(Message::text(
+        json!({ "type": "mark_all_read" }).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws_next(&mut ws, "notification.read").await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+    let theirs_now = app
+        .get("/api/v1/recipients/artist-2/notifications/unread-count")
+        .await;
+    assert_eq!(
+        theirs_now.json["unread"], 2,
+        "artist-2's inbox is untouched"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE
+
+#[tokio::test]
+async fn the_sse_stream_replays_what_was_missed_after_last_event_id_then_goes_live() {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    let token = app.token_for("artist-1").await;
+    let mut stream = Sse::open(&app, &token, None).await;
+    let first = notify(&app, "artist-1", "One").await;
+    let live = stream.next_created().await;
+    assert_eq!(live.id.as_deref(), Some("1"));
+    assert_eq!(live.data["notification"]["id"], first.as_str());
+    drop(stream);
+
+    // Created while the client is away.
+    let missed = [
+        notify(&app, "artist-1", "Two").await,
+        notify(&app, "artist-1", "Three").await,
+    ];
+    for id in &missed {
+        app.wait_until_settled(id, PATIENCE).await;
+    }
+    let mut again = Sse::open(&app, &token, live.id.as_deref()).await;
+    let replayed = [again.next_created().await, again.next_created().await];
+    let fourth = notify(&app, "artist-1", "Four").await;
+    let after = again.next_created().await;
+
+    let ids: Vec<_> = replayed.iter().map(|e| e.id.clone().unwrap()).collect();
+    assert_eq!(ids, vec!["2", "3"], "the missed ones, in order");
+    assert_eq!(replayed[0].data["notification"]["id"], missed[0].as_str());
+    assert_eq!(replayed[1].data["notification"]["id"], missed[1].as_str());
+    assert_eq!(
+        after.id.as_deref(),
+        Some("4"),
+        "then live, without a repeat"
+    );
+    assert_eq!(after.data["notification"]["id"], fourth.as_str());
+
+    let mut by_query = Sse::open(&app, &format!("{token}&since=3"), None).await;
+    assert_eq!(by_query.next_created().await.id.as_deref(), Some("4"));
+}
+
+#[tokio::test]
+async fn the_sse_stream_tells_reads_and_counts() {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    let token = app.token_for("artist-1").await;
+    let id = notify(&app, "artist-1", "One").await;
+    app.wait_until_settled(&id, PATIENCE).await;
+    let mut stream = Sse::open(&app, &token, None).await;
+    let count = stream.next().await;
+    assert_eq!(
+        (count.event.as_str(), count.data["count"].clone()),
+        ("unread_count", json!(1))
+    );
+
+    app.call_as(&token, Method::POST, "/api/v1/me/notifications/read-all")
+        .await;
+    let read = stream.next().await;
+    let after = stream.next().await;
+
+    assert_eq!(read.event, "notification.read");
+    assert_eq!(read.data["ids"], json!([id]));
+    assert_eq!(after.event, "unread_count");
+    assert_eq!(after.data["count"], 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two processes on PostgreSQL
+
+#[tokio::test]
+async fn on_postgres_a_notification_created_through_one_app_reaches_clients_of_another() {
+    let Some(a) = spawn_app_with(Options {
+        engine: Engine::Postgres,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    given_recipient(&a, "artist-1").await;
+    let token = a.token_for("artist-1").await;
+    let mut sse_on_b = Sse::open(&b, &token, None).await;
+    let mut ws_on_b = ws_connect(&b, &token).await;
+    assert_eq!(ws_next(&mut ws_on_b, "unread_count").await["count"], 0);
+
+    let id = notify(&a, "artist-1", "Through A").await;
+
+    let by_sse = sse_on_b.next_created().await;
+    let by_ws = ws_next(&mut ws_on_b, "notification.created").await;
+    assert_eq!(by_sse.data["notification"]["id"], id.as_str());
+    assert_eq!(by_sse.id.as_deref(), Some("1"));
+    assert_eq!(by_ws["notification"]["id"], id.as_str());
+
+    // A read through A reaches B too.
+    a.call_as(
+        &token,
+        Method::POST,
+        &format!("/api/v1/me/notifications/{id}/read"),
+    )
+    .await;
+    let read = ws_next(&mut ws_on_b, "notification.read").await;
+    assert_eq!(read["ids"], json!([id]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The notification center page
+
+#[rstest::rstest]
+#[case::french_by_query("/inbox?lang=fr", None, "fr", "Tout marquer comme lu")]
+#[case::english_by_query("/inbox?lang=en", Some("fr-CA,fr"), "en", "Mark all as read")]
+#[case::french_by_browser("/inbox", Some("fr-CA,fr;q=0.9,en;q=0.5"), "fr", "Non lues")]
+#[case::english_by_default("/inbox", None, "en", "Unread")]
+#[tokio::test]
+async fn the_inbox_page_speaks_the_asked_or_browsers_language_and_loads_the_client(
+    #[case] path: &str,
+    #[case] accept_language: Option<&str>,
+    #[case] lang: &str,
+    #[case] words: &str,
+) {
+    let app = spawn_app().await;
+    let mut request = app.client.get(format!("{}{path}", app.address));
+    if let Some(accept) = accept_language {
+        request = request.header("Accept-Language", accept);
+    }
+    let page = request.send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{html}");
+    assert!(html.contains(words), "{words:?} in {html}");
+    assert!(html.contains("id=\"bell\"") && html.contains("aria-label="));
+    assert!(html.contains("src=\"/static/clairon.js\""));
+
+    let script = app
+        .client
+        .get(format!("{}/static/clairon.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(script
+        .text()
+        .await
+        .unwrap()
+        .contains("export class ClaironInbox"));
+}
