@@ -1708,6 +1708,50 @@ async fn a_scheduled_notification_is_hidden_and_not_due_until_its_time(#[case] e
     );
 }
 
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_notification_takes_its_inbox_number_when_it_falls_due(#[case] engine: Engine) {
+    use clairon_application::ports::InboxFeed;
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let now = Utc::now();
+    let later = now + chrono::TimeDelta::hours(1);
+    let first = with_deliveries(notification(1, "artist-1", None, now), &[Channel::InApp]);
+    let mut scheduled = with_deliveries(notification(2, "artist-1", None, now), &[Channel::InApp]);
+    scheduled.deliver_at = Some(later);
+    let third = with_deliveries(notification(3, "artist-1", None, now), &[Channel::InApp]);
+    t.notifications()
+        .insert_batch(&[first, scheduled, third])
+        .await
+        .unwrap();
+    let seqs = |items: Vec<clairon_application::ports::SequencedNotification>| -> Vec<(u64, NotificationId)> {
+        items.into_iter().map(|s| (s.seq, s.notification.id)).collect()
+    };
+    assert_eq!(
+        seqs(
+            t.notifications()
+                .after(&rid("artist-1"), 0, 10)
+                .await
+                .unwrap()
+        ),
+        vec![(1, nid(1)), (2, nid(3))],
+        "the scheduled notification has no number while it is hidden"
+    );
+
+    t.queue()
+        .claim_due(later, LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        seqs(t.notifications().after(&rid("artist-1"), 2, 10).await.unwrap()),
+        vec![(3, nid(2))],
+        "once due it follows everything the recipient saw before, so a client resuming at 2 gets it"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reminders under a cancellation key
 // ---------------------------------------------------------------------------------------------
