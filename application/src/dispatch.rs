@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use clairon_domain::{Channel, ChannelSet, DeliveryStatus, Locale, Notification, Recipient};
+use clairon_domain::{
+    Channel, ChannelSet, DeliveryStatus, Locale, Notification, Recipient, RecipientId,
+};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -184,9 +186,34 @@ impl DeliveryDispatcher {
         if claimed.is_empty() {
             return Ok(0);
         }
-        let updates = join_all(claimed.iter().map(|c| self.deliver(c))).await;
+        let unread = self.unread_counts(&claimed).await;
+        let updates = join_all(claimed.iter().map(|c| self.deliver(c, &unread))).await;
         self.queue.record(&updates).await?;
         Ok(claimed.len())
+    }
+
+    /// The unread count of each recipient with an in-app delivery in the batch: one query per
+    /// recipient per round rather than per delivery (the batch's notifications are all written,
+    /// so one count serves every live event of the round).
+    async fn unread_counts(
+        &self,
+        claimed: &[ClaimedDelivery],
+    ) -> HashMap<RecipientId, Result<u64, String>> {
+        let mut counts = HashMap::new();
+        for c in claimed
+            .iter()
+            .filter(|c| c.delivery.channel == Channel::InApp)
+        {
+            if !counts.contains_key(&c.recipient.id) {
+                let count = self
+                    .notifications
+                    .unread_count(&c.recipient.id)
+                    .await
+                    .map_err(|e| e.to_string());
+                counts.insert(c.recipient.id.clone(), count);
+            }
+        }
+        counts
     }
 
     #[tracing::instrument(
@@ -194,11 +221,15 @@ impl DeliveryDispatcher {
         skip_all,
         fields(notification_id = %claimed.notification.id, delivery_id = %claimed.delivery.id, channel = %claimed.delivery.channel)
     )]
-    async fn deliver(&self, claimed: &ClaimedDelivery) -> DeliveryUpdate {
+    async fn deliver(
+        &self,
+        claimed: &ClaimedDelivery,
+        unread: &HashMap<RecipientId, Result<u64, String>>,
+    ) -> DeliveryUpdate {
         let number = claimed.delivery.attempts + 1;
         let started_at = self.clock.now();
         let timer = Instant::now();
-        let outcome = match self.attempt(claimed).await {
+        let outcome = match self.attempt(claimed, unread).await {
             Attempt::Tried(outcome) => outcome,
             Attempt::Skipped(reason) => {
                 tracing::info!(reason, "delivery skipped at dispatch");
@@ -354,7 +385,11 @@ impl DeliveryDispatcher {
         }
     }
 
-    async fn attempt(&self, claimed: &ClaimedDelivery) -> Attempt {
+    async fn attempt(
+        &self,
+        claimed: &ClaimedDelivery,
+        unread: &HashMap<RecipientId, Result<u64, String>>,
+    ) -> Attempt {
         let ClaimedDelivery {
             delivery,
             notification,
@@ -363,9 +398,10 @@ impl DeliveryDispatcher {
         let locale = notification_locale(notification, recipient, self.default_locale);
         match delivery.channel {
             Channel::InApp => {
-                let unread = match self.notifications.unread_count(&recipient.id).await {
-                    Ok(n) => n,
-                    Err(e) => return Attempt::Tried(SendOutcome::Transient(e.to_string())),
+                let unread = match unread.get(&recipient.id) {
+                    Some(Ok(n)) => *n,
+                    Some(Err(e)) => return Attempt::Tried(SendOutcome::Transient(e.clone())),
+                    None => unreachable!("counted for every in-app delivery of the batch"),
                 };
                 self.realtime
                     .publish(RealtimeEvent::NotificationCreated {

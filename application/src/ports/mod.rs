@@ -39,6 +39,7 @@ pub use clock::{MockClock, MockIdGenerator};
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_repository::MockDeliveryRepository;
+#[cfg(any(test, feature = "mocks"))]
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
