@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Clairon benchmarks: one command per target, on this machine, PostgreSQL on the same host.
 
-    python3 bench/run.py ingest       # POST /api/v1/notifications, 1 recipient x 2 channels, 64 clients (wrk)
+    python3 bench/run.py ingest       # POST /api/v1/notifications, 1 recipient (of 1,000) x 2 channels, 64 clients (wrk)
     python3 bench/run.py batch        # one POST for 5,000 recipients, repeated
-    python3 bench/run.py drain-inapp  # 100,000 pending in-app deliveries drained; RSS sampled
+    python3 bench/run.py drain-inapp  # 100,000 pending in-app deliveries (1,000 recipients) drained; RSS sampled
     python3 bench/run.py drain-smtp   # 20,000 pending emails drained into Postfix's smtp-sink
     python3 bench/run.py idle         # idle RSS after start-up
     python3 bench/run.py all
@@ -126,7 +126,7 @@ def ingest():
     sink, port = smtp_sink()
     server = Server({"CLAIRON_CHANNELS": "in_app,email", "CLAIRON_SMTP_URL": f"smtp://127.0.0.1:{port}", "CLAIRON_SMTP_POOL_SIZE": "8"})
     try:
-        register(server, 1)
+        register(server, 1000)
         lua = os.path.join(ROOT, "bench", "post_notification.lua")
         duration = os.environ.get("BENCH_SECONDS", "20")
         out = sh("wrk", "-t2", "-c64", f"-d{duration}s", "--latency", "-s", lua, server.url + "/api/v1/notifications")
@@ -150,9 +150,9 @@ def batch():
         register(server, 5000)
         ids = [f"r-{i}" for i in range(5000)]
         times = []
-        for round in range(int(os.environ.get("BENCH_ROUNDS", "10"))):
+        for i in range(int(os.environ.get("BENCH_ROUNDS", "10"))):
             start = time.perf_counter()
-            status, body = server.call("POST", "/api/v1/notifications", {"recipient_ids": ids, "title": f"Batch {round}", "body": "One request, 5,000 recipients."})
+            status, body = server.call("POST", "/api/v1/notifications", {"recipient_ids": ids, "title": f"Batch {i}", "body": "One request, 5,000 recipients."})
             times.append(time.perf_counter() - start)
             assert status == 202 and len(body["notifications"]) == 5000
         best, median = min(times), sorted(times)[len(times) // 2]
@@ -164,13 +164,14 @@ def batch():
 
 
 FILL = """
-INSERT INTO recipients (id, name, email, created_at, updated_at)
-  VALUES ('bench-r', 'Bench Recipient', 'bench@example.org', now(), now());
-INSERT INTO notifications (id, recipient_id, kind, priority, title, body, metadata, event_type, created_at)
-  SELECT 'bn-' || lpad(i::text, 9, '0'), 'bench-r', 'info', 1, 'Title ' || i, 'Body ' || i, '{{}}', 'custom', now()
+INSERT INTO recipients (id, name, email, created_at, updated_at, last_seq)
+  SELECT 'bench-r-' || r, 'Bench Recipient ' || r, 'bench' || r || '@example.org', now(), now(), {n}
+  FROM generate_series(0, 999) AS r;
+INSERT INTO notifications (id, recipient_id, kind, priority, title, body, metadata, event_type, created_at, seq)
+  SELECT 'bn-' || lpad(i::text, 9, '0'), 'bench-r-' || (i % 1000), 'info', 1, 'Title ' || i, 'Body ' || i, '{{}}', 'custom', now(), i
   FROM generate_series(1, {n}) AS i;
 INSERT INTO deliveries (id, notification_id, recipient_id, channel, status, priority, attempts, next_attempt_at, created_at, updated_at)
-  SELECT 'bd-' || lpad(i::text, 9, '0'), 'bn-' || lpad(i::text, 9, '0'), 'bench-r', '{channel}', 'pending', 1, 0, now(), now(), now()
+  SELECT 'bd-' || lpad(i::text, 9, '0'), 'bn-' || lpad(i::text, 9, '0'), 'bench-r-' || (i % 1000), '{channel}', 'pending', 1, 0, now(), now(), now()
   FROM generate_series(1, {n}) AS i;
 """
 
