@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clairon_domain::{
-    Channel, ChannelSet, DeliveryStatus, Locale, Notification, Recipient, RecipientId,
+    Channel, ChannelSet, DeliveryId, DeliveryStatus, EmailAddress, Locale, Notification, Recipient,
+    RecipientId, TelegramChatId,
 };
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -32,7 +33,7 @@ use crate::ports::{
     AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, EmailMessage,
     EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RecipientRepository,
     RepositoryError, RetrySchedule, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
-    TemplateRenderer,
+    TemplateError, TemplateRenderer,
 };
 
 /// How the dispatcher claims work.
@@ -80,6 +81,62 @@ pub fn dispatch_context(
     );
     context.insert("locale".into(), json!(locale.as_str()));
     Value::Object(context)
+}
+
+/// The email of one delivery of `notification`, rendered in `locale`: what the dispatcher and
+/// the test command send.
+///
+/// # Errors
+/// [`TemplateError`] when no template applies or it fails.
+pub(crate) fn compose_email(
+    templates: &dyn TemplateRenderer,
+    delivery_id: DeliveryId,
+    notification: &Notification,
+    recipient: &Recipient,
+    to: EmailAddress,
+    locale: Locale,
+) -> Result<EmailMessage, TemplateError> {
+    let context = dispatch_context(notification, recipient, locale);
+    let content = templates.render_email(&notification.event_type, locale, &context)?;
+    Ok(EmailMessage {
+        delivery_id,
+        notification_id: notification.id.clone(),
+        to,
+        to_name: recipient.name.clone(),
+        subject: content.subject,
+        text: content.text,
+        html: content.html,
+    })
+}
+
+/// The Telegram message of one delivery of `notification`, rendered in `locale`, with an inline
+/// button when the notification has an `action_url`.
+///
+/// # Errors
+/// [`TemplateError`] when no template applies or it fails.
+pub(crate) fn compose_telegram(
+    templates: &dyn TemplateRenderer,
+    delivery_id: DeliveryId,
+    notification: &Notification,
+    recipient: &Recipient,
+    chat_id: TelegramChatId,
+    locale: Locale,
+) -> Result<TelegramMessage, TemplateError> {
+    let context = dispatch_context(notification, recipient, locale);
+    let content = templates.render_telegram(&notification.event_type, locale, &context)?;
+    let button = notification.action_url.as_ref().map(|url| TelegramButton {
+        label: notification.action_label.as_ref().map_or_else(
+            || default_action_label(locale).to_owned(),
+            |l| l.as_str().to_owned(),
+        ),
+        url: url.as_str().to_owned(),
+    });
+    Ok(TelegramMessage {
+        delivery_id,
+        chat_id,
+        html: content.html,
+        button,
+    })
 }
 
 /// The language a notification is written in: the one its planning context was localised in,
@@ -417,23 +474,16 @@ impl DeliveryDispatcher {
                 let Some(to) = recipient.email.clone() else {
                     return Attempt::Skipped("recipient has no email address".into());
                 };
-                let context = dispatch_context(notification, recipient, locale);
-                let content =
-                    match self
-                        .templates
-                        .render_email(&notification.event_type, locale, &context)
-                    {
-                        Ok(c) => c,
-                        Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
-                    };
-                let message = EmailMessage {
-                    delivery_id: delivery.id.clone(),
-                    notification_id: notification.id.clone(),
+                let message = match compose_email(
+                    self.templates.as_ref(),
+                    delivery.id.clone(),
+                    notification,
+                    recipient,
                     to,
-                    to_name: recipient.name.clone(),
-                    subject: content.subject,
-                    text: content.text,
-                    html: content.html,
+                    locale,
+                ) {
+                    Ok(m) => m,
+                    Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
                 };
                 Attempt::Tried(self.email.send(&message).await)
             }
@@ -447,27 +497,16 @@ impl DeliveryDispatcher {
                 if let Err(unreachable) = recipient.reachability(Channel::Telegram, true) {
                     return Attempt::Skipped(unreachable.to_string());
                 }
-                let context = dispatch_context(notification, recipient, locale);
-                let content =
-                    match self
-                        .templates
-                        .render_telegram(&notification.event_type, locale, &context)
-                    {
-                        Ok(c) => c,
-                        Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
-                    };
-                let button = notification.action_url.as_ref().map(|url| TelegramButton {
-                    label: notification.action_label.as_ref().map_or_else(
-                        || default_action_label(locale).to_owned(),
-                        |l| l.as_str().to_owned(),
-                    ),
-                    url: url.as_str().to_owned(),
-                });
-                let message = TelegramMessage {
-                    delivery_id: delivery.id.clone(),
+                let message = match compose_telegram(
+                    self.templates.as_ref(),
+                    delivery.id.clone(),
+                    notification,
+                    recipient,
                     chat_id,
-                    html: content.html,
-                    button,
+                    locale,
+                ) {
+                    Ok(m) => m,
+                    Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
                 };
                 Attempt::Tried(sender.send(&message).await)
             }

@@ -14,10 +14,10 @@ use clairon_domain::{
 use serde::Serialize;
 
 use crate::commands::{CreateNotification, CreateNotificationHandler, NotificationDraft};
-use crate::dispatch::dispatch_context;
+use crate::dispatch::{compose_email, compose_telegram};
 use crate::ports::{
-    Clock, EmailMessage, EmailSender, IdGenerator, RecipientRepository, RepositoryError,
-    SendOutcome, TelegramMessage, TelegramSender, TemplateRenderer,
+    Clock, EmailSender, IdGenerator, RecipientRepository, RepositoryError, SendOutcome,
+    TelegramSender, TemplateRenderer,
 };
 
 /// Where the test goes.
@@ -185,7 +185,6 @@ impl SendTestNotificationHandler {
             created_at: self.clock.now(),
             read_at: None,
         };
-        let context = dispatch_context(&notification, recipient, locale);
         let outcome = match channel {
             Channel::InApp if !registered => {
                 return skipped(channel, "in-app needs a registered recipient_id".into())
@@ -224,24 +223,16 @@ impl SendTestNotificationHandler {
                 let Some(to) = recipient.email.clone() else {
                     return skipped(channel, "no email address".into());
                 };
-                match self
-                    .templates
-                    .render_email(&notification.event_type, locale, &context)
-                {
+                match compose_email(
+                    self.templates.as_ref(),
+                    self.test_delivery_id(),
+                    &notification,
+                    recipient,
+                    to,
+                    locale,
+                ) {
                     Err(e) => SendOutcome::Permanent(e.to_string()),
-                    Ok(content) => {
-                        self.email
-                            .send(&EmailMessage {
-                                delivery_id: self.test_delivery_id(),
-                                notification_id: notification.id.clone(),
-                                to,
-                                to_name: recipient.name.clone(),
-                                subject: content.subject,
-                                text: content.text,
-                                html: content.html,
-                            })
-                            .await
-                    }
+                    Ok(message) => self.email.send(&message).await,
                 }
             }
             Channel::Telegram => {
@@ -250,21 +241,16 @@ impl SendTestNotificationHandler {
                 else {
                     return skipped(channel, "no Telegram bot or chat id".into());
                 };
-                match self
-                    .templates
-                    .render_telegram(&notification.event_type, locale, &context)
-                {
+                match compose_telegram(
+                    self.templates.as_ref(),
+                    self.test_delivery_id(),
+                    &notification,
+                    recipient,
+                    chat_id,
+                    locale,
+                ) {
                     Err(e) => SendOutcome::Permanent(e.to_string()),
-                    Ok(content) => {
-                        sender
-                            .send(&TelegramMessage {
-                                delivery_id: self.test_delivery_id(),
-                                chat_id,
-                                html: content.html,
-                                button: None,
-                            })
-                            .await
-                    }
+                    Ok(message) => sender.send(&message).await,
                 }
             }
         };
