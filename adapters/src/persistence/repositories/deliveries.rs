@@ -135,13 +135,21 @@ fn claim(
 
     let mut notifications_by_id = HashMap::with_capacity(notification_ids.len());
     for chunk in notification_ids.chunks(CHUNK) {
-        // A scheduled notification gets its inbox number when its first delivery falls due.
-        super::inbox_feed::number_due(conn, chunk)?;
-        for row in notifications::table
+        let rows: Vec<NotificationRow> = notifications::table
             .filter(notifications::id.eq_any(chunk))
             .select(NotificationRow::as_select())
-            .load(conn)?
-        {
+            .load(conn)?;
+        // A scheduled notification gets its inbox number when its first delivery falls due;
+        // immediate ones were numbered on insert, so most batches skip this query.
+        let scheduled: Vec<String> = rows
+            .iter()
+            .filter(|r| r.deliver_at.is_some())
+            .map(|r| r.id.clone())
+            .collect();
+        if !scheduled.is_empty() {
+            super::inbox_feed::number_due(conn, &scheduled)?;
+        }
+        for row in rows {
             let notification = row.into_domain()?;
             notifications_by_id.insert(notification.id.as_str().to_owned(), notification);
         }
