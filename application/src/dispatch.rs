@@ -249,28 +249,39 @@ impl DeliveryDispatcher {
         Ok(claimed.len())
     }
 
-    /// The unread count of each recipient with an in-app delivery in the batch: one query per
-    /// recipient per round rather than per delivery (the batch's notifications are all written,
-    /// so one count serves every live event of the round).
+    /// The unread count of each recipient with an in-app delivery in the batch: one grouped
+    /// query per round rather than one per delivery or per recipient (the batch's notifications
+    /// are all written, so one count serves every live event of the round).
     async fn unread_counts(
         &self,
         claimed: &[ClaimedDelivery],
     ) -> HashMap<RecipientId, Result<u64, String>> {
-        let mut counts = HashMap::new();
-        for c in claimed
+        let mut recipients: Vec<RecipientId> = claimed
             .iter()
             .filter(|c| c.delivery.channel == Channel::InApp)
-        {
-            if !counts.contains_key(&c.recipient.id) {
-                let count = self
-                    .notifications
-                    .unread_count(&c.recipient.id)
-                    .await
-                    .map_err(|e| e.to_string());
-                counts.insert(c.recipient.id.clone(), count);
+            .map(|c| c.recipient.id.clone())
+            .collect();
+        if recipients.is_empty() {
+            return HashMap::new();
+        }
+        recipients.sort_unstable();
+        recipients.dedup();
+        match self.notifications.unread_counts(&recipients).await {
+            Ok(mut counts) => recipients
+                .into_iter()
+                .map(|r| {
+                    let count = counts.remove(&r).unwrap_or(0);
+                    (r, Ok(count))
+                })
+                .collect(),
+            Err(e) => {
+                let cause = e.to_string();
+                recipients
+                    .into_iter()
+                    .map(|r| (r, Err(cause.clone())))
+                    .collect()
             }
         }
-        counts
     }
 
     #[tracing::instrument(
@@ -677,7 +688,9 @@ mod tests {
         let mut realtime = MockRealtimePublisher::new();
         realtime.expect_publish().return_const(());
         let mut notifications = MockNotificationRepository::new();
-        notifications.expect_unread_count().returning(|_| Ok(1));
+        notifications
+            .expect_unread_counts()
+            .returning(|ids| Ok(ids.iter().map(|id| (id.clone(), 1)).collect()));
         let dispatcher = DeliveryDispatcher::new(
             Arc::new(queue),
             Arc::new(notifications),

@@ -153,6 +153,17 @@ pub trait NotificationRepository: Send + Sync {
     /// [`RepositoryError::Unavailable`].
     async fn unread_count(&self, recipient_id: &RecipientId) -> Result<u64, RepositoryError>;
 
+    /// The unread counts of several recipients at once (the dispatcher's live events of one
+    /// round): one grouped query, however many recipients. A recipient with nothing unread — or
+    /// unknown — is absent from the map (count 0).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`].
+    async fn unread_counts(
+        &self,
+        recipient_ids: &[RecipientId],
+    ) -> Result<HashMap<RecipientId, u64>, RepositoryError>;
+
     /// Marks one notification read at `at` (keeping an earlier read time) and returns it, or
     /// `None` when no such notification exists — or, with `owner`, when it belongs to someone else.
     ///
