@@ -5,7 +5,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached the PostgreSQL cases
 //! print `skipped: …` and pass — except under CI (`CI` set), where they fail: CI never skips.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
@@ -744,6 +744,20 @@ async fn the_unread_count_counts_only_that_recipients_unread_notifications(#[cas
     assert_eq!(repo.unread_count(&rid("artist-1")).await.unwrap(), 4);
     assert_eq!(repo.unread_count(&rid("artist-2")).await.unwrap(), 2);
     assert_eq!(repo.unread_count(&rid("artist-3")).await.unwrap(), 0);
+    let grouped = repo
+        .unread_counts(&[
+            rid("artist-1"),
+            rid("artist-2"),
+            rid("artist-3"),
+            rid("nobody"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        grouped,
+        HashMap::from([(rid("artist-1"), 4), (rid("artist-2"), 2)]),
+        "one grouped count agrees; nothing unread (or unknown) is absent"
+    );
 }
 
 #[rstest]
@@ -2043,4 +2057,79 @@ async fn concurrent_writers_give_one_recipient_distinct_gapless_numbers(#[case] 
             "{who}: 1..=40, each once"
         );
     }
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_sharing_commits_each_take_effect_whole_and_a_conflict_fails_alone(
+    #[case] engine: Engine,
+) {
+    use clairon_application::ports::InboxFeed;
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2", "artist-3"]).await;
+    // One repository, as in the service: its writes are grouped into shared transactions.
+    let repo = t.notifications();
+    repo.insert_batch(&[with_deliveries(
+        notification(1, "artist-1", Some("evt-taken"), at(0)),
+        &[Channel::InApp],
+    )])
+    .await
+    .unwrap();
+
+    let requests: Vec<_> = (2..=61u32)
+        .map(|n| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                let to = ["artist-1", "artist-2", "artist-3"][n as usize % 3];
+                // Request 30 repeats the source event already written: it must fail, alone.
+                let source = (n == 30).then_some("evt-taken");
+                let request = vec![with_deliveries(
+                    notification(n, to, source, t_of(n)),
+                    &[Channel::InApp, Channel::Email],
+                )];
+                (n, repo.insert_batch(&request).await)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for request in requests {
+        outcomes.push(request.await.unwrap());
+    }
+
+    for (n, outcome) in &outcomes {
+        if *n == 30 {
+            assert!(
+                matches!(outcome, Err(RepositoryError::Conflict(_))),
+                "request 30 conflicts: {outcome:?}"
+            );
+            assert_eq!(
+                repo.get(&nid(30)).await.unwrap(),
+                None,
+                "nothing of it written"
+            );
+        } else {
+            assert!(outcome.is_ok(), "request {n}: {outcome:?}");
+            let written = repo.get(&nid(*n)).await.unwrap().expect("written");
+            assert_eq!(written.deliveries.len(), 2, "request {n}: both deliveries");
+        }
+    }
+    let mut total = 0;
+    for who in ["artist-1", "artist-2", "artist-3"] {
+        let seqs: Vec<u64> = repo
+            .after(&rid(who), 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "{who}: numbered 1..n without gaps");
+        total += seqs.len();
+    }
+    assert_eq!(
+        total, 60,
+        "the first notification and 59 of the 60 requests"
+    );
 }

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod deliveries;
+mod group_commit;
 mod idempotency;
 mod inbox_feed;
 mod notifications;

@@ -2,6 +2,7 @@
 //! side) and the inbox reads.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,24 +13,40 @@ use clairon_application::ports::{
 use clairon_domain::{DeliveryStatus, Notification, NotificationId, RecipientId, SourceEventId};
 use diesel::prelude::*;
 
+use super::group_commit::GroupCommit;
 use super::CHUNK;
 use crate::persistence::connection::{
-    on_inner, write_transaction, AnyConnection, Database, DbError,
+    on_inner, write_transaction, AnyConnection, Backend, Database, DbError,
 };
 use crate::persistence::rows::{db_time, AttemptRow, DeliveryRow, NotificationRow};
 use crate::persistence::schema::{deliveries, delivery_attempts, notifications};
 
 /// The [`NotificationRepository`] on the Diesel [`Database`] (SQLite or PostgreSQL).
+///
+/// `insert_batch` goes through a [`GroupCommit`]: concurrent requests share transactions.
 #[derive(Debug, Clone)]
 pub struct DieselNotificationRepository {
     pub(super) db: Database,
+    group: Arc<GroupCommit>,
 }
 
 impl DieselNotificationRepository {
-    /// A repository on `db`.
+    /// A repository on `db`. Notification writes run at most [`Self::WRITERS_POSTGRES`]
+    /// transactions at once on PostgreSQL, one on SQLite (it has a single writer anyway).
     pub fn new(db: Database) -> Self {
-        Self { db }
+        let writers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => Self::WRITERS_POSTGRES,
+        };
+        Self {
+            group: GroupCommit::new(db.clone(), writers),
+            db,
+        }
     }
+
+    /// Concurrent notification-writing transactions on PostgreSQL: enough to overlap one
+    /// group's commit (its WAL flush) with the next group's statements.
+    pub const WRITERS_POSTGRES: usize = 2;
 }
 
 /// Joins notifications (kept in the given order) with their deliveries, in channel order.
@@ -96,20 +113,19 @@ fn rows_of(batch: &[NewNotification]) -> (Vec<NotificationRow>, Vec<DeliveryRow>
 
 /// Inserts notifications and their deliveries, numbering each notification in its recipient's
 /// sequence (the SSE event ids) within the caller's transaction.
-fn insert_rows(
+pub(super) fn insert_rows(
     conn: &mut AnyConnection,
     notification_rows: &[NotificationRow],
     delivery_rows: &[DeliveryRow],
 ) -> Result<(), DbError> {
-    // Counters first, in recipient order, so concurrent writers lock alike.
-    let plan = super::inbox_feed::immediate(notification_rows);
-    let seqs = super::inbox_feed::bump_counters(conn, &plan)?;
-    for chunk in notification_rows.chunks(CHUNK) {
+    // Counters first, in recipient order, so concurrent writers lock alike; each row then
+    // carries its number in the INSERT.
+    let numbered = super::inbox_feed::numbered(conn, notification_rows)?;
+    for chunk in numbered.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(notifications::table)
             .values(chunk)
             .execute(c))?;
     }
-    super::inbox_feed::write_seqs(conn, &seqs)?;
     for chunk in delivery_rows.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(deliveries::table)
             .values(chunk)
@@ -169,13 +185,7 @@ impl NotificationRepository for DieselNotificationRepository {
             return Ok(());
         }
         let (notification_rows, delivery_rows) = rows_of(batch);
-        self.db
-            .call(move |conn| {
-                write_transaction(conn, |conn| {
-                    insert_rows(conn, &notification_rows, &delivery_rows)
-                })
-            })
-            .await
+        self.group.insert(notification_rows, delivery_rows).await
     }
 
     async fn insert_with_reminders(
@@ -363,6 +373,38 @@ impl NotificationRepository for DieselNotificationRepository {
                     .count()
                     .get_result(conn)?;
                 Ok(u64::try_from(count).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn unread_counts(
+        &self,
+        recipient_ids: &[RecipientId],
+    ) -> Result<HashMap<RecipientId, u64>, RepositoryError> {
+        let ids: Vec<String> = recipient_ids
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        let now = db_time(Utc::now());
+        self.db
+            .call(move |conn| {
+                let mut counts = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let rows: Vec<(String, i64)> = notifications::table
+                        .filter(notifications::recipient_id.eq_any(chunk))
+                        .filter(visible_at!(now))
+                        .filter(notifications::read_at.is_null())
+                        .group_by(notifications::recipient_id)
+                        .select((notifications::recipient_id, diesel::dsl::count_star()))
+                        .load(conn)?;
+                    for (recipient, count) in rows {
+                        let recipient = RecipientId::parse(&recipient).map_err(|e| {
+                            DbError::Corrupt(format!("notifications: recipient {recipient:?}: {e}"))
+                        })?;
+                        counts.insert(recipient, u64::try_from(count).unwrap_or(0));
+                    }
+                }
+                Ok(counts)
             })
             .await
     }
