@@ -31,10 +31,22 @@ fn spawn_clairon(dir: &Path, port: u16, smtp_url: &str) -> Child {
         &format!("sqlite://{}", dir.join("clairon.db").display()),
         port,
         smtp_url,
+        // A killed process's leases lapse quickly, so the next one retakes its deliveries.
+        2,
     )
 }
 
-fn spawn_clairon_on(dir: &Path, database_url: &str, port: u16, smtp_url: &str) -> Child {
+/// `lease_secs`: how long a claimed batch stays claimed. Short where a killed process's
+/// deliveries must be retaken soon; long where no process dies, so that a batch slowed down by a
+/// loaded machine is not retaken while still being sent (the in-flight duplicate the contract
+/// allows only after a crash).
+fn spawn_clairon_on(
+    dir: &Path,
+    database_url: &str,
+    port: u16,
+    smtp_url: &str,
+    lease_secs: u32,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_clairon"))
         .arg("serve")
         .current_dir(dir)
@@ -48,8 +60,7 @@ fn spawn_clairon_on(dir: &Path, database_url: &str, port: u16, smtp_url: &str) -
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
         )
         .env("CLAIRON_DISPATCH_BATCH_SIZE", BATCH.to_string())
-        // A killed process's leases lapse quickly, so the next one retakes its deliveries.
-        .env("CLAIRON_DISPATCH_LEASE_SECS", "2")
+        .env("CLAIRON_DISPATCH_LEASE_SECS", lease_secs.to_string())
         .env("CLAIRON_DISPATCH_POLL_MS", "100")
         .env("CLAIRON_LOG", "error")
         .stdout(Stdio::null())
@@ -232,9 +243,9 @@ async fn two_processes_on_one_postgres_database_drain_one_queue_without_sending_
     let base_a = format!("http://127.0.0.1:{port_a}");
     let base_b = format!("http://127.0.0.1:{port_b}");
     // One after the other: the first applies the migrations.
-    let mut a = spawn_clairon_on(dir.path(), &database_url, port_a, &smtp.url());
+    let mut a = spawn_clairon_on(dir.path(), &database_url, port_a, &smtp.url(), 60);
     wait_healthy(&client, &base_a).await;
-    let mut b = spawn_clairon_on(dir.path(), &database_url, port_b, &smtp.url());
+    let mut b = spawn_clairon_on(dir.path(), &database_url, port_b, &smtp.url(), 60);
     wait_healthy(&client, &base_b).await;
 
     let notifications = seed(&client, &base_a).await;
