@@ -6,10 +6,13 @@
     python3 bench/run.py drain-inapp  # 100,000 pending in-app deliveries (1,000 recipients) drained; RSS sampled
     python3 bench/run.py drain-smtp   # 20,000 pending emails drained into Postfix's smtp-sink
     python3 bench/run.py idle         # idle RSS after start-up
+    python3 bench/run.py ws-latency   # HTTP -> open WebSocket latency at 1,000 notifications/s (1,000 sockets)
+    python3 bench/run.py ws-fanout    # one request for 10,000 recipients, each with an open WebSocket
     python3 bench/run.py all
 
 Needs: a release build (`cargo build --release -p clairon-bootstrap`, done here if missing),
-`wrk` and Postfix's `smtp-sink` (Debian packages wrk and postfix), `psql`, PostgreSQL on
+`wrk` and Postfix's `smtp-sink` (Debian packages wrk and postfix), `psql`, for the ws-* benchmarks
+the Rust load client `tests/examples/realtime_load.rs` (built here in release), PostgreSQL on
 127.0.0.1:5432 (user postgres, trust). Each run uses a fresh database, dropped afterwards.
 Results are printed as Markdown rows for BENCHMARKS.md and appended as JSON to bench/results.jsonl.
 """
@@ -223,10 +226,38 @@ def idle():
         server.stop()
 
 
+LOAD = os.path.join(ROOT, "target", "release", "examples", "realtime_load")
+SECRET = "bench-token-secret-bench-token-secret"
+
+
+def realtime(mode, recipients, *args):
+    if not os.path.exists(LOAD) or os.environ.get("BENCH_REBUILD"):
+        subprocess.run(["cargo", "build", "--release", "-p", "clairon-tests", "--example", "realtime_load"], cwd=ROOT, check=True)
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 sockets on each side
+    server = Server({"CLAIRON_CHANNELS": "in_app", "CLAIRON_TOKEN_SECRET": SECRET})
+    try:
+        register(server, recipients)
+        out = sh(LOAD, mode, server.url, KEY, SECRET, str(recipients), *map(str, args))
+        record(f"ws-{mode}", json.loads(out.strip().splitlines()[-1]))
+    finally:
+        server.stop()
+
+
+def ws_latency():
+    realtime("latency", 1000, os.environ.get("BENCH_RATE", "1000"), os.environ.get("BENCH_SECONDS", "15"))
+
+
+def ws_fanout():
+    realtime("fanout", int(os.environ.get("BENCH_RECIPIENTS", "10000")), os.environ.get("BENCH_ROUNDS", "3"))
+
+
 def main():
     if not os.path.exists(BIN) or os.environ.get("BENCH_REBUILD"):
         subprocess.run(["cargo", "build", "--release", "-p", "clairon-bootstrap"], cwd=ROOT, check=True)
-    benches = {"ingest": ingest, "batch": batch, "drain-inapp": drain_inapp, "drain-smtp": drain_smtp, "idle": idle}
+    benches = {"ingest": ingest, "batch": batch, "drain-inapp": drain_inapp, "drain-smtp": drain_smtp, "idle": idle,
+               "ws-latency": ws_latency, "ws-fanout": ws_fanout}
     names = sys.argv[1:] or ["all"]
     for name in (list(benches) if names == ["all"] else names):
         benches[name]()
