@@ -30,7 +30,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::ports::{
-    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, EmailMessage,
+    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DispatchObserver, DeliveryUpdate, EmailMessage,
     EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RecipientRepository,
     RepositoryError, RetrySchedule, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
     TemplateError, TemplateRenderer,
@@ -169,6 +169,8 @@ pub struct DeliveryDispatcher {
     settings: DispatchSettings,
     /// Channels a provider asked us to slow down on, with when they may be claimed again.
     paused: Mutex<HashMap<Channel, DateTime<Utc>>>,
+    /// Told every recorded outcome (metrics); none by default.
+    observer: Option<Arc<dyn DispatchObserver>>,
 }
 
 impl DeliveryDispatcher {
@@ -201,7 +203,15 @@ impl DeliveryDispatcher {
             default_locale,
             settings,
             paused: Mutex::new(HashMap::new()),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` every outcome once it is recorded (for metrics).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn DispatchObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The channels this dispatcher may claim at `now`: all but those paused by a 429 whose
@@ -246,6 +256,11 @@ impl DeliveryDispatcher {
         let unread = self.unread_counts(&claimed).await;
         let updates = join_all(claimed.iter().map(|c| self.deliver(c, &unread))).await;
         self.queue.record(&updates).await?;
+        if let Some(observer) = &self.observer {
+            for (claimed, update) in claimed.iter().zip(&updates) {
+                observer.recorded(claimed, update);
+            }
+        }
         Ok(claimed.len())
     }
 
@@ -276,7 +291,7 @@ impl DeliveryDispatcher {
     #[tracing::instrument(
         name = "deliver",
         skip_all,
-        fields(notification_id = %claimed.notification.id, delivery_id = %claimed.delivery.id, channel = %claimed.delivery.channel)
+        fields(notification_id = %claimed.notification.id, delivery_id = %claimed.delivery.id, channel = %claimed.delivery.channel, request_id = claimed.request_id.as_deref())
     )]
     async fn deliver(
         &self,
@@ -451,6 +466,7 @@ impl DeliveryDispatcher {
             delivery,
             notification,
             recipient,
+            ..
         } = claimed;
         let locale = notification_locale(notification, recipient, self.default_locale);
         match delivery.channel {
@@ -580,6 +596,7 @@ mod tests {
             delivery,
             notification: n,
             recipient: recipient("artist-1"),
+            request_id: Some("req-1".into()),
         }
     }
 

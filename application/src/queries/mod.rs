@@ -2,7 +2,9 @@
 
 pub mod get_notification;
 pub mod list_deliveries;
+pub mod list_job_runs;
 pub mod list_notifications;
+pub mod operations_stats;
 pub mod unread_count;
 mod views;
 
@@ -12,6 +14,10 @@ pub use list_deliveries::{
 };
 pub use list_notifications::{
     ListNotifications, ListNotificationsError, ListNotificationsHandler, NotificationPage,
+};
+pub use list_job_runs::ListJobRunsHandler;
+pub use operations_stats::{
+    ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
 pub use views::{AttemptView, DeliveryView, NotificationDetailsView, NotificationView};
