@@ -173,6 +173,7 @@ impl Metrics {
             ),
             registry: r,
         }
+        .with_known_series()
     }
 
     /// Counts one HTTP request: `route` is the matched pattern (`/api/v1/recipients/{id}`) or
@@ -196,6 +197,17 @@ impl Metrics {
         self.job_duration
             .with_label_values(&[run.job.as_str()])
             .observe(run.duration_ms as f64 / 1000.0);
+    }
+
+    /// Every label value known in advance starts at zero, so its series exists from the first
+    /// scrape (a rate or an alert on a series that does not exist yet sees nothing).
+    fn with_known_series(self) -> Self {
+        for transport in [Transport::WebSocket, Transport::Sse] {
+            self.connections
+                .with_label_values(&[transport.as_str()])
+                .set(0);
+        }
+        self
     }
 
     /// The open live connections, for the live routes.

@@ -490,7 +490,10 @@ async fn retention_purges_settled_notifications_older_than_the_period_and_keeps_
     assert_eq!(run.status, 200, "{}", run.json);
     assert_eq!(run.json["status"], "success", "{}", run.json);
     assert_eq!(run.json["stats"]["notifications"], 1);
-    assert_eq!(run.json["stats"]["deliveries"], 2, "in_app and email");
+    assert_eq!(
+        run.json["stats"]["deliveries"], 3,
+        "in_app, email, and telegram (skipped: no bot)"
+    );
     assert_eq!(run.json["stats"]["attempts"], 2);
     assert_eq!(run.json["stats"]["job_runs"], 1);
     assert_eq!(app.get(&format!("/api/v1/notifications/{old}")).await.status, 404);
