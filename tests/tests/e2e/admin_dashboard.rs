@@ -75,7 +75,7 @@ async fn dashboard(browser: &fantoccini::Client) -> Value {
                       dead_count: document.querySelector('#dead-count')?.textContent, \
                       dead_rows: document.querySelectorAll('#dead tbody tr').length, \
                       outcome: document.querySelector('#dead .outcome')?.textContent || '', \
-                      jobs: [...document.querySelectorAll('#jobs tbody tr')].map(r => r.textContent.replace(/\\s+/g, ' ').trim()), \
+                      jobs: [...document.querySelectorAll('#jobs tbody tr')].map(r => [...r.cells].map(c => c.textContent.trim()).join(' ')), \
                       cookies: document.cookie };",
             vec![],
         )
