@@ -19,8 +19,9 @@ use clairon_adapters::persistence::{
 };
 use clairon_application::ports::{
     AttemptRecord, ChannelStatusCount, ClaimedDelivery, DeliveryListQuery, DeliveryQueue,
-    DeliveryRepository, DeliveryUpdate, Housekeeping, ListQuery, OperationsStatsSource, Purged, NewNotification, NewReminder, NotificationRepository, ReadFilter,
-    RecipientRepository, ReminderChanges, RepositoryError, Requeued, Upserted,
+    DeliveryRepository, DeliveryUpdate, Housekeeping, ListQuery, NewNotification, NewReminder,
+    NotificationRepository, OperationsStatsSource, Purged, ReadFilter, RecipientRepository,
+    ReminderChanges, RepositoryError, Requeued, Upserted,
 };
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryId, DeliveryStatus,
@@ -2098,7 +2099,11 @@ async fn the_reaper_puts_deliveries_with_an_expired_lease_back_in_the_queue(
         .claim_due(at(40), LEASE, 10, ChannelSet::all())
         .await
         .unwrap();
-    assert_eq!(again.len(), 2, "released deliveries are claimed again at once");
+    assert_eq!(
+        again.len(),
+        2,
+        "released deliveries are claimed again at once"
+    );
 }
 
 #[rstest]
@@ -2142,10 +2147,7 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
     let housekeeping = DieselHousekeeping::new(t.db.clone());
 
     // The cutoff falls between notification 2 (created at(2)) and 3 (created at(3)).
-    let purged = housekeeping
-        .purge_notifications(at(3))
-        .await
-        .unwrap();
+    let purged = housekeeping.purge_notifications(at(3)).await.unwrap();
 
     assert_eq!(
         purged,

@@ -30,10 +30,10 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::ports::{
-    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DispatchObserver, DeliveryUpdate, EmailMessage,
-    EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RecipientRepository,
-    RepositoryError, RetrySchedule, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
-    TemplateError, TemplateRenderer,
+    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, DispatchObserver,
+    EmailMessage, EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher,
+    RecipientRepository, RepositoryError, RetrySchedule, SendOutcome, TelegramButton,
+    TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
 };
 
 /// How the dispatcher claims work.
@@ -330,16 +330,20 @@ impl DeliveryDispatcher {
         match outcome {
             SendOutcome::Sent {
                 provider_message_id,
-            } => DeliveryUpdate {
-                id: claimed.delivery.id.clone(),
-                status: DeliveryStatus::Sent,
-                attempts: number,
-                last_error: None,
-                provider_message_id: Some(provider_message_id.clone()),
-                sent_at: Some(self.clock.now()),
-                next_attempt_at: None,
-                attempt: Some(record("sent", None, Some(provider_message_id))),
-            },
+            } => {
+                // One line per delivery sent, in the delivery's span (ids and request id).
+                tracing::info!(attempt = number, duration_ms, "delivery sent");
+                DeliveryUpdate {
+                    id: claimed.delivery.id.clone(),
+                    status: DeliveryStatus::Sent,
+                    attempts: number,
+                    last_error: None,
+                    provider_message_id: Some(provider_message_id.clone()),
+                    sent_at: Some(self.clock.now()),
+                    next_attempt_at: None,
+                    attempt: Some(record("sent", None, Some(provider_message_id))),
+                }
+            }
             SendOutcome::RateLimited { retry_after } => {
                 let cause = format!("rate limited; retry after {} s", retry_after.as_secs());
                 let until = later(self.clock.now(), retry_after.max(Duration::from_secs(1)));

@@ -43,7 +43,9 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     schedule
         .into_iter()
-        .map(|(job, every)| tokio::spawn(run_on_schedule(handler.clone(), job, every, stop.clone())))
+        .map(|(job, every)| {
+            tokio::spawn(run_on_schedule(handler.clone(), job, every, stop.clone()))
+        })
         .collect()
 }
 

@@ -85,7 +85,8 @@ struct DatabaseHealth {
     dispatcher: DispatcherState,
 }
 
-type Check<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+type Check<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 impl HealthProbe for DatabaseHealth {
     fn database(&self) -> Check<'_> {
@@ -256,23 +257,25 @@ impl Components {
             )
             .with_reminders(clock.clone(), settings.reminder_time()?),
         ));
-        let dispatcher = Arc::new(DeliveryDispatcher::new(
-            queue.clone(),
-            notifications.clone(),
-            recipients.clone(),
-            templates.clone(),
-            email.clone(),
-            telegram.clone(),
-            realtime.clone(),
-            clock.clone(),
-            Arc::new(settings.retry_schedule()),
-            locale,
-            DispatchSettings {
-                batch_size: settings.dispatch_batch_size.max(1),
-                lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
-            },
-        )
-        .with_observer(metrics.clone()));
+        let dispatcher = Arc::new(
+            DeliveryDispatcher::new(
+                queue.clone(),
+                notifications.clone(),
+                recipients.clone(),
+                templates.clone(),
+                email.clone(),
+                telegram.clone(),
+                realtime.clone(),
+                clock.clone(),
+                Arc::new(settings.retry_schedule()),
+                locale,
+                DispatchSettings {
+                    batch_size: settings.dispatch_batch_size.max(1),
+                    lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
+                },
+            )
+            .with_observer(metrics.clone()),
+        );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
             metrics.clone(),

@@ -29,13 +29,13 @@ use clairon_application::commands::{
 };
 use clairon_application::ports::RecipientRepository;
 use clairon_application::queries::{
-    GetNotificationHandler, GetOperationsStatsHandler, ListDeliveriesHandler,
-    ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetNotificationHandler, GetOperationsStatsHandler, ListDeliveriesHandler, ListJobRunsHandler,
+    ListNotificationsHandler, UnreadCountHandler,
 };
 
+pub use admin::AdminSessions;
 pub use auth::ApiKeys;
 pub use idempotency::IdempotencyStore;
-pub use admin::AdminSessions;
 pub use live::Live;
 pub use observability::Observability;
 pub use problem::{ApiError, FieldError};

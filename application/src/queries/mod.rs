@@ -12,10 +12,10 @@ pub use get_notification::{GetNotification, GetNotificationError, GetNotificatio
 pub use list_deliveries::{
     DeliveryListItem, DeliveryListPage, ListDeliveries, ListDeliveriesError, ListDeliveriesHandler,
 };
+pub use list_job_runs::ListJobRunsHandler;
 pub use list_notifications::{
     ListNotifications, ListNotificationsError, ListNotificationsHandler, NotificationPage,
 };
-pub use list_job_runs::ListJobRunsHandler;
 pub use operations_stats::{
     ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
 };

@@ -227,9 +227,13 @@ mod tests {
                 },
             ])
         });
-        source
-            .expect_sent_latencies_ms()
-            .returning(|_| Ok(vec![(Channel::Email, 30), (Channel::Email, 10), (Channel::Email, 20)]));
+        source.expect_sent_latencies_ms().returning(|_| {
+            Ok(vec![
+                (Channel::Email, 30),
+                (Channel::Email, 10),
+                (Channel::Email, 20),
+            ])
+        });
         source.expect_job_run_durations().returning(|_| {
             Ok(vec![
                 (Job::LeaseReaper, JobStatus::Success, 4),

@@ -123,7 +123,10 @@ async fn an_operator_signs_in_sees_the_days_numbers_and_retries_a_dead_delivery(
             &json!({ "recipient_ids": ["artist-1"], "title": "Répétition", "body": "Salle B" }),
         )
         .await;
-    let id = created.json["notifications"][0]["id"].as_str().unwrap().to_owned();
+    let id = created.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.wait_for_delivery(&id, "email", "dead", PATIENCE).await;
     app.wait_for_delivery(&id, "in_app", "sent", PATIENCE).await;
     let reaped = app
@@ -156,7 +159,10 @@ async fn an_operator_signs_in_sees_the_days_numbers_and_retries_a_dead_delivery(
         s["dead_count"] == "1"
     })
     .await;
-    assert_eq!(shown["verdict"], "badge bad", "a dead letter needs attention");
+    assert_eq!(
+        shown["verdict"], "badge bad",
+        "a dead letter needs attention"
+    );
     assert_eq!(shown["email_total"], "1");
     assert_eq!(shown["email_sent"], "0");
     assert_eq!(shown["in_app_sent"], "1");
@@ -245,12 +251,21 @@ async fn the_dashboard_shows_the_sign_in_form_without_a_session_and_refuses_a_wr
         .split(';')
         .map(str::trim)
         .find(|d| d.starts_with("script-src"));
-    assert_eq!(script_src, Some("script-src 'self'"), "no inline script: {csp}");
+    assert_eq!(
+        script_src,
+        Some("script-src 'self'"),
+        "no inline script: {csp}"
+    );
     assert_eq!(refused.status().as_u16(), 401);
     assert_eq!(accepted.status().as_u16(), 303);
     let cookie = accepted.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("clairon_admin="), "{cookie}");
-    for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age=28800", "Path=/admin"] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=28800",
+        "Path=/admin",
+    ] {
         assert!(cookie.contains(attribute), "{cookie} has {attribute}");
     }
     assert_eq!(retry_without_session.status().as_u16(), 401);

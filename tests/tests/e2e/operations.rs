@@ -60,7 +60,11 @@ async fn register(app: &TestApp, id: &str) {
             &json!({ "name": "Zoé Tremblay", "email": format!("{id}@example.org") }),
         )
         .await;
-    assert!(answer.status == 201 || answer.status == 200, "{}", answer.json);
+    assert!(
+        answer.status == 201 || answer.status == 200,
+        "{}",
+        answer.json
+    );
 }
 
 async fn notify(app: &TestApp, recipient: &str) -> String {
@@ -311,7 +315,13 @@ async fn metrics_require_the_metrics_token_when_one_is_configured() {
     let url = format!("{}/metrics", app.address);
 
     let anonymous = app.client.get(&url).send().await.unwrap();
-    let api_key = app.client.get(&url).bearer_auth(API_KEY).send().await.unwrap();
+    let api_key = app
+        .client
+        .get(&url)
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     let token = app
         .client
         .get(&url)
@@ -321,7 +331,11 @@ async fn metrics_require_the_metrics_token_when_one_is_configured() {
         .unwrap();
 
     assert_eq!(anonymous.status().as_u16(), 401);
-    assert_eq!(api_key.status().as_u16(), 401, "the API key is not the scrape token");
+    assert_eq!(
+        api_key.status().as_u16(),
+        401,
+        "the API key is not the scrape token"
+    );
     assert_eq!(token.status().as_u16(), 200);
 }
 
@@ -496,7 +510,12 @@ async fn retention_purges_settled_notifications_older_than_the_period_and_keeps_
     );
     assert_eq!(run.json["stats"]["attempts"], 2);
     assert_eq!(run.json["stats"]["job_runs"], 1);
-    assert_eq!(app.get(&format!("/api/v1/notifications/{old}")).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/notifications/{old}"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(
         app.get(&format!("/api/v1/notifications/{old_pending}"))
             .await
@@ -504,7 +523,12 @@ async fn retention_purges_settled_notifications_older_than_the_period_and_keeps_
         200,
         "a notification with something left to deliver is kept"
     );
-    assert_eq!(app.get(&format!("/api/v1/notifications/{recent}")).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/api/v1/notifications/{recent}"))
+            .await
+            .status,
+        200
+    );
     let runs = app.get("/api/v1/admin/job-runs").await;
     let jobs: Vec<&str> = runs.json["items"]
         .as_array()
@@ -512,7 +536,11 @@ async fn retention_purges_settled_notifications_older_than_the_period_and_keeps_
         .iter()
         .map(|r| r["job"].as_str().unwrap())
         .collect();
-    assert_eq!(jobs, ["retention"], "the old run is gone, this one recorded");
+    assert_eq!(
+        jobs,
+        ["retention"],
+        "the old run is gone, this one recorded"
+    );
 }
 
 /// Counts of `/api/v1/admin/stats` by channel: `{channel: {status: n}}`.
@@ -547,7 +575,9 @@ async fn after_replaying_the_dataset_metrics_and_stats_agree_with_the_deliveries
         let details = app.get(&format!("/api/v1/notifications/{id}")).await;
         for d in details.json["deliveries"].as_array().unwrap() {
             if d["status"] == "sent" {
-                *sent.entry(d["channel"].as_str().unwrap().to_owned()).or_default() += 1;
+                *sent
+                    .entry(d["channel"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
             }
         }
     }
@@ -562,8 +592,7 @@ async fn after_replaying_the_dataset_metrics_and_stats_agree_with_the_deliveries
     for (channel, n) in &sent {
         let series = format!(r#"clairon_deliveries_total{{channel="{channel}",status="sent"}}"#);
         assert_eq!(sample(&text, &series), Some(*n as f64), "{series}");
-        let latencies =
-            format!(r#"clairon_delivery_latency_seconds_count{{channel="{channel}"}}"#);
+        let latencies = format!(r#"clairon_delivery_latency_seconds_count{{channel="{channel}"}}"#);
         assert_eq!(sample(&text, &latencies), Some(*n as f64), "{latencies}");
         let c = &by_channel[channel];
         assert_eq!(c["by_status"]["sent"], *n, "{channel}: {c}");

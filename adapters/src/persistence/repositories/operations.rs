@@ -204,9 +204,8 @@ fn purge_page(
     let deliveries =
         diesel::delete(deliveries::table.filter(deliveries::notification_id.eq_any(&ids)))
             .execute(conn)?;
-    let notifications =
-        diesel::delete(notifications::table.filter(notifications::id.eq_any(&ids)))
-            .execute(conn)?;
+    let notifications = diesel::delete(notifications::table.filter(notifications::id.eq_any(&ids)))
+        .execute(conn)?;
     Ok((
         Purged {
             notifications: notifications as u64,
