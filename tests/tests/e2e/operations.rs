@@ -617,3 +617,40 @@ async fn after_replaying_the_dataset_metrics_and_stats_agree_with_the_deliveries
         .sum();
     assert_eq!(depth, reminders_pending as f64);
 }
+
+#[tokio::test]
+async fn an_open_event_stream_is_counted_among_the_realtime_connections_until_it_closes() {
+    let app = spawn_app().await;
+    register(&app, "artist-1").await;
+    let token = app.token_for("artist-1").await;
+    let connections = |text: &str| sample(text, r#"clairon_realtime_connections{transport="sse"}"#);
+    assert_eq!(connections(&metrics(&app).await), Some(0.0));
+
+    let stream = app
+        .client
+        .get(format!("{}/api/v1/me/notifications/stream", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let deadline = std::time::Instant::now() + WAIT;
+    while connections(&metrics(&app).await) != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream is never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    drop(stream);
+    // The server notices the closed stream at its next write (a live event or a keep-alive).
+    notify(&app, "artist-1").await;
+    while connections(&metrics(&app).await) != Some(0.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed stream is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
