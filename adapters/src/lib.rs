@@ -4,7 +4,9 @@
 //! technology's errors into the ports' error enums; no SDK type leaves this crate.
 
 pub mod channels;
+pub mod correlation;
 pub mod http;
+pub mod metrics;
 pub mod persistence;
 pub mod realtime;
 pub mod retry;

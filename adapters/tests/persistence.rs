@@ -13,13 +13,15 @@ use clairon_adapters::http::idempotency::{
     Begun, IdempotencyStore, IdempotentRequest, StoredResponse,
 };
 use clairon_adapters::persistence::{
-    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
-    DieselNotificationRepository, DieselRecipientRepository, PersistenceError,
+    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
+    DieselIdempotencyStore, DieselNotificationRepository, DieselOperationsStats,
+    DieselRecipientRepository, PersistenceError,
 };
 use clairon_application::ports::{
-    AttemptRecord, ClaimedDelivery, DeliveryListQuery, DeliveryQueue, DeliveryRepository,
-    DeliveryUpdate, ListQuery, NewNotification, NewReminder, NotificationRepository, ReadFilter,
-    RecipientRepository, ReminderChanges, RepositoryError, Requeued, Upserted,
+    AttemptRecord, ChannelStatusCount, ClaimedDelivery, DeliveryListQuery, DeliveryQueue,
+    DeliveryRepository, DeliveryUpdate, Housekeeping, ListQuery, NewNotification, NewReminder,
+    NotificationRepository, OperationsStatsSource, Purged, ReadFilter, RecipientRepository,
+    ReminderChanges, RepositoryError, Requeued, Upserted,
 };
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryId, DeliveryStatus,
@@ -2132,4 +2134,127 @@ async fn concurrent_requests_sharing_commits_each_take_effect_whole_and_a_confli
         total, 60,
         "the first notification and 59 of the 60 requests"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Housekeeping and operations statistics
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_puts_deliveries_with_an_expired_lease_back_in_the_queue(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=2).await;
+    let queue = t.queue();
+    let housekeeping = DieselHousekeeping::new(t.db.clone());
+    let stats = DieselOperationsStats::new(t.db.clone());
+    let claimed = queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+
+    let during_lease = housekeeping.release_expired_leases(at(39)).await.unwrap();
+    let sending = stats.queue_depth(at(39)).await.unwrap();
+    let released = housekeeping.release_expired_leases(at(40)).await.unwrap();
+    let after = stats.queue_depth(at(40)).await.unwrap();
+
+    assert_eq!(during_lease, 0, "a live lease is left alone");
+    assert_eq!(
+        sending.counts,
+        vec![ChannelStatusCount {
+            channel: Channel::InApp,
+            status: DeliveryStatus::Sending,
+            count: 2
+        }]
+    );
+    assert_eq!(released, 2);
+    assert_eq!(
+        after.counts,
+        vec![ChannelStatusCount {
+            channel: Channel::InApp,
+            status: DeliveryStatus::Pending,
+            count: 2
+        }],
+        "never tried, so pending again"
+    );
+    assert_eq!(after.oldest_due_age_secs, vec![(Channel::InApp, 0)]);
+    let again = queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.len(),
+        2,
+        "released deliveries are claimed again at once"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    // 1 and 2 are old; 3 is recent. 1 is delivered; 2 still waits.
+    given_inbox(&t, "artist-1", 1..=3).await;
+    let queue = t.queue();
+    let claimed = queue
+        .claim_due(at(100), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let sent: Vec<DeliveryUpdate> = claimed
+        .iter()
+        .filter(|c| c.delivery.id != did(2, Channel::InApp))
+        .map(|c| DeliveryUpdate {
+            id: c.delivery.id.clone(),
+            status: DeliveryStatus::Sent,
+            attempts: 1,
+            last_error: None,
+            provider_message_id: Some("p".into()),
+            sent_at: Some(at(101)),
+            next_attempt_at: None,
+            attempt: Some(AttemptRecord {
+                number: 1,
+                started_at: at(100),
+                duration_ms: 5,
+                outcome: "sent".into(),
+                error: None,
+                provider_response_id: Some("p".into()),
+            }),
+        })
+        .collect();
+    queue.record(&sent).await.unwrap();
+    let housekeeping = DieselHousekeeping::new(t.db.clone());
+
+    // The cutoff falls between notification 2 (created at(2)) and 3 (created at(3)).
+    let purged = housekeeping.purge_notifications(at(3)).await.unwrap();
+
+    assert_eq!(
+        purged,
+        Purged {
+            notifications: 1,
+            deliveries: 1,
+            attempts: 1
+        }
+    );
+    let left = t
+        .notifications()
+        .list(&ListQuery {
+            recipient_id: rid("artist-1"),
+            filter: ReadFilter::All,
+            limit: 10,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(numbers(&left.items), vec![3, 2], "the unsent one is kept");
 }

@@ -30,10 +30,10 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::ports::{
-    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, EmailMessage,
-    EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher, RecipientRepository,
-    RepositoryError, RetrySchedule, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
-    TemplateError, TemplateRenderer,
+    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, DispatchObserver,
+    EmailMessage, EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher,
+    RecipientRepository, RepositoryError, RetrySchedule, SendOutcome, TelegramButton,
+    TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
 };
 
 /// How the dispatcher claims work.
@@ -169,6 +169,8 @@ pub struct DeliveryDispatcher {
     settings: DispatchSettings,
     /// Channels a provider asked us to slow down on, with when they may be claimed again.
     paused: Mutex<HashMap<Channel, DateTime<Utc>>>,
+    /// Told every recorded outcome (metrics); none by default.
+    observer: Option<Arc<dyn DispatchObserver>>,
 }
 
 impl DeliveryDispatcher {
@@ -201,7 +203,15 @@ impl DeliveryDispatcher {
             default_locale,
             settings,
             paused: Mutex::new(HashMap::new()),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` every outcome once it is recorded (for metrics).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn DispatchObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The channels this dispatcher may claim at `now`: all but those paused by a 429 whose
@@ -246,6 +256,11 @@ impl DeliveryDispatcher {
         let unread = self.unread_counts(&claimed).await;
         let updates = join_all(claimed.iter().map(|c| self.deliver(c, &unread))).await;
         self.queue.record(&updates).await?;
+        if let Some(observer) = &self.observer {
+            for (claimed, update) in claimed.iter().zip(&updates) {
+                observer.recorded(claimed, update);
+            }
+        }
         Ok(claimed.len())
     }
 
@@ -287,7 +302,7 @@ impl DeliveryDispatcher {
     #[tracing::instrument(
         name = "deliver",
         skip_all,
-        fields(notification_id = %claimed.notification.id, delivery_id = %claimed.delivery.id, channel = %claimed.delivery.channel)
+        fields(notification_id = %claimed.notification.id, delivery_id = %claimed.delivery.id, channel = %claimed.delivery.channel, request_id = claimed.request_id.as_deref())
     )]
     async fn deliver(
         &self,
@@ -326,16 +341,20 @@ impl DeliveryDispatcher {
         match outcome {
             SendOutcome::Sent {
                 provider_message_id,
-            } => DeliveryUpdate {
-                id: claimed.delivery.id.clone(),
-                status: DeliveryStatus::Sent,
-                attempts: number,
-                last_error: None,
-                provider_message_id: Some(provider_message_id.clone()),
-                sent_at: Some(self.clock.now()),
-                next_attempt_at: None,
-                attempt: Some(record("sent", None, Some(provider_message_id))),
-            },
+            } => {
+                // One line per delivery sent, in the delivery's span (ids and request id).
+                tracing::info!(attempt = number, duration_ms, "delivery sent");
+                DeliveryUpdate {
+                    id: claimed.delivery.id.clone(),
+                    status: DeliveryStatus::Sent,
+                    attempts: number,
+                    last_error: None,
+                    provider_message_id: Some(provider_message_id.clone()),
+                    sent_at: Some(self.clock.now()),
+                    next_attempt_at: None,
+                    attempt: Some(record("sent", None, Some(provider_message_id))),
+                }
+            }
             SendOutcome::RateLimited { retry_after } => {
                 let cause = format!("rate limited; retry after {} s", retry_after.as_secs());
                 let until = later(self.clock.now(), retry_after.max(Duration::from_secs(1)));
@@ -462,6 +481,7 @@ impl DeliveryDispatcher {
             delivery,
             notification,
             recipient,
+            ..
         } = claimed;
         let locale = notification_locale(notification, recipient, self.default_locale);
         match delivery.channel {
@@ -591,6 +611,7 @@ mod tests {
             delivery,
             notification: n,
             recipient: recipient("artist-1"),
+            request_id: Some("req-1".into()),
         }
     }
 

@@ -43,6 +43,12 @@ enum Command {
         /// A dataset such as tests/data/planning-spring-2027.json.
         dataset: PathBuf,
     },
+    /// Run one background job now (`lease_reaper`, `retention`, `idempotency_purge`), record
+    /// the run (trigger `manual`) and print it.
+    RunJob {
+        /// The job's name.
+        job: String,
+    },
 }
 
 #[tokio::main]
@@ -106,6 +112,28 @@ async fn main() -> anyhow::Result<()> {
             if failed {
                 anyhow::bail!("at least one channel failed");
             }
+            Ok(())
+        }
+        Command::RunJob { job } => {
+            let job = clairon_application::ports::Job::parse(&job).with_context(|| {
+                format!("unknown job {job:?}: lease_reaper, retention or idempotency_purge")
+            })?;
+            let components = Components::build(&settings).await?;
+            let run = components
+                .run_job
+                .execute(clairon_application::commands::RunJob {
+                    job,
+                    trigger: clairon_application::ports::JobTrigger::Manual,
+                })
+                .await?;
+            println!(
+                "{} {} in {} ms: {}{}",
+                run.job.as_str(),
+                run.status.as_str(),
+                run.duration_ms,
+                run.stats,
+                run.error.map(|e| format!(" ({e})")).unwrap_or_default()
+            );
             Ok(())
         }
         Command::Replay { dataset } => {

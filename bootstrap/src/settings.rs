@@ -76,6 +76,20 @@ pub struct Settings {
     pub token_secret: String,
     /// Lifetime of a recipient token, in s (12 h by default).
     pub token_ttl_secs: u64,
+    /// Notifications older than this many days (with their deliveries and attempts) are
+    /// purged by the daily retention job (365 by default).
+    pub retention_days: u32,
+    /// Job runs older than this many days are purged by the retention job (30 by default).
+    pub job_runs_retention_days: u32,
+    /// Interval of the lease reaper, in s (60 by default).
+    pub reaper_interval_secs: u64,
+    /// Interval of the retention job, in s (86,400: daily, by default).
+    pub retention_interval_secs: u64,
+    /// Interval of the expired `Idempotency-Key` purge, in s (3,600 by default).
+    pub idempotency_purge_interval_secs: u64,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <this token>`; empty (default):
+    /// `/metrics` is open, like `/health` (keep it on a private network).
+    pub metrics_token: String,
 }
 
 impl Default for Settings {
@@ -110,6 +124,12 @@ impl Default for Settings {
             log_format: "pretty".into(),
             token_secret: String::new(),
             token_ttl_secs: 12 * 3600,
+            retention_days: 365,
+            job_runs_retention_days: 30,
+            reaper_interval_secs: 60,
+            retention_interval_secs: 24 * 3600,
+            idempotency_purge_interval_secs: 3600,
+            metrics_token: String::new(),
         }
     }
 }
@@ -138,6 +158,8 @@ impl fmt::Debug for Settings {
             .field("default_locale", &self.default_locale)
             .field("templates_dir", &self.templates_dir)
             .field("reminder_local_time", &self.reminder_local_time)
+            .field("retention_days", &self.retention_days)
+            .field("job_runs_retention_days", &self.job_runs_retention_days)
             .finish_non_exhaustive()
     }
 }

@@ -1,19 +1,25 @@
 //! Wiring: builds the adapters and the handlers from the settings, then runs the HTTP server
 //! and the delivery dispatcher side by side until a shutdown signal.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
-use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe, Live, RecipientTokens};
+use clairon_adapters::http::{
+    self, AdminSessions, ApiKeys, Handlers, HealthProbe, Live, Observability, RecipientTokens,
+};
+use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::{
-    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
-    DieselNotificationRepository, DieselRecipientRepository,
+    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
+    DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
+    DieselOperationsStats, DieselRecipientRepository,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
@@ -21,17 +27,18 @@ use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
     ChannelPolicy, CreateNotificationHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
-    SendTestNotificationHandler, UpsertRecipientsHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetentionPolicy,
+    RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::ports::{
-    Clock, DeliveryWaker, EmailSender, IdGenerator, NotificationRepository, RecipientRepository,
-    TelegramSender, TemplateRenderer,
+    Clock, DeliveryWaker, EmailSender, IdGenerator, JobRunRepository, NotificationRepository,
+    OperationsStatsSource, RecipientRepository, TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
-    GetNotificationHandler, ListDeliveriesHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetNotificationHandler, GetOperationsStatsHandler, ListDeliveriesHandler, ListJobRunsHandler,
+    ListNotificationsHandler, UnreadCountHandler,
 };
 use tokio::sync::{watch, Notify};
 
@@ -48,13 +55,61 @@ impl DeliveryWaker for NotifyWaker {
     }
 }
 
-struct DatabaseHealth(Database);
+/// How many dispatcher workers of this process are running (for `/health/ready`).
+#[derive(Debug, Clone, Default)]
+pub struct DispatcherState(Arc<AtomicUsize>);
+
+impl DispatcherState {
+    /// Whether at least one worker runs.
+    pub fn running(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+
+    /// Counts a worker as running until the guard is dropped.
+    fn enter(&self) -> RunningWorker {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        RunningWorker(self.0.clone())
+    }
+}
+
+struct RunningWorker(Arc<AtomicUsize>);
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct DatabaseHealth {
+    database: Database,
+    dispatcher: DispatcherState,
+}
+
+type Check<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 impl HealthProbe for DatabaseHealth {
-    fn database(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+    fn database(&self) -> Check<'_> {
+        Box::pin(async move { self.database.ping().await.map_err(|e| e.to_string()) })
+    }
+
+    fn migrations(&self) -> Check<'_> {
+        Box::pin(async move {
+            let pending = self
+                .database
+                .pending_migrations()
+                .await
+                .map_err(|e| e.to_string())?;
+            if pending.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("pending migrations: {}", pending.join(", ")))
+            }
+        })
+    }
+
+    fn dispatcher_running(&self) -> bool {
+        self.dispatcher.running()
     }
 }
 
@@ -78,6 +133,12 @@ pub struct Components {
     pub live: Live,
     /// Issues and checks recipient tokens.
     pub tokens: RecipientTokens,
+    /// The Prometheus registry and what `/metrics` reads.
+    pub observability: Observability,
+    /// Runs background jobs and records their runs.
+    pub run_job: Arc<RunJobHandler>,
+    /// Which dispatcher workers run.
+    pub dispatcher_state: DispatcherState,
 }
 
 impl Components {
@@ -164,11 +225,13 @@ impl Components {
                 .map_err(|cause| anyhow::anyhow!("LISTEN for realtime events: {cause}"))?;
             hub.set_relay(Arc::new(PgNotifyRelay::new(database.clone())));
         }
+        let metrics = Arc::new(Metrics::new());
         let live = Live {
             hub: hub.clone(),
             feed,
             ping_interval: Duration::from_secs(25),
             keep_alive: Duration::from_secs(15),
+            connections: metrics.connections(),
         };
         let realtime = Arc::new(hub.clone());
         let policy = ChannelPolicy {
@@ -194,22 +257,41 @@ impl Components {
             )
             .with_reminders(clock.clone(), settings.reminder_time()?),
         ));
-        let dispatcher = Arc::new(DeliveryDispatcher::new(
-            queue.clone(),
-            notifications.clone(),
-            recipients.clone(),
-            templates.clone(),
-            email.clone(),
-            telegram.clone(),
-            realtime.clone(),
+        let dispatcher = Arc::new(
+            DeliveryDispatcher::new(
+                queue.clone(),
+                notifications.clone(),
+                recipients.clone(),
+                templates.clone(),
+                email.clone(),
+                telegram.clone(),
+                realtime.clone(),
+                clock.clone(),
+                Arc::new(settings.retry_schedule()),
+                locale,
+                DispatchSettings {
+                    batch_size: settings.dispatch_batch_size.max(1),
+                    lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
+                },
+            )
+            .with_observer(metrics.clone()),
+        );
+        let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
+            Arc::new(DieselJobRunRepository::new(database.clone())),
+            metrics.clone(),
+        ));
+        let run_job = Arc::new(RunJobHandler::new(
+            Arc::new(DieselHousekeeping::new(database.clone())),
+            job_runs.clone(),
             clock.clone(),
-            Arc::new(settings.retry_schedule()),
-            locale,
-            DispatchSettings {
-                batch_size: settings.dispatch_batch_size.max(1),
-                lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
+            RetentionPolicy {
+                notification_days: settings.retention_days,
+                job_run_days: settings.job_runs_retention_days,
             },
         ));
+        let stats_source: Arc<dyn OperationsStatsSource> =
+            Arc::new(DieselOperationsStats::new(database.clone()));
+        let dispatcher_state = DispatcherState::default();
         let handlers = Arc::new(Handlers {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
@@ -253,9 +335,24 @@ impl Components {
                 clock.clone(),
                 waker.clone(),
             )),
-            health: Arc::new(DatabaseHealth(database.clone())),
+            health: Arc::new(DatabaseHealth {
+                database: database.clone(),
+                dispatcher: dispatcher_state.clone(),
+            }),
             idempotency: Arc::new(DieselIdempotencyStore::new(database.clone())),
+            run_job: run_job.clone(),
+            list_job_runs: Arc::new(ListJobRunsHandler::new(job_runs)),
+            operations_stats: Arc::new(GetOperationsStatsHandler::new(
+                stats_source.clone(),
+                clock.clone(),
+            )),
         });
+        let observability = Observability {
+            metrics,
+            stats: stats_source,
+            clock: clock.clone(),
+            metrics_token: Some(settings.metrics_token.clone()).filter(|t| !t.is_empty()),
+        };
         let api_keys = api_keys(settings, &database).await?;
         let tokens = recipient_tokens(settings);
         Ok(Self {
@@ -268,6 +365,9 @@ impl Components {
             api_keys,
             live,
             tokens,
+            observability,
+            run_job,
+            dispatcher_state,
         })
     }
 
@@ -326,6 +426,7 @@ pub struct Application {
     components: Components,
     poll: Duration,
     workers: u32,
+    jobs: Vec<(clairon_application::ports::Job, Duration)>,
 }
 
 impl Application {
@@ -342,18 +443,28 @@ impl Application {
         let keys = web::Data::new(components.api_keys.clone());
         let tokens = web::Data::new(components.tokens.clone());
         let live = web::Data::new(components.live.clone());
+        let observability = web::Data::new(components.observability.clone());
+        let sessions = web::Data::new(AdminSessions::default());
         let server = HttpServer::new(move || {
             App::new()
+                // Innermost first: the request counter sees the final status; the request id
+                // spans everything but the access log, which prints the id it answered with.
+                .wrap(from_fn(http::observability::track_requests))
+                .wrap(from_fn(http::request_id::assign))
                 .wrap(
                     // `%U` (the path) and not `%r`: query strings may carry recipient tokens.
-                    actix_web::middleware::Logger::new("%{method}xi %U %s %b B %D ms")
-                        .custom_request_replace("method", |req| req.method().to_string())
-                        .log_target("clairon::http"),
+                    actix_web::middleware::Logger::new(
+                        "%{method}xi %U %s %b B %D ms request_id=%{x-request-id}o",
+                    )
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .log_target("clairon::http"),
                 )
                 .app_data(handlers.clone())
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
                 .app_data(live.clone())
+                .app_data(observability.clone())
+                .app_data(sessions.clone())
                 .configure(http::configure)
         })
         // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
@@ -374,6 +485,7 @@ impl Application {
             components,
             poll: settings.poll_interval(),
             workers,
+            jobs: crate::jobs::schedule(&settings),
         })
     }
 
@@ -422,9 +534,11 @@ impl Application {
                     self.components.waker.clone(),
                     self.poll,
                     stop_rx.clone(),
+                    self.components.dispatcher_state.enter(),
                 ))
             })
             .collect();
+        let jobs = crate::jobs::spawn(self.components.run_job.clone(), self.jobs, &stop_rx);
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let served = tokio::select! {
@@ -439,6 +553,9 @@ impl Application {
         let _ = stop_tx.send(true);
         for worker in workers {
             worker.await.context("dispatcher task")?;
+        }
+        for job in jobs {
+            job.await.context("job timer task")?;
         }
         tracing::info!("stopped");
         served.context("HTTP server task")?.context("HTTP server")
@@ -482,7 +599,9 @@ async fn run_dispatcher(
     waker: Arc<NotifyWaker>,
     poll: Duration,
     mut stop: watch::Receiver<bool>,
+    running: RunningWorker,
 ) {
+    let _running = running;
     loop {
         if *stop.borrow() {
             break;

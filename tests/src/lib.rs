@@ -50,6 +50,8 @@ pub struct Options {
     pub retry_base_ms: u64,
     /// `CLAIRON_RETRY_MAX_ATTEMPTS`.
     pub retry_max_attempts: u32,
+    /// `CLAIRON_METRICS_TOKEN` (empty: `/metrics` is open).
+    pub metrics_token: &'static str,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             smtp_fallback: false,
             retry_base_ms: 50,
             retry_max_attempts: 8,
+            metrics_token: "",
         }
     }
 }
@@ -214,6 +217,7 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         retry_cap_secs: 1,
         retry_max_attempts: options.retry_max_attempts,
         token_secret: TOKEN_SECRET.into(),
+        metrics_token: options.metrics_token.into(),
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
         ..Settings::default()
     };
@@ -226,7 +230,7 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    Some(TestApp {
+    let app = TestApp {
         address,
         smtp,
         smtp_fallback,
@@ -238,7 +242,9 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         _database: database,
         server: Some(server),
         stop: Some(stop),
-    })
+    };
+    app.wait_until_ready().await;
+    Some(app)
 }
 
 /// An HTTP answer: status, content type and body (JSON when it parses).
@@ -296,7 +302,7 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        TestApp {
+        let peer = TestApp {
             address,
             smtp: None,
             smtp_fallback: None,
@@ -308,6 +314,30 @@ impl TestApp {
             _database: None,
             server: Some(server),
             stop: Some(stop),
+        };
+        peer.wait_until_ready().await;
+        peer
+    }
+
+    /// Polls `GET /health/ready` until it answers 200: the dispatcher workers are started by
+    /// the spawned task, possibly after the listener already answers.
+    ///
+    /// # Panics
+    /// When the app is not ready within 30 s.
+    pub async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = self
+                .client
+                .get(format!("{}/health/ready", self.address))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the app never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Live {
     pub ping_interval: Duration,
     /// SSE keep-alive comment interval (15 s).
     pub keep_alive: Duration,
+    /// Counts open connections for `/metrics`.
+    pub connections: crate::metrics::ConnectionGauge,
 }
 
 /// Notifications replayed per database read.
@@ -182,14 +184,19 @@ pub async fn websocket(
             // Subscribe now, before the handshake completes: nothing published after the
             // answer can be missed.
             let subscription = live.hub.subscribe(&me);
-            actix_web::rt::spawn(websocket_session(
+            let open = live.connections.open(crate::metrics::Transport::WebSocket);
+            let session = websocket_session(
                 me,
                 session,
                 stream,
                 subscription,
                 handlers.into_inner(),
                 live.ping_interval,
-            ));
+            );
+            actix_web::rt::spawn(async move {
+                session.await;
+                drop(open);
+            });
         }
     }
     Ok(response)
@@ -435,6 +442,7 @@ async fn sse_session(
     handlers: Arc<Handlers>,
     live: Arc<Live>,
 ) {
+    let _open = live.connections.open(crate::metrics::Transport::Sse);
     let feed = live.feed.as_ref();
     let hello = Bytes::from(format!("retry: {SSE_RETRY_MS}\n: clairon inbox stream\n\n"));
     if tx.send(hello).await.is_err() {
@@ -510,7 +518,7 @@ struct PageParams {
     lang: Option<String>,
 }
 
-fn page_language(req: &HttpRequest) -> &'static str {
+pub(crate) fn page_language(req: &HttpRequest) -> &'static str {
     let asked = web::Query::<PageParams>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().lang);

@@ -3,13 +3,16 @@
 //! Routes translate requests into commands and queries of the application layer and their
 //! results or errors into JSON or RFC 7807 problems; they hold no business rule.
 
+pub mod admin;
 pub mod auth;
 mod deliveries;
 pub mod dto;
 pub mod extract;
 pub mod idempotency;
 pub mod live;
+pub mod observability;
 pub mod problem;
+pub mod request_id;
 mod routes;
 pub mod tokens;
 
@@ -21,24 +24,32 @@ use actix_web::middleware::from_fn;
 use actix_web::web;
 use clairon_application::commands::{
     CreateNotificationHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
-    MarkNotificationReadHandler, RetryDeliveryHandler, SendTestNotificationHandler,
+    MarkNotificationReadHandler, RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler,
     UpsertRecipientsHandler,
 };
 use clairon_application::ports::RecipientRepository;
 use clairon_application::queries::{
-    GetNotificationHandler, ListDeliveriesHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetNotificationHandler, GetOperationsStatsHandler, ListDeliveriesHandler, ListJobRunsHandler,
+    ListNotificationsHandler, UnreadCountHandler,
 };
 
+pub use admin::AdminSessions;
 pub use auth::ApiKeys;
 pub use idempotency::IdempotencyStore;
 pub use live::Live;
+pub use observability::Observability;
 pub use problem::{ApiError, FieldError};
 pub use tokens::RecipientTokens;
 
-/// Checks the database for `/health`.
+/// What `/health/ready` checks.
 pub trait HealthProbe: Send + Sync {
     /// `Ok` when the database answers; `Err` with a cause (logged, never shown) otherwise.
     fn database(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    /// `Ok` when every embedded migration is applied; `Err` naming the pending ones (or why
+    /// they could not be listed) otherwise.
+    fn migrations(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    /// Whether at least one dispatcher worker of this process is running.
+    fn dispatcher_running(&self) -> bool;
 }
 
 /// Everything the routes call: the use-case handlers, built once by the bootstrap.
@@ -71,12 +82,31 @@ pub struct Handlers {
     pub health: Arc<dyn HealthProbe>,
     /// `Idempotency-Key` records of the ingestion POSTs.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// `POST /admin/jobs/{job}/run`.
+    pub run_job: Arc<RunJobHandler>,
+    /// `GET /admin/job-runs`.
+    pub list_job_runs: Arc<ListJobRunsHandler>,
+    /// `GET /admin/stats` and the dashboard.
+    pub operations_stats: Arc<GetOperationsStatsHandler>,
 }
 
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>`,
-/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>` and `web::Data<Live>` as app data.
+/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>`, `web::Data<Live>`,
+/// `web::Data<Observability>` and `web::Data<AdminSessions>` as app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(routes::health))
+    cfg.route("/health", web::get().to(observability::ready))
+        .route("/health/live", web::get().to(observability::live))
+        .route("/health/ready", web::get().to(observability::ready))
+        .route("/metrics", web::get().to(observability::metrics))
+        .route("/admin", web::get().to(admin::dashboard))
+        .route("/admin/login", web::post().to(admin::login))
+        .route("/admin/logout", web::post().to(admin::logout))
+        .service(
+            web::resource("/admin/deliveries/{id}/retry")
+                .wrap(from_fn(admin::require_admin_session))
+                .route(web::post().to(deliveries::retry)),
+        )
+        .route("/static/admin.js", web::get().to(admin::admin_js))
         .route("/inbox", web::get().to(live::inbox_page))
         .route("/static/clairon.js", web::get().to(live::client_js))
         // Before `/api/v1`: recipient tokens only, never API keys.
@@ -140,6 +170,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/deliveries", web::get().to(deliveries::list))
                 .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
+                // Operators only: when API keys get scopes, wrap this scope in the admin check.
+                .service(
+                    web::scope("/admin")
+                        .route("/job-runs", web::get().to(admin::list_job_runs))
+                        .route("/jobs/{job}/run", web::post().to(admin::run_job))
+                        .route("/stats", web::get().to(admin::stats)),
+                )
                 .default_service(web::to(routes::not_found)),
         )
         .default_service(web::to(routes::not_found));

@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 500: a bug or an unexpected failure; the cause is logged, never shown.
     #[error("internal error")]
     Internal(String),
+    /// 400: some query parameters are invalid; all of them are listed in `errors`.
+    #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidParameters(Vec<FieldError>),
 }
 
 impl ApiError {
@@ -98,6 +101,7 @@ impl ApiError {
             Self::Unprocessable { .. } => ("validation", "Invalid request"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Internal(_) => ("internal", "Internal server error"),
+            Self::InvalidParameters(_) => ("invalid-parameters", "Invalid query parameters"),
         }
     }
 }
@@ -132,6 +136,7 @@ impl ResponseError for ApiError {
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidParameters(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -150,7 +155,9 @@ impl ResponseError for ApiError {
         };
         let (slug, title) = self.slug_and_title();
         let errors = match self {
-            Self::Unprocessable { errors, .. } => Some(errors.as_slice()),
+            Self::Unprocessable { errors, .. } | Self::InvalidParameters(errors) => {
+                Some(errors.as_slice())
+            }
             _ => None,
         };
         let mut response = HttpResponse::build(status);

@@ -87,23 +87,6 @@ fn unknown_recipients(ids: &[RecipientId]) -> ApiError {
     }])
 }
 
-/// `GET /health`.
-pub async fn health(handlers: Data) -> HttpResponse {
-    let database = handlers.health.database().await;
-    let (status, db) = match &database {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(cause) => {
-            tracing::error!(cause = %cause, "health check: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-    };
-    HttpResponse::build(status).json(json!({
-        "status": if database.is_ok() { "ok" } else { "degraded" },
-        "database": db,
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
-}
-
 /// Any unknown route.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route".into()))

@@ -402,6 +402,27 @@ impl Database {
         Ok(())
     }
 
+    /// The embedded migrations this database has not applied yet, by name (empty when the
+    /// schema is current), for `/health/ready`.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Unavailable`] when the database does not answer.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, PersistenceError> {
+        self.run::<Vec<String>, DbError, _>(|conn| {
+            let pending = match conn {
+                AnyConnection::Sqlite(c) => c
+                    .pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
+                AnyConnection::Postgresql(c) => c
+                    .pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
+            };
+            pending.map_err(|e| DbError::Pool(e.to_string()))
+        })
+        .await
+        .map_err(PersistenceError::from)
+    }
+
     /// Checks that the database answers a trivial query (`SELECT 1`), for `/health`.
     ///
     /// # Errors

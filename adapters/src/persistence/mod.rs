@@ -17,6 +17,7 @@ mod schema;
 
 pub use connection::{Backend, Database, PersistenceError};
 pub use repositories::{
-    DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore, DieselNotificationRepository,
+    DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping, DieselIdempotencyStore,
+    DieselJobRunRepository, DieselNotificationRepository, DieselOperationsStats,
     DieselRecipientRepository,
 };

@@ -177,6 +177,7 @@ pub(crate) struct NotificationRow {
     pub deliver_at: Option<NaiveDateTime>,
     pub cancellation_key: Option<String>,
     pub cancelled_at: Option<NaiveDateTime>,
+    pub request_id: Option<String>,
 }
 
 impl NotificationRow {
@@ -200,6 +201,7 @@ impl NotificationRow {
             deliver_at: None,
             cancellation_key: None,
             cancelled_at: None,
+            request_id: None,
         }
     }
 

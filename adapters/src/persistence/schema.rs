@@ -73,6 +73,8 @@ diesel::table! {
         /// Per-recipient sequence number, 1, 2, 3… in commit order (SSE event ids); set in the
         /// inserting transaction, NULL only in between.
         seq -> Nullable<BigInt>,
+        /// The `X-Request-Id` of the HTTP request that created it; NULL when made in process.
+        request_id -> Nullable<Text>,
     }
 }
 
@@ -180,3 +182,28 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     idempotency_keys,
 );
+
+diesel::table! {
+    /// One row per finished background job run.
+    job_runs (id) {
+        /// UUIDv7 text: sorts by start time.
+        id -> Text,
+        /// `lease_reaper`, `retention`, `idempotency_purge`.
+        job -> Text,
+        /// `schedule`, `manual`, `api`.
+        #[sql_name = "trigger"]
+        trigger_kind -> Text,
+        /// UTC.
+        started_at -> Timestamp,
+        /// UTC.
+        finished_at -> Timestamp,
+        /// Milliseconds.
+        duration_ms -> BigInt,
+        /// `success` or `error`.
+        status -> Text,
+        /// A JSON object, as text.
+        stats -> Text,
+        /// Why it failed.
+        error -> Nullable<Text>,
+    }
+}

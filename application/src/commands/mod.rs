@@ -5,6 +5,7 @@ pub mod handle_planning_event;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
 pub mod retry_delivery;
+pub mod run_job;
 pub mod send_test_notification;
 pub mod upsert_recipient;
 
@@ -22,6 +23,7 @@ pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
+pub use run_job::{RetentionPolicy, RunJob, RunJobError, RunJobHandler};
 pub use send_test_notification::{
     SendTestNotification, SendTestNotificationError, SendTestNotificationHandler,
     TestChannelResult, TestStatus, TestTarget,

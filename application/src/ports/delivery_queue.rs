@@ -17,6 +17,8 @@ pub struct ClaimedDelivery {
     pub notification: Notification,
     /// Its recipient as stored now (addresses may have changed since the notification was made).
     pub recipient: Recipient,
+    /// The `X-Request-Id` of the HTTP request that created the notification, for the logs.
+    pub request_id: Option<String>,
 }
 
 /// The audit record of one try (one `delivery_attempts` row).

@@ -9,6 +9,7 @@ mod delivery_queue;
 mod delivery_repository;
 mod inbox_feed;
 mod notification_repository;
+mod operations;
 mod realtime;
 mod recipient_repository;
 mod retry;
@@ -24,6 +25,10 @@ pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
+};
+pub use operations::{
+    ChannelStatusCount, DispatchObserver, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery,
+    JobRunRepository, JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
@@ -43,6 +48,10 @@ pub use delivery_repository::MockDeliveryRepository;
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use operations::{
+    MockDispatchObserver, MockHousekeeping, MockJobRunRepository, MockOperationsStatsSource,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]

@@ -2,7 +2,9 @@
 
 pub mod get_notification;
 pub mod list_deliveries;
+pub mod list_job_runs;
 pub mod list_notifications;
+pub mod operations_stats;
 pub mod unread_count;
 mod views;
 
@@ -10,8 +12,12 @@ pub use get_notification::{GetNotification, GetNotificationError, GetNotificatio
 pub use list_deliveries::{
     DeliveryListItem, DeliveryListPage, ListDeliveries, ListDeliveriesError, ListDeliveriesHandler,
 };
+pub use list_job_runs::ListJobRunsHandler;
 pub use list_notifications::{
     ListNotifications, ListNotificationsError, ListNotificationsHandler, NotificationPage,
+};
+pub use operations_stats::{
+    ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
 pub use views::{AttemptView, DeliveryView, NotificationDetailsView, NotificationView};

@@ -1,11 +1,13 @@
 //! End-to-end tests: the assembled application over HTTP, with real engines around it.
 
+mod admin_dashboard;
 mod bad_input;
 mod browser;
 mod dataset;
 mod delivery_engine;
 mod idempotency;
 mod notifications;
+mod operations;
 mod postgres;
 mod realtime;
 mod recipients;

@@ -150,8 +150,12 @@ fn claim(
             super::inbox_feed::number_due(conn, &scheduled)?;
         }
         for row in rows {
+            let request_id = row.request_id.clone();
             let notification = row.into_domain()?;
-            notifications_by_id.insert(notification.id.as_str().to_owned(), notification);
+            notifications_by_id.insert(
+                notification.id.as_str().to_owned(),
+                (notification, request_id),
+            );
         }
     }
     let recipients_by_id: HashMap<String, _> = load_recipients(conn, &recipient_ids)?
@@ -164,7 +168,7 @@ fn claim(
     ids.iter()
         .filter_map(|id| by_id.remove(id))
         .map(|row| {
-            let notification = notifications_by_id
+            let (notification, request_id) = notifications_by_id
                 .get(&row.notification_id)
                 .cloned()
                 .ok_or_else(|| {
@@ -186,6 +190,7 @@ fn claim(
                 delivery: row.into_domain()?,
                 notification,
                 recipient,
+                request_id,
             })
         })
         .collect()

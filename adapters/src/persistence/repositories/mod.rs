@@ -6,12 +6,14 @@ mod group_commit;
 mod idempotency;
 mod inbox_feed;
 mod notifications;
+mod operations;
 mod recipients;
 
 pub use api_keys::DieselApiKeyStore;
 pub use deliveries::DieselDeliveryQueue;
 pub use idempotency::DieselIdempotencyStore;
 pub use notifications::DieselNotificationRepository;
+pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};
 pub use recipients::DieselRecipientRepository;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's

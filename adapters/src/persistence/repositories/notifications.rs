@@ -94,11 +94,17 @@ macro_rules! visible_at {
     };
 }
 
-/// The rows of `batch`: notifications, and deliveries due at their notification's time.
+/// The rows of `batch`: notifications, and deliveries due at their notification's time. Each
+/// notification carries the id of the HTTP request being served, if any: call this on the
+/// request's task, before moving to the blocking pool.
 fn rows_of(batch: &[NewNotification]) -> (Vec<NotificationRow>, Vec<DeliveryRow>) {
+    let request_id = crate::correlation::current_request_id();
     let notification_rows = batch
         .iter()
-        .map(|n| NotificationRow::scheduled(&n.notification, n.deliver_at))
+        .map(|n| NotificationRow {
+            request_id: request_id.clone(),
+            ..NotificationRow::scheduled(&n.notification, n.deliver_at)
+        })
         .collect();
     let delivery_rows = batch
         .iter()

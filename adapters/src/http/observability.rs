@@ -1,0 +1,153 @@
+//! What operators and orchestrators probe: `/metrics` (Prometheus text format),
+//! `/health/live` (the process answers), `/health/ready` (and its alias `/health`: the database
+//! answers, the schema is current, the dispatcher runs), and the middleware counting every
+//! HTTP request by route pattern.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpRequest, HttpResponse};
+use clairon_application::ports::{Clock, OperationsStatsSource};
+use serde_json::json;
+
+use super::problem::ApiError;
+use super::Handlers;
+use crate::metrics::Metrics;
+
+/// What `/metrics` and the request counter need, as app data.
+#[derive(Clone)]
+pub struct Observability {
+    /// The registry.
+    pub metrics: Arc<Metrics>,
+    /// Reads the queue gauges at scrape time.
+    pub stats: Arc<dyn OperationsStatsSource>,
+    /// "Now", for the oldest due delivery's age.
+    pub clock: Arc<dyn Clock>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`
+    /// (`CLAIRON_METRICS_TOKEN`); else it is open, like `/health`.
+    pub metrics_token: Option<String>,
+}
+
+/// The `Content-Type` of the Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`: every metric, with the queue gauges read from the database now.
+///
+/// # Errors
+/// 401 when a metrics token is configured and not presented; 503 when the database does not
+/// answer.
+pub async fn metrics(
+    req: HttpRequest,
+    observability: web::Data<Observability>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = &observability.metrics_token {
+        let presented = super::auth::bearer(&req).unwrap_or_default();
+        // Compared by SHA-256 so the time taken says nothing about the token.
+        if super::auth::ApiKeys::hash_hex(presented) != super::auth::ApiKeys::hash_hex(token) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    let queue = observability
+        .stats
+        .queue_depth(observability.clock.now())
+        .await
+        .map_err(super::routes::repository)?;
+    Ok(HttpResponse::Ok()
+        .content_type(PROMETHEUS_TEXT)
+        .body(observability.metrics.render(&queue)))
+}
+
+/// `GET /health/live`: 200 as long as the process serves HTTP; no dependency is checked, so an
+/// orchestrator restarts the process only when it is truly stuck.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `GET /health/ready` and `GET /health`: 200 `{"status":"ok","database":"ok",
+/// "migrations":"ok","dispatcher":"running","version"}` when this process can do its work;
+/// else 503 `application/problem+json` whose `detail` and `not_ready` name what is not ready
+/// (`database`, `migrations`, `dispatcher`), with the same fields as `checks`. Causes are
+/// logged, never shown.
+pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
+    let probe = &handlers.health;
+    let database = probe.database().await;
+    let migrations = match &database {
+        Ok(()) => probe.migrations().await,
+        Err(_) => Err("database unavailable".to_owned()),
+    };
+    let dispatcher = probe.dispatcher_running();
+    let mut not_ready = Vec::new();
+    if let Err(cause) = &database {
+        tracing::error!(cause = %cause, "readiness: database unavailable");
+        not_ready.push("database");
+    }
+    if let (Ok(()), Err(cause)) = (&database, &migrations) {
+        tracing::error!(cause = %cause, "readiness: migrations not applied");
+        not_ready.push("migrations");
+    }
+    if !dispatcher {
+        not_ready.push("dispatcher");
+    }
+    let checks = json!({
+        "database": if database.is_ok() { "ok" } else { "unavailable" },
+        "migrations": match (&database, &migrations) {
+            (Ok(()), Ok(())) => "ok",
+            (Ok(()), Err(_)) => "pending",
+            _ => "unknown",
+        },
+        "dispatcher": if dispatcher { "running" } else { "stopped" },
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if not_ready.is_empty() {
+        let mut body = checks;
+        body["status"] = json!("ok");
+        return HttpResponse::Ok().json(body);
+    }
+    HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
+        .content_type("application/problem+json")
+        .json(json!({
+            "type": "https://clairon.dev/problems/not-ready",
+            "title": "Not ready",
+            "status": 503,
+            "detail": format!("not ready: {}", not_ready.join(", ")),
+            "not_ready": not_ready,
+            "checks": checks,
+        }))
+}
+
+/// Counts every request in [`Metrics`] by method, route pattern and status, with its duration
+/// until the response head. The route is the pattern the router matched
+/// (`/api/v1/recipients/{id}`), or `unmatched`: never the raw path, which would make one
+/// series per id. Does nothing when no [`Observability`] is in the app data.
+///
+/// # Errors
+/// Never of its own; an inner error is counted with its status and passed on.
+pub async fn track_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let Some(observability) = req.app_data::<web::Data<Observability>>().cloned() else {
+        return next.call(req).await;
+    };
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let outcome = next.call(req).await;
+    let status = match &outcome {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    observability.metrics.observe_request(
+        &method,
+        &route,
+        status.as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    outcome
+}
