@@ -10,17 +10,20 @@ use anyhow::Context as _;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
-use clairon_adapters::http::{self, ApiKeys, Handlers, HealthProbe, Live, RecipientTokens};
+use clairon_adapters::http::{
+    self, ApiKeys, BodyLimits, Handlers, HealthProbe, HttpOptions, Live, RateLimits, RateQuota,
+    RecipientTokens,
+};
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
-    DieselNotificationRepository, DieselRecipientRepository,
+    DieselNotificationRepository, DieselPersonalDataStore, DieselRecipientRepository,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
-    ChannelPolicy, CreateNotificationHandler, HandlePlanningEventHandler,
+    ChannelPolicy, CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
     SendTestNotificationHandler, UpsertRecipientsHandler,
 };
@@ -31,7 +34,8 @@ use clairon_application::ports::{
     TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
-    GetNotificationHandler, ListDeliveriesHandler, ListNotificationsHandler, UnreadCountHandler,
+    ExportRecipientHandler, GetNotificationHandler, ListDeliveriesHandler,
+    ListNotificationsHandler, UnreadCountHandler,
 };
 use tokio::sync::{watch, Notify};
 
@@ -115,18 +119,20 @@ impl Components {
             )?)
         } else {
             tracing::info!(url = %redact_url(&settings.smtp_url), "sending email over SMTP");
-            Arc::new(LettreEmailSender::smtp(
+            Arc::new(LettreEmailSender::smtp_with_timeout(
                 &settings.smtp_url,
                 &settings.email_from,
                 settings.smtp_pool_size,
+                settings.smtp_timeout(),
             )?)
         };
         if !settings.smtp_fallback_url.is_empty() {
             tracing::info!(url = %redact_url(&settings.smtp_fallback_url), "fallback SMTP server");
-            let fallback = LettreEmailSender::smtp(
+            let fallback = LettreEmailSender::smtp_with_timeout(
                 &settings.smtp_fallback_url,
                 &settings.email_from,
                 settings.smtp_pool_size,
+                settings.smtp_timeout(),
             )
             .context("CLAIRON_SMTP_FALLBACK_URL")?;
             email = Arc::new(FallbackEmailSender::new(email, Arc::new(fallback)));
@@ -134,9 +140,10 @@ impl Components {
         let telegram: Option<Arc<dyn TelegramSender>> = if settings.telegram_bot_token.is_empty() {
             None
         } else {
-            let bot = Arc::new(FrankensteinTelegramSender::new(
+            let bot = Arc::new(FrankensteinTelegramSender::with_timeout(
                 &settings.telegram_api_url,
                 &settings.telegram_bot_token,
+                settings.telegram_timeout(),
             ));
             Some(Arc::new(PacedTelegramSender::new(
                 bot,
@@ -210,6 +217,7 @@ impl Components {
                 lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
             },
         ));
+        let personal_data = Arc::new(DieselPersonalDataStore::new(database.clone()));
         let handlers = Arc::new(Handlers {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
@@ -255,6 +263,11 @@ impl Components {
             )),
             health: Arc::new(DatabaseHealth(database.clone())),
             idempotency: Arc::new(DieselIdempotencyStore::new(database.clone())),
+            export_recipient: Arc::new(ExportRecipientHandler::new(
+                personal_data.clone(),
+                clock.clone(),
+            )),
+            erase_recipient: Arc::new(EraseRecipientHandler::new(personal_data, clock.clone())),
         });
         let api_keys = api_keys(settings, &database).await?;
         let tokens = recipient_tokens(settings);
@@ -288,22 +301,25 @@ impl Components {
     }
 }
 
-/// The accepted keys: those configured, plus the generated one. When none is configured and
-/// none was ever generated, generates one, stores only its SHA-256 hash, and prints it once.
+/// The accepted keys: those configured (admin), and the database's, looked up per request and
+/// trusted for `CLAIRON_API_KEY_CACHE_MS`. When none is configured and none was ever stored,
+/// generates an admin key, stores only its SHA-256 hash, and prints it once.
 async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<ApiKeys> {
     let store = DieselApiKeyStore::new(database.clone());
     let configured = settings.api_key_list();
-    let mut keys = ApiKeys::from_hashes(store.all_hashes().await?.iter().map(String::as_str));
+    let mut keys = ApiKeys::default().with_directory(
+        Arc::new(store.clone()),
+        Duration::from_millis(settings.api_key_cache_ms),
+    );
     for key in &configured {
         keys.insert_key(key);
     }
-    if configured.is_empty() && keys.is_empty() {
-        let key = format!("clr_{}", hex::encode(rand::random::<[u8; 24]>()));
+    if configured.is_empty() && store.count().await? == 0 {
+        let key = crate::api_keys::generate_secret();
         store
             .insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start"))
             .await?;
-        keys.insert_key(&key);
-        println!("\nNo CLAIRON_API_KEYS configured: generated an API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
+        println!("\nNo CLAIRON_API_KEYS configured: generated an admin API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
     }
     Ok(keys)
 }
@@ -342,8 +358,26 @@ impl Application {
         let keys = web::Data::new(components.api_keys.clone());
         let tokens = web::Data::new(components.tokens.clone());
         let live = web::Data::new(components.live.clone());
+        let rate_limits = web::Data::new(RateLimits::new(
+            RateQuota::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
+            RateQuota::new(
+                settings.token_rate_limit_per_sec,
+                settings.token_rate_limit_burst,
+            ),
+        ));
+        let body_limits = web::Data::new(BodyLimits {
+            max_bytes: settings.max_body_bytes.max(1),
+            max_depth: settings.max_json_depth.max(1),
+        });
+        let options = HttpOptions {
+            cors_origins: settings.cors_origin_list(),
+        };
         let server = HttpServer::new(move || {
+            let options = options.clone();
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    http::security::security_headers,
+                ))
                 .wrap(
                     // `%U` (the path) and not `%r`: query strings may carry recipient tokens.
                     actix_web::middleware::Logger::new("%{method}xi %U %s %b B %D ms")
@@ -354,7 +388,9 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
                 .app_data(live.clone())
-                .configure(http::configure)
+                .app_data(rate_limits.clone())
+                .app_data(body_limits.clone())
+                .configure(move |cfg| http::configure(cfg, &options))
         })
         // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
         // one arrives, not after actix has drained its connections.

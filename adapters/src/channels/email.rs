@@ -93,7 +93,10 @@ enum Transport {
 /// a 4yz reply, a connection, I/O, TLS or protocol error is [`SendOutcome::Transient`].
 ///
 /// The SMTP transport keeps a pool of connections and spawns tasks on Tokio: build and drop the
-/// sender inside a Tokio runtime. Each SMTP command times out after lettre's default of 60 s.
+/// sender inside a Tokio runtime. Each SMTP command (connecting, the greeting, every reply) times
+/// out after [`LettreEmailSender::DEFAULT_TIMEOUT`] unless built with
+/// [`LettreEmailSender::smtp_with_timeout`], so a server that accepts and stays silent costs an
+/// attempt ([`SendOutcome::Transient`]), never a worker.
 pub struct LettreEmailSender {
     from: Mailbox,
     message_id_domain: String,
@@ -117,6 +120,23 @@ impl LettreEmailSender {
     /// without its credentials), [`EmailConfigError::ZeroPoolSize`], and
     /// [`EmailConfigError::NoTokioRuntime`] when called outside a Tokio runtime.
     pub fn smtp(url: &str, from: &str, pool_size: u32) -> Result<Self, EmailConfigError> {
+        Self::smtp_with_timeout(url, from, pool_size, Self::DEFAULT_TIMEOUT)
+    }
+
+    /// Timeout of each SMTP command by default: 30 s.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// As [`LettreEmailSender::smtp`], each SMTP command (connect, greeting, every reply)
+    /// timing out after `timeout`.
+    ///
+    /// # Errors
+    /// As [`LettreEmailSender::smtp`].
+    pub fn smtp_with_timeout(
+        url: &str,
+        from: &str,
+        pool_size: u32,
+        timeout: std::time::Duration,
+    ) -> Result<Self, EmailConfigError> {
         let from = parse_from(from)?;
         if pool_size == 0 {
             return Err(EmailConfigError::ZeroPoolSize);
@@ -133,6 +153,7 @@ impl LettreEmailSender {
         })?;
         let transport = builder
             .pool_config(PoolConfig::new().max_size(pool_size))
+            .timeout(Some(timeout))
             .build();
         Ok(Self {
             message_id_domain: from.email.domain().to_owned(),

@@ -17,6 +17,6 @@ mod schema;
 
 pub use connection::{Backend, Database, PersistenceError};
 pub use repositories::{
-    DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore, DieselNotificationRepository,
-    DieselRecipientRepository,
+    ApiKeyRecord, DieselApiKeyStore, DieselDeliveryQueue, DieselIdempotencyStore,
+    DieselNotificationRepository, DieselPersonalDataStore, DieselRecipientRepository,
 };

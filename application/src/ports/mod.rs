@@ -9,6 +9,7 @@ mod delivery_queue;
 mod delivery_repository;
 mod inbox_feed;
 mod notification_repository;
+mod personal_data;
 mod realtime;
 mod recipient_repository;
 mod retry;
@@ -24,6 +25,9 @@ pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
+};
+pub use personal_data::{
+    ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RecipientData,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
@@ -43,6 +47,8 @@ pub use delivery_repository::MockDeliveryRepository;
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use personal_data::MockPersonalDataStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]

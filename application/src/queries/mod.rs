@@ -1,11 +1,16 @@
 //! Queries: read models of the inbox and of deliveries. They never return aggregates.
 
+pub mod export_recipient;
 pub mod get_notification;
 pub mod list_deliveries;
 pub mod list_notifications;
 pub mod unread_count;
 mod views;
 
+pub use export_recipient::{
+    ExportRecipient, ExportRecipientError, ExportRecipientHandler, RecipientExportView,
+    RecipientProfileView,
+};
 pub use get_notification::{GetNotification, GetNotificationError, GetNotificationHandler};
 pub use list_deliveries::{
     DeliveryListItem, DeliveryListPage, ListDeliveries, ListDeliveriesError, ListDeliveriesHandler,
