@@ -91,7 +91,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Deepest nesting of arrays and objects in a JSON body (32 by default); beyond, 400.
     pub max_json_depth: usize,
-    /// Timeout of each SMTP command (connect, greeting, each reply), in ms (30 s by default):
+    /// Timeout of a whole SMTP send (connect, greeting, every reply), in ms (30 s by default):
     /// a silent server fails the attempt as transient instead of holding a worker.
     pub smtp_timeout_ms: u64,
     /// Timeout of a whole Telegram Bot API call, in ms (30 s by default; connecting gets at
@@ -284,7 +284,7 @@ impl Settings {
         )
     }
 
-    /// The timeout of each SMTP command.
+    /// The timeout of a whole SMTP send.
     pub fn smtp_timeout(&self) -> Duration {
         Duration::from_millis(self.smtp_timeout_ms.max(1))
     }

@@ -168,6 +168,9 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(status);
+        // Also here, not only in `security::security_headers`: a middleware's error is turned
+        // into this response after every middleware has run.
+        response.insert_header(("X-Content-Type-Options", "nosniff"));
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }

@@ -7,7 +7,7 @@
 //! `X-Frame-Options: DENY` (no framing, so no clickjacking of the mark-read buttons).
 
 use actix_cors::Cors;
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
@@ -23,15 +23,11 @@ pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 
 /// None of its own; the inner service's errors pass through.
 pub async fn security_headers(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let request = req.request().clone();
-    // An inner middleware's error (401, 403, 429) becomes its answer here, so it gets the
-    // headers too.
-    let mut response = match next.call(req).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(error) => ServiceResponse::new(request, error.error_response()),
-    };
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    // An inner middleware's error (401, 403, 429) never comes back through here as a response:
+    // `ApiError::error_response` sets `nosniff` itself.
+    let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
