@@ -60,6 +60,9 @@ impl ApiPrincipal {
 
 type Digest32 = [u8; 32];
 
+/// Directory answers by key digest, with when they were fetched.
+type LookupCache = HashMap<Digest32, (Instant, Option<ApiPrincipal>)>;
+
 /// Most lookups kept in the cache; beyond, it is emptied (unknown keys must not grow it forever).
 const CACHE_CAPACITY: usize = 10_000;
 
@@ -69,7 +72,7 @@ const CACHE_CAPACITY: usize = 10_000;
 pub struct ApiKeys {
     configured: Arc<std::collections::HashSet<Digest32>>,
     directory: Option<Arc<dyn ApiKeyDirectory>>,
-    cache: Arc<Mutex<HashMap<Digest32, (Instant, Option<ApiPrincipal>)>>>,
+    cache: Arc<Mutex<LookupCache>>,
     cache_ttl: Duration,
 }
 
