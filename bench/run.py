@@ -61,6 +61,8 @@ class Server:
             "CLAIRON_TEMPLATES_DIR": os.path.join(ROOT, "templates"),
             "CLAIRON_DATABASE_POOL_SIZE": "16",
             "CLAIRON_LOG": "warn",
+            # The benchmarks measure the engine, not the per-key rate limit (100 req/s by default).
+            "CLAIRON_RATE_LIMIT_PER_SEC": "0",
         })
         env.update(extra_env or {})
         self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))

@@ -1249,6 +1249,47 @@ async fn api_key_hashes_are_stored_once_found_and_counted(#[case] engine: Engine
     assert_eq!(keys.count().await.unwrap(), 1);
 }
 
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_is_found_with_its_scope_until_it_is_revoked(#[case] engine: Engine) {
+    use clairon_adapters::http::ApiKeyDirectory;
+    use clairon_domain::ApiScope;
+
+    let t = open_or_skip!(engine);
+    let keys = DieselApiKeyStore::new(t.db.clone());
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let created = keys
+        .create("dashboard", ApiScope::Read, hash)
+        .await
+        .unwrap();
+
+    let found = keys.find_active(hash).await.unwrap();
+    let listed = keys.list().await.unwrap();
+
+    assert_eq!(found, Some((created.id, ApiScope::Read)));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "dashboard");
+    assert!(listed[0].last_used_at.is_some(), "a lookup notes the use");
+    let revoked = keys.revoke(created.id, at(5)).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(5)));
+    assert_eq!(keys.find_active(hash).await.unwrap(), None);
+    assert!(!keys.contains_hash(hash).await.unwrap());
+    let again = keys.revoke(created.id, at(9)).await.unwrap().unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(at(5)),
+        "the first revocation time stays"
+    );
+    assert_eq!(keys.revoke(9999, at(9)).await.unwrap(), None);
+    assert_eq!(
+        keys.list().await.unwrap().len(),
+        1,
+        "a revoked key is still listed"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Delivery engine: listing, manual retry, attempts in the read model, unreachable chats
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-//! The `clairon` binary: `serve` (the default), `migrate`, `send-test`, `replay`.
+//! The `clairon` binary: `serve` (the default), `migrate`, `send-test`, `replay`, `api-keys`.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clairon_application::commands::{SendTestNotification, TestTarget};
-use clairon_bootstrap::{replay, telemetry, Application, Components, Settings};
-use clairon_domain::{ChannelSet, EmailAddress, RecipientId, TelegramChatId};
+use clairon_bootstrap::{api_keys, replay, telemetry, Application, Components, Settings};
+use clairon_domain::{ApiScope, ChannelSet, EmailAddress, RecipientId, TelegramChatId};
 use clap::{Parser, Subcommand};
 
 /// Clairon: a self-hosted notification service.
@@ -49,6 +49,33 @@ enum Command {
         /// The job's name.
         job: String,
     },
+    /// Manage the API keys stored in the database (CLAIRON_API_KEYS keys are always admin).
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeysCommand {
+    /// Make a key and print it once; only its SHA-256 hash is stored.
+    Create {
+        /// Whose key it is (shown by `list`).
+        #[arg(long)]
+        name: String,
+        /// send (ingestion), read (inboxes, deliveries, exports) or admin (everything).
+        #[arg(long, default_value = "send", value_parser = parse_scope)]
+        scope: ApiScope,
+    },
+    /// List the keys: id, scope, name, times; never a secret.
+    List,
+    /// Revoke a key by id: running servers refuse it within CLAIRON_API_KEY_CACHE_MS.
+    Revoke {
+        /// The key's id, as `list` shows it.
+        id: i64,
+    },
+}
+
+fn parse_scope(raw: &str) -> Result<ApiScope, String> {
+    ApiScope::parse(raw).map_err(|e| e.message)
 }
 
 #[tokio::main]
@@ -56,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     let settings = Settings::load()?;
-    telemetry::init(&settings.log, &settings.log_format);
+    telemetry::init_with_secrets(&settings.log, &settings.log_format, settings.secrets());
     tracing::debug!(?settings, "configuration");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -134,6 +161,31 @@ async fn main() -> anyhow::Result<()> {
                 run.stats,
                 run.error.map(|e| format!(" ({e})")).unwrap_or_default()
             );
+            Ok(())
+        }
+        Command::ApiKeys(action) => {
+            let db =
+                clairon_adapters::persistence::Database::connect(&settings.database_url, 1).await?;
+            db.run_migrations().await?;
+            match action {
+                ApiKeysCommand::Create { name, scope } => {
+                    let created = api_keys::create(&db, &name, scope).await?;
+                    println!(
+                        "created API key {} ({}, scope {}). It is shown this once; only its hash is stored:\n\n    {}\n",
+                        created.record.id, created.record.name, created.record.scope, created.secret
+                    );
+                }
+                ApiKeysCommand::List => {
+                    print!("{}", api_keys::format_list(&api_keys::list(&db).await?))
+                }
+                ApiKeysCommand::Revoke { id } => match api_keys::revoke(&db, id).await? {
+                    Some(key) => println!(
+                        "revoked API key {} ({}); running servers refuse it within {} ms",
+                        key.id, key.name, settings.api_key_cache_ms
+                    ),
+                    None => anyhow::bail!("no API key with id {id}"),
+                },
+            }
             Ok(())
         }
         Command::Replay { dataset } => {

@@ -90,6 +90,30 @@ pub struct Settings {
     /// When set, `GET /metrics` requires `Authorization: Bearer <this token>`; empty (default):
     /// `/metrics` is open, like `/health` (keep it on a private network).
     pub metrics_token: String,
+    /// How long a database API key lookup is trusted, in ms: the longest a revoked key keeps
+    /// working in a running process (5 s by default; 0: every request asks the database).
+    pub api_key_cache_ms: u64,
+    /// Requests per second per API key, sustained (token bucket); 0: no limit.
+    pub rate_limit_per_sec: u32,
+    /// Largest burst per API key, in requests (the bucket's size).
+    pub rate_limit_burst: u32,
+    /// Requests per second per recipient on `/api/v1/me` (whatever token of theirs); 0: no limit.
+    pub token_rate_limit_per_sec: u32,
+    /// Largest burst per recipient on `/api/v1/me`, in requests.
+    pub token_rate_limit_burst: u32,
+    /// Largest JSON request body, in bytes (256 KiB by default); beyond, 413.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of arrays and objects in a JSON body (32 by default); beyond, 400.
+    pub max_json_depth: usize,
+    /// Timeout of a whole SMTP send (connect, greeting, every reply), in ms (30 s by default):
+    /// a silent server fails the attempt as transient instead of holding a worker.
+    pub smtp_timeout_ms: u64,
+    /// Timeout of a whole Telegram Bot API call, in ms (30 s by default; connecting gets at
+    /// most 10 s of it).
+    pub telegram_timeout_ms: u64,
+    /// Comma-separated origins allowed to call `/api/v1/me` from browsers (CORS), such as
+    /// `https://app.example.org`; empty: no CORS.
+    pub cors_origins: String,
 }
 
 impl Default for Settings {
@@ -130,6 +154,16 @@ impl Default for Settings {
             retention_interval_secs: 24 * 3600,
             idempotency_purge_interval_secs: 3600,
             metrics_token: String::new(),
+            api_key_cache_ms: 5_000,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 200,
+            token_rate_limit_per_sec: 10,
+            token_rate_limit_burst: 30,
+            max_body_bytes: 256 * 1024,
+            max_json_depth: 32,
+            smtp_timeout_ms: 30_000,
+            telegram_timeout_ms: 30_000,
+            cors_origins: String::new(),
         }
     }
 }
@@ -198,6 +232,33 @@ impl Settings {
             .collect()
     }
 
+    /// Every secret of the configuration, for the log masker: API keys, the bot token, the
+    /// token secret, and the passwords of the database and SMTP URLs.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.api_key_list();
+        secrets.push(self.telegram_bot_token.clone());
+        secrets.push(self.token_secret.clone());
+        for url in [&self.database_url, &self.smtp_url, &self.smtp_fallback_url] {
+            if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) {
+                if let Some((_, password)) = url[scheme + 3..at.max(scheme + 3)].split_once(':') {
+                    secrets.push(password.to_owned());
+                }
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets
+    }
+
+    /// The origins allowed by CORS on `/api/v1/me`.
+    pub fn cors_origin_list(&self) -> Vec<String> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .collect()
+    }
+
     /// The channels switched on.
     ///
     /// # Errors
@@ -243,6 +304,16 @@ impl Settings {
             Duration::from_secs(self.retry_cap_secs),
             self.retry_max_attempts.max(1),
         )
+    }
+
+    /// The timeout of a whole SMTP send.
+    pub fn smtp_timeout(&self) -> Duration {
+        Duration::from_millis(self.smtp_timeout_ms.max(1))
+    }
+
+    /// The timeout of a whole Telegram Bot API call.
+    pub fn telegram_timeout(&self) -> Duration {
+        Duration::from_millis(self.telegram_timeout_ms.max(1))
     }
 
     /// The dispatcher's poll interval.

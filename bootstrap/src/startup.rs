@@ -13,20 +13,21 @@ use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
 use clairon_adapters::http::{
-    self, AdminSessions, ApiKeys, Handlers, HealthProbe, Live, Observability, RecipientTokens,
+    self, AdminSessions, ApiKeys, BodyLimits, Handlers, HealthProbe, HttpOptions, Live,
+    Observability, RateLimits, RateQuota, RecipientTokens,
 };
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
-    DieselOperationsStats, DieselRecipientRepository,
+    DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
-    ChannelPolicy, CreateNotificationHandler, HandlePlanningEventHandler,
+    ChannelPolicy, CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetentionPolicy,
     RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
 };
@@ -37,7 +38,8 @@ use clairon_application::ports::{
     OperationsStatsSource, RecipientRepository, TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
-    GetNotificationHandler, GetOperationsStatsHandler, ListDeliveriesHandler, ListJobRunsHandler,
+    ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
+    ListDeliveriesHandler, ListJobRunsHandler,
     ListNotificationsHandler, UnreadCountHandler,
 };
 use tokio::sync::{watch, Notify};
@@ -176,18 +178,20 @@ impl Components {
             )?)
         } else {
             tracing::info!(url = %redact_url(&settings.smtp_url), "sending email over SMTP");
-            Arc::new(LettreEmailSender::smtp(
+            Arc::new(LettreEmailSender::smtp_with_timeout(
                 &settings.smtp_url,
                 &settings.email_from,
                 settings.smtp_pool_size,
+                settings.smtp_timeout(),
             )?)
         };
         if !settings.smtp_fallback_url.is_empty() {
             tracing::info!(url = %redact_url(&settings.smtp_fallback_url), "fallback SMTP server");
-            let fallback = LettreEmailSender::smtp(
+            let fallback = LettreEmailSender::smtp_with_timeout(
                 &settings.smtp_fallback_url,
                 &settings.email_from,
                 settings.smtp_pool_size,
+                settings.smtp_timeout(),
             )
             .context("CLAIRON_SMTP_FALLBACK_URL")?;
             email = Arc::new(FallbackEmailSender::new(email, Arc::new(fallback)));
@@ -195,9 +199,10 @@ impl Components {
         let telegram: Option<Arc<dyn TelegramSender>> = if settings.telegram_bot_token.is_empty() {
             None
         } else {
-            let bot = Arc::new(FrankensteinTelegramSender::new(
+            let bot = Arc::new(FrankensteinTelegramSender::with_timeout(
                 &settings.telegram_api_url,
                 &settings.telegram_bot_token,
+                settings.telegram_timeout(),
             ));
             Some(Arc::new(PacedTelegramSender::new(
                 bot,
@@ -292,6 +297,7 @@ impl Components {
         let stats_source: Arc<dyn OperationsStatsSource> =
             Arc::new(DieselOperationsStats::new(database.clone()));
         let dispatcher_state = DispatcherState::default();
+        let personal_data = Arc::new(DieselPersonalDataStore::new(database.clone()));
         let handlers = Arc::new(Handlers {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
@@ -346,6 +352,11 @@ impl Components {
                 stats_source.clone(),
                 clock.clone(),
             )),
+            export_recipient: Arc::new(ExportRecipientHandler::new(
+                personal_data.clone(),
+                clock.clone(),
+            )),
+            erase_recipient: Arc::new(EraseRecipientHandler::new(personal_data, clock.clone())),
         });
         let observability = Observability {
             metrics,
@@ -388,22 +399,25 @@ impl Components {
     }
 }
 
-/// The accepted keys: those configured, plus the generated one. When none is configured and
-/// none was ever generated, generates one, stores only its SHA-256 hash, and prints it once.
+/// The accepted keys: those configured (admin), and the database's, looked up per request and
+/// trusted for `CLAIRON_API_KEY_CACHE_MS`. When none is configured and none was ever stored,
+/// generates an admin key, stores only its SHA-256 hash, and prints it once.
 async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<ApiKeys> {
     let store = DieselApiKeyStore::new(database.clone());
     let configured = settings.api_key_list();
-    let mut keys = ApiKeys::from_hashes(store.all_hashes().await?.iter().map(String::as_str));
+    let mut keys = ApiKeys::default().with_directory(
+        Arc::new(store.clone()),
+        Duration::from_millis(settings.api_key_cache_ms),
+    );
     for key in &configured {
         keys.insert_key(key);
     }
-    if configured.is_empty() && keys.is_empty() {
-        let key = format!("clr_{}", hex::encode(rand::random::<[u8; 24]>()));
+    if configured.is_empty() && store.count().await? == 0 {
+        let key = crate::api_keys::generate_secret();
         store
             .insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start"))
             .await?;
-        keys.insert_key(&key);
-        println!("\nNo CLAIRON_API_KEYS configured: generated an API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
+        println!("\nNo CLAIRON_API_KEYS configured: generated an admin API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
     }
     Ok(keys)
 }
@@ -445,8 +459,24 @@ impl Application {
         let live = web::Data::new(components.live.clone());
         let observability = web::Data::new(components.observability.clone());
         let sessions = web::Data::new(AdminSessions::default());
+        let rate_limits = web::Data::new(RateLimits::new(
+            RateQuota::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
+            RateQuota::new(
+                settings.token_rate_limit_per_sec,
+                settings.token_rate_limit_burst,
+            ),
+        ));
+        let body_limits = web::Data::new(BodyLimits {
+            max_bytes: settings.max_body_bytes.max(1),
+            max_depth: settings.max_json_depth.max(1),
+        });
+        let options = HttpOptions {
+            cors_origins: settings.cors_origin_list(),
+        };
         let server = HttpServer::new(move || {
+            let options = options.clone();
             App::new()
+                .wrap(from_fn(http::security::security_headers))
                 // Innermost first: the request counter sees the final status; the request id
                 // spans everything but the access log, which prints the id it answered with.
                 .wrap(from_fn(http::observability::track_requests))
@@ -465,7 +495,9 @@ impl Application {
                 .app_data(live.clone())
                 .app_data(observability.clone())
                 .app_data(sessions.clone())
-                .configure(http::configure)
+                .app_data(rate_limits.clone())
+                .app_data(body_limits.clone())
+                .configure(move |cfg| http::configure(cfg, &options))
         })
         // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
         // one arrives, not after actix has drained its connections.

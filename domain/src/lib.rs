@@ -5,6 +5,7 @@
 //! Diesel, actix, lettre, frankenstein or Tera: every type here can be built and tested in
 //! memory, in milliseconds.
 
+pub mod access;
 pub mod channel;
 pub mod delivery;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod recipient;
 pub mod reminders;
 pub mod rules;
 
+pub use access::ApiScope;
 pub use channel::{Channel, ChannelSet};
 pub use delivery::{Delivery, DeliveryId, DeliveryStatus};
 pub use error::ValidationError;

@@ -163,6 +163,15 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns an app with `options`; `None` when it needs PostgreSQL and PostgreSQL is not
 /// reachable outside CI.
 pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
+    spawn_app_configured(options, |_| {}).await
+}
+
+/// Like [`spawn_app_with`], with `configure` changing the settings last (rate limits, timeouts,
+/// provider URLs, CORS origins).
+pub async fn spawn_app_configured(
+    options: Options,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("a temp dir");
     let database = match options.engine {
         Engine::Sqlite => None,
@@ -219,8 +228,13 @@ pub async fn spawn_app_with(options: Options) -> Option<TestApp> {
         token_secret: TOKEN_SECRET.into(),
         metrics_token: options.metrics_token.into(),
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+        // Rate limits have their own tests; elsewhere they would only slow the tests down.
+        rate_limit_per_sec: 0,
+        token_rate_limit_per_sec: 0,
         ..Settings::default()
     };
+    let mut settings = settings;
+    configure(&mut settings);
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
     let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("the app builds");
@@ -399,6 +413,56 @@ impl TestApp {
             request = request.json(body);
         }
         Self::answer(request.send().await.expect("the app answers")).await
+    }
+
+    /// `method path` with `key` (another API key, or none at all) and an optional JSON body.
+    pub async fn call_with_key(
+        &self,
+        key: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Self::answer(request.send().await.expect("the app answers")).await
+    }
+
+    /// Makes an API key with `scope` (`send`, `read`, `admin`) in this app's database, as
+    /// `clairon api-keys create` does; returns its id and secret.
+    ///
+    /// # Panics
+    /// On a bad scope or when the database refuses.
+    pub async fn create_api_key(&self, name: &str, scope: &str) -> (i64, String) {
+        let db = clairon_adapters::persistence::Database::connect(&self.database_url, 1)
+            .await
+            .expect("the app's database");
+        let scope = clairon_domain::ApiScope::parse(scope).expect("a scope");
+        let created = clairon_bootstrap::api_keys::create(&db, name, scope)
+            .await
+            .expect("the key is stored");
+        (created.record.id, created.secret)
+    }
+
+    /// Revokes API key `id` in this app's database, as `clairon api-keys revoke` does.
+    ///
+    /// # Panics
+    /// When the key does not exist or the database refuses.
+    pub async fn revoke_api_key(&self, id: i64) {
+        let db = clairon_adapters::persistence::Database::connect(&self.database_url, 1)
+            .await
+            .expect("the app's database");
+        clairon_bootstrap::api_keys::revoke(&db, id)
+            .await
+            .expect("the database answers")
+            .expect("the key exists");
     }
 
     /// `GET path` with the API key.

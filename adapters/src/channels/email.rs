@@ -73,6 +73,8 @@ enum Transport {
         /// The URL with credentials redacted, for Debug and logs.
         redacted_url: String,
         pool_size: u32,
+        /// The most a whole send may take (lettre's own timeout bounds connecting only).
+        timeout: std::time::Duration,
     },
     Files {
         transport: AsyncFileTransport<Tokio1Executor>,
@@ -93,7 +95,11 @@ enum Transport {
 /// a 4yz reply, a connection, I/O, TLS or protocol error is [`SendOutcome::Transient`].
 ///
 /// The SMTP transport keeps a pool of connections and spawns tasks on Tokio: build and drop the
-/// sender inside a Tokio runtime. Each SMTP command times out after lettre's default of 60 s.
+/// sender inside a Tokio runtime. A whole send (connecting, the greeting, every reply) times out
+/// after [`LettreEmailSender::DEFAULT_TIMEOUT`] unless built with
+/// [`LettreEmailSender::smtp_with_timeout`], so a server that accepts and stays silent costs an
+/// attempt ([`SendOutcome::Transient`]), never a worker. (lettre's own timeout bounds the TCP
+/// connection only on its async transport, so the send is wrapped in a Tokio timeout too.)
 pub struct LettreEmailSender {
     from: Mailbox,
     message_id_domain: String,
@@ -117,6 +123,23 @@ impl LettreEmailSender {
     /// without its credentials), [`EmailConfigError::ZeroPoolSize`], and
     /// [`EmailConfigError::NoTokioRuntime`] when called outside a Tokio runtime.
     pub fn smtp(url: &str, from: &str, pool_size: u32) -> Result<Self, EmailConfigError> {
+        Self::smtp_with_timeout(url, from, pool_size, Self::DEFAULT_TIMEOUT)
+    }
+
+    /// Timeout of a whole SMTP send by default: 30 s.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// As [`LettreEmailSender::smtp`], a whole send (connect, greeting, every reply) timing out
+    /// after `timeout`.
+    ///
+    /// # Errors
+    /// As [`LettreEmailSender::smtp`].
+    pub fn smtp_with_timeout(
+        url: &str,
+        from: &str,
+        pool_size: u32,
+        timeout: std::time::Duration,
+    ) -> Result<Self, EmailConfigError> {
         let from = parse_from(from)?;
         if pool_size == 0 {
             return Err(EmailConfigError::ZeroPoolSize);
@@ -133,6 +156,7 @@ impl LettreEmailSender {
         })?;
         let transport = builder
             .pool_config(PoolConfig::new().max_size(pool_size))
+            .timeout(Some(timeout))
             .build();
         Ok(Self {
             message_id_domain: from.email.domain().to_owned(),
@@ -141,6 +165,7 @@ impl LettreEmailSender {
                 transport,
                 redacted_url,
                 pool_size,
+                timeout,
             },
         })
     }
@@ -229,11 +254,17 @@ impl EmailSender for LettreEmailSender {
             }
         };
         let outcome = match &self.transport {
-            Transport::Smtp { transport, .. } => match transport.send(email).await {
-                Ok(_) => SendOutcome::Sent {
+            Transport::Smtp {
+                transport, timeout, ..
+            } => match tokio::time::timeout(*timeout, transport.send(email)).await {
+                Ok(Ok(_)) => SendOutcome::Sent {
                     provider_message_id: message_id,
                 },
-                Err(error) => classify_smtp_error(&error),
+                Ok(Err(error)) => classify_smtp_error(&error),
+                Err(_) => SendOutcome::Transient(format!(
+                    "SMTP server did not finish the exchange within {} ms",
+                    timeout.as_millis()
+                )),
             },
             Transport::Files { transport, .. } => match transport.send(email).await {
                 Ok(_) => SendOutcome::Sent {

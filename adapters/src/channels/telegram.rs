@@ -22,7 +22,7 @@ use frankenstein::{AsyncTelegramApi, ParseMode};
 
 /// How long to wait for a TCP (and TLS) connection to the Bot API: 10 s.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a whole `sendMessage` call may take: 30 s.
+/// How long a whole `sendMessage` call may take by default: 30 s.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The wait when a 429 answer does not say how long to wait: 1 s.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -53,10 +53,17 @@ impl FrankensteinTelegramSender {
     /// server at `api_base_url` (scheme, host and optional port, no trailing `/bot…`; usually
     /// [`Self::DEFAULT_API_BASE_URL`], a local server in tests).
     pub fn new(api_base_url: &str, bot_token: &str) -> Self {
+        Self::with_timeout(api_base_url, bot_token, REQUEST_TIMEOUT)
+    }
+
+    /// As [`FrankensteinTelegramSender::new`], a whole call timing out after `timeout` (and
+    /// connecting after at most 10 s of it): a Bot API server that accepts and stays silent
+    /// costs an attempt ([`SendOutcome::Transient`]), never a worker.
+    pub fn with_timeout(api_base_url: &str, bot_token: &str, timeout: Duration) -> Self {
         let api_base_url = api_base_url.trim_end_matches('/').to_owned();
         let client = frankenstein::reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .build()
             .unwrap_or_else(|_| frankenstein::reqwest::Client::new());
         let bot = Bot::builder()

@@ -1,35 +1,122 @@
-//! API key authentication for `/api/v1`: `Authorization: Bearer <key>`.
+//! API key authentication and scopes for `/api/v1`: `Authorization: Bearer <key>`.
 //!
-//! Only SHA-256 hashes of keys are held in memory (and, for a generated key, in the database),
-//! so a memory dump or a database copy does not reveal a usable key.
+//! Only SHA-256 hashes of keys are held, in memory (the `CLAIRON_API_KEYS` keys, always `admin`)
+//! and in the `api_keys` table (keys made with `clairon api-keys create`, each with its scope),
+//! so a memory dump or a database copy does not reveal a usable key. A database key is looked up
+//! by its hash and the answer kept for [`ApiKeys::cache_ttl`] (5 s by default): a revoked key is
+//! refused by every running process within that time, without a restart.
+//!
+//! [`require_api_key`] authenticates, applies the per-key rate limit, and leaves an
+//! [`ApiPrincipal`] in the request's extensions; [`require_send`], [`require_read`] and
+//! [`require_admin`] then check its scope, so a whole scope is admin-only with one line:
+//! `web::scope("/admin").wrap(from_fn(auth::require_admin))`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, Error};
+use actix_web::{web, Error, HttpMessage};
+use async_trait::async_trait;
+use clairon_application::ports::RepositoryError;
+use clairon_domain::ApiScope;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
+use super::rate_limit::RateLimits;
 
-/// The accepted API keys, as SHA-256 hashes.
-#[derive(Debug, Clone, Default)]
+/// Where keys created with the CLI are looked up (the `api_keys` table).
+#[async_trait]
+pub trait ApiKeyDirectory: Send + Sync {
+    /// The id and scope of the key whose lowercase hex SHA-256 is `hash_hex`, if it exists and
+    /// is not revoked. MAY note the use (`last_used_at`).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails.
+    async fn find_active(&self, hash_hex: &str)
+        -> Result<Option<(i64, ApiScope)>, RepositoryError>;
+}
+
+/// Who is calling: the key's id (`None` for a `CLAIRON_API_KEYS` key) and its scope. Routes read
+/// it with `web::ReqData<ApiPrincipal>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiPrincipal {
+    /// The `api_keys.id`, or `None` for a key from `CLAIRON_API_KEYS`.
+    pub key_id: Option<i64>,
+    /// What the key may do.
+    pub scope: ApiScope,
+}
+
+impl ApiPrincipal {
+    /// How audit rows name the caller: `api-key:{id}`, or `env` for a `CLAIRON_API_KEYS` key.
+    pub fn actor(&self) -> String {
+        self.key_id
+            .map_or_else(|| "env".to_owned(), |id| format!("api-key:{id}"))
+    }
+}
+
+type Digest32 = [u8; 32];
+
+/// Directory answers by key digest, with when they were fetched.
+type LookupCache = HashMap<Digest32, (Instant, Option<ApiPrincipal>)>;
+
+/// Most lookups kept in the cache; beyond, it is emptied (unknown keys must not grow it forever).
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The accepted API keys: the configured ones (admin, in memory, as SHA-256 hashes) and, with a
+/// [`ApiKeyDirectory`], the database's.
+#[derive(Clone, Default)]
 pub struct ApiKeys {
-    hashes: HashSet<[u8; 32]>,
+    configured: Arc<std::collections::HashSet<Digest32>>,
+    directory: Option<Arc<dyn ApiKeyDirectory>>,
+    cache: Arc<Mutex<LookupCache>>,
+    cache_ttl: Duration,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("configured", &self.configured.len())
+            .field("directory", &self.directory.is_some())
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiKeys {
-    /// Accepts the keys whose hex SHA-256 hashes are given (invalid hex is ignored).
+    /// Accepts the keys whose hex SHA-256 hashes are given (invalid hex is ignored), as admin.
     pub fn from_hashes<'a>(hashes: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
-            hashes: hashes
-                .into_iter()
-                .filter_map(|h| hex::decode(h).ok())
-                .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .collect(),
+            configured: Arc::new(
+                hashes
+                    .into_iter()
+                    .filter_map(|h| hex::decode(h).ok())
+                    .filter_map(|bytes| <Digest32>::try_from(bytes).ok())
+                    .collect(),
+            ),
+            ..Self::default()
         }
+    }
+
+    /// Also accepts the keys of `directory`, each answer kept for `cache_ttl` (0: every request
+    /// asks the directory).
+    #[must_use]
+    pub fn with_directory(
+        mut self,
+        directory: Arc<dyn ApiKeyDirectory>,
+        cache_ttl: Duration,
+    ) -> Self {
+        self.directory = Some(directory);
+        self.cache_ttl = cache_ttl;
+        self
+    }
+
+    /// How long a directory answer is trusted: the longest a revoked key keeps working.
+    pub fn cache_ttl(&self) -> Duration {
+        self.cache_ttl
     }
 
     /// The hex SHA-256 hash of `key`, as stored.
@@ -37,26 +124,68 @@ impl ApiKeys {
         hex::encode(Sha256::digest(key.as_bytes()))
     }
 
-    /// Adds a plain key (hashing it).
+    /// Adds a plain configured (admin) key, hashing it.
     pub fn insert_key(&mut self, key: &str) {
-        self.hashes.insert(Sha256::digest(key.as_bytes()).into());
+        Arc::make_mut(&mut self.configured).insert(Sha256::digest(key.as_bytes()).into());
     }
 
-    /// Whether `key` is accepted.
+    /// Whether `key` is one of the configured (admin) keys.
     pub fn accepts(&self, key: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.hashes.contains(&digest)
+        let digest: Digest32 = Sha256::digest(key.as_bytes()).into();
+        self.configured.contains(&digest)
     }
 
-    /// How many keys are accepted.
+    /// How many keys are configured (the directory's are not counted).
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.configured.len()
     }
 
-    /// Whether no key is accepted.
+    /// Whether no key is configured.
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.configured.is_empty()
     }
+
+    /// Who `key` is, if it is accepted.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] when the directory cannot be asked.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<ApiPrincipal>, ApiError> {
+        let digest: Digest32 = Sha256::digest(key.as_bytes()).into();
+        if self.configured.contains(&digest) {
+            return Ok(Some(ApiPrincipal {
+                key_id: None,
+                scope: ApiScope::Admin,
+            }));
+        }
+        let Some(directory) = &self.directory else {
+            return Ok(None);
+        };
+        if let Some((at, cached)) = self.cache.lock().map_err(poisoned)?.get(&digest) {
+            if at.elapsed() < self.cache_ttl {
+                return Ok(*cached);
+            }
+        }
+        let found = directory
+            .find_active(&hex::encode(digest))
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("looking up an API key: {e}")))?
+            .map(|(id, scope)| ApiPrincipal {
+                key_id: Some(id),
+                scope,
+            });
+        if !self.cache_ttl.is_zero() {
+            let mut cache = self.cache.lock().map_err(poisoned)?;
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(digest, (Instant::now(), found));
+        }
+        Ok(found)
+    }
+}
+
+fn poisoned<T>(_: T) -> ApiError {
+    ApiError::Internal("the API key cache lock is poisoned".into())
 }
 
 /// The bearer token of a request, if it has one.
@@ -69,33 +198,160 @@ pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Middleware: refuses with 401 problem+json unless the request carries an accepted API key.
+/// Middleware: refuses with 401 problem+json unless the request carries an accepted API key,
+/// then with 429 problem+json (and `Retry-After`) when the key is over its rate limit; else
+/// leaves the [`ApiPrincipal`] in the request's extensions.
 ///
 /// # Errors
-/// [`ApiError::Unauthorized`] when the key is missing or unknown.
+/// [`ApiError::Unauthorized`] when the key is missing, unknown or revoked;
+/// [`ApiError::TooManyRequests`] over the limit; [`ApiError::Unavailable`] when the key
+/// directory cannot be asked.
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let accepted = req
+    let keys = req
         .app_data::<web::Data<ApiKeys>>()
-        .zip(bearer(req.request()))
-        .is_some_and(|(keys, presented)| keys.accepts(presented));
-    if !accepted {
-        return Err(ApiError::Unauthorized.into());
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("API keys are not configured".into()))?;
+    let presented = bearer(req.request())
+        .map(ToOwned::to_owned)
+        .ok_or(ApiError::Unauthorized)?;
+    let principal = keys
+        .authenticate(&presented)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if let Some(limits) = req.app_data::<web::Data<RateLimits>>() {
+        limits.check_api_key(Sha256::digest(presented.as_bytes()).into())?;
     }
+    req.extensions_mut().insert(principal);
     next.call(req).await
+}
+
+async fn require(
+    scope: ApiScope,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let principal = req.extensions().get::<ApiPrincipal>().copied();
+    match principal {
+        None => Err(ApiError::Unauthorized.into()),
+        Some(p) if !p.scope.allows(scope) => Err(ApiError::Forbidden(format!(
+            "this API key has the {} scope; this route needs {}",
+            p.scope,
+            if scope == ApiScope::Admin {
+                "admin".to_owned()
+            } else {
+                format!("{scope} (or admin)")
+            }
+        ))
+        .into()),
+        Some(_) => next.call(req).await,
+    }
+}
+
+/// Middleware (inside [`require_api_key`]): only `send` and `admin` keys pass; others get 403.
+///
+/// # Errors
+/// [`ApiError::Forbidden`]; [`ApiError::Unauthorized`] without [`require_api_key`] before it.
+pub async fn require_send(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    require(ApiScope::Send, req, next).await
+}
+
+/// Middleware (inside [`require_api_key`]): only `read` and `admin` keys pass; others get 403.
+///
+/// # Errors
+/// [`ApiError::Forbidden`]; [`ApiError::Unauthorized`] without [`require_api_key`] before it.
+pub async fn require_read(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    require(ApiScope::Read, req, next).await
+}
+
+/// Middleware (inside [`require_api_key`]): only `admin` keys pass; others get 403.
+///
+/// # Errors
+/// [`ApiError::Forbidden`]; [`ApiError::Unauthorized`] without [`require_api_key`] before it.
+pub async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    require(ApiScope::Admin, req, next).await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
+    struct Directory {
+        asked: AtomicUsize,
+        revoked: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl ApiKeyDirectory for Directory {
+        async fn find_active(
+            &self,
+            hash_hex: &str,
+        ) -> Result<Option<(i64, ApiScope)>, RepositoryError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            Ok(
+                (hash_hex == ApiKeys::hash_hex("db-key") && !self.revoked.load(Ordering::SeqCst))
+                    .then_some((7, ApiScope::Send)),
+            )
+        }
+    }
+
     #[test]
-    fn a_key_is_accepted_by_its_hash_only() {
+    fn a_configured_key_is_accepted_by_its_hash_only() {
         let keys = ApiKeys::from_hashes([ApiKeys::hash_hex("s3cret").as_str()]);
         assert!(keys.accepts("s3cret"));
         assert!(!keys.accepts("s3cret "));
         assert!(!keys.accepts(&ApiKeys::hash_hex("s3cret")));
+    }
+
+    #[tokio::test]
+    async fn a_configured_key_is_admin_and_a_directory_key_has_its_scope() {
+        let directory = Arc::new(Directory {
+            asked: AtomicUsize::new(0),
+            revoked: false.into(),
+        });
+        let mut keys = ApiKeys::default().with_directory(directory, Duration::from_secs(5));
+        keys.insert_key("env-key");
+
+        let env = keys.authenticate("env-key").await.unwrap().unwrap();
+        let db = keys.authenticate("db-key").await.unwrap().unwrap();
+
+        assert_eq!((env.key_id, env.scope), (None, ApiScope::Admin));
+        assert_eq!(env.actor(), "env");
+        assert_eq!((db.key_id, db.scope), (Some(7), ApiScope::Send));
+        assert_eq!(db.actor(), "api-key:7");
+        assert_eq!(keys.authenticate("nope").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_directory_answer_is_reused_within_the_cache_time_and_asked_again_after() {
+        let directory = Arc::new(Directory {
+            asked: AtomicUsize::new(0),
+            revoked: false.into(),
+        });
+        let cached = ApiKeys::default().with_directory(directory.clone(), Duration::from_secs(60));
+        cached.authenticate("db-key").await.unwrap();
+        cached.authenticate("db-key").await.unwrap();
+        assert_eq!(directory.asked.load(Ordering::SeqCst), 1, "cached");
+
+        let uncached = ApiKeys::default().with_directory(directory.clone(), Duration::ZERO);
+        directory.revoked.store(true, Ordering::SeqCst);
+        assert_eq!(
+            uncached.authenticate("db-key").await.unwrap(),
+            None,
+            "a revoked key is refused as soon as the cache lets go"
+        );
     }
 }

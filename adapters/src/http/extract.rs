@@ -1,20 +1,82 @@
-//! Request body extraction with the API's rules: at most 256 KiB, JSON only, and errors that
-//! name the offending field (`serde_path_to_error` tracks the path while deserialising).
+//! Request body extraction with the API's rules: at most 256 KiB (`CLAIRON_MAX_BODY_BYTES`),
+//! nested at most 32 levels deep (`CLAIRON_MAX_JSON_DEPTH`), JSON only, and errors that name the
+//! offending field (`serde_path_to_error` tracks the path while deserialising).
 
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
 
-/// Largest accepted body, in bytes (256 KiB).
+/// Largest accepted body by default, in bytes (256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// A JSON body of type `T`. Malformed JSON is a 400; JSON of the wrong shape is a 422 naming the
-/// field; a body over [`MAX_BODY_BYTES`] is a 413; a non-JSON content type is a 415.
+/// Deepest accepted nesting of arrays and objects by default: well above any real request
+/// (planning events nest 4 levels), well below serde_json's own recursion limit (128).
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// What a request body may be, given to the app as `web::Data<BodyLimits>` (the defaults apply
+/// without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Largest body, in bytes: beyond, 413.
+    pub max_bytes: usize,
+    /// Deepest nesting of JSON arrays and objects: beyond, 400.
+    pub max_depth: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: MAX_BODY_BYTES,
+            max_depth: MAX_JSON_DEPTH,
+        }
+    }
+}
+
+impl BodyLimits {
+    /// The limits of `req`'s app, or the defaults.
+    pub fn of(req: &HttpRequest) -> Self {
+        req.app_data::<web::Data<BodyLimits>>()
+            .map_or_else(Self::default, |l| *l.get_ref())
+    }
+}
+
+/// The deepest nesting of arrays and objects in `body`, counted without parsing it (strings and
+/// their escapes are skipped), stopping as soon as it exceeds `max`.
+pub fn json_depth_exceeds(body: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A JSON body of type `T`. Malformed JSON, or JSON nested deeper than
+/// [`BodyLimits::max_depth`], is a 400; JSON of the wrong shape is a 422 naming the field; a body
+/// over [`BodyLimits::max_bytes`] is a 413; a non-JSON content type is a 415.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -42,21 +104,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 essence == "application/json" || essence.ends_with("+json")
             });
         let mut payload = payload.take();
+        let limits = BodyLimits::of(req);
+        let max = limits.max_bytes;
         Box::pin(async move {
-            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-                return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+            if declared.is_some_and(|n| n > max) {
+                return Err(ApiError::PayloadTooLarge(max));
             }
             if !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+            let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(max));
             while let Some(chunk) = payload.next().await {
                 let chunk =
                     chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+                if body.len() + chunk.len() > max {
+                    return Err(ApiError::PayloadTooLarge(max));
                 }
                 body.extend_from_slice(&chunk);
+            }
+            if json_depth_exceeds(&body, limits.max_depth) {
+                return Err(ApiError::BadRequest(format!(
+                    "body: JSON nested deeper than {} levels",
+                    limits.max_depth
+                )));
             }
             parse_json(&body).map(JsonBody)
         })
@@ -128,6 +198,15 @@ mod tests {
             ApiError::Unprocessable { errors, .. } => errors[0].field.clone(),
             other => panic!("expected 422, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!json_depth_exceeds(br#"{"a":[{"b":1}]}"#, 3));
+        assert!(json_depth_exceeds(br#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!json_depth_exceeds(br#"{"a":"[[[[[[\"[[["}"#, 1));
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert!(json_depth_exceeds(deep.as_bytes(), MAX_JSON_DEPTH));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::auth::{bearer, ApiKeys};
-use super::extract::MAX_BODY_BYTES;
+use super::extract::BodyLimits;
 use super::problem::ApiError;
 use super::Handlers;
 
@@ -152,12 +152,12 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-async fn read_body(mut payload: Payload) -> Result<web::Bytes, ApiError> {
+async fn read_body(mut payload: Payload, max: usize) -> Result<web::Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::PayloadTooLarge(max));
         }
         body.extend_from_slice(&chunk);
     }
@@ -193,7 +193,7 @@ async fn release(store: &dyn IdempotencyStore, request: &IdempotentRequest) {
 ///
 /// # Errors
 /// 422 for an invalid key or a key reused with another request, 409 while a request with the key
-/// is in progress, 413 for a body over [`MAX_BODY_BYTES`], 503 when the store fails.
+/// is in progress, 413 for a body over [`BodyLimits::max_bytes`], 503 when the store fails.
 pub async fn idempotent(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -212,7 +212,8 @@ pub async fn idempotent(
     let api_key_hash = bearer(req.request())
         .map(ApiKeys::hash_hex)
         .unwrap_or_default();
-    let body = read_body(req.take_payload()).await?;
+    let max = BodyLimits::of(req.request()).max_bytes;
+    let body = read_body(req.take_payload(), max).await?;
     let request = IdempotentRequest {
         api_key_hash,
         key,

@@ -1,4 +1,5 @@
-//! The actix-web HTTP adapter: JSON API under `/api/v1` (API key required) and `/health`.
+//! The actix-web HTTP adapter: JSON API under `/api/v1` (API key required, each route checking
+//! the key's scope) and `/health`.
 //!
 //! Routes translate requests into commands and queries of the application layer and their
 //! results or errors into JSON or RFC 7807 problems; they hold no business rule.
@@ -8,12 +9,15 @@ pub mod auth;
 mod deliveries;
 pub mod dto;
 pub mod extract;
+mod gdpr;
 pub mod idempotency;
 pub mod live;
 pub mod observability;
 pub mod problem;
 pub mod request_id;
+pub mod rate_limit;
 mod routes;
+pub mod security;
 pub mod tokens;
 
 use std::future::Future;
@@ -21,24 +25,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::{guard, web};
 use clairon_application::commands::{
-    CreateNotificationHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
-    MarkNotificationReadHandler, RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
+    CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
+    RunJobHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::ports::RecipientRepository;
 use clairon_application::queries::{
-    GetNotificationHandler, GetOperationsStatsHandler, ListDeliveriesHandler, ListJobRunsHandler,
-    ListNotificationsHandler, UnreadCountHandler,
+    ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
+    ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
 };
 
 pub use admin::AdminSessions;
-pub use auth::ApiKeys;
+pub use auth::{ApiKeyDirectory, ApiKeys, ApiPrincipal};
+pub use extract::BodyLimits;
 pub use idempotency::IdempotencyStore;
 pub use live::Live;
 pub use observability::Observability;
 pub use problem::{ApiError, FieldError};
+pub use rate_limit::{RateLimits, RateQuota};
 pub use tokens::RecipientTokens;
 
 /// What `/health/ready` checks.
@@ -88,12 +94,45 @@ pub struct Handlers {
     pub list_job_runs: Arc<ListJobRunsHandler>,
     /// `GET /admin/stats` and the dashboard.
     pub operations_stats: Arc<GetOperationsStatsHandler>,
+    /// `GET /recipients/{id}/export`.
+    pub export_recipient: Arc<ExportRecipientHandler>,
+    /// `DELETE /recipients/{id}`.
+    pub erase_recipient: Arc<EraseRecipientHandler>,
+}
+
+/// What the routes' wiring takes from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Origins allowed to call `/api/v1/me` from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+}
+
+/// One resource of `/api/v1` for one method, behind a scope check: `scoped!(path, Get,
+/// require_read, handler)`, or with an extra middleware (idempotency) inside the check.
+macro_rules! scoped {
+    ($path:expr, $method:ident, $scope:ident, $handler:expr) => {
+        web::resource($path)
+            .guard(guard::$method())
+            .wrap(from_fn(auth::$scope))
+            .route(web::route().to($handler))
+    };
+    ($path:expr, $method:ident, $scope:ident, $handler:expr, $inner:expr) => {
+        web::resource($path)
+            .guard(guard::$method())
+            .wrap(from_fn($inner))
+            .wrap(from_fn(auth::$scope))
+            .route(web::route().to($handler))
+    };
 }
 
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>`,
 /// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>`, `web::Data<Live>`,
-/// `web::Data<Observability>` and `web::Data<AdminSessions>` as app data.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// `web::Data<Observability>` and `web::Data<AdminSessions>` as app data (and optionally
+/// `web::Data<RateLimits>` and `web::Data<BodyLimits>`).
+///
+/// Scopes (see `clairon_domain::ApiScope`): `send` ingests, `read` reads, `admin` does
+/// everything; a route's scope is the middleware around it.
+pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
     cfg.route("/health", web::get().to(observability::ready))
         .route("/health/live", web::get().to(observability::live))
         .route("/health/ready", web::get().to(observability::ready))
@@ -112,6 +151,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Before `/api/v1`: recipient tokens only, never API keys.
         .service(
             web::scope("/api/v1/me")
+                .wrap(from_fn(rate_limit::limit_recipient))
+                // Outermost: preflights are answered before any token is asked for.
+                .wrap(security::me_cors(&options.cors_origins))
                 .route("/notifications", web::get().to(live::me_list))
                 .route(
                     "/notifications/unread-count",
@@ -129,50 +171,104 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
-                .service(
-                    web::resource("/recipients/import")
-                        .wrap(from_fn(idempotency::idempotent))
-                        .route(web::post().to(routes::import_recipients)),
-                )
-                .route("/recipients/{id}", web::put().to(routes::put_recipient))
-                .route("/recipients/{id}", web::get().to(routes::get_recipient))
-                .route("/recipients/{id}/tokens", web::post().to(live::issue_token))
-                .route(
+                .service(scoped!(
+                    "/recipients/import",
+                    Post,
+                    require_send,
+                    routes::import_recipients,
+                    idempotency::idempotent
+                ))
+                .service(scoped!(
+                    "/recipients/{id}",
+                    Put,
+                    require_send,
+                    routes::put_recipient
+                ))
+                .service(scoped!(
+                    "/recipients/{id}",
+                    Get,
+                    require_read,
+                    routes::get_recipient
+                ))
+                .service(scoped!(
+                    "/recipients/{id}",
+                    Delete,
+                    require_admin,
+                    gdpr::erase
+                ))
+                .service(scoped!(
+                    "/recipients/{id}/export",
+                    Get,
+                    require_read,
+                    gdpr::export
+                ))
+                .service(scoped!(
+                    "/recipients/{id}/tokens",
+                    Post,
+                    require_read,
+                    live::issue_token
+                ))
+                .service(scoped!(
                     "/recipients/{id}/notifications",
-                    web::get().to(routes::list_notifications),
-                )
-                .route(
+                    Get,
+                    require_read,
+                    routes::list_notifications
+                ))
+                .service(scoped!(
                     "/recipients/{id}/notifications/unread-count",
-                    web::get().to(routes::unread_count),
-                )
-                .route(
+                    Get,
+                    require_read,
+                    routes::unread_count
+                ))
+                .service(scoped!(
                     "/recipients/{id}/notifications/read-all",
-                    web::post().to(routes::mark_all_read),
-                )
-                .service(
-                    web::resource("/notifications")
-                        .wrap(from_fn(idempotency::idempotent))
-                        .route(web::post().to(routes::create_notifications)),
-                )
-                .route("/notifications/test", web::post().to(routes::send_test))
-                .service(
-                    web::resource("/notifications/plannings/{planning_id}/events")
-                        .wrap(from_fn(idempotency::idempotent))
-                        .route(web::post().to(routes::planning_event)),
-                )
-                .route(
+                    Post,
+                    require_read,
+                    routes::mark_all_read
+                ))
+                .service(scoped!(
+                    "/notifications",
+                    Post,
+                    require_send,
+                    routes::create_notifications,
+                    idempotency::idempotent
+                ))
+                .service(scoped!(
+                    "/notifications/test",
+                    Post,
+                    require_send,
+                    routes::send_test
+                ))
+                .service(scoped!(
+                    "/notifications/plannings/{planning_id}/events",
+                    Post,
+                    require_send,
+                    routes::planning_event,
+                    idempotency::idempotent
+                ))
+                .service(scoped!(
                     "/notifications/{id}",
-                    web::get().to(routes::get_notification),
-                )
-                .route(
+                    Get,
+                    require_read,
+                    routes::get_notification
+                ))
+                .service(scoped!(
                     "/notifications/{id}/read",
-                    web::post().to(routes::mark_read),
-                )
-                .route("/deliveries", web::get().to(deliveries::list))
-                .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
-                // Operators only: when API keys get scopes, wrap this scope in the admin check.
+                    Post,
+                    require_read,
+                    routes::mark_read
+                ))
+                .service(scoped!("/deliveries", Get, require_read, deliveries::list))
+                .service(scoped!(
+                    "/deliveries/{id}/retry",
+                    Post,
+                    require_admin,
+                    deliveries::retry
+                ))
+                // Operators only.
                 .service(
                     web::scope("/admin")
+                        .wrap(from_fn(auth::require_admin))
                         .route("/job-runs", web::get().to(admin::list_job_runs))
                         .route("/jobs/{job}/run", web::post().to(admin::run_job))
                         .route("/stats", web::get().to(admin::stats)),

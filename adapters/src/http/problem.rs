@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 401: no API key or token, or an unknown one.
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// 403: the API key is valid but its scope does not allow the route.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: the resource does not exist (or is not the caller's).
     #[error("{0}")]
     NotFound(String),
@@ -55,6 +58,13 @@ pub enum ApiError {
         detail: String,
         /// The invalid fields.
         errors: Vec<FieldError>,
+    },
+    /// 429: the API key or recipient token is over its rate limit; answered with
+    /// `Retry-After` (RFC 9110 §10.2.3) in whole seconds (RFC 6585 §4).
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// When a request will be accepted again, in seconds (at least 1).
+        retry_after_secs: u64,
     },
     /// 503: a dependency (the database) is unavailable; the client may retry.
     #[error("service unavailable")]
@@ -94,11 +104,13 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => ("bad-request", "Malformed request"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable { .. } => ("validation", "Invalid request"),
+            Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Internal(_) => ("internal", "Internal server error"),
             Self::InvalidParameters(_) => ("invalid-parameters", "Invalid query parameters"),
@@ -129,11 +141,13 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InvalidParameters(_) => StatusCode::BAD_REQUEST,
@@ -161,8 +175,14 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(status);
+        // Also here, not only in `security::security_headers`: a middleware's error is turned
+        // into this response after every middleware has run.
+        response.insert_header(("X-Content-Type-Options", "nosniff"));
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         response
             .content_type("application/problem+json")

@@ -17,7 +17,7 @@ mod schema;
 
 pub use connection::{Backend, Database, PersistenceError};
 pub use repositories::{
-    DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping, DieselIdempotencyStore,
-    DieselJobRunRepository, DieselNotificationRepository, DieselOperationsStats,
-    DieselRecipientRepository,
+    ApiKeyRecord, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
+    DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
+    DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
 };

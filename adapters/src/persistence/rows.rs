@@ -15,7 +15,7 @@ use clairon_domain::{
 use diesel::prelude::*;
 
 use super::connection::DbError;
-use super::schema::{api_keys, deliveries, delivery_attempts, notifications, recipients};
+use super::schema::{deliveries, delivery_attempts, notifications, recipients};
 
 /// A UTC instant as stored: truncated to microseconds, PostgreSQL's `TIMESTAMP` precision, so a
 /// value reads back equal on both engines.
@@ -410,15 +410,6 @@ impl NewAttemptRow {
             provider_response_id: attempt.provider_response_id.clone(),
         }
     }
-}
-
-/// An `api_keys` row.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = api_keys)]
-pub(crate) struct ApiKeyRow {
-    pub hash: String,
-    pub created_at: NaiveDateTime,
-    pub label: Option<String>,
 }
 
 /// What recording a dispatcher's decision changes on a `deliveries` row. The lease is always

@@ -135,14 +135,23 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// API keys, by the hex SHA-256 of the key (the key itself is never stored).
-    api_keys (hash) {
-        /// Lowercase hex SHA-256.
+    /// API keys, by the hex SHA-256 of the key (the key itself is never stored), with a name
+    /// and a scope; a revoked key keeps its row.
+    api_keys (id) {
+        /// Autoincrement (SQLite) / BIGSERIAL (PostgreSQL): what `clairon api-keys revoke` takes.
+        id -> BigInt,
+        /// Whose key it is (free-form).
+        name -> Text,
+        /// `send`, `read` or `admin`.
+        scope -> Text,
+        /// Lowercase hex SHA-256 of the key; unique.
         hash -> Text,
         /// UTC.
         created_at -> Timestamp,
-        /// Free-form label.
-        label -> Nullable<Text>,
+        /// UTC, to the minute: the key's last accepted request.
+        last_used_at -> Nullable<Timestamp>,
+        /// UTC: refused from then on.
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -205,5 +214,23 @@ diesel::table! {
         stats -> Text,
         /// Why it failed.
         error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// One row per GDPR erasure, without personal data (no recipient id).
+    erasures (id) {
+        /// Autoincrement (SQLite) / BIGSERIAL (PostgreSQL).
+        id -> BigInt,
+        /// UTC.
+        erased_at -> Timestamp,
+        /// Who asked: `api-key:{id}`, or `env` for a `CLAIRON_API_KEYS` key.
+        actor -> Text,
+        /// Notifications erased.
+        notifications -> BigInt,
+        /// Deliveries erased.
+        deliveries -> BigInt,
+        /// Delivery attempts erased.
+        attempts -> BigInt,
     }
 }

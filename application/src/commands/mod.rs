@@ -1,6 +1,7 @@
 //! Commands: requests to change state, each with its handler, input, output and error.
 
 pub mod create_notification;
+pub mod erase_recipient;
 pub mod handle_planning_event;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
@@ -13,6 +14,7 @@ pub use create_notification::{
     ChannelPolicy, CreateNotification, CreateNotificationError, CreateNotificationHandler,
     CreatedNotification, DeliveryPlan, NotificationDraft, ReminderDraft,
 };
+pub use erase_recipient::{EraseRecipient, EraseRecipientError, EraseRecipientHandler};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };

@@ -10,6 +10,7 @@ mod delivery_repository;
 mod inbox_feed;
 mod notification_repository;
 mod operations;
+mod personal_data;
 mod realtime;
 mod recipient_repository;
 mod retry;
@@ -29,6 +30,9 @@ pub use notification_repository::{
 pub use operations::{
     ChannelStatusCount, DispatchObserver, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery,
     JobRunRepository, JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth,
+};
+pub use personal_data::{
+    ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RecipientData,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
@@ -52,6 +56,8 @@ pub use notification_repository::MockNotificationRepository;
 pub use operations::{
     MockDispatchObserver, MockHousekeeping, MockJobRunRepository, MockOperationsStatsSource,
 };
+#[cfg(any(test, feature = "mocks"))]
+pub use personal_data::MockPersonalDataStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]

@@ -1,5 +1,6 @@
 //! Queries: read models of the inbox and of deliveries. They never return aggregates.
 
+pub mod export_recipient;
 pub mod get_notification;
 pub mod list_deliveries;
 pub mod list_job_runs;
@@ -8,6 +9,10 @@ pub mod operations_stats;
 pub mod unread_count;
 mod views;
 
+pub use export_recipient::{
+    ExportRecipient, ExportRecipientError, ExportRecipientHandler, RecipientExportView,
+    RecipientProfileView,
+};
 pub use get_notification::{GetNotification, GetNotificationError, GetNotificationHandler};
 pub use list_deliveries::{
     DeliveryListItem, DeliveryListPage, ListDeliveries, ListDeliveriesError, ListDeliveriesHandler,

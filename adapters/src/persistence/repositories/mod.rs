@@ -7,13 +7,15 @@ mod idempotency;
 mod inbox_feed;
 mod notifications;
 mod operations;
+mod personal_data;
 mod recipients;
 
-pub use api_keys::DieselApiKeyStore;
+pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
 pub use idempotency::DieselIdempotencyStore;
 pub use notifications::DieselNotificationRepository;
 pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};
+pub use personal_data::DieselPersonalDataStore;
 pub use recipients::DieselRecipientRepository;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's

@@ -50,7 +50,7 @@ impl DieselNotificationRepository {
 }
 
 /// Joins notifications (kept in the given order) with their deliveries, in channel order.
-fn with_deliveries(
+pub(crate) fn with_deliveries(
     conn: &mut AnyConnection,
     rows: Vec<NotificationRow>,
 ) -> Result<Vec<NotificationDetails>, DbError> {

@@ -1,0 +1,78 @@
+//! Everything Clairon holds about one recipient, read or erased at once (GDPR articles 15, 17
+//! and 20: access, erasure, portability).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clairon_domain::{Recipient, RecipientId};
+
+use super::{NotificationDetails, RepositoryError};
+
+/// Everything held about one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientData {
+    /// The profile.
+    pub recipient: Recipient,
+    /// Every notification — scheduled, cancelled and read ones included — oldest first, each
+    /// with its deliveries and every attempt row.
+    pub notifications: Vec<NotificationDetails>,
+}
+
+/// How many rows an erasure removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ErasedCounts {
+    /// Notifications.
+    pub notifications: u64,
+    /// Deliveries.
+    pub deliveries: u64,
+    /// Delivery attempts.
+    pub attempts: u64,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErasureOutcome {
+    /// The recipient and everything about them are gone; the audit row is written.
+    Erased(ErasedCounts),
+    /// No such recipient; nothing changed.
+    UnknownRecipient,
+    /// A delivery to them is being sent right now (claimed, lease not expired): the message
+    /// cannot be recalled and its outcome is about to be recorded. Nothing changed; the caller
+    /// may try again once the lease is over.
+    DeliveryInFlight,
+}
+
+/// The audit record of an erasure: no personal data, by design.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureAudit {
+    /// Who asked: `api-key:{id}`, or `env` for a key from `CLAIRON_API_KEYS`.
+    pub actor: String,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+}
+
+/// Reads and erases all of one recipient's data.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PersonalDataStore: Send + Sync {
+    /// Everything about `id`, or `None` for an unknown recipient.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails; [`RepositoryError::Corrupt`]
+    /// when a stored row no longer validates.
+    async fn export(&self, id: &RecipientId) -> Result<Option<RecipientData>, RepositoryError>;
+
+    /// Erases `id` in ONE transaction: first cancels their pending and retrying deliveries (so
+    /// no dispatcher claims them meanwhile), then deletes every attempt, delivery and
+    /// notification of theirs and the recipient, and writes one audit row from `audit`
+    /// (without the recipient's id). MUST change nothing and return
+    /// [`ErasureOutcome::DeliveryInFlight`] when one of their deliveries is claimed with a lease
+    /// not yet expired at `audit.at`, and [`ErasureOutcome::UnknownRecipient`] for an unknown id.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails; nothing is changed then.
+    async fn erase(
+        &self,
+        id: &RecipientId,
+        audit: &ErasureAudit,
+    ) -> Result<ErasureOutcome, RepositoryError>;
+}
