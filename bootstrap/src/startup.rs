@@ -344,6 +344,8 @@ impl Application {
         let live = web::Data::new(components.live.clone());
         let server = HttpServer::new(move || {
             App::new()
+                // Every 4xx/5xx, whoever produced it, is RFC 7807 problem+json.
+                .wrap(actix_web::middleware::from_fn(http::problem::problems))
                 .wrap(
                     // `%U` (the path) and not `%r`: query strings may carry recipient tokens.
                     actix_web::middleware::Logger::new("%{method}xi %U %s %b B %D ms")

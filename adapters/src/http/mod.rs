@@ -1,4 +1,5 @@
-//! The actix-web HTTP adapter: JSON API under `/api/v1` (API key required) and `/health`.
+//! The actix-web HTTP adapter: JSON API under `/api/v1` (API key required), `/health`, and the
+//! API contract (`/api/openapi.json`, `/api/docs/`).
 //!
 //! Routes translate requests into commands and queries of the application layer and their
 //! results or errors into JSON or RFC 7807 problems; they hold no business rule.
@@ -9,7 +10,9 @@ pub mod dto;
 pub mod extract;
 pub mod idempotency;
 pub mod live;
+pub mod openapi;
 pub mod problem;
+pub mod responses;
 mod routes;
 pub mod tokens;
 
@@ -17,7 +20,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::middleware::from_fn;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::web;
 use clairon_application::commands::{
     CreateNotificationHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
@@ -32,8 +36,10 @@ use clairon_application::queries::{
 pub use auth::ApiKeys;
 pub use idempotency::IdempotencyStore;
 pub use live::Live;
+pub use openapi::ApiDoc;
 pub use problem::{ApiError, FieldError};
 pub use tokens::RecipientTokens;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// Checks the database for `/health`.
 pub trait HealthProbe: Send + Sync {
@@ -73,27 +79,46 @@ pub struct Handlers {
     pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
+/// The Content-Security-Policy of the HTML pages (`/inbox`, `/api/docs/`): scripts only from
+/// this origin, never inline (W3C CSP Level 3).
+pub const PAGE_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'";
+
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>`,
-/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>` and `web::Data<Live>` as app data.
+/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>` and `web::Data<Live>` as app data, and
+/// wrap the app in [`problem::problems`] so that every error is `application/problem+json`.
+///
+/// Each path is one `web::resource`, so a known path with another method is a 405 with `Allow`
+/// (RFC 9110 § 15.5.6), not a 404. A route added here is documented by a `#[utoipa::path]` on
+/// its handler and a line in [`openapi::ApiDoc`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(routes::health))
-        .route("/inbox", web::get().to(live::inbox_page))
-        .route("/static/clairon.js", web::get().to(live::client_js))
+    cfg.app_data(web::QueryConfig::default().error_handler(problem::query_error))
+        .app_data(web::PathConfig::default().error_handler(problem::path_error))
+        .app_data(web::Data::new(openapi::document()))
+        .service(web::resource("/health").get(routes::health))
+        .service(web::resource("/inbox").get(live::inbox_page))
+        .service(web::resource("/static/clairon.js").get(live::client_js))
+        .service(web::resource("/api/openapi.json").get(openapi::openapi_json))
+        .service(
+            web::scope("/api/docs")
+                .wrap(DefaultHeaders::new().add((header::CONTENT_SECURITY_POLICY, PAGE_CSP)))
+                .service(web::resource("").get(openapi::docs_redirect))
+                .service(
+                    SwaggerUi::new("/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::new(["/api/openapi.json"])),
+                )
+                .default_service(web::to(routes::not_found)),
+        )
         // Before `/api/v1`: recipient tokens only, never API keys.
         .service(
             web::scope("/api/v1/me")
-                .route("/notifications", web::get().to(live::me_list))
-                .route(
-                    "/notifications/unread-count",
-                    web::get().to(live::me_unread_count),
+                .service(web::resource("/notifications").get(live::me_list))
+                .service(
+                    web::resource("/notifications/unread-count").get(live::me_unread_count),
                 )
-                .route("/notifications/stream", web::get().to(live::sse))
-                .route("/notifications/read-all", web::post().to(live::me_read_all))
-                .route(
-                    "/notifications/{id}/read",
-                    web::post().to(live::me_mark_read),
-                )
-                .route("/ws", web::get().to(live::websocket))
+                .service(web::resource("/notifications/stream").get(live::sse))
+                .service(web::resource("/notifications/read-all").post(live::me_read_all))
+                .service(web::resource("/notifications/{id}/read").post(live::me_mark_read))
+                .service(web::resource("/ws").get(live::websocket))
                 .default_service(web::to(routes::not_found)),
         )
         .service(
@@ -102,44 +127,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/recipients/import")
                         .wrap(from_fn(idempotency::idempotent))
-                        .route(web::post().to(routes::import_recipients)),
+                        .post(routes::import_recipients),
                 )
-                .route("/recipients/{id}", web::put().to(routes::put_recipient))
-                .route("/recipients/{id}", web::get().to(routes::get_recipient))
-                .route("/recipients/{id}/tokens", web::post().to(live::issue_token))
-                .route(
-                    "/recipients/{id}/notifications",
-                    web::get().to(routes::list_notifications),
+                .service(
+                    web::resource("/recipients/{id}")
+                        .put(routes::put_recipient)
+                        .get(routes::get_recipient),
                 )
-                .route(
-                    "/recipients/{id}/notifications/unread-count",
-                    web::get().to(routes::unread_count),
+                .service(web::resource("/recipients/{id}/tokens").post(live::issue_token))
+                .service(
+                    web::resource("/recipients/{id}/notifications").get(routes::list_notifications),
                 )
-                .route(
-                    "/recipients/{id}/notifications/read-all",
-                    web::post().to(routes::mark_all_read),
+                .service(
+                    web::resource("/recipients/{id}/notifications/unread-count")
+                        .get(routes::unread_count),
+                )
+                .service(
+                    web::resource("/recipients/{id}/notifications/read-all")
+                        .post(routes::mark_all_read),
                 )
                 .service(
                     web::resource("/notifications")
                         .wrap(from_fn(idempotency::idempotent))
-                        .route(web::post().to(routes::create_notifications)),
+                        .post(routes::create_notifications),
                 )
-                .route("/notifications/test", web::post().to(routes::send_test))
+                .service(web::resource("/notifications/test").post(routes::send_test))
                 .service(
                     web::resource("/notifications/plannings/{planning_id}/events")
                         .wrap(from_fn(idempotency::idempotent))
-                        .route(web::post().to(routes::planning_event)),
+                        .post(routes::planning_event),
                 )
-                .route(
-                    "/notifications/{id}",
-                    web::get().to(routes::get_notification),
-                )
-                .route(
-                    "/notifications/{id}/read",
-                    web::post().to(routes::mark_read),
-                )
-                .route("/deliveries", web::get().to(deliveries::list))
-                .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
+                .service(web::resource("/notifications/{id}").get(routes::get_notification))
+                .service(web::resource("/notifications/{id}/read").post(routes::mark_read))
+                .service(web::resource("/deliveries").get(deliveries::list))
+                .service(web::resource("/deliveries/{id}/retry").post(deliveries::retry))
                 .default_service(web::to(routes::not_found)),
         )
         .default_service(web::to(routes::not_found));

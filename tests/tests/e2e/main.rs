@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod browser;
+mod contract;
 mod dataset;
 mod delivery_engine;
 mod idempotency;
