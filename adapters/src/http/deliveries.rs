@@ -9,7 +9,7 @@ use clairon_domain::{Channel, DeliveryId, DeliveryStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::openapi::{ChannelName, DeliveryStatusName, UuidPath};
+use super::openapi::{ChannelName, DeliveryStatusName, IdPath};
 use super::problem::{ApiError, FieldError, Problem};
 use super::responses::{DeliveryListEntry, DeliveryPage, DeliveryResponse};
 use super::Handlers;
@@ -34,7 +34,8 @@ pub struct ListParams {
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor` (an id: 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
 }
 
@@ -119,7 +120,7 @@ pub async fn list(
 /// `409` unless it was `dead` or `failed`; `404` for an unknown id.
 #[utoipa::path(
     post, path = "/api/v1/deliveries/{id}/retry", tag = "deliveries",
-    params(UuidPath),
+    params(IdPath),
     responses(
         (status = 200, description = "Back in the queue, due now, with a fresh series of tries.", body = DeliveryResponse),
         (status = 404, description = "No such delivery.", body = Problem, content_type = "application/problem+json"),

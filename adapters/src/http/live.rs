@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::openapi::{RecipientPath, UuidPath};
+use super::openapi::{IdPath, RecipientPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
     IssuedToken, MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
@@ -162,7 +162,7 @@ pub async fn me_unread_count(
 /// `POST /api/v1/me/notifications/{id}/read`: someone else's notification is 404.
 #[utoipa::path(
     post, path = "/api/v1/me/notifications/{id}/read", tag = "me",
-    params(UuidPath),
+    params(IdPath),
     responses(
         (status = 200, description = "The notification, read.", body = NotificationResponse),
         (status = 404, description = "No such notification among the token's.", body = Problem, content_type = "application/problem+json"),

@@ -88,7 +88,9 @@ pub const PAGE_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'sel
 /// wrap the app in [`problem::problems`] so that every error is `application/problem+json`.
 ///
 /// Each path is one `web::resource`, so a known path with another method is a 405 with `Allow`
-/// (RFC 9110 § 15.5.6), not a 404. A route added here is documented by a `#[utoipa::path]` on
+/// (RFC 9110 § 15.5.6), not a 404. Idempotency wraps the ingestion POST routes, not their
+/// resources, so another method is refused before any `Idempotency-Key` is looked at. A route
+/// added here is documented by a `#[utoipa::path]` on
 /// its handler and a line in [`openapi::ApiDoc`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(problem::query_error))
@@ -112,9 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1/me")
                 .service(web::resource("/notifications").get(live::me_list))
-                .service(
-                    web::resource("/notifications/unread-count").get(live::me_unread_count),
-                )
+                .service(web::resource("/notifications/unread-count").get(live::me_unread_count))
                 .service(web::resource("/notifications/stream").get(live::sse))
                 .service(web::resource("/notifications/read-all").post(live::me_read_all))
                 .service(web::resource("/notifications/{id}/read").post(live::me_mark_read))
@@ -125,9 +125,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
                 .service(
-                    web::resource("/recipients/import")
-                        .wrap(from_fn(idempotency::idempotent))
-                        .post(routes::import_recipients),
+                    web::resource("/recipients/import").route(
+                        web::post()
+                            .to(routes::import_recipients)
+                            .wrap(from_fn(idempotency::idempotent)),
+                    ),
                 )
                 .service(
                     web::resource("/recipients/{id}")
@@ -147,15 +149,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .post(routes::mark_all_read),
                 )
                 .service(
-                    web::resource("/notifications")
-                        .wrap(from_fn(idempotency::idempotent))
-                        .post(routes::create_notifications),
+                    web::resource("/notifications").route(
+                        web::post()
+                            .to(routes::create_notifications)
+                            .wrap(from_fn(idempotency::idempotent)),
+                    ),
                 )
                 .service(web::resource("/notifications/test").post(routes::send_test))
                 .service(
-                    web::resource("/notifications/plannings/{planning_id}/events")
-                        .wrap(from_fn(idempotency::idempotent))
-                        .post(routes::planning_event),
+                    web::resource("/notifications/plannings/{planning_id}/events").route(
+                        web::post()
+                            .to(routes::planning_event)
+                            .wrap(from_fn(idempotency::idempotent)),
+                    ),
                 )
                 .service(web::resource("/notifications/{id}").get(routes::get_notification))
                 .service(web::resource("/notifications/{id}/read").post(routes::mark_read))

@@ -61,7 +61,10 @@ pub const RECIPIENT_TOKEN_QUERY_SCHEME: &str = "recipient_token_query";
         live::sse,
         live::websocket,
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(
+        Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
+        PlanningEventName, RecipientIdSchema,
+    )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
         (name = "recipients", description = "Who can be notified."),
@@ -230,9 +233,9 @@ pub struct RecipientPath(
 /// The `{id}` of the notification and delivery routes.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path, names("id"))]
-pub struct UuidPath(
-    /// A UUID (v7) this service gave out.
-    #[param(format = Uuid)]
+pub struct IdPath(
+    /// An id this service gave out (a UUIDv7 today; 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub String,
 );
 

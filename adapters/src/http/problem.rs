@@ -178,15 +178,13 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response
-            .content_type(PROBLEM_JSON)
-            .json(Problem {
-                kind: format!("https://clairon.dev/problems/{slug}"),
-                title: title.to_owned(),
-                status: status.as_u16(),
-                detail,
-                errors,
-            })
+        response.content_type(PROBLEM_JSON).json(Problem {
+            kind: format!("https://clairon.dev/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        })
     }
 }
 
@@ -261,10 +259,11 @@ pub async fn problems(
         },
         Err(error) => match problem_version(&error.error_response()) {
             None => Err(error),
-            Some(problem) => {
-                Err(actix_web::error::InternalError::from_response(error.to_string(), problem)
-                    .into())
-            }
+            Some(problem) => Err(actix_web::error::InternalError::from_response(
+                error.to_string(),
+                problem,
+            )
+            .into()),
         },
     }
 }

@@ -2,10 +2,9 @@
 
 use actix_web::{http::StatusCode, web, HttpResponse};
 use clairon_application::commands::{
-    CreateNotification, CreateNotificationError, HandlePlanningEvent,
-    HandlePlanningEventError, MarkAllNotificationsRead, MarkNotificationRead,
-    MarkNotificationReadError, NotificationDraft, SendTestNotificationError, UpsertRecipients,
-    UpsertRecipientsError,
+    CreateNotification, CreateNotificationError, HandlePlanningEvent, HandlePlanningEventError,
+    MarkAllNotificationsRead, MarkNotificationRead, MarkNotificationReadError, NotificationDraft,
+    SendTestNotificationError, UpsertRecipients, UpsertRecipientsError,
 };
 use clairon_application::events::PublishError;
 use clairon_application::ports::{ReadFilter, RepositoryError, Upserted};
@@ -19,7 +18,7 @@ use utoipa::IntoParams;
 
 use super::dto::{ImportBody, NotificationBody, PlanningEventBody, RecipientBody, TestBody};
 use super::extract::JsonBody;
-use super::openapi::{IdempotencyKeyHeader, InboxFilter, UuidPath, RecipientPath};
+use super::openapi::{IdPath, IdempotencyKeyHeader, InboxFilter, RecipientPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
     self, Health, ImportResult, MarkedAllRead, NotificationDetails, NotificationPage,
@@ -238,7 +237,7 @@ pub async fn create_notifications(
 #[utoipa::path(
     post, path = "/api/v1/notifications/plannings/{planning_id}/events", tag = "notifications",
     params(
-        ("planning_id" = String, Path, description = "The planning (the body's `planning_id` must equal it)."),
+        ("planning_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The planning (the body's `planning_id` must equal it)."),
         IdempotencyKeyHeader,
     ),
     request_body = PlanningEventBody,
@@ -299,7 +298,8 @@ pub struct ListParams {
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor` (an id: 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
 }
 
@@ -416,7 +416,7 @@ pub(super) async fn unread_for(
 /// `GET /api/v1/notifications/{id}` → the notification with its deliveries.
 #[utoipa::path(
     get, path = "/api/v1/notifications/{id}", tag = "notifications",
-    params(UuidPath),
+    params(IdPath),
     responses(
         (status = 200, description = "The notification, its deliveries and each delivery's attempts.", body = NotificationDetails),
         (status = 404, description = "No such notification.", body = Problem, content_type = "application/problem+json"),
@@ -444,7 +444,7 @@ pub async fn get_notification(
 /// `POST /api/v1/notifications/{id}/read` → the notification, read.
 #[utoipa::path(
     post, path = "/api/v1/notifications/{id}/read", tag = "inbox",
-    params(UuidPath),
+    params(IdPath),
     responses(
         (status = 200, description = "The notification, read (the first read time is kept).", body = NotificationResponse),
         (status = 404, description = "No such notification.", body = Problem, content_type = "application/problem+json"),

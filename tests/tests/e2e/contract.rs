@@ -37,7 +37,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/recipients/{id}/notifications/read-all"),
     ("post", "/api/v1/notifications"),
     ("post", "/api/v1/notifications/test"),
-    ("post", "/api/v1/notifications/plannings/{planning_id}/events"),
+    (
+        "post",
+        "/api/v1/notifications/plannings/{planning_id}/events",
+    ),
     ("get", "/api/v1/notifications/{id}"),
     ("post", "/api/v1/notifications/{id}/read"),
     ("get", "/api/v1/deliveries"),
@@ -68,7 +71,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_security() {
     let app = spawn_app().await;
     let doc = document(&app).await;
     assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
         "{}",
         doc["openapi"]
     );
@@ -84,7 +89,10 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_security() {
         .collect();
     expected.sort();
     documented.sort();
-    assert_eq!(documented, expected, "the document lists exactly the routes");
+    assert_eq!(
+        documented, expected,
+        "the document lists exactly the routes"
+    );
 
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["api_key"]["scheme"], "bearer");
@@ -150,7 +158,11 @@ async fn an_unknown_route_is_a_404_problem_with_or_without_a_key() {
 async fn a_known_path_with_another_method_is_a_405_problem_listing_the_allowed_ones() {
     let app = spawn_app().await;
     for (method, path, allowed) in [
-        (reqwest::Method::DELETE, "/api/v1/recipients/artist-1", "GET, PUT"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/recipients/artist-1",
+            "GET, PUT",
+        ),
         (reqwest::Method::GET, "/api/v1/notifications", "POST"),
         (reqwest::Method::POST, "/health", "GET"),
         (reqwest::Method::PATCH, "/api/v1/me/notifications", "GET"),
@@ -296,7 +308,14 @@ async fn schemathesis_finds_no_server_error_and_no_answer_that_contradicts_the_d
                 .args(["--checks", "all"])
                 // Bounded so the run takes a couple of minutes on 2 cores; fixed seed so a
                 // failure reproduces.
-                .args(["--max-examples", "25", "--seed", "20270316", "--workers", "2"])
+                .args([
+                    "--max-examples",
+                    "25",
+                    "--seed",
+                    "20270316",
+                    "--workers",
+                    "1",
+                ])
                 .args(["--request-timeout", "10"])
                 .args(["--generation-database", "none"])
                 // The two streams never end: their handshake and auth are tested in
@@ -420,7 +439,9 @@ async fn the_docs_page_renders_from_the_binary_alone_under_the_pages_csp() {
             )
             .await
             .expect("the page answers");
-        if state["title"].as_str().is_some_and(|t| t.contains("Clairon"))
+        if state["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Clairon"))
             && state["operations"].as_u64().unwrap_or(0) >= 20
         {
             break state;
