@@ -188,12 +188,14 @@ impl ResponseError for ApiError {
     }
 }
 
-fn is_problem<B>(response: &HttpResponse<B>) -> bool {
+/// Whether a handler shaped this answer's body on purpose: a problem, or JSON of its own (the
+/// `/health` probe's 503 says which dependency is down, in the shape the document gives it).
+fn is_shaped<B>(response: &HttpResponse<B>) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON))
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"))
 }
 
 /// What an error answer that is not already a problem becomes (actix's own 404, 405, 400 for
@@ -224,7 +226,7 @@ const KEPT_HEADERS: [header::HeaderName; 3] =
 /// The problem version of `original`, when it is an error answer that is not one already.
 fn problem_version<B>(original: &HttpResponse<B>) -> Option<HttpResponse> {
     let status = original.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(original) {
+    if !(status.is_client_error() || status.is_server_error()) || is_shaped(original) {
         return None;
     }
     let mut problem = problem_for(status).error_response();
@@ -238,7 +240,7 @@ fn problem_version<B>(original: &HttpResponse<B>) -> Option<HttpResponse> {
 }
 
 /// Middleware for the whole app: every 4xx and 5xx answer is an RFC 7807 problem. Answers that
-/// already are (from [`ApiError`]) pass untouched; any other error answer (actix's default 404
+/// already are (from [`ApiError`]) pass untouched, and so does the JSON of `/health`'s 503; any other error answer (actix's default 404
 /// and 405, extractor errors, a middleware's plain-text refusal) is replaced by the problem of
 /// its status, keeping `Allow`, `WWW-Authenticate` and `Retry-After`. An error an inner service
 /// returns as `Err` gets the same treatment.
@@ -268,8 +270,8 @@ pub async fn problems(
     }
 }
 
-/// The `QueryConfig` error handler: a query string that cannot be read (a repeated parameter,
-/// bad percent-encoding) is a 400 problem saying why.
+/// The `QueryConfig` error handler: a query string that cannot be read (a repeated parameter)
+/// is a 400 problem saying why.
 pub fn query_error(
     error: actix_web::error::QueryPayloadError,
     _: &actix_web::HttpRequest,
@@ -281,4 +283,54 @@ pub fn query_error(
 /// so it is a 404 problem.
 pub fn path_error(_: actix_web::error::PathError, _: &actix_web::HttpRequest) -> Error {
     ApiError::NotFound("no such resource".into()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn plain_error_answers_become_problems_keeping_allow_and_shaped_json_stays() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(problems))
+                .service(web::resource("/only-get").get(|| async { HttpResponse::Ok().finish() }))
+                .route(
+                    "/health",
+                    web::get().to(|| async {
+                        HttpResponse::ServiceUnavailable()
+                            .json(serde_json::json!({ "status": "degraded" }))
+                    }),
+                )
+                .route(
+                    "/text",
+                    web::get().to(|| async { HttpResponse::BadRequest().body("nope") }),
+                ),
+        )
+        .await;
+        let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+
+        let wrong_method = call(test::TestRequest::post().uri("/only-get")).await;
+        assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(wrong_method.headers()[header::ALLOW], "GET");
+        assert_eq!(wrong_method.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body: serde_json::Value = test::read_body_json(wrong_method).await;
+        assert_eq!(body["status"], 405, "{body}");
+
+        let text = call(test::TestRequest::get().uri("/text")).await;
+        assert_eq!(text.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(text.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+
+        let unknown = call(test::TestRequest::get().uri("/nowhere")).await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert_eq!(unknown.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+
+        let health = call(test::TestRequest::get().uri("/health")).await;
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = test::read_body_json(health).await;
+        assert_eq!(body["status"], "degraded", "the probe's own JSON is kept");
+    }
 }
