@@ -315,18 +315,27 @@ mod tests {
 
         let wrong_method = call(test::TestRequest::post().uri("/only-get")).await;
         assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(wrong_method.headers()[header::ALLOW], "GET");
-        assert_eq!(wrong_method.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(wrong_method.headers().get(header::ALLOW).unwrap(), "GET");
+        assert_eq!(
+            wrong_method.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
         let body: serde_json::Value = test::read_body_json(wrong_method).await;
         assert_eq!(body["status"], 405, "{body}");
 
         let text = call(test::TestRequest::get().uri("/text")).await;
         assert_eq!(text.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(text.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(
+            text.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
 
         let unknown = call(test::TestRequest::get().uri("/nowhere")).await;
         assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-        assert_eq!(unknown.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(
+            unknown.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
 
         let health = call(test::TestRequest::get().uri("/health")).await;
         assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
