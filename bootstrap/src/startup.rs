@@ -476,9 +476,12 @@ impl Application {
         let server = HttpServer::new(move || {
             let options = options.clone();
             App::new()
+                // Innermost: every 4xx/5xx, whoever produced it, is RFC 7807 problem+json,
+                // before the security headers, the request counter and the request id see it.
+                .wrap(from_fn(http::problem::problems))
                 .wrap(from_fn(http::security::security_headers))
-                // Innermost first: the request counter sees the final status; the request id
-                // spans everything but the access log, which prints the id it answered with.
+                // The request counter sees the final status; the request id spans everything
+                // but the access log, which prints the id it answered with.
                 .wrap(from_fn(http::observability::track_requests))
                 .wrap(from_fn(http::request_id::assign))
                 .wrap(

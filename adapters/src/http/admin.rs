@@ -19,8 +19,12 @@ use clairon_domain::DeliveryStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use utoipa::{IntoParams, ToSchema};
+
 use super::auth::ApiKeys;
-use super::problem::{ApiError, FieldError};
+use super::openapi::{IdPath, JobName, JobStatusName};
+use super::problem::{ApiError, FieldError, Problem};
+use super::responses::DeliveryResponse;
 use super::routes::repository;
 use super::Handlers;
 
@@ -120,6 +124,34 @@ struct JobRunParams {
     cursor: Option<String>,
 }
 
+/// The query parameters of `GET /api/v1/admin/job-runs`, as the document shows them (they are
+/// read as text and checked one by one, so that every invalid one is named).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobRunFilter {
+    /// Only this job's runs.
+    #[param(value_type = Option<JobName>)]
+    pub job: Option<String>,
+    /// Only runs that ended so.
+    #[param(value_type = Option<JobStatusName>)]
+    pub status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(format = Uuid)]
+    pub cursor: Option<String>,
+}
+
+/// The query parameters of `GET /api/v1/admin/stats`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsFilter {
+    /// Start of the window, an RFC 3339 date-time in the past (default: 24 h ago).
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+}
+
 fn job_names() -> String {
     Job::ALL.map(Job::as_str).join(", ")
 }
@@ -130,6 +162,15 @@ fn job_names() -> String {
 ///
 /// # Errors
 /// 400 for invalid parameters; 503 when the database is unavailable.
+#[utoipa::path(
+    get, path = "/api/v1/admin/job-runs", tag = "admin",
+    params(JobRunFilter),
+    responses(
+        (status = 200, description = "A page of job runs, newest first: `{items: [{id, job, trigger, started_at, finished_at, duration_ms, status, stats, error}], next_cursor}`.", body = Object),
+        (status = 400, description = "Every bad parameter (`job`, `status`, `limit`, `cursor`), named in `errors`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list_job_runs(
     req: HttpRequest,
     handlers: web::Data<Handlers>,
@@ -196,6 +237,15 @@ pub async fn list_job_runs(
 ///
 /// # Errors
 /// 404 for an unknown job; 503 when the run cannot be recorded.
+#[utoipa::path(
+    post, path = "/api/v1/admin/jobs/{job}/run", tag = "admin",
+    params(("job" = JobName, Path, description = "The job to run now (trigger `api`).")),
+    responses(
+        (status = 200, description = "The recorded run, `status` `error` included when the job itself failed: `{id, job, trigger, started_at, finished_at, duration_ms, status, stats, error}`.", body = Object),
+        (status = 404, description = "No such job.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn run_job(
     handlers: web::Data<Handlers>,
     path: web::Path<String>,
@@ -231,6 +281,15 @@ struct StatsParams {
 /// # Errors
 /// 400 naming `since` when it is not an RFC 3339 date-time in the past; 503 when the database
 /// is unavailable.
+#[utoipa::path(
+    get, path = "/api/v1/admin/stats", tag = "admin",
+    params(StatsFilter),
+    responses(
+        (status = 200, description = "`{since, until, deliveries: {total, by_channel: [{channel, total, by_status, success_rate, p50_latency_ms, p95_latency_ms}], dead_letters}, jobs: [{job, runs, succeeded, success_rate, p50_duration_ms, p95_duration_ms, max_duration_ms}], queue: {depth: [{channel, status, count}], oldest_due_age_seconds}}`.", body = Object),
+        (status = 400, description = "`since` is not an RFC 3339 date-time in the past, named in `errors`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn stats(
     req: HttpRequest,
     handlers: web::Data<Handlers>,
@@ -453,6 +512,13 @@ fn millis(ms: Option<u64>) -> String {
 ///
 /// # Errors
 /// 503 when the database is unavailable; 500 when the page cannot be rendered.
+#[utoipa::path(
+    get, path = "/admin", tag = "admin",
+    params(("lang" = Option<String>, Query, description = "`fr` or `en` (default: `Accept-Language`).")),
+    responses(
+        (status = 200, description = "The dashboard (a session or an admin key), else its sign-in form; French or English.", body = String, content_type = "text/html"),
+    ),
+)]
 pub async fn dashboard(
     req: HttpRequest,
     handlers: web::Data<Handlers>,
@@ -547,8 +613,9 @@ pub async fn dashboard(
 }
 
 /// The sign-in form's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginForm {
+    /// An admin API key.
     api_key: String,
 }
 
@@ -558,6 +625,15 @@ pub struct LoginForm {
 ///
 /// # Errors
 /// 500 when the page cannot be rendered.
+#[utoipa::path(
+    post, path = "/admin/login", tag = "admin",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: to `/admin`, with the session cookie `clairon_admin` (`HttpOnly`, `SameSite=Strict`, 8 h).",
+            headers(("Location" = String, description = "`/admin?lang=…`"), ("Set-Cookie" = String, description = "The session."))),
+        (status = 401, description = "The key is refused: the sign-in form again, as a page.", body = String, content_type = "text/html"),
+    ),
+)]
 pub async fn login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
@@ -592,6 +668,13 @@ pub async fn login(
 }
 
 /// `POST /admin/logout`: ends the session and clears the cookie.
+#[utoipa::path(
+    post, path = "/admin/logout", tag = "admin",
+    responses(
+        (status = 303, description = "Signed out: to `/admin`, the cookie cleared.",
+            headers(("Location" = String, description = "`/admin`"))),
+    ),
+)]
 pub async fn logout(req: HttpRequest, sessions: web::Data<AdminSessions>) -> HttpResponse {
     if let Some(id) = session_id(&req) {
         sessions.close(&id);
@@ -606,9 +689,47 @@ pub async fn logout(req: HttpRequest, sessions: web::Data<AdminSessions>) -> Htt
 }
 
 /// `GET /static/admin.js`: the dashboard's script (embedded in the binary).
+#[utoipa::path(
+    get, path = "/static/admin.js", tag = "admin",
+    responses((status = 200, description = "The dashboard's script.", body = String, content_type = "text/javascript")),
+)]
 pub async fn admin_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(ADMIN_JS)
+}
+
+/// The `X-Clairon-Admin` header the dashboard's POST routes require (any value): a cross-site
+/// form cannot set it.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct CsrfHeader {
+    /// Any value, e.g. `1`.
+    #[param(rename = "X-Clairon-Admin")]
+    pub x_clairon_admin: String,
+}
+
+/// `POST /admin/deliveries/{id}/retry`: the dashboard's retry button, the same as
+/// `POST /api/v1/deliveries/{id}/retry` behind the dashboard's session
+/// ([`require_admin_session`]).
+///
+/// # Errors
+/// As `POST /api/v1/deliveries/{id}/retry`: 404, 409, 503.
+#[utoipa::path(
+    post, path = "/admin/deliveries/{id}/retry", tag = "admin",
+    params(IdPath, CsrfHeader),
+    responses(
+        (status = 200, description = "Back in the queue, due now, with a fresh series of tries.", body = DeliveryResponse),
+        (status = 401, description = "No live session (or admin key), or no `X-Clairon-Admin` header.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The delivery is neither `dead` nor `failed`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_session" = [])),
+)]
+pub async fn retry_delivery(
+    handlers: web::Data<Handlers>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    super::deliveries::retry(handlers, path).await
 }

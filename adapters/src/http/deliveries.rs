@@ -7,9 +7,11 @@ use clairon_application::ports::RepositoryError;
 use clairon_application::queries::{ListDeliveries, ListDeliveriesError};
 use clairon_domain::{Channel, DeliveryId, DeliveryStatus};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::IntoParams;
 
-use super::problem::{ApiError, FieldError};
+use super::openapi::{ChannelName, DeliveryStatusName, IdPath};
+use super::problem::{ApiError, FieldError, Problem};
+use super::responses::{DeliveryListEntry, DeliveryPage, DeliveryResponse};
 use super::Handlers;
 
 fn repository(e: RepositoryError) -> ApiError {
@@ -20,11 +22,20 @@ fn repository(e: RepositoryError) -> ApiError {
 }
 
 /// Query string of `GET /api/v1/deliveries`; every value is parsed here so a bad one is named.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only deliveries in this status.
+    #[param(value_type = Option<DeliveryStatusName>)]
     status: Option<String>,
+    /// Only deliveries on this channel.
+    #[param(value_type = Option<ChannelName>)]
     channel: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The previous page's `next_cursor` (an id: 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
 }
 
@@ -32,6 +43,15 @@ const LIMIT_MESSAGE: &str = "must be an integer from 1 to 100";
 
 /// `GET /api/v1/deliveries?status=dead|failed|retrying|…&channel=&limit=&cursor=` →
 /// `{"items":[…], "next_cursor"}`, newest first; every invalid parameter is listed in one 422.
+#[utoipa::path(
+    get, path = "/api/v1/deliveries", tag = "deliveries",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of deliveries, newest first.", body = DeliveryPage),
+        (status = 422, description = "Every bad parameter (`status`, `channel`, `limit`, `cursor`), named.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     handlers: web::Data<Handlers>,
     params: web::Query<ListParams>,
@@ -86,11 +106,28 @@ pub async fn list(
             }
             ListDeliveriesError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
+    Ok(HttpResponse::Ok().json(DeliveryPage {
+        items: page
+            .items
+            .into_iter()
+            .map(DeliveryListEntry::from)
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `POST /api/v1/deliveries/{id}/retry` → `200` with the delivery, `pending` and due now;
 /// `409` unless it was `dead` or `failed`; `404` for an unknown id.
+#[utoipa::path(
+    post, path = "/api/v1/deliveries/{id}/retry", tag = "deliveries",
+    params(IdPath),
+    responses(
+        (status = 200, description = "Back in the queue, due now, with a fresh series of tries.", body = DeliveryResponse),
+        (status = 404, description = "No such delivery.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The delivery is neither `dead` nor `failed`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn retry(
     handlers: web::Data<Handlers>,
     path: web::Path<String>,
@@ -108,5 +145,5 @@ pub async fn retry(
             e @ RetryDeliveryError::NotRetryable { .. } => ApiError::Conflict(e.to_string()),
             RetryDeliveryError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(delivery))
+    Ok(HttpResponse::Ok().json(DeliveryResponse::from(delivery)))
 }

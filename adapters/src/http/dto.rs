@@ -12,6 +12,9 @@ use clairon_domain::{
 };
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::openapi::{KindName, PlanningEventName, PriorityName, RecipientIdSchema};
 
 use super::problem::{ApiError, FieldError};
 
@@ -51,10 +54,10 @@ impl Errors {
 }
 
 /// A string or an integer (Telegram chat ids arrive as both).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum StringOrInt {
-    /// `"100000000"`.
+    /// `"100000000"` or `"@username"`.
     Text(String),
     /// `100000000`.
     Int(i64),
@@ -70,21 +73,29 @@ impl StringOrInt {
 }
 
 /// `PUT /api/v1/recipients/{id}` body; with `id`, an element of the import.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RecipientBody {
-    /// Only in imports.
+    /// The recipient's id: required in imports; in `PUT /recipients/{id}` optional and equal to
+    /// the path's.
+    #[schema(pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
     pub id: Option<String>,
-    /// Display name.
+    /// Display name (1 to 200 characters, not blank).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    /// Email address.
+    /// Email address (RFC 5322 `addr-spec`, at most 254 bytes); empty or null for none.
+    #[schema(max_length = 254, example = "zoe@example.org")]
     pub email: Option<String>,
-    /// Telegram chat id.
+    /// Telegram chat id: an integer, or an `@username` of 5 to 32 letters, digits or `_`.
     pub telegram_chat_id: Option<StringOrInt>,
-    /// E.164 phone.
+    /// E.164 phone: `+` then 8 to 15 digits (spaces, dots, dashes, parentheses ignored); empty
+    /// or null for none.
+    #[schema(example = "+15145550030")]
     pub phone: Option<String>,
-    /// BCP 47 language tag.
+    /// BCP 47 language tag whose language is `fr` or `en` (`fr-CA` is French).
+    #[schema(example = "fr")]
     pub locale: Option<String>,
-    /// IANA zone.
+    /// IANA time zone.
+    #[schema(example = "America/Montreal")]
     pub timezone: Option<String>,
 }
 
@@ -152,9 +163,9 @@ impl RecipientBody {
 }
 
 /// `POST /api/v1/recipients/import` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ImportBody {
-    /// Recipients, each with its `id`.
+    /// Recipients, each with its `id` (all written in one transaction, or none).
     pub recipients: Vec<RecipientBody>,
 }
 
@@ -178,27 +189,37 @@ impl ImportBody {
 }
 
 /// `POST /api/v1/notifications` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NotificationBody {
-    /// Who to notify (1 to 10,000 ids).
+    /// Who to notify (1 to 10,000 registered recipient ids).
+    #[schema(min_items = 1, max_items = 10_000, value_type = Vec<RecipientIdSchema>)]
     pub recipient_ids: Vec<String>,
-    /// `info|success|warning|error`, default `info`.
+    /// Default `info`.
+    #[schema(value_type = Option<KindName>)]
     pub kind: Option<String>,
-    /// `critical|high|normal|low`, default `normal`.
+    /// Default `normal`.
+    #[schema(value_type = Option<PriorityName>)]
     pub priority: Option<String>,
-    /// Title.
+    /// Title (1 to 200 characters, not blank).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
-    /// Body.
+    /// Plain-text body (1 to 10,000 characters, not blank).
+    #[schema(min_length = 1, max_length = 10_000, pattern = r"\S")]
     pub body: String,
-    /// Call-to-action URL.
+    /// Call-to-action URL: `http` or `https`, at most 2,048 bytes.
+    #[schema(max_length = 2048, format = Uri, example = "https://planning.example.org/p/42")]
     pub action_url: Option<String>,
-    /// Call-to-action label.
+    /// Call-to-action label (1 to 64 characters); needs `action_url`.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub action_label: Option<String>,
-    /// A JSON object.
+    /// The producer's data: a JSON object, kept as sent.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// Channels to use, default every channel that is on.
+    /// Channels to use (at least one); default every channel that is on.
+    #[schema(value_type = Option<Vec<super::openapi::ChannelName>>, min_items = 1)]
     pub channels: Option<Vec<String>>,
     /// RFC 3339 date-time: deliver then rather than at once.
+    #[schema(format = DateTime)]
     pub deliver_at: Option<String>,
 }
 
@@ -330,73 +351,91 @@ impl NotificationBody {
 }
 
 /// A place in an event body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LocationBody {
-    /// Venue name.
+    /// Venue name (1 to 200 characters, not blank).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    /// Postal address.
+    /// Postal address (1 to 500 characters, not blank).
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub address: String,
 }
 
 /// A contact in an event body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ContactBody {
-    /// Name.
+    /// Name (1 to 200 characters, not blank).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    /// E.164 phone.
+    /// E.164 phone: `+` then 8 to 15 digits.
+    #[schema(example = "+15145550030")]
     pub phone: Option<String>,
-    /// Email.
+    /// Email address.
+    #[schema(max_length = 254, example = "samir@example.org")]
     pub email: Option<String>,
 }
 
 /// The planning inside an event body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PlanningBody {
-    /// Title.
+    /// Title (1 to 200 characters, not blank).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
     /// Venue.
     pub location: LocationBody,
     /// RFC 3339 start with offset.
+    #[schema(format = DateTime)]
     pub starts_at: String,
-    /// RFC 3339 end with offset.
+    /// RFC 3339 end with offset, after `starts_at`.
+    #[schema(format = DateTime)]
     pub ends_at: String,
-    /// IANA zone.
+    /// IANA time zone of the venue.
+    #[schema(example = "America/Montreal")]
     pub timezone: String,
     /// Contact.
     pub contact: ContactBody,
 }
 
 /// A change's old and new values, as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangeBody {
-    /// Before.
+    /// Before: a string (`title`, `starts_at`, `ends_at`: RFC 3339) or an object (`location`,
+    /// `contact`).
     pub from: Value,
-    /// After.
+    /// After, of the same shape.
     pub to: Value,
 }
 
 /// `POST /api/v1/notifications/plannings/{planning_id}/events` body: one event of the planning
 /// application, in the shape of its dataset.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PlanningEventBody {
-    /// Producer's event id.
+    /// Producer's event id (1 to 64 letters, digits, `-` or `_`): an id seen before is a replay.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub event_id: String,
     /// Must equal the path's planning id.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub planning_id: String,
-    /// `assigned|modified|cancelled|reminder`.
+    /// What happened.
+    #[schema(value_type = PlanningEventName)]
     pub event: String,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub occurred_at: String,
     /// The planning after the event.
     pub planning: PlanningBody,
-    /// Artists.
+    /// Registered artists concerned.
     #[serde(default)]
+    #[schema(value_type = Vec<RecipientIdSchema>)]
     pub artist_ids: Vec<String>,
-    /// Coordinators.
+    /// Registered coordinators concerned.
     #[serde(default)]
+    #[schema(value_type = Vec<RecipientIdSchema>)]
     pub coordinator_ids: Vec<String>,
-    /// For `modified`: field → {from, to}.
+    /// For `modified`: what changed, by field (`title`, `location`, `starts_at`, `ends_at`,
+    /// `contact`) → `{from, to}`.
     #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, ChangeBody>)]
     pub changes: serde_json::Map<String, Value>,
 }
 
@@ -551,15 +590,18 @@ impl PlanningEventBody {
 }
 
 /// `POST /api/v1/notifications/test` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TestBody {
-    /// A registered recipient.
+    /// A registered recipient…
+    #[schema(pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
     pub recipient_id: Option<String>,
-    /// Or an email address.
+    /// …or an email address…
+    #[schema(max_length = 254, example = "zoe@example.org")]
     pub email: Option<String>,
-    /// Or a Telegram chat.
+    /// …and/or a Telegram chat.
     pub telegram_chat_id: Option<StringOrInt>,
-    /// Channels to test.
+    /// Channels to test; default every channel that is on.
+    #[schema(value_type = Option<Vec<super::openapi::ChannelName>>)]
     pub channels: Option<Vec<String>>,
 }
 

@@ -7,7 +7,8 @@ use clairon_application::commands::{EraseRecipient, EraseRecipientError};
 use clairon_application::queries::{ExportRecipient, ExportRecipientError};
 
 use super::auth::ApiPrincipal;
-use super::problem::ApiError;
+use super::openapi::RecipientPath;
+use super::problem::{ApiError, Problem};
 use super::routes::{recipient_id, repository};
 use super::Handlers;
 
@@ -16,6 +17,15 @@ use super::Handlers;
 ///
 /// # Errors
 /// 404 for an unknown recipient, 503 when the database fails.
+#[utoipa::path(
+    get, path = "/api/v1/recipients/{id}/export", tag = "gdpr",
+    params(RecipientPath),
+    responses(
+        (status = 200, description = "Everything held about the recipient (`Cache-Control: no-store`): `{exported_at, recipient, notifications: [{…, deliveries: [{…, attempt_log}]}]}`. Scope `read` or `admin`.", body = Object),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn export(
     handlers: web::Data<Handlers>,
     path: web::Path<String>,
@@ -44,6 +54,16 @@ pub async fn export(
 /// # Errors
 /// 404 for an unknown recipient; 409 while a delivery to them is being sent (retry after its
 /// lease); 503 when the database fails. Nothing is erased then.
+#[utoipa::path(
+    delete, path = "/api/v1/recipients/{id}", tag = "gdpr",
+    params(RecipientPath),
+    responses(
+        (status = 204, description = "Erased, with their notifications, deliveries and attempts, in one transaction; an audit row without personal data records it. Scope `admin`."),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A delivery to them is being sent right now; retry after its lease. Nothing is erased.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn erase(
     handlers: web::Data<Handlers>,
     principal: web::ReqData<ApiPrincipal>,

@@ -25,7 +25,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::problem::ApiError;
+use super::openapi::{IdPath, RecipientPath};
+use super::problem::{ApiError, Problem};
+use super::responses::{
+    IssuedToken, MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
+};
 use super::routes::{self, ListParams};
 use super::tokens::{presented_token, Me, RecipientTokens};
 use super::Handlers;
@@ -92,6 +96,15 @@ async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
 }
 
 /// `POST /api/v1/recipients/{id}/tokens` (API key) → 201 `{"token", "expires_at"}`.
+#[utoipa::path(
+    post, path = "/api/v1/recipients/{id}/tokens", tag = "recipients",
+    params(RecipientPath),
+    responses(
+        (status = 201, description = "A recipient token for `/api/v1/me` (`Cache-Control: no-store`).", body = IssuedToken),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn issue_token(
     handlers: web::Data<Handlers>,
     tokens: web::Data<RecipientTokens>,
@@ -110,10 +123,20 @@ pub async fn issue_token(
     let (token, expires_at) = tokens.issue(&id, Utc::now())?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "token": token, "expires_at": expires_at.to_rfc3339() })))
+        .json(IssuedToken { token, expires_at }))
 }
 
 /// `GET /api/v1/me/notifications` — the token's inbox, same filters as the API-key route.
+#[utoipa::path(
+    get, path = "/api/v1/me/notifications", tag = "me",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the token's inbox, newest first.", body = NotificationPage),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `status`, `limit` or `cursor`, named.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
 pub async fn me_list(
     handlers: web::Data<Handlers>,
     me: Me,
@@ -123,6 +146,14 @@ pub async fn me_list(
 }
 
 /// `GET /api/v1/me/notifications/unread-count` → `{"unread": n}`.
+#[utoipa::path(
+    get, path = "/api/v1/me/notifications/unread-count", tag = "me",
+    responses(
+        (status = 200, description = "The token's unread count.", body = UnreadCountResponse),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
 pub async fn me_unread_count(
     handlers: web::Data<Handlers>,
     me: Me,
@@ -131,6 +162,15 @@ pub async fn me_unread_count(
 }
 
 /// `POST /api/v1/me/notifications/{id}/read`: someone else's notification is 404.
+#[utoipa::path(
+    post, path = "/api/v1/me/notifications/{id}/read", tag = "me",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The notification, read.", body = NotificationResponse),
+        (status = 404, description = "No such notification among the token's.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
 pub async fn me_mark_read(
     handlers: web::Data<Handlers>,
     me: Me,
@@ -140,6 +180,14 @@ pub async fn me_mark_read(
 }
 
 /// `POST /api/v1/me/notifications/read-all` → `{"marked": n, "unread": 0}`.
+#[utoipa::path(
+    post, path = "/api/v1/me/notifications/read-all", tag = "me",
+    responses(
+        (status = 200, description = "Every notification of the token's recipient is read.", body = MarkedAllRead),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
 pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpResponse, ApiError> {
     routes::mark_all_for(&handlers, me.0).await
 }
@@ -161,6 +209,15 @@ enum ClientMessage {
 ///
 /// # Errors
 /// 400 when the request is not a WebSocket upgrade.
+#[utoipa::path(
+    get, path = "/api/v1/me/ws", tag = "me",
+    description = "The live inbox over WebSocket (RFC 6455). The token travels in `?token=`, in `Authorization: Bearer`, or as the subprotocol after `clairon` (`new WebSocket(url, [\"clairon\", token])`). The upgrade is accepted first; a bad token is then closed with code 4401. Frames are JSON text: `notification.created`, `notification.read`, `unread_count`, `resync`, `error` from the server; `mark_read` and `mark_all_read` from the client.",
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade request.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token_query" = []), ("recipient_token" = [])),
+)]
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
@@ -327,8 +384,12 @@ async fn client_message(handlers: &Handlers, me: &RecipientId, text: &str) -> Op
 // Server-Sent Events
 
 /// Query of the SSE route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamParams {
+    /// Replay every notification after this per-recipient sequence number first
+    /// (`Last-Event-ID` wins when both are given).
+    #[param(value_type = Option<u64>)]
     since: Option<String>,
 }
 
@@ -343,6 +404,19 @@ fn sse_event(event: &str, id: Option<u64>, data: &Value) -> Bytes {
 ///
 /// # Errors
 /// 401 without a valid token; 422 when `Last-Event-ID`/`since` is not a number.
+#[utoipa::path(
+    get, path = "/api/v1/me/notifications/stream", tag = "me",
+    description = "The live inbox as Server-Sent Events (WHATWG HTML § 9.2): `retry: 2000`, then `notification.created` (with `id:` its per-recipient sequence number), `notification.read` and `unread_count` events, and a `: keep-alive` comment every 15 s. With `Last-Event-ID` or `?since=` every later notification is replayed first, in order, with no gap and no repeat. The stream does not end.",
+    params(
+        StreamParams,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number (sent by EventSource when it reconnects)."),
+    ),
+    responses(
+        (status = 200, description = "The event stream.", content_type = "text/event-stream", body = String),
+        (status = 422, description = "`Last-Event-ID` or `since` is not a sequence number.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = []), ("recipient_token_query" = [])),
+)]
 pub async fn sse(
     req: HttpRequest,
     me: Me,
@@ -589,6 +663,14 @@ fn page_strings(lang: &str) -> Value {
 
 /// `GET /inbox`: the notification center page (token pasted or `?token=`, `?lang=fr|en`, else
 /// the browser's `Accept-Language`).
+#[utoipa::path(
+    get, path = "/inbox", tag = "operations",
+    params(
+        ("token" = Option<String>, Query, description = "A recipient token; the page moves it to `sessionStorage` (or paste it into the page)."),
+        ("lang" = Option<String>, Query, description = "`fr` or `en`; anything else: the browser's `Accept-Language`."),
+    ),
+    responses((status = 200, description = "The notification center page.", content_type = "text/html", body = String)),
+)]
 pub async fn inbox_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let lang = page_language(&req);
     let strings = page_strings(lang);
@@ -601,14 +683,15 @@ pub async fn inbox_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'",
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, super::PAGE_CSP))
         .body(html))
 }
 
 /// `GET /static/clairon.js`: the browser client (an ES module, embedded in the binary).
+#[utoipa::path(
+    get, path = "/static/clairon.js", tag = "operations",
+    responses((status = 200, description = "The JavaScript client, an ES module (`ClaironInbox`).", content_type = "text/javascript", body = String)),
+)]
 pub async fn client_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")

@@ -1,5 +1,6 @@
 //! The actix-web HTTP adapter: JSON API under `/api/v1` (API key required, each route checking
-//! the key's scope) and `/health`.
+//! the key's scope), `/health`, the operator's `/admin` and `/metrics`, and the API contract
+//! (`/api/openapi.json`, `/api/docs/`).
 //!
 //! Routes translate requests into commands and queries of the application layer and their
 //! results or errors into JSON or RFC 7807 problems; they hold no business rule.
@@ -13,9 +14,11 @@ mod gdpr;
 pub mod idempotency;
 pub mod live;
 pub mod observability;
+pub mod openapi;
 pub mod problem;
-pub mod request_id;
 pub mod rate_limit;
+pub mod request_id;
+pub mod responses;
 mod routes;
 pub mod security;
 pub mod tokens;
@@ -25,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
-use actix_web::{guard, web};
+use actix_web::web;
 use clairon_application::commands::{
     CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
@@ -43,9 +46,11 @@ pub use extract::BodyLimits;
 pub use idempotency::IdempotencyStore;
 pub use live::Live;
 pub use observability::Observability;
+pub use openapi::ApiDoc;
 pub use problem::{ApiError, FieldError};
 pub use rate_limit::{RateLimits, RateQuota};
 pub use tokens::RecipientTokens;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// What `/health/ready` checks.
 pub trait HealthProbe: Send + Sync {
@@ -107,171 +112,162 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
 }
 
-/// One resource of `/api/v1` for one method, behind a scope check: `scoped!(path, Get,
-/// require_read, handler)`, or with an extra middleware (idempotency) inside the check.
+/// One method of a resource, behind a scope check: `scoped!(get, require_read, handler)`, or
+/// with an extra middleware (idempotency) inside the check:
+/// `scoped!(post, require_send, handler, idempotency::idempotent)`. It is a route, not a
+/// resource, so the other methods of the path stay a 405 with `Allow`.
 macro_rules! scoped {
-    ($path:expr, $method:ident, $scope:ident, $handler:expr) => {
-        web::resource($path)
-            .guard(guard::$method())
+    ($method:ident, $scope:ident, $handler:expr) => {
+        web::$method()
+            .to($handler)
             .wrap(from_fn(auth::$scope))
-            .route(web::route().to($handler))
     };
-    ($path:expr, $method:ident, $scope:ident, $handler:expr, $inner:expr) => {
-        web::resource($path)
-            .guard(guard::$method())
+    ($method:ident, $scope:ident, $handler:expr, $inner:expr) => {
+        web::$method()
+            .to($handler)
             .wrap(from_fn($inner))
             .wrap(from_fn(auth::$scope))
-            .route(web::route().to($handler))
     };
 }
+
+/// The Content-Security-Policy of the HTML pages (`/inbox`, `/admin`, `/api/docs/`): scripts
+/// only from this origin, never inline (W3C CSP Level 3); the one of
+/// [`security::DEFAULT_CSP`].
+pub const PAGE_CSP: &str = security::DEFAULT_CSP;
 
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>`,
 /// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>`, `web::Data<Live>`,
 /// `web::Data<Observability>` and `web::Data<AdminSessions>` as app data (and optionally
-/// `web::Data<RateLimits>` and `web::Data<BodyLimits>`).
+/// `web::Data<RateLimits>` and `web::Data<BodyLimits>`), and wrap the app in
+/// [`problem::problems`] so that every error is `application/problem+json`.
 ///
-/// Scopes (see `clairon_domain::ApiScope`): `send` ingests, `read` reads, `admin` does
-/// everything; a route's scope is the middleware around it.
+/// Each path is one `web::resource`, so a known path with another method is a 405 with `Allow`
+/// (RFC 9110 § 15.5.6), not a 404. Scopes (see `clairon_domain::ApiScope`): `send` ingests,
+/// `read` reads, `admin` does everything; a route's scope is the middleware around its method
+/// ([`scoped!`]), and idempotency wraps the ingestion POST routes inside it, so another method
+/// is refused before any key scope or `Idempotency-Key` is looked at. A route added here is
+/// documented by a `#[utoipa::path]` on its handler and a line in [`openapi::ApiDoc`].
 pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
-    cfg.route("/health", web::get().to(observability::ready))
-        .route("/health/live", web::get().to(observability::live))
-        .route("/health/ready", web::get().to(observability::ready))
-        .route("/metrics", web::get().to(observability::metrics))
-        .route("/admin", web::get().to(admin::dashboard))
-        .route("/admin/login", web::post().to(admin::login))
-        .route("/admin/logout", web::post().to(admin::logout))
+    cfg.app_data(web::QueryConfig::default().error_handler(problem::query_error))
+        .app_data(web::PathConfig::default().error_handler(problem::path_error))
+        .app_data(web::Data::new(openapi::document()))
+        .service(web::resource("/health").get(observability::health))
+        .service(web::resource("/health/live").get(observability::live))
+        .service(web::resource("/health/ready").get(observability::ready))
+        .service(web::resource("/metrics").get(observability::metrics))
+        .service(web::resource("/admin").get(admin::dashboard))
+        .service(web::resource("/admin/login").post(admin::login))
+        .service(web::resource("/admin/logout").post(admin::logout))
         .service(
-            web::resource("/admin/deliveries/{id}/retry")
-                .wrap(from_fn(admin::require_admin_session))
-                .route(web::post().to(deliveries::retry)),
+            web::resource("/admin/deliveries/{id}/retry").route(
+                web::post()
+                    .to(admin::retry_delivery)
+                    .wrap(from_fn(admin::require_admin_session)),
+            ),
         )
-        .route("/static/admin.js", web::get().to(admin::admin_js))
-        .route("/inbox", web::get().to(live::inbox_page))
-        .route("/static/clairon.js", web::get().to(live::client_js))
+        .service(web::resource("/static/admin.js").get(admin::admin_js))
+        .service(web::resource("/inbox").get(live::inbox_page))
+        .service(web::resource("/static/clairon.js").get(live::client_js))
+        .service(web::resource("/api/openapi.json").get(openapi::openapi_json))
+        .service(
+            web::scope("/api/docs")
+                .service(web::resource("").get(openapi::docs_redirect))
+                .service(
+                    SwaggerUi::new("/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::new(["/api/openapi.json"])),
+                )
+                .default_service(web::to(routes::not_found)),
+        )
         // Before `/api/v1`: recipient tokens only, never API keys.
         .service(
             web::scope("/api/v1/me")
                 .wrap(from_fn(rate_limit::limit_recipient))
                 // Outermost: preflights are answered before any token is asked for.
                 .wrap(security::me_cors(&options.cors_origins))
-                .route("/notifications", web::get().to(live::me_list))
-                .route(
-                    "/notifications/unread-count",
-                    web::get().to(live::me_unread_count),
-                )
-                .route("/notifications/stream", web::get().to(live::sse))
-                .route("/notifications/read-all", web::post().to(live::me_read_all))
-                .route(
-                    "/notifications/{id}/read",
-                    web::post().to(live::me_mark_read),
-                )
-                .route("/ws", web::get().to(live::websocket))
+                .service(web::resource("/notifications").get(live::me_list))
+                .service(web::resource("/notifications/unread-count").get(live::me_unread_count))
+                .service(web::resource("/notifications/stream").get(live::sse))
+                .service(web::resource("/notifications/read-all").post(live::me_read_all))
+                .service(web::resource("/notifications/{id}/read").post(live::me_mark_read))
+                .service(web::resource("/ws").get(live::websocket))
                 .default_service(web::to(routes::not_found)),
         )
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(auth::require_api_key))
-                .service(scoped!(
-                    "/recipients/import",
-                    Post,
+                .service(web::resource("/recipients/import").route(scoped!(
+                    post,
                     require_send,
                     routes::import_recipients,
                     idempotency::idempotent
-                ))
-                .service(scoped!(
-                    "/recipients/{id}",
-                    Put,
-                    require_send,
-                    routes::put_recipient
-                ))
-                .service(scoped!(
-                    "/recipients/{id}",
-                    Get,
-                    require_read,
-                    routes::get_recipient
-                ))
-                .service(scoped!(
-                    "/recipients/{id}",
-                    Delete,
-                    require_admin,
-                    gdpr::erase
-                ))
-                .service(scoped!(
-                    "/recipients/{id}/export",
-                    Get,
-                    require_read,
-                    gdpr::export
-                ))
-                .service(scoped!(
-                    "/recipients/{id}/tokens",
-                    Post,
-                    require_read,
-                    live::issue_token
-                ))
-                .service(scoped!(
-                    "/recipients/{id}/notifications",
-                    Get,
-                    require_read,
-                    routes::list_notifications
-                ))
-                .service(scoped!(
-                    "/recipients/{id}/notifications/unread-count",
-                    Get,
-                    require_read,
-                    routes::unread_count
-                ))
-                .service(scoped!(
-                    "/recipients/{id}/notifications/read-all",
-                    Post,
-                    require_read,
-                    routes::mark_all_read
-                ))
-                .service(scoped!(
-                    "/notifications",
-                    Post,
+                )))
+                .service(
+                    web::resource("/recipients/{id}")
+                        .route(scoped!(put, require_send, routes::put_recipient))
+                        .route(scoped!(get, require_read, routes::get_recipient))
+                        .route(scoped!(delete, require_admin, gdpr::erase)),
+                )
+                .service(
+                    web::resource("/recipients/{id}/export")
+                        .route(scoped!(get, require_read, gdpr::export)),
+                )
+                .service(
+                    web::resource("/recipients/{id}/tokens")
+                        .route(scoped!(post, require_read, live::issue_token)),
+                )
+                .service(
+                    web::resource("/recipients/{id}/notifications")
+                        .route(scoped!(get, require_read, routes::list_notifications)),
+                )
+                .service(
+                    web::resource("/recipients/{id}/notifications/unread-count")
+                        .route(scoped!(get, require_read, routes::unread_count)),
+                )
+                .service(
+                    web::resource("/recipients/{id}/notifications/read-all")
+                        .route(scoped!(post, require_read, routes::mark_all_read)),
+                )
+                .service(web::resource("/notifications").route(scoped!(
+                    post,
                     require_send,
                     routes::create_notifications,
                     idempotency::idempotent
-                ))
-                .service(scoped!(
-                    "/notifications/test",
-                    Post,
-                    require_send,
-                    routes::send_test
-                ))
-                .service(scoped!(
-                    "/notifications/plannings/{planning_id}/events",
-                    Post,
-                    require_send,
-                    routes::planning_event,
-                    idempotency::idempotent
-                ))
-                .service(scoped!(
-                    "/notifications/{id}",
-                    Get,
-                    require_read,
-                    routes::get_notification
-                ))
-                .service(scoped!(
-                    "/notifications/{id}/read",
-                    Post,
-                    require_read,
-                    routes::mark_read
-                ))
-                .service(scoped!("/deliveries", Get, require_read, deliveries::list))
-                .service(scoped!(
-                    "/deliveries/{id}/retry",
-                    Post,
-                    require_admin,
-                    deliveries::retry
-                ))
+                )))
+                .service(
+                    web::resource("/notifications/test")
+                        .route(scoped!(post, require_send, routes::send_test)),
+                )
+                .service(
+                    web::resource("/notifications/plannings/{planning_id}/events").route(scoped!(
+                        post,
+                        require_send,
+                        routes::planning_event,
+                        idempotency::idempotent
+                    )),
+                )
+                .service(
+                    web::resource("/notifications/{id}")
+                        .route(scoped!(get, require_read, routes::get_notification)),
+                )
+                .service(
+                    web::resource("/notifications/{id}/read")
+                        .route(scoped!(post, require_read, routes::mark_read)),
+                )
+                .service(
+                    web::resource("/deliveries").route(scoped!(get, require_read, deliveries::list)),
+                )
+                .service(
+                    web::resource("/deliveries/{id}/retry")
+                        .route(scoped!(post, require_admin, deliveries::retry)),
+                )
                 // Operators only.
                 .service(
                     web::scope("/admin")
                         .wrap(from_fn(auth::require_admin))
-                        .route("/job-runs", web::get().to(admin::list_job_runs))
-                        .route("/jobs/{job}/run", web::post().to(admin::run_job))
-                        .route("/stats", web::get().to(admin::stats)),
+                        .service(web::resource("/job-runs").get(admin::list_job_runs))
+                        .service(web::resource("/jobs/{job}/run").post(admin::run_job))
+                        .service(web::resource("/stats").get(admin::stats))
+                        .default_service(web::to(routes::not_found)),
                 )
                 .default_service(web::to(routes::not_found)),
         )

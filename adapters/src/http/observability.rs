@@ -14,7 +14,7 @@ use actix_web::{web, Error, HttpRequest, HttpResponse};
 use clairon_application::ports::{Clock, OperationsStatsSource};
 use serde_json::json;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, Problem};
 use super::Handlers;
 use crate::metrics::Metrics;
 
@@ -36,6 +36,14 @@ pub struct Observability {
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`: every metric, with the queue gauges read from the database now.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Every metric in the Prometheus text exposition format 0.0.4 (see the README for the list).", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = "`CLAIRON_METRICS_TOKEN` is set and `Authorization: Bearer <it>` is missing or wrong.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database does not answer (the queue gauges are read from it).", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 ///
 /// # Errors
 /// 401 when a metrics token is configured and not presented; 503 when the database does not
@@ -63,6 +71,12 @@ pub async fn metrics(
 
 /// `GET /health/live`: 200 as long as the process serves HTTP; no dependency is checked, so an
 /// orchestrator restarts the process only when it is truly stuck.
+#[utoipa::path(
+    get, path = "/health/live", tag = "operations",
+    responses(
+        (status = 200, description = "The process serves HTTP: `{\"status\": \"ok\", \"version\"}`; no dependency is checked.", body = Object),
+    ),
+)]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
@@ -72,6 +86,13 @@ pub async fn live() -> HttpResponse {
 /// else 503 `application/problem+json` whose `detail` and `not_ready` name what is not ready
 /// (`database`, `migrations`, `dispatcher`), with the same fields as `checks`. Causes are
 /// logged, never shown.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ok\", \"database\": \"ok\", \"migrations\": \"ok\", \"dispatcher\": \"running\", \"version\"}`.", body = Object),
+        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
     let probe = &handlers.health;
     let database = probe.database().await;
@@ -117,6 +138,18 @@ pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
             "not_ready": not_ready,
             "checks": checks,
         }))
+}
+
+/// `GET /health`: the same as [`ready`], kept for existing probes.
+#[utoipa::path(
+    get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "Ready; the same body as `GET /health/ready`.", body = Object),
+        (status = 503, description = "Not ready: the same problem as `GET /health/ready`, naming what is not ready in `not_ready`.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn health(handlers: web::Data<Handlers>) -> HttpResponse {
+    ready(handlers).await
 }
 
 /// Counts every request in [`Metrics`] by method, route pattern and status, with its duration

@@ -2,10 +2,9 @@
 
 use actix_web::{http::StatusCode, web, HttpResponse};
 use clairon_application::commands::{
-    CreateNotification, CreateNotificationError, CreatedNotification, HandlePlanningEvent,
-    HandlePlanningEventError, MarkAllNotificationsRead, MarkNotificationRead,
-    MarkNotificationReadError, NotificationDraft, SendTestNotificationError, UpsertRecipients,
-    UpsertRecipientsError,
+    CreateNotification, CreateNotificationError, HandlePlanningEvent, HandlePlanningEventError,
+    MarkAllNotificationsRead, MarkNotificationRead, MarkNotificationReadError, NotificationDraft,
+    SendTestNotificationError, UpsertRecipients, UpsertRecipientsError,
 };
 use clairon_application::events::PublishError;
 use clairon_application::ports::{ReadFilter, RepositoryError, Upserted};
@@ -13,13 +12,19 @@ use clairon_application::queries::{
     GetNotification, GetNotificationError, ListNotifications, ListNotificationsError, UnreadCount,
     UnreadCountError,
 };
-use clairon_domain::{DeliveryStatus, EventType, NotificationId, Recipient, RecipientId};
+use clairon_domain::{EventType, NotificationId, Recipient, RecipientId};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::IntoParams;
 
 use super::dto::{ImportBody, NotificationBody, PlanningEventBody, RecipientBody, TestBody};
 use super::extract::JsonBody;
-use super::problem::ApiError;
+use super::openapi::{IdPath, IdempotencyKeyHeader, InboxFilter, RecipientPath};
+use super::problem::{ApiError, Problem};
+use super::responses::{
+    self, ImportResult, MarkedAllRead, NotificationDetails, NotificationPage,
+    NotificationResponse, NotificationsAccepted, PlanningEventAccepted, RecipientResponse,
+    TestResult, TestResults, UnreadCountResponse,
+};
 use super::Handlers;
 
 type Data = web::Data<Handlers>;
@@ -40,45 +45,6 @@ fn notification_id(raw: &str) -> Result<NotificationId, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("notification {raw:?} not found")))
 }
 
-fn recipient_json(r: &Recipient) -> Value {
-    json!({
-        "id": r.id.as_str(),
-        "name": r.name.as_str(),
-        "email": r.email.as_ref().map(|e| e.as_str()),
-        "telegram_chat_id": r.telegram_chat_id.as_ref().map(|c| c.as_str()),
-        "phone": r.phone.as_ref().map(|p| p.as_str()),
-        "locale": r.locale.map(|l| l.as_str()),
-        "timezone": r.timezone.map(|t| t.name()),
-        "telegram_unreachable": r.telegram_unreachable,
-    })
-}
-
-fn created_json(created: &[CreatedNotification]) -> Vec<Value> {
-    created
-        .iter()
-        .map(|n| {
-            let channels: Vec<&str> = n
-                .deliveries
-                .iter()
-                .filter(|d| d.status != DeliveryStatus::Skipped)
-                .map(|d| d.channel.as_str())
-                .collect();
-            let skipped: Vec<Value> = n
-                .deliveries
-                .iter()
-                .filter(|d| d.status == DeliveryStatus::Skipped)
-                .map(|d| json!({ "channel": d.channel.as_str(), "reason": d.reason }))
-                .collect();
-            json!({
-                "id": n.id.as_str(),
-                "recipient_id": n.recipient_id.as_str(),
-                "channels": channels,
-                "skipped": skipped,
-            })
-        })
-        .collect()
-}
-
 fn unknown_recipients(ids: &[RecipientId]) -> ApiError {
     let list: Vec<&str> = ids.iter().map(RecipientId::as_str).collect();
     ApiError::invalid_fields(vec![super::FieldError {
@@ -93,13 +59,24 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// `PUT /api/v1/recipients/{id}` → 201 created or 200 updated, with the recipient.
+#[utoipa::path(
+    put, path = "/api/v1/recipients/{id}", tag = "recipients",
+    params(RecipientPath),
+    request_body = RecipientBody,
+    responses(
+        (status = 201, description = "Registered.", body = RecipientResponse),
+        (status = 200, description = "Replaced.", body = RecipientResponse),
+        (status = 422, description = "Invalid fields (or an `id` in the body that differs from the path's), all listed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn put_recipient(
     handlers: Data,
     path: web::Path<String>,
     JsonBody(body): JsonBody<RecipientBody>,
 ) -> Result<HttpResponse, ApiError> {
     let recipient = body.into_recipient(&path)?;
-    let json = recipient_json(&recipient);
+    let json = RecipientResponse::from(&recipient);
     let outcome = upsert(&handlers, vec![recipient]).await?;
     let status = match outcome.first() {
         Some(Upserted::Created) => StatusCode::CREATED,
@@ -128,28 +105,62 @@ async fn upsert(
 }
 
 /// `POST /api/v1/recipients/import` → 200 `{"created": n, "updated": n}`.
+#[utoipa::path(
+    post, path = "/api/v1/recipients/import", tag = "recipients",
+    params(IdempotencyKeyHeader),
+    request_body = ImportBody,
+    responses(
+        (status = 200, description = "All registered or replaced, in one transaction.", body = ImportResult),
+        (status = 409, description = "A request with this `Idempotency-Key` is in progress.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`recipients[3].email`), a repeated id, too many recipients, or an `Idempotency-Key` reused with another request; nothing is written.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn import_recipients(
     handlers: Data,
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = upsert(&handlers, body.into_recipients()?).await?;
     let created = outcome.iter().filter(|o| **o == Upserted::Created).count();
-    Ok(HttpResponse::Ok().json(json!({ "created": created, "updated": outcome.len() - created })))
+    Ok(HttpResponse::Ok().json(ImportResult {
+        created,
+        updated: outcome.len() - created,
+    }))
 }
 
 /// `GET /api/v1/recipients/{id}`.
+#[utoipa::path(
+    get, path = "/api/v1/recipients/{id}", tag = "recipients",
+    params(RecipientPath),
+    responses(
+        (status = 200, description = "The recipient.", body = RecipientResponse),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_recipient(
     handlers: Data,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = recipient_id(&path)?;
     match handlers.recipients.get(&id).await.map_err(repository)? {
-        Some(r) => Ok(HttpResponse::Ok().json(recipient_json(&r))),
+        Some(r) => Ok(HttpResponse::Ok().json(RecipientResponse::from(&r))),
         None => Err(ApiError::NotFound(format!("recipient {id} not found"))),
     }
 }
 
 /// `POST /api/v1/notifications` → 202 with the created notifications.
+#[utoipa::path(
+    post, path = "/api/v1/notifications", tag = "notifications",
+    params(IdempotencyKeyHeader),
+    request_body = NotificationBody,
+    responses(
+        (status = 202, description = "Written with their deliveries (the outbox); delivered now or at `deliver_at`.", body = NotificationsAccepted),
+        (status = 409, description = "A request with this `Idempotency-Key` is in progress.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or unknown recipients (all listed), or an `Idempotency-Key` reused with another request; nothing is written.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create_notifications(
     handlers: Data,
     JsonBody(body): JsonBody<NotificationBody>,
@@ -189,15 +200,31 @@ pub async fn create_notifications(
             CreateNotificationError::Duplicate(what) => ApiError::Internal(what),
             CreateNotificationError::Repository(e) => repository(e),
         })?;
-    let mut answer = json!({ "notifications": created_json(&created) });
-    if let Some(at) = content.deliver_at {
-        answer["deliver_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-    }
-    Ok(HttpResponse::Accepted().json(answer))
+    Ok(HttpResponse::Accepted().json(NotificationsAccepted {
+        notifications: responses::created(&created),
+        deliver_at: content
+            .deliver_at
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    }))
 }
 
 /// `POST /api/v1/notifications/plannings/{planning_id}/events` → 202 with what was created, or
 /// 200 with what had been created when the event id was seen before.
+#[utoipa::path(
+    post, path = "/api/v1/notifications/plannings/{planning_id}/events", tag = "notifications",
+    params(
+        ("planning_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The planning (the body's `planning_id` must equal it)."),
+        IdempotencyKeyHeader,
+    ),
+    request_body = PlanningEventBody,
+    responses(
+        (status = 202, description = "One notification per person told, written with their deliveries and J-1 reminders.", body = PlanningEventAccepted),
+        (status = 200, description = "The event id was seen before: nothing new was created (`replayed: true`).", body = PlanningEventAccepted),
+        (status = 409, description = "A request with this `Idempotency-Key` is in progress.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`planning.ends_at` before `planning.starts_at`, an unknown zone, …) or unknown recipients, all listed; nothing is written.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn planning_event(
     handlers: Data,
     path: web::Path<String>,
@@ -228,23 +255,41 @@ pub async fn planning_event(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok(HttpResponse::build(status).json(json!({
-        "event_id": handled.event_id.as_str(),
-        "planning_id": handled.planning_id.as_str(),
-        "replayed": handled.replayed,
-        "notifications": created_json(&handled.notifications),
-    })))
+    Ok(HttpResponse::build(status).json(PlanningEventAccepted {
+        event_id: handled.event_id.as_str().to_owned(),
+        planning_id: handled.planning_id.as_str().to_owned(),
+        replayed: handled.replayed,
+        notifications: responses::created(&handled.notifications),
+    }))
 }
 
-/// Query string of inbox listings.
-#[derive(Debug, Deserialize)]
+/// Query string of inbox listings. Every value is read as text and checked here, so a bad one
+/// is a 422 naming it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `unread`, `read` or `all` (the default).
+    #[param(value_type = Option<InboxFilter>)]
     status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The previous page's `next_cursor` (an id: 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/recipients/{id}/notifications?status=unread|read|all&limit=&cursor=`.
+#[utoipa::path(
+    get, path = "/api/v1/recipients/{id}/notifications", tag = "inbox",
+    params(RecipientPath, ListParams),
+    responses(
+        (status = 200, description = "A page of the inbox, newest first (scheduled and cancelled notifications left out).", body = NotificationPage),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `status`, `limit` or `cursor`, named.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list_notifications(
     handlers: Data,
     path: web::Path<String>,
@@ -299,10 +344,26 @@ pub(super) async fn list_for(
             }
             ListNotificationsError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
+    Ok(HttpResponse::Ok().json(NotificationPage {
+        items: page
+            .items
+            .into_iter()
+            .map(NotificationResponse::from)
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /api/v1/recipients/{id}/notifications/unread-count` → `{"unread": n}`.
+#[utoipa::path(
+    get, path = "/api/v1/recipients/{id}/notifications/unread-count", tag = "inbox",
+    params(RecipientPath),
+    responses(
+        (status = 200, description = "Unread notifications that are due and not cancelled.", body = UnreadCountResponse),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn unread_count(
     handlers: Data,
     path: web::Path<String>,
@@ -325,10 +386,19 @@ pub(super) async fn unread_for(
             }
             UnreadCountError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "unread": unread })))
+    Ok(HttpResponse::Ok().json(UnreadCountResponse { unread }))
 }
 
 /// `GET /api/v1/notifications/{id}` → the notification with its deliveries.
+#[utoipa::path(
+    get, path = "/api/v1/notifications/{id}", tag = "notifications",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The notification, its deliveries and each delivery's attempts.", body = NotificationDetails),
+        (status = 404, description = "No such notification.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_notification(
     handlers: Data,
     path: web::Path<String>,
@@ -344,10 +414,19 @@ pub async fn get_notification(
             }
             GetNotificationError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(details))
+    Ok(HttpResponse::Ok().json(NotificationDetails::from(details)))
 }
 
 /// `POST /api/v1/notifications/{id}/read` → the notification, read.
+#[utoipa::path(
+    post, path = "/api/v1/notifications/{id}/read", tag = "inbox",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The notification, read (the first read time is kept).", body = NotificationResponse),
+        (status = 404, description = "No such notification.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn mark_read(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     mark_read_as(&handlers, &path, None).await
 }
@@ -370,10 +449,19 @@ pub(super) async fn mark_read_as(
             }
             MarkNotificationReadError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(NotificationResponse::from(view)))
 }
 
 /// `POST /api/v1/recipients/{id}/notifications/read-all` → `{"marked": n, "unread": 0}`.
+#[utoipa::path(
+    post, path = "/api/v1/recipients/{id}/notifications/read-all", tag = "inbox",
+    params(RecipientPath),
+    responses(
+        (status = 200, description = "Every notification of the recipient is read.", body = MarkedAllRead),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn mark_all_read(
     handlers: Data,
     path: web::Path<String>,
@@ -404,10 +492,19 @@ pub(super) async fn mark_all_for(
                 repository(e)
             }
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "marked": marked, "unread": 0 })))
+    Ok(HttpResponse::Ok().json(MarkedAllRead { marked, unread: 0 }))
 }
 
 /// `POST /api/v1/notifications/test` → `{"results": [{"channel", "status", "detail"}]}`.
+#[utoipa::path(
+    post, path = "/api/v1/notifications/test", tag = "notifications",
+    request_body = TestBody,
+    responses(
+        (status = 200, description = "Sent now on each channel asked for (or every channel that is on); the outcome per channel.", body = TestResults),
+        (status = 422, description = "Neither a recipient nor an address, both, an unknown recipient, or an invalid field.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn send_test(
     handlers: Data,
     JsonBody(body): JsonBody<TestBody>,
@@ -423,5 +520,7 @@ pub async fn send_test(
             }
             SendTestNotificationError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+    Ok(HttpResponse::Ok().json(TestResults {
+        results: results.iter().map(TestResult::from).collect(),
+    }))
 }

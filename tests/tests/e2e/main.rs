@@ -3,6 +3,7 @@
 mod admin_dashboard;
 mod bad_input;
 mod browser;
+mod contract;
 mod dataset;
 mod delivery_engine;
 mod gdpr;

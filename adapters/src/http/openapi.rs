@@ -1,0 +1,402 @@
+//! The API contract: an OpenAPI 3.1 document generated from the handlers' `#[utoipa::path]`
+//! attributes and the DTOs' `ToSchema` derives, served at `GET /api/openapi.json`, and Swagger UI
+//! (embedded in the binary, no CDN) at `/api/docs/`.
+//!
+//! **Documenting a new route**: put `#[utoipa::path(...)]` on its handler (method, full path,
+//! tag, params, request body, success responses and the 404/409/422 it can answer, `security`)
+//! and add the handler to `paths(...)` in [`ApiDoc`]. The errors every route shares — 400, 401
+//! on secured routes, 413 and 415 on routes with a body, 503 — are added by [`CommonErrors`],
+//! all as `application/problem+json` ([`Problem`]).
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use super::problem::{FieldError, Problem, PROBLEM_JSON};
+use super::{admin, deliveries, gdpr, live, observability, routes};
+
+/// The security scheme of `/api/v1` (except `/api/v1/me`): an API key as a bearer token.
+pub const API_KEY_SCHEME: &str = "api_key";
+/// The security scheme of `/api/v1/me`: a recipient token (JWT) as a bearer token.
+pub const RECIPIENT_TOKEN_SCHEME: &str = "recipient_token";
+/// The recipient token in the `token` query parameter (EventSource and WebSocket cannot set
+/// headers).
+pub const RECIPIENT_TOKEN_QUERY_SCHEME: &str = "recipient_token_query";
+/// The security scheme of the dashboard's own POST routes: the session cookie `/admin/login`
+/// sets (an admin API key as `Authorization: Bearer` is accepted too).
+pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
+
+/// The document: every route of [`super::configure`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Clairon",
+        description = "A self-hosted notification service: tell it what happened, it decides who must know, writes the notification down, and delivers it in the in-app inbox, by email and on Telegram.\n\nEvery error is an RFC 7807 `application/problem+json` document; invalid input names each field in `errors`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        observability::health,
+        observability::live,
+        observability::ready,
+        observability::metrics,
+        admin::dashboard,
+        admin::login,
+        admin::logout,
+        admin::retry_delivery,
+        admin::admin_js,
+        admin::list_job_runs,
+        admin::run_job,
+        admin::stats,
+        openapi_json,
+        docs_redirect,
+        live::inbox_page,
+        live::client_js,
+        routes::put_recipient,
+        routes::get_recipient,
+        routes::import_recipients,
+        gdpr::export,
+        gdpr::erase,
+        live::issue_token,
+        routes::list_notifications,
+        routes::unread_count,
+        routes::mark_all_read,
+        routes::create_notifications,
+        routes::send_test,
+        routes::planning_event,
+        routes::get_notification,
+        routes::mark_read,
+        deliveries::list,
+        deliveries::retry,
+        live::me_list,
+        live::me_unread_count,
+        live::me_mark_read,
+        live::me_read_all,
+        live::sse,
+        live::websocket,
+    ),
+    components(schemas(
+        Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
+        PlanningEventName, RecipientIdSchema, admin::LoginForm, JobName, JobStatusName,
+    )),
+    modifiers(&SecuritySchemes, &CommonErrors),
+    tags(
+        (name = "recipients", description = "Who can be notified."),
+        (name = "notifications", description = "Telling Clairon what happened."),
+        (name = "inbox", description = "A recipient's notifications, read with an API key."),
+        (name = "deliveries", description = "Deliveries across notifications: the dead-letter view."),
+        (name = "me", description = "The recipient's own routes: a recipient token, never an API key."),
+        (name = "operations", description = "Health, metrics, the contract, the pages."),
+        (name = "admin", description = "The operator's API and dashboard: background job runs, statistics, dead letters (admin scope)."),
+        (name = "gdpr", description = "A recipient's personal data: export (GDPR art. 15 and 20) and erasure (art. 17)."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Declares the security schemes the operations name.
+pub struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`CLAIRON_API_KEYS`, or `clairon api-keys create`) in `Authorization: Bearer <key>`; each route needs a scope (`send`, `read` or `admin`), else 403.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            RECIPIENT_TOKEN_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A recipient token (JWT HS256, RFC 7519) from `POST /api/v1/recipients/{id}/tokens`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            RECIPIENT_TOKEN_QUERY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "A recipient token in the query string, for EventSource and WebSocket clients that cannot set headers.",
+            ))),
+        );
+        components.add_security_scheme(
+            ADMIN_SESSION_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "clairon_admin",
+                "The dashboard's session (`POST /admin/login`), 8 h at most; sent with the `X-Clairon-Admin` header.",
+            ))),
+        );
+    }
+}
+
+/// Adds the error answers every route shares, as problem+json, where the route does not
+/// document them itself: 400 (a malformed parameter or body), 401 (secured routes), 403 (routes
+/// behind an API-key scope), 429 (rate-limited routes: API keys and recipient tokens), 413 and
+/// 415 (routes with a body), 503 (the database is down; secured routes).
+pub struct CommonErrors;
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+fn add_common_errors(operation: &mut Operation) {
+    let schemes: Vec<String> = operation
+        .security
+        .iter()
+        .flatten()
+        .filter_map(|requirement| serde_json::to_value(requirement).ok())
+        .filter_map(|value| value.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+        .flatten()
+        .collect();
+    let secured = !schemes.is_empty();
+    let scoped = schemes.iter().any(|s| s == API_KEY_SCHEME);
+    let rate_limited = scoped || schemes.iter().any(|s| s.starts_with(RECIPIENT_TOKEN_SCHEME));
+    let has_body = operation.request_body.is_some();
+    let mut common = vec![(
+        "400",
+        "Malformed request: unreadable JSON, query string or header.",
+    )];
+    if secured {
+        common.push(("401", "Missing, unknown or expired credentials."));
+    }
+    if scoped {
+        common.push((
+            "403",
+            "The API key is valid but its scope (`send`, `read`, `admin`) does not allow this route.",
+        ));
+    }
+    if has_body {
+        common.push((
+            "413",
+            "The body is over `CLAIRON_MAX_BODY_BYTES` (256 KiB by default).",
+        ));
+        common.push(("415", "The body is not of the documented media type."));
+    }
+    if rate_limited {
+        common.push((
+            "429",
+            "Over the rate limit of this API key or recipient token; `Retry-After` says when to retry (s).",
+        ));
+    }
+    if secured {
+        common.push(("503", "The database is unavailable; retry later."));
+    }
+    for (status, description) in common {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_common_errors(operation);
+            }
+        }
+    }
+}
+
+/// The document, built once per call (cheap: a few hundred small allocations).
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `GET /api/openapi.json`: this document.
+#[utoipa::path(
+    get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "This OpenAPI 3.1 document.", body = Object)),
+)]
+pub async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
+}
+
+/// `GET /api/docs`: to `/api/docs/`, where Swagger UI's relative links resolve.
+#[utoipa::path(
+    get, path = "/api/docs", tag = "operations",
+    responses((status = 308, description = "To `/api/docs/`, the API's documentation page (Swagger UI, served from the binary).",
+        headers(("Location" = String, description = "`/api/docs/`")))),
+)]
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/api/docs/"))
+        .finish()
+}
+
+/// Which notifications an inbox listing shows.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum InboxFilter {
+    /// Not read yet.
+    Unread,
+    /// Read.
+    Read,
+    /// Both.
+    All,
+}
+
+/// The `{id}` of the recipient routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path, names("id"))]
+pub struct RecipientPath(
+    /// The host application's user id: 1 to 128 letters, digits, `_ - . : @`.
+    #[param(pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
+    pub String,
+);
+
+/// The `{id}` of the notification and delivery routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path, names("id"))]
+pub struct IdPath(
+    /// An id this service gave out (a UUIDv7 today; 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub String,
+);
+
+/// The optional `Idempotency-Key` header of the ingestion POSTs (IETF draft
+/// `draft-ietf-httpapi-idempotency-key-header`).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1 to 255 visible ASCII characters. Retrying with the same key and request answers the
+    /// first answer (with `Idempotent-Replayed: true`) and creates nothing; kept 24 h.
+    #[param(rename = "Idempotency-Key", pattern = "^[\\x21-\\x7E]{1,255}$")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A delivery status, as the API names it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DeliveryStatusName {
+    /// Waiting for a worker (or for `next_attempt_at`).
+    Pending,
+    /// Claimed by a worker.
+    Sending,
+    /// The provider accepted it.
+    Sent,
+    /// Failed transiently; tried again later.
+    Retrying,
+    /// Refused for good by the provider.
+    Failed,
+    /// Every attempt failed.
+    Dead,
+    /// The channel cannot reach the recipient.
+    Skipped,
+    /// Cancelled before it went out (a cancelled reminder).
+    Cancelled,
+}
+
+/// A channel, as the API names it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ChannelName {
+    /// The in-app inbox.
+    InApp,
+    /// Email (SMTP).
+    Email,
+    /// Telegram.
+    Telegram,
+}
+
+/// A recipient id, as the host application names its users.
+#[derive(Debug, ToSchema)]
+#[schema(as = RecipientId, pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
+pub struct RecipientIdSchema(pub String);
+
+/// A notification's kind.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum KindName {
+    /// Neutral.
+    Info,
+    /// Something went well.
+    Success,
+    /// Needs attention.
+    Warning,
+    /// Something went wrong.
+    Error,
+}
+
+/// A notification's priority.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PriorityName {
+    /// Delivered first.
+    Critical,
+    /// Before normal.
+    High,
+    /// The default.
+    Normal,
+    /// Last.
+    Low,
+}
+
+/// What happened to a planning.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PlanningEventName {
+    /// Artists were assigned.
+    Assigned,
+    /// Time, place, title or contact changed.
+    Modified,
+    /// It will not take place.
+    Cancelled,
+    /// The host's own reminder.
+    Reminder,
+}
+
+/// A background job, as the API names it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum JobName {
+    /// Releases or reclaims expired delivery leases (every minute).
+    LeaseReaper,
+    /// Purges notifications older than `CLAIRON_RETENTION_DAYS` and old job runs (daily).
+    Retention,
+    /// Purges expired `Idempotency-Key` records.
+    IdempotencyPurge,
+}
+
+/// How a job run ended.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum JobStatusName {
+    /// It did its work.
+    Success,
+    /// It failed; `error` says why.
+    Error,
+}

@@ -1,0 +1,392 @@
+//! Response bodies as the API sends them: the one place their JSON shape is decided, so the
+//! OpenAPI document (`ToSchema`) and the wire cannot drift apart.
+//!
+//! They are built from the application's read models (`NotificationView`, `DeliveryView`, …),
+//! which stay free of any HTTP or OpenAPI concern.
+
+use chrono::{DateTime, Utc};
+use clairon_application::commands::{CreatedNotification, TestChannelResult, TestStatus};
+use clairon_application::queries::{
+    AttemptView, DeliveryListItem, DeliveryView, NotificationDetailsView, NotificationView,
+};
+use clairon_domain::{DeliveryStatus, Recipient};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer (status 503).
+    #[schema(pattern = "^(ok|degraded)$")]
+    pub status: &'static str,
+    /// `ok` or `unavailable`.
+    #[schema(pattern = "^(ok|unavailable)$")]
+    pub database: &'static str,
+    /// The running version (semver).
+    pub version: &'static str,
+}
+
+/// A registered recipient.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecipientResponse {
+    /// The host application's user id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Email address, if any.
+    pub email: Option<String>,
+    /// Telegram chat id, if any (always a string here).
+    pub telegram_chat_id: Option<String>,
+    /// E.164 phone, if any.
+    pub phone: Option<String>,
+    /// `fr` or `en`, if set.
+    pub locale: Option<String>,
+    /// IANA time zone, if set.
+    pub timezone: Option<String>,
+    /// Why Telegram refused the current chat id for good, or null.
+    pub telegram_unreachable: Option<String>,
+}
+
+impl From<&Recipient> for RecipientResponse {
+    fn from(r: &Recipient) -> Self {
+        Self {
+            id: r.id.as_str().to_owned(),
+            name: r.name.as_str().to_owned(),
+            email: r.email.as_ref().map(|e| e.as_str().to_owned()),
+            telegram_chat_id: r.telegram_chat_id.as_ref().map(|c| c.as_str().to_owned()),
+            phone: r.phone.as_ref().map(|p| p.as_str().to_owned()),
+            locale: r.locale.map(|l| l.as_str().to_owned()),
+            timezone: r.timezone.map(|t| t.name().to_owned()),
+            telegram_unreachable: r.telegram_unreachable.clone(),
+        }
+    }
+}
+
+/// `POST /api/v1/recipients/import`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResult {
+    /// Recipients that did not exist.
+    pub created: usize,
+    /// Recipients that existed and were replaced.
+    pub updated: usize,
+}
+
+/// A channel the notification will not be delivered on, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SkippedChannel {
+    /// `in_app`, `email` or `telegram`.
+    pub channel: &'static str,
+    /// Why (no address, no bot token, Telegram refused the chat, …).
+    pub reason: Option<String>,
+}
+
+/// A notification just created: where it goes and where it does not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedNotificationResponse {
+    /// UUIDv7.
+    pub id: String,
+    /// Whose.
+    pub recipient_id: String,
+    /// Channels it will be delivered on.
+    pub channels: Vec<&'static str>,
+    /// Channels it will not be delivered on, with the reason.
+    pub skipped: Vec<SkippedChannel>,
+}
+
+impl From<&CreatedNotification> for CreatedNotificationResponse {
+    fn from(n: &CreatedNotification) -> Self {
+        let (skipped, planned): (Vec<_>, Vec<_>) = n
+            .deliveries
+            .iter()
+            .partition(|d| d.status == DeliveryStatus::Skipped);
+        Self {
+            id: n.id.as_str().to_owned(),
+            recipient_id: n.recipient_id.as_str().to_owned(),
+            channels: planned.iter().map(|d| d.channel.as_str()).collect(),
+            skipped: skipped
+                .iter()
+                .map(|d| SkippedChannel {
+                    channel: d.channel.as_str(),
+                    reason: d.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Shapes a batch of created notifications.
+pub fn created(created: &[CreatedNotification]) -> Vec<CreatedNotificationResponse> {
+    created.iter().map(Into::into).collect()
+}
+
+/// `POST /api/v1/notifications`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationsAccepted {
+    /// One per recipient.
+    pub notifications: Vec<CreatedNotificationResponse>,
+    /// When they will be delivered (RFC 3339, UTC), for a scheduled request; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime, required = false)]
+    pub deliver_at: Option<String>,
+}
+
+/// `POST /api/v1/notifications/plannings/{planning_id}/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanningEventAccepted {
+    /// The producer's event id.
+    pub event_id: String,
+    /// The planning.
+    pub planning_id: String,
+    /// Whether the event had been seen before (nothing new was created).
+    pub replayed: bool,
+    /// One per person told (reminders are not listed).
+    pub notifications: Vec<CreatedNotificationResponse>,
+}
+
+/// A notification as an inbox shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationResponse {
+    /// UUIDv7.
+    pub id: String,
+    /// Whose.
+    pub recipient_id: String,
+    /// `info|success|warning|error`.
+    #[schema(pattern = "^(info|success|warning|error)$")]
+    pub kind: &'static str,
+    /// `critical|high|normal|low`.
+    #[schema(pattern = "^(critical|high|normal|low)$")]
+    pub priority: &'static str,
+    /// Title.
+    pub title: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Call-to-action URL.
+    pub action_url: Option<String>,
+    /// Call-to-action label.
+    pub action_label: Option<String>,
+    /// The producer's data, as sent.
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// `planning.assigned`, `custom`, …
+    pub event_type: String,
+    /// The event it came from.
+    pub source_event_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC; null while unread.
+    pub read_at: Option<DateTime<Utc>>,
+    /// Whether it was read.
+    pub read: bool,
+}
+
+impl From<NotificationView> for NotificationResponse {
+    fn from(n: NotificationView) -> Self {
+        Self {
+            id: n.id,
+            recipient_id: n.recipient_id,
+            kind: n.kind,
+            priority: n.priority,
+            title: n.title,
+            body: n.body,
+            action_url: n.action_url,
+            action_label: n.action_label,
+            metadata: n.metadata,
+            event_type: n.event_type,
+            source_event_id: n.source_event_id,
+            created_at: n.created_at,
+            read_at: n.read_at,
+            read: n.read,
+        }
+    }
+}
+
+/// A page of an inbox, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPage {
+    /// The notifications.
+    pub items: Vec<NotificationResponse>,
+    /// Pass it back as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `{"unread": n}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadCountResponse {
+    /// Unread notifications that are due and not cancelled.
+    pub unread: u64,
+}
+
+/// `POST …/read-all`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkedAllRead {
+    /// How many were unread and are now read.
+    pub marked: u64,
+    /// Always 0.
+    pub unread: u64,
+}
+
+/// One try of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptResponse {
+    /// 1 for the first try; a 429 does not use up a number; a manual retry starts again at 1.
+    pub number: u32,
+    /// RFC 3339, UTC.
+    pub started_at: DateTime<Utc>,
+    /// How long the provider took, in ms.
+    pub duration_ms: u64,
+    /// `sent|transient|rate_limited|permanent`.
+    pub outcome: String,
+    /// The failure, when it failed.
+    pub error: Option<String>,
+    /// The provider's response id, when it gave one.
+    pub provider_response_id: Option<String>,
+}
+
+impl From<AttemptView> for AttemptResponse {
+    fn from(a: AttemptView) -> Self {
+        Self {
+            number: a.number,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            outcome: a.outcome,
+            error: a.error,
+            provider_response_id: a.provider_response_id,
+        }
+    }
+}
+
+/// A delivery: a notification on one channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    /// UUIDv7.
+    pub id: String,
+    /// `in_app|email|telegram`.
+    #[schema(pattern = "^(in_app|email|telegram)$")]
+    pub channel: &'static str,
+    /// `pending|sending|sent|retrying|failed|dead|skipped|cancelled`.
+    #[schema(pattern = "^(pending|sending|sent|retrying|failed|dead|skipped|cancelled)$")]
+    pub status: &'static str,
+    /// Tries made.
+    pub attempts: u32,
+    /// The skip reason or the last failure.
+    pub last_error: Option<String>,
+    /// The provider's message id.
+    pub provider_message_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Every try, in order (in `GET /api/v1/notifications/{id}` only, and only once tried).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub attempt_log: Vec<AttemptResponse>,
+}
+
+impl From<DeliveryView> for DeliveryResponse {
+    fn from(d: DeliveryView) -> Self {
+        Self {
+            id: d.id,
+            channel: d.channel,
+            status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            provider_message_id: d.provider_message_id,
+            created_at: d.created_at,
+            sent_at: d.sent_at,
+            attempt_log: d.attempt_log.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A notification with its deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationDetails {
+    /// The notification's fields.
+    #[serde(flatten)]
+    pub notification: NotificationResponse,
+    /// One per channel.
+    pub deliveries: Vec<DeliveryResponse>,
+}
+
+impl From<NotificationDetailsView> for NotificationDetails {
+    fn from(d: NotificationDetailsView) -> Self {
+        Self {
+            notification: d.notification.into(),
+            deliveries: d.deliveries.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A delivery in a listing, with whose notification it carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryListEntry {
+    /// The delivery.
+    #[serde(flatten)]
+    pub delivery: DeliveryResponse,
+    /// The notification it delivers.
+    pub notification_id: String,
+    /// Who it goes to.
+    pub recipient_id: String,
+}
+
+impl From<DeliveryListItem> for DeliveryListEntry {
+    fn from(i: DeliveryListItem) -> Self {
+        Self {
+            delivery: i.delivery.into(),
+            notification_id: i.notification_id,
+            recipient_id: i.recipient_id,
+        }
+    }
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    /// The deliveries.
+    pub items: Vec<DeliveryListEntry>,
+    /// Pass it back as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The outcome of a test send on one channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// `in_app|email|telegram`.
+    pub channel: &'static str,
+    /// `sent|failed|skipped`.
+    #[schema(pattern = "^(sent|failed|skipped)$")]
+    pub status: &'static str,
+    /// The provider's message id, the failure, or the skip reason.
+    pub detail: String,
+}
+
+impl From<&TestChannelResult> for TestResult {
+    fn from(r: &TestChannelResult) -> Self {
+        Self {
+            channel: r.channel.as_str(),
+            status: match r.status {
+                TestStatus::Sent => "sent",
+                TestStatus::Failed => "failed",
+                TestStatus::Skipped => "skipped",
+            },
+            detail: r.detail.clone(),
+        }
+    }
+}
+
+/// `POST /api/v1/notifications/test`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResults {
+    /// One per channel tried.
+    pub results: Vec<TestResult>,
+}
+
+/// `POST /api/v1/recipients/{id}/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedToken {
+    /// The recipient token (a JWT, HS256) for `/api/v1/me`.
+    pub token: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: DateTime<Utc>,
+}
