@@ -3,8 +3,8 @@
 //!
 //! The only crate that knows all the others. `anyhow` lives here and in `main`, nowhere else.
 
-pub mod jobs;
 pub mod api_keys;
+pub mod jobs;
 pub mod replay;
 pub mod settings;
 pub mod startup;

@@ -39,8 +39,7 @@ use clairon_application::ports::{
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
-    ListDeliveriesHandler, ListJobRunsHandler,
-    ListNotificationsHandler, UnreadCountHandler,
+    ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
 };
 use tokio::sync::{watch, Notify};
 

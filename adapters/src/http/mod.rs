@@ -118,9 +118,7 @@ pub struct HttpOptions {
 /// resource, so the other methods of the path stay a 405 with `Allow`.
 macro_rules! scoped {
     ($method:ident, $scope:ident, $handler:expr) => {
-        web::$method()
-            .to($handler)
-            .wrap(from_fn(auth::$scope))
+        web::$method().to($handler).wrap(from_fn(auth::$scope))
     };
     ($method:ident, $scope:ident, $handler:expr, $inner:expr) => {
         web::$method()
@@ -207,25 +205,36 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                         .route(scoped!(get, require_read, routes::get_recipient))
                         .route(scoped!(delete, require_admin, gdpr::erase)),
                 )
+                .service(web::resource("/recipients/{id}/export").route(scoped!(
+                    get,
+                    require_read,
+                    gdpr::export
+                )))
+                .service(web::resource("/recipients/{id}/tokens").route(scoped!(
+                    post,
+                    require_read,
+                    live::issue_token
+                )))
                 .service(
-                    web::resource("/recipients/{id}/export")
-                        .route(scoped!(get, require_read, gdpr::export)),
+                    web::resource("/recipients/{id}/notifications").route(scoped!(
+                        get,
+                        require_read,
+                        routes::list_notifications
+                    )),
                 )
                 .service(
-                    web::resource("/recipients/{id}/tokens")
-                        .route(scoped!(post, require_read, live::issue_token)),
+                    web::resource("/recipients/{id}/notifications/unread-count").route(scoped!(
+                        get,
+                        require_read,
+                        routes::unread_count
+                    )),
                 )
                 .service(
-                    web::resource("/recipients/{id}/notifications")
-                        .route(scoped!(get, require_read, routes::list_notifications)),
-                )
-                .service(
-                    web::resource("/recipients/{id}/notifications/unread-count")
-                        .route(scoped!(get, require_read, routes::unread_count)),
-                )
-                .service(
-                    web::resource("/recipients/{id}/notifications/read-all")
-                        .route(scoped!(post, require_read, routes::mark_all_read)),
+                    web::resource("/recipients/{id}/notifications/read-all").route(scoped!(
+                        post,
+                        require_read,
+                        routes::mark_all_read
+                    )),
                 )
                 .service(web::resource("/notifications").route(scoped!(
                     post,
@@ -233,10 +242,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                     routes::create_notifications,
                     idempotency::idempotent
                 )))
-                .service(
-                    web::resource("/notifications/test")
-                        .route(scoped!(post, require_send, routes::send_test)),
-                )
+                .service(web::resource("/notifications/test").route(scoped!(
+                    post,
+                    require_send,
+                    routes::send_test
+                )))
                 .service(
                     web::resource("/notifications/plannings/{planning_id}/events").route(scoped!(
                         post,
@@ -245,21 +255,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                         idempotency::idempotent
                     )),
                 )
-                .service(
-                    web::resource("/notifications/{id}")
-                        .route(scoped!(get, require_read, routes::get_notification)),
-                )
-                .service(
-                    web::resource("/notifications/{id}/read")
-                        .route(scoped!(post, require_read, routes::mark_read)),
-                )
-                .service(
-                    web::resource("/deliveries").route(scoped!(get, require_read, deliveries::list)),
-                )
-                .service(
-                    web::resource("/deliveries/{id}/retry")
-                        .route(scoped!(post, require_admin, deliveries::retry)),
-                )
+                .service(web::resource("/notifications/{id}").route(scoped!(
+                    get,
+                    require_read,
+                    routes::get_notification
+                )))
+                .service(web::resource("/notifications/{id}/read").route(scoped!(
+                    post,
+                    require_read,
+                    routes::mark_read
+                )))
+                .service(web::resource("/deliveries").route(scoped!(
+                    get,
+                    require_read,
+                    deliveries::list
+                )))
+                .service(web::resource("/deliveries/{id}/retry").route(scoped!(
+                    post,
+                    require_admin,
+                    deliveries::retry
+                )))
                 // Operators only.
                 .service(
                     web::scope("/admin")

@@ -167,12 +167,19 @@ fn add_common_errors(operation: &mut Operation) {
         .iter()
         .flatten()
         .filter_map(|requirement| serde_json::to_value(requirement).ok())
-        .filter_map(|value| value.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+        .filter_map(|value| {
+            value
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        })
         .flatten()
         .collect();
     let secured = !schemes.is_empty();
     let scoped = schemes.iter().any(|s| s == API_KEY_SCHEME);
-    let rate_limited = scoped || schemes.iter().any(|s| s.starts_with(RECIPIENT_TOKEN_SCHEME));
+    let rate_limited = scoped
+        || schemes
+            .iter()
+            .any(|s| s.starts_with(RECIPIENT_TOKEN_SCHEME));
     let has_body = operation.request_body.is_some();
     let mut common = vec![(
         "400",

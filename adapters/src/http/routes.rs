@@ -21,9 +21,9 @@ use super::extract::JsonBody;
 use super::openapi::{IdPath, IdempotencyKeyHeader, InboxFilter, RecipientPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
-    self, ImportResult, MarkedAllRead, NotificationDetails, NotificationPage,
-    NotificationResponse, NotificationsAccepted, PlanningEventAccepted, RecipientResponse,
-    TestResult, TestResults, UnreadCountResponse,
+    self, ImportResult, MarkedAllRead, NotificationDetails, NotificationPage, NotificationResponse,
+    NotificationsAccepted, PlanningEventAccepted, RecipientResponse, TestResult, TestResults,
+    UnreadCountResponse,
 };
 use super::Handlers;
 

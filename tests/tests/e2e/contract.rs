@@ -180,7 +180,11 @@ async fn a_known_path_with_another_method_is_a_405_problem_listing_the_allowed_o
             "/api/v1/recipients/artist-1",
             "DELETE, GET, PUT",
         ),
-        (reqwest::Method::GET, "/api/v1/admin/jobs/retention/run", "POST"),
+        (
+            reqwest::Method::GET,
+            "/api/v1/admin/jobs/retention/run",
+            "POST",
+        ),
         (reqwest::Method::GET, "/admin/login", "POST"),
         (reqwest::Method::GET, "/api/v1/notifications", "POST"),
         (reqwest::Method::POST, "/health", "GET"),
@@ -279,16 +283,16 @@ api_key = "{token}"
 # that must be registered, an end after its start, an IANA zone, an address as the email_address
 # crate reads RFC 5322. Those are refused with a 422 naming the field, which is right; every
 # other check (no 5xx, statuses, content types, schemas, negative data refused) still applies.
+# (One filter per block: schemathesis joins a block's filters with "or", so a method filter
+# would widen the block to every POST.)
 [[operations]]
 include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|notifications|notifications/test|notifications/plannings/.*)$"
-include-method-regex = "^(POST|PUT)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 # `since` must be in the past, which a JSON Schema `date-time` cannot say: a future one is a 400
 # naming it.
 [[operations]]
 include-path-regex = "^/api/v1/admin/stats$"
-include-method-regex = "^GET$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 "#
     )
