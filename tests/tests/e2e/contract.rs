@@ -154,6 +154,28 @@ async fn every_documented_error_answer_is_problem_json() {
         }
     }
     assert!(errors > 50, "only {errors} error answers documented");
+    // Scoped routes document 403 (scope) and 429 (rate limit); readiness its 503 problem.
+    for (method, path) in [
+        ("get", "/api/v1/deliveries"),
+        ("delete", "/api/v1/recipients/{id}"),
+        ("get", "/api/v1/admin/stats"),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for status in ["401", "403", "429"] {
+            assert!(
+                responses[status].is_object(),
+                "{method} {path} documents {status}"
+            );
+        }
+    }
+    assert!(doc["paths"]["/api/v1/me/notifications"]["get"]["responses"]["429"].is_object());
+    assert!(doc["paths"]["/api/v1/me/notifications"]["get"]["responses"]["403"].is_null());
+    assert!(doc["paths"]["/health/ready"]["get"]["responses"]["503"].is_object());
+    assert!(
+        doc["paths"]["/api/v1/admin/job-runs"]["get"]["responses"]["400"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("named"))
+    );
     let post_notifications = &doc["paths"]["/api/v1/notifications"]["post"]["responses"];
     for status in ["400", "401", "409", "413", "415", "422", "503"] {
         assert!(
@@ -267,7 +289,7 @@ fn schemathesis() -> Option<&'static str> {
 
 /// The schemathesis configuration: credentials per security scheme of the document, and what
 /// the document cannot say (see the comments inside).
-fn schemathesis_config(token: &str) -> String {
+fn schemathesis_config(token: &str, admin_session: &str) -> String {
     format!(
         r#"
 [auth.openapi.api_key]
@@ -278,6 +300,9 @@ bearer = "{token}"
 
 [auth.openapi.recipient_token_query]
 api_key = "{token}"
+
+[auth.openapi.admin_session]
+api_key = "{admin_session}"
 
 # A body that satisfies the schema may still break a rule JSON Schema cannot state: recipients
 # that must be registered, an end after its start, an IANA zone, an address as the email_address
@@ -296,6 +321,30 @@ include-path-regex = "^/api/v1/admin/stats$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 "#
     )
+}
+
+/// A dashboard session id, from signing in with the (admin) API key as a browser would.
+async fn admin_session(app: &TestApp) -> String {
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = no_redirect
+        .post(format!("{}/admin/login", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("api_key={API_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let (name, value) = cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .expect("name=value");
+    assert_eq!(name, "clairon_admin");
+    value.to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,10 +368,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_that_contradicts_the_d
         .await;
     assert_eq!(created.status, 202, "{}", created.json);
     let token = app.token_for("artist-0001").await;
+    let admin_session = admin_session(&app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("schemathesis.toml");
-    std::fs::write(&config, schemathesis_config(&token)).unwrap();
+    std::fs::write(&config, schemathesis_config(&token, &admin_session)).unwrap();
     let started = Instant::now();
     let output = tokio::task::spawn_blocking({
         let url = format!("{}/api/openapi.json", app.address);
