@@ -150,7 +150,8 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request (generic for 5xx: the cause is logged, never shown).
     pub detail: String,
-    /// For 422 and for 400 `invalid-parameters` (the admin API's query): every invalid field, each named by its JSON path or parameter name.
+    /// For 422 and for 400 `invalid-parameters` (the admin API's query): every invalid field,
+    /// each named by its JSON path or parameter name.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<FieldError>, required = false)]
     pub errors: Option<Vec<FieldError>>,
