@@ -3,65 +3,13 @@
 //!
 //! Skipped (with `skipped:`) without `chromium` and `chromedriver`, except under CI.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clairon_tests::{spawn_app_with, Options, API_KEY};
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{json, Value};
 
-use super::browser::{free_port, Driver, CHROMEDRIVER, CHROMIUM, PATIENCE};
-
-async fn browser() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
-    let found =
-        std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs {CHROMIUM} and {CHROMEDRIVER}"
-        );
-        eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} not installed");
-        return None;
-    }
-    let port = free_port();
-    let driver = Driver(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let deadline = Instant::now() + PATIENCE;
-    let client = loop {
-        match ClientBuilder::native()
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "chromedriver: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    Some((driver, client, profile))
-}
+use super::browser::{headless, PATIENCE};
 
 /// What the dashboard shows, read from the page.
 async fn dashboard(browser: &fantoccini::Client) -> Value {
@@ -109,7 +57,7 @@ async fn an_operator_signs_in_sees_the_days_numbers_and_retries_a_dead_delivery(
     else {
         return;
     };
-    let Some((_driver, browser, _profile)) = browser().await else {
+    let Some((_driver, browser, _profile)) = headless().await else {
         return;
     };
     app.put(

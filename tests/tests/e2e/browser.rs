@@ -96,8 +96,11 @@ async fn wait_for(browser: &fantoccini::Client, what: &str, ok: impl Fn(&Value) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart() {
+/// Starts chromedriver and a headless Chromium session for one test: keep the three values
+/// alive as long as the browser is used (the driver process and the profile directory go with
+/// them). `None` (after printing `skipped:`) without Debian's `chromium` and `chromium-driver`,
+/// except under `CI`, where their absence fails the test.
+pub(super) async fn headless() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
     let found =
         std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     if !found {
@@ -106,8 +109,53 @@ async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart()
             "CI needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
         );
         eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} not installed");
-        return;
+        return None;
     }
+    let port = free_port();
+    let driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    let client = loop {
+        match ClientBuilder::native()
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "chromedriver: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    Some((driver, client, profile))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart() {
+    let Some((_driver, browser, _profile)) = headless().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (port, server, task) = start(settings(dir.path(), "127.0.0.1:0".into())).await;
     let base = format!("http://127.0.0.1:{port}");
@@ -144,44 +192,6 @@ async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart()
     .await
     .unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
-
-    let driver_port = free_port();
-    let _driver = Driver(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let deadline = Instant::now() + PATIENCE;
-    let browser = loop {
-        match ClientBuilder::native()
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "chromedriver: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
 
     browser
         .goto(&format!("{base}/inbox?lang=en&token={token}"))

@@ -8,12 +8,13 @@
 //! Without schemathesis (`pip install -r tests/support/requirements.txt`) or Chromium the tests
 //! that need them print `skipped:` and pass — except under CI (`CI` set), where they fail.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clairon_tests::{spawn_app, TestApp, API_KEY};
 use serde_json::{json, Value};
+
+use super::browser::{headless, PATIENCE};
 
 /// Every route `http::configure` registers, as `(method, path)` in the document's spelling.
 const ROUTES: &[(&str, &str)] = &[
@@ -421,29 +422,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_that_contradicts_the_d
 // ---------------------------------------------------------------------------------------------
 // The docs page in a real browser
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const PATIENCE: Duration = Duration::from_secs(30);
-
-struct Driver(std::process::Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docs_page_renders_from_the_binary_alone_under_the_pages_csp() {
-    if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} not installed");
+    let Some((_driver, browser, _profile)) = headless().await else {
         return;
-    }
+    };
     let app = spawn_app().await;
     let page = app
         .client
@@ -462,52 +445,12 @@ async fn the_docs_page_renders_from_the_binary_alone_under_the_pages_csp() {
         "no inline script"
     );
 
-    let driver_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _driver = Driver(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let deadline = Instant::now() + PATIENCE;
-    let browser = loop {
-        match fantoccini::ClientBuilder::native()
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "chromedriver: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
     // `/api/docs` redirects to `/api/docs/`, where the relative asset links resolve.
     browser
         .goto(&format!("{}/api/docs", app.address))
         .await
         .unwrap();
+    let deadline = Instant::now() + PATIENCE;
     let state = loop {
         let state = browser
             .execute(
