@@ -241,7 +241,7 @@ def realtime(mode, recipients, *args):
     server = Server({"CLAIRON_CHANNELS": "in_app", "CLAIRON_TOKEN_SECRET": SECRET})
     try:
         register(server, recipients)
-        out = sh(LOAD, mode, server.url, KEY, SECRET, str(recipients), *map(str, args))
+        out = sh(LOAD, mode, server.url, KEY, str(recipients), *map(str, args))
         record(f"ws-{mode}", json.loads(out.strip().splitlines()[-1]))
     finally:
         server.stop()

@@ -53,6 +53,7 @@ pub struct Metrics {
     connections: IntGaugeVec,
     job_runs: IntCounterVec,
     job_duration: HistogramVec,
+    auth_failures: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -171,6 +172,12 @@ impl Metrics {
                 &["job"],
                 JOB_BUCKETS,
             ),
+            auth_failures: counter(
+                &r,
+                "clairon_auth_failures_total",
+                "Refused credentials (unknown or revoked API keys, failed /admin sign-ins), by credential (api_key, admin_login) and answer (401: refused; 429: the client address is over its failure limit).",
+                &["credential", "answer"],
+            ),
             registry: r,
         }
         .with_known_series()
@@ -186,6 +193,14 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[method, route])
             .observe(seconds);
+    }
+
+    /// Counts one refused credential (`credential`: `api_key` or `admin_login`), answered
+    /// `status` (401, or 429 when the client address was over its failure limit).
+    pub fn observe_auth_failure(&self, credential: &str, status: u16) {
+        self.auth_failures
+            .with_label_values(&[credential, status.to_string().as_str()])
+            .inc();
     }
 
     /// Counts one finished job run.
@@ -206,6 +221,13 @@ impl Metrics {
             self.connections
                 .with_label_values(&[transport.as_str()])
                 .set(0);
+        }
+        for credential in ["api_key", "admin_login"] {
+            for answer in ["401", "429"] {
+                self.auth_failures
+                    .with_label_values(&[credential, answer])
+                    .inc_by(0);
+            }
         }
         self
     }

@@ -6,6 +6,10 @@
 //! removed with the last, so an event costs one map lookup and only that recipient's connections
 //! see it. Rooms hold [`LiveEvent`]s, which carry the notification's sequence number (read once
 //! per event, and only when someone is listening).
+//!
+//! A revocation of a recipient's tokens ([`RealtimeEvent::TokensRevoked`]) goes the same way,
+//! to every process: each one tells its [`RevocationListener`] (the token check's cache) to
+//! forget that recipient and closes their connections ([`LiveEvent::Revoked`]).
 
 pub mod pg_notify;
 
@@ -37,8 +41,20 @@ pub enum LiveEvent {
         unread: u64,
     },
     /// Events may have been lost (the cross-process relay reconnected): connections should
-    /// catch up from the database.
+    /// catch up from the database (and check their token again: a revocation may be among the
+    /// lost events).
     Resync,
+    /// The tokens the recipient's connections were opened with are revoked: they must close.
+    Revoked,
+}
+
+/// Told about revocations as every process hears them: the token check's cache, which must
+/// forget what it knew (see `http::tokens`).
+pub trait RevocationListener: Send + Sync {
+    /// `recipient`'s tokens were revoked (or the recipient erased).
+    fn revoked(&self, recipient: &RecipientId);
+    /// Revocations may have been missed (the cross-process relay reconnected): forget all.
+    fn all_may_be_revoked(&self);
 }
 
 /// Where events go beyond this process (PostgreSQL `NOTIFY`); every process, this one included,
@@ -55,6 +71,7 @@ struct Inner {
     capacity: usize,
     feed: Arc<dyn InboxFeed>,
     relay: OnceLock<Arc<dyn Relay>>,
+    revocations: OnceLock<Arc<dyn RevocationListener>>,
 }
 
 /// Routes [`RealtimeEvent`]s to the subscribers of their recipient.
@@ -134,6 +151,7 @@ impl InProcessHub {
                 capacity: capacity.max(1),
                 feed,
                 relay: OnceLock::new(),
+                revocations: OnceLock::new(),
             }),
         }
     }
@@ -142,6 +160,12 @@ impl InProcessHub {
     /// here directly. Set once, at start-up; later calls are ignored.
     pub fn set_relay(&self, relay: Arc<dyn Relay>) {
         let _ = self.inner.relay.set(relay);
+    }
+
+    /// Tells `listener` about every revocation heard (from this process or another). Set once,
+    /// at start-up; later calls are ignored.
+    pub fn set_revocation_listener(&self, listener: Arc<dyn RevocationListener>) {
+        let _ = self.inner.revocations.set(listener);
     }
 
     /// A new subscription to `recipient`'s events published from now on.
@@ -158,8 +182,12 @@ impl InProcessHub {
         }
     }
 
-    /// Tells every subscriber here to catch up from the database ([`LiveEvent::Resync`]).
+    /// Tells every subscriber here to catch up from the database ([`LiveEvent::Resync`]), and
+    /// the [`RevocationListener`] that revocations may have been missed.
     pub fn resync_all(&self) {
+        if let Some(listener) = self.inner.revocations.get() {
+            listener.all_may_be_revoked();
+        }
         let rooms: Vec<_> = self
             .inner
             .rooms
@@ -239,6 +267,14 @@ impl InProcessHub {
                     let _ = room.send(Arc::new(LiveEvent::Read { ids, unread }));
                 }
             }
+            RealtimeEvent::TokensRevoked { recipient_id } => {
+                if let Some(listener) = self.inner.revocations.get() {
+                    listener.revoked(&recipient_id);
+                }
+                if let Some(room) = self.room(&recipient_id) {
+                    let _ = room.send(Arc::new(LiveEvent::Revoked));
+                }
+            }
         }
     }
 }
@@ -246,6 +282,18 @@ impl InProcessHub {
 #[async_trait]
 impl RealtimePublisher for InProcessHub {
     async fn publish(&self, event: RealtimeEvent) {
+        if matches!(event, RealtimeEvent::TokensRevoked { .. }) {
+            // Here at once, before the revoking request is answered: its next request must be
+            // refused by this process whatever the relay does. The relay's echo repeats it
+            // (forgetting twice and closing a closed connection change nothing).
+            self.deliver(event.clone()).await;
+            if let Some(relay) = self.inner.relay.get() {
+                if let Err(cause) = relay.send(&event).await {
+                    tracing::warn!(cause = %cause, "realtime relay failed; other processes refuse the revoked tokens once their token cache expires");
+                }
+            }
+            return;
+        }
         if let Some(relay) = self.inner.relay.get() {
             match relay.send(&event).await {
                 Ok(()) => return,
@@ -347,6 +395,47 @@ mod tests {
         assert_eq!(hub.rooms(), 1);
         drop(theirs);
         assert_eq!(hub.rooms(), 0, "the room closed with its last subscriber");
+    }
+
+    #[derive(Default)]
+    struct Forgetful(Mutex<Vec<String>>);
+
+    impl RevocationListener for Forgetful {
+        fn revoked(&self, recipient: &RecipientId) {
+            self.0.lock().unwrap().push(recipient.to_string());
+        }
+        fn all_may_be_revoked(&self) {
+            self.0.lock().unwrap().push("*".into());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revocation_closes_only_its_recipients_room_and_reaches_the_listener_once() {
+        let mut feed = MockInboxFeed::new();
+        feed.expect_sequenced().never();
+        let hub = InProcessHub::new(8, Arc::new(feed));
+        let listener = Arc::new(Forgetful::default());
+        hub.set_revocation_listener(listener.clone());
+        let mut revoked = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
+        let mut other = hub.subscribe(&RecipientId::parse("artist-2").unwrap());
+
+        hub.publish(RealtimeEvent::TokensRevoked {
+            recipient_id: RecipientId::parse("artist-1").unwrap(),
+        })
+        .await;
+        hub.resync_all();
+
+        assert_eq!(*revoked.recv().await.unwrap(), LiveEvent::Revoked);
+        assert_eq!(
+            *other.recv().await.unwrap(),
+            LiveEvent::Resync,
+            "artist-2's connections were not told to close"
+        );
+        assert_eq!(
+            *listener.0.lock().unwrap(),
+            vec!["artist-1".to_owned(), "*".to_owned()],
+            "the cache forgets the revoked recipient, and everyone after a resync"
+        );
     }
 
     #[tokio::test]

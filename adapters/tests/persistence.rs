@@ -1291,6 +1291,99 @@ async fn an_api_key_is_found_with_its_scope_until_it_is_revoked(#[case] engine: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Recipient token generations
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_generation_is_drawn_at_creation_kept_by_updates_and_renewed_on_demand(
+    #[case] engine: Engine,
+) {
+    use clairon_adapters::persistence::DieselTokenGenerations;
+    use clairon_application::ports::TokenGenerations;
+
+    let t = open_or_skip!(engine);
+    let generations = DieselTokenGenerations::new(t.db.clone());
+    t.recipients()
+        .upsert_many(&[recipient("artist-0001")])
+        .await
+        .unwrap();
+
+    let created = generations.current(&rid("artist-0001")).await.unwrap();
+    t.recipients()
+        .upsert_many(&[recipient("artist-0001")])
+        .await
+        .unwrap();
+    let after_update = generations.current(&rid("artist-0001")).await.unwrap();
+    let renewed = generations.renew(&rid("artist-0001")).await.unwrap();
+    let current = generations.current(&rid("artist-0001")).await.unwrap();
+
+    let created = created.expect("a created recipient has a generation");
+    assert!(created > 0, "never the column's default 0: {created}");
+    assert_eq!(
+        after_update,
+        Some(created),
+        "an update keeps the generation"
+    );
+    assert!(
+        renewed.is_some_and(|r| r != created),
+        "renewing draws another one"
+    );
+    assert_eq!(current, renewed, "the renewed one is current");
+    assert_eq!(generations.current(&rid("nobody")).await.unwrap(), None);
+    assert_eq!(
+        generations.renew(&rid("nobody")).await.unwrap(),
+        None,
+        "an unknown recipient has nothing to renew"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_created_again_after_an_erasure_draws_a_new_generation(#[case] engine: Engine) {
+    use clairon_adapters::persistence::{DieselPersonalDataStore, DieselTokenGenerations};
+    use clairon_application::ports::{
+        ErasureAudit, ErasureOutcome, PersonalDataStore, TokenGenerations,
+    };
+
+    let t = open_or_skip!(engine);
+    let generations = DieselTokenGenerations::new(t.db.clone());
+    t.recipients()
+        .upsert_many(&[recipient("artist-0001")])
+        .await
+        .unwrap();
+    let before = generations.current(&rid("artist-0001")).await.unwrap();
+
+    let erased = DieselPersonalDataStore::new(t.db.clone())
+        .erase(
+            &rid("artist-0001"),
+            &ErasureAudit {
+                actor: "env".into(),
+                at: at(0),
+            },
+        )
+        .await
+        .unwrap();
+    let while_gone = generations.current(&rid("artist-0001")).await.unwrap();
+    t.recipients()
+        .upsert_many(&[recipient("artist-0001")])
+        .await
+        .unwrap();
+    let after = generations.current(&rid("artist-0001")).await.unwrap();
+
+    assert!(matches!(erased, ErasureOutcome::Erased(_)), "{erased:?}");
+    assert_eq!(while_gone, None, "the generation went with the recipient");
+    assert!(
+        after.is_some() && after != before,
+        "the new recipient does not inherit the old generation: {before:?} → {after:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Delivery engine: listing, manual retry, attempts in the read model, unreachable chats
 // ---------------------------------------------------------------------------------------------
 

@@ -13,6 +13,11 @@ use figment::providers::{Env, Serialized};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// The shortest `CLAIRON_TOKEN_SECRET` accepted, in bytes: an HS256 key shorter than the hash
+/// output (256 bits) weakens it (RFC 7518 § 3.2: "A key of the same size as the hash output …
+/// or larger MUST be used").
+pub const MIN_TOKEN_SECRET_BYTES: usize = 32;
+
 /// Every setting. Each field is read from `CLAIRON_<FIELD IN UPPER CASE>`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -72,10 +77,15 @@ pub struct Settings {
     pub log: String,
     /// `pretty` (default) or `json`.
     pub log_format: String,
-    /// HS256 secret of recipient tokens; empty: a random one per process (tokens die with it).
+    /// HS256 secret of recipient tokens, at least [`MIN_TOKEN_SECRET_BYTES`] bytes; empty: a
+    /// random one per process (tokens die with it).
     pub token_secret: String,
     /// Lifetime of a recipient token, in s (12 h by default).
     pub token_ttl_secs: u64,
+    /// How long a recipient's token generation, once read, is trusted, in ms: the longest a
+    /// revoked recipient token keeps working in a process that did not hear of the revocation
+    /// (5 s by default; 0: every request reads it).
+    pub token_cache_ms: u64,
     /// Notifications older than this many days (with their deliveries and attempts) are
     /// purged by the daily retention job (365 by default).
     pub retention_days: u32,
@@ -101,6 +111,16 @@ pub struct Settings {
     pub token_rate_limit_per_sec: u32,
     /// Largest burst per recipient on `/api/v1/me`, in requests.
     pub token_rate_limit_burst: u32,
+    /// Refused credentials (unknown or revoked API keys, failed `/admin` sign-ins) per minute
+    /// per client address, sustained; beyond the burst, that address gets 429 for anything
+    /// that presents a credential. 0: no limit.
+    pub auth_failure_limit_per_min: u32,
+    /// How many refused credentials a client address may have in a row, before the per-minute
+    /// rate applies.
+    pub auth_failure_limit_burst: u32,
+    /// The request header whose last entry is the client's address, set by the reverse proxy in
+    /// front (`X-Forwarded-For`, `X-Real-IP`); empty (default): the TCP peer's address.
+    pub client_ip_header: String,
     /// Largest JSON request body, in bytes (256 KiB by default); beyond, 413.
     pub max_body_bytes: usize,
     /// Deepest nesting of arrays and objects in a JSON body (32 by default); beyond, 400.
@@ -148,6 +168,7 @@ impl Default for Settings {
             log_format: "pretty".into(),
             token_secret: String::new(),
             token_ttl_secs: 12 * 3600,
+            token_cache_ms: 5_000,
             retention_days: 365,
             job_runs_retention_days: 30,
             reaper_interval_secs: 60,
@@ -159,6 +180,9 @@ impl Default for Settings {
             rate_limit_burst: 200,
             token_rate_limit_per_sec: 10,
             token_rate_limit_burst: 30,
+            auth_failure_limit_per_min: 60,
+            auth_failure_limit_burst: 600,
+            client_ip_header: String::new(),
             max_body_bytes: 256 * 1024,
             max_json_depth: 32,
             smtp_timeout_ms: 30_000,
@@ -198,6 +222,18 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// The settings whose values are text (strings and paths): their default serialises as one.
+fn text_settings() -> std::collections::HashSet<String> {
+    match figment::value::Value::serialize(Settings::default()) {
+        Ok(figment::value::Value::Dict(_, fields)) => fields
+            .into_iter()
+            .filter(|(_, value)| matches!(value, figment::value::Value::String(..)))
+            .map(|(key, _)| key)
+            .collect(),
+        _ => std::collections::HashSet::new(),
+    }
+}
+
 /// `scheme://user:secret@host` → `scheme://user:***@host`.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -211,15 +247,48 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Settings {
-    /// Reads the defaults overridden by `CLAIRON_*` variables.
+    /// Reads the defaults overridden by `CLAIRON_*` variables, then [`Settings::check`]s them.
+    ///
+    /// A text setting (`CLAIRON_API_KEYS`, `CLAIRON_TOKEN_SECRET`, `CLAIRON_METRICS_TOKEN`,
+    /// URLs, paths…) is taken exactly as written: figment would otherwise read `123456` as a
+    /// number, `true` as a boolean and `[a]` as an array, and refuse them (or, for a 32-digit
+    /// secret, round it).
     ///
     /// # Errors
-    /// When a variable holds a value of the wrong type (a word for a number).
+    /// When a variable holds a value of the wrong type (a word for a number), or a value
+    /// [`Settings::check`] refuses.
     pub fn load() -> anyhow::Result<Self> {
-        Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Env::prefixed("CLAIRON_"))
+        Self::from_env(Env::prefixed("CLAIRON_"))
+    }
+
+    fn from_env(env: Env) -> anyhow::Result<Self> {
+        let texts = text_settings();
+        let verbatim: std::collections::BTreeMap<String, String> = env
+            .iter()
+            .filter(|(key, _)| texts.contains(key.as_str()))
+            .map(|(key, value)| (key.as_str().to_owned(), value))
+            .collect();
+        let settings: Self = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(env)
+            .merge(Serialized::defaults(verbatim))
             .extract()
-            .context("reading CLAIRON_* configuration")
+            .context("reading CLAIRON_* configuration")?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that would run insecurely without saying so.
+    ///
+    /// # Errors
+    /// When `CLAIRON_TOKEN_SECRET` is set but shorter than [`MIN_TOKEN_SECRET_BYTES`] bytes.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let secret = self.token_secret.len();
+        if secret > 0 && secret < MIN_TOKEN_SECRET_BYTES {
+            anyhow::bail!(
+                "CLAIRON_TOKEN_SECRET is {secret} bytes long; it must be at least {MIN_TOKEN_SECRET_BYTES} bytes (random ones: `openssl rand -hex 32`), or empty for a random secret per process"
+            );
+        }
+        Ok(())
     }
 
     /// The configured API keys.
@@ -333,6 +402,68 @@ mod tests {
             "smtps://user:***@mail.example.org:465"
         );
         assert_eq!(redact_url("sqlite://clairon.db"), "sqlite://clairon.db");
+    }
+
+    fn load_with(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        // A prefix of its own per test: the process environment is shared by the tests.
+        let prefix = format!("CLAIRON_TEST_{}_", uuid_like());
+        for (name, value) in vars {
+            std::env::set_var(format!("{prefix}{name}"), value);
+        }
+        let loaded = Settings::from_env(Env::prefixed(&prefix));
+        for (name, _) in vars {
+            std::env::remove_var(format!("{prefix}{name}"));
+        }
+        loaded
+    }
+
+    fn uuid_like() -> String {
+        hex::encode(rand::random::<[u8; 8]>()).to_ascii_uppercase()
+    }
+
+    #[test]
+    fn numeric_and_boolean_text_settings_are_read_as_written() {
+        let settings = load_with(&[
+            ("API_KEYS", "123456"),
+            ("TOKEN_SECRET", "12345678901234567890123456789012"),
+            ("METRICS_TOKEN", "true"),
+            ("TELEGRAM_BOT_TOKEN", "007"),
+            ("DATABASE_POOL_SIZE", "3"),
+        ])
+        .expect("numbers and booleans are valid text settings");
+
+        assert_eq!(settings.api_key_list(), vec!["123456".to_owned()]);
+        assert_eq!(
+            settings.token_secret, "12345678901234567890123456789012",
+            "a 32-digit secret is not rounded to a float"
+        );
+        assert_eq!(settings.metrics_token, "true");
+        assert_eq!(settings.telegram_bot_token, "007", "leading zeros kept");
+        assert_eq!(
+            settings.database_pool_size, 3,
+            "numeric settings still parse"
+        );
+    }
+
+    #[test]
+    fn a_word_for_a_number_is_still_refused() {
+        let refused = load_with(&[("DATABASE_POOL_SIZE", "eight")]);
+        assert!(refused.is_err(), "{refused:?}");
+    }
+
+    #[test]
+    fn a_token_secret_shorter_than_32_bytes_is_refused_with_a_message_saying_so() {
+        let refused = load_with(&[("TOKEN_SECRET", "x")]).unwrap_err();
+        let message = format!("{refused:#}");
+        assert!(
+            message.contains("CLAIRON_TOKEN_SECRET") && message.contains("at least 32 bytes"),
+            "{message}"
+        );
+        assert!(
+            load_with(&[("TOKEN_SECRET", &"s".repeat(32))]).is_ok(),
+            "32 bytes are enough"
+        );
+        assert!(load_with(&[]).is_ok(), "no secret: one per process");
     }
 
     #[test]

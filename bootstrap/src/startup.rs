@@ -13,14 +13,15 @@ use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
 use clairon_adapters::http::{
-    self, AdminSessions, ApiKeys, BodyLimits, Handlers, HealthProbe, HttpOptions, Live,
-    Observability, RateLimits, RateQuota, RecipientTokens,
+    self, AdminSessions, ApiKeys, AuthFailureQuota, BodyLimits, Handlers, HealthProbe, HttpOptions,
+    Live, Observability, RateLimits, RateQuota, RecipientTokens,
 };
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
     DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
+    DieselTokenGenerations,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
@@ -29,7 +30,8 @@ use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
     ChannelPolicy, CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetentionPolicy,
-    RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
+    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
@@ -140,6 +142,10 @@ pub struct Components {
     pub run_job: Arc<RunJobHandler>,
     /// Which dispatcher workers run.
     pub dispatcher_state: DispatcherState,
+    /// The admin key generated (and printed) at this first start, when no key was configured
+    /// nor stored; `None` otherwise. Only its hash is stored: this is its one other copy, for
+    /// a host that shows it its own way (and the tests).
+    pub generated_api_key: Option<String>,
 }
 
 impl Components {
@@ -149,6 +155,7 @@ impl Components {
     /// # Errors
     /// On an invalid setting, an unreachable database, a failed migration, or a broken template.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.check()?;
         let locale = settings.locale()?;
         let channels = settings.channel_set()?;
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
@@ -297,6 +304,11 @@ impl Components {
             Arc::new(DieselOperationsStats::new(database.clone()));
         let dispatcher_state = DispatcherState::default();
         let personal_data = Arc::new(DieselPersonalDataStore::new(database.clone()));
+        let token_generations = Arc::new(DieselTokenGenerations::new(database.clone()));
+        let tokens = recipient_tokens(settings, token_generations.clone());
+        // Every revocation this process hears (its own, and others' through LISTEN/NOTIFY)
+        // empties the token check's cache for that recipient at once.
+        hub.set_revocation_listener(tokens.revocation_listener());
         let handlers = Arc::new(Handlers {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
@@ -355,7 +367,14 @@ impl Components {
                 personal_data.clone(),
                 clock.clone(),
             )),
-            erase_recipient: Arc::new(EraseRecipientHandler::new(personal_data, clock.clone())),
+            erase_recipient: Arc::new(
+                EraseRecipientHandler::new(personal_data, clock.clone())
+                    .with_realtime(realtime.clone()),
+            ),
+            revoke_tokens: Arc::new(RevokeRecipientTokensHandler::new(
+                token_generations,
+                realtime.clone(),
+            )),
         });
         let observability = Observability {
             metrics,
@@ -363,8 +382,7 @@ impl Components {
             clock: clock.clone(),
             metrics_token: Some(settings.metrics_token.clone()).filter(|t| !t.is_empty()),
         };
-        let api_keys = api_keys(settings, &database).await?;
-        let tokens = recipient_tokens(settings);
+        let (api_keys, generated_api_key) = api_keys(settings, &database).await?;
         Ok(Self {
             database,
             bus,
@@ -378,6 +396,7 @@ impl Components {
             observability,
             run_job,
             dispatcher_state,
+            generated_api_key,
         })
     }
 
@@ -400,8 +419,11 @@ impl Components {
 
 /// The accepted keys: those configured (admin), and the database's, looked up per request and
 /// trusted for `CLAIRON_API_KEY_CACHE_MS`. When none is configured and none was ever stored,
-/// generates an admin key, stores only its SHA-256 hash, and prints it once.
-async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<ApiKeys> {
+/// generates an admin key, stores only its SHA-256 hash, prints it once and returns it.
+async fn api_keys(
+    settings: &Settings,
+    database: &Database,
+) -> anyhow::Result<(ApiKeys, Option<String>)> {
     let store = DieselApiKeyStore::new(database.clone());
     let configured = settings.api_key_list();
     let mut keys = ApiKeys::default().with_directory(
@@ -417,18 +439,25 @@ async fn api_keys(settings: &Settings, database: &Database) -> anyhow::Result<Ap
             .insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start"))
             .await?;
         println!("\nNo CLAIRON_API_KEYS configured: generated an admin API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
+        return Ok((keys, Some(key)));
     }
-    Ok(keys)
+    Ok((keys, None))
 }
 
-/// Recipient tokens from `CLAIRON_TOKEN_SECRET`, or a random secret for this process alone.
-fn recipient_tokens(settings: &Settings) -> RecipientTokens {
+/// Recipient tokens from `CLAIRON_TOKEN_SECRET` (its length is checked by
+/// [`Settings::check`]), or a random secret for this process alone; checked against the
+/// recipients' token generations, trusted `CLAIRON_TOKEN_CACHE_MS`.
+fn recipient_tokens(
+    settings: &Settings,
+    generations: Arc<DieselTokenGenerations>,
+) -> RecipientTokens {
     let ttl = Duration::from_secs(settings.token_ttl_secs.max(1));
+    let cache = Duration::from_millis(settings.token_cache_ms);
     if settings.token_secret.is_empty() {
         tracing::warn!("no CLAIRON_TOKEN_SECRET configured: recipient tokens are signed with a random secret and die with this process (and other processes refuse them)");
-        RecipientTokens::new(&rand::random::<[u8; 32]>(), ttl)
+        RecipientTokens::new(&rand::random::<[u8; 32]>(), ttl, generations, cache)
     } else {
-        RecipientTokens::new(settings.token_secret.as_bytes(), ttl)
+        RecipientTokens::new(settings.token_secret.as_bytes(), ttl, generations, cache)
     }
 }
 
@@ -458,13 +487,20 @@ impl Application {
         let live = web::Data::new(components.live.clone());
         let observability = web::Data::new(components.observability.clone());
         let sessions = web::Data::new(AdminSessions::default());
-        let rate_limits = web::Data::new(RateLimits::new(
-            RateQuota::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
-            RateQuota::new(
-                settings.token_rate_limit_per_sec,
-                settings.token_rate_limit_burst,
-            ),
-        ));
+        let rate_limits = web::Data::new(
+            RateLimits::new(
+                RateQuota::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
+                RateQuota::new(
+                    settings.token_rate_limit_per_sec,
+                    settings.token_rate_limit_burst,
+                ),
+            )
+            .with_auth_failures(AuthFailureQuota::new(
+                settings.auth_failure_limit_per_min,
+                settings.auth_failure_limit_burst,
+            ))
+            .with_client_header(Some(settings.client_ip_header.clone())),
+        );
         let body_limits = web::Data::new(BodyLimits {
             max_bytes: settings.max_body_bytes.max(1),
             max_depth: settings.max_json_depth.max(1),

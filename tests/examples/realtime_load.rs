@@ -1,13 +1,14 @@
 //! The load client of the realtime benchmarks: `python3 bench/run.py ws-latency|ws-fanout`
 //! starts a release `clairon serve` on PostgreSQL, registers the recipients, builds this example
-//! in release and runs it. It opens one WebSocket per recipient (`/api/v1/me/ws?token=…`, tokens
-//! minted with the server's `CLAIRON_TOKEN_SECRET`) and measures, on the client's clock, the time
+//! in release and runs it. It opens one WebSocket per recipient (`/api/v1/me/ws?token=…`, each
+//! token asked of `POST /api/v1/recipients/{id}/tokens`: a token carries its recipient's token
+//! generation, which only the server knows) and measures, on the client's clock, the time
 //! from just before an HTTP `POST /api/v1/notifications` is sent to the `notification.created`
 //! frame arriving on the recipient's socket. It prints one JSON object on stdout.
 //!
 //! ```text
-//! realtime_load latency <base_url> <api_key> <token_secret> <recipients> <rate_per_s> <seconds>
-//! realtime_load fanout  <base_url> <api_key> <token_secret> <recipients> <rounds>
+//! realtime_load latency <base_url> <api_key> <recipients> <rate_per_s> <seconds>
+//! realtime_load fanout  <base_url> <api_key> <recipients> <rounds>
 //! ```
 //!
 //! * `latency`: open loop — one single-recipient in-app notification every `1/rate` s, to the
@@ -30,7 +31,6 @@ type Seen = (String, u64);
 struct Client {
     base: String,
     api_key: String,
-    secret: String,
     http: reqwest::Client,
     start: Instant,
 }
@@ -40,14 +40,24 @@ impl Client {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn token(&self, recipient: &str) -> String {
-        let now = chrono::Utc::now().timestamp();
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &json!({ "sub": recipient, "aud": "clairon-inbox", "iat": now, "exp": now + 3600 }),
-            &jsonwebtoken::EncodingKey::from_secret(self.secret.as_bytes()),
-        )
-        .expect("a token")
+    /// A recipient token from the server (`POST /api/v1/recipients/{id}/tokens`).
+    async fn token(&self, recipient: &str) -> String {
+        let response = self
+            .http
+            .post(format!(
+                "{}/api/v1/recipients/{recipient}/tokens",
+                self.base
+            ))
+            .bearer_auth(&self.api_key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("a token for {recipient}: {e}"));
+        let body: Value = response.json().await.expect("a JSON answer");
+        body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a token for {recipient}: {body}"))
+            .to_owned()
     }
 
     /// Opens one socket per recipient (200 handshakes at a time); each forwards the titles of
@@ -62,9 +72,13 @@ impl Client {
         let ws_base = self.base.replacen("http", "ws", 1);
         stream::iter(recipients.iter().cloned())
             .map(|recipient| {
-                let url = format!("{ws_base}/api/v1/me/ws?token={}", self.token(&recipient));
                 let (client, seen, ready) = (Arc::clone(self), seen.clone(), Arc::clone(&ready));
+                let ws_base = ws_base.clone();
                 async move {
+                    let url = format!(
+                        "{ws_base}/api/v1/me/ws?token={}",
+                        client.token(&recipient).await
+                    );
                     let (socket, _) = tokio_tungstenite::connect_async(url)
                         .await
                         .unwrap_or_else(|e| panic!("WebSocket of {recipient}: {e}"));
@@ -213,8 +227,8 @@ async fn fanout(client: Arc<Client>, recipients: Vec<String>, rounds: u32) -> Va
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "realtime_load latency|fanout <base_url> <api_key> <token_secret> <recipients> …";
-    let [mode, base, api_key, secret, count, rest @ ..] = args.as_slice() else {
+    let usage = "realtime_load latency|fanout <base_url> <api_key> <recipients> …";
+    let [mode, base, api_key, count, rest @ ..] = args.as_slice() else {
         panic!("{usage}");
     };
     let count: usize = count.parse().expect("recipients: a number");
@@ -222,7 +236,6 @@ async fn main() {
     let client = Arc::new(Client {
         base: base.clone(),
         api_key: api_key.clone(),
-        secret: secret.clone(),
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()

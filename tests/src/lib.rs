@@ -85,6 +85,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The database URL (a second app on the same database: [`TestApp::spawn_peer`]).
     pub database_url: String,
+    /// The admin key the app generated at its first start (only when `api_keys` was emptied by
+    /// the test's settings).
+    pub generated_api_key: Option<String>,
     _dir: tempfile::TempDir,
     _database: Option<PostgresDatabase>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -239,6 +242,7 @@ pub async fn spawn_app_configured(
     let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let generated_api_key = app.components().generated_api_key.clone();
     // What SIGTERM does in production, triggered by `TestApp::shut_down` instead.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -252,6 +256,7 @@ pub async fn spawn_app_configured(
         outbox_dir,
         client: reqwest::Client::new(),
         database_url,
+        generated_api_key,
         _dir: dir,
         _database: database,
         server: Some(server),
@@ -324,6 +329,7 @@ impl TestApp {
             outbox_dir,
             client: reqwest::Client::new(),
             database_url: self.database_url.clone(),
+            generated_api_key: None,
             _dir: dir,
             _database: None,
             server: Some(server),

@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clairon_application::commands::RunJob;
 use clairon_application::ports::{Job, JobRun, JobRunQuery, JobStatus, JobTrigger};
 use clairon_application::queries::{GetOperationsStats, ListDeliveries, OperationsStats};
-use clairon_domain::DeliveryStatus;
+use clairon_domain::{ApiScope, DeliveryStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::ApiKeys;
 use super::openapi::{IdPath, JobName, JobStatusName};
 use super::problem::{ApiError, FieldError, Problem};
+use super::rate_limit::{admit_credential, refuse_credential, Credential};
 use super::responses::DeliveryResponse;
 use super::routes::repository;
 use super::Handlers;
@@ -354,13 +355,23 @@ impl AdminSessions {
     }
 }
 
-/// Whether the request may see the dashboard: a live session cookie, or an accepted API key in
-/// `Authorization: Bearer`.
-fn is_admin(req: &HttpRequest) -> bool {
+/// Whether the request may see the dashboard: a live session cookie, or an admin API key in
+/// `Authorization: Bearer` (an unknown one counts as a failure of the client address).
+///
+/// # Errors
+/// 429 while the client address is over its failure limit; 503 when the key directory cannot
+/// be asked.
+async fn is_admin(req: &HttpRequest) -> Result<bool, ApiError> {
     let session = session_id(req)
         .zip(req.app_data::<web::Data<AdminSessions>>())
         .is_some_and(|(id, sessions)| sessions.is_valid(&id));
-    session || accepts_key(req, super::auth::bearer(req))
+    if session {
+        return Ok(true);
+    }
+    match super::auth::bearer(req) {
+        Some(key) => accepts_key(req, key, Credential::ApiKey).await,
+        None => Ok(false),
+    }
 }
 
 /// The session id in the request's `Cookie` header (RFC 6265 §5.4: `name=value` pairs
@@ -375,12 +386,31 @@ fn session_id(req: &HttpRequest) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// Whether `key` may open the dashboard. (When API keys get scopes, this is where the admin
-/// scope is required.)
-fn accepts_key(req: &HttpRequest, key: Option<&str>) -> bool {
-    req.app_data::<web::Data<ApiKeys>>()
-        .zip(key)
-        .is_some_and(|(keys, key)| keys.accepts(key))
+/// Whether `key` may open the dashboard: an API key with the `admin` scope, whichever kind —
+/// from `CLAIRON_API_KEYS`, generated at first start, or made with `clairon api-keys create
+/// --scope admin`. A `send` or `read` key is refused (it is a known key, not a guess, so it is
+/// not counted); an unknown or revoked one is counted against the client address as
+/// `credential`.
+///
+/// # Errors
+/// 429 while (or once) the client address is over its failure limit; 503 when the key
+/// directory cannot be asked.
+async fn accepts_key(
+    req: &HttpRequest,
+    key: &str,
+    credential: Credential,
+) -> Result<bool, ApiError> {
+    let Some(keys) = req.app_data::<web::Data<ApiKeys>>() else {
+        return Ok(false);
+    };
+    admit_credential(req, credential)?;
+    match keys.authenticate(key).await? {
+        Some(principal) => Ok(principal.scope == ApiScope::Admin),
+        None => match refuse_credential(req, credential) {
+            ApiError::Unauthorized => Ok(false),
+            limited => Err(limited),
+        },
+    }
 }
 
 /// Guards the dashboard's own POST routes: a session (or key), and the [`CSRF_HEADER`].
@@ -391,7 +421,7 @@ pub async fn require_admin_session(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if !is_admin(req.request()) || !req.headers().contains_key(CSRF_HEADER) {
+    if !is_admin(req.request()).await? || !req.headers().contains_key(CSRF_HEADER) {
         return Err(ApiError::Unauthorized.into());
     }
     next.call(req).await
@@ -524,7 +554,7 @@ pub async fn dashboard(
     handlers: web::Data<Handlers>,
 ) -> Result<HttpResponse, ApiError> {
     let (mut context, _) = base_context(&req);
-    if !is_admin(&req) {
+    if !is_admin(&req).await? {
         context.insert("login", &true);
         context.insert("refused", &false);
         return page(&context);
@@ -619,19 +649,24 @@ pub struct LoginForm {
     api_key: String,
 }
 
-/// `POST /admin/login` (form `api_key=…`): an accepted key opens a session — cookie
+/// `POST /admin/login` (form `api_key=…`): an admin key opens a session — cookie
 /// `clairon_admin`, `HttpOnly`, `SameSite=Strict`, `Path=/admin`, 8 h, `Secure` over HTTPS —
-/// and redirects (303) to `/admin`; a refused one shows the form again with `401`.
+/// and redirects (303) to `/admin`; a refused one shows the form again with `401`. Refused
+/// unknown keys count against the client address's failure bucket.
 ///
 /// # Errors
-/// 500 when the page cannot be rendered.
+/// 429 problem+json (with `Retry-After`) while the client address is over its failure limit;
+/// 503 when the key directory cannot be asked; 500 when the page cannot be rendered.
 #[utoipa::path(
     post, path = "/admin/login", tag = "admin",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Signed in: to `/admin`, with the session cookie `clairon_admin` (`HttpOnly`, `SameSite=Strict`, 8 h).",
             headers(("Location" = String, description = "`/admin?lang=…`"), ("Set-Cookie" = String, description = "The session."))),
-        (status = 401, description = "The key is refused: the sign-in form again, as a page.", body = String, content_type = "text/html"),
+        (status = 401, description = "The key is refused (unknown, revoked, or not an admin key): the sign-in form again, as a page.", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many refused keys from this client address: every sign-in is refused until `Retry-After` (seconds).", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a sign-in is tried again."))),
+        (status = 503, description = "The key directory (the database) does not answer.", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn login(
@@ -639,7 +674,7 @@ pub async fn login(
     form: web::Form<LoginForm>,
     sessions: web::Data<AdminSessions>,
 ) -> Result<HttpResponse, ApiError> {
-    if !accepts_key(&req, Some(form.api_key.trim())) {
+    if !accepts_key(&req, form.api_key.trim(), Credential::AdminLogin).await? {
         let (mut context, _) = base_context(&req);
         context.insert("login", &true);
         context.insert("refused", &true);

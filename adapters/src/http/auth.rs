@@ -26,7 +26,7 @@ use clairon_domain::ApiScope;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
-use super::rate_limit::RateLimits;
+use super::rate_limit::{admit_credential, refuse_credential, Credential, RateLimits};
 
 /// Where keys created with the CLI are looked up (the `api_keys` table).
 #[async_trait]
@@ -200,12 +200,14 @@ pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
 
 /// Middleware: refuses with 401 problem+json unless the request carries an accepted API key,
 /// then with 429 problem+json (and `Retry-After`) when the key is over its rate limit; else
-/// leaves the [`ApiPrincipal`] in the request's extensions.
+/// leaves the [`ApiPrincipal`] in the request's extensions. An unknown or revoked key counts
+/// against the client address's failure bucket (`rate_limit::refuse_credential`), and an
+/// address whose bucket is empty is answered 429 before its key is even looked up.
 ///
 /// # Errors
 /// [`ApiError::Unauthorized`] when the key is missing, unknown or revoked;
-/// [`ApiError::TooManyRequests`] over the limit; [`ApiError::Unavailable`] when the key
-/// directory cannot be asked.
+/// [`ApiError::TooManyRequests`] over the key's limit or the address's failure limit;
+/// [`ApiError::Unavailable`] when the key directory cannot be asked.
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -217,10 +219,10 @@ pub async fn require_api_key(
     let presented = bearer(req.request())
         .map(ToOwned::to_owned)
         .ok_or(ApiError::Unauthorized)?;
-    let principal = keys
-        .authenticate(&presented)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    admit_credential(req.request(), Credential::ApiKey)?;
+    let Some(principal) = keys.authenticate(&presented).await? else {
+        return Err(refuse_credential(req.request(), Credential::ApiKey).into());
+    };
     if let Some(limits) = req.app_data::<web::Data<RateLimits>>() {
         limits.check_api_key(Sha256::digest(presented.as_bytes()).into())?;
     }

@@ -7,6 +7,11 @@
 //! stream numbers notifications with their per-recipient sequence and fills any gap from the
 //! database, so a client resuming with `Last-Event-ID` sees each notification exactly once, in
 //! order.
+//!
+//! A live connection lasts as long as its token: it is closed (WebSocket code 4401, or the end
+//! of the SSE stream) when the token expires, when the recipient's tokens are revoked or the
+//! recipient erased ([`LiveEvent::Revoked`], heard by every process), and — should that event
+//! have been lost — at the next resync, where the token is checked again.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +22,10 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, Session};
 use chrono::Utc;
-use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
+use clairon_application::commands::{
+    MarkAllNotificationsRead, MarkNotificationRead, RevokeRecipientTokens,
+    RevokeRecipientTokensError,
+};
 use clairon_application::ports::{InboxFeed, SequencedNotification};
 use clairon_application::queries::UnreadCount;
 use clairon_domain::{Notification, NotificationId, RecipientId};
@@ -27,11 +35,12 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::openapi::{IdPath, RecipientPath};
 use super::problem::{ApiError, Problem};
+use super::rate_limit::RateLimits;
 use super::responses::{
     IssuedToken, MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
 };
 use super::routes::{self, ListParams};
-use super::tokens::{presented_token, Me, RecipientTokens};
+use super::tokens::{presented_token, recipient_of, Me, RecipientTokens, TokenError};
 use super::Handlers;
 use crate::realtime::{InProcessHub, LiveEvent};
 
@@ -106,24 +115,48 @@ async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
     security(("api_key" = [])),
 )]
 pub async fn issue_token(
-    handlers: web::Data<Handlers>,
     tokens: web::Data<RecipientTokens>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = routes::recipient_id(&path)?;
-    if handlers
-        .recipients
-        .get(&id)
-        .await
-        .map_err(routes::repository)?
-        .is_none()
-    {
+    let Some((token, expires_at)) = tokens.issue(&id, Utc::now()).await? else {
         return Err(ApiError::NotFound(format!("recipient {id} not found")));
-    }
-    let (token, expires_at) = tokens.issue(&id, Utc::now())?;
+    };
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(IssuedToken { token, expires_at }))
+}
+
+/// `POST /api/v1/recipients/{id}/tokens/revoke` → 204: every token issued for the recipient
+/// until now is refused from now on (401), and their open WebSocket and SSE connections close.
+///
+/// # Errors
+/// 404 for an unknown recipient; 503 when the database fails (nothing is revoked then).
+#[utoipa::path(
+    post, path = "/api/v1/recipients/{id}/tokens/revoke", tag = "recipients",
+    params(RecipientPath),
+    responses(
+        (status = 204, description = "Revoked: every token issued for the recipient until now gets `401`, at once in this process and within `CLAIRON_TOKEN_CACHE_MS` (5 s) at worst in others; their open WebSocket connections close with `4401` and their SSE streams end. Tokens issued after this work. Scope `read` or `admin`."),
+        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn revoke_tokens(
+    handlers: web::Data<Handlers>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let recipient_id = routes::recipient_id(&path)?;
+    handlers
+        .revoke_tokens
+        .execute(RevokeRecipientTokens { recipient_id })
+        .await
+        .map_err(|e| match e {
+            RevokeRecipientTokensError::UnknownRecipient(id) => {
+                ApiError::NotFound(format!("recipient {id} not found"))
+            }
+            RevokeRecipientTokensError::Repository(e) => routes::repository(e),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `GET /api/v1/me/notifications` — the token's inbox, same filters as the API-key route.
@@ -142,7 +175,7 @@ pub async fn me_list(
     me: Me,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    routes::list_for(&handlers, me.0, &params).await
+    routes::list_for(&handlers, me.recipient, &params).await
 }
 
 /// `GET /api/v1/me/notifications/unread-count` → `{"unread": n}`.
@@ -158,7 +191,7 @@ pub async fn me_unread_count(
     handlers: web::Data<Handlers>,
     me: Me,
 ) -> Result<HttpResponse, ApiError> {
-    routes::unread_for(&handlers, me.0).await
+    routes::unread_for(&handlers, me.recipient).await
 }
 
 /// `POST /api/v1/me/notifications/{id}/read`: someone else's notification is 404.
@@ -176,7 +209,7 @@ pub async fn me_mark_read(
     me: Me,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    routes::mark_read_as(&handlers, &path, Some(me.0)).await
+    routes::mark_read_as(&handlers, &path, Some(me.recipient)).await
 }
 
 /// `POST /api/v1/me/notifications/read-all` → `{"marked": n, "unread": 0}`.
@@ -189,7 +222,7 @@ pub async fn me_mark_read(
     security(("recipient_token" = [])),
 )]
 pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpResponse, ApiError> {
-    routes::mark_all_for(&handlers, me.0).await
+    routes::mark_all_for(&handlers, me.recipient).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,13 +238,14 @@ enum ClientMessage {
 
 /// `GET /api/v1/me/ws`: the live inbox over WebSocket (RFC 6455). The token comes in the
 /// `token` query parameter or as a `Sec-WebSocket-Protocol` entry after `clairon`; an invalid
-/// one is answered by accepting the upgrade and closing with code 4401.
+/// one is answered by accepting the upgrade and closing with code 4401, and so is the open
+/// connection when its token expires or is revoked.
 ///
 /// # Errors
 /// 400 when the request is not a WebSocket upgrade.
 #[utoipa::path(
     get, path = "/api/v1/me/ws", tag = "me",
-    description = "The live inbox over WebSocket (RFC 6455). The token travels in `?token=`, in `Authorization: Bearer`, or as the subprotocol after `clairon` (`new WebSocket(url, [\"clairon\", token])`). The upgrade is accepted first; a bad token is then closed with code 4401. Frames are JSON text: `notification.created`, `notification.read`, `unread_count`, `resync`, `error` from the server; `mark_read` and `mark_all_read` from the client.",
+    description = "The live inbox over WebSocket (RFC 6455). The token travels in `?token=`, in `Authorization: Bearer`, or as the subprotocol after `clairon` (`new WebSocket(url, [\"clairon\", token])`). The upgrade is accepted first; a bad token is then closed with code 4401, and so is the connection when its token expires or is revoked (or the recipient erased). Frames are JSON text: `notification.created`, `notification.read`, `unread_count`, `resync`, `error` from the server; `mark_read` and `mark_all_read` from the client, which count against the recipient's rate limit like REST calls (over it: an `error` frame with `retry_after`, and nothing done).",
     responses(
         (status = 101, description = "Switched to the WebSocket protocol."),
         (status = 400, description = "Not a WebSocket upgrade request.", body = Problem, content_type = "application/problem+json"),
@@ -226,28 +260,24 @@ pub async fn websocket(
     tokens: web::Data<RecipientTokens>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &["clairon"])?;
-    match presented_token(&req).and_then(|t| tokens.verify(&t).ok()) {
-        None => {
-            actix_web::rt::spawn(async move {
-                let _ = session
-                    .close(Some(CloseReason {
-                        code: CloseCode::Other(4401),
-                        description: Some("invalid or expired token".into()),
-                    }))
-                    .await;
-            });
-        }
-        Some(me) => {
+    match (recipient_of(&req).await, presented_token(&req)) {
+        (Ok(me), Some(token)) => {
             // Subscribe now, before the handshake completes: nothing published after the
             // answer can be missed.
-            let subscription = live.hub.subscribe(&me);
+            let subscription = live.hub.subscribe(&me.recipient);
             let open = live.connections.open(crate::metrics::Transport::WebSocket);
             let session = websocket_session(
-                me,
+                Authenticated {
+                    me,
+                    token,
+                    tokens: tokens.into_inner(),
+                },
                 session,
                 stream,
                 subscription,
                 handlers.into_inner(),
+                req.app_data::<web::Data<RateLimits>>()
+                    .map(|l| l.clone().into_inner()),
                 live.ping_interval,
             );
             actix_web::rt::spawn(async move {
@@ -255,8 +285,55 @@ pub async fn websocket(
                 drop(open);
             });
         }
+        (outcome, _) => {
+            let reason = match outcome {
+                // Neither accepted nor refused: the client may try again later.
+                Err(TokenError::Unavailable(_)) => CloseReason {
+                    code: CloseCode::Error,
+                    description: Some("cannot check the token now; retry later".into()),
+                },
+                _ => unauthorized("invalid or expired token"),
+            };
+            actix_web::rt::spawn(async move {
+                let _ = session.close(Some(reason)).await;
+            });
+        }
     }
     Ok(response)
+}
+
+/// The 4401 close of a connection whose token is (or became) no good.
+fn unauthorized(why: &str) -> CloseReason {
+    CloseReason {
+        code: CloseCode::Other(4401),
+        description: Some(why.into()),
+    }
+}
+
+/// A live connection's recipient and the token it was opened with (checked again at resyncs).
+struct Authenticated {
+    me: Me,
+    token: String,
+    tokens: Arc<RecipientTokens>,
+}
+
+impl Authenticated {
+    /// Whether the token is still good (a resync may have hidden a revocation). A database
+    /// failure keeps the connection: it was good, and cannot be told otherwise now.
+    async fn still_valid(&self) -> bool {
+        match self.tokens.authenticate(&self.token).await {
+            Ok(_) | Err(TokenError::Unavailable(_)) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// When the token expires, on tokio's clock.
+    fn expiry(&self) -> tokio::time::Instant {
+        let left = (self.me.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tokio::time::Instant::now() + left
+    }
 }
 
 async fn send(session: &mut Session, frame: &Value) -> bool {
@@ -264,13 +341,15 @@ async fn send(session: &mut Session, frame: &Value) -> bool {
 }
 
 async fn websocket_session(
-    me: RecipientId,
+    auth: Authenticated,
     mut session: Session,
     mut stream: actix_ws::MessageStream,
     mut subscription: crate::realtime::Subscription,
     handlers: Arc<Handlers>,
+    limits: Option<Arc<RateLimits>>,
     ping_every: Duration,
 ) {
+    let me = auth.me.recipient.clone();
     if let Some(count) = unread(&handlers, &me).await {
         if !send(&mut session, &count_frame(count)).await {
             return;
@@ -278,14 +357,17 @@ async fn websocket_session(
     }
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
+    let expired = tokio::time::sleep_until(auth.expiry());
+    tokio::pin!(expired);
     let mut last_heard = Instant::now();
     let reason = loop {
         tokio::select! {
+            () = &mut expired => break Some(unauthorized("token expired")),
             message = stream.recv() => {
                 last_heard = Instant::now();
                 match message {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(error) = client_message(&handlers, &me, &text).await {
+                        if let Some(error) = client_message(&handlers, limits.as_deref(), &me, &text).await {
                             if !send(&mut session, &error).await { break None; }
                         }
                     }
@@ -306,14 +388,21 @@ async fn websocket_session(
                         LiveEvent::Read { ids, unread } => {
                             vec![read_frame(ids), count_frame(*unread)]
                         }
+                        LiveEvent::Revoked => break Some(unauthorized("token revoked")),
                         LiveEvent::Resync => {
+                            if !auth.still_valid().await {
+                                break Some(unauthorized("token revoked"));
+                            }
                             let count = unread(&handlers, &me).await.unwrap_or(0);
                             vec![json!({ "type": "resync" }), count_frame(count)]
                         }
                     },
-                    // Too slow: events were lost; the count is still right, and the client
-                    // refetches the list on `resync`.
+                    // Too slow: events were lost (a revocation among them, maybe); the count is
+                    // still right, and the client refetches the list on `resync`.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if !auth.still_valid().await {
+                            break Some(unauthorized("token revoked"));
+                        }
                         let count = unread(&handlers, &me).await.unwrap_or(0);
                         vec![json!({ "type": "resync" }), count_frame(count)]
                     }
@@ -335,9 +424,26 @@ async fn websocket_session(
     let _ = session.close(reason).await;
 }
 
-/// Acts on one client frame; returns an error frame to send back, if any.
-async fn client_message(handlers: &Handlers, me: &RecipientId, text: &str) -> Option<Value> {
+/// Acts on one client frame; returns an error frame to send back, if any. Each frame takes a
+/// token from the recipient's rate-limit bucket, as a REST call would: over the limit, nothing
+/// is done and the error frame says when to come back (`retry_after`, in seconds) — the
+/// connection stays open, so the live feed is not lost over a burst of clicks.
+async fn client_message(
+    handlers: &Handlers,
+    limits: Option<&RateLimits>,
+    me: &RecipientId,
+    text: &str,
+) -> Option<Value> {
     let error = |message: &str| Some(json!({ "type": "error", "message": message }));
+    if let Some(Err(ApiError::TooManyRequests { retry_after_secs })) =
+        limits.map(|l| l.check_recipient(me.as_str()))
+    {
+        return Some(json!({
+            "type": "error",
+            "message": "rate limited: nothing was done",
+            "retry_after": retry_after_secs,
+        }));
+    }
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::MarkRead { id }) => {
             let Ok(id) = NotificationId::parse(&id) else {
@@ -401,12 +507,13 @@ fn sse_event(event: &str, id: Option<u64>, data: &Value) -> Bytes {
 /// `GET /api/v1/me/notifications/stream`: the live inbox as Server-Sent Events (WHATWG HTML
 /// § 9.2). Each `notification.created` carries `id: <seq>`; with `Last-Event-ID` (or
 /// `?since=<seq>`) every later notification is replayed from the database first, in order.
+/// The stream ends when its token expires or is revoked (reconnecting with it is then a 401).
 ///
 /// # Errors
 /// 401 without a valid token; 422 when `Last-Event-ID`/`since` is not a number.
 #[utoipa::path(
     get, path = "/api/v1/me/notifications/stream", tag = "me",
-    description = "The live inbox as Server-Sent Events (WHATWG HTML § 9.2): `retry: 2000`, then `notification.created` (with `id:` its per-recipient sequence number), `notification.read` and `unread_count` events, and a `: keep-alive` comment every 15 s. With `Last-Event-ID` or `?since=` every later notification is replayed first, in order, with no gap and no repeat. The stream does not end.",
+    description = "The live inbox as Server-Sent Events (WHATWG HTML § 9.2): `retry: 2000`, then `notification.created` (with `id:` its per-recipient sequence number), `notification.read` and `unread_count` events, and a `: keep-alive` comment every 15 s. With `Last-Event-ID` or `?since=` every later notification is replayed first, in order, with no gap and no repeat. The stream ends only when its token expires or is revoked (or the recipient erased); reconnecting with that token is then a `401`.",
     params(
         StreamParams,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number (sent by EventSource when it reconnects)."),
@@ -423,7 +530,10 @@ pub async fn sse(
     params: web::Query<StreamParams>,
     handlers: web::Data<Handlers>,
     live: web::Data<Live>,
+    tokens: web::Data<RecipientTokens>,
 ) -> Result<HttpResponse, ApiError> {
+    // `Me` came from this very token.
+    let token = presented_token(&req).ok_or(ApiError::Unauthorized)?;
     let raw_since = req
         .headers()
         .get("last-event-id")
@@ -439,21 +549,25 @@ pub async fn sse(
         })
         .transpose()?;
     // Live first, then the backlog: what commits in between arrives twice and is dropped by seq.
-    let subscription = live.hub.subscribe(&me.0);
+    let subscription = live.hub.subscribe(&me.recipient);
     // A new client starts from now — fixed before answering, so whatever is created after the
     // answer is sent — and lists the past over REST.
     let start = match since {
         Some(since) => Start::After(since),
         None => Start::Now(
             live.feed
-                .last_seq(&me.0)
+                .last_seq(&me.recipient)
                 .await
                 .map_err(routes::repository)?,
         ),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     actix_web::rt::spawn(sse_session(
-        me.0,
+        Authenticated {
+            me,
+            token,
+            tokens: tokens.into_inner(),
+        },
         start,
         subscription,
         tx,
@@ -509,7 +623,7 @@ enum Start {
 }
 
 async fn sse_session(
-    me: RecipientId,
+    auth: Authenticated,
     start: Start,
     mut subscription: crate::realtime::Subscription,
     tx: mpsc::Sender<Bytes>,
@@ -517,6 +631,7 @@ async fn sse_session(
     live: Arc<Live>,
 ) {
     let _open = live.connections.open(crate::metrics::Transport::Sse);
+    let me = auth.me.recipient.clone();
     let feed = live.feed.as_ref();
     let hello = Bytes::from(format!("retry: {SSE_RETRY_MS}\n: clairon inbox stream\n\n"));
     if tx.send(hello).await.is_err() {
@@ -535,9 +650,13 @@ async fn sse_session(
     }
     let mut keep_alive = tokio::time::interval(live.keep_alive);
     keep_alive.tick().await;
+    // Returning drops `tx`: the response body, and so the stream, ends.
+    let expired = tokio::time::sleep_until(auth.expiry());
+    tokio::pin!(expired);
     loop {
         let frames = tokio::select! {
             () = tx.closed() => return,
+            () = &mut expired => return,
             _ = keep_alive.tick() => vec![Bytes::from_static(b": keep-alive\n\n")],
             event = subscription.recv() => match event {
                 Ok(event) => match &*event {
@@ -559,13 +678,20 @@ async fn sse_session(
                     LiveEvent::Read { ids, unread } => {
                         vec![sse_event("notification.read", None, &read_frame(ids)), count(*unread)]
                     }
+                    LiveEvent::Revoked => return,
                     LiveEvent::Resync => {
+                        if !auth.still_valid().await {
+                            return;
+                        }
                         let Some(l) = replay(feed, &me, last, &tx).await else { return };
                         last = l;
                         vec![count(unread(&handlers, &me).await.unwrap_or(0))]
                     }
                 },
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !auth.still_valid().await {
+                        return;
+                    }
                     let Some(l) = replay(feed, &me, last, &tx).await else { return };
                     last = l;
                     vec![count(unread(&handlers, &me).await.unwrap_or(0))]

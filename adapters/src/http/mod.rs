@@ -32,7 +32,8 @@ use actix_web::web;
 use clairon_application::commands::{
     CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
-    RunJobHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
+    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
 };
 use clairon_application::ports::RecipientRepository;
 use clairon_application::queries::{
@@ -48,7 +49,7 @@ pub use live::Live;
 pub use observability::Observability;
 pub use openapi::ApiDoc;
 pub use problem::{ApiError, FieldError};
-pub use rate_limit::{RateLimits, RateQuota};
+pub use rate_limit::{AuthFailureQuota, RateLimits, RateQuota};
 pub use tokens::RecipientTokens;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -103,6 +104,8 @@ pub struct Handlers {
     pub export_recipient: Arc<ExportRecipientHandler>,
     /// `DELETE /recipients/{id}`.
     pub erase_recipient: Arc<EraseRecipientHandler>,
+    /// `POST /recipients/{id}/tokens/revoke`.
+    pub revoke_tokens: Arc<RevokeRecipientTokensHandler>,
 }
 
 /// What the routes' wiring takes from configuration.
@@ -180,6 +183,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
         .service(
             web::scope("/api/v1/me")
                 .wrap(from_fn(rate_limit::limit_recipient))
+                // Before the rate limit: the token is checked (signature, expiry, revocation)
+                // once per request, and the outcome left for the limit and the routes.
+                .wrap(from_fn(tokens::authenticate))
                 // Outermost: preflights are answered before any token is asked for.
                 .wrap(security::me_cors(&options.cors_origins))
                 .service(web::resource("/notifications").get(live::me_list))
@@ -215,6 +221,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                     require_read,
                     live::issue_token
                 )))
+                // The counterpart of issuing: whoever may mint a recipient's tokens may void them.
+                .service(
+                    web::resource("/recipients/{id}/tokens/revoke").route(scoped!(
+                        post,
+                        require_read,
+                        live::revoke_tokens
+                    )),
+                )
                 .service(
                     web::resource("/recipients/{id}/notifications").route(scoped!(
                         get,

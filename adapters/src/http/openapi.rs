@@ -60,6 +60,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         gdpr::export,
         gdpr::erase,
         live::issue_token,
+        live::revoke_tokens,
         routes::list_notifications,
         routes::unread_count,
         routes::mark_all_read,

@@ -31,6 +31,9 @@ diesel::table! {
         telegram_unreachable_reason -> Nullable<Text>,
         /// The last `notifications.seq` given to this recipient (0: none yet).
         last_seq -> BigInt,
+        /// The generation every valid recipient token of theirs carries (claim `gen`): random,
+        /// drawn anew when their tokens are revoked; never 0 for a row the application made.
+        token_generation -> BigInt,
     }
 }
 

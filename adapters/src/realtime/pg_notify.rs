@@ -9,7 +9,15 @@
 //! What is sent while a listener is disconnected is not heard again: once it is back, every
 //! local connection gets a [`super::LiveEvent::Resync`] (SSE streams replay from the database,
 //! WebSocket clients get a `resync` frame and refetch).
+//!
+//! The `LISTEN` connection follows the database URL's `sslmode` the way libpq (and so the pool)
+//! does ([`ListenTls`]): `disable` plain, `allow` plain then TLS, `prefer` (libpq's default) TLS
+//! then plain, `require` TLS without checking the certificate (unless a root certificate is
+//! given: then as `verify-ca`), `verify-ca` TLS with the chain checked against `sslrootcert`,
+//! `verify-full` that and the host name too. tokio-postgres knows neither `verify-*` nor
+//! `sslrootcert`, so those are read here and the rest of the URL is handed to it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +28,8 @@ use diesel::RunQueryDsl;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::AsyncMessage;
 
 use super::{InProcessHub, Relay, WeakHub};
 use crate::persistence::connection::AnyConnection;
@@ -29,12 +38,15 @@ use crate::persistence::Database;
 /// The `LISTEN`/`NOTIFY` channel.
 pub const CHANNEL: &str = "clairon_inbox";
 
+/// The `t` of a revocation payload.
+const REVOKED: &str = "x";
+
 /// Read ids per `NOTIFY` (64-character ids at most: about 6.7 KB, under the 8,000-byte limit).
 const IDS_PER_PAYLOAD: usize = 100;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
-    /// `c` created, `r` read.
+    /// `c` created, `r` read, `x` tokens revoked.
     t: String,
     /// Recipient id.
     r: String,
@@ -84,6 +96,13 @@ fn payloads(event: &RealtimeEvent) -> Vec<String> {
                 })
                 .collect()
         }
+        RealtimeEvent::TokensRevoked { recipient_id } => vec![encode(&Payload {
+            t: REVOKED.into(),
+            r: recipient_id.to_string(),
+            n: None,
+            i: Vec::new(),
+            u: 0,
+        })],
     }
 }
 
@@ -148,7 +167,245 @@ async fn handle(hub: &InProcessHub, raw: &str) {
             })
             .await;
         }
+        (REVOKED, _) => {
+            hub.deliver(RealtimeEvent::TokensRevoked {
+                recipient_id: recipient,
+            })
+            .await;
+        }
         _ => {}
+    }
+}
+
+/// libpq's `sslmode` values (PostgreSQL manual, "SSL Support", table "SSL Mode Descriptions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslModeName {
+    /// No TLS.
+    Disable,
+    /// Plain first; TLS if the server insists.
+    Allow,
+    /// TLS if the server offers it, else plain (libpq's default).
+    Prefer,
+    /// TLS, the certificate not checked (unless a root certificate is given).
+    Require,
+    /// TLS, the certificate's chain checked against the root certificate.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate must name the host.
+    VerifyFull,
+}
+
+impl SslModeName {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(match raw {
+            "disable" => Self::Disable,
+            "allow" => Self::Allow,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            other => {
+                return Err(format!(
+                    "invalid sslmode {other:?}: expected disable, allow, prefer, require, verify-ca or verify-full"
+                ))
+            }
+        })
+    }
+}
+
+/// Where the root certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RootCert {
+    /// None given (and none at libpq's default place).
+    Unset,
+    /// `sslrootcert=system`: the system's trust store.
+    System,
+    /// A PEM file: the only trusted root, as with libpq.
+    File(PathBuf),
+}
+
+/// How the `LISTEN` connection uses TLS, read from the database URL as libpq reads it (with
+/// libpq's environment fallbacks `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, and
+/// its default root certificate `~/.postgresql/root.crt`).
+#[derive(Debug, Clone)]
+pub struct ListenTls {
+    /// The URL without the TLS options tokio-postgres does not know.
+    config: tokio_postgres::Config,
+    /// The `sslmode`.
+    pub mode: SslModeName,
+    root: RootCert,
+    client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// URL options read here rather than by tokio-postgres.
+const TLS_OPTIONS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslsni"];
+
+fn home_file(relative: &str) -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(relative))
+}
+
+impl ListenTls {
+    /// Reads `url` (`postgres://…?sslmode=…&sslrootcert=…`).
+    ///
+    /// # Errors
+    /// A message (without credentials) for a bad URL, an unknown `sslmode`, or a
+    /// `verify-ca`/`verify-full` without a root certificate file (as libpq refuses it).
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        let mut parsed =
+            url::Url::parse(url).map_err(|e| format!("the database URL is not a URL: {e}"))?;
+        // The query is filtered pair by pair, the kept ones verbatim: re-encoding them would
+        // turn spaces into `+`, which tokio-postgres (like libpq) does not read as spaces.
+        let mut options = std::collections::HashMap::new();
+        let mut kept = Vec::new();
+        for pair in parsed
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            // Percent-decoding only, as libpq reads URIs: a `+` is a plus sign.
+            let decoded = pair.replace('+', "%2B");
+            match url::form_urlencoded::parse(decoded.as_bytes()).next() {
+                Some((key, value)) if TLS_OPTIONS.contains(&key.as_ref()) => {
+                    options.insert(key.into_owned(), value.into_owned());
+                }
+                _ => kept.push(pair.to_owned()),
+            }
+        }
+        parsed.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
+        let option = |name: &str, env: &str| {
+            options
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(env).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let mode = SslModeName::parse(
+            option("sslmode", "PGSSLMODE")
+                .as_deref()
+                .unwrap_or("prefer"),
+        )?;
+        let default_root = home_file(".postgresql/root.crt");
+        let root = match option("sslrootcert", "PGSSLROOTCERT") {
+            Some(system) if system == "system" => RootCert::System,
+            Some(file) => RootCert::File(file.into()),
+            None => match default_root {
+                Some(file) if file.exists() => RootCert::File(file),
+                _ => RootCert::Unset,
+            },
+        };
+        if let (SslModeName::VerifyCa | SslModeName::VerifyFull, RootCert::Unset) = (mode, &root) {
+            return Err(format!(
+                "sslmode={} needs a root certificate: none given (sslrootcert) and {} does not exist",
+                if mode == SslModeName::VerifyCa { "verify-ca" } else { "verify-full" },
+                home_file(".postgresql/root.crt").map_or_else(|| "~/.postgresql/root.crt".into(), |p| p.display().to_string())
+            ));
+        }
+        let client_cert = option("sslcert", "PGSSLCERT")
+            .zip(option("sslkey", "PGSSLKEY"))
+            .map(|(cert, key)| (cert.into(), key.into()));
+        let config = parsed
+            .as_str()
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| format!("the database URL: {e}"))?;
+        Ok(Self {
+            config,
+            mode,
+            root,
+            client_cert,
+        })
+    }
+
+    /// Whether the certificate's chain is checked: `verify-*`, and `require` with a root
+    /// certificate (libpq: "if a root CA file exists, … the same way as if verify-ca was
+    /// specified").
+    fn verifies_chain(&self) -> bool {
+        match self.mode {
+            SslModeName::VerifyCa | SslModeName::VerifyFull => true,
+            SslModeName::Require => self.root != RootCert::Unset,
+            _ => false,
+        }
+    }
+
+    fn connector(&self) -> Result<postgres_native_tls::MakeTlsConnector, String> {
+        let mut builder = native_tls::TlsConnector::builder();
+        if self.verifies_chain() {
+            if let RootCert::File(path) = &self.root {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "root certificate file {:?}: {e}",
+                        path.display().to_string()
+                    )
+                })?;
+                let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+                    format!(
+                        "root certificate file {:?}: {e}",
+                        path.display().to_string()
+                    )
+                })?;
+                builder
+                    .add_root_certificate(cert)
+                    .disable_built_in_roots(true);
+            }
+            builder.danger_accept_invalid_hostnames(self.mode != SslModeName::VerifyFull);
+        } else {
+            builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).map_err(|e| format!("{:?}: {e}", p.display().to_string()))
+            };
+            let identity = native_tls::Identity::from_pkcs8(&read(cert)?, &read(key)?)
+                .map_err(|e| format!("client certificate: {e}"))?;
+            builder.identity(identity);
+        }
+        builder
+            .build()
+            .map(postgres_native_tls::MakeTlsConnector::new)
+            .map_err(|e| format!("TLS set-up: {e}"))
+    }
+
+    /// The tokio-postgres TLS modes to try, in order.
+    fn attempts(&self) -> &'static [SslMode] {
+        match self.mode {
+            SslModeName::Disable => &[SslMode::Disable],
+            SslModeName::Allow => &[SslMode::Disable, SslMode::Require],
+            // tokio-postgres falls back to plain when the server declines TLS; libpq also
+            // when the handshake itself fails.
+            SslModeName::Prefer => &[SslMode::Prefer, SslMode::Disable],
+            _ => &[SslMode::Require],
+        }
+    }
+
+    /// Connects as the mode says; the connection must be polled by the caller.
+    ///
+    /// # Errors
+    /// The last attempt's error (without credentials): refused, TLS handshake failed
+    /// ("server does not support TLS", a certificate that does not verify), authentication.
+    pub async fn connect(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                postgres_native_tls::TlsStream<tokio_postgres::Socket>,
+            >,
+        ),
+        String,
+    > {
+        let tls = self.connector()?;
+        let mut last = String::new();
+        for mode in self.attempts() {
+            let mut config = self.config.clone();
+            config.ssl_mode(*mode);
+            match config.connect(tls.clone()).await {
+                Ok(connected) => return Ok(connected),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -158,8 +415,8 @@ struct Session {
     heard: mpsc::UnboundedReceiver<String>,
 }
 
-async fn listen(url: &str) -> Result<Session, tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+async fn listen(tls: &ListenTls) -> Result<Session, String> {
+    let (client, mut connection) = tls.connect().await?;
     let (tx, heard) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -178,27 +435,33 @@ async fn listen(url: &str) -> Result<Session, tokio_postgres::Error> {
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Session {
         _client: client,
         heard,
     })
 }
 
-/// Listens for other processes' inbox changes on a dedicated connection to `url` and hands them
-/// to `hub`, reconnecting (0.5 s doubling to 30 s) when the connection drops. Returns once the
-/// first `LISTEN` is in place; the background task ends when the hub is dropped.
+/// Listens for other processes' inbox changes on a dedicated connection to `url` (TLS as its
+/// `sslmode` says, see [`ListenTls`]) and hands them to `hub`, reconnecting (0.5 s doubling to
+/// 30 s) when the connection drops. Returns once the first `LISTEN` is in place; the background
+/// task ends when the hub is dropped.
 ///
 /// # Errors
-/// The cause (without credentials) when the first connection or `LISTEN` fails.
+/// The cause (without credentials) when the URL cannot be read or the first connection or
+/// `LISTEN` fails.
 pub async fn start_listener(url: String, hub: &InProcessHub) -> Result<(), String> {
-    let first = listen(&url).await.map_err(|e| e.to_string())?;
+    let tls = ListenTls::from_url(&url)?;
+    let first = listen(&tls).await?;
     let hub = hub.downgrade();
-    tokio::spawn(run(url, hub, first));
+    tokio::spawn(run(tls, hub, first));
     Ok(())
 }
 
-async fn run(url: String, hub: WeakHub, mut session: Session) {
+async fn run(url: ListenTls, hub: WeakHub, mut session: Session) {
     loop {
         loop {
             tokio::select! {

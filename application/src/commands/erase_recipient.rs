@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clairon_domain::RecipientId;
 
 use crate::ports::{
-    Clock, ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RepositoryError,
+    Clock, ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RealtimeEvent,
+    RealtimePublisher, RepositoryError,
 };
 
 /// Erase one recipient and everything about them.
@@ -37,12 +38,26 @@ pub enum EraseRecipientError {
 pub struct EraseRecipientHandler {
     store: Arc<dyn PersonalDataStore>,
     clock: Arc<dyn Clock>,
+    realtime: Option<Arc<dyn RealtimePublisher>>,
 }
 
 impl EraseRecipientHandler {
     /// Builds the handler on its ports.
     pub fn new(store: Arc<dyn PersonalDataStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            realtime: None,
+        }
+    }
+
+    /// Also publishes [`RealtimeEvent::TokensRevoked`] after each erasure, so the erased
+    /// recipient's open live connections close (their tokens are refused from the commit on:
+    /// the recipient row, and so its token generation, is gone).
+    #[must_use]
+    pub fn with_realtime(mut self, realtime: Arc<dyn RealtimePublisher>) -> Self {
+        self.realtime = Some(realtime);
+        self
     }
 
     /// Erases, whole or not at all.
@@ -67,6 +82,13 @@ impl EraseRecipientHandler {
                     attempts = counts.attempts,
                     "recipient erased"
                 );
+                if let Some(realtime) = &self.realtime {
+                    realtime
+                        .publish(RealtimeEvent::TokensRevoked {
+                            recipient_id: command.recipient_id,
+                        })
+                        .await;
+                }
                 Ok(counts)
             }
             ErasureOutcome::UnknownRecipient => {
@@ -121,6 +143,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(erased, counts);
+    }
+
+    #[tokio::test]
+    async fn an_erasure_tells_the_recipients_open_connections_their_tokens_are_revoked() {
+        let mut realtime = crate::ports::MockRealtimePublisher::new();
+        realtime
+            .expect_publish()
+            .withf(|e| {
+                matches!(e, RealtimeEvent::TokensRevoked { recipient_id } if recipient_id.as_str() == "artist-0001")
+            })
+            .times(1)
+            .returning(|_| ());
+        let handler = handler(ErasureOutcome::Erased(ErasedCounts::default()))
+            .with_realtime(Arc::new(realtime));
+
+        let erased = handler.execute(command()).await;
+
+        assert!(erased.is_ok(), "erased: {erased:?}");
+    }
+
+    #[tokio::test]
+    async fn an_erasure_that_did_not_happen_revokes_nothing() {
+        let mut realtime = crate::ports::MockRealtimePublisher::new();
+        realtime.expect_publish().never();
+        let handler = handler(ErasureOutcome::DeliveryInFlight).with_realtime(Arc::new(realtime));
+
+        let erased = handler.execute(command()).await;
+
+        assert!(erased.is_err(), "nothing erased: {erased:?}");
     }
 
     #[rstest]

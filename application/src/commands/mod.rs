@@ -6,6 +6,7 @@ pub mod handle_planning_event;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
 pub mod retry_delivery;
+pub mod revoke_recipient_tokens;
 pub mod run_job;
 pub mod send_test_notification;
 pub mod upsert_recipient;
@@ -25,6 +26,9 @@ pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
+pub use revoke_recipient_tokens::{
+    RevokeRecipientTokens, RevokeRecipientTokensError, RevokeRecipientTokensHandler,
+};
 pub use run_job::{RetentionPolicy, RunJob, RunJobError, RunJobHandler};
 pub use send_test_notification::{
     SendTestNotification, SendTestNotificationError, SendTestNotificationHandler,

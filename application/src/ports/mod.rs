@@ -16,6 +16,7 @@ mod recipient_repository;
 mod retry;
 mod senders;
 mod templates;
+mod token_generations;
 
 pub use clock::{Clock, IdGenerator};
 pub use delivery_queue::{
@@ -41,6 +42,7 @@ pub use senders::{
     EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
 };
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
+pub use token_generations::TokenGenerations;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::{MockClock, MockIdGenerator};
@@ -68,6 +70,8 @@ pub use retry::MockRetrySchedule;
 pub use senders::{MockEmailSender, MockTelegramSender};
 #[cfg(any(test, feature = "mocks"))]
 pub use templates::MockTemplateRenderer;
+#[cfg(any(test, feature = "mocks"))]
+pub use token_generations::MockTokenGenerations;
 
 /// Why a repository call failed. Adapters translate their driver's errors into these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

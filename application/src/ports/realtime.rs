@@ -1,4 +1,5 @@
-//! The in-app channel's live side: pushes inbox changes to a recipient's open connections.
+//! The in-app channel's live side: pushes inbox changes to a recipient's open connections, and
+//! tells them when the tokens they were opened with are revoked.
 
 use async_trait::async_trait;
 use clairon_domain::{Notification, NotificationId, RecipientId};
@@ -21,6 +22,12 @@ pub enum RealtimeEvent {
         ids: Vec<NotificationId>,
         /// The unread count after it.
         unread: u64,
+    },
+    /// Every token issued for the recipient so far stopped being valid (their tokens were
+    /// revoked, or they were erased): open connections authenticated with one MUST close.
+    TokensRevoked {
+        /// Whose.
+        recipient_id: RecipientId,
     },
 }
 

@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/recipients/{id}"),
     ("get", "/api/v1/recipients/{id}"),
     ("post", "/api/v1/recipients/{id}/tokens"),
+    ("post", "/api/v1/recipients/{id}/tokens/revoke"),
     ("get", "/api/v1/recipients/{id}/notifications"),
     ("get", "/api/v1/recipients/{id}/notifications/unread-count"),
     ("post", "/api/v1/recipients/{id}/notifications/read-all"),

@@ -565,3 +565,284 @@ async fn the_inbox_page_speaks_the_asked_or_browsers_language_and_loads_the_clie
         .unwrap()
         .contains("export class ClaironInbox"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Revocation and expiry: tokens and the connections opened with them
+
+/// The close code the WebSocket ends with (text frames before it are skipped).
+async fn ws_close_code(ws: &mut Ws) -> Option<u16> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("the socket failed instead of closing: {e}"),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the WebSocket closed within the patience")
+}
+
+impl Sse {
+    /// Reads until the server ends the stream; panics on a notification meanwhile.
+    async fn ended(&mut self) {
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(chunk) = self.body.next().await {
+                let Ok(chunk) = chunk else { return };
+                let text = String::from_utf8_lossy(&chunk).into_owned();
+                assert!(
+                    !text.contains("notification.created"),
+                    "nothing arrives after the end: {text}"
+                );
+            }
+        })
+        .await
+        .expect("the stream ended within the patience");
+    }
+}
+
+#[rstest::rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn an_erased_then_recreated_id_refuses_the_old_token_and_the_old_connections_close(
+    #[case] engine: Engine,
+) {
+    let Some(app) = spawn_app_with(Options {
+        engine,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    given_recipient(&app, "artist-1").await;
+    let old = app.token_for("artist-1").await;
+    let mut ws = ws_connect(&app, &old).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+    let mut stream = Sse::open(&app, &old, None).await;
+    assert_eq!(stream.next().await.event, "unread_count");
+
+    let erased = app
+        .call(Method::DELETE, "/api/v1/recipients/artist-1", None)
+        .await;
+    let closed = ws_close_code(&mut ws).await;
+    stream.ended().await;
+    given_recipient(&app, "artist-1").await;
+    let newcomers = notify(&app, "artist-1", "For the newcomer").await;
+    app.wait_until_settled(&newcomers, PATIENCE).await;
+    let with_old = app
+        .call_as(&old, Method::GET, "/api/v1/me/notifications")
+        .await;
+    let fresh = app.token_for("artist-1").await;
+    let with_fresh = app
+        .call_as(&fresh, Method::GET, "/api/v1/me/notifications")
+        .await;
+
+    assert_eq!(erased.status, 204, "{}", erased.json);
+    assert_eq!(
+        closed,
+        Some(4401),
+        "the old WebSocket is closed as unauthorized"
+    );
+    assert_eq!(
+        with_old.status, 401,
+        "the old token does not read the newcomer's inbox: {}",
+        with_old.json
+    );
+    assert_eq!(with_old.content_type, "application/problem+json");
+    assert_eq!(with_fresh.status, 200, "{}", with_fresh.json);
+    assert_eq!(
+        with_fresh.json["items"][0]["id"],
+        newcomers.as_str(),
+        "a token of the newcomer reads their inbox"
+    );
+}
+
+#[rstest::rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn revoking_refuses_every_earlier_token_closes_its_connections_and_later_tokens_work(
+    #[case] engine: Engine,
+) {
+    let Some(app) = spawn_app_with(Options {
+        engine,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    given_recipient(&app, "artist-1").await;
+    given_recipient(&app, "artist-2").await;
+    let revoked = app.token_for("artist-1").await;
+    let bystander = app.token_for("artist-2").await;
+    let mut ws = ws_connect(&app, &revoked).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+    let mut stream = Sse::open(&app, &revoked, None).await;
+    assert_eq!(stream.next().await.event, "unread_count");
+    let mut theirs = ws_connect(&app, &bystander).await;
+    assert_eq!(ws_next(&mut theirs, "unread_count").await["count"], 0);
+
+    let answer = app
+        .post("/api/v1/recipients/artist-1/tokens/revoke", &json!({}))
+        .await;
+    let closed = ws_close_code(&mut ws).await;
+    stream.ended().await;
+    let refused = app
+        .call_as(
+            &revoked,
+            Method::GET,
+            "/api/v1/me/notifications/unread-count",
+        )
+        .await;
+    let later = app.token_for("artist-1").await;
+    let accepted = app
+        .call_as(&later, Method::GET, "/api/v1/me/notifications/unread-count")
+        .await;
+    let unknown = app
+        .post("/api/v1/recipients/nobody/tokens/revoke", &json!({}))
+        .await;
+
+    assert_eq!(answer.status, 204, "{}", answer.json);
+    assert_eq!(closed, Some(4401));
+    assert_eq!(refused.status, 401, "{}", refused.json);
+    assert_eq!(
+        accepted.status, 200,
+        "a token issued after the revocation works"
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.json);
+    let id = notify(&app, "artist-2", "Still live").await;
+    let created = ws_next(&mut theirs, "notification.created").await;
+    assert_eq!(
+        created["notification"]["id"],
+        id.as_str(),
+        "another recipient's connection stays open"
+    );
+}
+
+#[tokio::test]
+async fn on_postgres_a_revocation_through_one_app_closes_connections_on_another_and_is_refused_there(
+) {
+    let Some(a) = spawn_app_with(Options {
+        engine: Engine::Postgres,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    given_recipient(&a, "artist-1").await;
+    let token = a.token_for("artist-1").await;
+    // B has checked (and cached) the token's generation before the revocation.
+    let before = b
+        .call_as(&token, Method::GET, "/api/v1/me/notifications/unread-count")
+        .await;
+    let mut ws_on_b = ws_connect(&b, &token).await;
+    assert_eq!(ws_next(&mut ws_on_b, "unread_count").await["count"], 0);
+
+    let revoked = a
+        .post("/api/v1/recipients/artist-1/tokens/revoke", &json!({}))
+        .await;
+    let closed = ws_close_code(&mut ws_on_b).await;
+    let after = b
+        .call_as(&token, Method::GET, "/api/v1/me/notifications/unread-count")
+        .await;
+
+    assert_eq!(before.status, 200);
+    assert_eq!(revoked.status, 204);
+    assert_eq!(
+        closed,
+        Some(4401),
+        "B closed its connection on hearing of it"
+    );
+    assert_eq!(
+        after.status, 401,
+        "B forgot the cached generation as it heard of the revocation"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_closes_and_a_stream_ends_when_their_token_expires() {
+    let app = clairon_tests::spawn_app_configured(Options::default(), |s| s.token_ttl_secs = 2)
+        .await
+        .unwrap();
+    given_recipient(&app, "artist-1").await;
+    let token = app.token_for("artist-1").await;
+    let mut ws = ws_connect(&app, &token).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+    let mut stream = Sse::open(&app, &token, None).await;
+    assert_eq!(stream.next().await.event, "unread_count");
+
+    let closed = ws_close_code(&mut ws).await;
+    stream.ended().await;
+
+    assert_eq!(closed, Some(4401), "closed as unauthorized once expired");
+}
+
+#[tokio::test]
+async fn websocket_frames_count_against_the_recipients_rate_limit_and_over_it_do_nothing() {
+    let app = clairon_tests::spawn_app_configured(Options::default(), |s| {
+        s.token_rate_limit_per_sec = 1;
+        s.token_rate_limit_burst = 3;
+    })
+    .await
+    .unwrap();
+    given_recipient(&app, "artist-1").await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let id = notify(&app, "artist-1", &format!("N{n}")).await;
+        app.wait_until_settled(&id, PATIENCE).await;
+        ids.push(id);
+    }
+    let token = app.token_for("artist-1").await;
+    let mut ws = ws_connect(&app, &token).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 6);
+
+    for id in &ids {
+        ws.send(Message::text(
+            json!({ "type": "mark_read", "id": id }).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    // One answer per frame: `notification.read` when done, `error` when refused.
+    let (mut done, mut refused) = (0, Vec::new());
+    tokio::time::timeout(PATIENCE, async {
+        while done + refused.len() < ids.len() {
+            let Some(Ok(Message::Text(text))) = ws.next().await else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            match frame["type"].as_str() {
+                Some("notification.read") => done += 1,
+                Some("error") => refused.push(frame),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("every frame was answered");
+    let unread = app
+        .get("/api/v1/recipients/artist-1/notifications/unread-count")
+        .await;
+
+    assert!(!refused.is_empty(), "frames over the limit are refused");
+    for frame in &refused {
+        assert!(
+            frame["message"].as_str().unwrap().contains("rate limited")
+                && frame["retry_after"].as_u64().is_some_and(|s| s >= 1),
+            "{frame}"
+        );
+    }
+    assert_eq!(
+        unread.json["unread"],
+        json!(refused.len()),
+        "a refused frame marked nothing: {done} done, {} refused",
+        refused.len()
+    );
+}

@@ -1,6 +1,7 @@
 //! Security of the HTTP API: the scope matrix of API keys, revocation on a running server, rate
-//! limits, body and depth limits, security headers, CORS, and timeouts on providers that never
-//! answer.
+//! limits (refused credentials per client address included), which keys open the dashboard,
+//! start-up refusals, body and depth limits, security headers, CORS, and timeouts on providers
+//! that never answer.
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,7 @@ async fn with_zoe(app: &TestApp) -> String {
 #[case::mark_read(Method::POST, "/api/v1/notifications/{notification}/read", Some(json!({})), [false, true, true])]
 #[case::deliveries(Method::GET, "/api/v1/deliveries", None, [false, true, true])]
 #[case::token(Method::POST, "/api/v1/recipients/artist-0001/tokens", Some(json!({})), [false, true, true])]
+#[case::revoke_tokens(Method::POST, "/api/v1/recipients/artist-0001/tokens/revoke", Some(json!({})), [false, true, true])]
 #[case::export(Method::GET, "/api/v1/recipients/artist-0001/export", None, [false, true, true])]
 #[case::retry(Method::POST, "/api/v1/deliveries/00000000-0000-7000-8000-000000000000/retry", Some(json!({})), [false, false, true])]
 #[case::erase(Method::DELETE, "/api/v1/recipients/nobody", None, [false, false, true])]
@@ -449,5 +451,218 @@ async fn a_provider_that_never_answers_costs_a_transient_attempt_not_a_worker() 
     assert_eq!(
         in_app["status"], "sent",
         "the worker went on with other deliveries"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused credentials, admin sign-in, start-up checks
+
+/// `POST /admin/login` with `key`; returns the status and the response.
+async fn sign_in(app: &TestApp, key: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/admin/login", app.address))
+        .form(&[("api_key", key)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} in {text}"))
+}
+
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_are_answered_429_with_retry_after_and_counted() {
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.auth_failure_limit_per_min = 1;
+        s.auth_failure_limit_burst = 3;
+    })
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&app, API_KEY).await.status(),
+            303,
+            "a good sign-in costs nothing"
+        );
+    }
+
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for attempt in 0..10 {
+        let response = sign_in(&app, &format!("guess-{attempt}")).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let blocked_good_key = sign_in(&app, API_KEY).await.status();
+
+    assert_eq!(
+        statuses,
+        vec![401, 401, 401, 429],
+        "the burst of 3, then 429"
+    );
+    let limited = limited.unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(
+        limited.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(
+        blocked_good_key, 429,
+        "while blocked even the right key is refused, so a guess that hits is not told apart"
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "clairon_auth_failures_total{answer=\"401\",credential=\"admin_login\"}"
+        )
+        .await,
+        3.0
+    );
+    assert!(
+        metric(
+            &app,
+            "clairon_auth_failures_total{answer=\"429\",credential=\"admin_login\"}"
+        )
+        .await
+            >= 2.0,
+        "the refusal and the blocked sign-in are counted"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_revoked_keys_from_one_address_are_answered_429_and_other_keys_then_too() {
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.auth_failure_limit_per_min = 1;
+        s.auth_failure_limit_burst = 2;
+    })
+    .await
+    .unwrap();
+    let (id, revoked) = app.create_api_key("old", "read").await;
+    app.revoke_api_key(id).await;
+    for _ in 0..20 {
+        assert_eq!(
+            app.get("/api/v1/deliveries").await.status,
+            200,
+            "good keys are never slowed"
+        );
+    }
+    let without_key = app
+        .call_with_key(None, Method::GET, "/api/v1/deliveries", None)
+        .await;
+
+    let revoked_answer = app
+        .call_with_key(Some(&revoked), Method::GET, "/api/v1/deliveries", None)
+        .await;
+    let unknown = app
+        .call_with_key(Some("clr_guess"), Method::GET, "/api/v1/deliveries", None)
+        .await;
+    let over = app
+        .call_with_key(Some("clr_guess2"), Method::GET, "/api/v1/deliveries", None)
+        .await;
+    let good_meanwhile = app.get("/api/v1/deliveries").await;
+
+    assert_eq!(without_key.status, 401, "no key is no guess: not counted");
+    assert_eq!(revoked_answer.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(over.status, 429, "{}", over.json);
+    assert_eq!(over.content_type, "application/problem+json");
+    assert_eq!(
+        good_meanwhile.status, 429,
+        "the address is blocked for a while"
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "clairon_auth_failures_total{answer=\"401\",credential=\"api_key\"}"
+        )
+        .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn every_admin_key_signs_in_to_the_dashboard_and_other_keys_do_not() {
+    let app = spawn_app().await;
+    let (_, cli_admin) = app.create_api_key("ops", "admin").await;
+    let (_, read) = app.create_api_key("reader", "read").await;
+    let (_, send) = app.create_api_key("producer", "send").await;
+    let (revoked_id, revoked) = app.create_api_key("gone", "admin").await;
+    app.revoke_api_key(revoked_id).await;
+    let first_start = spawn_app_configured(Options::default(), |s| s.api_keys = String::new())
+        .await
+        .unwrap();
+    let generated = first_start
+        .generated_api_key
+        .clone()
+        .expect("a key is generated when none is configured");
+
+    let configured = sign_in(&app, API_KEY).await.status();
+    let created = sign_in(&app, &cli_admin).await.status();
+    let at_first_start = sign_in(&first_start, &generated).await.status();
+    let by_bearer = app
+        .client
+        .get(format!("{}/admin?lang=en", app.address))
+        .bearer_auth(&cli_admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(configured, 303, "a CLAIRON_API_KEYS key");
+    assert_eq!(
+        created, 303,
+        "a key made with clairon api-keys create --scope admin"
+    );
+    assert_eq!(at_first_start, 303, "the key printed at first start");
+    assert!(
+        by_bearer.contains("Dead letters") && !by_bearer.contains("Operator sign-in"),
+        "an admin key in Authorization opens the dashboard"
+    );
+    for (what, key) in [("read", read), ("send", send), ("revoked admin", revoked)] {
+        assert_eq!(sign_in(&app, &key).await.status(), 401, "a {what} key");
+    }
+}
+
+#[tokio::test]
+async fn a_token_secret_shorter_than_32_bytes_stops_the_start_with_a_message_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = clairon_bootstrap::Settings {
+        database_url: format!("sqlite://{}", dir.path().join("c.db").display()),
+        bind: "127.0.0.1:0".into(),
+        token_secret: "x".into(),
+        ..clairon_bootstrap::Settings::default()
+    };
+
+    let refused = clairon_bootstrap::Application::build(settings).await;
+
+    let message = format!("{:#}", refused.err().expect("the start is refused"));
+    assert!(
+        message.contains("CLAIRON_TOKEN_SECRET") && message.contains("at least 32 bytes"),
+        "{message}"
     );
 }

@@ -9,6 +9,7 @@ mod notifications;
 mod operations;
 mod personal_data;
 mod recipients;
+mod token_generations;
 
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
@@ -17,6 +18,7 @@ pub use notifications::DieselNotificationRepository;
 pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};
 pub use personal_data::DieselPersonalDataStore;
 pub use recipients::DieselRecipientRepository;
+pub use token_generations::DieselTokenGenerations;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's
 /// 65,535 bind parameters, even for the widest row (14 columns).

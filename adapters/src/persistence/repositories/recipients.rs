@@ -64,8 +64,13 @@ fn upsert_rows(
                 };
                 return Ok(Upserted::Updated);
             }
+            // A new row draws its own token generation: tokens of an earlier recipient with this
+            // id (erased since) carry another one and stay refused.
             diesel::insert_into(recipients::table)
-                .values(row)
+                .values((
+                    row,
+                    recipients::token_generation.eq(super::token_generations::fresh_generation()),
+                ))
                 .execute(conn)?;
             Ok(Upserted::Created)
         })
