@@ -547,6 +547,9 @@ fn millis(ms: Option<u64>) -> String {
     params(("lang" = Option<String>, Query, description = "`fr` or `en` (default: `Accept-Language`).")),
     responses(
         (status = 200, description = "The dashboard (a session or an admin key), else its sign-in form; French or English.", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many refused keys from this client address (an unknown key in `Authorization` counts): refused until `Retry-After` (seconds).", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a key is looked at again."))),
+        (status = 503, description = "The database does not answer.", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn dashboard(

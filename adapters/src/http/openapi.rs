@@ -144,7 +144,8 @@ impl Modify for SecuritySchemes {
 
 /// Adds the error answers every route shares, as problem+json, where the route does not
 /// document them itself: 400 (a malformed parameter or body), 401 (secured routes), 403 (routes
-/// behind an API-key scope), 429 (rate-limited routes: API keys and recipient tokens), 413 and
+/// behind an API-key scope), 429 (rate-limited routes: API keys, recipient tokens, dashboard
+/// sessions — a refused credential counts against the client address), 413 and
 /// 415 (routes with a body), 503 (the database is down; secured routes).
 pub struct CommonErrors;
 
@@ -177,10 +178,12 @@ fn add_common_errors(operation: &mut Operation) {
         .collect();
     let secured = !schemes.is_empty();
     let scoped = schemes.iter().any(|s| s == API_KEY_SCHEME);
+    // The dashboard's session routes take an admin key in `Authorization` too, and a refused
+    // one counts against the client address like any other.
     let rate_limited = scoped
         || schemes
             .iter()
-            .any(|s| s.starts_with(RECIPIENT_TOKEN_SCHEME));
+            .any(|s| s.starts_with(RECIPIENT_TOKEN_SCHEME) || s == ADMIN_SESSION_SCHEME);
     let has_body = operation.request_body.is_some();
     let mut common = vec![(
         "400",
@@ -205,7 +208,7 @@ fn add_common_errors(operation: &mut Operation) {
     if rate_limited {
         common.push((
             "429",
-            "Over the rate limit of this API key or recipient token; `Retry-After` says when to retry (s).",
+            "Over the rate limit of this API key or recipient token, or too many refused credentials from this client address; `Retry-After` says when to retry (s).",
         ));
     }
     if secured {
