@@ -403,7 +403,10 @@ async fn accepts_key(
     let Some(keys) = req.app_data::<web::Data<ApiKeys>>() else {
         return Ok(false);
     };
-    admit_credential(req, credential)?;
+    // A key that proved itself before is not a guess: a blocked address's operators still sign in.
+    if !keys.proven(key) {
+        admit_credential(req, credential)?;
+    }
     match keys.authenticate(key).await? {
         Some(principal) => Ok(principal.scope == ApiScope::Admin),
         None => match refuse_credential(req, credential) {

@@ -66,6 +66,12 @@ type LookupCache = HashMap<Digest32, (Instant, Option<ApiPrincipal>)>;
 /// Most lookups kept in the cache; beyond, it is emptied (unknown keys must not grow it forever).
 const CACHE_CAPACITY: usize = 10_000;
 
+/// How long a key that authenticated once is remembered as proven (24 h): while its client
+/// address is blocked for refused credentials, a proven key is still looked up and accepted, so
+/// a guesser (or a stale key in a cron job) behind the same address cannot lock the real
+/// clients out, and a guess is never looked up at all.
+const PROVEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The accepted API keys: the configured ones (admin, in memory, as SHA-256 hashes) and, with a
 /// [`ApiKeyDirectory`], the database's.
 #[derive(Clone, Default)]
@@ -74,6 +80,8 @@ pub struct ApiKeys {
     directory: Option<Arc<dyn ApiKeyDirectory>>,
     cache: Arc<Mutex<LookupCache>>,
     cache_ttl: Duration,
+    /// Digests of directory keys that authenticated, with when they last did.
+    proven: Arc<Mutex<HashMap<Digest32, Instant>>>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -145,6 +153,31 @@ impl ApiKeys {
         self.configured.is_empty()
     }
 
+    /// Whether `key` has proven itself: a configured key, or a directory key that authenticated
+    /// in this process within the last 24 h. It says nothing of whether the key is still valid
+    /// (revocation): [`ApiKeys::authenticate`] decides that.
+    pub fn proven(&self, key: &str) -> bool {
+        let digest: Digest32 = Sha256::digest(key.as_bytes()).into();
+        if self.configured.contains(&digest) {
+            return true;
+        }
+        let proven = self.proven.lock().unwrap_or_else(|e| e.into_inner());
+        proven
+            .get(&digest)
+            .is_some_and(|at| at.elapsed() < PROVEN_TTL)
+    }
+
+    fn remember_proven(&self, digest: Digest32) {
+        let mut proven = self.proven.lock().unwrap_or_else(|e| e.into_inner());
+        if proven.len() >= CACHE_CAPACITY && !proven.contains_key(&digest) {
+            proven.retain(|_, at| at.elapsed() < PROVEN_TTL);
+            if proven.len() >= CACHE_CAPACITY {
+                proven.clear();
+            }
+        }
+        proven.insert(digest, Instant::now());
+    }
+
     /// Who `key` is, if it is accepted.
     ///
     /// # Errors
@@ -162,6 +195,9 @@ impl ApiKeys {
         };
         if let Some((at, cached)) = self.cache.lock().map_err(poisoned)?.get(&digest) {
             if at.elapsed() < self.cache_ttl {
+                if cached.is_some() {
+                    self.remember_proven(digest);
+                }
                 return Ok(*cached);
             }
         }
@@ -179,6 +215,9 @@ impl ApiKeys {
                 cache.clear();
             }
             cache.insert(digest, (Instant::now(), found));
+        }
+        if found.is_some() {
+            self.remember_proven(digest);
         }
         Ok(found)
     }
@@ -202,7 +241,9 @@ pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
 /// then with 429 problem+json (and `Retry-After`) when the key is over its rate limit; else
 /// leaves the [`ApiPrincipal`] in the request's extensions. An unknown or revoked key counts
 /// against the client address's failure bucket (`rate_limit::refuse_credential`), and an
-/// address whose bucket is empty is answered 429 before its key is even looked up.
+/// address whose bucket is empty is answered 429 before its key is even looked up — unless the
+/// key has proven itself ([`ApiKeys::proven`]): a blocked address's known clients go on working,
+/// while a guess from it is never looked up.
 ///
 /// # Errors
 /// [`ApiError::Unauthorized`] when the key is missing, unknown or revoked;
@@ -219,7 +260,9 @@ pub async fn require_api_key(
     let presented = bearer(req.request())
         .map(ToOwned::to_owned)
         .ok_or(ApiError::Unauthorized)?;
-    admit_credential(req.request(), Credential::ApiKey)?;
+    if !keys.proven(&presented) {
+        admit_credential(req.request(), Credential::ApiKey)?;
+    }
     let Some(principal) = keys.authenticate(&presented).await? else {
         return Err(refuse_credential(req.request(), Credential::ApiKey).into());
     };

@@ -511,6 +511,7 @@ async fn failed_sign_ins_from_one_address_are_answered_429_with_retry_after_and_
             break;
         }
     }
+    let blocked_guess = sign_in(&app, "guess-while-blocked").await.status();
     let blocked_good_key = sign_in(&app, API_KEY).await.status();
 
     assert_eq!(
@@ -530,8 +531,12 @@ async fn failed_sign_ins_from_one_address_are_answered_429_with_retry_after_and_
         "application/problem+json"
     );
     assert_eq!(
-        blocked_good_key, 429,
-        "while blocked even the right key is refused, so a guess that hits is not told apart"
+        blocked_guess, 429,
+        "while blocked, a guess is refused unseen"
+    );
+    assert_eq!(
+        blocked_good_key, 303,
+        "the operator's own key is not locked out by a guesser on the same address"
     );
     assert_eq!(
         metric(
@@ -553,7 +558,7 @@ async fn failed_sign_ins_from_one_address_are_answered_429_with_retry_after_and_
 }
 
 #[tokio::test]
-async fn unknown_and_revoked_keys_from_one_address_are_answered_429_and_other_keys_then_too() {
+async fn unknown_and_revoked_keys_from_one_address_are_answered_429_while_its_proven_keys_go_on() {
     let app = spawn_app_configured(Options::default(), |s| {
         s.auth_failure_limit_per_min = 1;
         s.auth_failure_limit_burst = 2;
@@ -562,6 +567,11 @@ async fn unknown_and_revoked_keys_from_one_address_are_answered_429_and_other_ke
     .unwrap();
     let (id, revoked) = app.create_api_key("old", "read").await;
     app.revoke_api_key(id).await;
+    let (_, proven) = app.create_api_key("backend", "read").await;
+    let (_, never_used) = app.create_api_key("spare", "read").await;
+    let proven_before = app
+        .call_with_key(Some(&proven), Method::GET, "/api/v1/deliveries", None)
+        .await;
     for _ in 0..20 {
         assert_eq!(
             app.get("/api/v1/deliveries").await.status,
@@ -582,16 +592,38 @@ async fn unknown_and_revoked_keys_from_one_address_are_answered_429_and_other_ke
     let over = app
         .call_with_key(Some("clr_guess2"), Method::GET, "/api/v1/deliveries", None)
         .await;
-    let good_meanwhile = app.get("/api/v1/deliveries").await;
+    let guess_while_blocked = app
+        .call_with_key(Some("clr_guess3"), Method::GET, "/api/v1/deliveries", None)
+        .await;
+    let configured_meanwhile = app.get("/api/v1/deliveries").await;
+    let proven_meanwhile = app
+        .call_with_key(Some(&proven), Method::GET, "/api/v1/deliveries", None)
+        .await;
+    let unproven_meanwhile = app
+        .call_with_key(Some(&never_used), Method::GET, "/api/v1/deliveries", None)
+        .await;
 
+    assert_eq!(proven_before.status, 200);
     assert_eq!(without_key.status, 401, "no key is no guess: not counted");
     assert_eq!(revoked_answer.status, 401);
     assert_eq!(unknown.status, 401);
     assert_eq!(over.status, 429, "{}", over.json);
     assert_eq!(over.content_type, "application/problem+json");
     assert_eq!(
-        good_meanwhile.status, 429,
-        "the address is blocked for a while"
+        guess_while_blocked.status, 429,
+        "the address is blocked for a while: a guess is not even looked up"
+    );
+    assert_eq!(
+        unproven_meanwhile.status, 429,
+        "a key never seen from here is indistinguishable from a guess while blocked"
+    );
+    assert_eq!(
+        configured_meanwhile.status, 200,
+        "a configured key is never locked out by a guesser on the same address"
+    );
+    assert_eq!(
+        proven_meanwhile.status, 200,
+        "a key that authenticated before goes on working while its address is blocked"
     );
     assert_eq!(
         metric(
