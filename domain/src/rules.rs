@@ -210,9 +210,6 @@ fn describe_change(change: &PlanningChange, zone: TimeZone, locale: Locale) -> V
     json!({ "field": change.field(), "from": from, "to": to })
 }
 
-/// The event types [`planning_notices`] writes start with this.
-const PLANNING_EVENT_PREFIX: &str = "planning.";
-
 /// The other recipients a notification names: for a planning notification, the artists its
 /// context lists (`artists[].id`, written by [`planning_notices`] — a coordinator's summary and
 /// every artist's notice name all the planning's artists), its own recipient left out. Other
@@ -221,11 +218,7 @@ const PLANNING_EVENT_PREFIX: &str = "planning.";
 /// Recorded when the notification is written, so that erasing a recipient (GDPR article 17)
 /// finds exactly the notifications of others that name them ([`redact_mention`]).
 pub fn mentioned_recipients(notification: &Notification) -> Vec<RecipientId> {
-    if !notification
-        .event_type
-        .as_str()
-        .starts_with(PLANNING_EVENT_PREFIX)
-    {
+    if !notification.event_type.is_planning() {
         return Vec::new();
     }
     let mut named: Vec<RecipientId> = Vec::new();
