@@ -718,9 +718,13 @@ mod tests {
         let mut assigned = event(PlanningEventKind::Assigned);
         assigned.artist_ids = artists.iter().map(|r| r.id.clone()).collect();
         let mut recipients = MockRecipientRepository::new();
-        recipients
-            .expect_get_many()
-            .returning(move |_| Ok(artists.iter().cloned().chain([recipient("coord-1")]).collect()));
+        recipients.expect_get_many().returning(move |_| {
+            Ok(artists
+                .iter()
+                .cloned()
+                .chain([recipient("coord-1")])
+                .collect())
+        });
         let recipients = Arc::new(recipients);
         let mut notifications = MockNotificationRepository::new();
         notifications.expect_insert_batch().never();
@@ -743,7 +747,10 @@ mod tests {
         let result = listener.handle(&DomainEvent::Planning(assigned)).await;
 
         assert!(
-            matches!(result, Err(PublishError::TooLarge(ContentTooLarge::Fanout { .. }))),
+            matches!(
+                result,
+                Err(PublishError::TooLarge(ContentTooLarge::Fanout { .. }))
+            ),
             "refused as too large, nothing rendered nor written: {result:?}"
         );
     }

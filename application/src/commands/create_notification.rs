@@ -799,7 +799,10 @@ mod tests {
         assert!(
             matches!(
                 err,
-                CreateNotificationError::TooLarge(ContentTooLarge::Metadata { bytes: 1_011, max: 1_000 })
+                CreateNotificationError::TooLarge(ContentTooLarge::Metadata {
+                    bytes: 1_011,
+                    max: 1_000
+                })
             ),
             "the metadata's compact JSON size is reported against the bound: {err:?}"
         );

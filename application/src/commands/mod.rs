@@ -15,7 +15,9 @@ pub use create_notification::{
     CreateNotificationError, CreateNotificationHandler, CreatedNotification, DeliveryPlan,
     NotificationDraft, ReminderDraft,
 };
-pub use erase_recipient::{EraseRecipient, EraseRecipientError, EraseRecipientHandler};
+pub use erase_recipient::{
+    ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
+};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };
