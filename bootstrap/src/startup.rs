@@ -27,9 +27,10 @@ use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
-    ChannelPolicy, CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetentionPolicy,
-    RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler, UpsertRecipientsHandler,
+    ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
+    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
+    RetentionPolicy, RetryDeliveryHandler, RunJobHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
@@ -243,14 +244,17 @@ impl Components {
             telegram_bot: telegram.is_some(),
         };
 
-        let create = Arc::new(CreateNotificationHandler::new(
-            recipients.clone(),
-            notifications.clone(),
-            ids.clone(),
-            clock.clone(),
-            waker.clone(),
-            policy,
-        ));
+        let create = Arc::new(
+            CreateNotificationHandler::new(
+                recipients.clone(),
+                notifications.clone(),
+                ids.clone(),
+                clock.clone(),
+                waker.clone(),
+                policy,
+            )
+            .with_limits(settings.content_limits()),
+        );
         let bus = Arc::new(EventBus::new());
         bus.subscribe(Arc::new(
             PlanningListener::new(
@@ -297,6 +301,7 @@ impl Components {
             Arc::new(DieselOperationsStats::new(database.clone()));
         let dispatcher_state = DispatcherState::default();
         let personal_data = Arc::new(DieselPersonalDataStore::new(database.clone()));
+        let redactor = Arc::new(ContextRedactor::new(templates.clone(), locale));
         let handlers = Arc::new(Handlers {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
@@ -355,7 +360,9 @@ impl Components {
                 personal_data.clone(),
                 clock.clone(),
             )),
-            erase_recipient: Arc::new(EraseRecipientHandler::new(personal_data, clock.clone())),
+            erase_recipient: Arc::new(
+                EraseRecipientHandler::new(personal_data, clock.clone()).with_redactor(redactor),
+            ),
         });
         let observability = Observability {
             metrics,
