@@ -151,6 +151,22 @@ impl std::fmt::Debug for Scope {
     }
 }
 
+impl Scope {
+    /// The scope of `request`, a key just [`Begun::Started`].
+    pub fn new(request: IdempotentRequest) -> Arc<Self> {
+        Arc::new(Self {
+            request,
+            answer: Mutex::new(None),
+            answered: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a transaction that committed stored the answer ([`mark_answered`]).
+    pub fn answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
+    }
+}
+
 tokio::task_local! {
     static SCOPE: Arc<Scope>;
 }
@@ -354,11 +370,7 @@ pub async fn idempotent(
         }
         Begun::Started => {
             req.set_payload(Payload::from(body));
-            let served = Arc::new(Scope {
-                request: request.clone(),
-                answer: Mutex::new(None),
-                answered: AtomicBool::new(false),
-            });
+            let served = Scope::new(request.clone());
             let response = match scope(served.clone(), next.call(req)).await {
                 Ok(response) => response,
                 Err(e) => {
@@ -385,7 +397,7 @@ pub async fn idempotent(
                     .map(str::to_owned),
                 body: String::from_utf8_lossy(&bytes).into_owned(),
             };
-            if served.answered.load(Ordering::Acquire) {
+            if served.answered() {
                 tracing::debug!("the idempotent answer was stored with the work");
             } else if let Err(e) = store.complete(&request, &stored).await {
                 // The work is done and committed: answer it. A retry gets 409, then (once the
