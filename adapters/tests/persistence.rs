@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use clairon_adapters::http::idempotency::{
-    Begun, IdempotencyStore, IdempotentRequest, StoredResponse,
+    self, Begun, IdempotencyStore, IdempotentRequest, StoredResponse,
 };
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
@@ -1365,6 +1365,11 @@ async fn a_recipient_created_again_after_an_erasure_draws_a_new_generation(#[cas
                 actor: "env".into(),
                 at: at(0),
             },
+            std::sync::Arc::new(
+                clairon_application::commands::ContextRedactor::without_templates(
+                    clairon_domain::Locale::Fr,
+                ),
+            ),
         )
         .await
         .unwrap();
@@ -1731,6 +1736,93 @@ async fn a_released_key_may_be_started_again(#[case] engine: Engine) {
     assert_eq!(
         store.begin(&request, at(1), ttl).await.unwrap(),
         Begun::Started
+    );
+}
+
+/// Writes `batch` as the request under `request` whose route answers with the number of
+/// notifications written; returns whether the scope says the answer went with the work.
+async fn write_as_idempotent_request(
+    t: &TestDb,
+    request: &IdempotentRequest,
+    batch: Vec<NewNotification>,
+) -> (Result<(), RepositoryError>, bool) {
+    let scope = idempotency::Scope::new(request.clone());
+    let notifications = t.notifications();
+    let written = idempotency::scope(scope.clone(), async move {
+        idempotency::answer_with(|written| StoredResponse {
+            status: 202,
+            content_type: Some("application/json".into()),
+            body: format!(r#"{{"written":{}}}"#, written.len()),
+        });
+        notifications.insert_batch(&batch).await
+    })
+    .await;
+    (written, scope.answered())
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_answer_is_stored_in_the_transaction_that_writes_the_notifications(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let store = DieselIdempotencyStore::new(t.db.clone());
+    let ttl = chrono::TimeDelta::hours(24);
+    let request = idempotent("with-the-work", "f1");
+    assert_eq!(
+        store.begin(&request, at(0), ttl).await.unwrap(),
+        Begun::Started
+    );
+    let batch = vec![
+        with_deliveries(notification(1, "artist-1", None, at(0)), &[Channel::InApp]),
+        with_deliveries(notification(2, "artist-1", None, at(0)), &[Channel::InApp]),
+    ];
+
+    let (written, answered) = write_as_idempotent_request(&t, &request, batch).await;
+
+    written.expect("the notifications are written");
+    assert!(answered, "the scope knows the answer went with the work");
+    assert_eq!(
+        store.begin(&request, at(1), ttl).await.unwrap(),
+        Begun::Completed(StoredResponse {
+            status: 202,
+            content_type: Some("application/json".into()),
+            body: r#"{"written":2}"#.into(),
+        }),
+        "a retry replays the answer, though the middleware never stored it (it could have died)"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_stores_no_idempotent_answer(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    let store = DieselIdempotencyStore::new(t.db.clone());
+    let ttl = chrono::TimeDelta::hours(24);
+    let request = idempotent("refused", "f1");
+    assert_eq!(
+        store.begin(&request, at(0), ttl).await.unwrap(),
+        Begun::Started
+    );
+    // Nobody is registered: the foreign key refuses the notification.
+    let batch = vec![with_deliveries(
+        notification(1, "ghost-1", None, at(0)),
+        &[Channel::InApp],
+    )];
+
+    let (written, answered) = write_as_idempotent_request(&t, &request, batch).await;
+
+    assert!(written.is_err(), "the write is refused");
+    assert!(!answered, "so no answer went with it");
+    assert_eq!(
+        store.begin(&request, at(1), ttl).await.unwrap(),
+        Begun::InProgress,
+        "the record waits for the middleware's answer (or its release)"
     );
 }
 

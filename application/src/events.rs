@@ -30,8 +30,8 @@ use clairon_domain::{
 use serde_json::Value;
 
 use crate::commands::{
-    CreateNotificationError, CreateNotificationHandler, CreatedNotification, NotificationDraft,
-    ReminderDraft,
+    ContentTooLarge, CreateNotificationError, CreateNotificationHandler, CreatedNotification,
+    NotificationDraft, ReminderDraft,
 };
 use crate::ports::{Clock, RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
 
@@ -77,6 +77,11 @@ pub enum PublishError {
     /// Too many notifications for one event.
     #[error("{0}")]
     TooMany(String),
+    /// The event's notifications would hold more content than one request may write
+    /// ([`crate::commands::ContentLimits`]): every notice lists every artist, so it grows as
+    /// the square of the artists named.
+    #[error(transparent)]
+    TooLarge(#[from] ContentTooLarge),
     /// The database failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -88,6 +93,7 @@ impl From<CreateNotificationError> for PublishError {
             CreateNotificationError::UnknownRecipients(ids) => Self::UnknownRecipients(ids),
             CreateNotificationError::Duplicate(what) => Self::Duplicate(what),
             CreateNotificationError::TooMany { .. } => Self::TooMany(error.to_string()),
+            CreateNotificationError::TooLarge(too_large) => Self::TooLarge(too_large),
             CreateNotificationError::Repository(e) => Self::Repository(e),
         }
     }
@@ -254,6 +260,40 @@ impl PlanningListener {
         Ok((drafts, keep))
     }
 
+    /// Refuses, before any notice is built, an event whose notices would be over the fan-out
+    /// bound: each one lists every artist, so their list alone, times the notifications to
+    /// write (reminders included), is a lower bound of what the event writes.
+    fn check_size(
+        &self,
+        event: &PlanningEvent,
+        directory: &HashMap<RecipientId, Recipient>,
+    ) -> Result<(), ContentTooLarge> {
+        // `{"id":"…","name":"…"},` around each artist's id and name.
+        const ENTRY_OVERHEAD: usize = 20;
+        let listed: usize = event
+            .artist_ids
+            .iter()
+            .map(|id| {
+                id.as_str().len()
+                    + directory.get(id).map_or(0, |r| r.name.as_str().len())
+                    + ENTRY_OVERHEAD
+            })
+            .sum();
+        let coordinators = event
+            .coordinator_ids
+            .iter()
+            .filter(|id| !event.artist_ids.contains(id))
+            .count();
+        let reminders = match (&self.reminders, event.kind) {
+            (Some(_), PlanningEventKind::Assigned | PlanningEventKind::Modified) => {
+                event.artist_ids.len()
+            }
+            _ => 0,
+        };
+        let told = event.artist_ids.len() + coordinators + reminders;
+        self.create.limits().check_fanout(told, listed)
+    }
+
     fn priority(kind: PlanningEventKind) -> Priority {
         match kind {
             PlanningEventKind::Cancelled | PlanningEventKind::Modified => Priority::High,
@@ -286,6 +326,7 @@ impl EventListener for PlanningListener {
             unknown.sort();
             return Err(PublishError::UnknownRecipients(unknown));
         }
+        self.check_size(event, &directory)?;
         let source = SourceEventId::parse(event.event_id.as_str())?;
         let mut drafts = Vec::new();
         for notice in planning_notices(event, &directory, self.default_locale) {
@@ -661,6 +702,57 @@ mod tests {
                 .unwrap();
             assert_eq!(delivery.status, clairon_domain::DeliveryStatus::Pending);
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_notices_would_list_too_many_artists_is_refused_before_rendering() {
+        // 1,000 artists with 200-character names: each of the 1,000 notices (and as many
+        // reminders) would list them all, some 460 MB in all.
+        let artists: Vec<Recipient> = (1..=1_000)
+            .map(|i| {
+                let mut r = recipient(&format!("artist-{i}"));
+                r.name = clairon_domain::DisplayName::parse(&"N".repeat(200)).unwrap();
+                r
+            })
+            .collect();
+        let mut assigned = event(PlanningEventKind::Assigned);
+        assigned.artist_ids = artists.iter().map(|r| r.id.clone()).collect();
+        let mut recipients = MockRecipientRepository::new();
+        recipients.expect_get_many().returning(move |_| {
+            Ok(artists
+                .iter()
+                .cloned()
+                .chain([recipient("coord-1")])
+                .collect())
+        });
+        let recipients = Arc::new(recipients);
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().never();
+        notifications.expect_insert_with_reminders().never();
+        let mut templates = MockTemplateRenderer::new();
+        templates.expect_render_in_app().never();
+        let create = Arc::new(CreateNotificationHandler::new(
+            recipients.clone(),
+            Arc::new(notifications),
+            Arc::new(sequential_ids()),
+            Arc::new(fixed_clock()),
+            Arc::new(MockDeliveryWaker::new()),
+            ChannelPolicy {
+                enabled: ChannelSet::all(),
+                telegram_bot: true,
+            },
+        ));
+        let listener = PlanningListener::new(recipients, Arc::new(templates), create, Locale::Fr);
+
+        let result = listener.handle(&DomainEvent::Planning(assigned)).await;
+
+        assert!(
+            matches!(
+                result,
+                Err(PublishError::TooLarge(ContentTooLarge::Fanout { .. }))
+            ),
+            "refused as too large, nothing rendered nor written: {result:?}"
+        );
     }
 
     #[tokio::test]

@@ -125,6 +125,13 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Deepest nesting of arrays and objects in a JSON body (32 by default); beyond, 400.
     pub max_json_depth: usize,
+    /// Largest `metadata` of one notification, in bytes of compact JSON (16 KiB by default);
+    /// beyond, 422 naming `metadata`.
+    pub max_metadata_bytes: usize,
+    /// Largest content (title, body, action URL and label, metadata) of all the notifications
+    /// one request creates together, J-1 reminders included, in bytes (8 MiB by default);
+    /// beyond, 422 naming the recipients (`recipient_ids`, `artist_ids`).
+    pub max_fanout_bytes: usize,
     /// Timeout of a whole SMTP send (connect, greeting, every reply), in ms (30 s by default):
     /// a silent server fails the attempt as transient instead of holding a worker.
     pub smtp_timeout_ms: u64,
@@ -187,6 +194,8 @@ impl Default for Settings {
             client_ip_header: String::new(),
             max_body_bytes: 256 * 1024,
             max_json_depth: 32,
+            max_metadata_bytes: 16 * 1024,
+            max_fanout_bytes: 8 * 1024 * 1024,
             smtp_timeout_ms: 30_000,
             telegram_timeout_ms: 30_000,
             cors_origins: String::new(),
@@ -385,6 +394,14 @@ impl Settings {
     /// The timeout of a whole Telegram Bot API call.
     pub fn telegram_timeout(&self) -> Duration {
         Duration::from_millis(self.telegram_timeout_ms.max(1))
+    }
+
+    /// The content bounds of one request.
+    pub fn content_limits(&self) -> clairon_application::commands::ContentLimits {
+        clairon_application::commands::ContentLimits {
+            max_metadata_bytes: self.max_metadata_bytes.max(2),
+            max_fanout_bytes: self.max_fanout_bytes.max(1),
+        }
     }
 
     /// The dispatcher's poll interval.

@@ -28,10 +28,10 @@ use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
-    ChannelPolicy, CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetentionPolicy,
-    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
+    ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
+    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
+    RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
+    SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
@@ -250,14 +250,17 @@ impl Components {
             telegram_bot: telegram.is_some(),
         };
 
-        let create = Arc::new(CreateNotificationHandler::new(
-            recipients.clone(),
-            notifications.clone(),
-            ids.clone(),
-            clock.clone(),
-            waker.clone(),
-            policy,
-        ));
+        let create = Arc::new(
+            CreateNotificationHandler::new(
+                recipients.clone(),
+                notifications.clone(),
+                ids.clone(),
+                clock.clone(),
+                waker.clone(),
+                policy,
+            )
+            .with_limits(settings.content_limits()),
+        );
         let bus = Arc::new(EventBus::new());
         bus.subscribe(Arc::new(
             PlanningListener::new(
@@ -309,6 +312,7 @@ impl Components {
         // Every revocation this process hears (its own, and others' through LISTEN/NOTIFY)
         // empties the token check's cache for that recipient at once.
         hub.set_revocation_listener(tokens.revocation_listener());
+        let redactor = Arc::new(ContextRedactor::new(templates.clone(), locale));
         let handlers = Arc::new(Handlers {
             upsert_recipients: Arc::new(UpsertRecipientsHandler::new(recipients.clone())),
             recipients: recipients.clone(),
@@ -369,7 +373,8 @@ impl Components {
             )),
             erase_recipient: Arc::new(
                 EraseRecipientHandler::new(personal_data, clock.clone())
-                    .with_realtime(realtime.clone()),
+                    .with_realtime(realtime.clone())
+                    .with_redactor(redactor),
             ),
             revoke_tokens: Arc::new(RevokeRecipientTokensHandler::new(
                 token_generations,

@@ -30,14 +30,22 @@ impl ValidationError {
     }
 }
 
-/// Checks that a trimmed string is non-empty and at most `max` characters (Unicode scalar values).
+/// Why a text holding U+0000 is refused, for every field that refuses it.
+pub const NUL_REFUSED: &str = "must not contain the NUL character (U+0000): it cannot be stored";
+
+/// Checks that a trimmed string is non-empty, holds no NUL character and is at most `max`
+/// characters (Unicode scalar values).
 ///
 /// # Errors
-/// [`ValidationError`] naming `field` when the value is blank or too long.
+/// [`ValidationError`] naming `field` when the value is blank, holds U+0000 (PostgreSQL `text`
+/// cannot store it, so one engine would refuse what the other keeps), or is too long.
 pub(crate) fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(ValidationError::new(field, "must not be blank"));
+    }
+    if trimmed.contains('\0') {
+        return Err(ValidationError::new(field, NUL_REFUSED));
     }
     if trimmed.chars().count() > max {
         return Err(ValidationError::new(
@@ -46,4 +54,21 @@ pub(crate) fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String,
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_holding_a_nul_character_is_refused_naming_its_field() {
+        let refused = bounded_text("title", "Salle\0B", 200).unwrap_err();
+        assert_eq!(refused.field, "title", "the field is named");
+        assert!(refused.message.contains("NUL"), "{}", refused.message);
+        assert_eq!(
+            bounded_text("title", " Salle B ", 200).unwrap(),
+            "Salle B",
+            "other texts are trimmed and kept"
+        );
+    }
 }

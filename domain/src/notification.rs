@@ -287,6 +287,12 @@ impl EventType {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether it is one of the planning event types (`planning.assigned`, …), whose metadata
+    /// is the template context Clairon writes rather than the producer's data.
+    pub fn is_planning(&self) -> bool {
+        self.0.starts_with("planning.")
+    }
 }
 
 opaque_id!(

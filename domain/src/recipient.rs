@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::channel::Channel;
 use crate::error::{bounded_text, ValidationError};
 
-/// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`.
+/// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`,
+/// other than `.` and `..`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RecipientId(String);
@@ -23,11 +24,16 @@ impl RecipientId {
     /// Parses a recipient id.
     ///
     /// # Errors
-    /// [`ValidationError`] on field `id` when empty, longer than 128 characters, or holding
-    /// another character than ASCII letters, digits and `_ - . : @`.
+    /// [`ValidationError`] on field `id` when empty, longer than 128 characters, holding
+    /// another character than ASCII letters, digits and `_ - . : @`, or when it is `.` or `..`:
+    /// those are dot-segments (RFC 3986 §5.2.4), which HTTP clients remove from a URL path, so
+    /// a recipient with such an id could never be read, exported or erased.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err(ValidationError::new("id", "must be 1 to 128 characters"));
+        }
+        if is_dot_segment(raw) {
+            return Err(ValidationError::new("id", DOT_SEGMENT_REFUSED));
         }
         if !raw
             .chars()
@@ -46,6 +52,15 @@ impl RecipientId {
         &self.0
     }
 }
+
+/// Whether `raw` is `.` or `..`, the path segments URL resolution removes (RFC 3986 §5.2.4).
+pub fn is_dot_segment(raw: &str) -> bool {
+    raw == "." || raw == ".."
+}
+
+/// Why an id that is `.` or `..` is refused.
+pub const DOT_SEGMENT_REFUSED: &str =
+    "must not be \".\" or \"..\": URLs drop those path segments (RFC 3986 section 5.2.4)";
 
 impl fmt::Display for RecipientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -367,8 +382,19 @@ mod tests {
     #[case("", false)]
     #[case("has space", false)]
     #[case("slash/ed", false)]
+    #[case(".", false)]
+    #[case("..", false)]
+    #[case("...", true)]
+    #[case(".hidden", true)]
     fn recipient_ids_accept_host_style_ids_only(#[case] raw: &str, #[case] ok: bool) {
         assert_eq!(RecipientId::parse(raw).is_ok(), ok, "{raw:?}");
+    }
+
+    #[test]
+    fn a_dot_segment_is_refused_as_an_id_saying_why() {
+        let refused = RecipientId::parse("..").unwrap_err();
+        assert_eq!(refused.field, "id", "the field is named");
+        assert!(refused.message.contains("RFC 3986"), "{}", refused.message);
     }
 
     #[rstest]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::formatting::{format_date, format_datetime, format_range, format_time};
-use crate::notification::{EventType, Metadata, NotificationKind};
+use crate::notification::{EventType, Metadata, Notification, NotificationKind};
 use crate::planning::{Contact, Location, PlanningChange, PlanningEvent, PlanningEventKind};
 use crate::recipient::{Locale, Recipient, RecipientId, TimeZone};
 
@@ -210,6 +210,58 @@ fn describe_change(change: &PlanningChange, zone: TimeZone, locale: Locale) -> V
     json!({ "field": change.field(), "from": from, "to": to })
 }
 
+/// The other recipients a notification names: for a planning notification, the artists its
+/// context lists (`artists[].id`, written by [`planning_notices`] — a coordinator's summary and
+/// every artist's notice name all the planning's artists), its own recipient left out. Other
+/// notifications name nobody Clairon knows of: their metadata is the producer's, opaque.
+///
+/// Recorded when the notification is written, so that erasing a recipient (GDPR article 17)
+/// finds exactly the notifications of others that name them ([`redact_mention`]).
+pub fn mentioned_recipients(notification: &Notification) -> Vec<RecipientId> {
+    if !notification.event_type.is_planning() {
+        return Vec::new();
+    }
+    let mut named: Vec<RecipientId> = Vec::new();
+    let listed = notification
+        .metadata
+        .get("artists")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|artist| artist.get("id").and_then(Value::as_str))
+        .filter_map(|id| RecipientId::parse(id).ok());
+    for id in listed {
+        if id != notification.recipient_id && !named.contains(&id) {
+            named.push(id);
+        }
+    }
+    named
+}
+
+/// The neutral words that stand for an erased person in what others were told, in `locale`.
+pub fn erased_label(locale: Locale) -> &'static str {
+    match locale {
+        Locale::Fr => "[personne effacée]",
+        Locale::En => "[erased person]",
+    }
+}
+
+/// A planning notification's context with `erased` taken out: every artist entry of theirs
+/// becomes `{"name": label}` — no id, no name — so a summary rendered from it still lists as
+/// many artists ("[personne effacée] et Liam O'Brien sont affecté·e·s") but no longer says who.
+/// Everything else is kept.
+pub fn redact_mention(metadata: &Metadata, erased: &RecipientId, label: &str) -> Metadata {
+    let mut redacted = metadata.clone();
+    if let Some(Value::Array(artists)) = redacted.get_mut("artists") {
+        for artist in artists.iter_mut() {
+            if artist.get("id").and_then(Value::as_str) == Some(erased.as_str()) {
+                *artist = json!({ "name": label });
+            }
+        }
+    }
+    redacted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +446,82 @@ mod tests {
                 ("coord-1", Audience::Coordinator)
             ]
         );
+    }
+
+    fn as_notification(notice: &PlanningNotice) -> Notification {
+        Notification {
+            id: crate::notification::NotificationId::parse("n-1").unwrap(),
+            recipient_id: notice.recipient_id.clone(),
+            kind: notice.kind,
+            priority: crate::notification::Priority::Normal,
+            title: crate::notification::Title::parse("t").unwrap(),
+            body: crate::notification::Body::parse("b").unwrap(),
+            action_url: None,
+            action_label: None,
+            metadata: notice.context.clone(),
+            event_type: notice.event_type.clone(),
+            source_event_id: None,
+            created_at: Utc.with_ymd_and_hms(2027, 2, 9, 1, 29, 0).unwrap(),
+            read_at: None,
+        }
+    }
+
+    #[test]
+    fn a_summary_mentions_every_artist_and_an_artists_notice_the_other_artists() {
+        let notices = planning_notices(
+            &event(PlanningEventKind::Assigned, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
+        assert_eq!(
+            mentioned_recipients(&as_notification(&notices[2])),
+            ids(&["artist-1", "artist-2"]),
+            "the coordinator's summary names both artists"
+        );
+        assert_eq!(
+            mentioned_recipients(&as_notification(&notices[0])),
+            ids(&["artist-2"]),
+            "an artist's notice names the other artist, not themselves"
+        );
+    }
+
+    #[test]
+    fn a_custom_notification_mentions_nobody_whatever_its_metadata_says() {
+        let notices = planning_notices(
+            &event(PlanningEventKind::Assigned, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
+        let mut custom = as_notification(&notices[2]);
+        custom.event_type = EventType::parse(EventType::CUSTOM).unwrap();
+        assert_eq!(
+            mentioned_recipients(&custom),
+            Vec::<RecipientId>::new(),
+            "the producer's metadata is opaque"
+        );
+    }
+
+    #[test]
+    fn redacting_a_mention_replaces_the_erased_artist_by_the_label_and_keeps_the_others() {
+        let notices = planning_notices(
+            &event(PlanningEventKind::Assigned, vec![]),
+            &directory(),
+            Locale::Fr,
+        );
+        let erased = RecipientId::parse("artist-1").unwrap();
+        let label = erased_label(Locale::Fr);
+        let redacted = redact_mention(&notices[2].context, &erased, label);
+        assert_eq!(
+            redacted["artists"],
+            json!([{ "name": "[personne effacée]" }, { "id": "artist-2", "name": "Liam O'Brien" }]),
+            "the erased artist's id and name are gone, the other artist stays"
+        );
+        let text = Value::Object(redacted).to_string();
+        assert!(
+            !text.contains("Zoé Tremblay") && !text.contains("artist-1"),
+            "nothing names them any more: {text}"
+        );
+        assert_eq!(erased_label(Locale::En), "[erased person]");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl StringOrInt {
 pub struct RecipientBody {
     /// The recipient's id: required in imports; in `PUT /recipients/{id}` optional and equal to
     /// the path's.
-    #[schema(pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
+    #[schema(pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
     pub id: Option<String>,
     /// Display name (1 to 200 characters, not blank).
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
@@ -191,7 +191,9 @@ impl ImportBody {
 /// `POST /api/v1/notifications` body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NotificationBody {
-    /// Who to notify (1 to 10,000 registered recipient ids).
+    /// Who to notify (1 to 10,000 registered recipient ids). The content (title, body, action
+    /// URL and label, metadata) times the recipients may be at most `CLAIRON_MAX_FANOUT_BYTES`
+    /// (8 MiB by default), else a 422 naming `recipient_ids`.
     #[schema(min_items = 1, max_items = 10_000, value_type = Vec<RecipientIdSchema>)]
     pub recipient_ids: Vec<String>,
     /// Default `info`.
@@ -212,7 +214,8 @@ pub struct NotificationBody {
     /// Call-to-action label (1 to 64 characters); needs `action_url`.
     #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub action_label: Option<String>,
-    /// The producer's data: a JSON object, kept as sent.
+    /// The producer's data: a JSON object, kept as sent; at most `CLAIRON_MAX_METADATA_BYTES`
+    /// (16 KiB by default) as compact JSON, else a 422 naming `metadata`.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// Channels to use (at least one); default every channel that is on.
@@ -593,7 +596,7 @@ impl PlanningEventBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TestBody {
     /// A registered recipient…
-    #[schema(pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
+    #[schema(pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
     pub recipient_id: Option<String>,
     /// …or an email address…
     #[schema(max_length = 254, example = "zoe@example.org")]

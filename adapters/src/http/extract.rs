@@ -1,6 +1,8 @@
 //! Request body extraction with the API's rules: at most 256 KiB (`CLAIRON_MAX_BODY_BYTES`),
-//! nested at most 32 levels deep (`CLAIRON_MAX_JSON_DEPTH`), JSON only, and errors that name the
-//! offending field (`serde_path_to_error` tracks the path while deserialising).
+//! nested at most 32 levels deep (`CLAIRON_MAX_JSON_DEPTH`), JSON only (declared as such: no
+//! `Content-Type` is a 415 too), no NUL character in any string or key (PostgreSQL cannot store
+//! one: refused on both engines alike, naming each place), and errors that name the offending
+//! field (`serde_path_to_error` tracks the path while deserialising).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +11,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, FieldError};
 
 /// Largest accepted body by default, in bytes (256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -74,9 +76,78 @@ pub fn json_depth_exceeds(body: &[u8], max: usize) -> bool {
     false
 }
 
+/// Most places holding a NUL character named in one answer.
+const MAX_NUL_FIELDS: usize = 20;
+
+/// Every string value and object key of `body` holding U+0000, named by its path in
+/// `serde_path_to_error`'s notation (`recipients[3].name`, `metadata.note`; a key by the path it
+/// would have, its NUL written `\u0000`). Empty when there is none, or when `body` is not JSON
+/// (the parser says so next).
+///
+/// JSON can only carry a NUL as the escape `\u0000` (RFC 8259 §7 forbids it raw), so a body
+/// without that escape is not parsed here at all.
+pub fn nul_fields(body: &[u8]) -> Vec<FieldError> {
+    if !body.windows(6).any(|w| w == br"\u0000") {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    walk_for_nul(&value, &mut String::new(), &mut found);
+    found
+}
+
+fn walk_for_nul(value: &serde_json::Value, path: &mut String, found: &mut Vec<FieldError>) {
+    use serde_json::Value;
+    if found.len() >= MAX_NUL_FIELDS {
+        return;
+    }
+    let field = |path: &str| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        Value::String(text) if text.contains('\0') => found.push(FieldError {
+            field: field(path),
+            message: clairon_domain::error::NUL_REFUSED.to_owned(),
+        }),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk_for_nul(item, path, found);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key.replace('\0', r"\u0000"));
+                if key.contains('\0') && found.len() < MAX_NUL_FIELDS {
+                    found.push(FieldError {
+                        field: path.clone(),
+                        message: format!("this key {}", clairon_domain::error::NUL_REFUSED),
+                    });
+                }
+                walk_for_nul(item, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A JSON body of type `T`. Malformed JSON, or JSON nested deeper than
-/// [`BodyLimits::max_depth`], is a 400; JSON of the wrong shape is a 422 naming the field; a body
-/// over [`BodyLimits::max_bytes`] is a 413; a non-JSON content type is a 415.
+/// [`BodyLimits::max_depth`], is a 400; JSON of the wrong shape, or holding a NUL character, is
+/// a 422 naming the field; a body over [`BodyLimits::max_bytes`] is a 413; a request without a
+/// JSON `Content-Type` (`application/json` or `…+json`) is a 415.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -94,7 +165,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_none_or(|ct| {
+            .is_some_and(|ct| {
                 let essence = ct
                     .split(';')
                     .next()
@@ -127,6 +198,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     "body: JSON nested deeper than {} levels",
                     limits.max_depth
                 )));
+            }
+            let nul = nul_fields(&body);
+            if !nul.is_empty() {
+                return Err(ApiError::invalid_fields(nul));
             }
             parse_json(&body).map(JsonBody)
         })
@@ -207,6 +282,22 @@ mod tests {
         assert!(!json_depth_exceeds(br#"{"a":"[[[[[[\"[[["}"#, 1));
         let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
         assert!(json_depth_exceeds(deep.as_bytes(), MAX_JSON_DEPTH));
+    }
+
+    #[test]
+    fn every_string_and_key_holding_a_nul_is_named_by_its_path() {
+        let body = br#"{"recipients":[{"id":"a"},{"id":"b","name":"Eve\u0000"}],
+                        "metadata":{"note":"x\u0000y","k\u0000":1,"ok":"\\u0000"}}"#;
+        let fields: Vec<String> = nul_fields(body).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["metadata.k\\u0000", "metadata.note", "recipients[1].name"],
+            "each value and key holding U+0000, and not an escaped backslash followed by u0000"
+        );
+        assert!(
+            nul_fields(br#"{"title":"Salle B"}"#).is_empty(),
+            "nothing to name without a NUL"
+        );
     }
 
     #[test]

@@ -16,8 +16,21 @@
 //!   `Idempotent-Replayed: true`; a 5xx answer releases the key so the client may retry.
 //!
 //! Requests without the header are untouched.
+//!
+//! **The answer is written with the work.** Storing the answer after the request's transaction
+//! committed could fail (or the process die in between), and a retry would then run the request
+//! a second time once the record counts as abandoned. So the request runs inside a [`scope`]:
+//! a route that writes notifications tells it, before writing, how its answer is built from
+//! them ([`answer_with`]), and the persistence adapter takes a [`Settlement`] from the scope on
+//! the request's task and applies it in the same transaction as the rows: the record becomes
+//! `completed` with its answer, and the recipients the request wrote about are recorded
+//! (`idempotency_subjects`, so that erasing one of them drops the record). The middleware's own
+//! write is then skipped. Routes whose rerun creates nothing new (an import upserts, a planning
+//! event id is unique) only record their subjects and keep the answer written afterwards.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -27,7 +40,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage as _, HttpResponse};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use clairon_application::ports::RepositoryError;
+use clairon_application::ports::{NewNotification, RepositoryError};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -117,6 +130,123 @@ pub trait IdempotencyStore: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the database fails.
     async fn release(&self, request: &IdempotentRequest) -> Result<(), RepositoryError>;
+}
+
+/// How a route's answer is built from the notifications it is about to write.
+pub type AnswerBuilder = Box<dyn FnOnce(&[NewNotification]) -> StoredResponse + Send>;
+
+/// The `Idempotency-Key` request a task is serving, and what its route said of its answer.
+pub struct Scope {
+    request: IdempotentRequest,
+    answer: Mutex<Option<AnswerBuilder>>,
+    answered: AtomicBool,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("key", &self.request.key)
+            .field("answered", &self.answered.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scope {
+    /// The scope of `request`, a key just [`Begun::Started`].
+    pub fn new(request: IdempotentRequest) -> Arc<Self> {
+        Arc::new(Self {
+            request,
+            answer: Mutex::new(None),
+            answered: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a transaction that committed stored the answer ([`mark_answered`]).
+    pub fn answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
+    }
+}
+
+tokio::task_local! {
+    static SCOPE: Arc<Scope>;
+}
+
+/// What the persistence adapter writes about the served request's record, in the transaction
+/// of the request's work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The record.
+    pub request: IdempotentRequest,
+    /// The answer, stored with the work (the record becomes `completed`); `None`: stored by the
+    /// middleware afterwards.
+    pub answer: Option<StoredResponse>,
+    /// Ids of the recipients the request wrote about (`idempotency_subjects`).
+    pub subjects: Vec<String>,
+}
+
+/// Runs `future` (the rest of the request) as the request under `request`'s key.
+pub async fn scope<F: Future>(scope: Arc<Scope>, future: F) -> F::Output {
+    SCOPE.scope(scope, future).await
+}
+
+/// For a route about to write notifications: its answer, built from them, is stored in the same
+/// transaction. Does nothing outside an `Idempotency-Key` request. Call it before the write; the
+/// first write of the request takes it.
+pub fn answer_with(build: impl FnOnce(&[NewNotification]) -> StoredResponse + Send + 'static) {
+    let _ = SCOPE.try_with(|scope| {
+        *scope.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(build));
+    });
+}
+
+/// For the persistence adapter, on the request's task, before it writes `batch`: what to write
+/// about the request's record with it (the answer, taken once, and the recipients named).
+/// `None` outside an `Idempotency-Key` request.
+pub fn settlement_for(batch: &[NewNotification]) -> Option<Settlement> {
+    SCOPE
+        .try_with(|scope| {
+            let answer = scope
+                .answer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .map(|build| build(batch));
+            let mut subjects: Vec<String> = Vec::new();
+            for new in batch {
+                let n = &new.notification;
+                let named = std::iter::once(n.recipient_id.clone())
+                    .chain(clairon_domain::rules::mentioned_recipients(n));
+                for id in named {
+                    if !subjects.iter().any(|s| s == id.as_str()) {
+                        subjects.push(id.as_str().to_owned());
+                    }
+                }
+            }
+            Settlement {
+                request: scope.request.clone(),
+                answer,
+                subjects,
+            }
+        })
+        .ok()
+}
+
+/// For the persistence adapter, on the request's task, before it writes recipients `ids`: the
+/// subjects to record with them (no answer: an upsert run twice writes the same). `None`
+/// outside an `Idempotency-Key` request.
+pub fn subjects_settlement(ids: impl IntoIterator<Item = String>) -> Option<Settlement> {
+    SCOPE
+        .try_with(|scope| Settlement {
+            request: scope.request.clone(),
+            answer: None,
+            subjects: ids.into_iter().collect(),
+        })
+        .ok()
+}
+
+/// For the persistence adapter, on the request's task: the transaction that stored the
+/// settlement's answer committed, so the middleware need not store it again.
+pub fn mark_answered() {
+    let _ = SCOPE.try_with(|scope| scope.answered.store(true, Ordering::Release));
 }
 
 /// Checks an `Idempotency-Key` value: 1 to [`MAX_KEY_LEN`] visible ASCII characters.
@@ -240,7 +370,8 @@ pub async fn idempotent(
         }
         Begun::Started => {
             req.set_payload(Payload::from(body));
-            let response = match next.call(req).await {
+            let served = Scope::new(request.clone());
+            let response = match scope(served.clone(), next.call(req)).await {
                 Ok(response) => response,
                 Err(e) => {
                     release(&*store, &request).await;
@@ -266,8 +397,12 @@ pub async fn idempotent(
                     .map(str::to_owned),
                 body: String::from_utf8_lossy(&bytes).into_owned(),
             };
-            if let Err(e) = store.complete(&request, &stored).await {
-                // The work is done and committed: answer it; a retry will get 409 until expiry.
+            if served.answered() {
+                tracing::debug!("the idempotent answer was stored with the work");
+            } else if let Err(e) = store.complete(&request, &stored).await {
+                // The work is done and committed: answer it. A retry gets 409, then (once the
+                // record counts as abandoned) runs again: only routes whose rerun creates nothing
+                // new get here (their notifications store the answer with the work).
                 tracing::error!(error = %e, "could not store an idempotent answer");
             }
             Ok(ServiceResponse::new(

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod live;
 pub mod observability;
 pub mod openapi;
+pub mod paths;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
@@ -118,15 +119,20 @@ pub struct HttpOptions {
 /// One method of a resource, behind a scope check: `scoped!(get, require_read, handler)`, or
 /// with an extra middleware (idempotency) inside the check:
 /// `scoped!(post, require_send, handler, idempotency::idempotent)`. It is a route, not a
-/// resource, so the other methods of the path stay a 405 with `Allow`.
+/// resource, so the other methods of the path stay a 405 with `Allow`. Inside the scope check,
+/// a path parameter that is `.` or `..` is refused ([`paths::refuse_dot_segments`]).
 macro_rules! scoped {
     ($method:ident, $scope:ident, $handler:expr) => {
-        web::$method().to($handler).wrap(from_fn(auth::$scope))
+        web::$method()
+            .to($handler)
+            .wrap(from_fn(paths::refuse_dot_segments))
+            .wrap(from_fn(auth::$scope))
     };
     ($method:ident, $scope:ident, $handler:expr, $inner:expr) => {
         web::$method()
             .to($handler)
             .wrap(from_fn($inner))
+            .wrap(from_fn(paths::refuse_dot_segments))
             .wrap(from_fn(auth::$scope))
     };
 }
@@ -163,6 +169,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
             web::resource("/admin/deliveries/{id}/retry").route(
                 web::post()
                     .to(admin::retry_delivery)
+                    .wrap(from_fn(paths::refuse_dot_segments))
                     .wrap(from_fn(admin::require_admin_session)),
             ),
         )
@@ -192,7 +199,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .service(web::resource("/notifications/unread-count").get(live::me_unread_count))
                 .service(web::resource("/notifications/stream").get(live::sse))
                 .service(web::resource("/notifications/read-all").post(live::me_read_all))
-                .service(web::resource("/notifications/{id}/read").post(live::me_mark_read))
+                .service(
+                    web::resource("/notifications/{id}/read").route(
+                        web::post()
+                            .to(live::me_mark_read)
+                            .wrap(from_fn(paths::refuse_dot_segments)),
+                    ),
+                )
                 .service(web::resource("/ws").get(live::websocket))
                 .default_service(web::to(routes::not_found)),
         )
@@ -294,7 +307,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                     web::scope("/admin")
                         .wrap(from_fn(auth::require_admin))
                         .service(web::resource("/job-runs").get(admin::list_job_runs))
-                        .service(web::resource("/jobs/{job}/run").post(admin::run_job))
+                        .service(
+                            web::resource("/jobs/{job}/run").route(
+                                web::post()
+                                    .to(admin::run_job)
+                                    .wrap(from_fn(paths::refuse_dot_segments)),
+                            ),
+                        )
                         .service(web::resource("/stats").get(admin::stats))
                         .default_service(web::to(routes::not_found)),
                 )

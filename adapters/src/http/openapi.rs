@@ -5,8 +5,9 @@
 //! **Documenting a new route**: put `#[utoipa::path(...)]` on its handler (method, full path,
 //! tag, params, request body, success responses and the 404/409/422 it can answer, `security`)
 //! and add the handler to `paths(...)` in [`ApiDoc`]. The errors every route shares — 400, 401
-//! on secured routes, 413 and 415 on routes with a body, 503 — are added by [`CommonErrors`],
-//! all as `application/problem+json` ([`Problem`]).
+//! on secured routes, 413 and 415 on routes with a body, 422 on routes with path parameters
+//! (`.` and `..`), 503 — are added by [`CommonErrors`], all as `application/problem+json`
+//! ([`Problem`]).
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -146,7 +147,8 @@ impl Modify for SecuritySchemes {
 /// document them itself: 400 (a malformed parameter or body), 401 (secured routes), 403 (routes
 /// behind an API-key scope), 429 (rate-limited routes: API keys, recipient tokens, dashboard
 /// sessions — a refused credential counts against the client address), 413 and
-/// 415 (routes with a body), 503 (the database is down; secured routes).
+/// 415 (routes with a body), 422 (routes with path parameters: `.` or `..`), 503 (the database
+/// is down; secured routes).
 pub struct CommonErrors;
 
 fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
@@ -185,6 +187,11 @@ fn add_common_errors(operation: &mut Operation) {
             .iter()
             .any(|s| s.starts_with(RECIPIENT_TOKEN_SCHEME) || s == ADMIN_SESSION_SCHEME);
     let has_body = operation.request_body.is_some();
+    let has_path_parameters = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path));
     let mut common = vec![(
         "400",
         "Malformed request: unreadable JSON, query string or header.",
@@ -204,6 +211,12 @@ fn add_common_errors(operation: &mut Operation) {
             "The body is over `CLAIRON_MAX_BODY_BYTES` (256 KiB by default).",
         ));
         common.push(("415", "The body is not of the documented media type."));
+    }
+    if has_path_parameters {
+        common.push((
+            "422",
+            "A path parameter is `.` or `..` (dot-segments, RFC 3986 §5.2.4), which no id can be.",
+        ));
     }
     if rate_limited {
         common.push((
@@ -284,8 +297,9 @@ pub enum InboxFilter {
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path, names("id"))]
 pub struct RecipientPath(
-    /// The host application's user id: 1 to 128 letters, digits, `_ - . : @`.
-    #[param(pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
+    /// The host application's user id: 1 to 128 letters, digits, `_ - . : @`, but not `.` or
+    /// `..` (422).
+    #[param(pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
     pub String,
 );
 
@@ -345,7 +359,7 @@ pub enum ChannelName {
 
 /// A recipient id, as the host application names its users.
 #[derive(Debug, ToSchema)]
-#[schema(as = RecipientId, pattern = r"^[A-Za-z0-9_\-.:@]{1,128}$")]
+#[schema(as = RecipientId, pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
 pub struct RecipientIdSchema(pub String);
 
 /// A notification's kind.

@@ -2,9 +2,10 @@
 
 use actix_web::{http::StatusCode, web, HttpResponse};
 use clairon_application::commands::{
-    CreateNotification, CreateNotificationError, HandlePlanningEvent, HandlePlanningEventError,
-    MarkAllNotificationsRead, MarkNotificationRead, MarkNotificationReadError, NotificationDraft,
-    SendTestNotificationError, UpsertRecipients, UpsertRecipientsError,
+    ContentTooLarge, CreateNotification, CreateNotificationError, CreatedNotification,
+    HandlePlanningEvent, HandlePlanningEventError, MarkAllNotificationsRead, MarkNotificationRead,
+    MarkNotificationReadError, NotificationDraft, SendTestNotificationError, UpsertRecipients,
+    UpsertRecipientsError,
 };
 use clairon_application::events::PublishError;
 use clairon_application::ports::{ReadFilter, RepositoryError, Upserted};
@@ -18,6 +19,7 @@ use utoipa::IntoParams;
 
 use super::dto::{ImportBody, NotificationBody, PlanningEventBody, RecipientBody, TestBody};
 use super::extract::JsonBody;
+use super::idempotency::{self, StoredResponse};
 use super::openapi::{IdPath, IdempotencyKeyHeader, InboxFilter, RecipientPath};
 use super::problem::{ApiError, Problem};
 use super::responses::{
@@ -43,6 +45,40 @@ pub(super) fn recipient_id(raw: &str) -> Result<RecipientId, ApiError> {
 fn notification_id(raw: &str) -> Result<NotificationId, ApiError> {
     NotificationId::parse(raw)
         .map_err(|_| ApiError::NotFound(format!("notification {raw:?} not found")))
+}
+
+/// A request over a content bound, as a 422 naming `fanout_field` (what multiplies the
+/// content: the recipients) or `metadata`.
+fn too_large(e: ContentTooLarge, fanout_field: &str) -> ApiError {
+    match e {
+        ContentTooLarge::Metadata { .. } => ApiError::invalid(
+            "metadata",
+            format!("{e} (CLAIRON_MAX_METADATA_BYTES); keep bulky data on your side and send a reference"),
+        ),
+        ContentTooLarge::Fanout { .. } => ApiError::invalid(
+            fanout_field,
+            format!("{e} (CLAIRON_MAX_FANOUT_BYTES); split the recipients over several requests or send less content"),
+        ),
+    }
+}
+
+/// The JSON answer `body` with `status`, as the idempotency record keeps it.
+fn stored<T: serde::Serialize>(status: StatusCode, body: &T) -> StoredResponse {
+    StoredResponse {
+        status: status.as_u16(),
+        content_type: Some("application/json".to_owned()),
+        body: serde_json::to_string(body).unwrap_or_default(),
+    }
+}
+
+fn notifications_accepted(
+    created: &[CreatedNotification],
+    deliver_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> NotificationsAccepted {
+    NotificationsAccepted {
+        notifications: responses::created(created),
+        deliver_at: deliver_at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    }
 }
 
 fn unknown_recipients(ids: &[RecipientId]) -> ApiError {
@@ -166,6 +202,30 @@ pub async fn create_notifications(
     JsonBody(body): JsonBody<NotificationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let content = body.into_content()?;
+    // Refused before the content is copied once per recipient.
+    let limits = handlers.create_notification.limits();
+    let metadata_bytes = limits
+        .check_metadata(&content.metadata)
+        .map_err(|e| too_large(e, "recipient_ids"))?;
+    let each = content.title.as_str().len()
+        + content.body.as_str().len()
+        + content.action_url.as_ref().map_or(0, |u| u.as_str().len())
+        + content
+            .action_label
+            .as_ref()
+            .map_or(0, |l| l.as_str().len())
+        + metadata_bytes;
+    limits
+        .check_fanout(content.recipient_ids.len(), each)
+        .map_err(|e| too_large(e, "recipient_ids"))?;
+    let deliver_at = content.deliver_at;
+    idempotency::answer_with(move |batch| {
+        let created: Vec<CreatedNotification> = batch.iter().map(Into::into).collect();
+        stored(
+            StatusCode::ACCEPTED,
+            &notifications_accepted(&created, deliver_at),
+        )
+    });
     let event_type = EventType::parse(EventType::CUSTOM).unwrap_or_else(|_| unreachable!());
     let drafts = content
         .recipient_ids
@@ -197,15 +257,11 @@ pub async fn create_notifications(
                 "recipient_ids",
                 format!("at most {max} recipients per request"),
             ),
+            CreateNotificationError::TooLarge(e) => too_large(e, "recipient_ids"),
             CreateNotificationError::Duplicate(what) => ApiError::Internal(what),
             CreateNotificationError::Repository(e) => repository(e),
         })?;
-    Ok(HttpResponse::Accepted().json(NotificationsAccepted {
-        notifications: responses::created(&created),
-        deliver_at: content
-            .deliver_at
-            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-    }))
+    Ok(HttpResponse::Accepted().json(notifications_accepted(&created, deliver_at)))
 }
 
 /// `POST /api/v1/notifications/plannings/{planning_id}/events` → 202 with what was created, or
@@ -231,6 +287,22 @@ pub async fn planning_event(
     JsonBody(body): JsonBody<PlanningEventBody>,
 ) -> Result<HttpResponse, ApiError> {
     let event = body.into_event(&path)?;
+    let (event_id, planning_id) = (
+        event.event_id.as_str().to_owned(),
+        event.planning.id.as_str().to_owned(),
+    );
+    idempotency::answer_with(move |batch| {
+        let created: Vec<CreatedNotification> = batch.iter().map(Into::into).collect();
+        stored(
+            StatusCode::ACCEPTED,
+            &PlanningEventAccepted {
+                event_id,
+                planning_id,
+                replayed: false,
+                notifications: responses::created(&created),
+            },
+        )
+    });
     let handled = handlers
         .handle_planning_event
         .execute(HandlePlanningEvent { event })
@@ -247,6 +319,9 @@ pub async fn planning_event(
             | HandlePlanningEventError::Repository(e) => repository(e),
             HandlePlanningEventError::Publish(PublishError::TooMany(what)) => {
                 ApiError::invalid("artist_ids", what)
+            }
+            HandlePlanningEventError::Publish(PublishError::TooLarge(e)) => {
+                too_large(e, "artist_ids")
             }
             HandlePlanningEventError::Publish(other) => ApiError::Internal(other.to_string()),
         })?;

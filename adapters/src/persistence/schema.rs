@@ -182,7 +182,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The other recipients a notification names (a planning summary's artists), for erasure.
+    notification_mentions (notification_id, recipient_id) {
+        /// The notification.
+        notification_id -> Text,
+        /// Someone it names, other than its own recipient.
+        recipient_id -> Text,
+    }
+}
+
+diesel::table! {
+    /// The recipients an `Idempotency-Key` request wrote about, for erasure.
+    idempotency_subjects (api_key_hash, idempotency_key, recipient_id) {
+        /// The record's API key hash.
+        api_key_hash -> Text,
+        /// The record's key.
+        idempotency_key -> Text,
+        /// A recipient the request named.
+        recipient_id -> Text,
+    }
+}
+
 diesel::joinable!(notifications -> recipients (recipient_id));
+diesel::joinable!(notification_mentions -> notifications (notification_id));
 diesel::joinable!(deliveries -> notifications (notification_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 
@@ -193,6 +216,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_attempts,
     api_keys,
     idempotency_keys,
+    notification_mentions,
+    idempotency_subjects,
 );
 
 diesel::table! {
@@ -235,5 +260,9 @@ diesel::table! {
         deliveries -> BigInt,
         /// Delivery attempts erased.
         attempts -> BigInt,
+        /// Other recipients' notifications rewritten without them.
+        redacted -> BigInt,
+        /// `Idempotency-Key` records that named them, dropped.
+        idempotency_records -> BigInt,
     }
 }

@@ -48,6 +48,142 @@ impl ChannelPolicy {
     }
 }
 
+/// How much content one request may write: each notification's producer `metadata`, and all
+/// the content of every notification it creates together. Without the second bound, a request
+/// within the body limit (256 KiB) copied into each of 10,000 notifications writes gigabytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentLimits {
+    /// Largest `metadata` of one notification, in bytes of compact JSON
+    /// (`CLAIRON_MAX_METADATA_BYTES`, 16 KiB by default).
+    pub max_metadata_bytes: usize,
+    /// Largest sum, over every notification one request creates (J-1 reminders included), of
+    /// its title, body, action URL and label and metadata, in bytes (UTF-8 and compact JSON)
+    /// (`CLAIRON_MAX_FANOUT_BYTES`, 8 MiB by default).
+    pub max_fanout_bytes: usize,
+}
+
+impl ContentLimits {
+    /// Default of [`ContentLimits::max_metadata_bytes`]: 16 KiB.
+    pub const DEFAULT_METADATA_BYTES: usize = 16 * 1024;
+    /// Default of [`ContentLimits::max_fanout_bytes`]: 8 MiB.
+    pub const DEFAULT_FANOUT_BYTES: usize = 8 * 1024 * 1024;
+
+    /// Checks one notification's producer metadata; returns its size in bytes.
+    ///
+    /// # Errors
+    /// [`ContentTooLarge::Metadata`] when it is over [`ContentLimits::max_metadata_bytes`].
+    pub fn check_metadata(&self, metadata: &Metadata) -> Result<usize, ContentTooLarge> {
+        let bytes = json_len(metadata);
+        if bytes > self.max_metadata_bytes {
+            return Err(ContentTooLarge::Metadata {
+                bytes,
+                max: self.max_metadata_bytes,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Checks that `notifications` notifications of `each` content bytes fit in one request.
+    ///
+    /// # Errors
+    /// [`ContentTooLarge::Fanout`] when their product is over
+    /// [`ContentLimits::max_fanout_bytes`].
+    pub fn check_fanout(&self, notifications: usize, each: usize) -> Result<(), ContentTooLarge> {
+        let bytes = notifications.saturating_mul(each);
+        if bytes > self.max_fanout_bytes {
+            return Err(ContentTooLarge::Fanout {
+                notifications,
+                bytes,
+                max: self.max_fanout_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks every draft's metadata, and their content together. Stops measuring once over
+    /// the fan-out bound, so refusing costs at most the bound plus one draft.
+    ///
+    /// # Errors
+    /// The first [`ContentTooLarge`] found.
+    pub fn check_drafts<'a>(
+        &self,
+        drafts: impl IntoIterator<Item = &'a NotificationDraft>,
+    ) -> Result<(), ContentTooLarge> {
+        let (mut notifications, mut total) = (0usize, 0usize);
+        for draft in drafts {
+            let metadata = if draft.event_type.is_planning() {
+                // Clairon's own template context: bounded by the fan-out bound only, which is
+                // what grows with the event.
+                json_len(&draft.metadata)
+            } else {
+                self.check_metadata(&draft.metadata)?
+            };
+            notifications += 1;
+            total = total.saturating_add(draft.content_bytes_besides_metadata() + metadata);
+            if total > self.max_fanout_bytes {
+                return Err(ContentTooLarge::Fanout {
+                    notifications,
+                    bytes: total,
+                    max: self.max_fanout_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ContentLimits {
+    fn default() -> Self {
+        Self {
+            max_metadata_bytes: Self::DEFAULT_METADATA_BYTES,
+            max_fanout_bytes: Self::DEFAULT_FANOUT_BYTES,
+        }
+    }
+}
+
+/// A request over a [`ContentLimits`] bound; nothing was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ContentTooLarge {
+    /// One notification's `metadata` is over [`ContentLimits::max_metadata_bytes`].
+    #[error("metadata is {bytes} bytes of JSON; at most {max} are accepted")]
+    Metadata {
+        /// Its size, compact JSON.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The request's notifications together are over [`ContentLimits::max_fanout_bytes`].
+    #[error(
+        "{notifications} notifications would hold {bytes} bytes of content together (title, body, action, metadata); at most {max} per request"
+    )]
+    Fanout {
+        /// Notifications counted until the bound was passed.
+        notifications: usize,
+        /// Their content, in bytes.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// The length of `metadata` as compact JSON, measured without building the string.
+pub fn json_len(metadata: &Metadata) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Serialising a map of JSON values into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, metadata);
+    counter.0
+}
+
 /// One notification to create, already validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationDraft {
@@ -73,6 +209,16 @@ pub struct NotificationDraft {
     pub source_event_id: Option<SourceEventId>,
     /// Channels asked for; `None` means every channel that is on.
     pub channels: Option<ChannelSet>,
+}
+
+impl NotificationDraft {
+    /// Bytes of its title, body, action URL and action label (UTF-8).
+    pub fn content_bytes_besides_metadata(&self) -> usize {
+        self.title.as_str().len()
+            + self.body.as_str().len()
+            + self.action_url.as_ref().map_or(0, |u| u.as_str().len())
+            + self.action_label.as_ref().map_or(0, |l| l.as_str().len())
+    }
 }
 
 /// A J-1 reminder to schedule under its cancellation key.
@@ -118,6 +264,26 @@ pub struct CreatedNotification {
     pub deliveries: Vec<DeliveryPlan>,
 }
 
+impl From<&NewNotification> for CreatedNotification {
+    /// What the producer is told about a notification about to be written: its id, recipient
+    /// and each delivery's channel, status and skip reason.
+    fn from(new: &NewNotification) -> Self {
+        Self {
+            id: new.notification.id.clone(),
+            recipient_id: new.notification.recipient_id.clone(),
+            deliveries: new
+                .deliveries
+                .iter()
+                .map(|d| DeliveryPlan {
+                    channel: d.channel,
+                    status: d.status,
+                    reason: d.last_error.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Why notifications were not created; nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateNotificationError {
@@ -133,9 +299,18 @@ pub enum CreateNotificationError {
         /// The limit.
         max: usize,
     },
+    /// The content is over a [`ContentLimits`] bound.
+    #[error(transparent)]
+    TooLarge(ContentTooLarge),
     /// The repository failed.
     #[error(transparent)]
     Repository(RepositoryError),
+}
+
+impl From<ContentTooLarge> for CreateNotificationError {
+    fn from(error: ContentTooLarge) -> Self {
+        Self::TooLarge(error)
+    }
 }
 
 impl From<RepositoryError> for CreateNotificationError {
@@ -155,6 +330,7 @@ pub struct CreateNotificationHandler {
     clock: Arc<dyn Clock>,
     waker: Arc<dyn DeliveryWaker>,
     policy: ChannelPolicy,
+    limits: ContentLimits,
 }
 
 impl CreateNotificationHandler {
@@ -177,7 +353,20 @@ impl CreateNotificationHandler {
             clock,
             waker,
             policy,
+            limits: ContentLimits::default(),
         }
+    }
+
+    /// The same handler with other content bounds than [`ContentLimits::default`].
+    #[must_use]
+    pub fn with_limits(mut self, limits: ContentLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The content bounds in force.
+    pub fn limits(&self) -> ContentLimits {
+        self.limits
     }
 
     /// The channel policy in force.
@@ -200,6 +389,7 @@ impl CreateNotificationHandler {
                 max: Self::MAX_BATCH,
             });
         }
+        self.limits.check_drafts(&command.drafts)?;
         let mut ids: Vec<RecipientId> = command
             .drafts
             .iter()
@@ -236,13 +426,15 @@ impl CreateNotificationHandler {
     /// than at once when that is in the future (see [`CreateNotification::deliver_at`]).
     ///
     /// # Errors
-    /// As [`CreateNotificationHandler::execute_with`].
+    /// As [`CreateNotificationHandler::execute_with`]; [`CreateNotificationError::TooLarge`]
+    /// when the drafts are over the [`ContentLimits`].
     pub async fn execute_scheduled(
         &self,
         directory: &HashMap<RecipientId, Recipient>,
         drafts: Vec<NotificationDraft>,
         deliver_at: Option<DateTime<Utc>>,
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        self.limits.check_drafts(&drafts)?;
         let (batch, created) = self.prepare(directory, drafts, deliver_at)?;
         self.notifications.insert_batch(&batch).await?;
         self.wake_for(&batch);
@@ -266,6 +458,8 @@ impl CreateNotificationHandler {
         prefix: String,
         keep: Vec<String>,
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        self.limits
+            .check_drafts(drafts.iter().chain(reminders.iter().map(|r| &r.draft)))?;
         let (batch, created) = self.prepare(directory, drafts, None)?;
         let mut schedule = Vec::with_capacity(reminders.len());
         for reminder in reminders {
@@ -343,7 +537,6 @@ impl CreateNotificationHandler {
             let recipient = &directory[&draft.recipient_id];
             let id = self.ids.notification_id();
             let mut deliveries = Vec::new();
-            let mut plans = Vec::new();
             for (channel, reach) in self.policy.plan(recipient, draft.channels) {
                 let delivery_id = self.ids.delivery_id();
                 let delivery = match reach {
@@ -363,19 +556,9 @@ impl CreateNotificationHandler {
                         now,
                     ),
                 };
-                plans.push(DeliveryPlan {
-                    channel,
-                    status: delivery.status,
-                    reason: delivery.last_error.clone(),
-                });
                 deliveries.push(delivery);
             }
-            created.push(CreatedNotification {
-                id: id.clone(),
-                recipient_id: recipient.id.clone(),
-                deliveries: plans,
-            });
-            batch.push(NewNotification {
+            let new = NewNotification {
                 notification: Notification {
                     id,
                     recipient_id: draft.recipient_id,
@@ -393,7 +576,9 @@ impl CreateNotificationHandler {
                 },
                 deliveries,
                 deliver_at,
-            });
+            };
+            created.push(CreatedNotification::from(&new));
+            batch.push(new);
         }
         Ok((batch, created))
     }
@@ -575,6 +760,109 @@ mod tests {
         assert_eq!(
             ids.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
             vec!["artist-3", "artist-9"]
+        );
+    }
+
+    fn with_metadata(recipient: &str, bytes: usize) -> NotificationDraft {
+        let mut d = draft(recipient);
+        d.metadata
+            .insert("note".into(), serde_json::Value::String("x".repeat(bytes)));
+        d
+    }
+
+    fn limits(max_metadata_bytes: usize, max_fanout_bytes: usize) -> ContentLimits {
+        ContentLimits {
+            max_metadata_bytes,
+            max_fanout_bytes,
+        }
+    }
+
+    #[tokio::test]
+    async fn metadata_over_its_bound_is_refused_and_nothing_is_written() {
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().never();
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            MockDeliveryWaker::new(),
+            all_on(),
+        )
+        .with_limits(limits(1_000, 1_000_000));
+        let zoe = recipient("artist-1");
+        let err = handler
+            .execute_with(
+                &HashMap::from([(zoe.id.clone(), zoe)]),
+                vec![with_metadata("artist-1", 1_000)],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CreateNotificationError::TooLarge(ContentTooLarge::Metadata {
+                    bytes: 1_011,
+                    max: 1_000
+                })
+            ),
+            "the metadata's compact JSON size is reported against the bound: {err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn content_copied_to_too_many_recipients_is_refused_before_anything_is_written() {
+        let mut recipients = MockRecipientRepository::new();
+        recipients.expect_get_many().never();
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().never();
+        let handler = handler(
+            recipients,
+            notifications,
+            MockDeliveryWaker::new(),
+            all_on(),
+        )
+        .with_limits(limits(16_384, 50_000));
+        let drafts: Vec<NotificationDraft> = (1..=10)
+            .map(|i| with_metadata(&format!("artist-{i}"), 6_000))
+            .collect();
+        let err = handler
+            .execute(CreateNotification {
+                drafts,
+                deliver_at: None,
+            })
+            .await
+            .unwrap_err();
+        let CreateNotificationError::TooLarge(ContentTooLarge::Fanout { bytes, max, .. }) = err
+        else {
+            panic!("expected a fan-out refusal, got {err:?}");
+        };
+        assert!(bytes > max, "{bytes} bytes are over the {max} bound");
+    }
+
+    #[tokio::test]
+    async fn a_planning_context_is_bound_by_the_fanout_only() {
+        let mut notifications = MockNotificationRepository::new();
+        notifications
+            .expect_insert_batch()
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            all_on(),
+        )
+        .with_limits(limits(1_000, 1_000_000));
+        let mut notice = with_metadata("artist-1", 5_000);
+        notice.event_type = EventType::parse("planning.assigned").unwrap();
+        let zoe = recipient("artist-1");
+        let created = handler
+            .execute_with(&HashMap::from([(zoe.id.clone(), zoe)]), vec![notice])
+            .await;
+        assert!(
+            created.is_ok(),
+            "Clairon's own template context is not the producer's metadata: {created:?}"
         );
     }
 

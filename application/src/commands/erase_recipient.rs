@@ -1,15 +1,97 @@
 //! `EraseRecipient`: the right to erasure (GDPR article 17). The recipient, their notifications,
-//! deliveries and attempts go in one transaction; an audit row without personal data records
-//! that it happened, when, and at whose request.
+//! deliveries and attempts go in one transaction; so do the traces of them elsewhere: other
+//! recipients' notifications that name them are rewritten without them ([`ContextRedactor`]),
+//! stored `Idempotency-Key` answers of requests that named them are dropped. An audit row
+//! without personal data records that it happened, when, and at whose request.
 
 use std::sync::Arc;
 
-use clairon_domain::RecipientId;
+use clairon_domain::rules::{erased_label, redact_mention};
+use clairon_domain::{Body, Locale, Notification, Recipient, RecipientId, Title};
+use serde_json::Value;
 
 use crate::ports::{
-    Clock, ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RealtimeEvent,
-    RealtimePublisher, RepositoryError,
+    Clock, ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore,
+    RealtimeEvent, RealtimePublisher, Redacted, RepositoryError, TemplateRenderer,
 };
+
+/// The [`MentionRedactor`] of erasures. In a notification that names the erased recipient, each
+/// of their entries in the planning context becomes the neutral label of the notification's
+/// language ([`erased_label`], [`redact_mention`]); the in-app title and body are then rendered
+/// again from that context by the templates that wrote them, so the text reads as it did, the
+/// label in place of the name. Without templates, or when rendering fails, the erased name is
+/// replaced by the label in the stored title and body (a text that would then be invalid
+/// becomes the label alone): a redaction is never skipped.
+pub struct ContextRedactor {
+    templates: Option<Arc<dyn TemplateRenderer>>,
+    default_locale: Locale,
+}
+
+impl ContextRedactor {
+    /// Rewrites texts by rendering them again with `templates`; `default_locale` is the
+    /// language of a notification whose context says none.
+    pub fn new(templates: Arc<dyn TemplateRenderer>, default_locale: Locale) -> Self {
+        Self {
+            templates: Some(templates),
+            default_locale,
+        }
+    }
+
+    /// Rewrites texts by replacing the erased name with the label only.
+    pub fn without_templates(default_locale: Locale) -> Self {
+        Self {
+            templates: None,
+            default_locale,
+        }
+    }
+
+    fn rendered(
+        &self,
+        notification: &Notification,
+        metadata: &Value,
+        locale: Locale,
+    ) -> Option<(Title, Body)> {
+        let content = self
+            .templates
+            .as_ref()?
+            .render_in_app(&notification.event_type, locale, metadata)
+            .inspect_err(|e| tracing::warn!(error = %e, "re-rendering a redacted notification failed; replacing the name instead"))
+            .ok()?;
+        Some((
+            Title::parse(&content.title).ok()?,
+            Body::parse(&content.body).ok()?,
+        ))
+    }
+}
+
+impl MentionRedactor for ContextRedactor {
+    fn redact(&self, notification: &Notification, erased: &Recipient) -> Redacted {
+        let locale = Locale::parse_or(
+            notification.metadata.get("locale").and_then(Value::as_str),
+            self.default_locale,
+        );
+        let label = erased_label(locale);
+        let metadata = redact_mention(&notification.metadata, &erased.id, label);
+        let (title, body) = self
+            .rendered(notification, &Value::Object(metadata.clone()), locale)
+            .unwrap_or_else(|| {
+                let name = erased.name.as_str();
+                (
+                    Title::parse(&notification.title.as_str().replace(name, label))
+                        .or_else(|_| Title::parse(label))
+                        .unwrap_or_else(|_| notification.title.clone()),
+                    Body::parse(&notification.body.as_str().replace(name, label))
+                        .or_else(|_| Body::parse(label))
+                        .unwrap_or_else(|_| notification.body.clone()),
+                )
+            });
+        Redacted {
+            title,
+            body,
+            metadata,
+        }
+    }
+}
 
 /// Erase one recipient and everything about them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +121,19 @@ pub struct EraseRecipientHandler {
     store: Arc<dyn PersonalDataStore>,
     clock: Arc<dyn Clock>,
     realtime: Option<Arc<dyn RealtimePublisher>>,
+    redactor: Arc<dyn MentionRedactor>,
 }
 
 impl EraseRecipientHandler {
-    /// Builds the handler on its ports.
+    /// Builds the handler on its ports; notifications of others that name the erased recipient
+    /// are redacted by [`ContextRedactor::without_templates`] unless
+    /// [`EraseRecipientHandler::with_redactor`] says otherwise.
     pub fn new(store: Arc<dyn PersonalDataStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,
             realtime: None,
+            redactor: Arc::new(ContextRedactor::without_templates(Locale::default())),
         }
     }
 
@@ -57,6 +143,14 @@ impl EraseRecipientHandler {
     #[must_use]
     pub fn with_realtime(mut self, realtime: Arc<dyn RealtimePublisher>) -> Self {
         self.realtime = Some(realtime);
+        self
+    }
+
+    /// The same handler redacting with `redactor` (a [`ContextRedactor::new`] with the
+    /// service's templates, in production).
+    #[must_use]
+    pub fn with_redactor(mut self, redactor: Arc<dyn MentionRedactor>) -> Self {
+        self.redactor = redactor;
         self
     }
 
@@ -74,12 +168,18 @@ impl EraseRecipientHandler {
             actor: command.actor,
             at: self.clock.now(),
         };
-        match self.store.erase(&command.recipient_id, &audit).await? {
+        match self
+            .store
+            .erase(&command.recipient_id, &audit, self.redactor.clone())
+            .await?
+        {
             ErasureOutcome::Erased(counts) => {
                 tracing::info!(
                     notifications = counts.notifications,
                     deliveries = counts.deliveries,
                     attempts = counts.attempts,
+                    redacted = counts.redacted,
+                    idempotency_keys = counts.idempotency_keys,
                     "recipient erased"
                 );
                 if let Some(realtime) = &self.realtime {
@@ -116,11 +216,11 @@ mod tests {
         let mut store = MockPersonalDataStore::new();
         store
             .expect_erase()
-            .withf(move |id, audit| {
+            .withf(move |id, audit, _| {
                 id.as_str() == "artist-0001" && audit.actor == "api-key:7" && audit.at == now
             })
             .times(1)
-            .returning(move |_, _| Ok(outcome));
+            .returning(move |_, _, _| Ok(outcome));
         EraseRecipientHandler::new(Arc::new(store), Arc::new(clock))
     }
 
@@ -137,6 +237,8 @@ mod tests {
             notifications: 2,
             deliveries: 6,
             attempts: 4,
+            redacted: 1,
+            idempotency_keys: 1,
         };
         let erased = handler(ErasureOutcome::Erased(counts))
             .execute(command())
@@ -184,5 +286,74 @@ mod tests {
     ) {
         let error = handler(outcome).execute(command()).await.unwrap_err();
         assert!(error.to_string().contains(said), "{error}");
+    }
+
+    fn coordinators_summary(erased_name: &str) -> (Notification, Recipient) {
+        let mut erased = crate::test_support::recipient("artist-0001");
+        erased.name = clairon_domain::DisplayName::parse(erased_name).unwrap();
+        let mut summary = crate::test_support::notification("n-1", "coord-1");
+        summary.event_type = clairon_domain::EventType::parse("planning.assigned").unwrap();
+        summary.body = Body::parse(&format!(
+            "{erased_name} et Liam O'Brien sont affecté·e·s à « Carmen »."
+        ))
+        .unwrap();
+        summary.metadata = serde_json::json!({
+            "locale": "fr",
+            "audience": "coordinator",
+            "artists": [{"id": "artist-0001", "name": erased_name}, {"id": "artist-0002", "name": "Liam O'Brien"}],
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        (summary, erased)
+    }
+
+    #[test]
+    fn a_summary_is_rendered_again_from_its_redacted_context() {
+        let (summary, erased) = coordinators_summary("Zoé Tremblay");
+        let mut templates = crate::ports::MockTemplateRenderer::new();
+        templates
+            .expect_render_in_app()
+            .withf(|event_type, locale, context| {
+                event_type.as_str() == "planning.assigned"
+                    && *locale == Locale::Fr
+                    && context["artists"][0] == serde_json::json!({"name": "[personne effacée]"})
+            })
+            .times(1)
+            .returning(|_, _, _| {
+                Ok(crate::ports::InAppContent {
+                    title: "Affectation d’artistes : Carmen".into(),
+                    body: "[personne effacée] et Liam O'Brien sont affecté·e·s à « Carmen »."
+                        .into(),
+                })
+            });
+        let redactor = ContextRedactor::new(Arc::new(templates), Locale::En);
+
+        let redacted = redactor.redact(&summary, &erased);
+
+        assert_eq!(
+            redacted.body.as_str(),
+            "[personne effacée] et Liam O'Brien sont affecté·e·s à « Carmen ».",
+            "the body is the template's, in the notification's language"
+        );
+        let kept = Value::Object(redacted.metadata).to_string();
+        assert!(
+            !kept.contains("Zoé") && !kept.contains("artist-0001") && kept.contains("artist-0002"),
+            "the metadata names the others only: {kept}"
+        );
+    }
+
+    #[test]
+    fn without_templates_the_erased_name_is_replaced_in_the_stored_texts() {
+        let (summary, erased) = coordinators_summary("Zoé Tremblay");
+        let redactor = ContextRedactor::without_templates(Locale::En);
+
+        let redacted = redactor.redact(&summary, &erased);
+
+        assert_eq!(
+            redacted.body.as_str(),
+            "[personne effacée] et Liam O'Brien sont affecté·e·s à « Carmen ».",
+            "the label of the notification's own language replaces the name"
+        );
     }
 }

@@ -12,10 +12,13 @@ pub mod send_test_notification;
 pub mod upsert_recipient;
 
 pub use create_notification::{
-    ChannelPolicy, CreateNotification, CreateNotificationError, CreateNotificationHandler,
-    CreatedNotification, DeliveryPlan, NotificationDraft, ReminderDraft,
+    json_len, ChannelPolicy, ContentLimits, ContentTooLarge, CreateNotification,
+    CreateNotificationError, CreateNotificationHandler, CreatedNotification, DeliveryPlan,
+    NotificationDraft, ReminderDraft,
 };
-pub use erase_recipient::{EraseRecipient, EraseRecipientError, EraseRecipientHandler};
+pub use erase_recipient::{
+    ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
+};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };

@@ -33,7 +33,8 @@ pub use operations::{
     JobRunRepository, JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth,
 };
 pub use personal_data::{
-    ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RecipientData,
+    ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
+    Redacted,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
@@ -59,7 +60,7 @@ pub use operations::{
     MockDispatchObserver, MockHousekeeping, MockJobRunRepository, MockOperationsStatsSource,
 };
 #[cfg(any(test, feature = "mocks"))]
-pub use personal_data::MockPersonalDataStore;
+pub use personal_data::{MockMentionRedactor, MockPersonalDataStore};
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]

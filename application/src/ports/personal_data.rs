@@ -1,9 +1,11 @@
 //! Everything Clairon holds about one recipient, read or erased at once (GDPR articles 15, 17
 //! and 20: access, erasure, portability).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{Recipient, RecipientId};
+use clairon_domain::{Body, Metadata, Notification, Recipient, RecipientId, Title};
 
 use super::{NotificationDetails, RepositoryError};
 
@@ -26,6 +28,34 @@ pub struct ErasedCounts {
     pub deliveries: u64,
     /// Delivery attempts.
     pub attempts: u64,
+    /// Other recipients' notifications that named them, rewritten without them.
+    pub redacted: u64,
+    /// Stored `Idempotency-Key` records (answers and request fingerprints) that named them,
+    /// dropped.
+    pub idempotency_keys: u64,
+}
+
+/// A notification of someone else that named the erased recipient, as it is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redacted {
+    /// The title, without them.
+    pub title: Title,
+    /// The body, without them.
+    pub body: Body,
+    /// The metadata, without them.
+    pub metadata: Metadata,
+}
+
+/// Rewrites, for an erasure, another recipient's notification that names the erased one.
+///
+/// [`PersonalDataStore::erase`] calls it inside its transaction, once per such notification:
+/// it MUST be quick and do no I/O, and it cannot fail (a redaction that cannot be done well is
+/// done crudely, never skipped).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait MentionRedactor: Send + Sync {
+    /// `notification`, which names `erased` (see
+    /// `clairon_domain::rules::mentioned_recipients`), with every trace of them replaced.
+    fn redact(&self, notification: &Notification, erased: &Recipient) -> Redacted;
 }
 
 /// What an erasure did.
@@ -63,8 +93,10 @@ pub trait PersonalDataStore: Send + Sync {
 
     /// Erases `id` in ONE transaction: first cancels their pending and retrying deliveries (so
     /// no dispatcher claims them meanwhile), then deletes every attempt, delivery and
-    /// notification of theirs and the recipient, and writes one audit row from `audit`
-    /// (without the recipient's id). MUST change nothing and return
+    /// notification of theirs and the recipient, rewrites with `redactor` every notification
+    /// of someone else that names them (recorded when it was written), drops every stored
+    /// `Idempotency-Key` record of a request that named them, and writes one audit row from
+    /// `audit` (without the recipient's id). MUST change nothing and return
     /// [`ErasureOutcome::DeliveryInFlight`] when one of their deliveries is claimed with a lease
     /// not yet expired at `audit.at`, and [`ErasureOutcome::UnknownRecipient`] for an unknown id.
     ///
@@ -74,5 +106,6 @@ pub trait PersonalDataStore: Send + Sync {
         &self,
         id: &RecipientId,
         audit: &ErasureAudit,
+        redactor: Arc<dyn MentionRedactor>,
     ) -> Result<ErasureOutcome, RepositoryError>;
 }

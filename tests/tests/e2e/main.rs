@@ -1,13 +1,18 @@
 //! End-to-end tests: the assembled application over HTTP, with real engines around it.
 
 mod admin_dashboard;
+mod amplification;
 mod bad_input;
 mod browser;
 mod contract;
+mod database;
 mod dataset;
 mod delivery_engine;
+mod erasure_traces;
 mod gdpr;
+mod hostile_input;
 mod idempotency;
+mod idempotent_work;
 mod notifications;
 mod operations;
 mod postgres;

@@ -21,16 +21,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use clairon_application::ports::RepositoryError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::notifications::{write_rows, Rows};
+use crate::http::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, Database};
-use crate::persistence::rows::{DeliveryRow, NotificationRow};
 
 /// Most notifications written by one grouped transaction; a larger request is written alone.
 pub(crate) const GROUP_ROWS: usize = 2_000;
 
-/// One request's rows and where its outcome goes.
+/// One request's rows, what it writes about its `Idempotency-Key` record, and where its outcome
+/// goes.
 struct Write {
-    notifications: Vec<NotificationRow>,
-    deliveries: Vec<DeliveryRow>,
+    rows: Rows,
+    settlement: Option<Settlement>,
     done: oneshot::Sender<Result<(), RepositoryError>>,
 }
 
@@ -59,8 +61,8 @@ impl GroupCommit {
         })
     }
 
-    /// Writes `notifications` and their `deliveries` (numbering the notifications, see
-    /// `insert_rows`), in the same transaction as whatever else is queued with them.
+    /// Writes `rows` (numbering the notifications, see `insert_rows`) and `settlement`, in
+    /// the same transaction as whatever else is queued with them.
     ///
     /// # Errors
     /// This request's own error: [`RepositoryError::Conflict`] when a uniqueness rule refuses
@@ -68,13 +70,13 @@ impl GroupCommit {
     /// request is written then.
     pub(crate) async fn insert(
         self: &Arc<Self>,
-        notifications: Vec<NotificationRow>,
-        deliveries: Vec<DeliveryRow>,
+        rows: Rows,
+        settlement: Option<Settlement>,
     ) -> Result<(), RepositoryError> {
         let (done, outcome) = oneshot::channel();
         self.lock().push_back(Write {
-            notifications,
-            deliveries,
+            rows,
+            settlement,
             done,
         });
         self.start_writer();
@@ -130,10 +132,10 @@ impl GroupCommit {
         let mut group = Vec::new();
         let mut rows = 0;
         while let Some(next) = queue.front() {
-            if !group.is_empty() && rows + next.notifications.len() > GROUP_ROWS {
+            if !group.is_empty() && rows + next.rows.notifications.len() > GROUP_ROWS {
                 break;
             }
-            rows += next.notifications.len();
+            rows += next.rows.notifications.len();
             group.extend(queue.pop_front());
         }
         group
@@ -141,19 +143,20 @@ impl GroupCommit {
 
     async fn write(&self, group: Vec<Write>) {
         if group.len() > 1 {
-            let notifications: Vec<NotificationRow> = group
-                .iter()
-                .flat_map(|w| w.notifications.iter().cloned())
-                .collect();
-            let deliveries: Vec<DeliveryRow> = group
-                .iter()
-                .flat_map(|w| w.deliveries.iter().cloned())
-                .collect();
+            let mut rows = Rows::default();
+            for write in &group {
+                rows.extend(&write.rows);
+            }
+            let settlements: Vec<Settlement> =
+                group.iter().filter_map(|w| w.settlement.clone()).collect();
             let together = self
                 .db
                 .call(move |conn| {
                     write_transaction(conn, |conn| {
-                        super::notifications::insert_rows(conn, &notifications, &deliveries)
+                        for settlement in &settlements {
+                            super::idempotency::settle(conn, settlement)?;
+                        }
+                        write_rows(conn, &rows, None)
                     })
                 })
                 .await;
@@ -170,16 +173,14 @@ impl GroupCommit {
         }
         for write in group {
             let Write {
-                notifications,
-                deliveries,
+                rows,
+                settlement,
                 done,
             } = write;
             let alone = self
                 .db
                 .call(move |conn| {
-                    write_transaction(conn, |conn| {
-                        super::notifications::insert_rows(conn, &notifications, &deliveries)
-                    })
+                    write_transaction(conn, |conn| write_rows(conn, &rows, settlement.as_ref()))
                 })
                 .await;
             let _ = done.send(alone);

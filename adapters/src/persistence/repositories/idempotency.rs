@@ -10,10 +10,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clairon_application::ports::RepositoryError;
 use diesel::prelude::*;
 
-use crate::http::idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
-use crate::persistence::connection::{on_inner, write_transaction, Database, DbError};
+use crate::http::idempotency::{
+    Begun, IdempotencyStore, IdempotentRequest, Settlement, StoredResponse,
+};
+use crate::persistence::connection::{
+    on_inner, write_transaction, AnyConnection, Database, DbError,
+};
 use crate::persistence::rows::db_time;
-use crate::persistence::schema::idempotency_keys;
+use crate::persistence::schema::{idempotency_keys, idempotency_subjects};
 
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
@@ -51,6 +55,118 @@ impl DieselIdempotencyStore {
             })
             .await
     }
+}
+
+/// Applies `settlement` to its record inside the caller's transaction (the request's own
+/// work): stores the answer (`completed`) when it has one, and records the subjects. A record
+/// that is gone (expired and purged meanwhile) or whose fingerprint differs is left alone and
+/// the work goes on: the record only ever speaks for the request that made it.
+pub(crate) fn settle(conn: &mut AnyConnection, settlement: &Settlement) -> Result<(), DbError> {
+    let request = &settlement.request;
+    let record = || {
+        idempotency_keys::table
+            .find((&request.api_key_hash, &request.key))
+            .filter(idempotency_keys::fingerprint.eq(&request.fingerprint))
+    };
+    // Locks the record (PostgreSQL) and says whether it is still there.
+    let found = diesel::update(record())
+        .set(idempotency_keys::state.eq(idempotency_keys::state))
+        .execute(conn)?;
+    if found == 0 {
+        return Ok(());
+    }
+    if let Some(answer) = &settlement.answer {
+        diesel::update(record().filter(idempotency_keys::state.eq(IN_PROGRESS)))
+            .set((
+                idempotency_keys::state.eq(COMPLETED),
+                idempotency_keys::response_status
+                    .eq(Some(i16::try_from(answer.status).unwrap_or(i16::MAX))),
+                idempotency_keys::response_type.eq(&answer.content_type),
+                idempotency_keys::response_body.eq(Some(&answer.body)),
+            ))
+            .execute(conn)?;
+    }
+    let rows: Vec<SubjectRow> = settlement
+        .subjects
+        .iter()
+        .map(|recipient_id| SubjectRow {
+            api_key_hash: request.api_key_hash.clone(),
+            idempotency_key: request.key.clone(),
+            recipient_id: recipient_id.clone(),
+        })
+        .collect();
+    for chunk in rows.chunks(super::CHUNK) {
+        match conn {
+            AnyConnection::Postgresql(pg) => diesel::insert_into(idempotency_subjects::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(pg)?,
+            AnyConnection::Sqlite(sqlite) => {
+                diesel::insert_or_ignore_into(idempotency_subjects::table)
+                    .values(chunk)
+                    .execute(sqlite)?
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Drops every record of a request that named `recipient_id`: those whose subjects list them,
+/// and answers that were not a success (nothing was written, so no subject was recorded) whose
+/// body names them (a `422` listing unknown recipients). Returns how many went.
+pub(crate) fn drop_naming(conn: &mut AnyConnection, recipient_id: &str) -> Result<usize, DbError> {
+    let mut keys: Vec<(String, String)> = idempotency_subjects::table
+        .filter(idempotency_subjects::recipient_id.eq(recipient_id))
+        .select((
+            idempotency_subjects::api_key_hash,
+            idempotency_subjects::idempotency_key,
+        ))
+        .load(conn)?;
+    // A LIKE narrows (`_` in an id only widens it); the quoted or listed id decides.
+    let pattern = format!("%{recipient_id}%");
+    let refused: Vec<(String, String, Option<String>)> = idempotency_keys::table
+        .filter(idempotency_keys::response_status.ge(300))
+        .filter(idempotency_keys::response_body.like(pattern))
+        .select((
+            idempotency_keys::api_key_hash,
+            idempotency_keys::idempotency_key,
+            idempotency_keys::response_body,
+        ))
+        .load(conn)?;
+    keys.extend(
+        refused
+            .into_iter()
+            .filter(|(_, _, body)| body.as_deref().is_some_and(|b| names(b, recipient_id)))
+            .map(|(hash, key, _)| (hash, key)),
+    );
+    keys.sort();
+    keys.dedup();
+    let mut dropped = 0;
+    for (hash, key) in &keys {
+        // Their subjects go with them (ON DELETE CASCADE).
+        dropped += diesel::delete(idempotency_keys::table.find((hash, key))).execute(conn)?;
+    }
+    Ok(dropped)
+}
+
+/// Whether `body` names the id `id` as a whole word: not inside a longer id (`artist-1` is not
+/// named by `artist-10`).
+fn names(body: &str, id: &str) -> bool {
+    let is_id_char = |c: char| c.is_ascii_alphanumeric() || "_-.:@".contains(c);
+    body.match_indices(id).any(|(at, _)| {
+        let before = body[..at].chars().next_back();
+        let after = body[at + id.len()..].chars().next();
+        // A trailing `.` ends a sentence more often than it continues an id.
+        !before.is_some_and(is_id_char) && !after.is_some_and(|c| is_id_char(c) && c != '.')
+    })
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = idempotency_subjects)]
+struct SubjectRow {
+    api_key_hash: String,
+    idempotency_key: String,
+    recipient_id: String,
 }
 
 #[derive(Insertable)]
@@ -177,5 +293,22 @@ impl IdempotencyStore for DieselIdempotencyStore {
                 Ok(())
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn an_id_is_named_as_a_whole_word_only() {
+        let body = r#"{"detail":"unknown recipients: artist-1, ghost-2."}"#;
+        assert!(names(body, "artist-1"), "listed");
+        assert!(names(body, "ghost-2"), "at the end of a sentence");
+        assert!(!names(body, "artist-"), "not a prefix of another id");
+        assert!(
+            !names(r#"{"id":"artist-10"}"#, "artist-1"),
+            "not inside a longer id"
+        );
     }
 }

@@ -15,11 +15,14 @@ use diesel::prelude::*;
 
 use super::group_commit::GroupCommit;
 use super::CHUNK;
+use crate::http::idempotency::{self, Settlement};
 use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Backend, Database, DbError,
 };
 use crate::persistence::rows::{db_time, AttemptRow, DeliveryRow, NotificationRow};
-use crate::persistence::schema::{deliveries, delivery_attempts, notifications};
+use crate::persistence::schema::{
+    deliveries, delivery_attempts, notification_mentions, notifications,
+};
 
 /// The [`NotificationRepository`] on the Diesel [`Database`] (SQLite or PostgreSQL).
 ///
@@ -94,19 +97,46 @@ macro_rules! visible_at {
     };
 }
 
-/// The rows of `batch`: notifications, and deliveries due at their notification's time. Each
-/// notification carries the id of the HTTP request being served, if any: call this on the
-/// request's task, before moving to the blocking pool.
-fn rows_of(batch: &[NewNotification]) -> (Vec<NotificationRow>, Vec<DeliveryRow>) {
+/// A `notification_mentions` row: someone a notification names besides its recipient.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = notification_mentions)]
+pub(crate) struct MentionRow {
+    pub notification_id: String,
+    pub recipient_id: String,
+}
+
+/// Everything one write adds: notifications, their deliveries, whom they mention.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rows {
+    pub notifications: Vec<NotificationRow>,
+    pub deliveries: Vec<DeliveryRow>,
+    pub mentions: Vec<MentionRow>,
+}
+
+impl Rows {
+    /// Appends `other`'s rows (a group commit writes several requests' rows together).
+    pub(crate) fn extend(&mut self, other: &Rows) {
+        self.notifications
+            .extend(other.notifications.iter().cloned());
+        self.deliveries.extend(other.deliveries.iter().cloned());
+        self.mentions.extend(other.mentions.iter().cloned());
+    }
+}
+
+/// The rows of `batch`: notifications, deliveries due at their notification's time, and the
+/// other recipients each names (`clairon_domain::rules::mentioned_recipients`, so an erasure
+/// finds them). Each notification carries the id of the HTTP request being served, if any:
+/// call this on the request's task, before moving to the blocking pool.
+fn rows_of(batch: &[NewNotification]) -> Rows {
     let request_id = crate::correlation::current_request_id();
-    let notification_rows = batch
+    let notifications = batch
         .iter()
         .map(|n| NotificationRow {
             request_id: request_id.clone(),
             ..NotificationRow::scheduled(&n.notification, n.deliver_at)
         })
         .collect();
-    let delivery_rows = batch
+    let deliveries = batch
         .iter()
         .flat_map(|n| {
             n.deliveries
@@ -114,30 +144,61 @@ fn rows_of(batch: &[NewNotification]) -> (Vec<NotificationRow>, Vec<DeliveryRow>
                 .map(|d| DeliveryRow::due_at(d, n.notification.priority, n.deliver_at))
         })
         .collect();
-    (notification_rows, delivery_rows)
+    let mentions = batch
+        .iter()
+        .flat_map(|n| {
+            clairon_domain::rules::mentioned_recipients(&n.notification)
+                .into_iter()
+                .map(|named| MentionRow {
+                    notification_id: n.notification.id.as_str().to_owned(),
+                    recipient_id: named.as_str().to_owned(),
+                })
+        })
+        .collect();
+    Rows {
+        notifications,
+        deliveries,
+        mentions,
+    }
 }
 
-/// Inserts notifications and their deliveries, numbering each notification in its recipient's
-/// sequence (the SSE event ids) within the caller's transaction.
-pub(super) fn insert_rows(
-    conn: &mut AnyConnection,
-    notification_rows: &[NotificationRow],
-    delivery_rows: &[DeliveryRow],
-) -> Result<(), DbError> {
+/// Inserts notifications, their deliveries and mentions, numbering each notification in its
+/// recipient's sequence (the SSE event ids) within the caller's transaction.
+pub(super) fn insert_rows(conn: &mut AnyConnection, rows: &Rows) -> Result<(), DbError> {
     // Counters first, in recipient order, so concurrent writers lock alike; each row then
     // carries its number in the INSERT.
-    let numbered = super::inbox_feed::numbered(conn, notification_rows)?;
+    let numbered = super::inbox_feed::numbered(conn, &rows.notifications)?;
     for chunk in numbered.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(notifications::table)
             .values(chunk)
             .execute(c))?;
     }
-    for chunk in delivery_rows.chunks(CHUNK) {
+    for chunk in rows.deliveries.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(deliveries::table)
             .values(chunk)
             .execute(c))?;
     }
+    // The foreign key to `recipients` refuses to name someone erased meanwhile: the write
+    // fails whole rather than keep a name the erasure could no longer find.
+    for chunk in rows.mentions.chunks(CHUNK) {
+        on_inner!(conn, |c| diesel::insert_into(notification_mentions::table)
+            .values(chunk)
+            .execute(c))?;
+    }
     Ok(())
+}
+
+/// Writes `rows`, and `settlement` of the request's `Idempotency-Key` record first, in the
+/// caller's transaction.
+pub(super) fn write_rows(
+    conn: &mut AnyConnection,
+    rows: &Rows,
+    settlement: Option<&Settlement>,
+) -> Result<(), DbError> {
+    if let Some(settlement) = settlement {
+        super::idempotency::settle(conn, settlement)?;
+    }
+    insert_rows(conn, rows)
 }
 
 /// Cancels the notifications `ids`: out of the inbox for good, pending deliveries `cancelled`.
@@ -190,8 +251,14 @@ impl NotificationRepository for DieselNotificationRepository {
         if batch.is_empty() {
             return Ok(());
         }
-        let (notification_rows, delivery_rows) = rows_of(batch);
-        self.group.insert(notification_rows, delivery_rows).await
+        let rows = rows_of(batch);
+        let settlement = idempotency::settlement_for(batch);
+        let answered = settlement.as_ref().is_some_and(|s| s.answer.is_some());
+        self.group.insert(rows, settlement).await?;
+        if answered {
+            idempotency::mark_answered();
+        }
+        Ok(())
     }
 
     async fn insert_with_reminders(
@@ -199,25 +266,28 @@ impl NotificationRepository for DieselNotificationRepository {
         batch: &[NewNotification],
         reminders: &ReminderChanges,
     ) -> Result<Vec<NotificationId>, RepositoryError> {
-        let (notification_rows, delivery_rows) = rows_of(batch);
-        let schedule: Vec<(String, Vec<NotificationRow>, Vec<DeliveryRow>)> = reminders
+        let event_rows = rows_of(batch);
+        let settlement = idempotency::settlement_for(batch);
+        let answered = settlement.as_ref().is_some_and(|s| s.answer.is_some());
+        let schedule: Vec<(String, Rows)> = reminders
             .schedule
             .iter()
             .map(|r| {
-                let (mut rows, deliveries) = rows_of(std::slice::from_ref(&r.notification));
-                for row in &mut rows {
+                let mut rows = rows_of(std::slice::from_ref(&r.notification));
+                for row in &mut rows.notifications {
                     row.cancellation_key = Some(r.key.clone());
                 }
-                (r.key.clone(), rows, deliveries)
+                (r.key.clone(), rows)
             })
             .collect();
         let prefix = reminders.prefix.clone();
         let keep: HashSet<String> = reminders.keep.iter().cloned().collect();
         let now = db_time(reminders.now);
-        self.db
+        let written = self
+            .db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
-                    insert_rows(conn, &notification_rows, &delivery_rows)?;
+                    write_rows(conn, &event_rows, settlement.as_ref())?;
                     // LIKE narrows (a `%` or `_` in an id only widens it); `starts_with` decides.
                     let live: Vec<(String, Option<String>)> = notifications::table
                         .filter(notifications::cancellation_key.like(format!("{prefix}%")))
@@ -241,7 +311,7 @@ impl NotificationRepository for DieselNotificationRepository {
                         );
                     }
                     let rescheduled: HashSet<&str> =
-                        schedule.iter().map(|(key, _, _)| key.as_str()).collect();
+                        schedule.iter().map(|(key, _)| key.as_str()).collect();
                     // A reminder that went out (or is going out) is not made again.
                     let gone_out: HashSet<&str> = live
                         .iter()
@@ -258,17 +328,21 @@ impl NotificationRepository for DieselNotificationRepository {
                         .collect();
                     cancel_notifications(conn, &cancel, now)?;
                     let mut written = Vec::new();
-                    for (key, rows, deliveries) in &schedule {
+                    for (key, rows) in &schedule {
                         if gone_out.contains(key.as_str()) {
                             continue;
                         }
-                        insert_rows(conn, rows, deliveries)?;
-                        written.extend(rows.iter().map(|r| r.id.clone()));
+                        insert_rows(conn, rows)?;
+                        written.extend(rows.notifications.iter().map(|r| r.id.clone()));
                     }
                     parse_ids(written)
                 })
             })
-            .await
+            .await?;
+        if answered {
+            idempotency::mark_answered();
+        }
+        Ok(written)
     }
 
     async fn get(

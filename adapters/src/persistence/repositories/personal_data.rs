@@ -1,9 +1,12 @@
 //! [`DieselPersonalDataStore`]: everything held about one recipient, exported or erased at once
 //! (GDPR articles 15, 17 and 20).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use clairon_application::ports::{
-    ErasedCounts, ErasureAudit, ErasureOutcome, PersonalDataStore, RecipientData, RepositoryError,
+    ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
+    RepositoryError,
 };
 use clairon_domain::{DeliveryStatus, RecipientId};
 use diesel::prelude::*;
@@ -13,7 +16,7 @@ use super::CHUNK;
 use crate::persistence::connection::{write_transaction, AnyConnection, Database, DbError};
 use crate::persistence::rows::{db_time, AttemptRow, NotificationRow, RecipientRow};
 use crate::persistence::schema::{
-    deliveries, delivery_attempts, erasures, notifications, recipients,
+    deliveries, delivery_attempts, erasures, notification_mentions, notifications, recipients,
 };
 
 /// The [`PersonalDataStore`] on the Diesel [`Database`] (SQLite or PostgreSQL).
@@ -38,10 +41,16 @@ struct NewErasureRow {
     notifications: i64,
     deliveries: i64,
     attempts: i64,
+    redacted: i64,
+    idempotency_records: i64,
 }
 
 fn as_count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn as_column(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -111,6 +120,7 @@ impl PersonalDataStore for DieselPersonalDataStore {
         &self,
         id: &RecipientId,
         audit: &ErasureAudit,
+        redactor: Arc<dyn MentionRedactor>,
     ) -> Result<ErasureOutcome, RepositoryError> {
         let id = id.as_str().to_owned();
         let now = db_time(audit.at);
@@ -163,6 +173,8 @@ impl PersonalDataStore for DieselPersonalDataStore {
                     if in_flight > 0 {
                         return Err(InFlight.into());
                     }
+                    // Before their own rows go: the redaction needs their name.
+                    let traces = erase_traces(conn, &id, redactor.as_ref())?;
                     let delivery_ids: Vec<String> = deliveries::table
                         .filter(deliveries::recipient_id.eq(&id))
                         .select(deliveries::id)
@@ -187,14 +199,18 @@ impl PersonalDataStore for DieselPersonalDataStore {
                         notifications: as_count(notifications),
                         deliveries: as_count(deliveries),
                         attempts: as_count(attempts),
+                        redacted: traces.redacted,
+                        idempotency_keys: traces.idempotency_keys,
                     };
                     diesel::insert_into(erasures::table)
                         .values(NewErasureRow {
                             erased_at: now,
                             actor: actor.clone(),
-                            notifications: i64::try_from(counts.notifications).unwrap_or(i64::MAX),
-                            deliveries: i64::try_from(counts.deliveries).unwrap_or(i64::MAX),
-                            attempts: i64::try_from(counts.attempts).unwrap_or(i64::MAX),
+                            notifications: as_column(counts.notifications),
+                            deliveries: as_column(counts.deliveries),
+                            attempts: as_column(counts.attempts),
+                            redacted: as_column(counts.redacted),
+                            idempotency_records: as_column(counts.idempotency_keys),
                         })
                         .execute(conn)?;
                     Ok(ErasureOutcome::Erased(counts))
@@ -206,6 +222,59 @@ impl PersonalDataStore for DieselPersonalDataStore {
             })
             .await
     }
+}
+
+/// What an erasure changed outside the recipient's own rows.
+struct Traces {
+    redacted: u64,
+    idempotency_keys: u64,
+}
+
+/// Erases `id`'s traces elsewhere, in the erasure's transaction: every notification of someone
+/// else that names them (`notification_mentions`, recorded when it was written) is rewritten by
+/// `redactor`, and every `Idempotency-Key` record of a request that named them is dropped.
+fn erase_traces(
+    conn: &mut AnyConnection,
+    id: &str,
+    redactor: &dyn MentionRedactor,
+) -> Result<Traces, DbError> {
+    let erased = recipients::table
+        .find(id)
+        .select(RecipientRow::as_select())
+        .first(conn)?
+        .into_domain()?;
+    let mentioning: Vec<String> = notification_mentions::table
+        .filter(notification_mentions::recipient_id.eq(id))
+        .select(notification_mentions::notification_id)
+        .load(conn)?;
+    let mut redacted = 0;
+    for chunk in mentioning.chunks(CHUNK) {
+        let rows = notifications::table
+            .filter(notifications::id.eq_any(chunk))
+            .filter(notifications::recipient_id.ne(id))
+            .select(NotificationRow::as_select())
+            .load(conn)?;
+        for row in rows {
+            let notification = row.into_domain()?;
+            let rewritten = redactor.redact(&notification, &erased);
+            diesel::update(notifications::table.find(notification.id.as_str()))
+                .set((
+                    notifications::title.eq(rewritten.title.as_str()),
+                    notifications::body.eq(rewritten.body.as_str()),
+                    notifications::metadata
+                        .eq(serde_json::Value::Object(rewritten.metadata).to_string()),
+                ))
+                .execute(conn)?;
+            redacted += 1;
+        }
+    }
+    diesel::delete(notification_mentions::table.filter(notification_mentions::recipient_id.eq(id)))
+        .execute(conn)?;
+    let dropped = super::idempotency::drop_naming(conn, id)?;
+    Ok(Traces {
+        redacted,
+        idempotency_keys: as_count(dropped),
+    })
 }
 
 /// Rolls the erasure back (the cancelled deliveries with it) when a delivery is in flight.

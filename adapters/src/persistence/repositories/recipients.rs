@@ -7,6 +7,7 @@ use clairon_domain::{Recipient, RecipientId, TelegramChatId};
 use diesel::prelude::*;
 
 use super::CHUNK;
+use crate::http::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, AnyConnection, Database, DbError};
 use crate::persistence::rows::{db_time, RecipientChanges, RecipientRow};
 use crate::persistence::schema::recipients;
@@ -26,9 +27,18 @@ impl DieselRecipientRepository {
     async fn upsert_once(
         &self,
         rows: Vec<(RecipientRow, RecipientChanges)>,
+        settlement: Option<Settlement>,
     ) -> Result<Vec<Upserted>, RepositoryError> {
         self.db
-            .call(move |conn| write_transaction(conn, |conn| upsert_rows(conn, &rows)))
+            .call(move |conn| {
+                write_transaction(conn, |conn| {
+                    // An `Idempotency-Key` import records whom it wrote about (for erasure).
+                    if let Some(settlement) = &settlement {
+                        super::idempotency::settle(conn, settlement)?;
+                    }
+                    upsert_rows(conn, &rows)
+                })
+            })
             .await
     }
 }
@@ -91,13 +101,16 @@ impl RecipientRepository for DieselRecipientRepository {
             .iter()
             .map(|r| (RecipientRow::new(r, now), RecipientChanges::new(r, now)))
             .collect();
-        match self.upsert_once(rows.clone()).await {
+        let settlement = crate::http::idempotency::subjects_settlement(
+            recipients.iter().map(|r| r.id.as_str().to_owned()),
+        );
+        match self.upsert_once(rows.clone(), settlement.clone()).await {
             // Another writer created one of these ids between our UPDATE and INSERT (PostgreSQL
             // only: SQLite's IMMEDIATE transactions serialise writers). Our transaction rolled
             // back; the row exists now, so a second pass updates it.
             Err(RepositoryError::Conflict(reason)) => {
                 tracing::debug!(%reason, "recipient upsert raced another writer; retrying once");
-                self.upsert_once(rows).await
+                self.upsert_once(rows, settlement).await
             }
             other => other,
         }
