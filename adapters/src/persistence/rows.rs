@@ -103,7 +103,8 @@ impl RecipientRow {
             };
         Ok(Recipient {
             id: RecipientId::parse(&self.id).map_err(&bad)?,
-            name: DisplayName::parse(&self.name).map_err(&bad)?,
+            // Leniently: a name stored before line breaks were refused still loads.
+            name: DisplayName::from_stored(&self.name).map_err(&bad)?,
             email: self
                 .email
                 .as_deref()
@@ -227,7 +228,8 @@ impl NotificationRow {
             recipient_id: RecipientId::parse(&self.recipient_id).map_err(&bad)?,
             kind: NotificationKind::parse(&self.kind).map_err(&bad)?,
             priority: priority(self.priority).map_err(&bad)?,
-            title: Title::parse(&self.title).map_err(&bad)?,
+            // Leniently: a title stored before line breaks were refused still loads.
+            title: Title::from_stored(&self.title).map_err(&bad)?,
             body: Body::parse(&self.body).map_err(&bad)?,
             action_url: self
                 .action_url
