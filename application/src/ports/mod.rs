@@ -17,9 +17,10 @@ mod retry;
 mod senders;
 mod templates;
 
-pub use clock::{Clock, IdGenerator};
+pub use clock::{Clock, IdGenerator, Timer};
 pub use delivery_queue::{
-    AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
+    AttemptRecord, ClaimToken, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
+    POISON_CRASHES,
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
@@ -43,7 +44,7 @@ pub use senders::{
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 
 #[cfg(any(test, feature = "mocks"))]
-pub use clock::{MockClock, MockIdGenerator};
+pub use clock::{MockClock, MockIdGenerator, MockTimer};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]
