@@ -288,6 +288,8 @@ pub(crate) struct DeliveryRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    pub claim_token: Option<String>,
+    pub crashes: i32,
 }
 
 impl DeliveryRow {
@@ -320,6 +322,8 @@ impl DeliveryRow {
             created_at,
             updated_at: created_at,
             sent_at: d.sent_at.map(db_time),
+            claim_token: None,
+            crashes: 0,
         }
     }
 
@@ -431,6 +435,11 @@ pub(crate) struct OutcomeChanges {
     pub lease_expires_at: Option<NaiveDateTime>,
     pub next_attempt_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
+    /// Released with the lease.
+    #[diesel(treat_none_as_null = true)]
+    pub claim_token: Option<String>,
+    /// An outcome was recorded: whatever crashed before did not crash this try.
+    pub crashes: i32,
 }
 
 impl OutcomeChanges {
@@ -445,6 +454,8 @@ impl OutcomeChanges {
             lease_expires_at: None,
             next_attempt_at: update.next_attempt_at.map(db_time),
             updated_at: now,
+            claim_token: None,
+            crashes: 0,
         }
     }
 }
