@@ -286,7 +286,10 @@ async fn a_subject_with_an_injected_header_and_no_end_is_sent_on_one_bounded_lin
     let sink = SmtpSink::start().await;
     let sender = LettreEmailSender::smtp(&sink.url(), FROM, 1).unwrap();
     let mut email = message("d-hostile-subject");
-    email.subject = format!("Répétition\r\nBcc: eve@example.org\r\n{}", "x".repeat(5_000));
+    email.subject = format!(
+        "Répétition\r\nBcc: eve@example.org\r\n{}",
+        "x".repeat(5_000)
+    );
 
     // Act
     let outcome = sender.send(&email).await;

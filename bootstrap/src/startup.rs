@@ -17,6 +17,7 @@ use clairon_adapters::http::{
     HealthProbe, HttpOptions, Live, Observability, RateLimits, RateQuota, RecipientTokens,
 };
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
+use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
@@ -24,7 +25,6 @@ use clairon_adapters::persistence::{
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
-use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
@@ -106,9 +106,8 @@ type Check<'a> =
 impl HealthProbe for DatabaseHealth {
     fn database(
         &self,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), DatabaseProblem>> + Send + '_>,
-    > {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DatabaseProblem>> + Send + '_>>
+    {
         Box::pin(async move {
             self.database
                 .ping()

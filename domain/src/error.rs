@@ -87,7 +87,14 @@ mod tests {
 
     #[test]
     fn a_single_line_value_refuses_every_control_character_and_names_its_field() {
-        for raw in ["Eve\nX", "Eve\rX", "Eve\tX", "Eve\u{0}X", "Eve\u{7f}X", "Eve\u{85}X"] {
+        for raw in [
+            "Eve\nX",
+            "Eve\rX",
+            "Eve\tX",
+            "Eve\u{0}X",
+            "Eve\u{7f}X",
+            "Eve\u{85}X",
+        ] {
             let err = single_line_text("name", raw, 200).unwrap_err();
             assert_eq!(err.field, "name", "{raw:?}");
             assert!(err.message.contains("control characters"), "{raw:?}: {err}");

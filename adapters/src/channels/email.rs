@@ -410,8 +410,15 @@ mod tests {
 
     #[test]
     fn a_header_value_is_put_on_one_line_and_cut_to_its_bound() {
-        assert_eq!(header_text("Eve\r\nBcc: x@example.org", 200), "Eve  Bcc: x@example.org");
-        assert_eq!(header_text("  Zoé\t", 200), "Zoé", "trimmed after flattening");
+        assert_eq!(
+            header_text("Eve\r\nBcc: x@example.org", 200),
+            "Eve  Bcc: x@example.org"
+        );
+        assert_eq!(
+            header_text("  Zoé\t", 200),
+            "Zoé",
+            "trimmed after flattening"
+        );
         let long = header_text(&"a".repeat(300), 250);
         assert_eq!(long.chars().count(), 250, "at most the bound: {long}");
         assert!(long.ends_with('…'), "a cut value says so: {long}");
@@ -420,8 +427,8 @@ mod tests {
     #[test]
     fn a_from_with_a_line_break_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = LettreEmailSender::files(dir.path().to_owned(), "Clai\nron <a@b.example>")
-            .unwrap_err();
+        let err =
+            LettreEmailSender::files(dir.path().to_owned(), "Clai\nron <a@b.example>").unwrap_err();
         assert!(
             matches!(err, EmailConfigError::InvalidFrom { .. }),
             "{err:?}"

@@ -82,7 +82,12 @@ fn pieces(html: &str) -> Vec<Piece<'_>> {
             }
         }
         if c == '&' {
-            if let Some(len) = rest.char_indices().take(12).find(|(_, c)| *c == ';').map(|(i, _)| i + 1) {
+            if let Some(len) = rest
+                .char_indices()
+                .take(12)
+                .find(|(_, c)| *c == ';')
+                .map(|(i, _)| i + 1)
+            {
                 let raw = &rest[..len];
                 out.push(Piece::Text {
                     raw,
@@ -455,7 +460,9 @@ mod tests {
         let shown: String = pieces(html)
             .iter()
             .filter_map(|p| match p {
-                Piece::Text { raw, .. } => Some(html_escape::decode_html_entities(raw).into_owned()),
+                Piece::Text { raw, .. } => {
+                    Some(html_escape::decode_html_entities(raw).into_owned())
+                }
                 Piece::Tag { .. } => None,
             })
             .collect();
@@ -466,7 +473,10 @@ mod tests {
     #[test]
     fn a_text_that_fits_is_sent_as_it_is() {
         let html = "<b>Répétition</b> &amp; co";
-        assert!(matches!(fit_telegram_html(html, 15, false), Cow::Borrowed(_)));
+        assert!(matches!(
+            fit_telegram_html(html, 15, false),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -478,7 +488,11 @@ mod tests {
         let (shown, units) = visible(&fitted);
         assert!(units <= MAX_TEXT_LEN, "{units} characters after parsing");
         assert!(units > MAX_TEXT_LEN - 10, "the room is used: {units}");
-        assert!(fitted.ends_with("mot…</i>"), "cut after a word, <i> closed: {}", &fitted[fitted.len() - 20..]);
+        assert!(
+            fitted.ends_with("mot…</i>"),
+            "cut after a word, <i> closed: {}",
+            &fitted[fitted.len() - 20..]
+        );
         assert!(shown.starts_with("Titre"));
     }
 
@@ -500,7 +514,11 @@ mod tests {
             }
         }
         let opened = fitted.matches("<u>").count();
-        assert_eq!(opened, fitted.matches("</u>").count(), "every <u> is closed: {fitted}");
+        assert_eq!(
+            opened,
+            fitted.matches("</u>").count(),
+            "every <u> is closed: {fitted}"
+        );
     }
 
     #[test]
@@ -520,9 +538,16 @@ mod tests {
         let fitted = fit_telegram_html(&html, MAX_TEXT_LEN, true);
         let without = fit_telegram_html(&html, MAX_TEXT_LEN, false);
 
-        assert!(fitted.ends_with(&format!("…\n{link}")), "the link is kept: {}", &fitted[fitted.len() - 120..]);
+        assert!(
+            fitted.ends_with(&format!("…\n{link}")),
+            "the link is kept: {}",
+            &fitted[fitted.len() - 120..]
+        );
         assert!(visible(&fitted).1 <= MAX_TEXT_LEN);
-        assert!(!without.contains("href"), "with a button, the text is simply cut");
+        assert!(
+            !without.contains("href"),
+            "with a button, the text is simply cut"
+        );
     }
 
     #[test]

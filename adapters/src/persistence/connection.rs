@@ -457,7 +457,8 @@ impl Database {
         let handler_scrubber = scrubber.clone();
         let pool = tokio::task::spawn_blocking(move || {
             // An SQLite URI filename (`sqlite://file:PATH?mode=ro`) is SQLite's to open.
-            let uri = matches!(&target, Target::Sqlite(p) if p.to_string_lossy().starts_with("file:"));
+            let uri =
+                matches!(&target, Target::Sqlite(p) if p.to_string_lossy().starts_with("file:"));
             if let (Target::Sqlite(path), false) = (&target, uri) {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| connect_error(&e))?;
@@ -677,7 +678,10 @@ mod tests {
     use super::*;
 
     fn database_error(kind: DatabaseErrorKind, message: &str) -> DbError {
-        DbError::Diesel(DieselError::DatabaseError(kind, Box::new(message.to_owned())))
+        DbError::Diesel(DieselError::DatabaseError(
+            kind,
+            Box::new(message.to_owned()),
+        ))
     }
 
     #[test]

@@ -36,8 +36,7 @@ use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Database, DbError,
 };
 use crate::persistence::rows::{
-    db_time, AttemptRow, DeliveryRow, NewAttemptRow, NotificationRow, OutcomeChanges,
-    RecipientRow,
+    db_time, AttemptRow, DeliveryRow, NewAttemptRow, NotificationRow, OutcomeChanges, RecipientRow,
 };
 use crate::persistence::schema::{deliveries, delivery_attempts, notifications, recipients};
 
@@ -425,7 +424,10 @@ fn renew(
 ) -> Result<Vec<DeliveryId>, DbError> {
     let mut by_token: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, token) in claims {
-        by_token.entry(token.as_str()).or_default().push(id.as_str());
+        by_token
+            .entry(token.as_str())
+            .or_default()
+            .push(id.as_str());
     }
     let mut renewed = Vec::with_capacity(claims.len());
     for (token, ids) in by_token {
@@ -440,9 +442,11 @@ fn renew(
             .returning(deliveries::id)
             .get_results(conn)?;
             for id in touched {
-                renewed.push(DeliveryId::parse(&id).map_err(|e| {
-                    DbError::Corrupt(format!("deliveries {id:?}: {}", e.message))
-                })?);
+                renewed.push(
+                    DeliveryId::parse(&id).map_err(|e| {
+                        DbError::Corrupt(format!("deliveries {id:?}: {}", e.message))
+                    })?,
+                );
             }
         }
     }

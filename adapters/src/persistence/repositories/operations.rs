@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
     ChannelStatusCount, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery, JobRunRepository,
-    JobStatus, JobTrigger, OperationsStatsSource, Purged, POISON_CRASHES, QueueDepth, RepositoryError,
+    JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth, RepositoryError,
+    POISON_CRASHES,
 };
 use clairon_domain::{Channel, DeliveryStatus};
 use diesel::dsl::{count_star, min};
