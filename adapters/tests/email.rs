@@ -304,13 +304,14 @@ async fn a_subject_with_an_injected_header_and_no_end_is_sent_on_one_bounded_lin
     );
     let subject = received.subject.clone().expect("a subject");
     assert!(
-        subject.starts_with("Répétition  Bcc: eve@example.org"),
-        "the subject stays one line: {subject:?}"
+        subject.starts_with("Répétition") && subject.contains("Bcc: eve@example.org"),
+        "the would-be header stays in the subject: {subject:?}"
     );
-    assert_eq!(
-        subject.chars().count(),
-        clairon_adapters::channels::email::MAX_SUBJECT_CHARS,
-        "the subject is cut to its bound"
+    assert!(!subject.contains(['\r', '\n']), "on one line: {subject:?}");
+    assert!(
+        subject.chars().count() <= clairon_adapters::channels::email::MAX_SUBJECT_CHARS,
+        "the subject is cut to its bound: {} characters",
+        subject.chars().count()
     );
     assert!(subject.ends_with('…'), "a cut subject says so: {subject:?}");
 }
