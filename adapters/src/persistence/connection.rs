@@ -20,6 +20,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::r2d2::{CustomizeConnection, HandleError, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::migration::MigrationSource;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -526,15 +527,37 @@ impl Database {
     /// [`PersistenceError::Unavailable`] when the database does not answer.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, PersistenceError> {
         self.run::<Vec<String>, DbError, _>(|conn| {
-            let pending = match conn {
-                AnyConnection::Sqlite(c) => c
-                    .pending_migrations(SQLITE_MIGRATIONS)
-                    .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
-                AnyConnection::Postgresql(c) => c
-                    .pending_migrations(POSTGRES_MIGRATIONS)
-                    .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
-            };
-            pending.map_err(|e| DbError::Pool(e.to_string()))
+            // Read only: the harness's own `pending_migrations` first runs `CREATE TABLE IF NOT
+            // EXISTS`, which a read-only database refuses, and readiness would then report
+            // migrations pending when the schema is current.
+            #[derive(diesel::QueryableByName)]
+            struct Applied {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                version: String,
+            }
+            let applied: Vec<Applied> =
+                diesel::RunQueryDsl::load(
+                    diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
+                    conn,
+                )?;
+            let applied: std::collections::HashSet<String> =
+                applied.into_iter().map(|a| a.version).collect();
+            let embedded = match conn {
+                AnyConnection::Sqlite(_) => {
+                    MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                        .map(|all| names(&all))
+                }
+                AnyConnection::Postgresql(_) => {
+                    MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                        .map(|all| names(&all))
+                }
+            }
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+            Ok(embedded
+                .into_iter()
+                .filter(|(version, _)| !applied.contains(version))
+                .map(|(_, name)| name)
+                .collect())
         })
         .await
         .map_err(PersistenceError::from)
@@ -618,6 +641,16 @@ impl Database {
     {
         self.run(f).await.map_err(RepositoryError::from)
     }
+}
+
+/// `(version, name)` of each migration, in order.
+fn names<DB: diesel::backend::Backend>(
+    migrations: &[Box<dyn diesel::migration::Migration<DB>>],
+) -> Vec<(String, String)> {
+    migrations
+        .iter()
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
+        .collect()
 }
 
 /// Runs `f` in a transaction meant to write: committed when `f` succeeds, rolled back otherwise.
