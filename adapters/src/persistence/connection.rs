@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use clairon_application::ports::RepositoryError;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::migration::MigrationSource;
 use diesel::r2d2::{CustomizeConnection, HandleError, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, SqliteConnection};
-use diesel::migration::MigrationSource;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -535,11 +535,10 @@ impl Database {
                 #[diesel(sql_type = diesel::sql_types::Text)]
                 version: String,
             }
-            let applied: Vec<Applied> =
-                diesel::RunQueryDsl::load(
-                    diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
-                    conn,
-                )?;
+            let applied: Vec<Applied> = diesel::RunQueryDsl::load(
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
+                conn,
+            )?;
             let applied: std::collections::HashSet<String> =
                 applied.into_iter().map(|a| a.version).collect();
             let embedded = match conn {
