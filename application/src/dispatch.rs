@@ -1338,9 +1338,12 @@ mod tests {
         }
     }
 
+    /// Every renewal a queue was asked for: the claims, and until when.
+    type Renewals = Arc<Mutex<Vec<(Vec<(DeliveryId, ClaimToken)>, DateTime<Utc>)>>>;
+
     /// An email provider that answers only once the batch's leases were renewed `beats` times.
     struct SlowEmail {
-        renewals: Arc<Mutex<Vec<(Vec<(DeliveryId, ClaimToken)>, DateTime<Utc>)>>>,
+        renewals: Renewals,
         beats: usize,
     }
 
@@ -1358,7 +1361,7 @@ mod tests {
     /// holds at each renewal.
     fn renewing_queue(
         batch: Vec<ClaimedDelivery>,
-        renewals: Arc<Mutex<Vec<(Vec<(DeliveryId, ClaimToken)>, DateTime<Utc>)>>>,
+        renewals: Renewals,
         keep: impl Fn(&DeliveryId) -> bool + Send + Sync + 'static,
     ) -> MockDeliveryQueue {
         let (mut queue, _) = scripted_queue(vec![batch], Vec::new());
