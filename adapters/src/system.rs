@@ -1,7 +1,8 @@
-//! The system clock and UUIDv7 id generation.
+//! The system clock, Tokio's timer and UUIDv7 id generation.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_application::ports::{Clock, IdGenerator};
+use clairon_application::ports::{Clock, IdGenerator, Timer};
 use clairon_domain::{DeliveryId, NotificationId};
 
 /// The operating system's clock.
@@ -11,6 +12,17 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// Waits on Tokio's timer (the dispatcher's lease heartbeat).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+#[async_trait]
+impl Timer for TokioTimer {
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
     }
 }
 

@@ -249,3 +249,69 @@ async fn a_from_that_is_not_a_mailbox_is_refused() {
         "{error:?}"
     );
 }
+
+/// A display name that holds a line break, as a row stored before names were validated would
+/// give one (deserialised: the parser refuses it).
+fn name_with_line_break() -> DisplayName {
+    serde_json::from_value(serde_json::json!("Eve\nX")).expect("serde builds it unchecked")
+}
+
+#[tokio::test]
+async fn a_display_name_with_a_line_break_is_sent_on_one_line_instead_of_panicking() {
+    // Arrange
+    let sink = SmtpSink::start().await;
+    let sender = LettreEmailSender::smtp(&sink.url(), FROM, 1).unwrap();
+    let mut email = message("d-line-break-name");
+    email.to_name = name_with_line_break();
+
+    // Act
+    let outcome = sender.send(&email).await;
+
+    // Assert
+    sent_id(outcome);
+    let received = &sink.wait_for_messages(1, WAIT).await[0];
+    assert_eq!(
+        received.to,
+        vec![ParsedMailbox {
+            name: Some("Eve X".to_owned()),
+            address: "zoe.tremblay@example.org".to_owned(),
+        }],
+        "the line break became a space"
+    );
+}
+
+#[tokio::test]
+async fn a_subject_with_an_injected_header_and_no_end_is_sent_on_one_bounded_line() {
+    // Arrange
+    let sink = SmtpSink::start().await;
+    let sender = LettreEmailSender::smtp(&sink.url(), FROM, 1).unwrap();
+    let mut email = message("d-hostile-subject");
+    email.subject = format!(
+        "Répétition\r\nBcc: eve@example.org\r\n{}",
+        "x".repeat(5_000)
+    );
+
+    // Act
+    let outcome = sender.send(&email).await;
+
+    // Assert
+    sent_id(outcome);
+    let received = &sink.wait_for_messages(1, WAIT).await[0];
+    assert!(
+        received.header("Bcc").is_none(),
+        "no header was injected: {:?}",
+        received.header("Bcc")
+    );
+    let subject = received.subject.clone().expect("a subject");
+    assert!(
+        subject.starts_with("Répétition") && subject.contains("Bcc: eve@example.org"),
+        "the would-be header stays in the subject: {subject:?}"
+    );
+    assert!(!subject.contains(['\r', '\n']), "on one line: {subject:?}");
+    assert!(
+        subject.chars().count() <= clairon_adapters::channels::email::MAX_SUBJECT_CHARS,
+        "the subject is cut to its bound: {} characters",
+        subject.chars().count()
+    );
+    assert!(subject.ends_with('…'), "a cut subject says so: {subject:?}");
+}

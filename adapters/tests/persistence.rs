@@ -18,10 +18,10 @@ use clairon_adapters::persistence::{
     DieselRecipientRepository, PersistenceError,
 };
 use clairon_application::ports::{
-    AttemptRecord, ChannelStatusCount, ClaimedDelivery, DeliveryListQuery, DeliveryQueue,
-    DeliveryRepository, DeliveryUpdate, Housekeeping, ListQuery, NewNotification, NewReminder,
-    NotificationRepository, OperationsStatsSource, Purged, ReadFilter, RecipientRepository,
-    ReminderChanges, RepositoryError, Requeued, Upserted,
+    AttemptRecord, ChannelStatusCount, ClaimToken, ClaimedDelivery, DeliveryListQuery,
+    DeliveryQueue, DeliveryRepository, DeliveryUpdate, Housekeeping, ListQuery, NewNotification,
+    NewReminder, NotificationRepository, OperationsStatsSource, Purged, ReadFilter,
+    RecipientRepository, ReminderChanges, RepositoryError, Requeued, Upserted,
 };
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryId, DeliveryStatus,
@@ -1006,14 +1006,12 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
     let queue = t.queue();
     let email = did(1, Channel::Email);
     let telegram = did(1, Channel::Telegram);
-    assert_eq!(
-        queue
-            .claim_due(at(1), LEASE, 10, ChannelSet::all())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    let claimed = queue
+        .claim_due(at(1), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let claim = claimed[0].claim.clone();
     let sent_attempt = AttemptRecord {
         number: 1,
         started_at: at(1),
@@ -1042,6 +1040,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
                 sent_at: Some(at(2)),
                 next_attempt_at: None,
                 attempt: Some(sent_attempt.clone()),
+                claim: claim.clone(),
             },
             DeliveryUpdate {
                 id: telegram.clone(),
@@ -1052,6 +1051,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
                 sent_at: None,
                 next_attempt_at: Some(at(100)),
                 attempt: Some(failed_attempt.clone()),
+                claim,
             },
         ])
         .await
@@ -1107,6 +1107,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
             sent_at: None,
             next_attempt_at: None,
             attempt: Some(dead_attempt.clone()),
+            claim: retried[0].claim.clone(),
         }])
         .await
         .unwrap();
@@ -1392,9 +1393,15 @@ async fn a_recipient_created_again_after_an_erasure_draws_a_new_generation(#[cas
 // Delivery engine: listing, manual retry, attempts in the read model, unreachable chats
 // ---------------------------------------------------------------------------------------------
 
-fn outcome(id: DeliveryId, status: DeliveryStatus, number: u32) -> DeliveryUpdate {
+fn outcome(
+    id: DeliveryId,
+    status: DeliveryStatus,
+    number: u32,
+    claim: &ClaimToken,
+) -> DeliveryUpdate {
     let failed = status != DeliveryStatus::Sent;
     DeliveryUpdate {
+        claim: claim.clone(),
         id,
         status,
         attempts: number,
@@ -1432,22 +1439,20 @@ async fn deliveries_are_listed_newest_first_by_status_and_channel_and_dead_ones_
         .collect();
     t.notifications().insert_batch(&batch).await.unwrap();
     let queue = t.queue();
-    assert_eq!(
-        queue
-            .claim_due(at(1), LEASE, 10, ChannelSet::all())
-            .await
-            .unwrap()
-            .len(),
-        6
-    );
+    let claimed = queue
+        .claim_due(at(1), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 6);
+    let claim = &claimed[0].claim;
     queue
         .record(&[
-            outcome(did(1, Channel::Email), DeliveryStatus::Dead, 8),
-            outcome(did(2, Channel::Email), DeliveryStatus::Dead, 8),
-            outcome(did(3, Channel::Email), DeliveryStatus::Failed, 1),
-            outcome(did(1, Channel::Telegram), DeliveryStatus::Sent, 1),
-            outcome(did(2, Channel::Telegram), DeliveryStatus::Sent, 1),
-            outcome(did(3, Channel::Telegram), DeliveryStatus::Sent, 1),
+            outcome(did(1, Channel::Email), DeliveryStatus::Dead, 8, claim),
+            outcome(did(2, Channel::Email), DeliveryStatus::Dead, 8, claim),
+            outcome(did(3, Channel::Email), DeliveryStatus::Failed, 1, claim),
+            outcome(did(1, Channel::Telegram), DeliveryStatus::Sent, 1, claim),
+            outcome(did(2, Channel::Telegram), DeliveryStatus::Sent, 1, claim),
+            outcome(did(3, Channel::Telegram), DeliveryStatus::Sent, 1, claim),
         ])
         .await
         .unwrap();
@@ -1931,12 +1936,16 @@ async fn a_scheduled_notification_is_hidden_and_not_due_until_its_time(#[case] e
         vec![nid(2)],
         "the scheduled deliveries are not due yet"
     );
+    // Sent: a lease left to lapse would make it a suspect, claimed alone.
+    t.queue()
+        .record(&claimed.iter().map(sent_under).collect::<Vec<_>>())
+        .await
+        .unwrap();
     let at_time = t
         .queue()
         .claim_due(later, LEASE, 10, ChannelSet::all())
         .await
         .unwrap();
-    // (The first claim's lease has lapsed by then too: leave that delivery out.)
     let mut channels: Vec<Channel> = at_time
         .iter()
         .filter(|c| c.notification.id == nid(1))
@@ -2414,11 +2423,16 @@ async fn the_reaper_puts_deliveries_with_an_expired_lease_back_in_the_queue(
         .claim_due(at(40), LEASE, 10, ChannelSet::all())
         .await
         .unwrap();
+    let then = queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
     assert_eq!(
-        again.len(),
-        2,
-        "released deliveries are claimed again at once"
+        (again.len(), then.len()),
+        (1, 1),
+        "released deliveries are claimed again at once, each alone: their worker died holding them"
     );
+    assert_ne!(claimed_ids(&again), claimed_ids(&then));
 }
 
 #[rstest]
@@ -2442,6 +2456,7 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
         .filter(|c| c.delivery.id != did(2, Channel::InApp))
         .map(|c| DeliveryUpdate {
             id: c.delivery.id.clone(),
+            claim: c.claim.clone(),
             status: DeliveryStatus::Sent,
             attempts: 1,
             last_error: None,
@@ -2483,4 +2498,395 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
         .await
         .unwrap();
     assert_eq!(numbers(&left.items), vec![3, 2], "the unsent one is kept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// No poison pill: fenced claims, lease renewal, crash counting, unreadable rows, write health
+// ---------------------------------------------------------------------------------------------
+
+/// The stored delivery `id`, as the read model shows it.
+async fn stored_delivery(t: &TestDb, n: u32, channel: Channel) -> Delivery {
+    let details = t.notifications().get(&nid(n)).await.unwrap().unwrap();
+    details
+        .deliveries
+        .into_iter()
+        .find(|d| d.channel == channel)
+        .expect("the delivery")
+}
+
+fn sent_under(claimed: &ClaimedDelivery) -> DeliveryUpdate {
+    outcome(
+        claimed.delivery.id.clone(),
+        DeliveryStatus::Sent,
+        1,
+        &claimed.claim,
+    )
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_lease_lapsed_cannot_record_over_the_worker_that_retook_the_delivery(
+    #[case] engine: Engine,
+) {
+    // Arrange: worker A claims with a short lease, which lapses; worker B retakes it.
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let (a, b) = (t.queue(), t.queue());
+    let short = Duration::from_secs(5);
+    let by_a = a
+        .claim_due(at(10), short, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let by_b = b
+        .claim_due(at(15), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed_ids(&by_b),
+        claimed_ids(&by_a),
+        "B retook A's delivery"
+    );
+    assert_ne!(by_a[0].claim, by_b[0].claim, "under a claim of its own");
+
+    // Act: A, still sending, records its outcome late; then B records its own.
+    let mut late = sent_under(&by_a[0]);
+    late.provider_message_id = Some("<from-a@clairon>".into());
+    let refused = a.record(&[late]).await.unwrap();
+    let before_b = stored_delivery(&t, 1, Channel::InApp).await;
+    let accepted = b.record(&[sent_under(&by_b[0])]).await.unwrap();
+
+    // Assert
+    assert_eq!(
+        refused,
+        vec![did(1, Channel::InApp)],
+        "A's outcome is refused as lost"
+    );
+    assert_eq!(
+        before_b.status,
+        DeliveryStatus::Sending,
+        "A wrote nothing over B"
+    );
+    assert!(accepted.is_empty(), "B holds the claim: {accepted:?}");
+    let after = stored_delivery(&t, 1, Channel::InApp).await;
+    assert_eq!(after.status, DeliveryStatus::Sent);
+    assert_eq!(
+        after.provider_message_id.as_deref(),
+        Some("<m@clairon>"),
+        "B's outcome"
+    );
+    assert_eq!(
+        t.queue()
+            .attempts(&did(1, Channel::InApp))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "only B's attempt row is written"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_lease_is_not_retaken_and_a_lost_claim_is_not_renewed(#[case] engine: Engine) {
+    // Arrange
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let (a, b) = (t.queue(), t.queue());
+    let by_a = a
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let held = vec![(by_a[0].delivery.id.clone(), by_a[0].claim.clone())];
+
+    // Act: A's heartbeat renews until at(100); B tries after the first lease would have ended,
+    // then after the renewed one; A's heartbeat comes too late.
+    let renewed = a.renew(&held, at(100)).await.unwrap();
+    let at_first_end = b
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let after_renewal = b
+        .claim_due(at(100), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let too_late = a.renew(&held, at(200)).await.unwrap();
+
+    // Assert
+    assert_eq!(
+        renewed,
+        vec![did(1, Channel::InApp)],
+        "A's lease is renewed"
+    );
+    assert!(
+        at_first_end.is_empty(),
+        "a renewed lease holds: {at_first_end:?}"
+    );
+    assert_eq!(
+        claimed_ids(&after_renewal),
+        vec![did(1, Channel::InApp)],
+        "lapsed at last"
+    );
+    assert!(
+        too_late.is_empty(),
+        "a lost claim is not renewed: {too_late:?}"
+    );
+    let again = b
+        .claim_due(at(150), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "B's lease still holds: A's renewal changed nothing"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_left_behind_twice_by_a_dying_worker_is_parked_as_poison_and_its_batch_mate_is_not(
+    #[case] engine: Engine,
+) {
+    // Arrange: two deliveries claimed together by a worker that dies.
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=2).await;
+    let queue = t.queue();
+    let together = queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(together.len(), 2);
+
+    // Act: after the lapse, each is retaken alone; the first one's worker dies again, the
+    // second is sent.
+    let first_alone = queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let second_alone = queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    queue.record(&[sent_under(&second_alone[0])]).await.unwrap();
+    let after_second_crash = queue
+        .claim_due(at(70), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(first_alone.len(), 1, "a suspect is claimed alone");
+    assert_eq!(second_alone.len(), 1, "so is the other one");
+    assert!(
+        after_second_crash.is_empty(),
+        "a poison pill is not handed out again"
+    );
+    let number = |c: &ClaimedDelivery| -> u32 { c.notification.id.as_str()[24..].parse().unwrap() };
+    let poisoned = stored_delivery(&t, number(&first_alone[0]), Channel::InApp).await;
+    assert_eq!(poisoned.status, DeliveryStatus::Dead);
+    let reason = poisoned.last_error.unwrap_or_default();
+    assert!(reason.starts_with("poison"), "the reason says so: {reason}");
+    let survivor = stored_delivery(&t, number(&second_alone[0]), Channel::InApp).await;
+    assert_eq!(
+        survivor.status,
+        DeliveryStatus::Sent,
+        "its batch-mate was sent"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_counts_a_crash_too_and_parks_a_delivery_left_behind_twice(
+    #[case] engine: Engine,
+) {
+    // Arrange
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let queue = t.queue();
+    let housekeeping = DieselHousekeeping::new(t.db.clone());
+    queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    // Act: the reaper releases the lapsed lease; the delivery is claimed again and left
+    // behind again; the reaper comes by once more.
+    let first = housekeeping.release_expired_leases(at(40)).await.unwrap();
+    let retaken = queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    let second = housekeeping.release_expired_leases(at(70)).await.unwrap();
+
+    // Assert
+    assert_eq!(
+        (first, second),
+        (1, 1),
+        "one delivery released, then parked"
+    );
+    assert_eq!(retaken.len(), 1, "released once, it is due again");
+    let parked = stored_delivery(&t, 1, Channel::InApp).await;
+    assert_eq!(parked.status, DeliveryStatus::Dead);
+    assert!(parked.last_error.unwrap_or_default().starts_with("poison"));
+    let requeued = queue
+        .requeue(&did(1, Channel::InApp), at(80))
+        .await
+        .unwrap();
+    assert!(matches!(requeued, Requeued::Requeued(_)), "{requeued:?}");
+    let fresh = queue
+        .claim_due(at(80), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 1, "an operator's retry gives it a fresh start");
+    queue.record(&[sent_under(&fresh[0])]).await.unwrap();
+    assert_eq!(
+        stored_delivery(&t, 1, Channel::InApp).await.status,
+        DeliveryStatus::Sent
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_recipient_row_cannot_be_read_fails_alone_without_blocking_the_claim(
+    #[case] engine: Engine,
+) {
+    // Arrange: two recipients, one of whose rows was damaged behind the adapter's back.
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    given_inbox(&t, "artist-2", 2..=2).await;
+    t.execute_raw("UPDATE recipients SET email = 'not an address' WHERE id = 'artist-1'")
+        .await;
+
+    // Act
+    let claimed = t
+        .queue()
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        claimed_ids(&claimed),
+        vec![did(2, Channel::InApp)],
+        "the readable one"
+    );
+    let parked = stored_delivery(&t, 1, Channel::InApp).await;
+    assert_eq!(parked.status, DeliveryStatus::Failed);
+    let reason = parked.last_error.unwrap_or_default();
+    assert!(reason.contains("cannot be read"), "{reason}");
+    let later = t
+        .queue()
+        .claim_due(at(1_000), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert!(
+        !claimed_ids(&later).contains(&did(1, Channel::InApp)),
+        "the parked one is never claimed again: {later:?}"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_stored_with_a_line_break_is_claimed_on_one_line(#[case] engine: Engine) {
+    // Arrange: a row from before names were validated.
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    t.execute_raw(match engine {
+        Engine::Sqlite => {
+            "UPDATE recipients SET name = 'Eve' || char(10) || 'X' WHERE id = 'artist-1'"
+        }
+        Engine::Postgres => "UPDATE recipients SET name = E'Eve\\nX' WHERE id = 'artist-1'",
+    })
+    .await;
+
+    // Act
+    let claimed = t
+        .queue()
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(claimed.len(), 1, "the delivery is claimed, not failed");
+    assert_eq!(claimed[0].recipient.name.as_str(), "Eve X");
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_went_read_only_fails_the_write_check_and_its_failed_writes_are_remembered(
+    #[case] engine: Engine,
+) {
+    // Arrange: the database made read-only for new connections, for real: SQLite opened with
+    // `mode=ro`, PostgreSQL with `default_transaction_read_only` on the database.
+    let t = open_or_skip!(engine);
+    assert_eq!(t.db.check_writes().await, Ok(()), "writable to begin with");
+    let read_only_url = match engine {
+        Engine::Sqlite => format!(
+            "sqlite://file:{}?mode=ro",
+            t.url.trim_start_matches("sqlite://")
+        ),
+        Engine::Postgres => {
+            let name = t.url.rsplit('/').next().unwrap().to_owned();
+            let admin = with_database(&t.url, "postgres");
+            tokio::task::spawn_blocking(move || {
+                let mut c = PgConnection::establish(&admin).unwrap();
+                diesel::sql_query(format!(
+                    "ALTER DATABASE {name} SET default_transaction_read_only = on"
+                ))
+                .execute(&mut c)
+                .unwrap();
+            })
+            .await
+            .unwrap();
+            t.url.clone()
+        }
+    };
+    let read_only = Database::connect(&read_only_url, 2)
+        .await
+        .expect("it still opens");
+
+    // Act
+    let reads = read_only.ping().await;
+    let check = read_only.check_writes().await;
+    let write = DieselRecipientRepository::new(read_only.clone())
+        .upsert_many(&[recipient("artist-9")])
+        .await;
+
+    // Assert
+    assert_eq!(reads, Ok(()), "reads still answer");
+    assert!(
+        matches!(
+            check,
+            Err((clairon_adapters::persistence::WriteFailure::ReadOnly, _))
+        ),
+        "the write check names it read-only: {check:?}"
+    );
+    assert!(write.is_err(), "the write failed: {write:?}");
+    assert_eq!(
+        read_only.recent_write_failure(),
+        Some(clairon_adapters::persistence::WriteFailure::ReadOnly),
+        "the failed write is remembered"
+    );
+    assert_eq!(
+        t.db.recent_write_failure(),
+        None,
+        "per database, not per process"
+    );
 }

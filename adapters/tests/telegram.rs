@@ -379,3 +379,49 @@ async fn the_stub_answers_not_found_for_another_token_or_method() {
         "{rejected:?}"
     );
 }
+
+#[tokio::test]
+async fn a_text_over_the_bot_api_limit_is_shortened_and_accepted_with_its_button() {
+    // Arrange: a 9,013-character text (the length seen in production), in bold and italics,
+    // with entities along the way.
+    let (stub, sender) = stub_and_sender().await;
+    let body = "Répétition &amp; filage, salle 2. ".repeat(300);
+    let mut long = message("424242", true);
+    long.html = format!("<b>Carmen</b>\n\n<i>{body}</i>");
+    let visible = clairon_adapters::testing::telegram_stub::parse_telegram_html(&long.html)
+        .expect("the long text is valid Telegram HTML");
+    assert!(
+        visible.encode_utf16().count() > 9_000,
+        "the text is over the limit before it is sent"
+    );
+
+    // Act
+    let outcome = sender.send(&long).await;
+
+    // Assert
+    assert!(
+        matches!(outcome, SendOutcome::Sent { .. }),
+        "{outcome:?}; refused: {:?}",
+        stub.rejected()
+    );
+    let received = &stub.messages()[0];
+    let length = received.visible_text.encode_utf16().count();
+    assert!(length <= 4_096, "{length} characters after entity parsing");
+    assert!(
+        received.visible_text.ends_with('…'),
+        "the cut says so: {:?}",
+        &received.visible_text[received.visible_text.len() - 40..]
+    );
+    assert!(
+        received.text.ends_with("…</i>"),
+        "the open <i> is closed after the ellipsis"
+    );
+    assert_eq!(
+        received.reply_markup,
+        Some(json!({"inline_keyboard": [[{
+            "text": "Voir le planning",
+            "url": "https://clairon.example/notifications/42",
+        }]]})),
+        "the action link (the button) is kept"
+    );
+}

@@ -14,10 +14,26 @@
 //! | rate limited (429) | `retrying`, due after `retry_after`; the channel is paused in this process for as long | no |
 //! | permanent (SMTP 5xx, Telegram "chat not found") | `failed` | yes |
 //!
+//! No poison pill: a panic while delivering one delivery (a sender's, a template's, a bug of
+//! ours) is caught there, and that delivery alone is recorded `failed` with the panic's message;
+//! the rest of the batch goes on. A panic escaping a whole round is the binary's supervisor's to
+//! catch; the deliveries of that round are then left behind, and the queue counts the crash and
+//! parks a delivery that crashed workers [`POISON_CRASHES`](crate::ports::POISON_CRASHES) times
+//! (see [`DeliveryQueue::claim_due`]).
+//!
+//! Leases and fencing: while a batch is being sent, a heartbeat renews its leases every third of
+//! the lease ([`DeliveryDispatcher::with_lease_heartbeat`]), so a batch slower than its lease is
+//! not retaken by another worker mid-send; outcomes are recorded under the batch's
+//! [`ClaimToken`], so a worker that lost its lease anyway cannot write over the new holder (the
+//! queue refuses, the dispatcher logs it).
+//!
 //! The loop that calls [`DeliveryDispatcher::dispatch_once`] (polling, waking on new work,
-//! stopping on shutdown) belongs to the binary; this type holds no timer and spawns nothing.
+//! stopping on shutdown, restarting after a panic) belongs to the binary; this type spawns
+//! nothing, and waits only through the [`Timer`] port.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,14 +42,15 @@ use clairon_domain::{
     Channel, ChannelSet, DeliveryId, DeliveryStatus, EmailAddress, Locale, Notification, Recipient,
     RecipientId, TelegramChatId,
 };
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select, Either};
+use futures_util::FutureExt as _;
 use serde_json::{json, Value};
 
 use crate::ports::{
-    AttemptRecord, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate, DispatchObserver,
-    EmailMessage, EmailSender, NotificationRepository, RealtimeEvent, RealtimePublisher,
-    RecipientRepository, RepositoryError, RetrySchedule, SendOutcome, TelegramButton,
-    TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
+    AttemptRecord, ClaimToken, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate,
+    DispatchObserver, EmailMessage, EmailSender, NotificationRepository, RealtimeEvent,
+    RealtimePublisher, RecipientRepository, RepositoryError, RetrySchedule, SendOutcome,
+    TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer, Timer,
 };
 
 /// How the dispatcher claims work.
@@ -41,7 +58,8 @@ use crate::ports::{
 pub struct DispatchSettings {
     /// Deliveries claimed per round.
     pub batch_size: u32,
-    /// How long a claim holds before another dispatcher may take the delivery over.
+    /// How long a claim holds before another dispatcher may take the delivery over; with a
+    /// heartbeat, renewed every third of it while the batch is in flight.
     pub lease: Duration,
 }
 
@@ -171,6 +189,8 @@ pub struct DeliveryDispatcher {
     paused: Mutex<HashMap<Channel, DateTime<Utc>>>,
     /// Told every recorded outcome (metrics); none by default.
     observer: Option<Arc<dyn DispatchObserver>>,
+    /// Paces the lease heartbeat; without one, leases are not renewed.
+    heartbeat: Option<Arc<dyn Timer>>,
 }
 
 impl DeliveryDispatcher {
@@ -204,6 +224,7 @@ impl DeliveryDispatcher {
             settings,
             paused: Mutex::new(HashMap::new()),
             observer: None,
+            heartbeat: None,
         }
     }
 
@@ -211,6 +232,17 @@ impl DeliveryDispatcher {
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn DispatchObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Renews the leases of a batch in flight every third of the lease
+    /// ([`DispatchSettings::lease`]), waiting through `timer`, until the batch is recorded. A
+    /// dispatcher that may take longer than its lease to send a batch (any real one: SMTP and
+    /// Telegram time out after 30 s, a batch holds up to 64 deliveries) needs it, or another
+    /// worker retakes the batch and sends it a second time.
+    #[must_use]
+    pub fn with_lease_heartbeat(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.heartbeat = Some(timer);
         self
     }
 
@@ -234,8 +266,13 @@ impl DeliveryDispatcher {
         }
     }
 
-    /// Claims one batch of due deliveries, sends them concurrently, records the outcomes.
-    /// Returns how many were claimed (0 means the outbox had nothing due).
+    /// Claims one batch of due deliveries, sends them concurrently (renewing their leases
+    /// meanwhile, with a heartbeat), records the outcomes. Returns how many were claimed (0
+    /// means the outbox had nothing due).
+    ///
+    /// A panic while delivering one of them is caught: that delivery is recorded `failed` with
+    /// the panic's message, the others as they went. An outcome the queue refuses because the
+    /// claim was lost (another worker holds the delivery now) is logged and dropped.
     ///
     /// # Errors
     /// [`RepositoryError`] when claiming or recording fails; claimed deliveries whose outcome
@@ -253,15 +290,118 @@ impl DeliveryDispatcher {
         if claimed.is_empty() {
             return Ok(0);
         }
+        #[cfg(feature = "fault-injection")]
+        fault::round(&claimed);
         let unread = self.unread_counts(&claimed).await;
-        let updates = join_all(claimed.iter().map(|c| self.deliver(c, &unread))).await;
-        self.queue.record(&updates).await?;
+        let sending = join_all(claimed.iter().map(|c| self.deliver_guarded(c, &unread)));
+        let updates = self.while_holding(&claimed, sending).await;
+        let lost: HashSet<DeliveryId> = self.queue.record(&updates).await?.into_iter().collect();
+        for id in &lost {
+            tracing::warn!(
+                delivery_id = %id,
+                "lease lost: another worker holds this delivery now; this outcome was not recorded"
+            );
+        }
         if let Some(observer) = &self.observer {
             for (claimed, update) in claimed.iter().zip(&updates) {
-                observer.recorded(claimed, update);
+                if !lost.contains(&update.id) {
+                    observer.recorded(claimed, update);
+                }
             }
         }
         Ok(claimed.len())
+    }
+
+    /// Runs `work` (sending a batch) while a heartbeat renews the batch's leases, when this
+    /// dispatcher has one.
+    async fn while_holding<F: std::future::Future>(
+        &self,
+        claimed: &[ClaimedDelivery],
+        work: F,
+    ) -> F::Output {
+        let Some(timer) = &self.heartbeat else {
+            return work.await;
+        };
+        let beat = std::pin::pin!(self.heartbeat(timer.as_ref(), claimed));
+        match select(std::pin::pin!(work), beat).await {
+            Either::Left((output, _)) => output,
+            Either::Right((never, _)) => match never {},
+        }
+    }
+
+    /// Every third of the lease, extends the leases this batch still holds; never ends (it is
+    /// dropped once the batch is sent). A renewal that fails is retried at the next beat: the
+    /// lease still has two thirds to run.
+    async fn heartbeat(&self, timer: &dyn Timer, claimed: &[ClaimedDelivery]) -> Infallible {
+        let every = (self.settings.lease / 3).max(Duration::from_millis(10));
+        let mut held: Vec<(DeliveryId, ClaimToken)> = claimed
+            .iter()
+            .map(|c| (c.delivery.id.clone(), c.claim.clone()))
+            .collect();
+        loop {
+            timer.sleep(every).await;
+            if held.is_empty() {
+                continue;
+            }
+            let until = later(self.clock.now(), self.settings.lease);
+            match self.queue.renew(&held, until).await {
+                Ok(renewed) => {
+                    let renewed: HashSet<DeliveryId> = renewed.into_iter().collect();
+                    held.retain(|(id, _)| {
+                        let kept = renewed.contains(id);
+                        if !kept {
+                            tracing::warn!(
+                                delivery_id = %id,
+                                "lease lost while sending: another worker may hold this delivery now"
+                            );
+                        }
+                        kept
+                    });
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not renew the leases of the batch in flight; trying again at the next beat"
+                ),
+            }
+        }
+    }
+
+    /// [`Self::deliver`], with a panic inside it caught and turned into a `failed` outcome of
+    /// this delivery alone.
+    async fn deliver_guarded(
+        &self,
+        claimed: &ClaimedDelivery,
+        unread: &HashMap<RecipientId, Result<u64, String>>,
+    ) -> DeliveryUpdate {
+        let started_at = self.clock.now();
+        let timer = Instant::now();
+        match AssertUnwindSafe(self.deliver(claimed, unread))
+            .catch_unwind()
+            .await
+        {
+            Ok(update) => update,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(
+                    notification_id = %claimed.notification.id,
+                    delivery_id = %claimed.delivery.id,
+                    channel = %claimed.delivery.channel,
+                    panic = %message,
+                    "delivery panicked; marked failed, the dispatcher goes on"
+                );
+                let cause = format!("the delivery panicked: {message}");
+                let number = claimed.delivery.attempts + 1;
+                let attempt = AttemptRecord {
+                    number,
+                    started_at,
+                    duration_ms: u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    outcome: "permanent".to_owned(),
+                    error: Some(cause.clone()),
+                    provider_response_id: None,
+                };
+                self.settled(claimed, DeliveryStatus::Failed, number, attempt, cause)
+            }
+        }
     }
 
     /// The unread count of each recipient with an in-app delivery in the batch: one grouped
@@ -309,6 +449,8 @@ impl DeliveryDispatcher {
         claimed: &ClaimedDelivery,
         unread: &HashMap<RecipientId, Result<u64, String>>,
     ) -> DeliveryUpdate {
+        #[cfg(feature = "fault-injection")]
+        fault::delivery(claimed);
         let number = claimed.delivery.attempts + 1;
         let started_at = self.clock.now();
         let timer = Instant::now();
@@ -318,6 +460,7 @@ impl DeliveryDispatcher {
                 tracing::info!(reason, "delivery skipped at dispatch");
                 return DeliveryUpdate {
                     id: claimed.delivery.id.clone(),
+                    claim: claimed.claim.clone(),
                     status: DeliveryStatus::Skipped,
                     attempts: claimed.delivery.attempts,
                     last_error: Some(reason),
@@ -346,6 +489,7 @@ impl DeliveryDispatcher {
                 tracing::info!(attempt = number, duration_ms, "delivery sent");
                 DeliveryUpdate {
                     id: claimed.delivery.id.clone(),
+                    claim: claimed.claim.clone(),
                     status: DeliveryStatus::Sent,
                     attempts: number,
                     last_error: None,
@@ -367,6 +511,7 @@ impl DeliveryDispatcher {
                 );
                 DeliveryUpdate {
                     id: claimed.delivery.id.clone(),
+                    claim: claimed.claim.clone(),
                     status: DeliveryStatus::Retrying,
                     attempts: claimed.delivery.attempts,
                     last_error: Some(cause.clone()),
@@ -390,6 +535,7 @@ impl DeliveryDispatcher {
                         );
                         DeliveryUpdate {
                             id: claimed.delivery.id.clone(),
+                            claim: claimed.claim.clone(),
                             status: DeliveryStatus::Retrying,
                             attempts: number,
                             last_error: Some(cause),
@@ -462,6 +608,7 @@ impl DeliveryDispatcher {
     ) -> DeliveryUpdate {
         DeliveryUpdate {
             id: claimed.delivery.id.clone(),
+            claim: claimed.claim.clone(),
             status,
             attempts: number,
             last_error: Some(cause),
@@ -489,7 +636,12 @@ impl DeliveryDispatcher {
                 let unread = match unread.get(&recipient.id) {
                     Some(Ok(n)) => *n,
                     Some(Err(e)) => return Attempt::Tried(SendOutcome::Transient(e.clone())),
-                    None => unreachable!("counted for every in-app delivery of the batch"),
+                    // Counted for every in-app delivery of the batch; never a panic regardless.
+                    None => {
+                        return Attempt::Tried(SendOutcome::Transient(
+                            "the unread count was not read".into(),
+                        ))
+                    }
                 };
                 self.realtime
                     .publish(RealtimeEvent::NotificationCreated {
@@ -558,6 +710,53 @@ fn telegram_chat_gone(cause: &str) -> bool {
     .any(|needle| cause.contains(needle))
 }
 
+/// What a caught panic said: its `&str` or `String` payload (what `panic!` makes), else a
+/// placeholder.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Faults a test build can inject (feature `fault-injection`, never in a release build): a
+/// notification whose metadata holds `"clairon_fault": "panic"` makes its deliveries panic inside
+/// the per-delivery guard; `"panic_round"` makes the whole round that claimed it panic outside
+/// the guard, as a bug in the dispatcher itself would, for the binary's supervisor to catch.
+#[cfg(feature = "fault-injection")]
+pub mod fault {
+    use crate::ports::ClaimedDelivery;
+
+    /// The metadata key that asks for a fault.
+    pub const KEY: &str = "clairon_fault";
+
+    fn asked(claimed: &ClaimedDelivery, fault: &str) -> bool {
+        claimed
+            .notification
+            .metadata
+            .get(KEY)
+            .and_then(serde_json::Value::as_str)
+            == Some(fault)
+    }
+
+    /// Panics when this delivery's notification asks for `panic`.
+    pub(crate) fn delivery(claimed: &ClaimedDelivery) {
+        assert!(
+            !asked(claimed, "panic"),
+            "injected fault: this delivery panics"
+        );
+    }
+
+    /// Panics when a delivery of the round's batch asks for `panic_round`.
+    pub(crate) fn round(batch: &[ClaimedDelivery]) {
+        assert!(
+            !batch.iter().any(|c| asked(c, "panic_round")),
+            "injected fault: this dispatcher round panics"
+        );
+    }
+}
+
 /// `now + wait`, saturating: a `retry_after` of centuries is still "later", never a panic.
 fn later(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
     chrono::TimeDelta::from_std(wait)
@@ -612,6 +811,7 @@ mod tests {
             notification: n,
             recipient: recipient("artist-1"),
             request_id: Some("req-1".into()),
+            claim: ClaimToken::new("claim-1"),
         }
     }
 
@@ -676,7 +876,7 @@ mod tests {
         let sink = recorded.clone();
         queue.expect_record().returning(move |updates| {
             sink.lock().unwrap().extend_from_slice(updates);
-            Ok(())
+            Ok(Vec::new())
         });
         let mut templates = MockTemplateRenderer::new();
         templates.expect_render_email().returning(|_, _, ctx| {
@@ -943,5 +1143,338 @@ mod tests {
         let update = dispatch(claim, sent()).await;
         assert_eq!(update.status, DeliveryStatus::Skipped);
         assert!(update.attempt.is_none());
+    }
+
+    /// A queue handing out `batches` one per claim, recording what it is given, and refusing
+    /// (as lost) the updates of `lost`.
+    fn scripted_queue(
+        batches: Vec<Vec<ClaimedDelivery>>,
+        lost: Vec<DeliveryId>,
+    ) -> (MockDeliveryQueue, Arc<Mutex<Vec<DeliveryUpdate>>>) {
+        let mut queue = MockDeliveryQueue::new();
+        let batches = Mutex::new(std::collections::VecDeque::from(batches));
+        queue.expect_claim_due().returning(move |_, _, _, _| {
+            Ok(batches.lock().unwrap().pop_front().unwrap_or_default())
+        });
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        queue.expect_record().returning(move |updates| {
+            sink.lock().unwrap().extend_from_slice(updates);
+            Ok(updates
+                .iter()
+                .filter(|u| lost.contains(&u.id))
+                .map(|u| u.id.clone())
+                .collect())
+        });
+        (queue, recorded)
+    }
+
+    fn templates() -> MockTemplateRenderer {
+        let mut templates = MockTemplateRenderer::new();
+        templates.expect_render_email().returning(|_, _, _| {
+            Ok(EmailContent {
+                subject: "Titre".into(),
+                text: "text".into(),
+                html: "<p>html</p>".into(),
+            })
+        });
+        templates.expect_render_telegram().returning(|_, _, _| {
+            Ok(TelegramContent {
+                html: "<b>hi</b>".into(),
+            })
+        });
+        templates
+    }
+
+    fn dispatcher_on(
+        queue: MockDeliveryQueue,
+        email: Arc<dyn EmailSender>,
+        telegram: MockTelegramSender,
+        settings: DispatchSettings,
+    ) -> DeliveryDispatcher {
+        let mut realtime = MockRealtimePublisher::new();
+        realtime.expect_publish().return_const(());
+        DeliveryDispatcher::new(
+            Arc::new(queue),
+            Arc::new(MockNotificationRepository::new()),
+            Arc::new(MockRecipientRepository::new()),
+            Arc::new(templates()),
+            email,
+            Some(Arc::new(telegram)),
+            Arc::new(realtime),
+            Arc::new(fixed_clock()),
+            Arc::new(schedule(8)),
+            Locale::Fr,
+            settings,
+        )
+    }
+
+    fn telegram_sending() -> MockTelegramSender {
+        let mut telegram = MockTelegramSender::new();
+        telegram.expect_send().returning(|_| sent());
+        telegram
+    }
+
+    fn with_id(mut claim: ClaimedDelivery, id: &str) -> ClaimedDelivery {
+        claim.delivery.id = DeliveryId::parse(id).unwrap();
+        claim
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_one_delivery_fails_that_delivery_and_the_batch_and_the_next_round_go_on() {
+        // Arrange: a batch whose email panics in its sender, beside a Telegram delivery; then a
+        // second batch with another email.
+        let batches = vec![
+            vec![
+                with_id(claimed(Channel::Email), "d-email"),
+                with_id(claimed(Channel::Telegram), "d-telegram"),
+            ],
+            vec![with_id(claimed(Channel::Telegram), "d-next")],
+        ];
+        let (queue, recorded) = scripted_queue(batches, Vec::new());
+        let mut email = MockEmailSender::new();
+        email
+            .expect_send()
+            .returning(|_| panic!("a Display implementation returned an error unexpectedly"));
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(email),
+            telegram_sending(),
+            DispatchSettings::default(),
+        );
+
+        // Act
+        let first = dispatcher.dispatch_once().await;
+        let second = dispatcher.dispatch_once().await;
+
+        // Assert
+        assert_eq!(
+            first.unwrap(),
+            2,
+            "the first round claimed and recorded both"
+        );
+        assert_eq!(
+            second.unwrap(),
+            1,
+            "the dispatcher goes on with the next round"
+        );
+        let recorded = recorded.lock().unwrap().clone();
+        let by_id = |id: &str| {
+            recorded
+                .iter()
+                .find(|u| u.id.as_str() == id)
+                .cloned()
+                .unwrap()
+        };
+        let panicked = by_id("d-email");
+        assert_eq!(
+            panicked.status,
+            DeliveryStatus::Failed,
+            "the panicking delivery fails"
+        );
+        assert_eq!(panicked.attempts, 1, "its try is counted");
+        let cause = panicked.last_error.unwrap();
+        assert!(
+            cause.contains("panicked") && cause.contains("Display implementation"),
+            "the reason says it panicked and why: {cause}"
+        );
+        assert_eq!(panicked.attempt.unwrap().outcome, "permanent");
+        assert_eq!(
+            by_id("d-telegram").status,
+            DeliveryStatus::Sent,
+            "its batch-mate is sent"
+        );
+        assert_eq!(
+            by_id("d-next").status,
+            DeliveryStatus::Sent,
+            "the next batch is sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outcome_refused_for_a_lost_claim_is_not_reported_as_recorded() {
+        // Arrange: two deliveries, the queue refusing one of them as lost.
+        let batch = vec![
+            with_id(claimed(Channel::Telegram), "d-kept"),
+            with_id(claimed(Channel::Telegram), "d-lost"),
+        ];
+        let (queue, _) = scripted_queue(vec![batch], vec![DeliveryId::parse("d-lost").unwrap()]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let mut observer = crate::ports::MockDispatchObserver::new();
+        observer
+            .expect_recorded()
+            .returning(move |_, u| sink.lock().unwrap().push(u.id.to_string()));
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(MockEmailSender::new()),
+            telegram_sending(),
+            DispatchSettings::default(),
+        )
+        .with_observer(Arc::new(observer));
+
+        // Act
+        dispatcher.dispatch_once().await.unwrap();
+
+        // Assert
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec!["d-kept".to_owned()],
+            "only the outcome the queue recorded reaches the metrics"
+        );
+    }
+
+    /// Beats at once (no real wait) and remembers how long it was asked to wait.
+    #[derive(Default)]
+    struct InstantTimer {
+        asked: Mutex<Vec<Duration>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Timer for InstantTimer {
+        async fn sleep(&self, duration: Duration) {
+            self.asked.lock().unwrap().push(duration);
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Every renewal a queue was asked for: the claims, and until when.
+    type Renewals = Arc<Mutex<Vec<(Vec<(DeliveryId, ClaimToken)>, DateTime<Utc>)>>>;
+
+    /// An email provider that answers only once the batch's leases were renewed `beats` times.
+    struct SlowEmail {
+        renewals: Renewals,
+        beats: usize,
+    }
+
+    #[async_trait::async_trait]
+    impl EmailSender for SlowEmail {
+        async fn send(&self, _: &EmailMessage) -> SendOutcome {
+            while self.renewals.lock().unwrap().len() < self.beats {
+                tokio::task::yield_now().await;
+            }
+            sent()
+        }
+    }
+
+    /// A queue with one batch whose renewals are recorded; `keep` says which ids it still
+    /// holds at each renewal.
+    fn renewing_queue(
+        batch: Vec<ClaimedDelivery>,
+        renewals: Renewals,
+        keep: impl Fn(&DeliveryId) -> bool + Send + Sync + 'static,
+    ) -> MockDeliveryQueue {
+        let (mut queue, _) = scripted_queue(vec![batch], Vec::new());
+        queue.expect_renew().returning(move |claims, until| {
+            renewals.lock().unwrap().push((claims.to_vec(), until));
+            Ok(claims
+                .iter()
+                .map(|(id, _)| id.clone())
+                .filter(|id| keep(id))
+                .collect())
+        });
+        queue
+    }
+
+    #[tokio::test]
+    async fn a_batch_in_flight_has_its_leases_renewed_every_third_of_the_lease() {
+        // Arrange: an email that takes three heartbeats to send.
+        let renewals = Arc::new(Mutex::new(Vec::new()));
+        let queue = renewing_queue(
+            vec![with_id(claimed(Channel::Email), "d-slow")],
+            renewals.clone(),
+            |_| true,
+        );
+        let timer = Arc::new(InstantTimer::default());
+        let settings = DispatchSettings {
+            batch_size: 64,
+            lease: Duration::from_secs(60),
+        };
+        let email = SlowEmail {
+            renewals: renewals.clone(),
+            beats: 3,
+        };
+        let dispatcher = dispatcher_on(queue, Arc::new(email), telegram_sending(), settings)
+            .with_lease_heartbeat(timer.clone());
+
+        // Act (bounded: without a heartbeat the email would wait for ever)
+        let claimed = tokio::time::timeout(Duration::from_secs(10), dispatcher.dispatch_once())
+            .await
+            .expect("the batch is sent once its leases were renewed")
+            .unwrap();
+
+        // Assert
+        assert_eq!(claimed, 1);
+        let renewals = renewals.lock().unwrap().clone();
+        assert!(
+            renewals.len() >= 3,
+            "renewed while sending: {}",
+            renewals.len()
+        );
+        for (claims, until) in &renewals {
+            assert_eq!(
+                claims,
+                &vec![(
+                    DeliveryId::parse("d-slow").unwrap(),
+                    ClaimToken::new("claim-1")
+                )],
+                "the batch's delivery is renewed under its claim"
+            );
+            assert_eq!(
+                *until,
+                now() + chrono::TimeDelta::seconds(60),
+                "each renewal extends the lease by a whole lease from now"
+            );
+        }
+        assert!(
+            timer
+                .asked
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|d| *d == Duration::from_secs(20)),
+            "the heartbeat beats every third of the lease: {:?}",
+            timer.asked.lock().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_lost_while_sending_is_no_longer_renewed() {
+        // Arrange: two deliveries, the queue saying at the first renewal that one of them has
+        // another holder now; the batch takes three heartbeats.
+        let renewals = Arc::new(Mutex::new(Vec::new()));
+        let queue = renewing_queue(
+            vec![
+                with_id(claimed(Channel::Email), "d-kept"),
+                with_id(claimed(Channel::Email), "d-taken"),
+            ],
+            renewals.clone(),
+            |id| id.as_str() == "d-kept",
+        );
+        let email = SlowEmail {
+            renewals: renewals.clone(),
+            beats: 3,
+        };
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(email),
+            telegram_sending(),
+            DispatchSettings::default(),
+        )
+        .with_lease_heartbeat(Arc::new(InstantTimer::default()));
+
+        // Act (bounded: without a heartbeat the emails would wait for ever)
+        tokio::time::timeout(Duration::from_secs(10), dispatcher.dispatch_once())
+            .await
+            .expect("the batch is sent once its leases were renewed")
+            .unwrap();
+
+        // Assert
+        let renewals = renewals.lock().unwrap().clone();
+        assert_eq!(renewals[0].0.len(), 2, "the first beat renews both");
+        for (claims, _) in &renewals[1..] {
+            let ids: Vec<&str> = claims.iter().map(|(id, _)| id.as_str()).collect();
+            assert_eq!(ids, vec!["d-kept"], "the lost one is not renewed again");
+        }
     }
 }

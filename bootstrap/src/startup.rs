@@ -1,7 +1,7 @@
 //! Wiring: builds the adapters and the handlers from the settings, then runs the HTTP server
 //! and the delivery dispatcher side by side until a shutdown signal.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,12 @@ use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
 use clairon_adapters::http::{
-    self, AdminSessions, ApiKeys, AuthFailureQuota, BodyLimits, Handlers, HealthProbe, HttpOptions,
-    Live, Observability, RateLimits, RateQuota, RecipientTokens,
+    self, AdminSessions, ApiKeys, AuthFailureQuota, BodyLimits, DatabaseProblem, DispatcherHealth,
+    Handlers, HealthProbe, HttpOptions, Live, Observability, RateLimits, RateQuota,
+    RecipientTokens,
 };
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
+use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
@@ -25,7 +27,7 @@ use clairon_adapters::persistence::{
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
-use clairon_adapters::system::{SystemClock, UuidV7Generator};
+use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::TeraTemplateRenderer;
 use clairon_application::commands::{
     ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
@@ -58,20 +60,33 @@ impl DeliveryWaker for NotifyWaker {
     }
 }
 
-/// How many dispatcher workers of this process are running (for `/health/ready`).
+/// How many dispatcher workers of this process are running, and how many times one was
+/// restarted after a panic (for `/health/ready`).
 #[derive(Debug, Clone, Default)]
-pub struct DispatcherState(Arc<AtomicUsize>);
+pub struct DispatcherState {
+    running: Arc<AtomicUsize>,
+    restarts: Arc<AtomicU64>,
+}
 
 impl DispatcherState {
     /// Whether at least one worker runs.
     pub fn running(&self) -> bool {
-        self.0.load(Ordering::SeqCst) > 0
+        self.running.load(Ordering::SeqCst) > 0
+    }
+
+    /// How many times a worker was restarted since start-up.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::SeqCst)
     }
 
     /// Counts a worker as running until the guard is dropped.
     fn enter(&self) -> RunningWorker {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        RunningWorker(self.0.clone())
+        self.running.fetch_add(1, Ordering::SeqCst);
+        RunningWorker(self.running.clone())
+    }
+
+    fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -92,8 +107,23 @@ type Check<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 impl HealthProbe for DatabaseHealth {
-    fn database(&self) -> Check<'_> {
-        Box::pin(async move { self.database.ping().await.map_err(|e| e.to_string()) })
+    fn database(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DatabaseProblem>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.database
+                .ping()
+                .await
+                .map_err(|e| DatabaseProblem::Unavailable(e.to_string()))?;
+            self.database
+                .check_writes()
+                .await
+                .map_err(|(failure, cause)| match failure {
+                    WriteFailure::ReadOnly => DatabaseProblem::ReadOnly(cause),
+                    WriteFailure::Failed => DatabaseProblem::WriteFailed(cause),
+                })
+        })
     }
 
     fn migrations(&self) -> Check<'_> {
@@ -111,8 +141,11 @@ impl HealthProbe for DatabaseHealth {
         })
     }
 
-    fn dispatcher_running(&self) -> bool {
-        self.dispatcher.running()
+    fn dispatcher(&self) -> DispatcherHealth {
+        DispatcherHealth {
+            running: self.dispatcher.running(),
+            restarts: self.dispatcher.restarts(),
+        }
     }
 }
 
@@ -288,7 +321,8 @@ impl Components {
                     lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
                 },
             )
-            .with_observer(metrics.clone()),
+            .with_observer(metrics.clone())
+            .with_lease_heartbeat(Arc::new(TokioTimer)),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
@@ -603,13 +637,13 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let workers: Vec<_> = (0..self.workers)
             .map(|worker| {
-                tokio::spawn(run_dispatcher(
+                tokio::spawn(supervise_dispatcher(
                     worker,
                     self.components.dispatcher.clone(),
                     self.components.waker.clone(),
                     self.poll,
                     stop_rx.clone(),
-                    self.components.dispatcher_state.enter(),
+                    self.components.dispatcher_state.clone(),
                 ))
             })
             .collect();
@@ -665,6 +699,62 @@ async fn shutdown_signal() {
     }
 }
 
+/// Runs one dispatcher worker and restarts it when a panic escapes its loop (a panic inside one
+/// delivery is the dispatcher's to catch; one here is a bug of the round itself). The batch the
+/// worker held is then left to its leases, which lapse and count a crash on each delivery (see
+/// `DeliveryQueue::claim_due`); `/health/ready` says `degraded` from the first restart on. The
+/// restart waits the poll interval (at least 100 ms), so a panic that recurs cannot spin.
+async fn supervise_dispatcher(
+    worker: u32,
+    dispatcher: Arc<DeliveryDispatcher>,
+    waker: Arc<NotifyWaker>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+    state: DispatcherState,
+) {
+    // The worker counts as running across restarts: it is down for a poll interval at most.
+    let _running = state.enter();
+    loop {
+        let run = tokio::spawn(run_dispatcher(
+            worker,
+            dispatcher.clone(),
+            waker.clone(),
+            poll,
+            stop.clone(),
+        ));
+        match run.await {
+            Ok(()) => break,
+            Err(error) if error.is_panic() => {
+                state.restarted();
+                let payload = error.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                tracing::error!(
+                    worker,
+                    panic = %message,
+                    restarts = state.restarts(),
+                    "dispatcher worker panicked; restarting it (the deliveries it held are retaken once their leases lapse)"
+                );
+                if *stop.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(poll.max(Duration::from_millis(100))) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+            Err(error) => {
+                tracing::error!(worker, error = %error, "dispatcher worker cancelled");
+                break;
+            }
+        }
+    }
+    tracing::info!(worker, "dispatcher worker stopped");
+}
+
 /// One dispatcher worker's loop: send while there is work, else wait for a wake-up, the poll
 /// interval, or the stop signal. The stop signal is only looked at between batches, so a batch
 /// once claimed is always sent and recorded.
@@ -674,9 +764,7 @@ async fn run_dispatcher(
     waker: Arc<NotifyWaker>,
     poll: Duration,
     mut stop: watch::Receiver<bool>,
-    running: RunningWorker,
 ) {
-    let _running = running;
     loop {
         if *stop.borrow() {
             break;
@@ -696,5 +784,5 @@ async fn run_dispatcher(
             }
         }
     }
-    tracing::info!(worker, "dispatcher worker stopped");
+    tracing::debug!(worker, "dispatcher loop ended");
 }

@@ -56,6 +56,39 @@ pub(crate) fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String,
     Ok(trimmed.to_owned())
 }
 
+/// Like [`bounded_text`], for a value that must stay on one line because it may reach a message
+/// header: an email's `To` display name or its `Subject` (RFC 5322 §2.2: a header field body holds
+/// no CR or LF of its own; RFC 5322 §3.2.5 phrases hold no control characters). Also refuses every
+/// control character (Unicode category `Cc`: C0 controls, line breaks and tabs included, DEL, C1
+/// controls).
+///
+/// # Errors
+/// [`ValidationError`] naming `field` when the value is blank, too long, or holds a control
+/// character.
+pub(crate) fn single_line_text(
+    field: &str,
+    raw: &str,
+    max: usize,
+) -> Result<String, ValidationError> {
+    let text = bounded_text(field, raw, max)?;
+    if text.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not hold control characters (line breaks, tabs, ...)",
+        ));
+    }
+    Ok(text)
+}
+
+/// `raw` with every control character replaced by a space: how a value stored before
+/// [`single_line_text`] refused them is read back, so an old row stays readable (and never
+/// reaches a header with a line break in it).
+pub(crate) fn flatten_controls(raw: &str) -> String {
+    raw.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +103,35 @@ mod tests {
             "Salle B",
             "other texts are trimmed and kept"
         );
+    }
+
+    #[test]
+    fn a_single_line_value_refuses_every_control_character_and_names_its_field() {
+        for raw in [
+            "Eve\nX",
+            "Eve\rX",
+            "Eve\tX",
+            "Eve\u{0}X",
+            "Eve\u{7f}X",
+            "Eve\u{85}X",
+        ] {
+            let err = single_line_text("name", raw, 200).unwrap_err();
+            assert_eq!(err.field, "name", "{raw:?}");
+            assert!(
+                err.message.contains("control characters") || err.message.contains("NUL"),
+                "{raw:?}: {err}"
+            );
+        }
+        assert_eq!(
+            single_line_text("name", "  Zoé Tremblay ", 200).unwrap(),
+            "Zoé Tremblay",
+            "an ordinary name is trimmed and kept"
+        );
+    }
+
+    #[test]
+    fn flattening_turns_each_control_character_into_a_space() {
+        assert_eq!(flatten_controls("Eve\nX\r\n"), "Eve X  ");
+        assert_eq!(flatten_controls("Zoé"), "Zoé");
     }
 }

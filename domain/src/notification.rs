@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{bounded_text, ValidationError};
+use crate::error::{bounded_text, flatten_controls, single_line_text, ValidationError};
 use crate::recipient::RecipientId;
 
 macro_rules! opaque_id {
@@ -154,7 +154,8 @@ impl Priority {
     }
 }
 
-/// A notification title: 1 to 200 characters, trimmed.
+/// A notification title: 1 to 200 characters, trimmed, on one line (no control character: it
+/// becomes an email's `Subject`, RFC 5322 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Title(String);
@@ -163,9 +164,19 @@ impl Title {
     /// Parses a title.
     ///
     /// # Errors
-    /// [`ValidationError`] on field `title` when blank or over 200 characters.
+    /// [`ValidationError`] on field `title` when blank, over 200 characters, or holding a
+    /// control character (a line break, a tab, NUL…).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        bounded_text("title", raw, 200).map(Self)
+        single_line_text("title", raw, 200).map(Self)
+    }
+
+    /// Reads a title back from storage: rows written before control characters were refused
+    /// have each of them turned into a space rather than failing to load.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `title` when what remains is blank or over 200 characters.
+    pub fn from_stored(raw: &str) -> Result<Self, ValidationError> {
+        Self::parse(&flatten_controls(raw))
     }
 
     /// The title.

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{bounded_text, ValidationError};
+use crate::error::{bounded_text, single_line_text, ValidationError};
 use crate::notification::{opaque_id, EventType};
 use crate::recipient::{EmailAddress, PhoneNumber, RecipientId, TimeZone};
 
@@ -37,10 +37,12 @@ impl Location {
     /// Validates a location.
     ///
     /// # Errors
-    /// [`ValidationError`] on `name` or `address` when blank or too long.
+    /// [`ValidationError`] on `name` or `address` when blank or too long, on `name` when it holds
+    /// a control character.
     pub fn new(name: &str, address: &str) -> Result<Self, ValidationError> {
         Ok(Self {
-            name: bounded_text("name", name, 200)?,
+            // The venue's name goes into the reminder's email subject.
+            name: single_line_text("name", name, 200)?,
             address: bounded_text("address", address, 500)?,
         })
     }
@@ -93,14 +95,14 @@ impl Contact {
     /// Validates a contact.
     ///
     /// # Errors
-    /// [`ValidationError`] on `name`, `phone` or `email`.
+    /// [`ValidationError`] on `name` (blank, too long, a control character), `phone` or `email`.
     pub fn new(
         name: &str,
         phone: Option<&str>,
         email: Option<&str>,
     ) -> Result<Self, ValidationError> {
         Ok(Self {
-            name: bounded_text("name", name, 200)?,
+            name: single_line_text("name", name, 200)?,
             phone: phone.map(PhoneNumber::parse).transpose()?,
             email: email.map(EmailAddress::parse).transpose()?,
         })
@@ -126,7 +128,8 @@ impl PlanningSnapshot {
     /// Validates a title and assembles a snapshot.
     ///
     /// # Errors
-    /// [`ValidationError`] on `title` when blank or over 200 characters.
+    /// [`ValidationError`] on `title` when blank, over 200 characters, or holding a control
+    /// character.
     pub fn new(
         id: PlanningId,
         title: &str,
@@ -136,7 +139,8 @@ impl PlanningSnapshot {
     ) -> Result<Self, ValidationError> {
         Ok(Self {
             id,
-            title: bounded_text("title", title, 200)?,
+            // The planning's title goes into email subjects.
+            title: single_line_text("title", title, 200)?,
             location,
             schedule,
             contact,

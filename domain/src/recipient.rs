@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
-use crate::error::{bounded_text, ValidationError};
+use crate::error::{flatten_controls, single_line_text, ValidationError};
 
 /// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`,
 /// other than `.` and `..`.
@@ -68,7 +68,8 @@ impl fmt::Display for RecipientId {
     }
 }
 
-/// A person's display name: 1 to 200 characters, trimmed.
+/// A person's display name: 1 to 200 characters, trimmed, on one line (no control character:
+/// it becomes the display name of an email's `To` header, RFC 5322 §3.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -77,9 +78,19 @@ impl DisplayName {
     /// Parses a display name.
     ///
     /// # Errors
-    /// [`ValidationError`] on field `name` when blank or over 200 characters.
+    /// [`ValidationError`] on field `name` when blank, over 200 characters, or holding a control
+    /// character (a line break, a tab, NUL…).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        bounded_text("name", raw, 200).map(Self)
+        single_line_text("name", raw, 200).map(Self)
+    }
+
+    /// Reads a name back from storage: rows written before control characters were refused
+    /// have each of them turned into a space rather than failing to load.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `name` when what remains is blank or over 200 characters.
+    pub fn from_stored(raw: &str) -> Result<Self, ValidationError> {
+        Self::parse(&flatten_controls(raw))
     }
 
     /// The name.
@@ -99,11 +110,19 @@ impl EmailAddress {
     ///
     /// # Errors
     /// [`ValidationError`] on field `email` when it is not an RFC 5322 `addr-spec` with a
-    /// domain, or is longer than 254 bytes.
+    /// domain, is longer than 254 bytes, or holds a control character.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let raw = raw.trim();
         if raw.len() > 254 {
             return Err(ValidationError::new("email", "must be at most 254 bytes"));
+        }
+        // An address goes into the `To` header: a control character (even inside a quoted
+        // local part, which RFC 5322 §3.2.4 allows for some) would break the header.
+        if raw.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "email",
+                "must not hold control characters",
+            ));
         }
         let parsed = email_address::EmailAddress::from_str(raw)
             .map_err(|e| ValidationError::new("email", format!("is not a valid address: {e}")))?;
@@ -405,6 +424,28 @@ mod tests {
     #[case("two@@example.org", false)]
     fn email_addresses_follow_rfc_5322(#[case] raw: &str, #[case] ok: bool) {
         assert_eq!(EmailAddress::parse(raw).is_ok(), ok, "{raw:?}");
+    }
+
+    #[rstest]
+    #[case::line_feed("Eve\nX")]
+    #[case::carriage_return("Eve\r\nBcc: x@example.org")]
+    #[case::tab("Eve\tX")]
+    #[case::nul("Eve\u{0}X")]
+    fn a_display_name_with_a_control_character_is_refused_on_its_field(#[case] raw: &str) {
+        let err = DisplayName::parse(raw).unwrap_err();
+        assert_eq!(err.field, "name", "{raw:?}");
+    }
+
+    #[test]
+    fn a_stored_display_name_with_a_line_break_is_read_back_on_one_line() {
+        let name = DisplayName::from_stored("Eve\nX").expect("an old row stays readable");
+        assert_eq!(name.as_str(), "Eve X");
+    }
+
+    #[test]
+    fn an_email_address_with_a_control_character_in_a_quoted_local_part_is_refused() {
+        let err = EmailAddress::parse("\"a\tb\"@example.org").unwrap_err();
+        assert_eq!(err.field, "email", "the address is named");
     }
 
     #[rstest]

@@ -300,6 +300,14 @@ impl TestApp {
     /// A second app (another "process") on this app's database, without SMTP or Telegram; the
     /// database stays owned by `self`.
     pub async fn spawn_peer(&self) -> TestApp {
+        let peer = self.spawn_peer_configured(|_| {}).await;
+        peer.wait_until_ready().await;
+        peer
+    }
+
+    /// Like [`TestApp::spawn_peer`], with `configure` changing the settings last (a read-only
+    /// database URL…), and without waiting for it to be ready: the peer may never be.
+    pub async fn spawn_peer_configured(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().expect("a temp dir");
         let outbox_dir = dir.path().join("outbox");
         let settings = Settings {
@@ -315,13 +323,15 @@ impl TestApp {
             log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
             ..Settings::default()
         };
+        let mut settings = settings;
+        configure(&mut settings);
         let app = Application::build(settings).await.expect("the peer builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        let peer = TestApp {
+        TestApp {
             address,
             smtp: None,
             smtp_fallback: None,
@@ -334,9 +344,7 @@ impl TestApp {
             _database: None,
             server: Some(server),
             stop: Some(stop),
-        };
-        peer.wait_until_ready().await;
-        peer
+        }
     }
 
     /// Polls `GET /health/ready` until it answers 200: the dispatcher workers are started by

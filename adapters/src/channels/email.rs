@@ -8,10 +8,16 @@
 //! delivery keeps it, and an `X-Clairon-Notification-Id` header. SMTP replies are classified by
 //! their first digit (RFC 5321 §4.2.1): 4xx is transient, 5xx permanent.
 //!
+//! Header values are never trusted to be clean, whatever validated them before: the display
+//! name and the subject have every control character turned into a space and are cut to a bounded
+//! length, and a message the builder still refuses (or panics on) is a
+//! [`SendOutcome::Permanent`] of that one delivery, never a panic.
+//!
 //! It knows nothing of deliveries, retries or templates, and never logs or displays the SMTP
 //! password that the connection URL may carry.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -26,6 +32,32 @@ use lettre::{
 /// The header carrying the notification id, so a support person can trace a received email back
 /// to its notification (RFC 5322 §3.6.8 optional field).
 pub const NOTIFICATION_ID_HEADER: &str = "X-Clairon-Notification-Id";
+
+/// The longest `Subject` sent, in characters (a longer one is cut and ends with "…"): RFC 5322
+/// §2.1.1 bounds a header line at 998 characters; lettre folds the subject into RFC 2047 encoded
+/// words, and nobody reads a subject that long anyway.
+pub const MAX_SUBJECT_CHARS: usize = 250;
+
+/// The longest display name in `To`, in characters (a longer one is cut and ends with "…").
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+/// `raw` as a header value: each control character (CR and LF above all: RFC 5322 §2.2, a header
+/// field body holds none of its own) becomes a space, the ends are trimmed, and at most `max`
+/// characters are kept, the last being "…" when it was cut.
+pub fn header_text(raw: &str, max: usize) -> String {
+    let flat: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() <= max {
+        return flat.to_owned();
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.truncate(cut.trim_end().len());
+    cut.push('…');
+    cut
+}
 
 /// Why a [`LettreEmailSender`] could not be built from its configuration.
 ///
@@ -200,8 +232,9 @@ impl LettreEmailSender {
     }
 
     /// The `Message-ID` (RFC 5322 §3.6.4) a delivery's email carries, angle brackets included:
-    /// `<{delivery_id}@{domain of From}>`. Delivery ids are letters, digits, `-` and `_`, so they
-    /// are a valid `id-left`.
+    /// `<{delivery_id}@{domain of From}>`. Delivery ids are letters, digits, `-` and `_` (the
+    /// domain's `DeliveryId` checks it) and the domain is the one lettre parsed from `From`, so
+    /// both are a valid `id-left` and `id-right`.
     pub fn message_id_for(&self, message: &EmailMessage) -> String {
         format!("<{}@{}>", message.delivery_id, self.message_id_domain)
     }
@@ -212,13 +245,11 @@ impl LettreEmailSender {
             .as_str()
             .parse()
             .map_err(|e| format!("recipient address refused by the email builder: {e}"))?;
-        let to = Mailbox::new(Some(message.to_name.as_str().to_owned()), address);
-        // A header value never spans lines of its own accord (RFC 5322 §2.2).
-        let subject: String = message
-            .subject
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        // Cleaned again here, whatever validated them: lettre panics on a display name holding
+        // a line break, and a subject comes out of a template.
+        let name = header_text(message.to_name.as_str(), MAX_DISPLAY_NAME_CHARS);
+        let to = Mailbox::new(Some(name).filter(|n| !n.is_empty()), address);
+        let subject = header_text(&message.subject, MAX_SUBJECT_CHARS);
         Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -246,7 +277,11 @@ impl EmailSender for LettreEmailSender {
     )]
     async fn send(&self, message: &EmailMessage) -> SendOutcome {
         let message_id = self.message_id_for(message);
-        let email = match self.build(message, &message_id) {
+        // lettre reports some malformed values by panicking (an `expect` on a failing
+        // `Display`); whatever slips past the cleaning above fails this delivery alone.
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| self.build(message, &message_id)))
+            .unwrap_or_else(|_| Err("the email builder failed on this message".to_owned()));
+        let email = match built {
             Ok(email) => email,
             Err(reason) => {
                 tracing::warn!(%reason, "email refused before sending");
@@ -302,6 +337,12 @@ impl fmt::Debug for LettreEmailSender {
 }
 
 fn parse_from(from: &str) -> Result<Mailbox, EmailConfigError> {
+    if from.chars().any(char::is_control) {
+        return Err(EmailConfigError::InvalidFrom {
+            from: from.escape_debug().to_string(),
+            reason: "a header value holds no control character (RFC 5322 §2.2)".to_owned(),
+        });
+    }
     from.parse::<Mailbox>()
         .map_err(|e| EmailConfigError::InvalidFrom {
             from: from.to_owned(),
@@ -365,6 +406,33 @@ mod tests {
     fn an_smtp_sender_needs_a_tokio_runtime() {
         let err = LettreEmailSender::smtp("smtp://127.0.0.1:2525", "a@b.example", 1).unwrap_err();
         assert!(matches!(err, EmailConfigError::NoTokioRuntime), "{err:?}");
+    }
+
+    #[test]
+    fn a_header_value_is_put_on_one_line_and_cut_to_its_bound() {
+        assert_eq!(
+            header_text("Eve\r\nBcc: x@example.org", 200),
+            "Eve  Bcc: x@example.org"
+        );
+        assert_eq!(
+            header_text("  Zoé\t", 200),
+            "Zoé",
+            "trimmed after flattening"
+        );
+        let long = header_text(&"a".repeat(300), 250);
+        assert_eq!(long.chars().count(), 250, "at most the bound: {long}");
+        assert!(long.ends_with('…'), "a cut value says so: {long}");
+    }
+
+    #[test]
+    fn a_from_with_a_line_break_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            LettreEmailSender::files(dir.path().to_owned(), "Clai\nron <a@b.example>").unwrap_err();
+        assert!(
+            matches!(err, EmailConfigError::InvalidFrom { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

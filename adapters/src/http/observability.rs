@@ -82,50 +82,62 @@ pub async fn live() -> HttpResponse {
 }
 
 /// `GET /health/ready` and `GET /health`: 200 `{"status":"ok","database":"ok",
-/// "migrations":"ok","dispatcher":"running","version"}` when this process can do its work;
-/// else 503 `application/problem+json` whose `detail` and `not_ready` name what is not ready
-/// (`database`, `migrations`, `dispatcher`), with the same fields as `checks`. Causes are
-/// logged, never shown.
+/// "migrations":"ok","dispatcher":"running","dispatcher_restarts":0,"version"}` when this process
+/// can do its work — `status` and `dispatcher` say `degraded` (still 200: deliveries go on) once
+/// a dispatcher worker had to be restarted after a panic; else 503 `application/problem+json`
+/// whose `detail` and `not_ready` name what is not ready (`database`, `migrations`,
+/// `dispatcher`), with the same fields as `checks`. `database` is `unavailable` when the database
+/// does not answer, `read-only` or `write failed` when it answers but its writes fail (the probe
+/// writes one row; a write of the last 30 s that failed for want of storage counts too). Causes
+/// are logged, never shown.
 #[utoipa::path(
     get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready: `{\"status\": \"ok\", \"database\": \"ok\", \"migrations\": \"ok\", \"dispatcher\": \"running\", \"version\"}`.", body = Object),
-        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Ready: `{\"status\": \"ok\" | \"degraded\", \"database\": \"ok\", \"migrations\": \"ok\", \"dispatcher\": \"running\" | \"degraded\", \"dispatcher_restarts\", \"version\"}`; `degraded` after a dispatcher worker was restarted.", body = Object),
+        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each (`database`: `unavailable`, `read-only` or `write failed`).", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
     let probe = &handlers.health;
     let database = probe.database().await;
-    let migrations = match &database {
-        Ok(()) => probe.migrations().await,
-        Err(_) => Err("database unavailable".to_owned()),
+    let answers = !matches!(database, Err(super::DatabaseProblem::Unavailable(_)));
+    let migrations = if answers {
+        probe.migrations().await
+    } else {
+        Err("database unavailable".to_owned())
     };
-    let dispatcher = probe.dispatcher_running();
+    let dispatcher = probe.dispatcher();
     let mut not_ready = Vec::new();
-    if let Err(cause) = &database {
-        tracing::error!(cause = %cause, "readiness: database unavailable");
+    if let Err(problem) = &database {
+        tracing::error!(cause = %problem.cause(), state = problem.as_str(), "readiness: database not ready");
         not_ready.push("database");
     }
-    if let (Ok(()), Err(cause)) = (&database, &migrations) {
+    if let (true, Err(cause)) = (answers, &migrations) {
         tracing::error!(cause = %cause, "readiness: migrations not applied");
         not_ready.push("migrations");
     }
-    if !dispatcher {
+    if !dispatcher.running {
         not_ready.push("dispatcher");
     }
+    let degraded = dispatcher.restarts > 0;
     let checks = json!({
-        "database": if database.is_ok() { "ok" } else { "unavailable" },
-        "migrations": match (&database, &migrations) {
-            (Ok(()), Ok(())) => "ok",
-            (Ok(()), Err(_)) => "pending",
+        "database": database.as_ref().map_or_else(|p| p.as_str(), |()| "ok"),
+        "migrations": match (answers, &migrations) {
+            (true, Ok(())) => "ok",
+            (true, Err(_)) => "pending",
             _ => "unknown",
         },
-        "dispatcher": if dispatcher { "running" } else { "stopped" },
+        "dispatcher": match (dispatcher.running, degraded) {
+            (false, _) => "stopped",
+            (true, true) => "degraded",
+            (true, false) => "running",
+        },
+        "dispatcher_restarts": dispatcher.restarts,
         "version": env!("CARGO_PKG_VERSION"),
     });
     if not_ready.is_empty() {
         let mut body = checks;
-        body["status"] = json!("ok");
+        body["status"] = json!(if degraded { "degraded" } else { "ok" });
         return HttpResponse::Ok().json(body);
     }
     HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)

@@ -4,14 +4,20 @@
 //! Every Diesel call is blocking; [`Database::run`] moves it onto tokio's blocking pool so none
 //! ever runs on an async executor thread. Database URLs may hold a password: it is never logged
 //! nor put in an error message (see [`Scrubber`]).
+//!
+//! Writes that fail for want of storage (a read-only database, a full disk, an I/O error) are
+//! remembered by the write-transaction helper, and [`Database::check_writes`] also writes one row
+//! itself, so `/health/ready` fails while writes do even though reads still answer.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use clairon_application::ports::RepositoryError;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::migration::MigrationSource;
 use diesel::r2d2::{CustomizeConnection, HandleError, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, SqliteConnection};
@@ -108,6 +114,112 @@ pub enum PersistenceError {
     /// The database did not answer, or no pooled connection was free in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+}
+
+/// How long a write that failed for want of storage keeps [`Database::check_writes`] failing:
+/// 30 s. A success does not clear it sooner, because a transaction that happens to write nothing
+/// (an empty claim) commits even on a full disk; while writes keep failing, they keep it failing.
+pub const WRITE_FAILURE_MEMORY: Duration = Duration::from_secs(30);
+
+/// Why the database cannot take writes, as `/health/ready` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// It refuses writes: an SQLite file opened read-only or not writable (`SQLITE_READONLY`), a
+    /// PostgreSQL session or server in read-only mode (SQLSTATE 25006: a hot standby,
+    /// `default_transaction_read_only`).
+    ReadOnly,
+    /// A write failed for want of storage: a full disk (`SQLITE_FULL`, "No space left on
+    /// device"), an I/O error.
+    Failed,
+}
+
+impl WriteFailure {
+    /// `read-only` or `write failed`, for `/health/ready`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::Failed => "write failed",
+        }
+    }
+}
+
+impl fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last storage failure of a write, shared by the clones of a [`Database`].
+#[derive(Debug, Default)]
+struct WriteHealth {
+    last_failure: Mutex<Option<(Instant, WriteFailure)>>,
+}
+
+impl WriteHealth {
+    fn failed(&self, failure: WriteFailure) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), failure));
+    }
+
+    fn recent(&self) -> Option<(Duration, WriteFailure)> {
+        let last = *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.map(|(at, failure)| (at.elapsed(), failure))
+            .filter(|(ago, _)| *ago < WRITE_FAILURE_MEMORY)
+    }
+}
+
+thread_local! {
+    /// The [`WriteHealth`] of the database whose call runs on this (blocking pool) thread, set by
+    /// [`Database::run`] for the length of the call: [`write_transaction`] reports to it without
+    /// every repository having to pass it along.
+    static WRITES: RefCell<Option<Arc<WriteHealth>>> = const { RefCell::new(None) };
+}
+
+/// Sets [`WRITES`] for the life of the guard (panics included).
+struct WritesScope;
+
+impl WritesScope {
+    fn enter(health: Arc<WriteHealth>) -> Self {
+        WRITES.with(|w| *w.borrow_mut() = Some(health));
+        Self
+    }
+}
+
+impl Drop for WritesScope {
+    fn drop(&mut self) {
+        WRITES.with(|w| *w.borrow_mut() = None);
+    }
+}
+
+/// Whether `error` says the database could not store a write (as opposed to refusing this
+/// write's data: a uniqueness rule, a lock timeout). Engines tell it by kind or by message only:
+/// Diesel exposes no SQLSTATE.
+fn storage_failure(error: &DbError) -> Option<WriteFailure> {
+    let DbError::Diesel(DieselError::DatabaseError(kind, info)) = error else {
+        return None;
+    };
+    if matches!(kind, DatabaseErrorKind::ReadOnlyTransaction) {
+        return Some(WriteFailure::ReadOnly);
+    }
+    let message = info.message().to_ascii_lowercase();
+    if message.contains("readonly database") || message.contains("read-only transaction") {
+        return Some(WriteFailure::ReadOnly);
+    }
+    [
+        "database or disk is full",
+        "disk i/o error",
+        "no space left on device",
+        "could not extend file",
+        "could not write to file",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+    .then_some(WriteFailure::Failed)
 }
 
 /// What went wrong inside a blocking database call, before it becomes a port's error.
@@ -301,6 +413,7 @@ pub struct Database {
     pool: Pool<AnyConnectionManager>,
     backend: Backend,
     scrubber: Scrubber,
+    writes: Arc<WriteHealth>,
 }
 
 impl fmt::Debug for Database {
@@ -316,7 +429,8 @@ impl Database {
     /// Opens a pool of at most `pool_size` connections (at least 1) to `url`.
     ///
     /// `url` is `sqlite://PATH` or `sqlite:PATH` (a relative or, with `sqlite:///`, absolute
-    /// path; the file and its directory are created when missing), or a libpq URL
+    /// path; the file and its directory are created when missing; `sqlite://file:PATH?mode=ro`,
+    /// an SQLite URI filename, is opened as SQLite says, here read-only), or a libpq URL
     /// `postgres://…` / `postgresql://…`. Every SQLite connection runs in WAL mode with
     /// `busy_timeout = 5000` ms, `synchronous = NORMAL` and foreign keys on. A caller waits at
     /// most 10 s for a free connection.
@@ -343,7 +457,10 @@ impl Database {
         };
         let handler_scrubber = scrubber.clone();
         let pool = tokio::task::spawn_blocking(move || {
-            if let Target::Sqlite(path) = &target {
+            // An SQLite URI filename (`sqlite://file:PATH?mode=ro`) is SQLite's to open.
+            let uri =
+                matches!(&target, Target::Sqlite(p) if p.to_string_lossy().starts_with("file:"));
+            if let (Target::Sqlite(path), false) = (&target, uri) {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| connect_error(&e))?;
                 }
@@ -371,6 +488,7 @@ impl Database {
             pool,
             backend,
             scrubber,
+            writes: Arc::default(),
         })
     }
 
@@ -409,15 +527,36 @@ impl Database {
     /// [`PersistenceError::Unavailable`] when the database does not answer.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, PersistenceError> {
         self.run::<Vec<String>, DbError, _>(|conn| {
-            let pending = match conn {
-                AnyConnection::Sqlite(c) => c
-                    .pending_migrations(SQLITE_MIGRATIONS)
-                    .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
-                AnyConnection::Postgresql(c) => c
-                    .pending_migrations(POSTGRES_MIGRATIONS)
-                    .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
-            };
-            pending.map_err(|e| DbError::Pool(e.to_string()))
+            // Read only: the harness's own `pending_migrations` first runs `CREATE TABLE IF NOT
+            // EXISTS`, which a read-only database refuses, and readiness would then report
+            // migrations pending when the schema is current.
+            #[derive(diesel::QueryableByName)]
+            struct Applied {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                version: String,
+            }
+            let applied: Vec<Applied> = diesel::RunQueryDsl::load(
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
+                conn,
+            )?;
+            let applied: std::collections::HashSet<String> =
+                applied.into_iter().map(|a| a.version).collect();
+            let embedded = match conn {
+                AnyConnection::Sqlite(_) => {
+                    MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                        .map(|all| names(&all))
+                }
+                AnyConnection::Postgresql(_) => {
+                    MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                        .map(|all| names(&all))
+                }
+            }
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+            Ok(embedded
+                .into_iter()
+                .filter(|(version, _)| !applied.contains(version))
+                .map(|(_, name)| name)
+                .collect())
         })
         .await
         .map_err(PersistenceError::from)
@@ -433,6 +572,45 @@ impl Database {
             .map_err(PersistenceError::from)
     }
 
+    /// Whether the database takes writes, for `/health/ready`: writes one row (`health_probe`)
+    /// in a write transaction, and looks at the writes of the last [`WRITE_FAILURE_MEMORY`].
+    ///
+    /// # Errors
+    /// The [`WriteFailure`] with its cause (password masked) when the probe's write fails, or
+    /// when another write failed for want of storage within [`WRITE_FAILURE_MEMORY`]. A probe
+    /// that fails for another reason (no connection, a lock held too long) is
+    /// [`WriteFailure::Failed`].
+    pub async fn check_writes(&self) -> Result<(), (WriteFailure, String)> {
+        let probed = self
+            .run(|conn| {
+                write_transaction(conn, |conn| {
+                    use crate::persistence::schema::health_probe;
+                    use diesel::{ExpressionMethods, RunQueryDsl};
+                    diesel::update(health_probe::table)
+                        .set(health_probe::checked_at.eq(chrono::Utc::now().naive_utc()))
+                        .execute(conn)
+                        .map_err(DbError::from)
+                })
+            })
+            .await;
+        if let Err(error) = probed {
+            let failure = storage_failure(&error).unwrap_or(WriteFailure::Failed);
+            return Err((failure, self.scrubber.scrub(format_args!("{error:?}"))));
+        }
+        match self.writes.recent() {
+            Some((ago, failure)) => Err((
+                failure,
+                format!("a write failed ({failure}) {} s ago", ago.as_secs()),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The storage failure of a write within the last [`WRITE_FAILURE_MEMORY`], if any.
+    pub fn recent_write_failure(&self) -> Option<WriteFailure> {
+        self.writes.recent().map(|(_, failure)| failure)
+    }
+
     /// Runs `f` with a pooled connection on tokio's blocking pool.
     pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -442,7 +620,9 @@ impl Database {
     {
         let pool = self.pool.clone();
         let scrubber = self.scrubber.clone();
+        let writes = self.writes.clone();
         tokio::task::spawn_blocking(move || {
+            let _scope = WritesScope::enter(writes);
             let mut conn = pool.get().map_err(|e| {
                 DbError::Pool(scrubber.scrub(format_args!("no database connection available: {e}")))
             })?;
@@ -462,13 +642,43 @@ impl Database {
     }
 }
 
+/// `(version, name)` of each migration, in order.
+fn names<DB: diesel::backend::Backend>(
+    migrations: &[Box<dyn diesel::migration::Migration<DB>>],
+) -> Vec<(String, String)> {
+    migrations
+        .iter()
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
+        .collect()
+}
+
 /// Runs `f` in a transaction meant to write: committed when `f` succeeds, rolled back otherwise.
 ///
 /// On SQLite it opens with `BEGIN IMMEDIATE` (what `SqliteConnection::immediate_transaction`
 /// does), taking the write lock up front: a deferred transaction that reads and then writes
 /// fails with `SQLITE_BUSY` at once, without waiting `busy_timeout`, when another connection
 /// wrote in between. On PostgreSQL it is a plain `BEGIN` (READ COMMITTED).
+///
+/// A failure for want of storage (read-only, disk full) is remembered by the database the call
+/// runs for ([`Database::check_writes`] reports it).
 pub(crate) fn write_transaction<T, F>(conn: &mut AnyConnection, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+{
+    let outcome = transaction(conn, f);
+    if let Err(error) = &outcome {
+        if let Some(failure) = storage_failure(error) {
+            WRITES.with(|w| {
+                if let Some(health) = &*w.borrow() {
+                    health.failed(failure);
+                }
+            });
+        }
+    }
+    outcome
+}
+
+fn transaction<T, F>(conn: &mut AnyConnection, f: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, DbError>,
 {
@@ -498,6 +708,50 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> DbError {
+        DbError::Diesel(DieselError::DatabaseError(
+            kind,
+            Box::new(message.to_owned()),
+        ))
+    }
+
+    #[test]
+    fn storage_failures_are_told_from_refusals_of_the_data() {
+        use DatabaseErrorKind::{ReadOnlyTransaction, UniqueViolation, Unknown};
+        for (error, expected) in [
+            (
+                database_error(Unknown, "attempt to write a readonly database"),
+                Some(WriteFailure::ReadOnly),
+            ),
+            (
+                database_error(
+                    ReadOnlyTransaction,
+                    "cannot execute UPDATE in a read-only transaction",
+                ),
+                Some(WriteFailure::ReadOnly),
+            ),
+            (
+                database_error(Unknown, "database or disk is full"),
+                Some(WriteFailure::Failed),
+            ),
+            (
+                database_error(
+                    Unknown,
+                    "could not extend file \"base/1/2\": No space left on device",
+                ),
+                Some(WriteFailure::Failed),
+            ),
+            (
+                database_error(UniqueViolation, "UNIQUE constraint failed: deliveries.id"),
+                None,
+            ),
+            (database_error(Unknown, "database is locked"), None),
+            (DbError::Corrupt("recipients \"x\": name".into()), None),
+        ] {
+            assert_eq!(storage_failure(&error), expected, "{error:?}");
+        }
+    }
 
     #[test]
     fn a_postgres_url_password_is_masked() {

@@ -15,7 +15,7 @@ mod repositories;
 mod rows;
 mod schema;
 
-pub use connection::{Backend, Database, PersistenceError};
+pub use connection::{Backend, Database, PersistenceError, WriteFailure, WRITE_FAILURE_MEMORY};
 pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,

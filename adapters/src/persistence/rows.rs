@@ -103,7 +103,8 @@ impl RecipientRow {
             };
         Ok(Recipient {
             id: RecipientId::parse(&self.id).map_err(&bad)?,
-            name: DisplayName::parse(&self.name).map_err(&bad)?,
+            // Leniently: a name stored before line breaks were refused still loads.
+            name: DisplayName::from_stored(&self.name).map_err(&bad)?,
             email: self
                 .email
                 .as_deref()
@@ -227,7 +228,8 @@ impl NotificationRow {
             recipient_id: RecipientId::parse(&self.recipient_id).map_err(&bad)?,
             kind: NotificationKind::parse(&self.kind).map_err(&bad)?,
             priority: priority(self.priority).map_err(&bad)?,
-            title: Title::parse(&self.title).map_err(&bad)?,
+            // Leniently: a title stored before line breaks were refused still loads.
+            title: Title::from_stored(&self.title).map_err(&bad)?,
             body: Body::parse(&self.body).map_err(&bad)?,
             action_url: self
                 .action_url
@@ -286,6 +288,8 @@ pub(crate) struct DeliveryRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    pub claim_token: Option<String>,
+    pub crashes: i32,
 }
 
 impl DeliveryRow {
@@ -318,6 +322,8 @@ impl DeliveryRow {
             created_at,
             updated_at: created_at,
             sent_at: d.sent_at.map(db_time),
+            claim_token: None,
+            crashes: 0,
         }
     }
 
@@ -429,6 +435,11 @@ pub(crate) struct OutcomeChanges {
     pub lease_expires_at: Option<NaiveDateTime>,
     pub next_attempt_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
+    /// Released with the lease.
+    #[diesel(treat_none_as_null = true)]
+    pub claim_token: Option<String>,
+    /// An outcome was recorded: whatever crashed before did not crash this try.
+    pub crashes: i32,
 }
 
 impl OutcomeChanges {
@@ -443,6 +454,8 @@ impl OutcomeChanges {
             lease_expires_at: None,
             next_attempt_at: update.next_attempt_at.map(db_time),
             updated_at: now,
+            claim_token: None,
+            crashes: 0,
         }
     }
 }

@@ -112,6 +112,12 @@ diesel::table! {
         updated_at -> Timestamp,
         /// UTC.
         sent_at -> Nullable<Timestamp>,
+        /// While `sending`: the claim (fencing token) that holds it; outcomes and lease renewals
+        /// are written only under it.
+        claim_token -> Nullable<Text>,
+        /// Workers that died holding it (lease lapsed, no outcome) since its last recorded
+        /// outcome; at 2 it is parked `dead` ("poison").
+        crashes -> Integer,
     }
 }
 
@@ -264,5 +270,15 @@ diesel::table! {
         redacted -> BigInt,
         /// `Idempotency-Key` records that named them, dropped.
         idempotency_records -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// One row (`id` 1) that `/health/ready` writes to, so a read-only database is noticed.
+    health_probe (id) {
+        /// Always 1.
+        id -> Integer,
+        /// UTC: the last readiness probe's write.
+        checked_at -> Timestamp,
     }
 }

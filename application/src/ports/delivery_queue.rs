@@ -8,6 +8,30 @@ use clairon_domain::{ChannelSet, Delivery, DeliveryId, DeliveryStatus, Notificat
 
 use super::RepositoryError;
 
+/// How many times a delivery may be left behind by a worker that died holding it (its lease
+/// lapsed with no outcome recorded) before the claim parks it `dead` as a poison pill instead of
+/// handing it out again: it crashed a worker twice.
+pub const POISON_CRASHES: u32 = 2;
+
+/// Names one claim of deliveries (a fencing token): [`DeliveryQueue::claim_due`] writes it on the
+/// rows it claims, and [`DeliveryQueue::record`] and [`DeliveryQueue::renew`] only touch rows that
+/// still hold it. A worker whose lease lapsed, and whose deliveries another worker claimed since,
+/// so cannot write over the new holder's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A token; the queue makes them, unique per claim (a UUID).
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The token as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A delivery claimed by a dispatcher, with what it needs to send it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedDelivery {
@@ -19,6 +43,8 @@ pub struct ClaimedDelivery {
     pub recipient: Recipient,
     /// The `X-Request-Id` of the HTTP request that created the notification, for the logs.
     pub request_id: Option<String>,
+    /// The claim that holds it; its outcome is recorded under this token.
+    pub claim: ClaimToken,
 }
 
 /// The audit record of one try (one `delivery_attempts` row).
@@ -57,6 +83,9 @@ pub struct DeliveryUpdate {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The audit row of this try; `None` when nothing was tried (a skip decided at dispatch).
     pub attempt: Option<AttemptRecord>,
+    /// The claim the delivery was sent under ([`ClaimedDelivery::claim`]): the update is only
+    /// recorded while the delivery still holds it.
+    pub claim: ClaimToken,
 }
 
 /// The outbox of deliveries waiting to be sent.
@@ -65,10 +94,19 @@ pub struct DeliveryUpdate {
 pub trait DeliveryQueue: Send + Sync {
     /// Claims up to `limit` deliveries that are due at `now` (`pending`, or `retrying` with
     /// `next_attempt_at <= now`, or `sending` whose lease expired), marks them `sending` with a
-    /// lease until `now + lease`, and returns them highest priority first, then oldest due first.
-    /// Only deliveries on a channel of `channels` are claimed (a channel paused by a provider's
-    /// 429 is left out); an empty set claims nothing.
+    /// lease until `now + lease` under a new [`ClaimToken`], and returns them highest priority
+    /// first, then oldest due first. Only deliveries on a channel of `channels` are claimed (a
+    /// channel paused by a provider's 429 is left out); an empty set claims nothing.
     /// A claimed delivery is not returned again until its lease expires or it is recorded.
+    ///
+    /// Poison pills: a `sending` delivery whose lease expired was left behind by a worker that
+    /// died (or hung) holding it; the claim MUST count that on the delivery (a crash). A
+    /// delivery with a crash counted since its last recorded outcome is a suspect and MUST be
+    /// claimed alone, in a batch of its own, so it cannot take innocent deliveries down with it
+    /// again; one that reaches [`POISON_CRASHES`] MUST be parked `dead` with a `last_error`
+    /// starting with `poison` instead of being returned. A delivery whose stored rows cannot be
+    /// read back (its notification or recipient row is corrupt) MUST be parked `failed` with the
+    /// reason, not returned, and MUST NOT fail the claim of the others.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`]; nothing is claimed then.
@@ -81,11 +119,29 @@ pub trait DeliveryQueue: Send + Sync {
     ) -> Result<Vec<ClaimedDelivery>, RepositoryError>;
 
     /// Records the outcome of claimed deliveries (and their attempt rows) in one transaction,
-    /// releasing their leases.
+    /// releasing their leases and clearing their crash count.
+    ///
+    /// Fencing: an update is recorded only while its delivery is still `sending` under the
+    /// update's [`ClaimToken`]. One whose claim was lost (its lease lapsed and another worker
+    /// claimed it since, or an operator moved it on) MUST be left untouched, without an attempt
+    /// row, and returned.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`]; nothing is recorded then and the leases will expire.
-    async fn record(&self, updates: &[DeliveryUpdate]) -> Result<(), RepositoryError>;
+    async fn record(&self, updates: &[DeliveryUpdate]) -> Result<Vec<DeliveryId>, RepositoryError>;
+
+    /// Extends the leases of deliveries still being sent to `until` (the dispatcher's heartbeat,
+    /// so a batch slower than its lease is not retaken while in flight). Only deliveries still
+    /// `sending` under the given token are renewed; returns their ids, so the caller learns
+    /// which claims it lost.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`]; nothing is renewed then.
+    async fn renew(
+        &self,
+        claims: &[(DeliveryId, ClaimToken)],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryId>, RepositoryError>;
 }
 
 /// Wakes the dispatcher when new deliveries were written, so it need not wait for its next poll.

@@ -18,9 +18,10 @@ mod senders;
 mod templates;
 mod token_generations;
 
-pub use clock::{Clock, IdGenerator};
+pub use clock::{Clock, IdGenerator, Timer};
 pub use delivery_queue::{
-    AttemptRecord, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
+    AttemptRecord, ClaimToken, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
+    POISON_CRASHES,
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
@@ -46,7 +47,7 @@ pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, 
 pub use token_generations::TokenGenerations;
 
 #[cfg(any(test, feature = "mocks"))]
-pub use clock::{MockClock, MockIdGenerator};
+pub use clock::{MockClock, MockIdGenerator, MockTimer};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]

@@ -175,7 +175,10 @@ pub struct Purged {
 #[async_trait]
 pub trait Housekeeping: Send + Sync {
     /// Puts every `sending` delivery whose lease expired at `now` back in the queue, due at
-    /// `now`: `pending` when it was never tried, else `retrying`. Returns how many.
+    /// `now`: `pending` when it was never tried, else `retrying`. Each counts one crash (its
+    /// worker died holding it), as when a claim retakes it; one that reaches
+    /// [`POISON_CRASHES`](super::POISON_CRASHES) is parked `dead` ("poison…") instead. Returns
+    /// how many were released or parked.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`]; nothing is changed then.

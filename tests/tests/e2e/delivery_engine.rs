@@ -1,9 +1,13 @@
 //! The delivery engine end to end: retries with backoff, dead letters, rate limits that are not
-//! attempts, permanent failures, the deliveries listing and the retry endpoint.
+//! attempts, permanent failures, the deliveries listing and the retry endpoint — and no poison
+//! pill: a hostile name, a panicking delivery or a panicking dispatcher round never stops the
+//! others.
 
 use std::time::Duration;
 
-use clairon_tests::{spawn_app_with, Engine, Options, TestApp};
+use clairon_tests::{spawn_app_configured, spawn_app_with, Engine, Options, TestApp};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+use rstest::rstest;
 use serde_json::{json, Value};
 
 /// Generous: the tests poll, they never time the engine.
@@ -389,4 +393,217 @@ async fn a_shutdown_signal_stops_the_workers_and_the_server_after_their_work() {
         .send()
         .await;
     assert!(refused.is_err(), "the listener is closed after shutdown");
+}
+
+// ---------------------------------------------------------------------------------------------
+// No poison pill
+// ---------------------------------------------------------------------------------------------
+
+/// Runs one SQL statement on the app's database behind its back, as an old version of Clairon
+/// (or an operator) would have written it.
+fn sql(app: &TestApp, statement: &str) {
+    let url = &app.database_url;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut c = SqliteConnection::establish(path).unwrap();
+        diesel::sql_query(statement).execute(&mut c).unwrap();
+    } else {
+        let mut c = PgConnection::establish(url).unwrap();
+        diesel::sql_query(statement).execute(&mut c).unwrap();
+    }
+}
+
+async fn readiness(app: &TestApp) -> (u16, Value) {
+    let response = app
+        .client
+        .get(format!("{}/health/ready", app.address))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Notifies `recipient` on `channels` with `metadata`; returns the notification id.
+async fn notify_with(app: &TestApp, recipient: &str, channels: &[&str], metadata: Value) -> String {
+    let answer = app
+        .post(
+            "/api/v1/notifications",
+            &json!({ "recipient_ids": [recipient], "title": "t", "body": "b", "channels": channels, "metadata": metadata }),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    answer.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn a_name_with_a_line_break_is_refused_and_one_stored_before_gets_a_clean_email_while_others_are_delivered(
+    #[case] engine: Engine,
+) {
+    // Arrange
+    let Some(app) = spawn_app_with(Options {
+        engine,
+        telegram: false,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let refused = app
+        .put(
+            "/api/v1/recipients/p-1",
+            &json!({ "name": "Eve\nX", "email": "p1@example.org" }),
+        )
+        .await;
+    register(&app, "p-1", Some("p1@example.org"), None).await;
+    register(&app, "p-2", Some("p2@example.org"), None).await;
+    // A row written before names were validated.
+    sql(
+        &app,
+        match engine {
+            Engine::Sqlite => {
+                "UPDATE recipients SET name = 'Eve' || char(10) || 'X' WHERE id = 'p-1'"
+            }
+            Engine::Postgres => "UPDATE recipients SET name = E'Eve\\nX' WHERE id = 'p-1'",
+        },
+    );
+
+    // Act: a notification to p-1, then one to someone else.
+    let to_eve = notify(&app, "p-1", &["email"]).await;
+    let to_other = notify(&app, "p-2", &["email"]).await;
+
+    // Assert
+    assert_eq!(refused.status, 422, "{}", refused.json);
+    assert_eq!(
+        refused.json["errors"][0]["field"], "name",
+        "{}",
+        refused.json
+    );
+    app.wait_for_delivery(&to_eve, "email", "sent", WAIT).await;
+    app.wait_for_delivery(&to_other, "email", "sent", WAIT)
+        .await;
+    let emails = app.smtp.as_ref().unwrap().wait_for_messages(2, WAIT).await;
+    let eve = emails
+        .iter()
+        .find(|e| e.envelope_to == vec!["p1@example.org".to_owned()])
+        .expect("Eve's email");
+    assert_eq!(
+        eve.to[0].name.as_deref(),
+        Some("Eve X"),
+        "the stored name went out on one line"
+    );
+    let (status, body) = readiness(&app).await;
+    assert_eq!(
+        (status, body["dispatcher"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn a_panic_injected_into_one_delivery_fails_it_and_the_dispatcher_delivers_the_next(
+    #[case] engine: Engine,
+) {
+    // Arrange
+    let Some(app) = spawn_app_with(Options {
+        engine,
+        telegram: false,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    register(&app, "p-1", Some("p1@example.org"), None).await;
+    register(&app, "p-2", Some("p2@example.org"), None).await;
+
+    // Act
+    let panicking = notify_with(&app, "p-1", &["email"], json!({ "clairon_fault": "panic" })).await;
+    let next = notify(&app, "p-2", &["email"]).await;
+
+    // Assert
+    let failed = app
+        .wait_for_delivery(&panicking, "email", "failed", WAIT)
+        .await;
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("panicked"),
+        "the reason says it panicked: {failed}"
+    );
+    app.wait_for_delivery(&next, "email", "sent", WAIT).await;
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["dispatcher"], "running",
+        "caught inside the delivery: no restart"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn a_panic_escaping_a_dispatcher_round_restarts_the_worker_and_the_delivery_is_parked_as_poison(
+    #[case] engine: Engine,
+) {
+    // Arrange: short leases, so the crashed rounds' deliveries are retaken while the test waits.
+    let Some(app) = spawn_app_configured(
+        Options {
+            engine,
+            telegram: false,
+            ..Options::default()
+        },
+        |s| {
+            s.dispatch_lease_secs = 1;
+            s.workers = 1;
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    register(&app, "p-1", Some("p1@example.org"), None).await;
+    register(&app, "p-2", Some("p2@example.org"), None).await;
+
+    // Act: a notification whose every round panics, then one to someone else.
+    let poison = notify_with(
+        &app,
+        "p-1",
+        &["in_app"],
+        json!({ "clairon_fault": "panic_round" }),
+    )
+    .await;
+    let next = notify(&app, "p-2", &["email"]).await;
+
+    // Assert
+    app.wait_for_delivery(&next, "email", "sent", WAIT).await;
+    let parked = app.wait_for_delivery(&poison, "in_app", "dead", WAIT).await;
+    assert!(
+        parked["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("poison"),
+        "parked as a poison pill: {parked}"
+    );
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 200, "still delivering: {body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["dispatcher"], "degraded", "{body}");
+    assert!(
+        body["dispatcher_restarts"].as_u64().unwrap_or(0) >= 2,
+        "the worker was restarted after each crash: {body}"
+    );
+    let later = notify(&app, "p-2", &["email"]).await;
+    app.wait_for_delivery(&later, "email", "sent", WAIT).await;
 }

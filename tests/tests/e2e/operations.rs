@@ -193,6 +193,84 @@ async fn readiness_names_the_database_when_postgresql_is_gone() {
     assert_eq!(live.status().as_u16(), 200, "the process itself is alive");
 }
 
+/// Polls `/health/ready` of `app` until `checks.database` is `state`; returns the answer.
+async fn wait_for_database_state(app: &TestApp, state: &str) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let response = app
+            .client
+            .get(format!("{}/health/ready", app.address))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if body["checks"]["database"] == state {
+            return (status, body);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database never became {state}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn readiness_is_a_503_naming_the_database_read_only_when_it_answers_but_refuses_writes(
+    #[case] engine: Engine,
+) {
+    // Arrange: an app whose database refuses writes for real. SQLite: a second process that
+    // opened the file read-only. PostgreSQL: the database switched to read-only under the
+    // running app, its connections dropped so the pool opens new (read-only) ones.
+    let Some(app) = spawn(engine).await else {
+        return;
+    };
+    let probed = match engine {
+        Engine::Sqlite => {
+            let path = app.database_url.trim_start_matches("sqlite://").to_owned();
+            app.spawn_peer_configured(|s| {
+                s.database_url = format!("sqlite://file:{path}?mode=ro");
+            })
+            .await
+        }
+        Engine::Postgres => {
+            let (server, name) = app.database_url.rsplit_once('/').unwrap();
+            let mut admin = PgConnection::establish(&format!("{server}/postgres")).unwrap();
+            diesel::sql_query(format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = on"
+            ))
+            .execute(&mut admin)
+            .unwrap();
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .execute(&mut admin)
+            .unwrap();
+            app
+        }
+    };
+
+    // Act
+    let (status, problem) = wait_for_database_state(&probed, "read-only").await;
+
+    // Assert
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["not_ready"], json!(["database"]), "{problem}");
+    assert_eq!(
+        problem["checks"]["migrations"], "ok",
+        "reads still answer: {problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("database"),
+        "{problem}"
+    );
+}
+
 #[rstest]
 #[case::sqlite(Engine::Sqlite)]
 #[case::postgres(Engine::Postgres)]

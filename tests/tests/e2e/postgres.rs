@@ -58,3 +58,95 @@ async fn on_postgres_planning_events_become_delivered_notifications_and_replays_
         "a replay sends nothing"
     );
 }
+
+#[tokio::test]
+async fn on_postgres_racing_events_of_one_planning_all_succeed_and_leave_one_event_s_reminders() {
+    use chrono::{SecondsFormat, TimeDelta, Utc};
+    use diesel::{Connection as _, RunQueryDsl as _};
+    use serde_json::json;
+
+    // Arrange: three artists, and a planning in ten days, so each assignment schedules the J-1
+    // reminders of the artists it names and cancels those of the artists it leaves out.
+    let Some(app) = spawn_app_with(Options {
+        engine: Engine::Postgres,
+        telegram: false,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let artists = ["artist-1", "artist-2", "artist-3"];
+    for id in artists {
+        let answer = app
+            .put(
+                &format!("/api/v1/recipients/{id}"),
+                &json!({ "name": id, "email": format!("{id}@example.org") }),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.json);
+    }
+    let starts = Utc::now() + TimeDelta::days(10);
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Event n assigns one artist, in turn: each event replaces the planning's cast.
+    let event = |n: usize| {
+        json!({
+            "event_id": format!("evt-race-{n}"), "planning_id": "pl-race", "event": "assigned",
+            "occurred_at": at(Utc::now()),
+            "planning": {
+                "title": "Carmen",
+                "location": { "name": "Théâtre Outremont", "address": "1248 Av. Bernard O" },
+                "starts_at": at(starts), "ends_at": at(starts + TimeDelta::hours(2)),
+                "timezone": "America/Montreal",
+                "contact": { "name": "Samir", "phone": "+15145550030" }
+            },
+            "artist_ids": [artists[n % artists.len()]],
+        })
+    };
+
+    // Act: many events of the planning at once.
+    let answers = futures_util::future::join_all((0..24).map(|n| {
+        let body = event(n);
+        let app = &app;
+        async move { app.post_event(&body).await }
+    }))
+    .await;
+
+    // Assert
+    for answer in &answers {
+        assert!(
+            (200..300).contains(&answer.status),
+            "every racing event succeeds: {} {}",
+            answer.status,
+            answer.json
+        );
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Live {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        cancellation_key: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        live: i64,
+    }
+    let mut c = diesel::PgConnection::establish(&app.database_url).unwrap();
+    let live: Vec<Live> = diesel::sql_query(
+        "SELECT cancellation_key, count(*) AS live FROM notifications \
+         WHERE cancellation_key IS NOT NULL AND cancelled_at IS NULL \
+         GROUP BY cancellation_key",
+    )
+    .load(&mut c)
+    .unwrap();
+    let keys: Vec<(String, i64)> = live
+        .into_iter()
+        .map(|l| (l.cancellation_key, l.live))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "the reminders of one event (the last one written), not a mix of several: {keys:?}"
+    );
+    assert_eq!(
+        keys[0].1, 1,
+        "exactly one live reminder for its artist: {keys:?}"
+    );
+}

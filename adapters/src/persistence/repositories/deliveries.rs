@@ -10,6 +10,14 @@
 //! Recording a batch is one `UPDATE … FROM unnest(…)` on PostgreSQL (one round trip per batch,
 //! whatever its size) and one UPDATE per delivery on SQLite, where statements are in-process
 //! calls anyway; the attempt rows follow in chunked multi-row INSERTs.
+//!
+//! No poison pill: each claim writes a fresh claim token on its rows, and recording or renewing
+//! only touches rows still `sending` under that token (fencing), so a worker that lost its lease
+//! never writes over the worker that took the delivery over. A lapsed lease found by the claim
+//! counts one crash on the delivery (`deliveries.crashes`); a delivery with a crash is claimed
+//! alone, and one with [`POISON_CRASHES`] is parked `dead` ("poison…") instead of being handed
+//! out again. A delivery whose notification or recipient row does not read back is parked
+//! `failed` with the reason, never failing the claim of the others.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -17,21 +25,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
-    AttemptRecord, ClaimedDelivery, DeliveryListQuery, DeliveryPage, DeliveryQueue,
-    DeliveryRepository, DeliveryUpdate, RepositoryError, Requeued,
+    AttemptRecord, ClaimToken, ClaimedDelivery, DeliveryListQuery, DeliveryPage, DeliveryQueue,
+    DeliveryRepository, DeliveryUpdate, RepositoryError, Requeued, POISON_CRASHES,
 };
 use clairon_domain::{ChannelSet, DeliveryId, DeliveryStatus};
 use diesel::prelude::*;
 
-use super::recipients::load_recipients;
 use super::CHUNK;
 use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Database, DbError,
 };
 use crate::persistence::rows::{
-    db_time, AttemptRow, DeliveryRow, NewAttemptRow, NotificationRow, OutcomeChanges,
+    db_time, AttemptRow, DeliveryRow, NewAttemptRow, NotificationRow, OutcomeChanges, RecipientRow,
 };
-use crate::persistence::schema::{deliveries, delivery_attempts, notifications};
+use crate::persistence::schema::{deliveries, delivery_attempts, notifications, recipients};
 
 /// The [`DeliveryQueue`] on the Diesel [`Database`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
@@ -67,12 +74,13 @@ impl DieselDeliveryQueue {
     }
 }
 
-/// The ids of up to `$limit` deliveries due at `$now`, in claim order. A macro rather than a
-/// function: PostgreSQL appends `FOR UPDATE SKIP LOCKED` to the concrete statement type.
-macro_rules! due_ids {
+/// Up to `$limit` deliveries due at `$now`, in claim order, as `(id, status, crashes)`. A macro
+/// rather than a function: PostgreSQL appends `FOR UPDATE SKIP LOCKED` to the concrete statement
+/// type.
+macro_rules! due_rows {
     ($now:expr, $limit:expr, $channels:expr) => {
         deliveries::table
-            .select(deliveries::id)
+            .select((deliveries::id, deliveries::status, deliveries::crashes))
             .filter(deliveries::channel.eq_any($channels))
             .filter(
                 deliveries::status
@@ -95,19 +103,103 @@ macro_rules! due_ids {
     };
 }
 
+/// The `last_error` of a delivery parked as a poison pill.
+pub(super) fn poison_reason(crashes: i32) -> String {
+    format!(
+        "poison: its worker died {crashes} times while sending it, before any outcome was \
+         recorded; parked instead of being retried (retry it by hand once the cause is fixed)"
+    )
+}
+
+/// Parks `ids` (with the crash count each reached) `dead` as poison pills.
+fn park_poisoned(
+    conn: &mut AnyConnection,
+    poisoned: &[(String, i32)],
+    now: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    for (id, crashes) in poisoned {
+        tracing::error!(
+            delivery_id = %id,
+            crashes,
+            "poison pill: a delivery crashed its worker {crashes} times; parked dead"
+        );
+        diesel::update(deliveries::table.find(id))
+            .set((
+                deliveries::status.eq(DeliveryStatus::Dead.as_str()),
+                deliveries::crashes.eq(crashes),
+                deliveries::last_error.eq(Some(poison_reason(*crashes))),
+                deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
+                deliveries::claim_token.eq(None::<String>),
+                deliveries::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Parks a claimed delivery whose stored rows cannot be read `failed` with `reason`, so one
+/// corrupt row never blocks the queue (every claim would fail on it otherwise).
+fn park_unreadable(
+    conn: &mut AnyConnection,
+    id: &str,
+    reason: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    tracing::error!(delivery_id = %id, reason, "a claimed delivery cannot be read back; parked failed");
+    diesel::update(deliveries::table.find(id))
+        .set((
+            deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+            deliveries::last_error.eq(Some(format!(
+                "the stored delivery cannot be read: {reason}"
+            ))),
+            deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
+            deliveries::claim_token.eq(None::<String>),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 fn claim(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
     lease_until: chrono::NaiveDateTime,
     limit: i64,
     channels: &[&'static str],
+    token: &ClaimToken,
 ) -> Result<Vec<ClaimedDelivery>, DbError> {
-    let ids: Vec<String> = match conn {
-        AnyConnection::Postgresql(pg) => due_ids!(now, limit, channels)
+    let due: Vec<(String, String, i32)> = match conn {
+        AnyConnection::Postgresql(pg) => due_rows!(now, limit, channels)
             .for_update()
             .skip_locked()
             .load(pg)?,
-        AnyConnection::Sqlite(sqlite) => due_ids!(now, limit, channels).load(sqlite)?,
+        AnyConnection::Sqlite(sqlite) => due_rows!(now, limit, channels).load(sqlite)?,
+    };
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A row still `sending` here has a lapsed lease: the worker holding it died (or hung)
+    // before recording anything. That is one more crash to its name.
+    let poison_at = i32::try_from(POISON_CRASHES).unwrap_or(i32::MAX);
+    let mut poisoned = Vec::new();
+    let mut suspect = None;
+    let mut clean = Vec::new();
+    for (id, status, crashes) in due {
+        let crashes = crashes + i32::from(status == DeliveryStatus::Sending.as_str());
+        if crashes >= poison_at {
+            poisoned.push((id, crashes));
+        } else if crashes > 0 {
+            suspect = suspect.or(Some((id, crashes)));
+        } else {
+            clean.push(id);
+        }
+    }
+    park_poisoned(conn, &poisoned, now)?;
+    // A suspect is claimed alone: if it is what crashed its worker, this time it takes no
+    // innocent delivery down with it (and they do not pile up crashes of its making).
+    let (ids, crashes) = match suspect {
+        Some((id, crashes)) => (vec![id], crashes),
+        None => (clean, 0),
     };
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -117,6 +209,8 @@ fn claim(
             .set((
                 deliveries::status.eq(DeliveryStatus::Sending.as_str()),
                 deliveries::lease_expires_at.eq(Some(lease_until)),
+                deliveries::claim_token.eq(Some(token.as_str())),
+                deliveries::crashes.eq(crashes),
                 deliveries::updated_at.eq(now),
             ))
             // `as_returning()` does not pass through `MultiConnection` (its `SelectBy` is
@@ -133,6 +227,7 @@ fn claim(
     recipient_ids.sort_unstable();
     recipient_ids.dedup();
 
+    // Rows that do not read back are kept as their reason: they fail their deliveries alone.
     let mut notifications_by_id = HashMap::with_capacity(notification_ids.len());
     for chunk in notification_ids.chunks(CHUNK) {
         let rows: Vec<NotificationRow> = notifications::table
@@ -150,65 +245,87 @@ fn claim(
             super::inbox_feed::number_due(conn, &scheduled)?;
         }
         for row in rows {
+            let id = row.id.clone();
             let request_id = row.request_id.clone();
-            let notification = row.into_domain()?;
-            notifications_by_id.insert(
-                notification.id.as_str().to_owned(),
-                (notification, request_id),
-            );
+            let read = row
+                .into_domain()
+                .map(|notification| (notification, request_id))
+                .map_err(unreadable);
+            notifications_by_id.insert(id, read);
         }
     }
-    let recipients_by_id: HashMap<String, _> = load_recipients(conn, &recipient_ids)?
-        .into_iter()
-        .map(|r| (r.id.as_str().to_owned(), r))
-        .collect();
+    let mut recipients_by_id = HashMap::with_capacity(recipient_ids.len());
+    for chunk in recipient_ids.chunks(CHUNK) {
+        let rows: Vec<RecipientRow> = recipients::table
+            .filter(recipients::id.eq_any(chunk))
+            .select(RecipientRow::as_select())
+            .load(conn)?;
+        for row in rows {
+            recipients_by_id.insert(row.id.clone(), row.into_domain().map_err(unreadable));
+        }
+    }
 
     let mut by_id: HashMap<String, DeliveryRow> =
         claimed.into_iter().map(|d| (d.id.clone(), d)).collect();
-    ids.iter()
-        .filter_map(|id| by_id.remove(id))
-        .map(|row| {
-            let (notification, request_id) = notifications_by_id
-                .get(&row.notification_id)
-                .cloned()
-                .ok_or_else(|| {
-                    DbError::Corrupt(format!(
-                        "deliveries {:?}: notification {:?} is missing",
-                        row.id, row.notification_id
-                    ))
-                })?;
-            let recipient = recipients_by_id
-                .get(&row.recipient_id)
-                .cloned()
-                .ok_or_else(|| {
-                    DbError::Corrupt(format!(
-                        "deliveries {:?}: recipient {:?} is missing",
-                        row.id, row.recipient_id
-                    ))
-                })?;
-            Ok(ClaimedDelivery {
-                delivery: row.into_domain()?,
-                notification,
-                recipient,
-                request_id,
-            })
-        })
-        .collect()
+    let mut batch = Vec::with_capacity(ids.len());
+    for row in ids.iter().filter_map(|id| by_id.remove(id)) {
+        let id = row.id.clone();
+        let notification = match notifications_by_id.get(&row.notification_id) {
+            Some(Ok(found)) => Ok(found.clone()),
+            Some(Err(reason)) => Err(reason.clone()),
+            None => Err(format!("notification {:?} is missing", row.notification_id)),
+        };
+        let recipient = match recipients_by_id.get(&row.recipient_id) {
+            Some(Ok(found)) => Ok(found.clone()),
+            Some(Err(reason)) => Err(reason.clone()),
+            None => Err(format!("recipient {:?} is missing", row.recipient_id)),
+        };
+        let delivery = row.into_domain().map_err(unreadable);
+        match (delivery, notification, recipient) {
+            (Ok(delivery), Ok((notification, request_id)), Ok(recipient)) => {
+                batch.push(ClaimedDelivery {
+                    delivery,
+                    notification,
+                    recipient,
+                    request_id,
+                    claim: token.clone(),
+                });
+            }
+            (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => {
+                park_unreadable(conn, &id, &reason, now)?;
+            }
+        }
+    }
+    Ok(batch)
 }
 
+/// Why a row did not read back, for a parked delivery's `last_error`.
+fn unreadable(error: DbError) -> String {
+    match error {
+        DbError::Corrupt(reason) => reason,
+        other => format!("{:?}", RepositoryError::from(other)),
+    }
+}
+
+/// Records `updates` under their claims; returns the ids whose claim was lost.
 fn record(
     conn: &mut AnyConnection,
     updates: &[DeliveryUpdate],
     now: chrono::NaiveDateTime,
-) -> Result<(), DbError> {
+) -> Result<Vec<DeliveryId>, DbError> {
     let recorded: HashSet<String> = match conn {
         AnyConnection::Postgresql(pg) => record_batch_pg(pg, updates, now)?,
         AnyConnection::Sqlite(_) => {
             let mut recorded = HashSet::with_capacity(updates.len());
             for update in updates {
-                let changed = diesel::update(deliveries::table.find(update.id.as_str()))
-                    .set(OutcomeChanges::new(update, now))
-                    .execute(conn)?;
+                let changed = diesel::update(
+                    deliveries::table
+                        .filter(deliveries::id.eq(update.id.as_str()))
+                        .filter(deliveries::status.eq(DeliveryStatus::Sending.as_str()))
+                        .filter(deliveries::claim_token.eq(update.claim.as_str())),
+                )
+                .set(OutcomeChanges::new(update, now))
+                .execute(conn)?;
                 if changed > 0 {
                     recorded.insert(update.id.as_str().to_owned());
                 }
@@ -217,10 +334,12 @@ fn record(
         }
     };
     let mut attempts = Vec::new();
+    let mut lost = Vec::new();
     for update in updates {
         if !recorded.contains(update.id.as_str()) {
-            // Nothing to attach an attempt row to; the rest of the batch still counts.
-            tracing::warn!(delivery_id = %update.id, "recorded an outcome for an unknown delivery");
+            // Another claim holds it now (or it is gone): its holder records its own outcome.
+            tracing::debug!(delivery_id = %update.id, "outcome refused: the claim was lost");
+            lost.push(update.id.clone());
             continue;
         }
         if let Some(attempt) = &update.attempt {
@@ -232,7 +351,7 @@ fn record(
             .values(chunk)
             .execute(c))?;
     }
-    Ok(())
+    Ok(lost)
 }
 
 /// The id of a row an `UPDATE … RETURNING` touched.
@@ -244,7 +363,8 @@ struct UpdatedId {
 
 /// Finalises a whole batch in ONE statement on PostgreSQL (`UPDATE … FROM unnest(…)`): one
 /// round trip instead of one per delivery, which is what bounds the drain rate of several
-/// workers sharing one database. Returns the ids that exist (and were updated).
+/// workers sharing one database. Only rows still `sending` under the update's claim token are
+/// touched; returns their ids.
 fn record_batch_pg(
     pg: &mut diesel::PgConnection,
     updates: &[DeliveryUpdate],
@@ -265,16 +385,21 @@ fn record_batch_pg(
     let sent_at: Vec<Option<chrono::NaiveDateTime>> = rows.iter().map(|r| r.sent_at).collect();
     let next_at: Vec<Option<chrono::NaiveDateTime>> =
         rows.iter().map(|r| r.next_attempt_at).collect();
+    let claims: Vec<String> = updates
+        .iter()
+        .map(|u| u.claim.as_str().to_owned())
+        .collect();
     let updated: Vec<UpdatedId> = diesel::sql_query(
         "UPDATE deliveries AS d SET \
             status = u.status, attempts = u.attempts, last_error = u.last_error, \
             provider_message_id = u.provider_message_id, sent_at = u.sent_at, \
             next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at), \
-            lease_expires_at = NULL, updated_at = $8 \
+            lease_expires_at = NULL, claim_token = NULL, crashes = 0, updated_at = $8 \
          FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], \
-                     $6::timestamp[], $7::timestamp[]) \
-              AS u(id, status, attempts, last_error, provider_message_id, sent_at, next_attempt_at) \
-         WHERE d.id = u.id \
+                     $6::timestamp[], $7::timestamp[], $9::text[]) \
+              AS u(id, status, attempts, last_error, provider_message_id, sent_at, \
+                   next_attempt_at, claim_token) \
+         WHERE d.id = u.id AND d.status = 'sending' AND d.claim_token = u.claim_token \
          RETURNING d.id",
     )
     .bind::<Array<Text>, _>(ids)
@@ -285,8 +410,47 @@ fn record_batch_pg(
     .bind::<Array<Nullable<Timestamp>>, _>(sent_at)
     .bind::<Array<Nullable<Timestamp>>, _>(next_at)
     .bind::<Timestamp, _>(now)
+    .bind::<Array<Text>, _>(claims)
     .load(pg)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
+}
+
+/// Extends to `until` the leases of `claims` still `sending` under their token; returns the
+/// ids renewed.
+fn renew(
+    conn: &mut AnyConnection,
+    claims: &[(DeliveryId, ClaimToken)],
+    until: chrono::NaiveDateTime,
+) -> Result<Vec<DeliveryId>, DbError> {
+    let mut by_token: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (id, token) in claims {
+        by_token
+            .entry(token.as_str())
+            .or_default()
+            .push(id.as_str());
+    }
+    let mut renewed = Vec::with_capacity(claims.len());
+    for (token, ids) in by_token {
+        for chunk in ids.chunks(CHUNK) {
+            let touched: Vec<String> = diesel::update(
+                deliveries::table
+                    .filter(deliveries::id.eq_any(chunk))
+                    .filter(deliveries::status.eq(DeliveryStatus::Sending.as_str()))
+                    .filter(deliveries::claim_token.eq(token)),
+            )
+            .set(deliveries::lease_expires_at.eq(Some(until)))
+            .returning(deliveries::id)
+            .get_results(conn)?;
+            for id in touched {
+                renewed.push(
+                    DeliveryId::parse(&id).map_err(|e| {
+                        DbError::Corrupt(format!("deliveries {id:?}: {}", e.message))
+                    })?,
+                );
+            }
+        }
+    }
+    Ok(renewed)
 }
 
 #[async_trait]
@@ -307,11 +471,12 @@ impl DeliveryQueue for DieselDeliveryQueue {
             .and_then(|lease| now.checked_add_signed(lease))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let (now, lease_until) = (db_time(now), db_time(lease_until));
+        let token = ClaimToken::new(uuid::Uuid::now_v7().to_string());
         let claimed = self
             .db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
-                    claim(conn, now, lease_until, i64::from(limit), &channels)
+                    claim(conn, now, lease_until, i64::from(limit), &channels, &token)
                 })
             })
             .await?;
@@ -321,14 +486,29 @@ impl DeliveryQueue for DieselDeliveryQueue {
         Ok(claimed)
     }
 
-    async fn record(&self, updates: &[DeliveryUpdate]) -> Result<(), RepositoryError> {
+    async fn record(&self, updates: &[DeliveryUpdate]) -> Result<Vec<DeliveryId>, RepositoryError> {
         if updates.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let updates = updates.to_vec();
         let now = db_time(Utc::now());
         self.db
             .call(move |conn| write_transaction(conn, |conn| record(conn, &updates, now)))
+            .await
+    }
+
+    async fn renew(
+        &self,
+        claims: &[(DeliveryId, ClaimToken)],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryId>, RepositoryError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claims = claims.to_vec();
+        let until = db_time(until);
+        self.db
+            .call(move |conn| write_transaction(conn, |conn| renew(conn, &claims, until)))
             .await
     }
 }
@@ -398,6 +578,9 @@ impl DeliveryRepository for DieselDeliveryQueue {
                             deliveries::attempts.eq(0),
                             deliveries::next_attempt_at.eq(now),
                             deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
+                            deliveries::claim_token.eq(None::<String>),
+                            // An operator's retry: a poison pill gets a fresh start too.
+                            deliveries::crashes.eq(0),
                             deliveries::updated_at.eq(now),
                         ))
                         .returning(deliveries::all_columns)

@@ -201,6 +201,24 @@ pub(super) fn write_rows(
     insert_rows(conn, rows)
 }
 
+/// Makes the reminder changes of one planning (the reminders keyed under `prefix`) take turns.
+///
+/// On PostgreSQL two events of one planning may be written at once, in READ COMMITTED: each
+/// would read the live reminders before the other commits, and both insert a reminder under the
+/// same key, the second then failing on the unique index of live keys (a `500` for a request
+/// that did nothing wrong). A transaction-scoped advisory lock on the prefix makes the second
+/// wait for the first, then read what it committed (each statement reads afresh in READ
+/// COMMITTED) and replace or keep its reminders. SQLite needs nothing: `BEGIN IMMEDIATE`
+/// already runs writers one at a time.
+fn serialize_planning(conn: &mut AnyConnection, prefix: &str) -> Result<(), DbError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(prefix)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Cancels the notifications `ids`: out of the inbox for good, pending deliveries `cancelled`.
 fn cancel_notifications(
     conn: &mut AnyConnection,
@@ -287,6 +305,7 @@ impl NotificationRepository for DieselNotificationRepository {
             .db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
+                    serialize_planning(conn, &prefix)?;
                     write_rows(conn, &event_rows, settlement.as_ref())?;
                     // LIKE narrows (a `%` or `_` in an id only widens it); `starts_with` decides.
                     let live: Vec<(String, Option<String>)> = notifications::table

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use clairon_application::ports::{
     ChannelStatusCount, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery, JobRunRepository,
     JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth, RepositoryError,
+    POISON_CRASHES,
 };
 use clairon_domain::{Channel, DeliveryStatus};
 use diesel::dsl::{count_star, min};
@@ -241,10 +242,39 @@ impl Housekeeping for DieselHousekeeping {
                             .filter(deliveries::status.eq(DeliveryStatus::Sending.as_str()))
                             .filter(deliveries::lease_expires_at.le(now))
                     };
+                    // A lapsed lease is a worker that died holding the delivery: one more crash
+                    // (as when the claim retakes it), and the last one parks it as poison.
+                    let last_crash = i32::try_from(POISON_CRASHES).unwrap_or(i32::MAX) - 1;
+                    let poisoned: Vec<(String, i32)> = expired()
+                        .filter(deliveries::crashes.ge(last_crash))
+                        .select((deliveries::id, deliveries::crashes))
+                        .load(conn)?;
+                    for (id, crashes) in &poisoned {
+                        let crashes = crashes + 1;
+                        tracing::error!(
+                            delivery_id = %id,
+                            crashes,
+                            "poison pill: a delivery crashed its worker {crashes} times; parked dead"
+                        );
+                        diesel::update(deliveries::table.find(id))
+                            .set((
+                                deliveries::status.eq(DeliveryStatus::Dead.as_str()),
+                                deliveries::crashes.eq(crashes),
+                                deliveries::last_error.eq(Some(super::deliveries::poison_reason(
+                                    crashes,
+                                ))),
+                                deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
+                                deliveries::claim_token.eq(None::<String>),
+                                deliveries::updated_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                    }
                     let never_tried = diesel::update(expired().filter(deliveries::attempts.le(0)))
                         .set((
                             deliveries::status.eq(DeliveryStatus::Pending.as_str()),
                             deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
+                            deliveries::claim_token.eq(None::<String>),
+                            deliveries::crashes.eq(deliveries::crashes + 1),
                             deliveries::next_attempt_at.eq(now),
                             deliveries::updated_at.eq(now),
                         ))
@@ -253,11 +283,13 @@ impl Housekeeping for DieselHousekeeping {
                         .set((
                             deliveries::status.eq(DeliveryStatus::Retrying.as_str()),
                             deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
+                            deliveries::claim_token.eq(None::<String>),
+                            deliveries::crashes.eq(deliveries::crashes + 1),
                             deliveries::next_attempt_at.eq(now),
                             deliveries::updated_at.eq(now),
                         ))
                         .execute(conn)?;
-                    Ok((never_tried + tried) as u64)
+                    Ok((poisoned.len() + never_tried + tried) as u64)
                 })
             })
             .await
