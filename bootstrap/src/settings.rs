@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clairon_adapters::http::{RateLimits, RateQuota};
 use clairon_domain::reminders::ReminderTime;
 use clairon_domain::{ChannelSet, Locale};
 use figment::providers::{Env, Serialized};
@@ -47,7 +48,8 @@ pub struct Settings {
     pub telegram_chat_rate_per_sec: u32,
     /// Language for recipients without one: `fr` (default) or `en`.
     pub default_locale: String,
-    /// Directory of the Tera templates.
+    /// A directory whose template files replace the built-in ones of the same path (the
+    /// others still come from the binary); empty (default): the built-in templates only.
     pub templates_dir: PathBuf,
     /// Deliveries claimed per dispatcher round.
     pub dispatch_batch_size: u32,
@@ -134,7 +136,7 @@ impl Default for Settings {
             telegram_rate_per_sec: 30,
             telegram_chat_rate_per_sec: 1,
             default_locale: "fr".into(),
-            templates_dir: "templates".into(),
+            templates_dir: PathBuf::new(),
             dispatch_batch_size: 64,
             dispatch_poll_ms: 1_000,
             dispatch_lease_secs: 60,
@@ -214,12 +216,51 @@ impl Settings {
     /// Reads the defaults overridden by `CLAIRON_*` variables.
     ///
     /// # Errors
-    /// When a variable holds a value of the wrong type (a word for a number).
+    /// When a variable holds a value of the wrong type (a word for a number): the message
+    /// names each such variable (`CLAIRON_RATE_LIMIT_PER_SEC: invalid type: …`).
     pub fn load() -> anyhow::Result<Self> {
         Figment::from(Serialized::defaults(Settings::default()))
             .merge(Env::prefixed("CLAIRON_"))
             .extract()
-            .context("reading CLAIRON_* configuration")
+            .map_err(|errors| {
+                let each: Vec<String> = errors
+                    .into_iter()
+                    .map(|e| {
+                        let variable = if e.path.is_empty() {
+                            "CLAIRON_*".to_owned()
+                        } else {
+                            format!("CLAIRON_{}", e.path.join("_").to_uppercase())
+                        };
+                        format!("{variable}: {}", e.kind)
+                    })
+                    .collect();
+                anyhow::anyhow!(each.join("; "))
+            })
+    }
+
+    /// The directory of template overrides, `None` when `CLAIRON_TEMPLATES_DIR` is empty.
+    pub fn templates_override(&self) -> Option<&Path> {
+        Some(self.templates_dir.as_path()).filter(|d| !d.as_os_str().is_empty())
+    }
+
+    /// The token buckets of the HTTP API: per API key and per recipient (see
+    /// `clairon_adapters::http::rate_limit`).
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits::new(
+            RateQuota::new(self.rate_limit_per_sec, self.rate_limit_burst),
+            RateQuota::new(self.token_rate_limit_per_sec, self.token_rate_limit_burst),
+        )
+    }
+
+    /// The log format.
+    ///
+    /// # Errors
+    /// When `CLAIRON_LOG_FORMAT` is neither `pretty` nor `json`.
+    pub fn check_log_format(&self) -> anyhow::Result<()> {
+        match self.log_format.as_str() {
+            "pretty" | "json" => Ok(()),
+            other => anyhow::bail!("CLAIRON_LOG_FORMAT: {other:?} is neither pretty nor json"),
+        }
     }
 
     /// The configured API keys.
