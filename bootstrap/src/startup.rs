@@ -157,6 +157,9 @@ impl Components {
         let reminder_time = settings.reminder_time()?;
         let templates: Arc<dyn TemplateRenderer> = Arc::new(load_templates(settings, locale)?);
         LettreEmailSender::check_from(&settings.email_from).context("CLAIRON_EMAIL_FROM")?;
+        if settings.smtp_pool_size == 0 {
+            anyhow::bail!("CLAIRON_SMTP_POOL_SIZE must be at least 1");
+        }
         let smtp = if settings.smtp_url.is_empty() {
             None
         } else {

@@ -348,6 +348,7 @@ fn start_with(vars: &[(&str, &str)]) -> (tempfile::TempDir, Output) {
 #[case::an_address_that_is_not_host_and_port("CLAIRON_BIND", "everywhere")]
 #[case::a_sender_that_is_no_mailbox("CLAIRON_EMAIL_FROM", "Clairon <nobody>")]
 #[case::an_smtp_url_of_no_known_scheme("CLAIRON_SMTP_URL", "ftp://mail.example.org")]
+#[case::an_smtp_pool_of_no_connection("CLAIRON_SMTP_POOL_SIZE", "0")]
 #[case::a_log_format_that_does_not_exist("CLAIRON_LOG_FORMAT", "xml")]
 #[case::a_template_override_that_is_not_there("CLAIRON_TEMPLATES_DIR", "no-such-folder")]
 #[case::a_database_of_no_known_engine("CLAIRON_DATABASE_URL", "mysql://localhost/clairon")]
