@@ -95,9 +95,13 @@ pub struct Settings {
     /// How long a database API key lookup is trusted, in ms: the longest a revoked key keeps
     /// working in a running process (5 s by default; 0: every request asks the database).
     pub api_key_cache_ms: u64,
-    /// Requests per second per API key, sustained (token bucket); 0: no limit.
+    /// Requests per second per API key, sustained (token bucket); 0: no limit. 500 by default:
+    /// a runaway client is held well below what one process serves, so other keys still get
+    /// through.
     pub rate_limit_per_sec: u32,
-    /// Largest burst per API key, in requests (the bucket's size).
+    /// Largest burst per API key, in requests (the bucket's size). 10,000 by default: twice
+    /// the largest bulk job documented (5,000 recipients imported one `PUT` each), so the
+    /// main job is never throttled however fast the server answers.
     pub rate_limit_burst: u32,
     /// Requests per second per recipient on `/api/v1/me` (whatever token of theirs); 0: no limit.
     pub token_rate_limit_per_sec: u32,
@@ -157,8 +161,8 @@ impl Default for Settings {
             idempotency_purge_interval_secs: 3600,
             metrics_token: String::new(),
             api_key_cache_ms: 5_000,
-            rate_limit_per_sec: 100,
-            rate_limit_burst: 200,
+            rate_limit_per_sec: 500,
+            rate_limit_burst: 10_000,
             token_rate_limit_per_sec: 10,
             token_rate_limit_burst: 30,
             max_body_bytes: 256 * 1024,
@@ -374,6 +378,36 @@ mod tests {
             "smtps://user:***@mail.example.org:465"
         );
         assert_eq!(redact_url("sqlite://clairon.db"), "sqlite://clairon.db");
+    }
+
+    #[test]
+    fn the_default_limits_let_the_largest_bulk_job_through_and_stop_a_runaway_client() {
+        // Arrange: one key's and one recipient's buckets, as a fresh process has them.
+        let limits = Settings::default().rate_limits();
+        let key = [7; 32];
+
+        // Act: a 5,000-recipient import as fast as the CPU goes, then the same client looping
+        // on, and one recipient's client looping without pause.
+        let import_refused = (0..5_000)
+            .filter(|_| limits.check_api_key(key).is_err())
+            .count();
+        let runaway_refused = (0..20_000)
+            .filter(|_| limits.check_api_key(key).is_err())
+            .count();
+        let recipient_refused = (0..1_000)
+            .filter(|_| limits.check_recipient("artist-0001").is_err())
+            .count();
+
+        // Assert: the loops take microseconds, the buckets refill 500 and 10 tokens a second.
+        assert_eq!(import_refused, 0, "the import fits in the burst");
+        assert!(
+            runaway_refused >= 10_000,
+            "a key looping on is refused once its burst is spent: {runaway_refused} of 20,000"
+        );
+        assert!(
+            recipient_refused >= 900,
+            "a recipient's client looping on is refused past its burst: {recipient_refused} of 1,000"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod bad_input;
 mod browser;
 mod contract;
 mod dataset;
+mod default_limits;
 mod delivery_engine;
 mod gdpr;
 mod idempotency;
