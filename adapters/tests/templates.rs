@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use chrono::{TimeZone as _, Utc};
-use clairon_adapters::templates::{TemplateLoadError, TeraTemplateRenderer};
+use clairon_adapters::templates::{
+    check_set, Origin, TemplateLoadError, TemplateProblem, TemplateSet, TeraTemplateRenderer,
+};
 use clairon_application::ports::{TemplateError, TemplateRenderer};
 use clairon_domain::rules::{planning_notices, Audience, PlanningNotice};
 use clairon_domain::{
@@ -938,5 +940,187 @@ fn a_planning_title_at_its_longest_still_makes_a_valid_notification_title(
         clairon_domain::Title::parse(&in_app.title).is_ok(),
         "{} characters",
         in_app.title.chars().count()
+    );
+}
+
+// The built-in set and its overrides (`CLAIRON_TEMPLATES_DIR`), and `clairon templates check`.
+
+/// A directory holding only `files` (`(template name, text)`), as an operator's override
+/// directory would.
+fn override_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn problems_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<TemplateProblem>) {
+    let dir = override_dir(files);
+    let set = TemplateSet::built_in_overridden_by(dir.path()).unwrap();
+    let problems = check_set(&set, Locale::Fr);
+    (dir, problems)
+}
+
+#[test]
+fn the_built_in_set_is_the_templates_directory_file_for_file() {
+    let on_disk = TemplateSet::from_dir(&templates_dir()).unwrap();
+
+    let built_in = TemplateSet::built_in();
+
+    let names = |set: &TemplateSet| set.files().map(|f| f.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&built_in), names(&on_disk), "the same templates");
+    for file in built_in.files() {
+        assert_eq!(file.origin, Origin::BuiltIn, "{} is built in", file.name);
+        assert_eq!(
+            file.text,
+            on_disk.get(&file.name).unwrap().text,
+            "{} has the text of templates/{}",
+            file.name,
+            file.name
+        );
+    }
+}
+
+#[rstest]
+fn the_built_in_set_loads_and_renders_in_every_locale_and_channel(
+    #[values(Locale::Fr, Locale::En)] default_locale: Locale,
+) {
+    let problems = check_set(&TemplateSet::built_in(), default_locale);
+
+    assert_eq!(problems, Vec::new(), "no problem in the built-in templates");
+}
+
+#[test]
+fn a_file_of_the_override_directory_replaces_the_built_in_one_and_the_others_stay_built_in() {
+    let dir = override_dir(&[(
+        "fr/custom/email.subject.txt",
+        "[Clairon] {{ notification.title -}}",
+    )]);
+    let renderer = TeraTemplateRenderer::built_in(Some(dir.path()), Locale::Fr).unwrap();
+    let context = free_context("custom", "Répétition", "Demain 18 h.", Locale::Fr);
+    let custom = EventType::parse("custom").unwrap();
+
+    let french = renderer
+        .render_email(&custom, Locale::Fr, &context)
+        .unwrap();
+    let english = renderer
+        .render_email(&custom, Locale::En, &context)
+        .unwrap();
+
+    assert_eq!(
+        french.subject, "[Clairon] Répétition",
+        "the override's subject"
+    );
+    assert_contains(
+        &french.text,
+        "Bonjour",
+        "the built-in French layout still frames the text",
+    );
+    assert_eq!(
+        english.subject, "Répétition",
+        "the English subject is still built in"
+    );
+}
+
+#[test]
+fn an_override_directory_that_cannot_be_read_is_refused_naming_it() {
+    let missing = Path::new("/nonexistent/clairon-templates");
+
+    let error = TeraTemplateRenderer::built_in(Some(missing), Locale::Fr).unwrap_err();
+
+    assert!(
+        matches!(&error, TemplateLoadError::Io { path, .. } if path == missing),
+        "an I/O error on the directory: {error:?}"
+    );
+}
+
+#[test]
+fn the_check_reports_every_syntax_error_with_its_file_and_line() {
+    let (dir, problems) = problems_with(&[
+        ("fr/custom/email.txt", "Bonjour\n\n{{ notification.title \n"),
+        ("en/test/telegram.html", "<b>Test</b>\n{% if x %}\nno end\n"),
+    ]);
+
+    let shown: Vec<(PathBuf, Option<usize>)> =
+        problems.iter().map(|p| (p.path.clone(), p.line)).collect();
+    assert_eq!(
+        shown,
+        vec![
+            (dir.path().join("en/test/telegram.html"), Some(4)),
+            (dir.path().join("fr/custom/email.txt"), Some(4)),
+        ],
+        "both files, each with the line Tera's parser stopped at: {problems:?}"
+    );
+    assert_contains(
+        &problems[1].to_string(),
+        &format!(
+            "{}:4: syntax error: expected",
+            dir.path().join("fr/custom/email.txt").display()
+        ),
+        "file:line: message",
+    );
+}
+
+#[test]
+fn the_check_reports_an_unknown_variable_at_the_line_that_uses_it() {
+    let (dir, problems) = problems_with(&[(
+        "fr/custom/telegram.html",
+        "<b>{{ notification.title }}</b>\n\n{{ notification.venue }}\n",
+    )]);
+
+    assert_eq!(problems.len(), 1, "one problem: {problems:?}");
+    assert_eq!(
+        (problems[0].path.clone(), problems[0].line),
+        (dir.path().join("fr/custom/telegram.html"), Some(3)),
+        "the override and the line of the unknown variable"
+    );
+    assert_contains(&problems[0].message, "notification.venue", "the variable");
+}
+
+#[test]
+fn the_check_reports_a_variable_unknown_to_a_layout_in_the_layout() {
+    // Tera reports a variable missing in a layout as missing in the template extending it.
+    let (dir, problems) = problems_with(&[(
+        "en/_layouts/email.txt",
+        "Hello,\n\n{% block content %}{% endblock content %}\n{{ signature.name }}\n",
+    )]);
+
+    assert!(!problems.is_empty(), "every English email fails");
+    for problem in &problems {
+        assert_eq!(
+            (problem.path.clone(), problem.line),
+            (dir.path().join("en/_layouts/email.txt"), Some(4)),
+            "the layout and the line of the unknown variable: {problem}"
+        );
+    }
+}
+
+#[test]
+fn the_check_reports_a_tag_telegram_refuses_with_its_line_in_a_built_in_family() {
+    let (_dir, problems) = problems_with(&[(
+        "fr/custom/telegram.html",
+        "<b>{{ notification.title }}</b>\n<br>{{ notification.body }}",
+    )]);
+
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].line, Some(2), "the line of <br>");
+    assert_contains(&problems[0].message, "<br>", "the tag");
+}
+
+#[test]
+fn the_check_names_a_missing_layout_at_the_line_that_extends_it() {
+    let (dir, problems) = problems_with(&[(
+        "fr/custom/email.html",
+        "{# a comment #}\n{% extends \"fr/_layouts/nowhere.html\" %}",
+    )]);
+
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        (problems[0].path.clone(), problems[0].line),
+        (dir.path().join("fr/custom/email.html"), Some(2)),
+        "the file and the line of the extends: {problems:?}"
     );
 }

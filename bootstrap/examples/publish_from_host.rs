@@ -19,7 +19,6 @@ async fn main() -> anyhow::Result<()> {
         database_url: format!("sqlite://{}", dir.path().join("host.db").display()),
         email_outbox_dir: dir.path().join("outbox"),
         api_keys: "unused-here".into(),
-        templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../templates").into(),
         ..Settings::default()
     };
     let clairon = Components::build(&settings).await?;

@@ -9,6 +9,7 @@ pub mod replay;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod templates;
 
 pub use settings::Settings;
 pub use startup::{Application, Components};

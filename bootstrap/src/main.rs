@@ -1,10 +1,20 @@
-//! The `clairon` binary: `serve` (the default), `migrate`, `send-test`, `replay`, `api-keys`.
+//! The `clairon` binary: `serve` (the default), `migrate`, `send-test`, `replay`, `run-job`,
+//! `api-keys`, `templates`.
+//!
+//! Exit status: 0 when the command did its job; 1 when it ran and failed (a channel failed,
+//! `templates check` found a problem); 2 when it could not start: a bad `CLAIRON_*` variable,
+//! an unreadable template override, a broken template, an unreachable database, a taken port.
+//! A start-up error is one line on stderr naming what to fix, and nothing has been written then
+//! (no database file, no outbox). `CLAIRON_LOG=debug` adds the causes and a backtrace.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clairon_application::commands::{SendTestNotification, TestTarget};
-use clairon_bootstrap::{api_keys, replay, telemetry, Application, Components, Settings};
+use clairon_bootstrap::{
+    api_keys, replay, telemetry, templates, Application, Components, Settings,
+};
 use clairon_domain::{ApiScope, ChannelSet, EmailAddress, RecipientId, TelegramChatId};
 use clap::{Parser, Subcommand};
 
@@ -52,6 +62,29 @@ enum Command {
     /// Manage the API keys stored in the database (CLAIRON_API_KEYS keys are always admin).
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
+    /// The message templates compiled into the binary: export them for editing, check a set.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Write the built-in templates (and their README) into DIR, to edit them there and point
+    /// CLAIRON_TEMPLATES_DIR at DIR; files left out of DIR keep coming from the binary.
+    Export {
+        /// Where to write them (created if missing).
+        dir: PathBuf,
+        /// Overwrite files that already exist in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Render every template (the built-in ones, with DIR's files in their place) against the
+    /// sample contexts in every locale and channel; print each problem as `file:line: message`.
+    /// Exit status 1 when there is one.
+    Check {
+        /// The overrides to check (default: CLAIRON_TEMPLATES_DIR; neither: the built-in set).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,24 +111,93 @@ fn parse_scope(raw: &str) -> Result<ApiScope, String> {
     ApiScope::parse(raw).map_err(|e| e.message)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// How the binary ended, when not well.
+enum Failure {
+    /// It could not start: exit status 2.
+    Startup(anyhow::Error),
+    /// The command ran and failed: exit status 1.
+    Command(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Command(error)
+    }
+}
+
+/// Marks an error as a start-up error (exit status 2).
+fn starting<T>(result: anyhow::Result<T>) -> Result<T, Failure> {
+    result.map_err(Failure::Startup)
+}
+
+/// Whether `CLAIRON_LOG` asks for debug output: then errors come with their causes and a
+/// backtrace.
+fn debug_wanted() -> bool {
+    std::env::var("CLAIRON_LOG").is_ok_and(|v| v.contains("debug") || v.contains("trace"))
+}
+
+fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    let settings = Settings::load()?;
+    let debug = debug_wanted();
+    if debug && std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // Read by anyhow when an error is made; set before any thread exists.
+        std::env::set_var("RUST_LIB_BACKTRACE", "1");
+    }
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Failure::Startup)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    let (code, error) = match outcome {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Startup(error)) => (2, error),
+        Err(Failure::Command(error)) => (1, error),
+    };
+    if debug {
+        eprintln!("clairon: {error:?}");
+    } else {
+        // One line: the error and its causes (a driver's multi-line message folded), never a
+        // backtrace.
+        let message = format!("{error:#}");
+        eprintln!(
+            "clairon: {}",
+            message.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }
+    ExitCode::from(code)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Templates(TemplatesCommand::Export { dir, force }) = &command {
+        // Needs no configuration: it only writes what the binary holds.
+        let written = templates::export(dir, *force)?;
+        println!(
+            "wrote {written} files to {}; point CLAIRON_TEMPLATES_DIR at it (files you delete there come from the binary)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let settings = starting(Settings::load())?;
+    starting(settings.check_log_format())?;
     telemetry::init_with_secrets(&settings.log, &settings.log_format, settings.secrets());
     tracing::debug!(?settings, "configuration");
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
-            Application::build(settings)
-                .await?
+            starting(Application::build(settings).await)?
                 .run_until_stopped()
-                .await
+                .await?;
+            Ok(())
         }
         Command::Migrate => {
-            let db =
-                clairon_adapters::persistence::Database::connect(&settings.database_url, 1).await?;
-            db.run_migrations().await?;
+            let db = starting(connect(&settings).await)?;
+            starting(
+                db.run_migrations()
+                    .await
+                    .context("running database migrations"),
+            )?;
             println!("migrations applied");
             Ok(())
         }
@@ -106,25 +208,32 @@ async fn main() -> anyhow::Result<()> {
             channels,
         } => {
             let target = match recipient {
-                Some(id) => TestTarget::Recipient(RecipientId::parse(&id)?),
+                Some(id) => TestTarget::Recipient(RecipientId::parse(&id).map_err(anyhow_of)?),
                 None => TestTarget::Addresses {
-                    email: email.as_deref().map(EmailAddress::parse).transpose()?,
+                    email: email
+                        .as_deref()
+                        .map(EmailAddress::parse)
+                        .transpose()
+                        .map_err(anyhow_of)?,
                     telegram_chat_id: telegram_chat_id
                         .as_deref()
                         .map(TelegramChatId::parse)
-                        .transpose()?,
+                        .transpose()
+                        .map_err(anyhow_of)?,
                 },
             };
             let channels = channels
                 .as_deref()
                 .map(ChannelSet::parse_list)
-                .transpose()?;
-            let components = Components::build(&settings).await?;
+                .transpose()
+                .map_err(anyhow_of)?;
+            let components = starting(Components::build(&settings).await)?;
             let results = components
                 .handlers
                 .send_test
                 .execute(SendTestNotification { target, channels })
-                .await?;
+                .await
+                .map_err(anyhow::Error::from)?;
             components.drain().await?;
             let mut failed = false;
             for r in &results {
@@ -137,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
                 failed |= r.status == clairon_application::commands::TestStatus::Failed;
             }
             if failed {
-                anyhow::bail!("at least one channel failed");
+                return Err(anyhow::anyhow!("at least one channel failed").into());
             }
             Ok(())
         }
@@ -145,14 +254,15 @@ async fn main() -> anyhow::Result<()> {
             let job = clairon_application::ports::Job::parse(&job).with_context(|| {
                 format!("unknown job {job:?}: lease_reaper, retention or idempotency_purge")
             })?;
-            let components = Components::build(&settings).await?;
+            let components = starting(Components::build(&settings).await)?;
             let run = components
                 .run_job
                 .execute(clairon_application::commands::RunJob {
                     job,
                     trigger: clairon_application::ports::JobTrigger::Manual,
                 })
-                .await?;
+                .await
+                .map_err(anyhow::Error::from)?;
             println!(
                 "{} {} in {} ms: {}{}",
                 run.job.as_str(),
@@ -164,9 +274,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiKeys(action) => {
-            let db =
-                clairon_adapters::persistence::Database::connect(&settings.database_url, 1).await?;
-            db.run_migrations().await?;
+            let db = starting(connect(&settings).await)?;
+            starting(
+                db.run_migrations()
+                    .await
+                    .context("running database migrations"),
+            )?;
             match action {
                 ApiKeysCommand::Create { name, scope } => {
                     let created = api_keys::create(&db, &name, scope).await?;
@@ -183,18 +296,60 @@ async fn main() -> anyhow::Result<()> {
                         "revoked API key {} ({}); running servers refuse it within {} ms",
                         key.id, key.name, settings.api_key_cache_ms
                     ),
-                    None => anyhow::bail!("no API key with id {id}"),
+                    None => return Err(anyhow::anyhow!("no API key with id {id}").into()),
                 },
             }
             Ok(())
         }
         Command::Replay { dataset } => {
-            let components = Components::build(&settings).await?;
+            let components = starting(Components::build(&settings).await)?;
             let report = replay::replay(&components, &dataset)
                 .await
                 .with_context(|| format!("replaying {}", dataset.display()))?;
             print!("{report}");
             Ok(())
         }
+        Command::Templates(TemplatesCommand::Check { dir }) => {
+            let locale = starting(settings.locale())?;
+            let overrides = dir.as_deref().or(settings.templates_override());
+            let (set, problems) = starting(templates::check(overrides, locale).context(
+                if dir.is_some() {
+                    "DIR"
+                } else {
+                    "CLAIRON_TEMPLATES_DIR"
+                },
+            ))?;
+            for problem in &problems {
+                println!("{problem}");
+            }
+            if problems.is_empty() {
+                println!(
+                    "{} templates ({set}) render against the sample contexts",
+                    set.len()
+                );
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "{} template problem{} in {set}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                )
+                .into())
+            }
+        }
+        // Done above, before the configuration is read.
+        Command::Templates(TemplatesCommand::Export { .. }) => Ok(()),
     }
+}
+
+/// Opens the database for the commands that need it alone (`migrate`, `api-keys`).
+async fn connect(settings: &Settings) -> anyhow::Result<clairon_adapters::persistence::Database> {
+    clairon_adapters::persistence::Database::connect(&settings.database_url, 1)
+        .await
+        .context("CLAIRON_DATABASE_URL")
+}
+
+/// An error of the domain or the application, as the binary reports it.
+fn anyhow_of(error: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    anyhow::Error::new(error)
 }

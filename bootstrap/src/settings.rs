@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clairon_adapters::http::{AuthFailureQuota, RateLimits, RateQuota};
 use clairon_domain::reminders::ReminderTime;
 use clairon_domain::{ChannelSet, Locale};
 use figment::providers::{Env, Serialized};
@@ -52,7 +53,8 @@ pub struct Settings {
     pub telegram_chat_rate_per_sec: u32,
     /// Language for recipients without one: `fr` (default) or `en`.
     pub default_locale: String,
-    /// Directory of the Tera templates.
+    /// A directory whose template files replace the built-in ones of the same path (the
+    /// others still come from the binary); empty (default): the built-in templates only.
     pub templates_dir: PathBuf,
     /// Deliveries claimed per dispatcher round.
     pub dispatch_batch_size: u32,
@@ -103,9 +105,13 @@ pub struct Settings {
     /// How long a database API key lookup is trusted, in ms: the longest a revoked key keeps
     /// working in a running process (5 s by default; 0: every request asks the database).
     pub api_key_cache_ms: u64,
-    /// Requests per second per API key, sustained (token bucket); 0: no limit.
+    /// Requests per second per API key, sustained (token bucket); 0: no limit. 500 by default:
+    /// a runaway client is held well below what one process serves, so other keys still get
+    /// through.
     pub rate_limit_per_sec: u32,
-    /// Largest burst per API key, in requests (the bucket's size).
+    /// Largest burst per API key, in requests (the bucket's size). 10,000 by default: twice
+    /// the largest bulk job documented (5,000 recipients imported one `PUT` each), so the
+    /// main job is never throttled however fast the server answers.
     pub rate_limit_burst: u32,
     /// Requests per second per recipient on `/api/v1/me` (whatever token of theirs); 0: no limit.
     pub token_rate_limit_per_sec: u32,
@@ -161,7 +167,7 @@ impl Default for Settings {
             telegram_rate_per_sec: 30,
             telegram_chat_rate_per_sec: 1,
             default_locale: "fr".into(),
-            templates_dir: "templates".into(),
+            templates_dir: PathBuf::new(),
             dispatch_batch_size: 64,
             dispatch_poll_ms: 1_000,
             dispatch_lease_secs: 60,
@@ -183,8 +189,8 @@ impl Default for Settings {
             idempotency_purge_interval_secs: 3600,
             metrics_token: String::new(),
             api_key_cache_ms: 5_000,
-            rate_limit_per_sec: 100,
-            rate_limit_burst: 200,
+            rate_limit_per_sec: 500,
+            rate_limit_burst: 10_000,
             token_rate_limit_per_sec: 10,
             token_rate_limit_burst: 30,
             // A guesser gets 10 tries a minute after the first 120; the contract test's
@@ -266,7 +272,8 @@ impl Settings {
     /// secret, round it).
     ///
     /// # Errors
-    /// When a variable holds a value of the wrong type (a word for a number), or a value
+    /// When a variable holds a value of the wrong type (a word for a number): the message
+    /// names each such variable (`CLAIRON_RATE_LIMIT_PER_SEC: invalid type: …`); or a value
     /// [`Settings::check`] refuses.
     pub fn load() -> anyhow::Result<Self> {
         Self::from_env(Env::prefixed("CLAIRON_"))
@@ -283,7 +290,20 @@ impl Settings {
             .merge(env)
             .merge(Serialized::defaults(verbatim))
             .extract()
-            .context("reading CLAIRON_* configuration")?;
+            .map_err(|errors| {
+                let each: Vec<String> = errors
+                    .into_iter()
+                    .map(|e| {
+                        let variable = if e.path.is_empty() {
+                            "CLAIRON_*".to_owned()
+                        } else {
+                            format!("CLAIRON_{}", e.path.join("_").to_uppercase())
+                        };
+                        format!("{variable}: {}", e.kind)
+                    })
+                    .collect();
+                anyhow::anyhow!(each.join("; "))
+            })?;
         settings.check()?;
         Ok(settings)
     }
@@ -300,6 +320,36 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// The directory of template overrides, `None` when `CLAIRON_TEMPLATES_DIR` is empty.
+    pub fn templates_override(&self) -> Option<&Path> {
+        Some(self.templates_dir.as_path()).filter(|d| !d.as_os_str().is_empty())
+    }
+
+    /// The token buckets of the HTTP API: per API key, per recipient, and per client address
+    /// for refused credentials (see `clairon_adapters::http::rate_limit`).
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits::new(
+            RateQuota::new(self.rate_limit_per_sec, self.rate_limit_burst),
+            RateQuota::new(self.token_rate_limit_per_sec, self.token_rate_limit_burst),
+        )
+        .with_auth_failures(AuthFailureQuota::new(
+            self.auth_failure_limit_per_min,
+            self.auth_failure_limit_burst,
+        ))
+        .with_client_header(Some(self.client_ip_header.clone()))
+    }
+
+    /// The log format.
+    ///
+    /// # Errors
+    /// When `CLAIRON_LOG_FORMAT` is neither `pretty` nor `json`.
+    pub fn check_log_format(&self) -> anyhow::Result<()> {
+        match self.log_format.as_str() {
+            "pretty" | "json" => Ok(()),
+            other => anyhow::bail!("CLAIRON_LOG_FORMAT: {other:?} is neither pretty nor json"),
+        }
     }
 
     /// The configured API keys.
@@ -483,6 +533,36 @@ mod tests {
             "32 bytes are enough"
         );
         assert!(load_with(&[]).is_ok(), "no secret: one per process");
+    }
+
+    #[test]
+    fn the_default_limits_let_the_largest_bulk_job_through_and_stop_a_runaway_client() {
+        // Arrange: one key's and one recipient's buckets, as a fresh process has them.
+        let limits = Settings::default().rate_limits();
+        let key = [7; 32];
+
+        // Act: a 5,000-recipient import as fast as the CPU goes, then the same client looping
+        // on, and one recipient's client looping without pause.
+        let import_refused = (0..5_000)
+            .filter(|_| limits.check_api_key(key).is_err())
+            .count();
+        let runaway_refused = (0..20_000)
+            .filter(|_| limits.check_api_key(key).is_err())
+            .count();
+        let recipient_refused = (0..1_000)
+            .filter(|_| limits.check_recipient("artist-0001").is_err())
+            .count();
+
+        // Assert: the loops take microseconds, the buckets refill 500 and 10 tokens a second.
+        assert_eq!(import_refused, 0, "the import fits in the burst");
+        assert!(
+            runaway_refused >= 10_000,
+            "a key looping on is refused once its burst is spent: {runaway_refused} of 20,000"
+        );
+        assert!(
+            recipient_refused >= 900,
+            "a recipient's client looping on is refused past its burst: {recipient_refused} of 1,000"
+        );
     }
 
     #[test]

@@ -13,9 +13,8 @@ use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
 use clairon_adapters::http::{
-    self, AdminSessions, ApiKeys, AuthFailureQuota, BodyLimits, DatabaseProblem, DispatcherHealth,
-    Handlers, HealthProbe, HttpOptions, Live, Observability, RateLimits, RateQuota,
-    RecipientTokens,
+    self, AdminSessions, ApiKeys, BodyLimits, DatabaseProblem, DispatcherHealth, Handlers,
+    HealthProbe, HttpOptions, Live, Observability, RecipientTokens,
 };
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
@@ -28,7 +27,7 @@ use clairon_adapters::persistence::{
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
-use clairon_adapters::templates::TeraTemplateRenderer;
+use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
     HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
@@ -45,6 +44,7 @@ use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
     ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
 };
+use clairon_domain::Locale;
 use tokio::sync::{watch, Notify};
 
 use crate::settings::{redact_url, Settings};
@@ -182,59 +182,49 @@ pub struct Components {
 }
 
 impl Components {
-    /// Connects to the database, runs the migrations, loads the templates, builds the channel
-    /// senders and every handler.
+    /// Checks every setting and loads the templates, then (and only then: a bad configuration
+    /// writes nothing, not even the SQLite file) connects to the database, runs the migrations,
+    /// builds the channel senders and every handler.
     ///
     /// # Errors
-    /// On an invalid setting, an unreachable database, a failed migration, or a broken template.
+    /// On an invalid setting or a broken template (the message names the variable to fix), an
+    /// unreachable database, or a failed migration.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         settings.check()?;
         let locale = settings.locale()?;
         let channels = settings.channel_set()?;
-        let database = Database::connect(&settings.database_url, settings.database_pool_size)
-            .await
-            .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
-        database
-            .run_migrations()
-            .await
-            .context("running database migrations")?;
-
-        let templates = TeraTemplateRenderer::from_dir(&settings.templates_dir, locale)
-            .with_context(|| {
-                format!(
-                    "loading templates from {}",
-                    settings.templates_dir.display()
-                )
-            })?;
-        templates.check_all().context("checking templates")?;
-        let templates: Arc<dyn TemplateRenderer> = Arc::new(templates);
-
-        let mut email: Arc<dyn EmailSender> = if settings.smtp_url.is_empty() {
-            tracing::info!(dir = %settings.email_outbox_dir.display(), "no SMTP server configured; emails are written as .eml files");
-            Arc::new(LettreEmailSender::files(
-                settings.email_outbox_dir.clone(),
-                &settings.email_from,
-            )?)
-        } else {
-            tracing::info!(url = %redact_url(&settings.smtp_url), "sending email over SMTP");
-            Arc::new(LettreEmailSender::smtp_with_timeout(
-                &settings.smtp_url,
-                &settings.email_from,
-                settings.smtp_pool_size,
-                settings.smtp_timeout(),
-            )?)
-        };
-        if !settings.smtp_fallback_url.is_empty() {
-            tracing::info!(url = %redact_url(&settings.smtp_fallback_url), "fallback SMTP server");
-            let fallback = LettreEmailSender::smtp_with_timeout(
-                &settings.smtp_fallback_url,
-                &settings.email_from,
-                settings.smtp_pool_size,
-                settings.smtp_timeout(),
-            )
-            .context("CLAIRON_SMTP_FALLBACK_URL")?;
-            email = Arc::new(FallbackEmailSender::new(email, Arc::new(fallback)));
+        let reminder_time = settings.reminder_time()?;
+        let templates: Arc<dyn TemplateRenderer> = Arc::new(load_templates(settings, locale)?);
+        LettreEmailSender::check_from(&settings.email_from).context("CLAIRON_EMAIL_FROM")?;
+        if settings.smtp_pool_size == 0 {
+            anyhow::bail!("CLAIRON_SMTP_POOL_SIZE must be at least 1");
         }
+        let smtp = if settings.smtp_url.is_empty() {
+            None
+        } else {
+            Some(
+                LettreEmailSender::smtp_with_timeout(
+                    &settings.smtp_url,
+                    &settings.email_from,
+                    settings.smtp_pool_size,
+                    settings.smtp_timeout(),
+                )
+                .context("CLAIRON_SMTP_URL")?,
+            )
+        };
+        let smtp_fallback = if settings.smtp_fallback_url.is_empty() {
+            None
+        } else {
+            Some(
+                LettreEmailSender::smtp_with_timeout(
+                    &settings.smtp_fallback_url,
+                    &settings.email_from,
+                    settings.smtp_pool_size,
+                    settings.smtp_timeout(),
+                )
+                .context("CLAIRON_SMTP_FALLBACK_URL")?,
+            )
+        };
         let telegram: Option<Arc<dyn TelegramSender>> = if settings.telegram_bot_token.is_empty() {
             None
         } else {
@@ -251,6 +241,35 @@ impl Components {
                     .context("CLAIRON_TELEGRAM_CHAT_RATE_PER_SEC must be at least 1")?,
             )))
         };
+
+        let database = Database::connect(&settings.database_url, settings.database_pool_size)
+            .await
+            .context("CLAIRON_DATABASE_URL")?;
+        database
+            .run_migrations()
+            .await
+            .context("running database migrations")?;
+
+        let mut email: Arc<dyn EmailSender> = match smtp {
+            Some(smtp) => {
+                tracing::info!(url = %redact_url(&settings.smtp_url), "sending email over SMTP");
+                Arc::new(smtp)
+            }
+            None => {
+                tracing::info!(dir = %settings.email_outbox_dir.display(), "no SMTP server configured; emails are written as .eml files");
+                Arc::new(
+                    LettreEmailSender::files(
+                        settings.email_outbox_dir.clone(),
+                        &settings.email_from,
+                    )
+                    .context("CLAIRON_EMAIL_OUTBOX_DIR")?,
+                )
+            }
+        };
+        if let Some(fallback) = smtp_fallback {
+            tracing::info!(url = %redact_url(&settings.smtp_fallback_url), "fallback SMTP server");
+            email = Arc::new(FallbackEmailSender::new(email, Arc::new(fallback)));
+        }
 
         let recipients: Arc<dyn RecipientRepository> =
             Arc::new(DieselRecipientRepository::new(database.clone()));
@@ -302,7 +321,7 @@ impl Components {
                 create.clone(),
                 locale,
             )
-            .with_reminders(clock.clone(), settings.reminder_time()?),
+            .with_reminders(clock.clone(), reminder_time),
         ));
         let dispatcher = Arc::new(
             DeliveryDispatcher::new(
@@ -456,6 +475,32 @@ impl Components {
     }
 }
 
+/// The built-in templates with `CLAIRON_TEMPLATES_DIR`'s files in their place, rendered against
+/// the sample contexts: a template that would fail at the first delivery fails the start.
+///
+/// # Errors
+/// The first problem, with its file and line, naming `CLAIRON_TEMPLATES_DIR` when the problem
+/// comes from there; `clairon templates check` lists every problem.
+fn load_templates(settings: &Settings, locale: Locale) -> anyhow::Result<TeraTemplateRenderer> {
+    let set = match settings.templates_override() {
+        Some(dir) => TemplateSet::built_in_overridden_by(dir)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_TEMPLATES_DIR: {e}"))?,
+        None => TemplateSet::built_in(),
+    };
+    TeraTemplateRenderer::load_checked(&set, locale).map_err(|problems| {
+        let more = match problems.len() {
+            1 => String::new(),
+            n => format!(" (and {} more: run `clairon templates check`)", n - 1),
+        };
+        let source = if settings.templates_override().is_some() {
+            "CLAIRON_TEMPLATES_DIR"
+        } else {
+            "built-in templates"
+        };
+        anyhow::anyhow!("{source}: {}{more}", problems[0])
+    })
+}
+
 /// The accepted keys: those configured (admin), and the database's, looked up per request and
 /// trusted for `CLAIRON_API_KEY_CACHE_MS`. When none is configured and none was ever stored,
 /// generates an admin key, stores only its SHA-256 hash, prints it once and returns it.
@@ -516,9 +561,10 @@ impl Application {
     /// # Errors
     /// As [`Components::build`], or when the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let components = Components::build(&settings).await?;
+        // Bound before the database is opened: a taken port fails the start with nothing written.
         let listener = std::net::TcpListener::bind(settings.bind_addr()?)
-            .with_context(|| format!("binding {}", settings.bind))?;
+            .with_context(|| format!("CLAIRON_BIND: cannot listen on {}", settings.bind))?;
+        let components = Components::build(&settings).await?;
         let port = listener.local_addr()?.port();
         let handlers = web::Data::from(components.handlers.clone());
         let keys = web::Data::new(components.api_keys.clone());
@@ -526,20 +572,7 @@ impl Application {
         let live = web::Data::new(components.live.clone());
         let observability = web::Data::new(components.observability.clone());
         let sessions = web::Data::new(AdminSessions::default());
-        let rate_limits = web::Data::new(
-            RateLimits::new(
-                RateQuota::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
-                RateQuota::new(
-                    settings.token_rate_limit_per_sec,
-                    settings.token_rate_limit_burst,
-                ),
-            )
-            .with_auth_failures(AuthFailureQuota::new(
-                settings.auth_failure_limit_per_min,
-                settings.auth_failure_limit_burst,
-            ))
-            .with_client_header(Some(settings.client_ip_header.clone())),
-        );
+        let rate_limits = web::Data::new(settings.rate_limits());
         let body_limits = web::Data::new(BodyLimits {
             max_bytes: settings.max_body_bytes.max(1),
             max_depth: settings.max_json_depth.max(1),

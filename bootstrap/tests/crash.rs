@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,10 +55,6 @@ fn spawn_clairon_on(
         .env("CLAIRON_API_KEYS", API_KEY)
         .env("CLAIRON_SMTP_URL", smtp_url)
         .env("CLAIRON_CHANNELS", "in_app,email")
-        .env(
-            "CLAIRON_TEMPLATES_DIR",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
-        )
         .env("CLAIRON_DISPATCH_BATCH_SIZE", BATCH.to_string())
         .env("CLAIRON_DISPATCH_LEASE_SECS", lease_secs.to_string())
         .env("CLAIRON_DISPATCH_POLL_MS", "100")

@@ -4,7 +4,6 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,10 +35,6 @@ async fn json_logs_carry_the_request_id_from_the_request_to_each_delivery() {
         .env("CLAIRON_BIND", format!("127.0.0.1:{port}"))
         .env("CLAIRON_API_KEYS", API_KEY)
         .env("CLAIRON_CHANNELS", "in_app,email")
-        .env(
-            "CLAIRON_TEMPLATES_DIR",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
-        )
         .env("CLAIRON_DISPATCH_POLL_MS", "100")
         .env("CLAIRON_LOG", "info")
         .env("CLAIRON_LOG_FORMAT", "json")

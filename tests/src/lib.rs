@@ -220,7 +220,6 @@ pub async fn spawn_app_configured(
             .as_ref()
             .map(TelegramStub::base_url)
             .unwrap_or_default(),
-        templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
         dispatch_poll_ms: 50,
         retry_base_ms: options.retry_base_ms,
         // The pacing has its own tests; here it would only make the dataset test slow.
@@ -317,7 +316,6 @@ impl TestApp {
             api_keys: API_KEY.into(),
             email_outbox_dir: outbox_dir.clone(),
             email_from: "Clairon <notifications@clairon.test>".into(),
-            templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
             dispatch_poll_ms: 50,
             token_secret: TOKEN_SECRET.into(),
             log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),

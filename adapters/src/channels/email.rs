@@ -202,6 +202,15 @@ impl LettreEmailSender {
         })
     }
 
+    /// Checks a `From` mailbox the way both constructors do, without creating anything: lets
+    /// start-up refuse a bad `CLAIRON_EMAIL_FROM` before it writes a file.
+    ///
+    /// # Errors
+    /// [`EmailConfigError::InvalidFrom`].
+    pub fn check_from(from: &str) -> Result<(), EmailConfigError> {
+        parse_from(from).map(drop)
+    }
+
     /// A sender that writes each message as `{uuid}.eml` in `dir` (created, with its parents,
     /// when missing) instead of sending it: for development and installations without SMTP.
     ///

@@ -1,7 +1,9 @@
 //! Tera implementation of the `TemplateRenderer` port: turns a notification's context into the
-//! in-app, email and Telegram texts, from the templates of the `templates/` directory.
+//! in-app, email and Telegram texts, from a [`TemplateSet`]: the templates compiled into the
+//! binary from the repository's `templates/` directory, where an operator's directory
+//! (`CLAIRON_TEMPLATES_DIR`) may replace any file.
 //!
-//! Layout of the directory, loaded once at start-up:
+//! Layout of a template set, loaded once at start-up:
 //!
 //! ```text
 //! templates/
@@ -22,10 +24,11 @@
 //! what it renders.
 
 mod sample;
+mod source;
 mod telegram;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clairon_application::ports::{
@@ -34,6 +37,8 @@ use clairon_application::ports::{
 use clairon_domain::{EventType, Locale};
 use serde_json::Value;
 use tera::{Context, Tera};
+
+pub use source::{built_in_files, Origin, TemplateFile, TemplateSet};
 
 /// The parts every family must have, file names inside `{locale}/{event_type}/`.
 pub const PARTS: [&str; 6] = [
@@ -63,10 +68,7 @@ const EMAIL_TEXT: &str = "email.txt";
 const EMAIL_HTML: &str = "email.html";
 const TELEGRAM_HTML: &str = "telegram.html";
 
-/// Extensions of the files loaded as templates; anything else (a README, `.gitkeep`) is ignored.
-const TEMPLATE_EXTENSIONS: [&str; 3] = ["txt", "html", "tera"];
-
-/// Why the template directory could not be loaded. Every variant names the offending path.
+/// Why a template set could not be loaded. Every variant names the offending path.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateLoadError {
     /// A directory or file could not be read.
@@ -79,19 +81,21 @@ pub enum TemplateLoadError {
         source: std::io::Error,
     },
     /// A template does not parse.
-    #[error("template {path} has a syntax error: {reason}")]
+    #[error("template {} has a syntax error{}: {reason}", path.display(), line.map(|l| format!(" on line {l}")).unwrap_or_default())]
     Syntax {
-        /// The file.
+        /// The file (`templates/{name}` for a built-in template).
         path: PathBuf,
+        /// The line of the error (1-based), when Tera's parser gives it.
+        line: Option<usize>,
         /// Tera's message, with its cause chain.
         reason: String,
     },
     /// Templates parse one by one but not together: an `extends`, `include` or `import` names a
     /// template that does not exist, or inheritance loops.
-    #[error("templates in {dir} do not fit together: {reason}")]
+    #[error("templates ({set}) do not fit together: {reason}")]
     Links {
-        /// The template directory.
-        dir: PathBuf,
+        /// What the set was made from ([`TemplateSet::description`]).
+        set: String,
         /// Tera's message (it names the template), with its cause chain.
         reason: String,
     },
@@ -115,6 +119,198 @@ pub enum TemplateLoadError {
         /// File names of the missing parts.
         missing: Vec<String>,
     },
+}
+
+/// One thing wrong with a template set, as `clairon templates check` reports it: the file to
+/// fix, the line when it can be told, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateProblem {
+    /// The file (`templates/{name}` for a built-in template; a family's directory when parts
+    /// are missing; the template name when the file does not exist).
+    pub path: PathBuf,
+    /// The line (1-based): where Tera's parser stopped for a syntax error, else the first line
+    /// of the template (or of a layout or macro file it pulls in) that holds the name the error
+    /// is about: the unknown variable, filter or template, the tag Telegram refuses.
+    pub line: Option<usize>,
+    /// What is wrong, on one line.
+    pub message: String,
+}
+
+impl fmt::Display for TemplateProblem {
+    /// `path:line: message`, the form editors and terminals link to a file position.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// Loads `set` and renders every family of every locale on every channel against the sample
+/// contexts, as the server does at start-up, but reports every problem instead of the first:
+/// every file out of place and every syntax error (nothing is rendered then), else the broken
+/// `extends`/`include`/`import`, else every incomplete family, else every failed render.
+/// Empty when the set is fine.
+pub fn check_set(set: &TemplateSet, default_locale: Locale) -> Vec<TemplateProblem> {
+    TeraTemplateRenderer::load_checked(set, default_locale)
+        .err()
+        .unwrap_or_default()
+}
+
+fn load_problem(set: &TemplateSet, error: &TemplateLoadError) -> TemplateProblem {
+    match error {
+        TemplateLoadError::Io { path, source } => TemplateProblem {
+            path: path.clone(),
+            line: None,
+            message: format!("cannot read: {source}"),
+        },
+        TemplateLoadError::Syntax { path, line, reason } => TemplateProblem {
+            path: path.clone(),
+            line: *line,
+            message: syntax_message(reason),
+        },
+        TemplateLoadError::Links { reason, .. } => {
+            let (path, line) = locate(set, None, reason);
+            TemplateProblem {
+                path,
+                line,
+                message: reason.clone(),
+            }
+        }
+        TemplateLoadError::Unexpected { path, reason } => TemplateProblem {
+            path: path.clone(),
+            line: None,
+            message: reason.clone(),
+        },
+        TemplateLoadError::IncompleteFamily { locale, family, .. } => {
+            let prefix = format!("{locale}/{family}/");
+            // The directory where the parts go: beside a part that exists, if any.
+            let path = set
+                .files()
+                .find(|f| f.name.starts_with(&prefix))
+                .and_then(|f| f.path().parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| PathBuf::from(prefix.trim_end_matches('/')));
+            TemplateProblem {
+                path,
+                line: None,
+                message: error.to_string(),
+            }
+        }
+    }
+}
+
+fn render_problem(set: &TemplateSet, error: &TemplateError) -> TemplateProblem {
+    match error {
+        TemplateError::Missing(family) => TemplateProblem {
+            path: PathBuf::from(family),
+            line: None,
+            message: format!(
+                "no template family {family}: every built-in family must exist in the default locale"
+            ),
+        },
+        TemplateError::Render { name, reason } => {
+            let (path, line) = locate(set, Some(name), reason);
+            TemplateProblem {
+                path,
+                line,
+                message: reason.clone(),
+            }
+        }
+    }
+}
+
+/// The file and line an error of Tera (or of the Telegram check) is about.
+///
+/// Tera names templates in quotes (`'fr/custom/email.html'`, `` `fr/_macros/planning.tera` ``),
+/// the innermost last, and the faulty name in backticks or quotes (`` `planning.venue` ``,
+/// `'nofilter'`, `'fr/_layouts/nowhere.html'`); it gives no line for render errors. So the file
+/// is the innermost template named (else `name`), and the line the first that holds one of the
+/// other quoted names, innermost cause first, looked for in that template and then in the
+/// layouts and macro files it names (a variable missing in a layout is reported by Tera as
+/// missing in the template that extends it).
+fn locate(set: &TemplateSet, name: Option<&str>, reason: &str) -> (PathBuf, Option<usize>) {
+    let quoted = quoted_tokens(reason);
+    let mut templates: Vec<&str> = quoted
+        .iter()
+        .rev()
+        .copied()
+        .filter(|t| set.get(t).is_some())
+        .collect();
+    if let Some(name) = name.filter(|n| !templates.contains(n)) {
+        templates.push(name);
+    }
+    let needles: Vec<&str> = quoted
+        .iter()
+        .rev()
+        .copied()
+        .filter(|t| set.get(t).is_none() && !t.is_empty())
+        .collect();
+    let Some(first) = templates.first().copied() else {
+        return (PathBuf::from(name.unwrap_or_default()), None);
+    };
+    let shown = set
+        .get(first)
+        .map_or_else(|| PathBuf::from(first), TemplateFile::path);
+    // Breadth first through what the templates pull in, each file once.
+    let mut queue: std::collections::VecDeque<&str> = templates.iter().copied().collect();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    while let Some(candidate) = queue.pop_front() {
+        if !seen.insert(candidate) {
+            continue;
+        }
+        let Some(file) = set.get(candidate) else {
+            continue;
+        };
+        for needle in &needles {
+            if let Some(index) = file.text.lines().position(|l| l.contains(needle)) {
+                return (file.path(), Some(index + 1));
+            }
+        }
+        for pulled_in in quoted_tokens(&file.text) {
+            if set.get(pulled_in).is_some() {
+                queue.push_back(pulled_in);
+            }
+        }
+    }
+    (shown, None)
+}
+
+/// The substrings of `text` between `'…'`, `` `…` `` or `"…"` on one line, in order.
+fn quoted_tokens(text: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    for line in text.lines() {
+        let mut rest = line;
+        while let Some(start) = rest.find(['\'', '`', '"']) {
+            let quote = rest[start..].chars().next().unwrap_or('"');
+            let after = &rest[start + 1..];
+            match after.find(quote) {
+                Some(end) => {
+                    tokens.push(&after[..end]);
+                    rest = &after[end + 1..];
+                }
+                None => break,
+            }
+        }
+    }
+    tokens
+}
+
+/// The line of a syntax error in Tera's message (its parser writes ` --> 4:1`).
+fn syntax_error_line(reason: &str) -> Option<usize> {
+    let position = reason.split("--> ").nth(1)?;
+    position.split(':').next()?.trim().parse().ok()
+}
+
+/// The parser's expectation (`= expected …`) out of Tera's multi-line message.
+fn syntax_message(reason: &str) -> String {
+    reason
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map_or_else(
+            || one_line(reason),
+            |expected| format!("syntax error: {expected}"),
+        )
 }
 
 /// Renders notifications with Tera templates loaded once from a directory.
@@ -144,74 +340,146 @@ impl Family<'_> {
 }
 
 impl TeraTemplateRenderer {
-    /// Loads every template under `dir` (see the module docs for the layout) and checks that each
-    /// family is complete: all six [`PARTS`] in every locale where it exists, and present in
+    /// Loads every template under `dir` alone (no built-in template), as
+    /// [`TeraTemplateRenderer::from_set`] does.
+    ///
+    /// # Errors
+    /// As [`TemplateSet::from_dir`] and [`TeraTemplateRenderer::from_set`].
+    pub fn from_dir(dir: &Path, default_locale: Locale) -> Result<Self, TemplateLoadError> {
+        Self::from_set(&TemplateSet::from_dir(dir)?, default_locale)
+    }
+
+    /// The templates compiled into the binary, with each file of `overrides` (when given) in
+    /// place of the built-in one of the same path.
+    ///
+    /// # Errors
+    /// As [`TemplateSet::built_in_overridden_by`] (the directory cannot be read) and
+    /// [`TeraTemplateRenderer::from_set`].
+    pub fn built_in(
+        overrides: Option<&Path>,
+        default_locale: Locale,
+    ) -> Result<Self, TemplateLoadError> {
+        let set = match overrides {
+            Some(dir) => TemplateSet::built_in_overridden_by(dir)?,
+            None => TemplateSet::built_in(),
+        };
+        Self::from_set(&set, default_locale)
+    }
+
+    /// Loads `set` (see the module docs for the layout) and checks that each family is
+    /// complete: all six [`PARTS`] in every locale where it exists, and present in
     /// `default_locale`.
     ///
     /// It does not render anything: call [`TeraTemplateRenderer::check_all`] for that.
     ///
     /// # Errors
-    /// [`TemplateLoadError`], naming the file: unreadable, a syntax error, a broken
-    /// `extends`/`include`/`import`, a file out of place, or an incomplete family.
-    pub fn from_dir(dir: &Path, default_locale: Locale) -> Result<Self, TemplateLoadError> {
-        let mut files = Vec::new();
-        collect_files(dir, dir, &mut files)?;
-        files.sort();
+    /// The first [`TemplateLoadError`], naming the file: a syntax error, a broken
+    /// `extends`/`include`/`import`, a file out of place, or an incomplete family
+    /// ([`check_set`] lists every one).
+    pub fn from_set(set: &TemplateSet, default_locale: Locale) -> Result<Self, TemplateLoadError> {
+        Self::load(set, default_locale).map_err(|mut errors| errors.swap_remove(0))
+    }
 
-        let mut sources = Vec::with_capacity(files.len());
+    /// [`TeraTemplateRenderer::from_set`] then [`TeraTemplateRenderer::check_all`], as the
+    /// server starts: the renderer when every template loads and renders against the sample
+    /// contexts.
+    ///
+    /// # Errors
+    /// Every problem, as [`check_set`] lists them (never an empty list).
+    pub fn load_checked(
+        set: &TemplateSet,
+        default_locale: Locale,
+    ) -> Result<Self, Vec<TemplateProblem>> {
+        let renderer = Self::load(set, default_locale).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| load_problem(set, e))
+                .collect::<Vec<_>>()
+        })?;
+        let problems: Vec<TemplateProblem> = renderer
+            .check_each()
+            .iter()
+            .map(|e| render_problem(set, e))
+            .collect();
+        if problems.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// [`TeraTemplateRenderer::from_set`], with every error of the failing stage: every file
+    /// out of place and every syntax error, else the broken link, else every incomplete family.
+    /// Never an empty `Err`.
+    fn load(set: &TemplateSet, default_locale: Locale) -> Result<Self, Vec<TemplateLoadError>> {
+        let mut errors = Vec::new();
+        let mut sources = Vec::with_capacity(set.len());
         // Keyed by the locale's name so that errors come out in a stable order.
         let mut parts: BTreeMap<(&str, String), (Locale, BTreeSet<String>)> = BTreeMap::new();
-        for (name, path) in files {
-            if let Some((locale, family, part)) = classify(&name, &path)? {
-                parts
-                    .entry((locale.as_str(), family))
-                    .or_insert_with(|| (locale, BTreeSet::new()))
-                    .1
-                    .insert(part);
+        for file in set.files() {
+            match classify(&file.name, &file.path()) {
+                Ok(Some((locale, family, part))) => {
+                    parts
+                        .entry((locale.as_str(), family))
+                        .or_insert_with(|| (locale, BTreeSet::new()))
+                        .1
+                        .insert(part);
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(e),
             }
-            let text = fs::read_to_string(&path).map_err(|source| TemplateLoadError::Io {
-                path: path.clone(),
-                source,
-            })?;
             // Parsed alone first so that a syntax error names its file; together (below) Tera
             // only reports the first error by template name.
-            tera::Template::new(&name, None, &text).map_err(|e| TemplateLoadError::Syntax {
-                path: path.clone(),
-                reason: error_chain(&e),
-            })?;
-            sources.push((name, text));
+            if let Err(e) = tera::Template::new(&file.name, None, &file.text) {
+                let reason = error_chain(&e);
+                errors.push(TemplateLoadError::Syntax {
+                    path: file.path(),
+                    line: syntax_error_line(&reason),
+                    reason,
+                });
+            }
+            sources.push((file.name.as_str(), file.text.as_str()));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
 
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
         tera.set_escape_fn(escape_html);
-        tera.add_raw_templates(sources)
-            .map_err(|e| TemplateLoadError::Links {
-                dir: dir.to_path_buf(),
+        tera.add_raw_templates(sources).map_err(|e| {
+            vec![TemplateLoadError::Links {
+                set: set.description().to_owned(),
                 reason: error_chain(&e),
-            })?;
+            }]
+        })?;
 
         let mut families: HashMap<Locale, BTreeSet<String>> = HashMap::new();
         for ((_, family), (locale, present)) in &parts {
             let locale = *locale;
             let missing = missing_parts(present);
             if !missing.is_empty() {
-                return Err(TemplateLoadError::IncompleteFamily {
+                errors.push(TemplateLoadError::IncompleteFamily {
                     locale,
                     family: family.clone(),
                     missing,
                 });
+                continue;
             }
             families.entry(locale).or_default().insert(family.clone());
         }
         for (_, family) in parts.keys() {
-            if !parts.contains_key(&(default_locale.as_str(), family.clone())) {
-                return Err(TemplateLoadError::IncompleteFamily {
+            let in_default = (default_locale.as_str(), family.clone());
+            if !parts.contains_key(&in_default) {
+                errors.push(TemplateLoadError::IncompleteFamily {
                     locale: default_locale,
                     family: family.clone(),
                     missing: PARTS.iter().map(|p| (*p).to_owned()).collect(),
                 });
             }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
 
         Ok(Self {
@@ -243,28 +511,57 @@ impl TeraTemplateRenderer {
     ///
     /// # Errors
     /// The first failure: [`TemplateError::Missing`] when one of [`BUILT_IN_FAMILIES`] has no
-    /// template in the default locale; [`TemplateError::Render`] naming the template otherwise.
+    /// template in the default locale; [`TemplateError::Render`] naming the template otherwise
+    /// ([`TeraTemplateRenderer::check_each`] gives every one).
     pub fn check_all(&self) -> Result<(), TemplateError> {
+        match self.check_each().into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Every failure [`TeraTemplateRenderer::check_all`] looks for, each once, in a stable
+    /// order (missing built-in families first, then by locale and family); empty when every
+    /// template renders.
+    pub fn check_each(&self) -> Vec<TemplateError> {
+        let mut errors = Vec::new();
         for family in BUILT_IN_FAMILIES {
             if !self.has(self.default_locale, family) {
-                return Err(TemplateError::Missing(format!(
+                errors.push(TemplateError::Missing(format!(
                     "{}/{family}",
                     self.default_locale
                 )));
             }
         }
+        let mut push = |error: TemplateError| {
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
+        };
         for locale in Locale::ALL {
             for event_type in self.families(locale) {
                 let family = Family { locale, event_type };
                 for sample in sample::contexts(event_type, locale) {
-                    let in_app = self.in_app(family, &sample.in_app)?;
+                    // Email and Telegram parts get the in-app render in their context: without
+                    // it they cannot be rendered, but each is checked on its own.
+                    let in_app = match self.in_app(family, &sample.in_app) {
+                        Ok(in_app) => in_app,
+                        Err(e) => {
+                            push(e);
+                            continue;
+                        }
+                    };
                     let dispatch = sample.at_dispatch(&in_app);
-                    self.email(family, &dispatch)?;
-                    self.telegram(family, &dispatch)?;
+                    if let Err(e) = self.email(family, &dispatch) {
+                        push(e);
+                    }
+                    if let Err(e) = self.telegram(family, &dispatch) {
+                        push(e);
+                    }
                 }
             }
         }
-        Ok(())
+        errors
     }
 
     fn has(&self, locale: Locale, event_type: &str) -> bool {
@@ -383,50 +680,6 @@ impl TemplateRenderer for TeraTemplateRenderer {
     ) -> Result<TelegramContent, TemplateError> {
         self.telegram(self.resolve(event_type, locale)?, context)
     }
-}
-
-/// Collects `(template name, path)` of every template file under `dir`; names are paths
-/// relative to `root` with `/` separators (`fr/planning.assigned/email.html`).
-fn collect_files(
-    root: &Path,
-    dir: &Path,
-    files: &mut Vec<(String, PathBuf)>,
-) -> Result<(), TemplateLoadError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TemplateLoadError::Io { path, source }
-    };
-    for entry in fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if file_name.starts_with('.') {
-            continue;
-        }
-        if fs::metadata(&path).map_err(io(&path))?.is_dir() {
-            collect_files(root, &path, files)?;
-            continue;
-        }
-        let is_template = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| TEMPLATE_EXTENSIONS.contains(&e));
-        if !is_template {
-            continue;
-        }
-        let relative = path.strip_prefix(root).unwrap_or(&path);
-        let mut components = Vec::new();
-        for component in relative.components() {
-            let Some(text) = component.as_os_str().to_str() else {
-                return Err(TemplateLoadError::Unexpected {
-                    path: path.clone(),
-                    reason: "template paths must be UTF-8".to_owned(),
-                });
-            };
-            components.push(text);
-        }
-        files.push((components.join("/"), path));
-    }
-    Ok(())
 }
 
 /// Which family part a template is, if any: `Some((locale, event_type, part))` for

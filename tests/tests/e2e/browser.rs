@@ -6,7 +6,6 @@
 //! CI (`CI` set), where it fails: `.ci/run` installs them.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,6 @@ fn settings(dir: &std::path::Path, bind: String) -> Settings {
         api_keys: clairon_tests::API_KEY.into(),
         channels: "in_app".into(),
         email_outbox_dir: dir.join("outbox"),
-        templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates"),
         dispatch_poll_ms: 50,
         token_secret: clairon_tests::TOKEN_SECRET.into(),
         log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),

@@ -244,7 +244,6 @@ async fn the_replay_command_delivers_every_notification_of_the_dataset() {
         database_url: format!("sqlite://{}", dir.path().join("replay.db").display()),
         email_outbox_dir: dir.path().join("outbox"),
         api_keys: "k".into(),
-        templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../templates").into(),
         ..clairon_bootstrap::Settings::default()
     };
     let components = clairon_bootstrap::Components::build(&settings)

@@ -7,6 +7,7 @@ mod browser;
 mod contract;
 mod database;
 mod dataset;
+mod default_limits;
 mod delivery_engine;
 mod erasure_traces;
 mod gdpr;
