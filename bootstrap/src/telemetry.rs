@@ -143,7 +143,7 @@ where
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(MaskingMakeWriter::new(writer, masker));
-    let _ = if format == "json" {
+    let installed = if format == "json" {
         builder
             .json()
             .with_current_span(true)
@@ -152,6 +152,35 @@ where
     } else {
         builder.with_target(false).try_init()
     };
+    if installed.is_ok() {
+        route_panics_through_the_logs();
+    }
+}
+
+/// Replaces Rust's default panic hook, which writes straight to stderr, by one that logs the
+/// panic as an `ERROR` event (target `clairon::panic`, with its location, and the backtrace when
+/// `RUST_BACKTRACE` asks for one): a panic message that holds a secret or an address then goes
+/// through the [`Masker`] like every other line, and keeps the log format (one JSON object per
+/// line with `CLAIRON_LOG_FORMAT=json`).
+fn route_panics_through_the_logs() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(target: "clairon::panic", %location, %backtrace, "panicked: {message}");
+        } else {
+            tracing::error!(target: "clairon::panic", %location, "panicked: {message}");
+        }
+    }));
 }
 
 #[cfg(test)]

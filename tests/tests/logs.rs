@@ -98,8 +98,22 @@ async fn debug_logs_of_a_realistic_flow_hold_no_secret_token_body_or_full_email_
         )
         .await;
     assert_eq!(refused.status, 401);
+    // A panic whose message holds secrets goes through the masker too, not straight to stderr.
+    let panicked = std::thread::spawn(|| {
+        panic!("a bug printing {API_KEY} {BOT_TOKEN} for zoe.tremblay@example.org");
+    })
+    .join();
+    assert!(panicked.is_err(), "the thread panicked");
 
     let logs = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("panicked: a bug printing") && logs.contains("z***@example.org"),
+        "the panic is logged, masked: {}",
+        logs.lines()
+            .filter(|l| l.contains("panicked"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(
         logs.contains("email accepted") && logs.contains("/api/v1/notifications"),
         "debug logs were captured: {} bytes",
