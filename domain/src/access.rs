@@ -1,11 +1,11 @@
 //! Who may do what through the HTTP API: the scope of an API key.
 //!
-//! Three scopes, each a set of routes (the README's matrix is the reference): `send` writes what
-//! is to be delivered (recipients, notifications, planning events, test messages), `read` reads
-//! and acts on inboxes and the delivery history (and issues recipient tokens, which read an
-//! inbox), and `admin` may do everything, including erasure and the operator routes. `send` and
-//! `read` are disjoint on purpose: a producer's key leaked from a backend cannot read anyone's
-//! inbox.
+//! Three scopes, each a set of routes (the scope matrix of `docs/http-api.md` is the reference):
+//! `send` writes what is to be delivered (recipients, notifications, planning events, test
+//! messages), `read` reads and acts on inboxes and the delivery history (and issues recipient
+//! tokens, which read an inbox), and `admin` may do everything, including erasure and the
+//! operator routes. `send` and `read` are disjoint on purpose: a producer's key leaked from a
+//! backend cannot read anyone's inbox.
 
 use std::fmt;
 

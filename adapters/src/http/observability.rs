@@ -39,7 +39,7 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses(
-        (status = 200, description = "Every metric in the Prometheus text exposition format 0.0.4 (see the README for the list).", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 200, description = "Every metric in the Prometheus text exposition format 0.0.4 (see docs/operations.md for the list).", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
         (status = 401, description = "`CLAIRON_METRICS_TOKEN` is set and `Authorization: Bearer <it>` is missing or wrong.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database does not answer (the queue gauges are read from it).", body = Problem, content_type = "application/problem+json"),
     ),
