@@ -12,7 +12,7 @@
 // Transport: WebSocket (/api/v1/me/ws, token as subprotocol); when the WebSocket cannot be
 // opened three times in a row, Server-Sent Events (/api/v1/me/notifications/stream, resuming
 // from the last seen sequence number). Reconnection uses exponential backoff with full jitter
-// (0.5 s doubling up to 30 s). After every reconnect the client emits `sync`: refetch the list.
+// (a ceiling of 1 s after the first failure, doubling up to 30 s). After every reconnect the client emits `sync`: refetch the list.
 //
 // On a page containing an element with `data-clairon-inbox`, the module mounts the notification
 // center UI on it (what GET /inbox serves).
