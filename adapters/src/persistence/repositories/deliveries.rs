@@ -568,10 +568,9 @@ impl DeliveryRepository for DieselDeliveryQueue {
                     // requeue it once, and a delivery that moved on meanwhile is left alone.
                     let requeued: Option<DeliveryRow> =
                         diesel::update(deliveries::table.filter(deliveries::id.eq(&id)).filter(
-                            deliveries::status.eq_any([
-                                DeliveryStatus::Dead.as_str(),
-                                DeliveryStatus::Failed.as_str(),
-                            ]),
+                            deliveries::status.eq_any(
+                                DeliveryStatus::RETRYABLE_BY_HAND.map(DeliveryStatus::as_str),
+                            ),
                         ))
                         .set((
                             deliveries::status.eq(DeliveryStatus::Pending.as_str()),
