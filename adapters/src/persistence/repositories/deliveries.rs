@@ -242,7 +242,7 @@ fn claim(
             .map(|r| r.id.clone())
             .collect();
         if !scheduled.is_empty() {
-            super::inbox_feed::number_due(conn, &scheduled)?;
+            super::notification_writes::numbering::number_due(conn, &scheduled)?;
         }
         for row in rows {
             let id = row.id.clone();
