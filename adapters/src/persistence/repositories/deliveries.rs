@@ -491,7 +491,7 @@ impl DeliveryQueue for DieselDeliveryQueue {
             return Ok(Vec::new());
         }
         let updates = updates.to_vec();
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         self.db
             .call(move |conn| write_transaction(conn, |conn| record(conn, &updates, now)))
             .await

@@ -186,7 +186,7 @@ impl NotificationRepository for DieselNotificationRepository {
         let before = query.before.as_ref().map(|b| b.as_str().to_owned());
         let filter = query.filter;
         let limit = query.limit.max(1);
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         self.db
             .call(move |conn| {
                 let mut select = notifications::table
@@ -224,7 +224,7 @@ impl NotificationRepository for DieselNotificationRepository {
 
     async fn unread_count(&self, recipient_id: &RecipientId) -> Result<u64, RepositoryError> {
         let recipient = recipient_id.as_str().to_owned();
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         self.db
             .call(move |conn| {
                 let count: i64 = notifications::table
@@ -246,7 +246,7 @@ impl NotificationRepository for DieselNotificationRepository {
             .iter()
             .map(|r| r.as_str().to_owned())
             .collect();
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         self.db
             .call(move |conn| {
                 let mut counts = HashMap::with_capacity(ids.len());
@@ -314,7 +314,7 @@ impl NotificationRepository for DieselNotificationRepository {
     ) -> Result<Vec<NotificationId>, RepositoryError> {
         let recipient = recipient_id.as_str().to_owned();
         let at = db_time(at);
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         self.db
             .call(move |conn| {
                 let mut changed: Vec<String> = diesel::update(
