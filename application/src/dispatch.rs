@@ -1307,6 +1307,39 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_outcome_the_domain_refuses_is_not_recorded_and_its_batch_mates_are() {
+        // Arrange: a queue that (wrongly) hands out a delivery still `pending`, beside a
+        // claimed one.
+        let mut unclaimed = with_id(claimed(Channel::Telegram), "d-pending");
+        unclaimed.delivery.status = DeliveryStatus::Pending;
+        let batch = vec![unclaimed, with_id(claimed(Channel::Telegram), "d-claimed")];
+        let (queue, recorded) = scripted_queue(vec![batch], Vec::new());
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(MockEmailSender::new()),
+            telegram_sending(),
+            DispatchSettings::default(),
+        );
+
+        // Act
+        let claimed = dispatcher.dispatch_once().await.unwrap();
+
+        // Assert
+        assert_eq!(claimed, 2, "both were handed out");
+        let recorded: Vec<String> = recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| format!("{} {}", u.id, u.status))
+            .collect();
+        assert_eq!(
+            recorded,
+            vec!["d-claimed sent".to_owned()],
+            "pending → sent is refused, so only the claimed delivery's outcome is recorded"
+        );
+    }
+
     /// Beats at once (no real wait) and remembers how long it was asked to wait.
     #[derive(Default)]
     struct InstantTimer {
