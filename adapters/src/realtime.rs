@@ -325,7 +325,7 @@ mod tests {
             metadata: serde_json::Map::new(),
             event_type: EventType::parse(EventType::CUSTOM).unwrap(),
             source_event_id: None,
-            created_at: chrono::Utc::now(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
             read_at: None,
         }
     }

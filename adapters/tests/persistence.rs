@@ -24,10 +24,10 @@ use clairon_application::ports::{
     RecipientRepository, ReminderChanges, RepositoryError, Requeued, Upserted,
 };
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryId, DeliveryStatus,
-    DisplayName, EmailAddress, EventType, Locale, Metadata, Notification, NotificationId,
-    NotificationKind, PhoneNumber, Priority, Recipient, RecipientId, SourceEventId, TelegramChatId,
-    TimeZone, Title,
+    ActionLabel, ActionUrl, AttemptOutcome, Body, Channel, ChannelSet, Delivery, DeliveryId,
+    DeliveryStatus, DisplayName, EmailAddress, EventType, Locale, Metadata, Notification,
+    NotificationId, NotificationKind, PhoneNumber, Priority, Recipient, RecipientId, SourceEventId,
+    TelegramChatId, TimeZone, Title,
 };
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use rstest::rstest;
@@ -1016,7 +1016,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
         number: 1,
         started_at: at(1),
         duration_ms: 412,
-        outcome: "sent".into(),
+        outcome: AttemptOutcome::Sent,
         error: None,
         provider_response_id: Some("<abc@clairon>".into()),
     };
@@ -1024,7 +1024,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
         number: 1,
         started_at: at(1),
         duration_ms: 30_000,
-        outcome: "transient".into(),
+        outcome: AttemptOutcome::Transient,
         error: Some("timeout".into()),
         provider_response_id: None,
     };
@@ -1093,7 +1093,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
         number: 2,
         started_at: at(100),
         duration_ms: 5,
-        outcome: "permanent".into(),
+        outcome: AttemptOutcome::Permanent,
         error: Some("chat not found".into()),
         provider_response_id: None,
     };
@@ -1413,7 +1413,11 @@ fn outcome(
             number,
             started_at: at(1),
             duration_ms: 7,
-            outcome: if failed { "transient" } else { "sent" }.into(),
+            outcome: if failed {
+                AttemptOutcome::Transient
+            } else {
+                AttemptOutcome::Sent
+            },
             error: failed.then(|| "451 try later".to_owned()),
             provider_response_id: (!failed).then(|| "<m@clairon>".to_owned()),
         }),
@@ -1547,7 +1551,7 @@ async fn deliveries_are_listed_newest_first_by_status_and_channel_and_dead_ones_
         "the attempt rows come with the details"
     );
     assert_eq!(email_attempts[0].number, 8);
-    assert_eq!(email_attempts[0].outcome, "transient");
+    assert_eq!(email_attempts[0].outcome.as_str(), "transient");
 }
 
 #[rstest]
@@ -2467,7 +2471,7 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
                 number: 1,
                 started_at: at(100),
                 duration_ms: 5,
-                outcome: "sent".into(),
+                outcome: AttemptOutcome::Sent,
                 error: None,
                 provider_response_id: Some("p".into()),
             }),

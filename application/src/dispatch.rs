@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clairon_domain::{
-    Channel, ChannelSet, DeliveryId, DeliveryStatus, EmailAddress, Locale, Notification, Recipient,
-    RecipientId, TelegramChatId,
+    AttemptOutcome, Channel, ChannelSet, DeliveryId, DeliveryTransition, EmailAddress,
+    IllegalTransition, Locale, Notification, Recipient, RecipientId, TelegramChatId,
 };
 use futures_util::future::{join_all, select, Either};
 use futures_util::FutureExt as _;
@@ -294,7 +294,13 @@ impl DeliveryDispatcher {
         fault::round(&claimed);
         let unread = self.unread_counts(&claimed).await;
         let sending = join_all(claimed.iter().map(|c| self.deliver_guarded(c, &unread)));
-        let updates = self.while_holding(&claimed, sending).await;
+        let decided = self.while_holding(&claimed, sending).await;
+        // A move the domain refused is not recorded (see `Self::update`): its lease lapses.
+        let (held, updates): (Vec<&ClaimedDelivery>, Vec<DeliveryUpdate>) = claimed
+            .iter()
+            .zip(decided)
+            .filter_map(|(claimed, update)| update.map(|u| (claimed, u)))
+            .unzip();
         let lost: HashSet<DeliveryId> = self.queue.record(&updates).await?.into_iter().collect();
         for id in &lost {
             tracing::warn!(
@@ -303,7 +309,7 @@ impl DeliveryDispatcher {
             );
         }
         if let Some(observer) = &self.observer {
-            for (claimed, update) in claimed.iter().zip(&updates) {
+            for (claimed, update) in held.into_iter().zip(&updates) {
                 if !lost.contains(&update.id) {
                     observer.recorded(claimed, update);
                 }
@@ -372,7 +378,7 @@ impl DeliveryDispatcher {
         &self,
         claimed: &ClaimedDelivery,
         unread: &HashMap<RecipientId, Result<u64, String>>,
-    ) -> DeliveryUpdate {
+    ) -> Option<DeliveryUpdate> {
         let started_at = self.clock.now();
         let timer = Instant::now();
         match AssertUnwindSafe(self.deliver(claimed, unread))
@@ -390,16 +396,19 @@ impl DeliveryDispatcher {
                     "delivery panicked; marked failed, the dispatcher goes on"
                 );
                 let cause = format!("the delivery panicked: {message}");
-                let number = claimed.delivery.attempts + 1;
                 let attempt = AttemptRecord {
-                    number,
+                    number: claimed.delivery.attempt_number(),
                     started_at,
                     duration_ms: u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    outcome: "permanent".to_owned(),
+                    outcome: AttemptOutcome::Permanent,
                     error: Some(cause.clone()),
                     provider_response_id: None,
                 };
-                self.settled(claimed, DeliveryStatus::Failed, number, attempt, cause)
+                update(
+                    claimed,
+                    claimed.delivery.fail_permanent(cause),
+                    Some(attempt),
+                )
             }
         }
     }
@@ -448,128 +457,98 @@ impl DeliveryDispatcher {
         &self,
         claimed: &ClaimedDelivery,
         unread: &HashMap<RecipientId, Result<u64, String>>,
-    ) -> DeliveryUpdate {
+    ) -> Option<DeliveryUpdate> {
         #[cfg(feature = "fault-injection")]
         fault::delivery(claimed);
-        let number = claimed.delivery.attempts + 1;
+        let delivery = &claimed.delivery;
+        let number = delivery.attempt_number();
         let started_at = self.clock.now();
         let timer = Instant::now();
         let outcome = match self.attempt(claimed, unread).await {
             Attempt::Tried(outcome) => outcome,
             Attempt::Skipped(reason) => {
                 tracing::info!(reason, "delivery skipped at dispatch");
-                return DeliveryUpdate {
-                    id: claimed.delivery.id.clone(),
-                    claim: claimed.claim.clone(),
-                    status: DeliveryStatus::Skipped,
-                    attempts: claimed.delivery.attempts,
-                    last_error: Some(reason),
-                    provider_message_id: None,
-                    sent_at: None,
-                    next_attempt_at: None,
-                    attempt: None,
-                };
+                return update(claimed, delivery.skip(reason), None);
             }
         };
         let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let record =
-            |outcome: &str, error: Option<String>, provider: Option<String>| AttemptRecord {
+        let record = |outcome: AttemptOutcome, error: Option<String>, provider: Option<String>| {
+            Some(AttemptRecord {
                 number,
                 started_at,
                 duration_ms,
-                outcome: outcome.to_owned(),
+                outcome,
                 error,
                 provider_response_id: provider,
-            };
+            })
+        };
         match outcome {
             SendOutcome::Sent {
                 provider_message_id,
             } => {
                 // One line per delivery sent, in the delivery's span (ids and request id).
                 tracing::info!(attempt = number, duration_ms, "delivery sent");
-                DeliveryUpdate {
-                    id: claimed.delivery.id.clone(),
-                    claim: claimed.claim.clone(),
-                    status: DeliveryStatus::Sent,
-                    attempts: number,
-                    last_error: None,
-                    provider_message_id: Some(provider_message_id.clone()),
-                    sent_at: Some(self.clock.now()),
-                    next_attempt_at: None,
-                    attempt: Some(record("sent", None, Some(provider_message_id))),
-                }
+                let attempt = record(
+                    AttemptOutcome::Sent,
+                    None,
+                    Some(provider_message_id.clone()),
+                );
+                let moved = delivery.succeed(provider_message_id, self.clock.now());
+                update(claimed, moved, attempt)
             }
             SendOutcome::RateLimited { retry_after } => {
                 let cause = format!("rate limited; retry after {} s", retry_after.as_secs());
                 let until = later(self.clock.now(), retry_after.max(Duration::from_secs(1)));
-                self.pause(claimed.delivery.channel, until);
+                self.pause(delivery.channel, until);
                 tracing::warn!(
                     notification_id = %claimed.notification.id,
-                    channel = %claimed.delivery.channel,
+                    channel = %delivery.channel,
                     retry_after_s = retry_after.as_secs(),
                     "provider rate limit; channel paused, attempt not counted"
                 );
-                DeliveryUpdate {
-                    id: claimed.delivery.id.clone(),
-                    claim: claimed.claim.clone(),
-                    status: DeliveryStatus::Retrying,
-                    attempts: claimed.delivery.attempts,
-                    last_error: Some(cause.clone()),
-                    provider_message_id: None,
-                    sent_at: None,
-                    next_attempt_at: Some(until),
-                    attempt: Some(record("rate_limited", Some(cause), None)),
-                }
+                let attempt = record(AttemptOutcome::RateLimited, Some(cause.clone()), None);
+                update(claimed, delivery.rate_limit(cause, until), attempt)
             }
             SendOutcome::Transient(cause) => {
-                let attempt = record("transient", Some(cause.clone()), None);
-                match self.retry.delay_after(number) {
+                let attempt = record(AttemptOutcome::Transient, Some(cause.clone()), None);
+                let retry_at = match self.retry.delay_after(number) {
                     Some(wait) => {
                         tracing::warn!(
                             notification_id = %claimed.notification.id,
-                            channel = %claimed.delivery.channel,
+                            channel = %delivery.channel,
                             cause = %cause,
                             attempt = number,
                             retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                             "delivery failed; will retry"
                         );
-                        DeliveryUpdate {
-                            id: claimed.delivery.id.clone(),
-                            claim: claimed.claim.clone(),
-                            status: DeliveryStatus::Retrying,
-                            attempts: number,
-                            last_error: Some(cause),
-                            provider_message_id: None,
-                            sent_at: None,
-                            next_attempt_at: Some(later(self.clock.now(), wait)),
-                            attempt: Some(attempt),
-                        }
+                        Some(later(self.clock.now(), wait))
                     }
                     None => {
                         tracing::error!(
                             notification_id = %claimed.notification.id,
-                            channel = %claimed.delivery.channel,
+                            channel = %delivery.channel,
                             cause = %cause,
                             attempts = number,
                             "delivery dead: out of attempts"
                         );
-                        self.settled(claimed, DeliveryStatus::Dead, number, attempt, cause)
+                        None
                     }
-                }
+                };
+                update(claimed, delivery.fail_transient(cause, retry_at), attempt)
             }
             SendOutcome::Permanent(cause) => {
                 tracing::error!(
                     notification_id = %claimed.notification.id,
-                    channel = %claimed.delivery.channel,
+                    channel = %delivery.channel,
                     cause = %cause,
-                    outcome = "permanent",
+                    outcome = AttemptOutcome::Permanent.as_str(),
                     "delivery failed"
                 );
-                if claimed.delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
+                if delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
                     self.remember_telegram_gone(claimed, &cause).await;
                 }
-                let attempt = record("permanent", Some(cause.clone()), None);
-                self.settled(claimed, DeliveryStatus::Failed, number, attempt, cause)
+                let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
+                update(claimed, delivery.fail_permanent(cause), attempt)
             }
         }
     }
@@ -594,28 +573,6 @@ impl DeliveryDispatcher {
                 error = %e,
                 "could not remember that Telegram refused the chat"
             ),
-        }
-    }
-
-    /// A delivery that will not be tried again (`failed` or `dead`).
-    fn settled(
-        &self,
-        claimed: &ClaimedDelivery,
-        status: DeliveryStatus,
-        number: u32,
-        attempt: AttemptRecord,
-        cause: String,
-    ) -> DeliveryUpdate {
-        DeliveryUpdate {
-            id: claimed.delivery.id.clone(),
-            claim: claimed.claim.clone(),
-            status,
-            attempts: number,
-            last_error: Some(cause),
-            provider_message_id: None,
-            sent_at: None,
-            next_attempt_at: None,
-            attempt: Some(attempt),
         }
     }
 
@@ -693,6 +650,29 @@ impl DeliveryDispatcher {
                 };
                 Attempt::Tried(sender.send(&message).await)
             }
+        }
+    }
+}
+
+/// The update recording `moved`, the move the domain decided for `claimed`, with the audit row
+/// of the try. `None` when the domain refused the move: the queue hands out only `sending`
+/// deliveries, so that is a bug of the queue, logged; nothing is recorded then and the lease
+/// lapses (the fencing would refuse an outcome for a delivery that is not `sending` anyway).
+fn update(
+    claimed: &ClaimedDelivery,
+    moved: Result<DeliveryTransition, IllegalTransition>,
+    attempt: Option<AttemptRecord>,
+) -> Option<DeliveryUpdate> {
+    match moved {
+        Ok(transition) => Some(DeliveryUpdate::recording(claimed, transition, attempt)),
+        Err(refused) => {
+            tracing::error!(
+                notification_id = %claimed.notification.id,
+                delivery_id = %claimed.delivery.id,
+                error = %refused,
+                "the queue handed out a delivery that is not being sent; its outcome is not recorded"
+            );
+            None
         }
     }
 }
@@ -787,7 +767,7 @@ mod tests {
     };
     use crate::test_support::{fixed_clock, notification, recipient};
     use chrono::TimeZone as _;
-    use clairon_domain::{ActionUrl, Delivery, DeliveryId};
+    use clairon_domain::{ActionUrl, Delivery, DeliveryId, DeliveryStatus};
     use rstest::rstest;
 
     /// The fixed clock's now.
@@ -965,7 +945,7 @@ mod tests {
         assert_eq!(update.attempts, 1);
         let attempt = update.attempt.expect("an attempt row");
         assert_eq!(attempt.number, 1);
-        assert_eq!(attempt.outcome, outcome);
+        assert_eq!(attempt.outcome.as_str(), outcome);
         assert_eq!(
             update.provider_message_id.is_some(),
             status == DeliveryStatus::Sent
@@ -1040,7 +1020,10 @@ mod tests {
             update.next_attempt_at,
             Some(now() + chrono::TimeDelta::seconds(7))
         );
-        assert_eq!(update.attempt.as_ref().unwrap().outcome, "rate_limited");
+        assert_eq!(
+            update.attempt.as_ref().unwrap().outcome.as_str(),
+            "rate_limited"
+        );
         assert!(round.channels[0].contains(Channel::Telegram));
         assert!(
             !round.channels[1].contains(Channel::Telegram),
@@ -1278,7 +1261,7 @@ mod tests {
             cause.contains("panicked") && cause.contains("Display implementation"),
             "the reason says it panicked and why: {cause}"
         );
-        assert_eq!(panicked.attempt.unwrap().outcome, "permanent");
+        assert_eq!(panicked.attempt.unwrap().outcome.as_str(), "permanent");
         assert_eq!(
             by_id("d-telegram").status,
             DeliveryStatus::Sent,
@@ -1321,6 +1304,39 @@ mod tests {
             *seen.lock().unwrap(),
             vec!["d-kept".to_owned()],
             "only the outcome the queue recorded reaches the metrics"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outcome_the_domain_refuses_is_not_recorded_and_its_batch_mates_are() {
+        // Arrange: a queue that (wrongly) hands out a delivery still `pending`, beside a
+        // claimed one.
+        let mut unclaimed = with_id(claimed(Channel::Telegram), "d-pending");
+        unclaimed.delivery.status = DeliveryStatus::Pending;
+        let batch = vec![unclaimed, with_id(claimed(Channel::Telegram), "d-claimed")];
+        let (queue, recorded) = scripted_queue(vec![batch], Vec::new());
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(MockEmailSender::new()),
+            telegram_sending(),
+            DispatchSettings::default(),
+        );
+
+        // Act
+        let claimed = dispatcher.dispatch_once().await.unwrap();
+
+        // Assert
+        assert_eq!(claimed, 2, "both were handed out");
+        let recorded: Vec<String> = recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| format!("{} {}", u.id, u.status))
+            .collect();
+        assert_eq!(
+            recorded,
+            vec!["d-claimed sent".to_owned()],
+            "pending → sent is refused, so only the claimed delivery's outcome is recorded"
         );
     }
 

@@ -242,9 +242,12 @@ impl Components {
             )))
         };
 
+        // One clock for the handlers and the repositories: adapters read time through it only.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
             .await
-            .context("CLAIRON_DATABASE_URL")?;
+            .context("CLAIRON_DATABASE_URL")?
+            .with_clock(clock.clone());
         database
             .run_migrations()
             .await
@@ -276,7 +279,6 @@ impl Components {
         let notifications: Arc<dyn NotificationRepository> =
             Arc::new(DieselNotificationRepository::new(database.clone()));
         let queue = Arc::new(DieselDeliveryQueue::new(database.clone()));
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
         let waker = Arc::new(NotifyWaker::default());
         let feed = Arc::new(DieselNotificationRepository::new(database.clone()));

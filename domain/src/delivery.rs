@@ -1,10 +1,18 @@
-//! Deliveries: a notification on one channel, and where it stands.
+//! Deliveries: a notification on one channel, where it stands, and the moves it may make.
 //!
 //! Status moves forward: `pending → sending → sent`; a transient failure goes `sending →
 //! retrying → sending …` until it is sent or, out of attempts, `dead`; a refusal is `failed`;
-//! a channel that cannot reach the recipient is `skipped` from the start. Only an operator's
-//! retry moves a `dead` or `failed` delivery back to `pending`. `cancelled` is reserved for
-//! withdrawn scheduled deliveries.
+//! a channel that cannot reach the recipient is `skipped` (from the start, or when the
+//! dispatcher finds it so). Only an operator's retry moves a `dead` or `failed` delivery back to
+//! `pending`. `cancelled` is a `pending` or `retrying` delivery withdrawn (a replaced reminder,
+//! an erased recipient). [`DeliveryStatus::can_move_to`] is the whole matrix.
+//!
+//! The dispatcher's decisions are methods of [`Delivery`] ([`Delivery::succeed`],
+//! [`Delivery::fail_transient`], [`Delivery::rate_limit`], [`Delivery::fail_permanent`],
+//! [`Delivery::skip`]): each returns the [`DeliveryTransition`] to record, or refuses an illegal
+//! move with an [`IllegalTransition`] naming it. The claim, a lapsed lease, an operator's retry
+//! and a cancellation are set-wise SQL statements in the persistence adapter that follow the
+//! same matrix.
 
 use std::fmt;
 
@@ -83,12 +91,59 @@ impl DeliveryStatus {
         })
     }
 
-    /// Whether nothing will happen to the delivery any more.
+    /// Every status, in the order of the life of a delivery.
+    pub const ALL: [Self; 8] = [
+        Self::Pending,
+        Self::Sending,
+        Self::Sent,
+        Self::Retrying,
+        Self::Failed,
+        Self::Dead,
+        Self::Skipped,
+        Self::Cancelled,
+    ];
+
+    /// Whether nothing will happen to the delivery any more without an operator: it is neither
+    /// waiting to be sent nor being sent (`sent`, `failed`, `dead`, `skipped`, `cancelled`).
     pub fn is_final(self) -> bool {
         matches!(
             self,
             Self::Sent | Self::Failed | Self::Dead | Self::Skipped | Self::Cancelled
         )
+    }
+
+    /// The statuses that may still be sent (`pending`, `sending`, `retrying`): the queue's
+    /// depth, never purged.
+    pub fn unsettled() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(|s| !s.is_final())
+    }
+
+    /// The statuses an operator's retry puts back to `pending` (`failed`, `dead`).
+    pub const RETRYABLE_BY_HAND: [Self; 2] = [Self::Failed, Self::Dead];
+
+    /// Whether a delivery in this status may move to `to`:
+    ///
+    /// | from | to | why |
+    /// |---|---|---|
+    /// | `pending`, `retrying` | `sending` | a dispatcher claimed it (due) |
+    /// | `pending`, `retrying` | `cancelled` | withdrawn (a replaced reminder, an erasure) |
+    /// | `sending` | `sending` | its lease lapsed and a dispatcher claimed it again (a crash) |
+    /// | `sending` | `pending`, `retrying` | its lease lapsed and housekeeping released it |
+    /// | `sending` | `sent`, `retrying`, `dead`, `failed`, `skipped` | the dispatcher's outcome |
+    /// | `failed`, `dead` | `pending` | an operator's retry |
+    ///
+    /// Nothing leaves `sent`, `skipped` or `cancelled`.
+    pub fn can_move_to(self, to: Self) -> bool {
+        use DeliveryStatus::{Cancelled, Dead, Failed, Pending, Retrying, Sending, Sent, Skipped};
+        match self {
+            Pending | Retrying => matches!(to, Sending | Cancelled),
+            Sending => matches!(
+                to,
+                Sending | Pending | Retrying | Sent | Dead | Failed | Skipped
+            ),
+            Failed | Dead => to == Pending,
+            Sent | Skipped | Cancelled => false,
+        }
     }
 }
 
@@ -96,6 +151,87 @@ impl fmt::Display for DeliveryStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What one try of a delivery came to: the `outcome` of its audit row (`delivery_attempts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The provider accepted it.
+    Sent,
+    /// A failure worth another try (SMTP 4xx, HTTP 5xx, network).
+    Transient,
+    /// The provider asked us to slow down (HTTP 429); not counted as a try.
+    RateLimited,
+    /// The provider refused it for good (SMTP 5xx, Telegram "chat not found"), or it could not
+    /// be rendered, or it panicked.
+    Permanent,
+}
+
+impl AttemptOutcome {
+    /// The wire and database name: `sent`, `transient`, `rate_limited`, `permanent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Transient => "transient",
+            Self::RateLimited => "rate_limited",
+            Self::Permanent => "permanent",
+        }
+    }
+
+    /// Parses a stored name.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `outcome` for an unknown name.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Ok(match raw {
+            "sent" => Self::Sent,
+            "transient" => Self::Transient,
+            "rate_limited" => Self::RateLimited,
+            "permanent" => Self::Permanent,
+            other => {
+                return Err(ValidationError::new(
+                    "outcome",
+                    format!("unknown attempt outcome {other:?}"),
+                ))
+            }
+        })
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A move [`DeliveryStatus::can_move_to`] refuses, asked of a [`Delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} delivery cannot become {to}")]
+pub struct IllegalTransition {
+    /// Where the delivery stands.
+    pub from: DeliveryStatus,
+    /// Where it was asked to go.
+    pub to: DeliveryStatus,
+}
+
+/// A legal move of one delivery: its state after the move, as the outbox records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryTransition {
+    /// Where it stood.
+    pub from: DeliveryStatus,
+    /// Where it stands now.
+    pub to: DeliveryStatus,
+    /// Tries so far, this one included when it counts.
+    pub attempts: u32,
+    /// The failure or the skip reason; `None` once sent.
+    pub last_error: Option<String>,
+    /// The provider's message id, once sent.
+    pub provider_message_id: Option<String>,
+    /// When the provider accepted it (UTC), once sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When to try again (UTC), when `retrying`; `None` leaves the stored due time as it was.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A notification on one channel.
@@ -161,24 +297,340 @@ impl Delivery {
             ..Self::pending(id, notification_id, recipient_id, channel, now)
         }
     }
+
+    /// The number of the try a dispatcher is making now: one more than the tries so far
+    /// (saturating).
+    pub fn attempt_number(&self) -> u32 {
+        self.attempts.saturating_add(1)
+    }
+
+    /// The provider accepted it at `at`: `sending → sent`, the try counted, the last error
+    /// cleared.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `sending`.
+    pub fn succeed(
+        &self,
+        provider_message_id: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
+        Ok(DeliveryTransition {
+            attempts: self.attempt_number(),
+            provider_message_id: Some(provider_message_id.into()),
+            sent_at: Some(at),
+            ..self.move_to(DeliveryStatus::Sent)?
+        })
+    }
+
+    /// A transient failure, the try counted: `sending → retrying` due at `retry_at`, or `sending
+    /// → dead` when `retry_at` is `None` (the retry schedule has no try left after this one).
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `sending`.
+    pub fn fail_transient(
+        &self,
+        error: impl Into<String>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
+        let to = match retry_at {
+            Some(_) => DeliveryStatus::Retrying,
+            None => DeliveryStatus::Dead,
+        };
+        Ok(DeliveryTransition {
+            attempts: self.attempt_number(),
+            last_error: Some(error.into()),
+            next_attempt_at: retry_at,
+            ..self.move_to(to)?
+        })
+    }
+
+    /// The provider asked us to slow down (429): `sending → retrying` due at `until`, the try
+    /// NOT counted (the next one repeats its number).
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `sending`.
+    pub fn rate_limit(
+        &self,
+        error: impl Into<String>,
+        until: DateTime<Utc>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
+        Ok(DeliveryTransition {
+            last_error: Some(error.into()),
+            next_attempt_at: Some(until),
+            ..self.move_to(DeliveryStatus::Retrying)?
+        })
+    }
+
+    /// A refusal for good (or a failure to render, or a panic): `sending → failed`, the try
+    /// counted.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `sending`.
+    pub fn fail_permanent(
+        &self,
+        error: impl Into<String>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
+        Ok(DeliveryTransition {
+            attempts: self.attempt_number(),
+            last_error: Some(error.into()),
+            ..self.move_to(DeliveryStatus::Failed)?
+        })
+    }
+
+    /// The dispatcher found the channel cannot reach the recipient (no address any more, no
+    /// bot): `sending → skipped` with the reason, nothing tried.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `sending`.
+    pub fn skip(&self, reason: impl Into<String>) -> Result<DeliveryTransition, IllegalTransition> {
+        Ok(DeliveryTransition {
+            last_error: Some(reason.into()),
+            ..self.move_to(DeliveryStatus::Skipped)?
+        })
+    }
+
+    /// The bare move to `to`, nothing else recorded: the tries unchanged, no error, no provider
+    /// id, no due time.
+    fn move_to(&self, to: DeliveryStatus) -> Result<DeliveryTransition, IllegalTransition> {
+        let from = self.status;
+        if !from.can_move_to(to) {
+            return Err(IllegalTransition { from, to });
+        }
+        Ok(DeliveryTransition {
+            from,
+            to,
+            attempts: self.attempts,
+            last_error: None,
+            provider_message_id: None,
+            sent_at: None,
+            next_attempt_at: None,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone as _;
+    use rstest::rstest;
+    use DeliveryStatus::{Cancelled, Dead, Failed, Pending, Retrying, Sending, Sent, Skipped};
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2027, 3, 1, 9, minute, 0).unwrap()
+    }
+
+    /// A delivery in `status` after `attempts` tries.
+    fn delivery(status: DeliveryStatus, attempts: u32) -> Delivery {
+        let mut delivery = Delivery::pending(
+            DeliveryId::parse("d-1").unwrap(),
+            NotificationId::parse("n-1").unwrap(),
+            RecipientId::parse("artist-1").unwrap(),
+            Channel::Email,
+            at(0),
+        );
+        delivery.status = status;
+        delivery.attempts = attempts;
+        delivery.last_error = Some("an earlier failure".into());
+        delivery
+    }
+
+    /// Every move the matrix allows, and nothing else.
+    const LEGAL: [(DeliveryStatus, DeliveryStatus); 13] = [
+        (Pending, Sending),
+        (Pending, Cancelled),
+        (Retrying, Sending),
+        (Retrying, Cancelled),
+        (Sending, Sending),
+        (Sending, Pending),
+        (Sending, Retrying),
+        (Sending, Sent),
+        (Sending, Dead),
+        (Sending, Failed),
+        (Sending, Skipped),
+        (Failed, Pending),
+        (Dead, Pending),
+    ];
+
+    #[rstest]
+    fn a_move_is_allowed_exactly_when_the_matrix_lists_it(
+        #[values(Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled)]
+        from: DeliveryStatus,
+        #[values(Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled)]
+        to: DeliveryStatus,
+    ) {
+        assert_eq!(
+            from.can_move_to(to),
+            LEGAL.contains(&(from, to)),
+            "{from} → {to}"
+        );
+    }
+
+    #[rstest]
+    fn nothing_leaves_a_settled_delivery_but_an_operators_retry(
+        #[values(Sent, Skipped, Cancelled, Failed, Dead)] from: DeliveryStatus,
+    ) {
+        let moves: Vec<DeliveryStatus> = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|to| from.can_move_to(*to))
+            .collect();
+        let expected: &[DeliveryStatus] = if DeliveryStatus::RETRYABLE_BY_HAND.contains(&from) {
+            &[Pending]
+        } else {
+            &[]
+        };
+        assert_eq!(moves, expected, "moves out of {from}");
+        assert!(from.is_final(), "{from} is final");
+    }
+
+    /// Each dispatcher decision on `d`, named by the status it moves to.
+    fn decisions(
+        d: &Delivery,
+    ) -> Vec<(
+        DeliveryStatus,
+        Result<DeliveryTransition, IllegalTransition>,
+    )> {
+        vec![
+            (Sent, d.succeed("provider-1", at(5))),
+            (Retrying, d.fail_transient("451 try later", Some(at(6)))),
+            (Dead, d.fail_transient("451 try later", None)),
+            (Retrying, d.rate_limit("rate limited", at(7))),
+            (Failed, d.fail_permanent("550 no such user")),
+            (Skipped, d.skip("recipient has no email address")),
+        ]
+    }
+
+    #[rstest]
+    #[case::pending(Pending)]
+    #[case::retrying(Retrying)]
+    #[case::sent(Sent)]
+    #[case::failed(Failed)]
+    #[case::dead(Dead)]
+    #[case::skipped(Skipped)]
+    #[case::cancelled(Cancelled)]
+    fn only_a_delivery_being_sent_takes_an_outcome_and_a_refusal_names_the_move(
+        #[case] from: DeliveryStatus,
+    ) {
+        // Given a delivery nobody is sending
+        let d = delivery(from, 1);
+        // When the dispatcher decides anything about it
+        for (to, moved) in decisions(&d) {
+            // Then the move is refused, naming where it stands and where it was asked to go
+            assert_eq!(moved, Err(IllegalTransition { from, to }));
+        }
+        assert_eq!(
+            IllegalTransition { from, to: Sent }.to_string(),
+            format!("a {from} delivery cannot become sent")
+        );
+    }
+
+    #[test]
+    fn every_decision_on_a_delivery_being_sent_is_legal() {
+        let d = delivery(Sending, 1);
+        for (to, moved) in decisions(&d) {
+            let moved = moved.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((moved.from, moved.to), (Sending, to));
+        }
+    }
+
+    #[test]
+    fn a_sent_delivery_counts_its_try_and_forgets_its_last_error() {
+        // Given a delivery being sent after two failed tries
+        let d = delivery(Sending, 2);
+        // When its provider accepts it
+        let moved = d.succeed("provider-1", at(5)).unwrap();
+        // Then
+        assert_eq!(moved.to, Sent);
+        assert_eq!(moved.attempts, 3, "the try is counted");
+        assert_eq!(moved.provider_message_id.as_deref(), Some("provider-1"));
+        assert_eq!(moved.sent_at, Some(at(5)));
+        assert_eq!(moved.last_error, None);
+        assert_eq!(moved.next_attempt_at, None);
+    }
+
+    #[rstest]
+    #[case::another_try_left(Some(at(6)), Retrying)]
+    #[case::out_of_tries(None, Dead)]
+    fn a_transient_failure_counts_its_try_and_retries_while_the_schedule_allows(
+        #[case] retry_at: Option<DateTime<Utc>>,
+        #[case] to: DeliveryStatus,
+    ) {
+        let d = delivery(Sending, 2);
+        let moved = d.fail_transient("451 try later", retry_at).unwrap();
+        assert_eq!(moved.to, to);
+        assert_eq!(moved.attempts, 3, "the try is counted");
+        assert_eq!(moved.next_attempt_at, retry_at);
+        assert_eq!(moved.last_error.as_deref(), Some("451 try later"));
+        assert_eq!((moved.provider_message_id, moved.sent_at), (None, None));
+    }
+
+    #[test]
+    fn a_rate_limit_retries_at_the_providers_time_without_counting_the_try() {
+        let d = delivery(Sending, 1);
+        let moved = d
+            .rate_limit("rate limited; retry after 7 s", at(7))
+            .unwrap();
+        assert_eq!(moved.to, Retrying);
+        assert_eq!(moved.attempts, 1, "a 429 does not use up a try");
+        assert_eq!(moved.next_attempt_at, Some(at(7)));
+        assert_eq!(
+            moved.last_error.as_deref(),
+            Some("rate limited; retry after 7 s")
+        );
+    }
+
+    #[test]
+    fn a_permanent_refusal_fails_the_delivery_and_counts_its_try() {
+        let d = delivery(Sending, 0);
+        let moved = d.fail_permanent("550 no such user").unwrap();
+        assert_eq!(moved.to, Failed);
+        assert_eq!(moved.attempts, 1);
+        assert_eq!(moved.last_error.as_deref(), Some("550 no such user"));
+        assert_eq!(moved.next_attempt_at, None);
+    }
+
+    #[test]
+    fn a_skip_at_dispatch_records_its_reason_and_tries_nothing() {
+        let d = delivery(Sending, 0);
+        let moved = d.skip("recipient has no email address").unwrap();
+        assert_eq!(moved.to, Skipped);
+        assert_eq!(moved.attempts, 0, "nothing was tried");
+        assert_eq!(
+            moved.last_error.as_deref(),
+            Some("recipient has no email address")
+        );
+    }
+
+    #[test]
+    fn the_try_number_saturates_instead_of_overflowing() {
+        assert_eq!(delivery(Sending, 4).attempt_number(), 5);
+        assert_eq!(delivery(Sending, u32::MAX).attempt_number(), u32::MAX);
+    }
+
+    #[test]
+    fn attempt_outcomes_round_trip_through_their_names() {
+        for outcome in [
+            AttemptOutcome::Sent,
+            AttemptOutcome::Transient,
+            AttemptOutcome::RateLimited,
+            AttemptOutcome::Permanent,
+        ] {
+            assert_eq!(AttemptOutcome::parse(outcome.as_str()).unwrap(), outcome);
+        }
+        assert_eq!(AttemptOutcome::RateLimited.as_str(), "rate_limited");
+        assert_eq!(AttemptOutcome::parse("lost").unwrap_err().field, "outcome");
+    }
+
+    #[test]
+    fn the_unsettled_statuses_are_those_that_may_still_be_sent() {
+        assert_eq!(
+            DeliveryStatus::unsettled().collect::<Vec<_>>(),
+            vec![Pending, Sending, Retrying]
+        );
+    }
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for status in [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Sending,
-            DeliveryStatus::Sent,
-            DeliveryStatus::Retrying,
-            DeliveryStatus::Failed,
-            DeliveryStatus::Dead,
-            DeliveryStatus::Skipped,
-            DeliveryStatus::Cancelled,
-        ] {
+        for status in DeliveryStatus::ALL {
             assert_eq!(DeliveryStatus::parse(status.as_str()).unwrap(), status);
         }
         assert!(DeliveryStatus::parse("lost").is_err());

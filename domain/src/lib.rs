@@ -18,7 +18,9 @@ pub mod rules;
 
 pub use access::ApiScope;
 pub use channel::{Channel, ChannelSet};
-pub use delivery::{Delivery, DeliveryId, DeliveryStatus};
+pub use delivery::{
+    AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, DeliveryTransition, IllegalTransition,
+};
 pub use error::ValidationError;
 pub use notification::{
     ActionLabel, ActionUrl, Body, EventType, Metadata, Notification, NotificationId,

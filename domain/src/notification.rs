@@ -340,7 +340,8 @@ pub struct Notification {
     pub source_event_id: Option<SourceEventId>,
     /// When it was created (UTC).
     pub created_at: DateTime<Utc>,
-    /// When the recipient read it; `None` means unread.
+    /// When the recipient first read it; `None` means unread. Reading again keeps the first
+    /// time, in one conditional UPDATE (`NotificationRepository::mark_read`).
     pub read_at: Option<DateTime<Utc>>,
 }
 
@@ -349,49 +350,11 @@ impl Notification {
     pub fn is_read(&self) -> bool {
         self.read_at.is_some()
     }
-
-    /// Marks it read at `now`. Reading twice keeps the first time: the history says when it was
-    /// first seen. Returns whether anything changed.
-    pub fn mark_read(&mut self, now: DateTime<Utc>) -> bool {
-        if self.read_at.is_some() {
-            return false;
-        }
-        self.read_at = Some(now);
-        true
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone as _;
-
-    fn notification() -> Notification {
-        Notification {
-            id: NotificationId::parse("0190f5f2-7a3b-7cde-8f00-000000000001").unwrap(),
-            recipient_id: RecipientId::parse("artist-0001").unwrap(),
-            kind: NotificationKind::Info,
-            priority: Priority::Normal,
-            title: Title::parse("Hello").unwrap(),
-            body: Body::parse("World").unwrap(),
-            action_url: None,
-            action_label: None,
-            metadata: Metadata::new(),
-            event_type: EventType::parse("custom").unwrap(),
-            source_event_id: None,
-            created_at: Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0).unwrap(),
-            read_at: None,
-        }
-    }
-
-    #[test]
-    fn reading_twice_keeps_the_first_read_time() {
-        let mut n = notification();
-        let first = Utc.with_ymd_and_hms(2027, 3, 1, 10, 0, 0).unwrap();
-        assert!(n.mark_read(first));
-        assert!(!n.mark_read(first + chrono::Duration::hours(1)));
-        assert_eq!(n.read_at, Some(first));
-    }
 
     #[test]
     fn action_urls_must_be_absolute_http() {

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use clairon_application::ports::RepositoryError;
+use chrono::{DateTime, Utc};
+use clairon_application::ports::{Clock, RepositoryError};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel::r2d2::{CustomizeConnection, HandleError, ManageConnection, Pool, R2D2Connection};
@@ -406,14 +407,16 @@ impl HandleError<diesel::r2d2::Error> for TracingErrorHandler {
     }
 }
 
-/// A pool of connections to Clairon's database, SQLite or PostgreSQL. Cheap to clone: clones
-/// share the pool.
+/// A pool of connections to Clairon's database, SQLite or PostgreSQL, and the [`Clock`] its
+/// repositories read "now" from (the system clock unless [`Database::with_clock`] says
+/// otherwise). Cheap to clone: clones share the pool.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<AnyConnectionManager>,
     backend: Backend,
     scrubber: Scrubber,
     writes: Arc<WriteHealth>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for Database {
@@ -489,7 +492,22 @@ impl Database {
             backend,
             scrubber,
             writes: Arc::default(),
+            clock: Arc::new(crate::system::SystemClock),
         })
+    }
+
+    /// This database with `clock` as the time its repositories write and filter by (creation,
+    /// revocation and update times, what is due or visible "now"): the application's clock, so
+    /// the adapters read time through the [`Clock`] port only. Clones made before keep theirs.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this database's [`Clock`].
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Which engine this is.
@@ -581,13 +599,14 @@ impl Database {
     /// that fails for another reason (no connection, a lock held too long) is
     /// [`WriteFailure::Failed`].
     pub async fn check_writes(&self) -> Result<(), (WriteFailure, String)> {
+        let now = self.now().naive_utc();
         let probed = self
-            .run(|conn| {
+            .run(move |conn| {
                 write_transaction(conn, |conn| {
                     use crate::persistence::schema::health_probe;
                     use diesel::{ExpressionMethods, RunQueryDsl};
                     diesel::update(health_probe::table)
-                        .set(health_probe::checked_at.eq(chrono::Utc::now().naive_utc()))
+                        .set(health_probe::checked_at.eq(now))
                         .execute(conn)
                         .map_err(DbError::from)
                 })

@@ -7,10 +7,10 @@
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use clairon_application::ports::{AttemptRecord, DeliveryUpdate};
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, Channel, Delivery, DeliveryId, DeliveryStatus, DisplayName,
-    EmailAddress, EventType, Locale, Metadata, Notification, NotificationId, NotificationKind,
-    PhoneNumber, Priority, Recipient, RecipientId, SourceEventId, TelegramChatId, TimeZone, Title,
-    ValidationError,
+    ActionLabel, ActionUrl, AttemptOutcome, Body, Channel, Delivery, DeliveryId, DeliveryStatus,
+    DisplayName, EmailAddress, EventType, Locale, Metadata, Notification, NotificationId,
+    NotificationKind, PhoneNumber, Priority, Recipient, RecipientId, SourceEventId, TelegramChatId,
+    TimeZone, Title, ValidationError,
 };
 use diesel::prelude::*;
 
@@ -379,11 +379,14 @@ impl AttemptRow {
                 self.id, self.duration_ms
             ))
         })?;
+        let outcome = AttemptOutcome::parse(&self.outcome).map_err(|e| {
+            DbError::Corrupt(format!("delivery_attempts {}: {}", self.id, e.message))
+        })?;
         Ok(AttemptRecord {
             number,
             started_at: utc(self.started_at),
             duration_ms,
-            outcome: self.outcome,
+            outcome,
             error: self.error,
             provider_response_id: self.provider_response_id,
         })
@@ -411,7 +414,7 @@ impl NewAttemptRow {
             number: db_count(attempt.number),
             started_at: db_time(attempt.started_at),
             duration_ms: i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX),
-            outcome: attempt.outcome.clone(),
+            outcome: attempt.outcome.as_str().to_owned(),
             error: attempt.error.clone(),
             provider_response_id: attempt.provider_response_id.clone(),
         }

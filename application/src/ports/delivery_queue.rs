@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{ChannelSet, Delivery, DeliveryId, DeliveryStatus, Notification, Recipient};
+use clairon_domain::{
+    AttemptOutcome, ChannelSet, Delivery, DeliveryId, DeliveryStatus, DeliveryTransition,
+    Notification, Recipient,
+};
 
 use super::RepositoryError;
 
@@ -56,15 +59,16 @@ pub struct AttemptRecord {
     pub started_at: DateTime<Utc>,
     /// How long it took, in milliseconds.
     pub duration_ms: u64,
-    /// `sent`, `transient`, `rate_limited` or `permanent`.
-    pub outcome: String,
+    /// What the try came to (stored as `sent`, `transient`, `rate_limited` or `permanent`).
+    pub outcome: AttemptOutcome,
     /// The failure, when it failed.
     pub error: Option<String>,
     /// The provider's response id (message id), when it gave one.
     pub provider_response_id: Option<String>,
 }
 
-/// What a dispatcher decided about one claimed delivery.
+/// What a dispatcher decided about one claimed delivery: a [`DeliveryTransition`] the domain
+/// allowed ([`DeliveryUpdate::recording`]), under the claim it was sent with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryUpdate {
     /// Which delivery.
@@ -86,6 +90,28 @@ pub struct DeliveryUpdate {
     /// The claim the delivery was sent under ([`ClaimedDelivery::claim`]): the update is only
     /// recorded while the delivery still holds it.
     pub claim: ClaimToken,
+}
+
+impl DeliveryUpdate {
+    /// The update recording `transition` of the delivery `claimed` holds, with the audit row
+    /// of the try (`None` when nothing was tried), under `claimed`'s claim.
+    pub fn recording(
+        claimed: &ClaimedDelivery,
+        transition: DeliveryTransition,
+        attempt: Option<AttemptRecord>,
+    ) -> Self {
+        Self {
+            id: claimed.delivery.id.clone(),
+            status: transition.to,
+            attempts: transition.attempts,
+            last_error: transition.last_error,
+            provider_message_id: transition.provider_message_id,
+            sent_at: transition.sent_at,
+            next_attempt_at: transition.next_attempt_at,
+            attempt,
+            claim: claimed.claim.clone(),
+        }
+    }
 }
 
 /// The outbox of deliveries waiting to be sent.

@@ -109,7 +109,7 @@ impl From<AttemptRecord> for AttemptView {
             number: a.number,
             started_at: a.started_at,
             duration_ms: a.duration_ms,
-            outcome: a.outcome,
+            outcome: a.outcome.as_str().to_owned(),
             error: a.error,
             provider_response_id: a.provider_response_id,
         }

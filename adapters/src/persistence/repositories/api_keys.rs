@@ -99,7 +99,7 @@ impl DieselApiKeyStore {
             name: name.to_owned(),
             scope: scope.as_str().to_owned(),
             hash: hash_hex.trim().to_ascii_lowercase(),
-            created_at: db_time(Utc::now()),
+            created_at: db_time(self.db.now()),
         };
         self.db
             .call(move |conn| {
@@ -221,7 +221,7 @@ impl ApiKeyDirectory for DieselApiKeyStore {
         hash_hex: &str,
     ) -> Result<Option<(i64, ApiScope)>, RepositoryError> {
         let hash = hash_hex.trim().to_ascii_lowercase();
-        let now = Utc::now();
+        let now = self.db.now();
         self.db
             .call(move |conn| {
                 let found: Option<(i64, String, Option<chrono::NaiveDateTime>)> = api_keys::table

@@ -242,7 +242,7 @@ fn claim(
             .map(|r| r.id.clone())
             .collect();
         if !scheduled.is_empty() {
-            super::inbox_feed::number_due(conn, &scheduled)?;
+            super::notification_writes::numbering::number_due(conn, &scheduled)?;
         }
         for row in rows {
             let id = row.id.clone();
@@ -491,7 +491,7 @@ impl DeliveryQueue for DieselDeliveryQueue {
             return Ok(Vec::new());
         }
         let updates = updates.to_vec();
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         self.db
             .call(move |conn| write_transaction(conn, |conn| record(conn, &updates, now)))
             .await
@@ -568,10 +568,9 @@ impl DeliveryRepository for DieselDeliveryQueue {
                     // requeue it once, and a delivery that moved on meanwhile is left alone.
                     let requeued: Option<DeliveryRow> =
                         diesel::update(deliveries::table.filter(deliveries::id.eq(&id)).filter(
-                            deliveries::status.eq_any([
-                                DeliveryStatus::Dead.as_str(),
-                                DeliveryStatus::Failed.as_str(),
-                            ]),
+                            deliveries::status.eq_any(
+                                DeliveryStatus::RETRYABLE_BY_HAND.map(DeliveryStatus::as_str),
+                            ),
                         ))
                         .set((
                             deliveries::status.eq(DeliveryStatus::Pending.as_str()),

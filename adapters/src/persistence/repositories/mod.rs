@@ -1,10 +1,12 @@
-//! The Diesel implementations of the repository ports, one per file, plus the API key store.
+//! The Diesel implementations of the repository ports, one per file, plus the API key store
+//! and the notification write path (`notification_writes/`: rows, inbox numbering, mentions,
+//! reminders, group commit).
 
 mod api_keys;
 mod deliveries;
-mod group_commit;
 mod idempotency;
 mod inbox_feed;
+mod notification_writes;
 mod notifications;
 mod operations;
 mod personal_data;

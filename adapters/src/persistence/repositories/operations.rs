@@ -25,8 +25,13 @@ use crate::persistence::schema::{
     deliveries, delivery_attempts, idempotency_keys, job_runs, notifications,
 };
 
-/// Statuses of a delivery that may still be sent: never purged, and the queue's depth.
-const UNSETTLED: [&str; 3] = ["pending", "retrying", "sending"];
+/// Statuses of a delivery that may still be sent (`DeliveryStatus::unsettled`): never purged,
+/// and the queue's depth.
+fn unsettled() -> Vec<&'static str> {
+    DeliveryStatus::unsettled()
+        .map(DeliveryStatus::as_str)
+        .collect()
+}
 
 /// A `job_runs` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -179,7 +184,7 @@ fn purge_page(
         .flatten();
     let busy: HashSet<String> = deliveries::table
         .filter(deliveries::notification_id.eq_any(&candidates))
-        .filter(deliveries::status.eq_any(UNSETTLED))
+        .filter(deliveries::status.eq_any(unsettled()))
         .select(deliveries::notification_id)
         .load::<String>(conn)?
         .into_iter()
@@ -435,7 +440,7 @@ impl OperationsStatsSource for DieselOperationsStats {
         self.db
             .call(move |conn| {
                 let rows: Vec<(String, String, i64)> = deliveries::table
-                    .filter(deliveries::status.eq_any(UNSETTLED))
+                    .filter(deliveries::status.eq_any(unsettled()))
                     .group_by((deliveries::channel, deliveries::status))
                     .select((deliveries::channel, deliveries::status, count_star()))
                     .load(conn)?;

@@ -1,7 +1,6 @@
 //! [`DieselRecipientRepository`]: recipients by the host application's id.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use clairon_application::ports::{RecipientRepository, RepositoryError, Upserted};
 use clairon_domain::{Recipient, RecipientId, TelegramChatId};
 use diesel::prelude::*;
@@ -96,7 +95,7 @@ impl RecipientRepository for DieselRecipientRepository {
         if recipients.is_empty() {
             return Ok(Vec::new());
         }
-        let now = db_time(Utc::now());
+        let now = db_time(self.db.now());
         let rows: Vec<_> = recipients
             .iter()
             .map(|r| (RecipientRow::new(r, now), RecipientChanges::new(r, now)))

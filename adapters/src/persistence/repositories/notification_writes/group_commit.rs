@@ -1,7 +1,8 @@
-//! Group commit for [`NotificationRepository::insert_batch`](clairon_application::ports::NotificationRepository::insert_batch):
-//! concurrent requests' notifications are written in one transaction when they arrive while
-//! writers are busy, so a burst of small requests pays for one commit (one WAL flush) per group
-//! instead of one per request, and a recipient's inbox counter is bumped once per group.
+//! Group commit for [`NotificationRepository::insert_batch`](clairon_application::ports::NotificationRepository::insert_batch),
+//! the write path's plain batches: concurrent requests' notifications are written in one
+//! transaction when they arrive while writers are busy, so a burst of small requests pays for
+//! one commit (one WAL flush) per group instead of one per request, and a recipient's inbox
+//! counter is bumped once per group.
 //!
 //! How: every write is queued; a caller that finds a writer slot free spawns a writer task that
 //! drains the queue — up to [`GROUP_ROWS`] notifications per transaction — until it is empty.
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use clairon_application::ports::RepositoryError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::notifications::{write_rows, Rows};
+use super::{write_rows, Rows};
 use crate::http::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, Database};
 
@@ -61,7 +62,7 @@ impl GroupCommit {
         })
     }
 
-    /// Writes `rows` (numbering the notifications, see `insert_rows`) and `settlement`, in
+    /// Writes `rows` (numbering the notifications, see `super::insert_rows`) and `settlement`, in
     /// the same transaction as whatever else is queued with them.
     ///
     /// # Errors
@@ -154,7 +155,7 @@ impl GroupCommit {
                 .call(move |conn| {
                     write_transaction(conn, |conn| {
                         for settlement in &settlements {
-                            super::idempotency::settle(conn, settlement)?;
+                            super::super::idempotency::settle(conn, settlement)?;
                         }
                         write_rows(conn, &rows, None)
                     })
