@@ -1,36 +1,16 @@
 //! What operators and orchestrators probe: `/metrics` (Prometheus text format),
 //! `/health/live` (the process answers), `/health/ready` (and its alias `/health`: the database
-//! answers, the schema is current, the dispatcher runs), and the middleware counting every
-//! HTTP request by route pattern.
+//! answers, the schema is current, the dispatcher runs).
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpRequest, HttpResponse};
-use clairon_application::ports::{Clock, OperationsStatsSource};
+use actix_web::{web, HttpRequest, HttpResponse};
+use clairon_application::ports::DatabaseProblem;
 use serde_json::json;
 
-use super::problem::{ApiError, Problem};
-use super::Handlers;
-use crate::metrics::Metrics;
-
-/// What `/metrics` and the request counter need, as app data.
-#[derive(Clone)]
-pub struct Observability {
-    /// The registry.
-    pub metrics: Arc<Metrics>,
-    /// Reads the queue gauges at scrape time.
-    pub stats: Arc<dyn OperationsStatsSource>,
-    /// "Now", for the oldest due delivery's age.
-    pub clock: Arc<dyn Clock>,
-    /// When set, `/metrics` requires `Authorization: Bearer <token>`
-    /// (`CLAIRON_METRICS_TOKEN`); else it is open, like `/health`.
-    pub metrics_token: Option<String>,
-}
+use super::credentials::api_keys::{bearer, ApiKeys};
+use super::middleware::observability::Observability;
+use super::problem::{repository, ApiError, Problem};
+use super::state::Handlers;
 
 /// The `Content-Type` of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -53,9 +33,9 @@ pub async fn metrics(
     observability: web::Data<Observability>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(token) = &observability.metrics_token {
-        let presented = super::auth::bearer(&req).unwrap_or_default();
+        let presented = bearer(&req).unwrap_or_default();
         // Compared by SHA-256 so the time taken says nothing about the token.
-        if super::auth::ApiKeys::hash_hex(presented) != super::auth::ApiKeys::hash_hex(token) {
+        if ApiKeys::hash_hex(presented) != ApiKeys::hash_hex(token) {
             return Err(ApiError::Unauthorized);
         }
     }
@@ -63,7 +43,7 @@ pub async fn metrics(
         .stats
         .queue_depth(observability.clock.now())
         .await
-        .map_err(super::routes::repository)?;
+        .map_err(repository)?;
     Ok(HttpResponse::Ok()
         .content_type(PROMETHEUS_TEXT)
         .body(observability.metrics.render(&queue)))
@@ -100,7 +80,7 @@ pub async fn live() -> HttpResponse {
 pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
     let probe = &handlers.health;
     let database = probe.database().await;
-    let answers = !matches!(database, Err(super::DatabaseProblem::Unavailable(_)));
+    let answers = !matches!(database, Err(DatabaseProblem::Unavailable(_)));
     let migrations = if answers {
         probe.migrations().await
     } else {
@@ -162,37 +142,4 @@ pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
 )]
 pub async fn health(handlers: web::Data<Handlers>) -> HttpResponse {
     ready(handlers).await
-}
-
-/// Counts every request in [`Metrics`] by method, route pattern and status, with its duration
-/// until the response head. The route is the pattern the router matched
-/// (`/api/v1/recipients/{id}`), or `unmatched`: never the raw path, which would make one
-/// series per id. Does nothing when no [`Observability`] is in the app data.
-///
-/// # Errors
-/// Never of its own; an inner error is counted with its status and passed on.
-pub async fn track_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let Some(observability) = req.app_data::<web::Data<Observability>>().cloned() else {
-        return next.call(req).await;
-    };
-    let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let started = Instant::now();
-    let outcome = next.call(req).await;
-    let status = match &outcome {
-        Ok(response) => response.status(),
-        Err(error) => error.as_response_error().status_code(),
-    };
-    observability.metrics.observe_request(
-        &method,
-        &route,
-        status.as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    outcome
 }

@@ -6,11 +6,11 @@ use actix_web::{web, HttpResponse};
 use clairon_application::commands::{EraseRecipient, EraseRecipientError};
 use clairon_application::queries::{ExportRecipient, ExportRecipientError};
 
-use super::auth::ApiPrincipal;
-use super::openapi::RecipientPath;
-use super::problem::{ApiError, Problem};
-use super::routes::{recipient_id, repository};
-use super::Handlers;
+use crate::http::credentials::api_keys::ApiPrincipal;
+use crate::http::extract::recipient_id;
+use crate::http::problem::{repository, ApiError, Problem};
+use crate::http::schema::params::RecipientPath;
+use crate::http::state::Handlers;
 
 /// `GET /api/v1/recipients/{id}/export` → 200 `{exported_at, recipient, notifications: [{…,
 /// deliveries: [{…, attempt_log}]}]}`: everything held about the recipient; 404 when unknown.
