@@ -5,11 +5,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use clairon_application::ports::DatabaseProblem;
-use serde_json::json;
 
 use super::credentials::api_keys::{bearer, ApiKeys};
 use super::middleware::observability::Observability;
 use super::problem::{repository, ApiError, Problem};
+use super::schema::responses::{Liveness, NotReady, Readiness, ReadinessChecks};
 use super::state::Handlers;
 
 /// The `Content-Type` of the Prometheus text exposition format.
@@ -54,11 +54,14 @@ pub async fn metrics(
 #[utoipa::path(
     get, path = "/health/live", tag = "operations",
     responses(
-        (status = 200, description = "The process serves HTTP: `{\"status\": \"ok\", \"version\"}`; no dependency is checked.", body = Object),
+        (status = 200, description = "The process serves HTTP; no dependency is checked.", body = Liveness),
     ),
 )]
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    HttpResponse::Ok().json(Liveness {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// `GET /health/ready` and `GET /health`: 200 `{"status":"ok","database":"ok",
@@ -73,8 +76,8 @@ pub async fn live() -> HttpResponse {
 #[utoipa::path(
     get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready: `{\"status\": \"ok\" | \"degraded\", \"database\": \"ok\", \"migrations\": \"ok\", \"dispatcher\": \"running\" | \"degraded\", \"dispatcher_restarts\", \"version\"}`; `degraded` after a dispatcher worker was restarted.", body = Object),
-        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each (`database`: `unavailable`, `read-only` or `write failed`).", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Ready: `status` `ok`, or `degraded` after a dispatcher worker was restarted.", body = Readiness),
+        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each (`database`: `unavailable`, `read-only` or `write failed`).", body = NotReady, content_type = "application/problem+json"),
     ),
 )]
 pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
@@ -100,44 +103,45 @@ pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
         not_ready.push("dispatcher");
     }
     let degraded = dispatcher.restarts > 0;
-    let checks = json!({
-        "database": database.as_ref().map_or_else(|p| p.as_str(), |()| "ok"),
-        "migrations": match (answers, &migrations) {
+    let checks = ReadinessChecks {
+        database: database.as_ref().map_or_else(|p| p.as_str(), |()| "ok"),
+        migrations: match (answers, &migrations) {
             (true, Ok(())) => "ok",
             (true, Err(_)) => "pending",
             _ => "unknown",
         },
-        "dispatcher": match (dispatcher.running, degraded) {
+        dispatcher: match (dispatcher.running, degraded) {
             (false, _) => "stopped",
             (true, true) => "degraded",
             (true, false) => "running",
         },
-        "dispatcher_restarts": dispatcher.restarts,
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+        dispatcher_restarts: dispatcher.restarts,
+        version: env!("CARGO_PKG_VERSION"),
+    };
     if not_ready.is_empty() {
-        let mut body = checks;
-        body["status"] = json!(if degraded { "degraded" } else { "ok" });
-        return HttpResponse::Ok().json(body);
+        return HttpResponse::Ok().json(Readiness {
+            status: if degraded { "degraded" } else { "ok" },
+            checks,
+        });
     }
     HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
         .content_type("application/problem+json")
-        .json(json!({
-            "type": "https://clairon.dev/problems/not-ready",
-            "title": "Not ready",
-            "status": 503,
-            "detail": format!("not ready: {}", not_ready.join(", ")),
-            "not_ready": not_ready,
-            "checks": checks,
-        }))
+        .json(NotReady {
+            problem_type: "https://clairon.dev/problems/not-ready",
+            title: "Not ready",
+            status: 503,
+            detail: format!("not ready: {}", not_ready.join(", ")),
+            not_ready,
+            checks,
+        })
 }
 
 /// `GET /health`: the same as [`ready`], kept for existing probes.
 #[utoipa::path(
     get, path = "/health", tag = "operations",
     responses(
-        (status = 200, description = "Ready; the same body as `GET /health/ready`.", body = Object),
-        (status = 503, description = "Not ready: the same problem as `GET /health/ready`, naming what is not ready in `not_ready`.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Ready; the same body as `GET /health/ready`.", body = Readiness),
+        (status = 503, description = "Not ready: the same problem as `GET /health/ready`, naming what is not ready in `not_ready`.", body = NotReady, content_type = "application/problem+json"),
     ),
 )]
 pub async fn health(handlers: web::Data<Handlers>) -> HttpResponse {

@@ -5,89 +5,18 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use clairon_application::commands::RunJob;
-use clairon_application::ports::{Job, JobRun, JobRunQuery, JobStatus, JobTrigger};
-use clairon_application::queries::{GetOperationsStats, OperationsStats};
+use clairon_application::ports::{Job, JobRunQuery, JobStatus, JobTrigger};
+use clairon_application::queries::GetOperationsStats;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use crate::http::problem::{repository, ApiError, FieldError, Problem};
 use crate::http::schema::params::{JobName, JobStatusName};
+use crate::http::schema::responses::{JobRunList, JobRunResponse, OperationsStatsResponse};
 use crate::http::state::Handlers;
 
 /// The statistics window when `since` is not given: the last 24 h.
 pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
-
-/// A run as the API shows it.
-pub fn job_run_json(run: &JobRun) -> Value {
-    json!({
-        "id": run.id,
-        "job": run.job.as_str(),
-        "trigger": run.trigger.as_str(),
-        "started_at": run.started_at.to_rfc3339(),
-        "finished_at": run.finished_at.to_rfc3339(),
-        "duration_ms": run.duration_ms,
-        "status": run.status.as_str(),
-        "stats": run.stats,
-        "error": run.error,
-    })
-}
-
-/// Statistics as the API shows them.
-pub fn stats_json(stats: &OperationsStats) -> Value {
-    let channels: Vec<Value> = stats
-        .channels
-        .iter()
-        .map(|c| {
-            json!({
-                "channel": c.channel.as_str(),
-                "total": c.total,
-                "by_status": c.by_status,
-                "success_rate": c.success_rate,
-                "p50_latency_ms": c.p50_latency_ms,
-                "p95_latency_ms": c.p95_latency_ms,
-            })
-        })
-        .collect();
-    let jobs: Vec<Value> = stats
-        .jobs
-        .iter()
-        .map(|j| {
-            json!({
-                "job": j.job.as_str(),
-                "runs": j.runs,
-                "succeeded": j.succeeded,
-                "success_rate": j.success_rate,
-                "p50_duration_ms": j.p50_duration_ms,
-                "p95_duration_ms": j.p95_duration_ms,
-                "max_duration_ms": j.max_duration_ms,
-            })
-        })
-        .collect();
-    let depth: Vec<Value> = stats
-        .queue
-        .counts
-        .iter()
-        .map(|c| json!({ "channel": c.channel.as_str(), "status": c.status.as_str(), "count": c.count }))
-        .collect();
-    let oldest: serde_json::Map<String, Value> = stats
-        .queue
-        .oldest_due_age_secs
-        .iter()
-        .map(|(c, age)| (c.as_str().to_owned(), json!(age)))
-        .collect();
-    json!({
-        "since": stats.since.to_rfc3339(),
-        "until": stats.now.to_rfc3339(),
-        "deliveries": {
-            "total": stats.channels.iter().map(|c| c.total).sum::<u64>(),
-            "by_channel": channels,
-            "dead_letters": stats.dead_letters,
-        },
-        "jobs": jobs,
-        "queue": { "depth": depth, "oldest_due_age_seconds": oldest },
-    })
-}
 
 fn parse_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
@@ -146,7 +75,7 @@ fn job_names() -> String {
     get, path = "/api/v1/admin/job-runs", tag = "admin",
     params(JobRunFilter),
     responses(
-        (status = 200, description = "A page of job runs, newest first: `{items: [{id, job, trigger, started_at, finished_at, duration_ms, status, stats, error}], next_cursor}`.", body = Object),
+        (status = 200, description = "A page of job runs, newest first.", body = JobRunList),
         (status = 400, description = "Every bad parameter (`job`, `status`, `limit`, `cursor`), named in `errors`.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -208,8 +137,10 @@ pub async fn list_job_runs(
         })
         .await
         .map_err(repository)?;
-    let items: Vec<Value> = page.items.iter().map(job_run_json).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": page.next_cursor })))
+    Ok(HttpResponse::Ok().json(JobRunList {
+        items: page.items.iter().map(JobRunResponse::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `POST /api/v1/admin/jobs/{job}/run`: runs the job now (trigger `api`) and answers `200`
@@ -221,7 +152,7 @@ pub async fn list_job_runs(
     post, path = "/api/v1/admin/jobs/{job}/run", tag = "admin",
     params(("job" = JobName, Path, description = "The job to run now (trigger `api`).")),
     responses(
-        (status = 200, description = "The recorded run, `status` `error` included when the job itself failed: `{id, job, trigger, started_at, finished_at, duration_ms, status, stats, error}`.", body = Object),
+        (status = 200, description = "The recorded run, `status` `error` included when the job itself failed.", body = JobRunResponse),
         (status = 404, description = "No such job.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -245,7 +176,7 @@ pub async fn run_job(
         })
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(job_run_json(&run)))
+    Ok(HttpResponse::Ok().json(JobRunResponse::from(&run)))
 }
 
 /// Query string of `GET /api/v1/admin/stats`.
@@ -265,7 +196,7 @@ struct StatsParams {
     get, path = "/api/v1/admin/stats", tag = "admin",
     params(StatsFilter),
     responses(
-        (status = 200, description = "`{since, until, deliveries: {total, by_channel: [{channel, total, by_status, success_rate, p50_latency_ms, p95_latency_ms}], dead_letters}, jobs: [{job, runs, succeeded, success_rate, p50_duration_ms, p95_duration_ms, max_duration_ms}], queue: {depth: [{channel, status, count}], oldest_due_age_seconds}}`.", body = Object),
+        (status = 200, description = "Deliveries created in the window by channel (status counts, success rate, p50/p95 latency from creation to sent), dead letters, job runs per job, and the queue now.", body = OperationsStatsResponse),
         (status = 400, description = "`since` is not an RFC 3339 date-time in the past, named in `errors`.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -295,5 +226,5 @@ pub async fn stats(
         .execute(GetOperationsStats { since })
         .await
         .map_err(repository)?;
-    Ok(HttpResponse::Ok().json(stats_json(&stats)))
+    Ok(HttpResponse::Ok().json(OperationsStatsResponse::from(&stats)))
 }

@@ -23,9 +23,8 @@ use actix_ws::{CloseCode, CloseReason, Message, Session};
 use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
 use clairon_application::ports::{Clock, InboxFeed, SequencedNotification};
 use clairon_application::queries::UnreadCount;
-use clairon_domain::{Notification, NotificationId, RecipientId};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use clairon_domain::{Metadata, Notification, NotificationId, RecipientId};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::http::credentials::tokens::{
@@ -57,32 +56,112 @@ const REPLAY_PAGE: u32 = 500;
 const SSE_RETRY_MS: u32 = 2000;
 
 /// A notification as live clients see it.
-pub fn notification_json(seq: u64, n: &Notification) -> Value {
-    json!({
-        "id": n.id.as_str(),
-        "seq": seq,
-        "kind": n.kind.as_str(),
-        "title": n.title.as_str(),
-        "body": n.body.as_str(),
-        "action_url": n.action_url.as_ref().map(|u| u.as_str()),
-        "action_label": n.action_label.as_ref().map(|l| l.as_str()),
-        "metadata": n.metadata,
-        "event_type": n.event_type.as_str(),
-        "created_at": n.created_at.to_rfc3339(),
-        "read": n.is_read(),
-    })
+#[derive(Debug, Serialize)]
+pub struct LiveNotification<'a> {
+    /// UUIDv7.
+    pub id: &'a str,
+    /// Its place in the recipient's feed (1, 2, 3…).
+    pub seq: u64,
+    /// `info|success|warning|error`.
+    pub kind: &'static str,
+    /// Title.
+    pub title: &'a str,
+    /// Plain-text body.
+    pub body: &'a str,
+    /// Call-to-action URL.
+    pub action_url: Option<&'a str>,
+    /// Call-to-action label.
+    pub action_label: Option<&'a str>,
+    /// The producer's data, as sent.
+    pub metadata: &'a Metadata,
+    /// `planning.assigned`, `custom`, …
+    pub event_type: &'a str,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Whether it was read.
+    pub read: bool,
 }
 
-fn created_frame(seq: u64, n: &Notification) -> Value {
-    json!({ "type": "notification.created", "notification": notification_json(seq, n) })
+impl<'a> LiveNotification<'a> {
+    /// Notification `n`, number `seq` of its recipient's feed.
+    pub fn new(seq: u64, n: &'a Notification) -> Self {
+        Self {
+            id: n.id.as_str(),
+            seq,
+            kind: n.kind.as_str(),
+            title: n.title.as_str(),
+            body: n.body.as_str(),
+            action_url: n.action_url.as_ref().map(|u| u.as_str()),
+            action_label: n.action_label.as_ref().map(|l| l.as_str()),
+            metadata: &n.metadata,
+            event_type: n.event_type.as_str(),
+            created_at: n.created_at.to_rfc3339(),
+            read: n.is_read(),
+        }
+    }
 }
 
-fn read_frame(ids: &[NotificationId]) -> Value {
-    json!({ "type": "notification.read", "ids": ids })
+/// A frame of the live inbox: a WebSocket text frame, or the `data:` of an SSE event; JSON
+/// with its kind in `type`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum LiveFrame<'a> {
+    /// A new notification.
+    #[serde(rename = "notification.created")]
+    Created {
+        /// It.
+        notification: LiveNotification<'a>,
+    },
+    /// Notifications read (here or elsewhere).
+    #[serde(rename = "notification.read")]
+    Read {
+        /// Their ids.
+        ids: &'a [NotificationId],
+    },
+    /// The unread count now.
+    #[serde(rename = "unread_count")]
+    UnreadCount {
+        /// Unread notifications that are due and not cancelled.
+        count: u64,
+    },
+    /// Events were lost: refetch the list.
+    #[serde(rename = "resync")]
+    Resync,
+    /// A client frame was refused (nothing was done).
+    #[serde(rename = "error")]
+    Error {
+        /// Why.
+        message: &'a str,
+        /// Over the rate limit: seconds until a frame is taken again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
 }
 
-fn count_frame(count: u64) -> Value {
-    json!({ "type": "unread_count", "count": count })
+impl LiveFrame<'_> {
+    /// As JSON text.
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn created_frame(seq: u64, n: &Notification) -> String {
+    LiveFrame::Created {
+        notification: LiveNotification::new(seq, n),
+    }
+    .to_json()
+}
+
+fn read_frame(ids: &[NotificationId]) -> String {
+    LiveFrame::Read { ids }.to_json()
+}
+
+fn count_frame(count: u64) -> String {
+    LiveFrame::UnreadCount { count }.to_json()
+}
+
+fn resync_frame() -> String {
+    LiveFrame::Resync.to_json()
 }
 
 async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
@@ -209,8 +288,8 @@ impl Authenticated {
     }
 }
 
-async fn send(session: &mut Session, frame: &Value) -> bool {
-    session.text(frame.to_string()).await.is_ok()
+async fn send(session: &mut Session, frame: &str) -> bool {
+    session.text(frame.to_owned()).await.is_ok()
 }
 
 async fn websocket_session(
@@ -267,7 +346,7 @@ async fn websocket_session(
                                 break Some(unauthorized("token revoked"));
                             }
                             let count = unread(&handlers, &me).await.unwrap_or(0);
-                            vec![json!({ "type": "resync" }), count_frame(count)]
+                            vec![resync_frame(), count_frame(count)]
                         }
                     },
                     // Too slow: events were lost (a revocation among them, maybe); the count is
@@ -277,7 +356,7 @@ async fn websocket_session(
                             break Some(unauthorized("token revoked"));
                         }
                         let count = unread(&handlers, &me).await.unwrap_or(0);
-                        vec![json!({ "type": "resync" }), count_frame(count)]
+                        vec![resync_frame(), count_frame(count)]
                     }
                     Err(broadcast::error::RecvError::Closed) => break None,
                 };
@@ -306,16 +385,26 @@ async fn client_message(
     limits: Option<&RateLimits>,
     me: &RecipientId,
     text: &str,
-) -> Option<Value> {
-    let error = |message: &str| Some(json!({ "type": "error", "message": message }));
+) -> Option<String> {
+    let error = |message: &str| {
+        Some(
+            LiveFrame::Error {
+                message,
+                retry_after: None,
+            }
+            .to_json(),
+        )
+    };
     if let Some(Err(ApiError::TooManyRequests { retry_after_secs })) =
         limits.map(|l| l.check_recipient(me.as_str()))
     {
-        return Some(json!({
-            "type": "error",
-            "message": "rate limited: nothing was done",
-            "retry_after": retry_after_secs,
-        }));
+        return Some(
+            LiveFrame::Error {
+                message: "rate limited: nothing was done",
+                retry_after: Some(retry_after_secs),
+            }
+            .to_json(),
+        );
     }
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::MarkRead { id }) => {
@@ -372,7 +461,7 @@ pub struct StreamParams {
     since: Option<String>,
 }
 
-fn sse_event(event: &str, id: Option<u64>, data: &Value) -> Bytes {
+fn sse_event(event: &str, id: Option<u64>, data: &str) -> Bytes {
     let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
     Bytes::from(format!("{id}event: {event}\ndata: {data}\n\n"))
 }

@@ -7,20 +7,19 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use clairon_application::ports::{Job, JobRunQuery};
 use clairon_application::queries::{GetOperationsStats, ListDeliveries};
 use clairon_domain::DeliveryStatus;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::i18n::{dashboard_strings, page_language};
+use super::i18n::{page_language, strings, Page};
 use super::sessions::{
     accepts_key, is_admin, session_id, AdminSessions, SESSION_COOKIE, SESSION_TTL,
 };
-use crate::http::api::admin::{job_run_json, DEFAULT_WINDOW};
+use crate::http::api::admin::DEFAULT_WINDOW;
 use crate::http::api::deliveries;
 use crate::http::middleware::rate_limit::Credential;
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::schema::params::IdPath;
-use crate::http::schema::responses::DeliveryResponse;
+use crate::http::schema::responses::{DeliveryResponse, JobRunResponse};
 use crate::http::state::Handlers;
 
 const ADMIN_PAGE: &str = include_str!("../../../assets/admin.html.tera");
@@ -44,7 +43,7 @@ fn base_context(req: &HttpRequest) -> (tera::Context, &'static str) {
     let lang = page_language(req);
     let mut context = tera::Context::new();
     context.insert("lang", lang);
-    context.insert("s", &dashboard_strings(lang));
+    context.insert("s", &strings(lang, Page::Dashboard));
     (context, lang)
 }
 
@@ -54,6 +53,49 @@ fn percent(rate: Option<f64>) -> String {
 
 fn millis(ms: Option<u64>) -> String {
     ms.map_or_else(|| "—".to_owned(), |ms| format!("{ms} ms"))
+}
+
+/// A channel's line of the deliveries table.
+#[derive(Debug, Serialize)]
+struct ChannelRow {
+    channel: &'static str,
+    total: u64,
+    sent: u64,
+    success_rate: String,
+    p50: String,
+    p95: String,
+}
+
+/// A line of the dead letters table.
+#[derive(Debug, Serialize)]
+struct DeadRow<'a> {
+    id: &'a str,
+    channel: &'static str,
+    notification_id: &'a str,
+    recipient_id: &'a str,
+    error: Option<&'a str>,
+}
+
+/// A job with its last runs.
+#[derive(Debug, Serialize)]
+struct JobRows {
+    job: &'static str,
+    runs: Vec<JobRunResponse>,
+}
+
+/// A line of the queue table.
+#[derive(Debug, Serialize)]
+struct QueueRow {
+    channel: &'static str,
+    status: &'static str,
+    count: u64,
+}
+
+/// A channel's oldest due delivery, in seconds.
+#[derive(Debug, Serialize)]
+struct OldestRow {
+    channel: &'static str,
+    age: u64,
 }
 
 /// `GET /admin` (`?lang=fr|en`, else `Accept-Language`): the dashboard with a session or an
@@ -89,18 +131,20 @@ pub async fn dashboard(
         })
         .await
         .map_err(repository)?;
-    let channels: Vec<Value> = stats
+    let channels: Vec<ChannelRow> = stats
         .channels
         .iter()
-        .map(|c| {
-            json!({
-                "channel": c.channel.as_str(),
-                "total": c.total,
-                "sent": c.by_status.get(DeliveryStatus::Sent.as_str()).copied().unwrap_or(0),
-                "success_rate": percent(c.success_rate),
-                "p50": millis(c.p50_latency_ms),
-                "p95": millis(c.p95_latency_ms),
-            })
+        .map(|c| ChannelRow {
+            channel: c.channel.as_str(),
+            total: c.total,
+            sent: c
+                .by_status
+                .get(DeliveryStatus::Sent.as_str())
+                .copied()
+                .unwrap_or(0),
+            success_rate: percent(c.success_rate),
+            p50: millis(c.p50_latency_ms),
+            p95: millis(c.p95_latency_ms),
         })
         .collect();
     let dead = handlers
@@ -113,17 +157,15 @@ pub async fn dashboard(
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let dead: Vec<Value> = dead
+    let dead: Vec<DeadRow> = dead
         .items
         .iter()
-        .map(|d| {
-            json!({
-                "id": d.delivery.id,
-                "channel": d.delivery.channel,
-                "notification_id": d.notification_id,
-                "recipient_id": d.recipient_id,
-                "error": d.delivery.last_error,
-            })
+        .map(|d| DeadRow {
+            id: &d.delivery.id,
+            channel: d.delivery.channel,
+            notification_id: &d.notification_id,
+            recipient_id: &d.recipient_id,
+            error: d.delivery.last_error.as_deref(),
         })
         .collect();
     let mut jobs = Vec::new();
@@ -138,20 +180,30 @@ pub async fn dashboard(
             })
             .await
             .map_err(repository)?;
-        let runs: Vec<Value> = runs.items.iter().map(job_run_json).collect();
-        jobs.push(json!({ "job": job.as_str(), "runs": runs }));
+        let runs: Vec<JobRunResponse> = runs.items.iter().map(JobRunResponse::from).collect();
+        jobs.push(JobRows {
+            job: job.as_str(),
+            runs,
+        });
     }
-    let queue: Vec<Value> = stats
+    let queue: Vec<QueueRow> = stats
         .queue
         .counts
         .iter()
-        .map(|c| json!({ "channel": c.channel.as_str(), "status": c.status.as_str(), "count": c.count }))
+        .map(|c| QueueRow {
+            channel: c.channel.as_str(),
+            status: c.status.as_str(),
+            count: c.count,
+        })
         .collect();
-    let oldest: Vec<Value> = stats
+    let oldest: Vec<OldestRow> = stats
         .queue
         .oldest_due_age_secs
         .iter()
-        .map(|(c, age)| json!({ "channel": c.as_str(), "age": age }))
+        .map(|(c, age)| OldestRow {
+            channel: c.as_str(),
+            age: *age,
+        })
         .collect();
     let failing_jobs = stats.jobs.iter().any(|j| j.succeeded < j.runs);
     context.insert("all_good", &(stats.dead_letters == 0 && !failing_jobs));

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::i18n::{inbox_strings, page_language};
+use super::i18n::{page_language, strings, Page};
 use crate::http::middleware::security::DEFAULT_CSP;
 use crate::http::problem::ApiError;
 
@@ -22,11 +22,11 @@ const CLIENT_JS: &str = include_str!("../../../assets/clairon.js");
 )]
 pub async fn inbox_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let lang = page_language(&req);
-    let strings = inbox_strings(lang);
+    let words = strings(lang, Page::Inbox);
     let mut context = tera::Context::new();
     context.insert("lang", lang);
-    context.insert("strings_json", &strings.to_string());
-    context.insert("s", &strings);
+    context.insert("strings_json", &words.to_string());
+    context.insert("s", &words);
     let html = tera::Tera::one_off(INBOX_PAGE, &context, true)
         .map_err(|e| ApiError::Internal(format!("rendering the inbox page: {e}")))?;
     Ok(HttpResponse::Ok()
