@@ -125,11 +125,10 @@ fn raw_string_at(chars: &[char], i: usize) -> bool {
 
 fn is_char_literal(chars: &[char], i: usize) -> bool {
     // 'a', '\n', '\'' — not a lifetime ('a without a closing quote right after).
-    match (chars.get(i + 1), chars.get(i + 2)) {
-        (Some('\\'), _) => true,
-        (Some(_), Some('\'')) => true,
-        _ => false,
-    }
+    matches!(
+        (chars.get(i + 1), chars.get(i + 2)),
+        (Some('\\'), _) | (Some(_), Some('\''))
+    )
 }
 
 /// Removes every `#[cfg(test)]` item that is a `mod … { … }` block.
@@ -542,7 +541,7 @@ fn the_adapters_crate_has_no_import_cycle_between_its_modules() {
         .iter()
         .map(|g| g.iter().map(|m| (*m).to_owned()).collect())
         .collect();
-    for stale in known.iter().filter(|k| !groups.contains(k)) {
+    if let Some(stale) = known.iter().find(|k| !groups.contains(k)) {
         panic!(
             "{{{}}} no longer import each other in a circle: remove them from KNOWN_TANGLES",
             stale.join(", ")
