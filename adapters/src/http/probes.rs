@@ -77,7 +77,7 @@ pub async fn live() -> HttpResponse {
     get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready: `status` `ok`, or `degraded` after a dispatcher worker was restarted.", body = Readiness),
-        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each (`database`: `unavailable`, `read-only` or `write failed`).", body = NotReady, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each (`database`: `unavailable`, `read-only` or `write failed`).", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
@@ -141,7 +141,7 @@ pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
     get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "Ready; the same body as `GET /health/ready`.", body = Readiness),
-        (status = 503, description = "Not ready: the same problem as `GET /health/ready`, naming what is not ready in `not_ready`.", body = NotReady, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready: the same problem as `GET /health/ready`, naming what is not ready in `not_ready`.", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn health(handlers: web::Data<Handlers>) -> HttpResponse {

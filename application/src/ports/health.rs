@@ -48,10 +48,17 @@ pub struct DispatcherHealth {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
-    /// `Ok` when the database answers and takes writes; otherwise what is wrong.
+    /// `Ok` when the database answers and takes writes.
+    ///
+    /// # Errors
+    /// MUST return [`DatabaseProblem::Unavailable`] when it does not answer,
+    /// [`DatabaseProblem::ReadOnly`] when it refuses writes and [`DatabaseProblem::WriteFailed`]
+    /// when writes fail (a full disk), each with its cause for the log.
     async fn database(&self) -> Result<(), DatabaseProblem>;
-    /// `Ok` when every embedded migration is applied; `Err` naming the pending ones (or why
-    /// they could not be listed) otherwise.
+    /// `Ok` when every embedded migration is applied.
+    ///
+    /// # Errors
+    /// The pending migrations' names (or why they could not be listed).
     async fn migrations(&self) -> Result<(), String>;
     /// The dispatcher workers of this process.
     fn dispatcher(&self) -> DispatcherHealth;

@@ -59,8 +59,10 @@ pub struct Readiness {
     pub checks: ReadinessChecks,
 }
 
-/// The 503 `application/problem+json` of `/health/ready` (RFC 7807, with two extensions).
-#[derive(Debug, Serialize, ToSchema)]
+/// The 503 `application/problem+json` of `/health/ready`: a [`crate::http::problem::Problem`]
+/// (RFC 7807) with two extension members, `not_ready` and `checks`; the document names it
+/// `Problem`, as every error answer.
+#[derive(Debug, Serialize)]
 pub struct NotReady {
     /// `https://clairon.dev/problems/not-ready`.
     #[serde(rename = "type")]
