@@ -3,7 +3,7 @@
 //! counters.
 //!
 //! Counters and histograms are updated where things happen: the HTTP middleware
-//! ([`crate::http::observability::track_requests`]), the dispatcher (through the
+//! ([`crate::http::middleware::observability::track_requests`]), the dispatcher (through the
 //! [`DispatchObserver`] port), job runs (the [`MeteredJobRunRepository`] decorator) and live
 //! connections ([`ConnectionGauge`]). The queue gauges are read from the database at scrape
 //! time ([`Metrics::render`]), so every process reports the shared queue.

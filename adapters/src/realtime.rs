@@ -49,7 +49,7 @@ pub enum LiveEvent {
 }
 
 /// Told about revocations as every process hears them: the token check's cache, which must
-/// forget what it knew (see `http::tokens`).
+/// forget what it knew (see `http::credentials::tokens`).
 pub trait RevocationListener: Send + Sync {
     /// `recipient`'s tokens were revoked (or the recipient erased).
     fn revoked(&self, recipient: &RecipientId);

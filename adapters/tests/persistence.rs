@@ -9,19 +9,18 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
-use clairon_adapters::http::idempotency::{
-    self, Begun, IdempotencyStore, IdempotentRequest, StoredResponse,
-};
+use clairon_adapters::idempotency;
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselNotificationRepository, DieselOperationsStats,
     DieselRecipientRepository, PersistenceError,
 };
 use clairon_application::ports::{
-    AttemptRecord, ChannelStatusCount, ClaimToken, ClaimedDelivery, DeliveryListQuery,
-    DeliveryQueue, DeliveryRepository, DeliveryUpdate, Housekeeping, ListQuery, NewNotification,
-    NewReminder, NotificationRepository, OperationsStatsSource, Purged, ReadFilter,
-    RecipientRepository, ReminderChanges, RepositoryError, Requeued, Upserted,
+    AttemptRecord, Begun, ChannelStatusCount, ClaimToken, ClaimedDelivery, DeliveryListQuery,
+    DeliveryQueue, DeliveryRepository, DeliveryUpdate, Housekeeping, IdempotencyStore,
+    IdempotentRequest, ListQuery, NewNotification, NewReminder, NotificationRepository,
+    OperationsStatsSource, Purged, ReadFilter, RecipientRepository, ReminderChanges,
+    RepositoryError, Requeued, StoredResponse, Upserted,
 };
 use clairon_domain::{
     ActionLabel, ActionUrl, AttemptOutcome, Body, Channel, ChannelSet, Delivery, DeliveryId,
@@ -1255,7 +1254,7 @@ async fn api_key_hashes_are_stored_once_found_and_counted(#[case] engine: Engine
 #[case::postgres(Engine::Postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_is_found_with_its_scope_until_it_is_revoked(#[case] engine: Engine) {
-    use clairon_adapters::http::ApiKeyDirectory;
+    use clairon_application::ports::ApiKeyDirectory;
     use clairon_domain::ApiScope;
 
     let t = open_or_skip!(engine);

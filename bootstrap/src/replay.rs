@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
-use clairon_adapters::http::dto::{PlanningEventBody, RecipientBody};
 use clairon_adapters::http::extract::parse_json;
+use clairon_adapters::http::schema::requests::{PlanningEventBody, RecipientBody};
 use clairon_application::commands::{HandlePlanningEvent, UpsertRecipients};
 use clairon_application::queries::GetNotification;
 use serde::Deserialize;

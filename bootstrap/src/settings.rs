@@ -328,7 +328,7 @@ impl Settings {
     }
 
     /// The token buckets of the HTTP API: per API key, per recipient, and per client address
-    /// for refused credentials (see `clairon_adapters::http::rate_limit`).
+    /// for refused credentials (see `clairon_adapters::http::middleware::rate_limit`).
     pub fn rate_limits(&self) -> RateLimits {
         RateLimits::new(
             RateQuota::new(self.rate_limit_per_sec, self.rate_limit_burst),

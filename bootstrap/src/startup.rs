@@ -13,8 +13,8 @@ use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
 use clairon_adapters::http::{
-    self, AdminSessions, ApiKeys, BodyLimits, DatabaseProblem, DispatcherHealth, Handlers,
-    HealthProbe, HttpOptions, Live, Observability, RecipientTokens,
+    self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
+    RecipientTokens,
 };
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
@@ -37,8 +37,9 @@ use clairon_application::commands::{
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::ports::{
-    Clock, DeliveryWaker, EmailSender, IdGenerator, JobRunRepository, NotificationRepository,
-    OperationsStatsSource, RecipientRepository, TelegramSender, TemplateRenderer,
+    Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
+    JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
+    TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
@@ -103,42 +104,33 @@ struct DatabaseHealth {
     dispatcher: DispatcherState,
 }
 
-type Check<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
-
+#[async_trait::async_trait]
 impl HealthProbe for DatabaseHealth {
-    fn database(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DatabaseProblem>> + Send + '_>>
-    {
-        Box::pin(async move {
-            self.database
-                .ping()
-                .await
-                .map_err(|e| DatabaseProblem::Unavailable(e.to_string()))?;
-            self.database
-                .check_writes()
-                .await
-                .map_err(|(failure, cause)| match failure {
-                    WriteFailure::ReadOnly => DatabaseProblem::ReadOnly(cause),
-                    WriteFailure::Failed => DatabaseProblem::WriteFailed(cause),
-                })
-        })
+    async fn database(&self) -> Result<(), DatabaseProblem> {
+        self.database
+            .ping()
+            .await
+            .map_err(|e| DatabaseProblem::Unavailable(e.to_string()))?;
+        self.database
+            .check_writes()
+            .await
+            .map_err(|(failure, cause)| match failure {
+                WriteFailure::ReadOnly => DatabaseProblem::ReadOnly(cause),
+                WriteFailure::Failed => DatabaseProblem::WriteFailed(cause),
+            })
     }
 
-    fn migrations(&self) -> Check<'_> {
-        Box::pin(async move {
-            let pending = self
-                .database
-                .pending_migrations()
-                .await
-                .map_err(|e| e.to_string())?;
-            if pending.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("pending migrations: {}", pending.join(", ")))
-            }
-        })
+    async fn migrations(&self) -> Result<(), String> {
+        let pending = self
+            .database
+            .pending_migrations()
+            .await
+            .map_err(|e| e.to_string())?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("pending migrations: {}", pending.join(", ")))
+        }
     }
 
     fn dispatcher(&self) -> DispatcherHealth {
@@ -435,6 +427,7 @@ impl Components {
                 token_generations,
                 realtime.clone(),
             )),
+            clock: clock.clone(),
         });
         let observability = Observability {
             metrics,
@@ -588,11 +581,11 @@ impl Application {
                 // Innermost: every 4xx/5xx, whoever produced it, is RFC 7807 problem+json,
                 // before the security headers, the request counter and the request id see it.
                 .wrap(from_fn(http::problem::problems))
-                .wrap(from_fn(http::security::security_headers))
+                .wrap(from_fn(http::middleware::security::security_headers))
                 // The request counter sees the final status; the request id spans everything
                 // but the access log, which prints the id it answered with.
-                .wrap(from_fn(http::observability::track_requests))
-                .wrap(from_fn(http::request_id::assign))
+                .wrap(from_fn(http::middleware::observability::track_requests))
+                .wrap(from_fn(http::middleware::request_id::assign))
                 .wrap(
                     // `%U` (the path) and not `%r`: query strings may carry recipient tokens.
                     actix_web::middleware::Logger::new(

@@ -11,10 +11,11 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use clairon_domain::{NotificationId, RecipientId};
+
 use super::problem::{ApiError, FieldError};
 
-/// Largest accepted body by default, in bytes (256 KiB).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub use super::problem::MAX_BODY_BYTES;
 
 /// Deepest accepted nesting of arrays and objects by default: well above any real request
 /// (planning events nest 4 levels), well below serde_json's own recursion limit (128).
@@ -249,6 +250,23 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// The recipient id of a path; an id that cannot exist is a 404, as an unknown one is.
+///
+/// # Errors
+/// [`ApiError::NotFound`] naming it.
+pub fn recipient_id(raw: &str) -> Result<RecipientId, ApiError> {
+    RecipientId::parse(raw).map_err(|_| ApiError::NotFound(format!("recipient {raw:?} not found")))
+}
+
+/// The notification id of a path; an id that cannot exist is a 404, as an unknown one is.
+///
+/// # Errors
+/// [`ApiError::NotFound`] naming it.
+pub fn notification_id(raw: &str) -> Result<NotificationId, ApiError> {
+    NotificationId::parse(raw)
+        .map_err(|_| ApiError::NotFound(format!("notification {raw:?} not found")))
 }
 
 #[cfg(test)]

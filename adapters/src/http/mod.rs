@@ -4,151 +4,46 @@
 //!
 //! Routes translate requests into commands and queries of the application layer and their
 //! results or errors into JSON or RFC 7807 problems; they hold no business rule.
+//!
+//! Layout: [`api`] (one module per `/api/v1` resource, each owning its handlers), [`me`] (the
+//! recipient-token routes: REST and live streams), [`pages`] (the HTML pages), [`probes`]
+//! (health and metrics), [`middleware`]; the shared pieces [`problem`], [`extract`],
+//! [`schema`], [`credentials`] and [`state`] import no route module, and [`openapi`] (which
+//! imports the handlers) is imported by this file only.
 
-pub mod admin;
-pub mod auth;
-mod deliveries;
-pub mod dto;
+pub mod api;
+pub mod credentials;
 pub mod extract;
-mod gdpr;
-pub mod idempotency;
-pub mod live;
-pub mod observability;
+pub mod me;
+pub mod middleware;
 pub mod openapi;
-pub mod paths;
+pub mod pages;
+pub mod probes;
 pub mod problem;
-pub mod rate_limit;
-pub mod request_id;
-pub mod responses;
-mod routes;
-pub mod security;
-pub mod tokens;
-
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+pub mod schema;
+pub mod state;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
-use clairon_application::commands::{
-    CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
-    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
-};
-use clairon_application::ports::RecipientRepository;
-use clairon_application::queries::{
-    ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
-    ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
-};
 
-pub use admin::AdminSessions;
-pub use auth::{ApiKeyDirectory, ApiKeys, ApiPrincipal};
+pub use credentials::api_keys::{ApiKeys, ApiPrincipal};
+pub use credentials::tokens::RecipientTokens;
 pub use extract::BodyLimits;
-pub use idempotency::IdempotencyStore;
-pub use live::Live;
-pub use observability::Observability;
+pub use me::stream::Live;
+pub use middleware::observability::Observability;
+pub use middleware::rate_limit::{AuthFailureQuota, RateLimits, RateQuota};
 pub use openapi::ApiDoc;
+pub use pages::sessions::AdminSessions;
 pub use problem::{ApiError, FieldError};
-pub use rate_limit::{AuthFailureQuota, RateLimits, RateQuota};
-pub use tokens::RecipientTokens;
+pub use state::Handlers;
 use utoipa_swagger_ui::SwaggerUi;
 
-/// Why the database is not ready, as `/health/ready` names it in `checks.database`; each holds
-/// a cause that is logged, never shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseProblem {
-    /// It does not answer (`unavailable`).
-    Unavailable(String),
-    /// It answers but refuses writes (`read-only`): a read-only SQLite file, a PostgreSQL
-    /// standby or read-only session.
-    ReadOnly(String),
-    /// It answers, but writes fail (`write failed`): a full disk, I/O errors.
-    WriteFailed(String),
-}
-
-impl DatabaseProblem {
-    /// `unavailable`, `read-only` or `write failed`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Unavailable(_) => "unavailable",
-            Self::ReadOnly(_) => "read-only",
-            Self::WriteFailed(_) => "write failed",
-        }
-    }
-
-    /// The cause, for the log.
-    pub fn cause(&self) -> &str {
-        match self {
-            Self::Unavailable(c) | Self::ReadOnly(c) | Self::WriteFailed(c) => c,
-        }
-    }
-}
-
-/// The dispatcher workers of this process, as `/health/ready` reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DispatcherHealth {
-    /// Whether at least one worker runs.
-    pub running: bool,
-    /// How many times a worker was restarted after a panic escaped its loop, since start-up
-    /// (any: `degraded`).
-    pub restarts: u64,
-}
-
-/// What `/health/ready` checks.
-pub trait HealthProbe: Send + Sync {
-    /// `Ok` when the database answers and takes writes; otherwise what is wrong.
-    fn database(&self) -> Pin<Box<dyn Future<Output = Result<(), DatabaseProblem>> + Send + '_>>;
-    /// `Ok` when every embedded migration is applied; `Err` naming the pending ones (or why
-    /// they could not be listed) otherwise.
-    fn migrations(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
-    /// The dispatcher workers of this process.
-    fn dispatcher(&self) -> DispatcherHealth;
-}
-
-/// Everything the routes call: the use-case handlers, built once by the bootstrap.
-pub struct Handlers {
-    /// `PUT /recipients/{id}`, `POST /recipients/import`.
-    pub upsert_recipients: Arc<UpsertRecipientsHandler>,
-    /// `GET /recipients/{id}` reads the repository directly: it is a plain lookup.
-    pub recipients: Arc<dyn RecipientRepository>,
-    /// `POST /notifications`.
-    pub create_notification: Arc<CreateNotificationHandler>,
-    /// `POST /notifications/plannings/{id}/events`.
-    pub handle_planning_event: Arc<HandlePlanningEventHandler>,
-    /// `GET /recipients/{id}/notifications`.
-    pub list_notifications: Arc<ListNotificationsHandler>,
-    /// `GET /recipients/{id}/notifications/unread-count`.
-    pub unread_count: Arc<UnreadCountHandler>,
-    /// `GET /notifications/{id}`.
-    pub get_notification: Arc<GetNotificationHandler>,
-    /// `POST /notifications/{id}/read`.
-    pub mark_read: Arc<MarkNotificationReadHandler>,
-    /// `POST /recipients/{id}/notifications/read-all`.
-    pub mark_all_read: Arc<MarkAllNotificationsReadHandler>,
-    /// `POST /notifications/test`.
-    pub send_test: Arc<SendTestNotificationHandler>,
-    /// `GET /deliveries`.
-    pub list_deliveries: Arc<ListDeliveriesHandler>,
-    /// `POST /deliveries/{id}/retry`.
-    pub retry_delivery: Arc<RetryDeliveryHandler>,
-    /// `/health`.
-    pub health: Arc<dyn HealthProbe>,
-    /// `Idempotency-Key` records of the ingestion POSTs.
-    pub idempotency: Arc<dyn IdempotencyStore>,
-    /// `POST /admin/jobs/{job}/run`.
-    pub run_job: Arc<RunJobHandler>,
-    /// `GET /admin/job-runs`.
-    pub list_job_runs: Arc<ListJobRunsHandler>,
-    /// `GET /admin/stats` and the dashboard.
-    pub operations_stats: Arc<GetOperationsStatsHandler>,
-    /// `GET /recipients/{id}/export`.
-    pub export_recipient: Arc<ExportRecipientHandler>,
-    /// `DELETE /recipients/{id}`.
-    pub erase_recipient: Arc<EraseRecipientHandler>,
-    /// `POST /recipients/{id}/tokens/revoke`.
-    pub revoke_tokens: Arc<RevokeRecipientTokensHandler>,
-}
+use self::api::{admin, deliveries, gdpr, inbox, notifications, recipients};
+use self::credentials::tokens;
+use self::me::{rest, stream};
+use self::middleware::{auth, idempotency, paths, rate_limit, security};
+use self::pages::{dashboard, sessions};
+use self::problem::not_found;
 
 /// What the routes' wiring takes from configuration.
 #[derive(Debug, Clone, Default)]
@@ -199,24 +94,24 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
     cfg.app_data(web::QueryConfig::default().error_handler(problem::query_error))
         .app_data(web::PathConfig::default().error_handler(problem::path_error))
         .app_data(web::Data::new(openapi::document()))
-        .service(web::resource("/health").get(observability::health))
-        .service(web::resource("/health/live").get(observability::live))
-        .service(web::resource("/health/ready").get(observability::ready))
-        .service(web::resource("/metrics").get(observability::metrics))
-        .service(web::resource("/admin").get(admin::dashboard))
-        .service(web::resource("/admin/login").post(admin::login))
-        .service(web::resource("/admin/logout").post(admin::logout))
+        .service(web::resource("/health").get(probes::health))
+        .service(web::resource("/health/live").get(probes::live))
+        .service(web::resource("/health/ready").get(probes::ready))
+        .service(web::resource("/metrics").get(probes::metrics))
+        .service(web::resource("/admin").get(dashboard::dashboard))
+        .service(web::resource("/admin/login").post(dashboard::login))
+        .service(web::resource("/admin/logout").post(dashboard::logout))
         .service(
             web::resource("/admin/deliveries/{id}/retry").route(
                 web::post()
-                    .to(admin::retry_delivery)
+                    .to(dashboard::retry_delivery)
                     .wrap(from_fn(paths::refuse_dot_segments))
-                    .wrap(from_fn(admin::require_admin_session)),
+                    .wrap(from_fn(sessions::require_admin_session)),
             ),
         )
-        .service(web::resource("/static/admin.js").get(admin::admin_js))
-        .service(web::resource("/inbox").get(live::inbox_page))
-        .service(web::resource("/static/clairon.js").get(live::client_js))
+        .service(web::resource("/static/admin.js").get(dashboard::admin_js))
+        .service(web::resource("/inbox").get(pages::inbox::inbox_page))
+        .service(web::resource("/static/clairon.js").get(pages::inbox::client_js))
         .service(web::resource("/api/openapi.json").get(openapi::openapi_json))
         .service(
             web::scope("/api/docs")
@@ -225,7 +120,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                     SwaggerUi::new("/{_:.*}")
                         .config(utoipa_swagger_ui::Config::new(["/api/openapi.json"])),
                 )
-                .default_service(web::to(routes::not_found)),
+                .default_service(web::to(not_found)),
         )
         // Before `/api/v1`: recipient tokens only, never API keys.
         .service(
@@ -236,19 +131,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .wrap(from_fn(tokens::authenticate))
                 // Outermost: preflights are answered before any token is asked for.
                 .wrap(security::me_cors(&options.cors_origins))
-                .service(web::resource("/notifications").get(live::me_list))
-                .service(web::resource("/notifications/unread-count").get(live::me_unread_count))
-                .service(web::resource("/notifications/stream").get(live::sse))
-                .service(web::resource("/notifications/read-all").post(live::me_read_all))
+                .service(web::resource("/notifications").get(rest::me_list))
+                .service(web::resource("/notifications/unread-count").get(rest::me_unread_count))
+                .service(web::resource("/notifications/stream").get(stream::sse))
+                .service(web::resource("/notifications/read-all").post(rest::me_read_all))
                 .service(
                     web::resource("/notifications/{id}/read").route(
                         web::post()
-                            .to(live::me_mark_read)
+                            .to(rest::me_mark_read)
                             .wrap(from_fn(paths::refuse_dot_segments)),
                     ),
                 )
-                .service(web::resource("/ws").get(live::websocket))
-                .default_service(web::to(routes::not_found)),
+                .service(web::resource("/ws").get(stream::websocket))
+                .default_service(web::to(not_found)),
         )
         .service(
             web::scope("/api/v1")
@@ -256,13 +151,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .service(web::resource("/recipients/import").route(scoped!(
                     post,
                     require_send,
-                    routes::import_recipients,
+                    recipients::import_recipients,
                     idempotency::idempotent
                 )))
                 .service(
                     web::resource("/recipients/{id}")
-                        .route(scoped!(put, require_send, routes::put_recipient))
-                        .route(scoped!(get, require_read, routes::get_recipient))
+                        .route(scoped!(put, require_send, recipients::put_recipient))
+                        .route(scoped!(get, require_read, recipients::get_recipient))
                         .route(scoped!(delete, require_admin, gdpr::erase)),
                 )
                 .service(web::resource("/recipients/{id}/export").route(scoped!(
@@ -273,65 +168,65 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .service(web::resource("/recipients/{id}/tokens").route(scoped!(
                     post,
                     require_read,
-                    live::issue_token
+                    recipients::issue_token
                 )))
                 // The counterpart of issuing: whoever may mint a recipient's tokens may void them.
                 .service(
                     web::resource("/recipients/{id}/tokens/revoke").route(scoped!(
                         post,
                         require_read,
-                        live::revoke_tokens
+                        recipients::revoke_tokens
                     )),
                 )
                 .service(
                     web::resource("/recipients/{id}/notifications").route(scoped!(
                         get,
                         require_read,
-                        routes::list_notifications
+                        inbox::list_notifications
                     )),
                 )
                 .service(
                     web::resource("/recipients/{id}/notifications/unread-count").route(scoped!(
                         get,
                         require_read,
-                        routes::unread_count
+                        inbox::unread_count
                     )),
                 )
                 .service(
                     web::resource("/recipients/{id}/notifications/read-all").route(scoped!(
                         post,
                         require_read,
-                        routes::mark_all_read
+                        inbox::mark_all_read
                     )),
                 )
                 .service(web::resource("/notifications").route(scoped!(
                     post,
                     require_send,
-                    routes::create_notifications,
+                    notifications::create_notifications,
                     idempotency::idempotent
                 )))
                 .service(web::resource("/notifications/test").route(scoped!(
                     post,
                     require_send,
-                    routes::send_test
+                    notifications::send_test
                 )))
                 .service(
                     web::resource("/notifications/plannings/{planning_id}/events").route(scoped!(
                         post,
                         require_send,
-                        routes::planning_event,
+                        notifications::planning_event,
                         idempotency::idempotent
                     )),
                 )
                 .service(web::resource("/notifications/{id}").route(scoped!(
                     get,
                     require_read,
-                    routes::get_notification
+                    notifications::get_notification
                 )))
                 .service(web::resource("/notifications/{id}/read").route(scoped!(
                     post,
                     require_read,
-                    routes::mark_read
+                    notifications::mark_read
                 )))
                 .service(web::resource("/deliveries").route(scoped!(
                     get,
@@ -356,9 +251,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                             ),
                         )
                         .service(web::resource("/stats").get(admin::stats))
-                        .default_service(web::to(routes::not_found)),
+                        .default_service(web::to(not_found)),
                 )
-                .default_service(web::to(routes::not_found)),
+                .default_service(web::to(not_found)),
         )
-        .default_service(web::to(routes::not_found));
+        .default_service(web::to(not_found));
 }

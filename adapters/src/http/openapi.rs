@@ -14,10 +14,17 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use super::api::{admin, deliveries, gdpr, inbox, notifications, recipients};
+use super::me::{rest, stream};
+use super::pages::{dashboard, inbox as inbox_page};
+use super::probes;
 use super::problem::{FieldError, Problem, PROBLEM_JSON};
-use super::{admin, deliveries, gdpr, live, observability, routes};
+use super::schema::params::{
+    ChannelName, DeliveryStatusName, InboxFilter, JobName, JobStatusName, KindName,
+    PlanningEventName, PriorityName, RecipientIdSchema,
+};
 
 /// The security scheme of `/api/v1` (except `/api/v1/me`): an API key as a bearer token.
 pub const API_KEY_SCHEME: &str = "api_key";
@@ -39,49 +46,49 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(
-        observability::health,
-        observability::live,
-        observability::ready,
-        observability::metrics,
-        admin::dashboard,
-        admin::login,
-        admin::logout,
-        admin::retry_delivery,
-        admin::admin_js,
+        probes::health,
+        probes::live,
+        probes::ready,
+        probes::metrics,
+        dashboard::dashboard,
+        dashboard::login,
+        dashboard::logout,
+        dashboard::retry_delivery,
+        dashboard::admin_js,
         admin::list_job_runs,
         admin::run_job,
         admin::stats,
         openapi_json,
         docs_redirect,
-        live::inbox_page,
-        live::client_js,
-        routes::put_recipient,
-        routes::get_recipient,
-        routes::import_recipients,
+        inbox_page::inbox_page,
+        inbox_page::client_js,
+        recipients::put_recipient,
+        recipients::get_recipient,
+        recipients::import_recipients,
         gdpr::export,
         gdpr::erase,
-        live::issue_token,
-        live::revoke_tokens,
-        routes::list_notifications,
-        routes::unread_count,
-        routes::mark_all_read,
-        routes::create_notifications,
-        routes::send_test,
-        routes::planning_event,
-        routes::get_notification,
-        routes::mark_read,
+        recipients::issue_token,
+        recipients::revoke_tokens,
+        inbox::list_notifications,
+        inbox::unread_count,
+        inbox::mark_all_read,
+        notifications::create_notifications,
+        notifications::send_test,
+        notifications::planning_event,
+        notifications::get_notification,
+        notifications::mark_read,
         deliveries::list,
         deliveries::retry,
-        live::me_list,
-        live::me_unread_count,
-        live::me_mark_read,
-        live::me_read_all,
-        live::sse,
-        live::websocket,
+        rest::me_list,
+        rest::me_unread_count,
+        rest::me_mark_read,
+        rest::me_read_all,
+        stream::sse,
+        stream::websocket,
     ),
     components(schemas(
         Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
-        PlanningEventName, RecipientIdSchema, admin::LoginForm, JobName, JobStatusName,
+        PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName,
     )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
@@ -279,149 +286,4 @@ pub async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, "/api/docs/"))
         .finish()
-}
-
-/// Which notifications an inbox listing shows.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum InboxFilter {
-    /// Not read yet.
-    Unread,
-    /// Read.
-    Read,
-    /// Both.
-    All,
-}
-
-/// The `{id}` of the recipient routes.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Path, names("id"))]
-pub struct RecipientPath(
-    /// The host application's user id: 1 to 128 letters, digits, `_ - . : @`, but not `.` or
-    /// `..` (422).
-    #[param(pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
-    pub String,
-);
-
-/// The `{id}` of the notification and delivery routes.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Path, names("id"))]
-pub struct IdPath(
-    /// An id this service gave out (a UUIDv7 today; 1 to 64 letters, digits, `-` or `_`).
-    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    pub String,
-);
-
-/// The optional `Idempotency-Key` header of the ingestion POSTs (IETF draft
-/// `draft-ietf-httpapi-idempotency-key-header`).
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct IdempotencyKeyHeader {
-    /// 1 to 255 visible ASCII characters. Retrying with the same key and request answers the
-    /// first answer (with `Idempotent-Replayed: true`) and creates nothing; kept 24 h.
-    #[param(rename = "Idempotency-Key", pattern = "^[\\x21-\\x7E]{1,255}$")]
-    pub idempotency_key: Option<String>,
-}
-
-/// A delivery status, as the API names it.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum DeliveryStatusName {
-    /// Waiting for a worker (or for `next_attempt_at`).
-    Pending,
-    /// Claimed by a worker.
-    Sending,
-    /// The provider accepted it.
-    Sent,
-    /// Failed transiently; tried again later.
-    Retrying,
-    /// Refused for good by the provider.
-    Failed,
-    /// Every attempt failed.
-    Dead,
-    /// The channel cannot reach the recipient.
-    Skipped,
-    /// Cancelled before it went out (a cancelled reminder).
-    Cancelled,
-}
-
-/// A channel, as the API names it.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum ChannelName {
-    /// The in-app inbox.
-    InApp,
-    /// Email (SMTP).
-    Email,
-    /// Telegram.
-    Telegram,
-}
-
-/// A recipient id, as the host application names its users.
-#[derive(Debug, ToSchema)]
-#[schema(as = RecipientId, pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
-pub struct RecipientIdSchema(pub String);
-
-/// A notification's kind.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum KindName {
-    /// Neutral.
-    Info,
-    /// Something went well.
-    Success,
-    /// Needs attention.
-    Warning,
-    /// Something went wrong.
-    Error,
-}
-
-/// A notification's priority.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum PriorityName {
-    /// Delivered first.
-    Critical,
-    /// Before normal.
-    High,
-    /// The default.
-    Normal,
-    /// Last.
-    Low,
-}
-
-/// What happened to a planning.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum PlanningEventName {
-    /// Artists were assigned.
-    Assigned,
-    /// Time, place, title or contact changed.
-    Modified,
-    /// It will not take place.
-    Cancelled,
-    /// The host's own reminder.
-    Reminder,
-}
-
-/// A background job, as the API names it.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum JobName {
-    /// Releases or reclaims expired delivery leases (every minute).
-    LeaseReaper,
-    /// Purges notifications older than `CLAIRON_RETENTION_DAYS` and old job runs (daily).
-    Retention,
-    /// Purges expired `Idempotency-Key` records.
-    IdempotencyPurge,
-}
-
-/// How a job run ended.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum JobStatusName {
-    /// It did its work.
-    Success,
-    /// It failed; `error` says why.
-    Error,
 }

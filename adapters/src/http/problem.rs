@@ -8,12 +8,33 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, ResponseError};
+use clairon_application::ports::RepositoryError;
 use clairon_domain::ValidationError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// The media type of every error answer (RFC 7807 § 6.1).
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Default maximum size of a request body: 256 KiB (`CLAIRON_MAX_BODY_BYTES` sets the one in
+/// force, [`crate::http::extract::BodyLimits`]); the size a bare 413 names.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A repository failure as a problem: 503 when the database is unavailable, 500 otherwise.
+pub fn repository(e: RepositoryError) -> ApiError {
+    match e {
+        RepositoryError::Unavailable(cause) => ApiError::Unavailable(cause),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// Any unknown route: 404.
+///
+/// # Errors
+/// Always [`ApiError::NotFound`].
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -239,7 +260,7 @@ fn problem_for(status: StatusCode) -> ApiError {
         403 => ApiError::Forbidden("this route is not allowed".into()),
         404 => ApiError::NotFound("no such route".into()),
         405 => ApiError::MethodNotAllowed("this method".into()),
-        413 => ApiError::PayloadTooLarge(super::extract::MAX_BODY_BYTES),
+        413 => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
         415 => ApiError::UnsupportedMediaType,
         503 => ApiError::Unavailable(format!("answered {status} without a problem body")),
         s if s >= 500 => ApiError::Internal(format!("answered {status} without a problem body")),

@@ -4,9 +4,12 @@
 //! them with mockall. No SDK type crosses a port: arguments and results are domain types or the
 //! plain structs defined here.
 
+mod api_keys;
 mod clock;
 mod delivery_queue;
 mod delivery_repository;
+mod health;
+mod idempotency;
 mod inbox_feed;
 mod notification_repository;
 mod operations;
@@ -18,12 +21,15 @@ mod senders;
 mod templates;
 mod token_generations;
 
+pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
 pub use delivery_queue::{
     AttemptRecord, ClaimToken, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
     POISON_CRASHES,
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
+pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
+pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
@@ -47,11 +53,17 @@ pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, 
 pub use token_generations::TokenGenerations;
 
 #[cfg(any(test, feature = "mocks"))]
+pub use api_keys::MockApiKeyDirectory;
+#[cfg(any(test, feature = "mocks"))]
 pub use clock::{MockClock, MockIdGenerator, MockTimer};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_repository::MockDeliveryRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use health::MockHealthProbe;
+#[cfg(any(test, feature = "mocks"))]
+pub use idempotency::MockIdempotencyStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]

@@ -7,11 +7,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_application::ports::RepositoryError;
+use clairon_application::ports::{ApiKeyDirectory, RepositoryError};
 use clairon_domain::ApiScope;
 use diesel::prelude::*;
 
-use crate::http::ApiKeyDirectory;
 use crate::persistence::connection::{Database, DbError};
 use crate::persistence::rows::{db_time, utc};
 use crate::persistence::schema::api_keys;

@@ -7,12 +7,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use clairon_application::ports::RepositoryError;
+use clairon_application::ports::{
+    Begun, IdempotencyStore, IdempotentRequest, RepositoryError, StoredResponse,
+};
 use diesel::prelude::*;
 
-use crate::http::idempotency::{
-    Begun, IdempotencyStore, IdempotentRequest, Settlement, StoredResponse,
-};
+use crate::idempotency::Settlement;
 use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Database, DbError,
 };

@@ -6,7 +6,7 @@ use clairon_domain::{Recipient, RecipientId, TelegramChatId};
 use diesel::prelude::*;
 
 use super::CHUNK;
-use crate::http::idempotency::Settlement;
+use crate::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, AnyConnection, Database, DbError};
 use crate::persistence::rows::{db_time, RecipientChanges, RecipientRow};
 use crate::persistence::schema::recipients;
@@ -100,7 +100,7 @@ impl RecipientRepository for DieselRecipientRepository {
             .iter()
             .map(|r| (RecipientRow::new(r, now), RecipientChanges::new(r, now)))
             .collect();
-        let settlement = crate::http::idempotency::subjects_settlement(
+        let settlement = crate::idempotency::subjects_settlement(
             recipients.iter().map(|r| r.id.as_str().to_owned()),
         );
         match self.upsert_once(rows.clone(), settlement.clone()).await {

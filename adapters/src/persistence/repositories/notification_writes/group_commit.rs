@@ -23,7 +23,7 @@ use clairon_application::ports::RepositoryError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{write_rows, Rows};
-use crate::http::idempotency::Settlement;
+use crate::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, Database};
 
 /// Most notifications written by one grouped transaction; a larger request is written alone.

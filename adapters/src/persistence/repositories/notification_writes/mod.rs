@@ -26,7 +26,7 @@ use diesel::prelude::*;
 
 use self::group_commit::GroupCommit;
 use super::CHUNK;
-use crate::http::idempotency::{self, Settlement};
+use crate::idempotency::{self, Settlement};
 use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Database, DbError,
 };

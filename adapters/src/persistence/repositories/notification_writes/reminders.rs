@@ -9,7 +9,7 @@ use clairon_domain::{DeliveryStatus, NotificationId};
 use diesel::prelude::*;
 
 use super::{insert_rows, write_rows, Rows};
-use crate::http::idempotency::Settlement;
+use crate::idempotency::Settlement;
 use crate::persistence::connection::{AnyConnection, DbError};
 use crate::persistence::repositories::CHUNK;
 use crate::persistence::schema::{deliveries, notifications};

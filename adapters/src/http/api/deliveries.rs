@@ -9,10 +9,10 @@ use clairon_domain::{Channel, DeliveryId, DeliveryStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::openapi::{ChannelName, DeliveryStatusName, IdPath};
-use super::problem::{ApiError, FieldError, Problem};
-use super::responses::{DeliveryListEntry, DeliveryPage, DeliveryResponse};
-use super::Handlers;
+use crate::http::problem::{ApiError, FieldError, Problem};
+use crate::http::schema::params::{ChannelName, DeliveryStatusName, IdPath};
+use crate::http::schema::responses::{DeliveryListEntry, DeliveryPage, DeliveryResponse};
+use crate::http::state::Handlers;
 
 fn repository(e: RepositoryError) -> ApiError {
     match e {

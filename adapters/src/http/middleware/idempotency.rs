@@ -19,18 +19,16 @@
 //!
 //! **The answer is written with the work.** Storing the answer after the request's transaction
 //! committed could fail (or the process die in between), and a retry would then run the request
-//! a second time once the record counts as abandoned. So the request runs inside a [`scope`]:
+//! a second time once the record counts as abandoned. So the request runs inside a [`crate::idempotency::scope`]:
 //! a route that writes notifications tells it, before writing, how its answer is built from
-//! them ([`answer_with`]), and the persistence adapter takes a [`Settlement`] from the scope on
+//! them ([`crate::idempotency::answer_with`]), and the persistence adapter takes a [`crate::idempotency::Settlement`] from the scope on
 //! the request's task and applies it in the same transaction as the rows: the record becomes
 //! `completed` with its answer, and the recipients the request wrote about are recorded
 //! (`idempotency_subjects`, so that erasing one of them drops the record). The middleware's own
 //! write is then skipped. Routes whose rerun creates nothing new (an import upserts, a planning
 //! event id is unique) only record their subjects and keep the answer written afterwards.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -38,16 +36,18 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage as _, HttpResponse};
-use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
-use clairon_application::ports::{NewNotification, RepositoryError};
+use chrono::TimeDelta;
+use clairon_application::ports::{
+    Begun, IdempotencyStore, IdempotentRequest, RepositoryError, StoredResponse,
+};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::auth::{bearer, ApiKeys};
-use super::extract::BodyLimits;
-use super::problem::ApiError;
-use super::Handlers;
+use crate::http::credentials::api_keys::{bearer, ApiKeys};
+use crate::http::extract::BodyLimits;
+use crate::http::problem::ApiError;
+use crate::http::state::Handlers;
+use crate::idempotency::{scope, Scope};
 
 /// The request header (IETF draft `draft-ietf-httpapi-idempotency-key-header`).
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -60,194 +60,6 @@ pub const KEY_TTL: TimeDelta = TimeDelta::hours(24);
 
 /// Longest accepted key, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
-
-/// One request under an idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotentRequest {
-    /// Lowercase hex SHA-256 of the caller's API key: keys of different clients never collide.
-    pub api_key_hash: String,
-    /// The `Idempotency-Key` header.
-    pub key: String,
-    /// Lowercase hex SHA-256 of method, path and body ([`fingerprint`]).
-    pub fingerprint: String,
-}
-
-/// A stored answer, replayed as is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    /// HTTP status code.
-    pub status: u16,
-    /// `Content-Type`, when the answer had one.
-    pub content_type: Option<String>,
-    /// The body (the API only answers JSON, so UTF-8).
-    pub body: String,
-}
-
-/// What [`IdempotencyStore::begin`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Begun {
-    /// The key was free (or expired): it is now recorded in progress and the request must run.
-    Started,
-    /// Another request with this key and fingerprint has not finished.
-    InProgress,
-    /// A request with this key and fingerprint completed with this answer.
-    Completed(StoredResponse),
-    /// The key was used with another fingerprint (another path or body).
-    Mismatch,
-}
-
-/// Where idempotency keys are kept: a port of the HTTP adapter, implemented by
-/// `persistence::DieselIdempotencyStore`.
-#[async_trait]
-pub trait IdempotencyStore: Send + Sync {
-    /// Records `request`'s key as in progress unless a live record exists, atomically: of two
-    /// concurrent calls with one key, exactly one gets [`Begun::Started`]. Records whose
-    /// `expires_at` is at or before `now` are ignored (and purged); a new record expires at
-    /// `now + ttl`.
-    ///
-    /// # Errors
-    /// [`RepositoryError::Unavailable`] when the database fails (nothing is recorded).
-    async fn begin(
-        &self,
-        request: &IdempotentRequest,
-        now: DateTime<Utc>,
-        ttl: TimeDelta,
-    ) -> Result<Begun, RepositoryError>;
-
-    /// Stores the answer of a started request; it is replayed from then on.
-    ///
-    /// # Errors
-    /// [`RepositoryError::Unavailable`] when the database fails.
-    async fn complete(
-        &self,
-        request: &IdempotentRequest,
-        response: &StoredResponse,
-    ) -> Result<(), RepositoryError>;
-
-    /// Forgets a started request that did not complete (a 5xx answer), so the key may be used
-    /// again. A completed record is left alone.
-    ///
-    /// # Errors
-    /// [`RepositoryError::Unavailable`] when the database fails.
-    async fn release(&self, request: &IdempotentRequest) -> Result<(), RepositoryError>;
-}
-
-/// How a route's answer is built from the notifications it is about to write.
-pub type AnswerBuilder = Box<dyn FnOnce(&[NewNotification]) -> StoredResponse + Send>;
-
-/// The `Idempotency-Key` request a task is serving, and what its route said of its answer.
-pub struct Scope {
-    request: IdempotentRequest,
-    answer: Mutex<Option<AnswerBuilder>>,
-    answered: AtomicBool,
-}
-
-impl std::fmt::Debug for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope")
-            .field("key", &self.request.key)
-            .field("answered", &self.answered.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Scope {
-    /// The scope of `request`, a key just [`Begun::Started`].
-    pub fn new(request: IdempotentRequest) -> Arc<Self> {
-        Arc::new(Self {
-            request,
-            answer: Mutex::new(None),
-            answered: AtomicBool::new(false),
-        })
-    }
-
-    /// Whether a transaction that committed stored the answer ([`mark_answered`]).
-    pub fn answered(&self) -> bool {
-        self.answered.load(Ordering::Acquire)
-    }
-}
-
-tokio::task_local! {
-    static SCOPE: Arc<Scope>;
-}
-
-/// What the persistence adapter writes about the served request's record, in the transaction
-/// of the request's work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// The record.
-    pub request: IdempotentRequest,
-    /// The answer, stored with the work (the record becomes `completed`); `None`: stored by the
-    /// middleware afterwards.
-    pub answer: Option<StoredResponse>,
-    /// Ids of the recipients the request wrote about (`idempotency_subjects`).
-    pub subjects: Vec<String>,
-}
-
-/// Runs `future` (the rest of the request) as the request under `request`'s key.
-pub async fn scope<F: Future>(scope: Arc<Scope>, future: F) -> F::Output {
-    SCOPE.scope(scope, future).await
-}
-
-/// For a route about to write notifications: its answer, built from them, is stored in the same
-/// transaction. Does nothing outside an `Idempotency-Key` request. Call it before the write; the
-/// first write of the request takes it.
-pub fn answer_with(build: impl FnOnce(&[NewNotification]) -> StoredResponse + Send + 'static) {
-    let _ = SCOPE.try_with(|scope| {
-        *scope.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(build));
-    });
-}
-
-/// For the persistence adapter, on the request's task, before it writes `batch`: what to write
-/// about the request's record with it (the answer, taken once, and the recipients named).
-/// `None` outside an `Idempotency-Key` request.
-pub fn settlement_for(batch: &[NewNotification]) -> Option<Settlement> {
-    SCOPE
-        .try_with(|scope| {
-            let answer = scope
-                .answer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .map(|build| build(batch));
-            let mut subjects: Vec<String> = Vec::new();
-            for new in batch {
-                let n = &new.notification;
-                let named = std::iter::once(n.recipient_id.clone())
-                    .chain(clairon_domain::rules::mentioned_recipients(n));
-                for id in named {
-                    if !subjects.iter().any(|s| s == id.as_str()) {
-                        subjects.push(id.as_str().to_owned());
-                    }
-                }
-            }
-            Settlement {
-                request: scope.request.clone(),
-                answer,
-                subjects,
-            }
-        })
-        .ok()
-}
-
-/// For the persistence adapter, on the request's task, before it writes recipients `ids`: the
-/// subjects to record with them (no answer: an upsert run twice writes the same). `None`
-/// outside an `Idempotency-Key` request.
-pub fn subjects_settlement(ids: impl IntoIterator<Item = String>) -> Option<Settlement> {
-    SCOPE
-        .try_with(|scope| Settlement {
-            request: scope.request.clone(),
-            answer: None,
-            subjects: ids.into_iter().collect(),
-        })
-        .ok()
-}
-
-/// For the persistence adapter, on the request's task: the transaction that stored the
-/// settlement's answer committed, so the middleware need not store it again.
-pub fn mark_answered() {
-    let _ = SCOPE.try_with(|scope| scope.answered.store(true, Ordering::Release));
-}
 
 /// Checks an `Idempotency-Key` value: 1 to [`MAX_KEY_LEN`] visible ASCII characters.
 ///
@@ -335,9 +147,9 @@ pub async fn idempotent(
             .map(ServiceResponse::map_into_boxed_body);
     };
     let key = parse_key(raw)?;
-    let store: Arc<dyn IdempotencyStore> = req
+    let (store, clock): (Arc<dyn IdempotencyStore>, _) = req
         .app_data::<web::Data<Handlers>>()
-        .map(|h| h.idempotency.clone())
+        .map(|h| (h.idempotency.clone(), h.clock.clone()))
         .ok_or_else(|| ApiError::Internal("no idempotency store configured".into()))?;
     let api_key_hash = bearer(req.request())
         .map(ApiKeys::hash_hex)
@@ -351,7 +163,7 @@ pub async fn idempotent(
     };
 
     match store
-        .begin(&request, Utc::now(), KEY_TTL)
+        .begin(&request, clock.now(), KEY_TTL)
         .await
         .map_err(store_error)?
     {

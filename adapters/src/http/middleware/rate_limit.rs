@@ -25,8 +25,8 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::observability::Observability;
-use super::problem::ApiError;
-use super::tokens::recipient_of;
+use crate::http::credentials::tokens::recipient_of;
+use crate::http::problem::ApiError;
 
 /// A token bucket: `per_sec` requests per second on average, at most `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,11 +6,12 @@ use actix_web::{web, HttpResponse};
 use clairon_application::commands::{EraseRecipient, EraseRecipientError};
 use clairon_application::queries::{ExportRecipient, ExportRecipientError};
 
-use super::auth::ApiPrincipal;
-use super::openapi::RecipientPath;
-use super::problem::{ApiError, Problem};
-use super::routes::{recipient_id, repository};
-use super::Handlers;
+use crate::http::credentials::api_keys::ApiPrincipal;
+use crate::http::extract::recipient_id;
+use crate::http::problem::{repository, ApiError, Problem};
+use crate::http::schema::params::RecipientPath;
+use crate::http::schema::responses::RecipientExport;
+use crate::http::state::Handlers;
 
 /// `GET /api/v1/recipients/{id}/export` → 200 `{exported_at, recipient, notifications: [{…,
 /// deliveries: [{…, attempt_log}]}]}`: everything held about the recipient; 404 when unknown.
@@ -21,7 +22,7 @@ use super::Handlers;
     get, path = "/api/v1/recipients/{id}/export", tag = "gdpr",
     params(RecipientPath),
     responses(
-        (status = 200, description = "Everything held about the recipient (`Cache-Control: no-store`): `{exported_at, recipient, notifications: [{…, deliveries: [{…, attempt_log}]}]}`. Scope `read` or `admin`.", body = Object),
+        (status = 200, description = "Everything held about the recipient (`Cache-Control: no-store`): `{exported_at, recipient, notifications: [{…, deliveries: [{…, attempt_log}]}]}`. Scope `read` or `admin`.", body = RecipientExport),
         (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -44,7 +45,7 @@ pub async fn export(
         })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(export))
+        .json(RecipientExport::from(export)))
 }
 
 /// `DELETE /api/v1/recipients/{id}` → 204: the recipient and all their notifications,

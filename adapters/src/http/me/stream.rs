@@ -1,6 +1,5 @@
-//! The recipient's side of the API: `/api/v1/me/…` (recipient token only), the live inbox over
-//! WebSocket and Server-Sent Events, token issuing (API key), and the notification center page
-//! with its JavaScript client.
+//! The live inbox of `/api/v1/me`: WebSocket (`/api/v1/me/ws`) and Server-Sent Events
+//! (`/api/v1/me/notifications/stream`).
 //!
 //! Live connections subscribe to their recipient's room in the [`InProcessHub`] before reading
 //! anything from the database, so nothing committed meanwhile can fall between the two; the SSE
@@ -21,27 +20,19 @@ use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, Session};
-use chrono::Utc;
-use clairon_application::commands::{
-    MarkAllNotificationsRead, MarkNotificationRead, RevokeRecipientTokens,
-    RevokeRecipientTokensError,
-};
-use clairon_application::ports::{InboxFeed, SequencedNotification};
+use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
+use clairon_application::ports::{Clock, InboxFeed, SequencedNotification};
 use clairon_application::queries::UnreadCount;
-use clairon_domain::{Notification, NotificationId, RecipientId};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use clairon_domain::{Metadata, Notification, NotificationId, RecipientId};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-use super::openapi::{IdPath, RecipientPath};
-use super::problem::{ApiError, Problem};
-use super::rate_limit::RateLimits;
-use super::responses::{
-    IssuedToken, MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
+use crate::http::credentials::tokens::{
+    presented_token, recipient_of, Me, RecipientTokens, TokenError,
 };
-use super::routes::{self, ListParams};
-use super::tokens::{presented_token, recipient_of, Me, RecipientTokens, TokenError};
-use super::Handlers;
+use crate::http::middleware::rate_limit::RateLimits;
+use crate::http::problem::{repository, ApiError, Problem};
+use crate::http::state::Handlers;
 use crate::realtime::{InProcessHub, LiveEvent};
 
 /// What the live routes need besides the use-case handlers.
@@ -65,32 +56,112 @@ const REPLAY_PAGE: u32 = 500;
 const SSE_RETRY_MS: u32 = 2000;
 
 /// A notification as live clients see it.
-pub fn notification_json(seq: u64, n: &Notification) -> Value {
-    json!({
-        "id": n.id.as_str(),
-        "seq": seq,
-        "kind": n.kind.as_str(),
-        "title": n.title.as_str(),
-        "body": n.body.as_str(),
-        "action_url": n.action_url.as_ref().map(|u| u.as_str()),
-        "action_label": n.action_label.as_ref().map(|l| l.as_str()),
-        "metadata": n.metadata,
-        "event_type": n.event_type.as_str(),
-        "created_at": n.created_at.to_rfc3339(),
-        "read": n.is_read(),
-    })
+#[derive(Debug, Serialize)]
+pub struct LiveNotification<'a> {
+    /// UUIDv7.
+    pub id: &'a str,
+    /// Its place in the recipient's feed (1, 2, 3…).
+    pub seq: u64,
+    /// `info|success|warning|error`.
+    pub kind: &'static str,
+    /// Title.
+    pub title: &'a str,
+    /// Plain-text body.
+    pub body: &'a str,
+    /// Call-to-action URL.
+    pub action_url: Option<&'a str>,
+    /// Call-to-action label.
+    pub action_label: Option<&'a str>,
+    /// The producer's data, as sent.
+    pub metadata: &'a Metadata,
+    /// `planning.assigned`, `custom`, …
+    pub event_type: &'a str,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Whether it was read.
+    pub read: bool,
 }
 
-fn created_frame(seq: u64, n: &Notification) -> Value {
-    json!({ "type": "notification.created", "notification": notification_json(seq, n) })
+impl<'a> LiveNotification<'a> {
+    /// Notification `n`, number `seq` of its recipient's feed.
+    pub fn new(seq: u64, n: &'a Notification) -> Self {
+        Self {
+            id: n.id.as_str(),
+            seq,
+            kind: n.kind.as_str(),
+            title: n.title.as_str(),
+            body: n.body.as_str(),
+            action_url: n.action_url.as_ref().map(|u| u.as_str()),
+            action_label: n.action_label.as_ref().map(|l| l.as_str()),
+            metadata: &n.metadata,
+            event_type: n.event_type.as_str(),
+            created_at: n.created_at.to_rfc3339(),
+            read: n.is_read(),
+        }
+    }
 }
 
-fn read_frame(ids: &[NotificationId]) -> Value {
-    json!({ "type": "notification.read", "ids": ids })
+/// A frame of the live inbox: a WebSocket text frame, or the `data:` of an SSE event; JSON
+/// with its kind in `type`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum LiveFrame<'a> {
+    /// A new notification.
+    #[serde(rename = "notification.created")]
+    Created {
+        /// It.
+        notification: LiveNotification<'a>,
+    },
+    /// Notifications read (here or elsewhere).
+    #[serde(rename = "notification.read")]
+    Read {
+        /// Their ids.
+        ids: &'a [NotificationId],
+    },
+    /// The unread count now.
+    #[serde(rename = "unread_count")]
+    UnreadCount {
+        /// Unread notifications that are due and not cancelled.
+        count: u64,
+    },
+    /// Events were lost: refetch the list.
+    #[serde(rename = "resync")]
+    Resync,
+    /// A client frame was refused (nothing was done).
+    #[serde(rename = "error")]
+    Error {
+        /// Why.
+        message: &'a str,
+        /// Over the rate limit: seconds until a frame is taken again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
 }
 
-fn count_frame(count: u64) -> Value {
-    json!({ "type": "unread_count", "count": count })
+impl LiveFrame<'_> {
+    /// As JSON text.
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn created_frame(seq: u64, n: &Notification) -> String {
+    LiveFrame::Created {
+        notification: LiveNotification::new(seq, n),
+    }
+    .to_json()
+}
+
+fn read_frame(ids: &[NotificationId]) -> String {
+    LiveFrame::Read { ids }.to_json()
+}
+
+fn count_frame(count: u64) -> String {
+    LiveFrame::UnreadCount { count }.to_json()
+}
+
+fn resync_frame() -> String {
+    LiveFrame::Resync.to_json()
 }
 
 async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
@@ -102,127 +173,6 @@ async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
         .await
         .map_err(|e| tracing::warn!(error = %e, "live: cannot count unread notifications"))
         .ok()
-}
-
-/// `POST /api/v1/recipients/{id}/tokens` (API key) → 201 `{"token", "expires_at"}`.
-#[utoipa::path(
-    post, path = "/api/v1/recipients/{id}/tokens", tag = "recipients",
-    params(RecipientPath),
-    responses(
-        (status = 201, description = "A recipient token for `/api/v1/me` (`Cache-Control: no-store`).", body = IssuedToken),
-        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = [])),
-)]
-pub async fn issue_token(
-    tokens: web::Data<RecipientTokens>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = routes::recipient_id(&path)?;
-    let Some((token, expires_at)) = tokens.issue(&id, Utc::now()).await? else {
-        return Err(ApiError::NotFound(format!("recipient {id} not found")));
-    };
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(IssuedToken { token, expires_at }))
-}
-
-/// `POST /api/v1/recipients/{id}/tokens/revoke` → 204: every token issued for the recipient
-/// until now is refused from now on (401), and their open WebSocket and SSE connections close.
-///
-/// # Errors
-/// 404 for an unknown recipient; 503 when the database fails (nothing is revoked then).
-#[utoipa::path(
-    post, path = "/api/v1/recipients/{id}/tokens/revoke", tag = "recipients",
-    params(RecipientPath),
-    responses(
-        (status = 204, description = "Revoked: every token issued for the recipient until now gets `401`, at once in this process and within `CLAIRON_TOKEN_CACHE_MS` (5 s) at worst in others; their open WebSocket connections close with `4401` and their SSE streams end. Tokens issued after this work. Scope `read` or `admin`."),
-        (status = 404, description = "No such recipient.", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = [])),
-)]
-pub async fn revoke_tokens(
-    handlers: web::Data<Handlers>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let recipient_id = routes::recipient_id(&path)?;
-    handlers
-        .revoke_tokens
-        .execute(RevokeRecipientTokens { recipient_id })
-        .await
-        .map_err(|e| match e {
-            RevokeRecipientTokensError::UnknownRecipient(id) => {
-                ApiError::NotFound(format!("recipient {id} not found"))
-            }
-            RevokeRecipientTokensError::Repository(e) => routes::repository(e),
-        })?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// `GET /api/v1/me/notifications` — the token's inbox, same filters as the API-key route.
-#[utoipa::path(
-    get, path = "/api/v1/me/notifications", tag = "me",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of the token's inbox, newest first.", body = NotificationPage),
-        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad `status`, `limit` or `cursor`, named.", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("recipient_token" = [])),
-)]
-pub async fn me_list(
-    handlers: web::Data<Handlers>,
-    me: Me,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    routes::list_for(&handlers, me.recipient, &params).await
-}
-
-/// `GET /api/v1/me/notifications/unread-count` → `{"unread": n}`.
-#[utoipa::path(
-    get, path = "/api/v1/me/notifications/unread-count", tag = "me",
-    responses(
-        (status = 200, description = "The token's unread count.", body = UnreadCountResponse),
-        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("recipient_token" = [])),
-)]
-pub async fn me_unread_count(
-    handlers: web::Data<Handlers>,
-    me: Me,
-) -> Result<HttpResponse, ApiError> {
-    routes::unread_for(&handlers, me.recipient).await
-}
-
-/// `POST /api/v1/me/notifications/{id}/read`: someone else's notification is 404.
-#[utoipa::path(
-    post, path = "/api/v1/me/notifications/{id}/read", tag = "me",
-    params(IdPath),
-    responses(
-        (status = 200, description = "The notification, read.", body = NotificationResponse),
-        (status = 404, description = "No such notification among the token's.", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("recipient_token" = [])),
-)]
-pub async fn me_mark_read(
-    handlers: web::Data<Handlers>,
-    me: Me,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    routes::mark_read_as(&handlers, &path, Some(me.recipient)).await
-}
-
-/// `POST /api/v1/me/notifications/read-all` → `{"marked": n, "unread": 0}`.
-#[utoipa::path(
-    post, path = "/api/v1/me/notifications/read-all", tag = "me",
-    responses(
-        (status = 200, description = "Every notification of the token's recipient is read.", body = MarkedAllRead),
-        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("recipient_token" = [])),
-)]
-pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpResponse, ApiError> {
-    routes::mark_all_for(&handlers, me.recipient).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,6 +221,7 @@ pub async fn websocket(
                     me,
                     token,
                     tokens: tokens.into_inner(),
+                    clock: handlers.clock.clone(),
                 },
                 session,
                 stream,
@@ -315,6 +266,7 @@ struct Authenticated {
     me: Me,
     token: String,
     tokens: Arc<RecipientTokens>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Authenticated {
@@ -329,15 +281,15 @@ impl Authenticated {
 
     /// When the token expires, on tokio's clock.
     fn expiry(&self) -> tokio::time::Instant {
-        let left = (self.me.expires_at - Utc::now())
+        let left = (self.me.expires_at - self.clock.now())
             .to_std()
             .unwrap_or(Duration::ZERO);
         tokio::time::Instant::now() + left
     }
 }
 
-async fn send(session: &mut Session, frame: &Value) -> bool {
-    session.text(frame.to_string()).await.is_ok()
+async fn send(session: &mut Session, frame: &str) -> bool {
+    session.text(frame.to_owned()).await.is_ok()
 }
 
 async fn websocket_session(
@@ -394,7 +346,7 @@ async fn websocket_session(
                                 break Some(unauthorized("token revoked"));
                             }
                             let count = unread(&handlers, &me).await.unwrap_or(0);
-                            vec![json!({ "type": "resync" }), count_frame(count)]
+                            vec![resync_frame(), count_frame(count)]
                         }
                     },
                     // Too slow: events were lost (a revocation among them, maybe); the count is
@@ -404,7 +356,7 @@ async fn websocket_session(
                             break Some(unauthorized("token revoked"));
                         }
                         let count = unread(&handlers, &me).await.unwrap_or(0);
-                        vec![json!({ "type": "resync" }), count_frame(count)]
+                        vec![resync_frame(), count_frame(count)]
                     }
                     Err(broadcast::error::RecvError::Closed) => break None,
                 };
@@ -433,16 +385,26 @@ async fn client_message(
     limits: Option<&RateLimits>,
     me: &RecipientId,
     text: &str,
-) -> Option<Value> {
-    let error = |message: &str| Some(json!({ "type": "error", "message": message }));
+) -> Option<String> {
+    let error = |message: &str| {
+        Some(
+            LiveFrame::Error {
+                message,
+                retry_after: None,
+            }
+            .to_json(),
+        )
+    };
     if let Some(Err(ApiError::TooManyRequests { retry_after_secs })) =
         limits.map(|l| l.check_recipient(me.as_str()))
     {
-        return Some(json!({
-            "type": "error",
-            "message": "rate limited: nothing was done",
-            "retry_after": retry_after_secs,
-        }));
+        return Some(
+            LiveFrame::Error {
+                message: "rate limited: nothing was done",
+                retry_after: Some(retry_after_secs),
+            }
+            .to_json(),
+        );
     }
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::MarkRead { id }) => {
@@ -499,7 +461,7 @@ pub struct StreamParams {
     since: Option<String>,
 }
 
-fn sse_event(event: &str, id: Option<u64>, data: &Value) -> Bytes {
+fn sse_event(event: &str, id: Option<u64>, data: &str) -> Bytes {
     let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
     Bytes::from(format!("{id}event: {event}\ndata: {data}\n\n"))
 }
@@ -558,7 +520,7 @@ pub async fn sse(
             live.feed
                 .last_seq(&me.recipient)
                 .await
-                .map_err(routes::repository)?,
+                .map_err(repository)?,
         ),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -567,6 +529,7 @@ pub async fn sse(
             me,
             token,
             tokens: tokens.into_inner(),
+            clock: handlers.clock.clone(),
         },
         start,
         subscription,
@@ -705,122 +668,4 @@ async fn sse_session(
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The notification center page
-
-const INBOX_PAGE: &str = include_str!("../../assets/inbox.html.tera");
-const CLIENT_JS: &str = include_str!("../../assets/clairon.js");
-
-#[derive(Debug, Deserialize)]
-struct PageParams {
-    lang: Option<String>,
-}
-
-pub(crate) fn page_language(req: &HttpRequest) -> &'static str {
-    let asked = web::Query::<PageParams>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.into_inner().lang);
-    match asked.as_deref() {
-        Some("fr") => return "fr",
-        Some("en") => return "en",
-        _ => {}
-    }
-    let accept = req
-        .headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    // The first of fr/en the browser lists wins.
-    let fr = accept.to_ascii_lowercase().find("fr");
-    let en = accept.to_ascii_lowercase().find("en");
-    match (fr, en) {
-        (Some(f), Some(e)) if f < e => "fr",
-        (Some(_), None) => "fr",
-        _ => "en",
-    }
-}
-
-/// The page's words, per language. `{n}` is replaced by the client.
-fn page_strings(lang: &str) -> Value {
-    if lang == "fr" {
-        json!({
-            "title": "Notifications",
-            "unread_zero": "Aucune notification non lue",
-            "unread_one": "1 notification non lue",
-            "unread_many": "{n} notifications non lues",
-            "connecting": "Connexion…",
-            "live": "En direct",
-            "reconnecting": "Connexion perdue, nouvel essai…",
-            "unauthorized": "Jeton invalide ou expiré : collez-en un nouveau.",
-            "token_label": "Jeton d’accès",
-            "connect": "Se connecter",
-            "filter": "Afficher",
-            "all": "Toutes",
-            "unread": "Non lues",
-            "read": "Lues",
-            "mark_all": "Tout marquer comme lu",
-            "mark_one": "Marquer comme lue",
-            "empty": "Rien ici pour l’instant.",
-        })
-    } else {
-        json!({
-            "title": "Notifications",
-            "unread_zero": "No unread notifications",
-            "unread_one": "1 unread notification",
-            "unread_many": "{n} unread notifications",
-            "connecting": "Connecting…",
-            "live": "Live",
-            "reconnecting": "Connection lost, retrying…",
-            "unauthorized": "Invalid or expired token: paste a new one.",
-            "token_label": "Access token",
-            "connect": "Connect",
-            "filter": "Show",
-            "all": "All",
-            "unread": "Unread",
-            "read": "Read",
-            "mark_all": "Mark all as read",
-            "mark_one": "Mark as read",
-            "empty": "Nothing here yet.",
-        })
-    }
-}
-
-/// `GET /inbox`: the notification center page (token pasted or `?token=`, `?lang=fr|en`, else
-/// the browser's `Accept-Language`).
-#[utoipa::path(
-    get, path = "/inbox", tag = "operations",
-    params(
-        ("token" = Option<String>, Query, description = "A recipient token; the page moves it to `sessionStorage` (or paste it into the page)."),
-        ("lang" = Option<String>, Query, description = "`fr` or `en`; anything else: the browser's `Accept-Language`."),
-    ),
-    responses((status = 200, description = "The notification center page.", content_type = "text/html", body = String)),
-)]
-pub async fn inbox_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let lang = page_language(&req);
-    let strings = page_strings(lang);
-    let mut context = tera::Context::new();
-    context.insert("lang", lang);
-    context.insert("strings_json", &strings.to_string());
-    context.insert("s", &strings);
-    let html = tera::Tera::one_off(INBOX_PAGE, &context, true)
-        .map_err(|e| ApiError::Internal(format!("rendering the inbox page: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, super::PAGE_CSP))
-        .body(html))
-}
-
-/// `GET /static/clairon.js`: the browser client (an ES module, embedded in the binary).
-#[utoipa::path(
-    get, path = "/static/clairon.js", tag = "operations",
-    responses((status = 200, description = "The JavaScript client, an ES module (`ClaironInbox`).", content_type = "text/javascript", body = String)),
-)]
-pub async fn client_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(CLIENT_JS)
 }

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::openapi::{KindName, PlanningEventName, PriorityName, RecipientIdSchema};
+use super::params::{KindName, PlanningEventName, PriorityName, RecipientIdSchema};
 
-use super::problem::{ApiError, FieldError};
+use crate::http::problem::{ApiError, FieldError};
 
 /// Collects field errors while translating a body.
 #[derive(Default)]
@@ -219,7 +219,7 @@ pub struct NotificationBody {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// Channels to use (at least one); default every channel that is on.
-    #[schema(value_type = Option<Vec<super::openapi::ChannelName>>, min_items = 1)]
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>, min_items = 1)]
     pub channels: Option<Vec<String>>,
     /// RFC 3339 date-time: deliver then rather than at once.
     #[schema(format = DateTime)]
@@ -604,7 +604,7 @@ pub struct TestBody {
     /// …and/or a Telegram chat.
     pub telegram_chat_id: Option<StringOrInt>,
     /// Channels to test; default every channel that is on.
-    #[schema(value_type = Option<Vec<super::openapi::ChannelName>>)]
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>)]
     pub channels: Option<Vec<String>>,
 }
 

@@ -4,27 +4,272 @@
 //! They are built from the application's read models (`NotificationView`, `DeliveryView`, …),
 //! which stay free of any HTTP or OpenAPI concern.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use clairon_application::commands::{CreatedNotification, TestChannelResult, TestStatus};
+use clairon_application::ports::JobRun;
 use clairon_application::queries::{
     AttemptView, DeliveryListItem, DeliveryView, NotificationDetailsView, NotificationView,
+    OperationsStats, RecipientExportView, RecipientProfileView,
 };
 use clairon_domain::{DeliveryStatus, Recipient};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-/// `GET /health`.
+use super::params::{ChannelName, DeliveryStatusName, JobName, JobStatusName};
+
+/// `GET /health/live`: the process serves HTTP.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`, or `degraded` when the database does not answer (status 503).
-    #[schema(pattern = "^(ok|degraded)$")]
+pub struct Liveness {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
     pub status: &'static str,
-    /// `ok` or `unavailable`.
-    #[schema(pattern = "^(ok|unavailable)$")]
-    pub database: &'static str,
     /// The running version (semver).
     pub version: &'static str,
+}
+
+/// The state of each thing `/health/ready` checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    /// `ok`, `unavailable`, `read-only` or `write failed`.
+    #[schema(pattern = "^(ok|unavailable|read-only|write failed)$")]
+    pub database: &'static str,
+    /// `ok`, `pending`, or `unknown` (the database does not answer).
+    #[schema(pattern = "^(ok|pending|unknown)$")]
+    pub migrations: &'static str,
+    /// `running`, `degraded` (a worker was restarted after a panic) or `stopped`.
+    #[schema(pattern = "^(running|degraded|stopped)$")]
+    pub dispatcher: &'static str,
+    /// Dispatcher workers restarted after a panic since start-up.
+    pub dispatcher_restarts: u64,
+    /// The running version (semver).
+    pub version: &'static str,
+}
+
+/// `GET /health/ready` and `GET /health` when this process can do its work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok`, or `degraded` once a dispatcher worker had to be restarted (deliveries go on).
+    #[schema(pattern = "^(ok|degraded)$")]
+    pub status: &'static str,
+    /// What was checked.
+    #[serde(flatten)]
+    pub checks: ReadinessChecks,
+}
+
+/// The 503 `application/problem+json` of `/health/ready`: a [`crate::http::problem::Problem`]
+/// (RFC 7807) with two extension members, `not_ready` and `checks`; the document names it
+/// `Problem`, as every error answer.
+#[derive(Debug, Serialize)]
+pub struct NotReady {
+    /// `https://clairon.dev/problems/not-ready`.
+    #[serde(rename = "type")]
+    pub problem_type: &'static str,
+    /// `Not ready`.
+    pub title: &'static str,
+    /// 503.
+    pub status: u16,
+    /// `not ready: ` and what is not.
+    pub detail: String,
+    /// What is not ready: `database`, `migrations`, `dispatcher`.
+    pub not_ready: Vec<&'static str>,
+    /// The state of each check.
+    pub checks: ReadinessChecks,
+}
+
+/// A background job run, as `/api/v1/admin` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRunResponse {
+    /// The run's id (a UUID).
+    pub id: String,
+    /// The job (`purge`, …).
+    #[schema(value_type = JobName)]
+    pub job: &'static str,
+    /// `schedule` or `api`.
+    pub trigger: &'static str,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// How long it took, in ms.
+    pub duration_ms: u64,
+    /// `success` or `error`.
+    #[schema(value_type = JobStatusName)]
+    pub status: &'static str,
+    /// What the job counted (its own fields, per job: rows purged, …).
+    #[schema(value_type = Object)]
+    pub stats: Value,
+    /// Why it failed, for `error`.
+    pub error: Option<String>,
+}
+
+impl From<&JobRun> for JobRunResponse {
+    fn from(run: &JobRun) -> Self {
+        Self {
+            id: run.id.clone(),
+            job: run.job.as_str(),
+            trigger: run.trigger.as_str(),
+            started_at: run.started_at.to_rfc3339(),
+            finished_at: run.finished_at.to_rfc3339(),
+            duration_ms: run.duration_ms,
+            status: run.status.as_str(),
+            stats: run.stats.clone(),
+            error: run.error.clone(),
+        }
+    }
+}
+
+/// A page of job runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRunList {
+    /// The runs.
+    pub items: Vec<JobRunResponse>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One channel's deliveries created in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelStatsResponse {
+    /// The channel.
+    #[schema(value_type = ChannelName)]
+    pub channel: &'static str,
+    /// Deliveries created in the window.
+    pub total: u64,
+    /// How many are in each status, by status name.
+    pub by_status: BTreeMap<&'static str, u64>,
+    /// Sent among those that ended (0 to 1); `null` when none ended.
+    pub success_rate: Option<f64>,
+    /// Median time from creation to sent, in ms.
+    pub p50_latency_ms: Option<u64>,
+    /// 95th percentile of the time from creation to sent, in ms.
+    pub p95_latency_ms: Option<u64>,
+}
+
+/// Deliveries created in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryStats {
+    /// All channels together.
+    pub total: u64,
+    /// Per channel.
+    pub by_channel: Vec<ChannelStatsResponse>,
+    /// Deliveries `dead` now.
+    pub dead_letters: u64,
+}
+
+/// One job's runs in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobStatsResponse {
+    /// The job.
+    #[schema(value_type = JobName)]
+    pub job: &'static str,
+    /// Runs in the window.
+    pub runs: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// `succeeded / runs`; `null` without runs.
+    pub success_rate: Option<f64>,
+    /// Median duration, in ms.
+    pub p50_duration_ms: Option<u64>,
+    /// 95th percentile of the duration, in ms.
+    pub p95_duration_ms: Option<u64>,
+    /// Longest run, in ms.
+    pub max_duration_ms: Option<u64>,
+}
+
+/// Deliveries of one channel in one status, now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueCount {
+    /// The channel.
+    #[schema(value_type = ChannelName)]
+    pub channel: &'static str,
+    /// The status.
+    #[schema(value_type = DeliveryStatusName)]
+    pub status: &'static str,
+    /// How many.
+    pub count: u64,
+}
+
+/// The queue now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueStats {
+    /// Deliveries per channel and status.
+    pub depth: Vec<QueueCount>,
+    /// Per channel: the age of its oldest delivery that is due and not sent, in seconds.
+    pub oldest_due_age_seconds: BTreeMap<&'static str, u64>,
+}
+
+/// `GET /api/v1/admin/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationsStatsResponse {
+    /// Start of the window (RFC 3339).
+    pub since: String,
+    /// End of the window: now (RFC 3339).
+    pub until: String,
+    /// Deliveries created in the window.
+    pub deliveries: DeliveryStats,
+    /// Background job runs in the window, per job.
+    pub jobs: Vec<JobStatsResponse>,
+    /// The queue now.
+    pub queue: QueueStats,
+}
+
+impl From<&OperationsStats> for OperationsStatsResponse {
+    fn from(stats: &OperationsStats) -> Self {
+        Self {
+            since: stats.since.to_rfc3339(),
+            until: stats.now.to_rfc3339(),
+            deliveries: DeliveryStats {
+                total: stats.channels.iter().map(|c| c.total).sum(),
+                by_channel: stats
+                    .channels
+                    .iter()
+                    .map(|c| ChannelStatsResponse {
+                        channel: c.channel.as_str(),
+                        total: c.total,
+                        by_status: c.by_status.clone(),
+                        success_rate: c.success_rate,
+                        p50_latency_ms: c.p50_latency_ms,
+                        p95_latency_ms: c.p95_latency_ms,
+                    })
+                    .collect(),
+                dead_letters: stats.dead_letters,
+            },
+            jobs: stats
+                .jobs
+                .iter()
+                .map(|j| JobStatsResponse {
+                    job: j.job.as_str(),
+                    runs: j.runs,
+                    succeeded: j.succeeded,
+                    success_rate: j.success_rate,
+                    p50_duration_ms: j.p50_duration_ms,
+                    p95_duration_ms: j.p95_duration_ms,
+                    max_duration_ms: j.max_duration_ms,
+                })
+                .collect(),
+            queue: QueueStats {
+                depth: stats
+                    .queue
+                    .counts
+                    .iter()
+                    .map(|c| QueueCount {
+                        channel: c.channel.as_str(),
+                        status: c.status.as_str(),
+                        count: c.count,
+                    })
+                    .collect(),
+                oldest_due_age_seconds: stats
+                    .queue
+                    .oldest_due_age_secs
+                    .iter()
+                    .map(|(c, age)| (c.as_str(), *age))
+                    .collect(),
+            },
+        }
+    }
 }
 
 /// A registered recipient.
@@ -314,6 +559,64 @@ impl From<NotificationDetailsView> for NotificationDetails {
         Self {
             notification: d.notification.into(),
             deliveries: d.deliveries.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A recipient's profile in an export: every field as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecipientProfile {
+    /// The host application's id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Telegram chat id or `@username`.
+    pub telegram_chat_id: Option<String>,
+    /// E.164 phone number.
+    pub phone: Option<String>,
+    /// `fr` or `en`.
+    pub locale: Option<&'static str>,
+    /// IANA zone name.
+    pub timezone: Option<String>,
+    /// Why Telegram refused their chat id for good, if it did.
+    pub telegram_unreachable: Option<String>,
+}
+
+impl From<RecipientProfileView> for RecipientProfile {
+    fn from(r: RecipientProfileView) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            email: r.email,
+            telegram_chat_id: r.telegram_chat_id,
+            phone: r.phone,
+            locale: r.locale,
+            timezone: r.timezone,
+            telegram_unreachable: r.telegram_unreachable,
+        }
+    }
+}
+
+/// `GET /api/v1/recipients/{id}/export`: everything held about a recipient (GDPR art. 15, 20).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecipientExport {
+    /// When it was made (RFC 3339, UTC).
+    pub exported_at: DateTime<Utc>,
+    /// The profile.
+    pub recipient: RecipientProfile,
+    /// Every notification, oldest first (scheduled, cancelled and read ones included), each
+    /// with its deliveries and their `attempt_log`.
+    pub notifications: Vec<NotificationDetails>,
+}
+
+impl From<RecipientExportView> for RecipientExport {
+    fn from(e: RecipientExportView) -> Self {
+        Self {
+            exported_at: e.exported_at,
+            recipient: e.recipient.into(),
+            notifications: e.notifications.into_iter().map(Into::into).collect(),
         }
     }
 }

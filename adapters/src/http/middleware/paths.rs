@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::Error;
 use clairon_domain::recipient::{is_dot_segment, DOT_SEGMENT_REFUSED};
 
-use super::problem::ApiError;
+use crate::http::problem::ApiError;
 
 /// Middleware on a route (or resource) with path parameters: a parameter that is `.` or `..`
 /// is a 422 problem naming it (`id`, `planning_id`, `job`).

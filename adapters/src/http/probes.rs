@@ -1,36 +1,16 @@
 //! What operators and orchestrators probe: `/metrics` (Prometheus text format),
 //! `/health/live` (the process answers), `/health/ready` (and its alias `/health`: the database
-//! answers, the schema is current, the dispatcher runs), and the middleware counting every
-//! HTTP request by route pattern.
+//! answers, the schema is current, the dispatcher runs).
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpRequest, HttpResponse};
-use clairon_application::ports::{Clock, OperationsStatsSource};
-use serde_json::json;
+use actix_web::{web, HttpRequest, HttpResponse};
+use clairon_application::ports::DatabaseProblem;
 
-use super::problem::{ApiError, Problem};
-use super::Handlers;
-use crate::metrics::Metrics;
-
-/// What `/metrics` and the request counter need, as app data.
-#[derive(Clone)]
-pub struct Observability {
-    /// The registry.
-    pub metrics: Arc<Metrics>,
-    /// Reads the queue gauges at scrape time.
-    pub stats: Arc<dyn OperationsStatsSource>,
-    /// "Now", for the oldest due delivery's age.
-    pub clock: Arc<dyn Clock>,
-    /// When set, `/metrics` requires `Authorization: Bearer <token>`
-    /// (`CLAIRON_METRICS_TOKEN`); else it is open, like `/health`.
-    pub metrics_token: Option<String>,
-}
+use super::credentials::api_keys::{bearer, ApiKeys};
+use super::middleware::observability::Observability;
+use super::problem::{repository, ApiError, Problem};
+use super::schema::responses::{Liveness, NotReady, Readiness, ReadinessChecks};
+use super::state::Handlers;
 
 /// The `Content-Type` of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -53,9 +33,9 @@ pub async fn metrics(
     observability: web::Data<Observability>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(token) = &observability.metrics_token {
-        let presented = super::auth::bearer(&req).unwrap_or_default();
+        let presented = bearer(&req).unwrap_or_default();
         // Compared by SHA-256 so the time taken says nothing about the token.
-        if super::auth::ApiKeys::hash_hex(presented) != super::auth::ApiKeys::hash_hex(token) {
+        if ApiKeys::hash_hex(presented) != ApiKeys::hash_hex(token) {
             return Err(ApiError::Unauthorized);
         }
     }
@@ -63,7 +43,7 @@ pub async fn metrics(
         .stats
         .queue_depth(observability.clock.now())
         .await
-        .map_err(super::routes::repository)?;
+        .map_err(repository)?;
     Ok(HttpResponse::Ok()
         .content_type(PROMETHEUS_TEXT)
         .body(observability.metrics.render(&queue)))
@@ -74,11 +54,14 @@ pub async fn metrics(
 #[utoipa::path(
     get, path = "/health/live", tag = "operations",
     responses(
-        (status = 200, description = "The process serves HTTP: `{\"status\": \"ok\", \"version\"}`; no dependency is checked.", body = Object),
+        (status = 200, description = "The process serves HTTP; no dependency is checked.", body = Liveness),
     ),
 )]
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    HttpResponse::Ok().json(Liveness {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// `GET /health/ready` and `GET /health`: 200 `{"status":"ok","database":"ok",
@@ -93,14 +76,14 @@ pub async fn live() -> HttpResponse {
 #[utoipa::path(
     get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready: `{\"status\": \"ok\" | \"degraded\", \"database\": \"ok\", \"migrations\": \"ok\", \"dispatcher\": \"running\" | \"degraded\", \"dispatcher_restarts\", \"version\"}`; `degraded` after a dispatcher worker was restarted.", body = Object),
+        (status = 200, description = "Ready: `status` `ok`, or `degraded` after a dispatcher worker was restarted.", body = Readiness),
         (status = 503, description = "Not ready: a problem (`type` `…/not-ready`) whose `detail` and `not_ready` (a list of `database`, `migrations`, `dispatcher`) name what is not ready, and `checks` the state of each (`database`: `unavailable`, `read-only` or `write failed`).", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
     let probe = &handlers.health;
     let database = probe.database().await;
-    let answers = !matches!(database, Err(super::DatabaseProblem::Unavailable(_)));
+    let answers = !matches!(database, Err(DatabaseProblem::Unavailable(_)));
     let migrations = if answers {
         probe.migrations().await
     } else {
@@ -120,79 +103,47 @@ pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
         not_ready.push("dispatcher");
     }
     let degraded = dispatcher.restarts > 0;
-    let checks = json!({
-        "database": database.as_ref().map_or_else(|p| p.as_str(), |()| "ok"),
-        "migrations": match (answers, &migrations) {
+    let checks = ReadinessChecks {
+        database: database.as_ref().map_or_else(|p| p.as_str(), |()| "ok"),
+        migrations: match (answers, &migrations) {
             (true, Ok(())) => "ok",
             (true, Err(_)) => "pending",
             _ => "unknown",
         },
-        "dispatcher": match (dispatcher.running, degraded) {
+        dispatcher: match (dispatcher.running, degraded) {
             (false, _) => "stopped",
             (true, true) => "degraded",
             (true, false) => "running",
         },
-        "dispatcher_restarts": dispatcher.restarts,
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+        dispatcher_restarts: dispatcher.restarts,
+        version: env!("CARGO_PKG_VERSION"),
+    };
     if not_ready.is_empty() {
-        let mut body = checks;
-        body["status"] = json!(if degraded { "degraded" } else { "ok" });
-        return HttpResponse::Ok().json(body);
+        return HttpResponse::Ok().json(Readiness {
+            status: if degraded { "degraded" } else { "ok" },
+            checks,
+        });
     }
     HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
         .content_type("application/problem+json")
-        .json(json!({
-            "type": "https://clairon.dev/problems/not-ready",
-            "title": "Not ready",
-            "status": 503,
-            "detail": format!("not ready: {}", not_ready.join(", ")),
-            "not_ready": not_ready,
-            "checks": checks,
-        }))
+        .json(NotReady {
+            problem_type: "https://clairon.dev/problems/not-ready",
+            title: "Not ready",
+            status: 503,
+            detail: format!("not ready: {}", not_ready.join(", ")),
+            not_ready,
+            checks,
+        })
 }
 
 /// `GET /health`: the same as [`ready`], kept for existing probes.
 #[utoipa::path(
     get, path = "/health", tag = "operations",
     responses(
-        (status = 200, description = "Ready; the same body as `GET /health/ready`.", body = Object),
+        (status = 200, description = "Ready; the same body as `GET /health/ready`.", body = Readiness),
         (status = 503, description = "Not ready: the same problem as `GET /health/ready`, naming what is not ready in `not_ready`.", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn health(handlers: web::Data<Handlers>) -> HttpResponse {
     ready(handlers).await
-}
-
-/// Counts every request in [`Metrics`] by method, route pattern and status, with its duration
-/// until the response head. The route is the pattern the router matched
-/// (`/api/v1/recipients/{id}`), or `unmatched`: never the raw path, which would make one
-/// series per id. Does nothing when no [`Observability`] is in the app data.
-///
-/// # Errors
-/// Never of its own; an inner error is counted with its status and passed on.
-pub async fn track_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let Some(observability) = req.app_data::<web::Data<Observability>>().cloned() else {
-        return next.call(req).await;
-    };
-    let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let started = Instant::now();
-    let outcome = next.call(req).await;
-    let status = match &outcome {
-        Ok(response) => response.status(),
-        Err(error) => error.as_response_error().status_code(),
-    };
-    observability.metrics.observe_request(
-        &method,
-        &route,
-        status.as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    outcome
 }

@@ -33,7 +33,8 @@ use clairon_domain::RecipientId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::problem::ApiError;
+use super::api_keys::bearer;
+use crate::http::problem::ApiError;
 use crate::realtime::RevocationListener;
 
 /// The `aud` of every recipient token: an API key's bearer format never matches it.
@@ -304,7 +305,7 @@ struct TokenQuery {
 /// (for `EventSource` and WebSocket, which cannot set headers), or a `Sec-WebSocket-Protocol`
 /// entry after `clairon`.
 pub fn presented_token(req: &HttpRequest) -> Option<String> {
-    if let Some(token) = super::auth::bearer(req) {
+    if let Some(token) = bearer(req) {
         return Some(token.to_owned());
     }
     if let Ok(query) = web::Query::<TokenQuery>::from_query(req.query_string()) {

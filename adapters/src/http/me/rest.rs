@@ -1,0 +1,80 @@
+//! `/api/v1/me/notifications…`: the token's own inbox over REST, the same reads and writes as
+//! `http::api::inbox` with the recipient taken from the token ([`Me`]).
+
+use actix_web::{web, HttpResponse};
+
+use crate::http::api::inbox::{self, ListParams};
+use crate::http::api::notifications;
+use crate::http::credentials::tokens::Me;
+use crate::http::problem::{ApiError, Problem};
+use crate::http::schema::params::IdPath;
+use crate::http::schema::responses::{
+    MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
+};
+use crate::http::state::Handlers;
+
+/// `GET /api/v1/me/notifications` — the token's inbox, same filters as the API-key route.
+#[utoipa::path(
+    get, path = "/api/v1/me/notifications", tag = "me",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the token's inbox, newest first.", body = NotificationPage),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `status`, `limit` or `cursor`, named.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_list(
+    handlers: web::Data<Handlers>,
+    me: Me,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    inbox::list_for(&handlers, me.recipient, &params).await
+}
+
+/// `GET /api/v1/me/notifications/unread-count` → `{"unread": n}`.
+#[utoipa::path(
+    get, path = "/api/v1/me/notifications/unread-count", tag = "me",
+    responses(
+        (status = 200, description = "The token's unread count.", body = UnreadCountResponse),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_unread_count(
+    handlers: web::Data<Handlers>,
+    me: Me,
+) -> Result<HttpResponse, ApiError> {
+    inbox::unread_for(&handlers, me.recipient).await
+}
+
+/// `POST /api/v1/me/notifications/{id}/read`: someone else's notification is 404.
+#[utoipa::path(
+    post, path = "/api/v1/me/notifications/{id}/read", tag = "me",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The notification, read.", body = NotificationResponse),
+        (status = 404, description = "No such notification among the token's.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_mark_read(
+    handlers: web::Data<Handlers>,
+    me: Me,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    notifications::mark_read_as(&handlers, &path, Some(me.recipient)).await
+}
+
+/// `POST /api/v1/me/notifications/read-all` → `{"marked": n, "unread": 0}`.
+#[utoipa::path(
+    post, path = "/api/v1/me/notifications/read-all", tag = "me",
+    responses(
+        (status = 200, description = "Every notification of the token's recipient is read.", body = MarkedAllRead),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpResponse, ApiError> {
+    inbox::mark_all_for(&handlers, me.recipient).await
+}

@@ -1,0 +1,289 @@
+//! The pages' words: one table per language ([`FR`], [`EN`]) shared by the notification center
+//! and the dashboard, the language a request asks for ([`page_language`]), and the words each
+//! page takes from the table ([`strings`]). A key both pages use with different words is
+//! prefixed with the page (`inbox.title`, `dashboard.title`); the page sees it unprefixed.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+struct PageParams {
+    lang: Option<String>,
+}
+
+/// The page's language: `?lang=fr|en`, else the first of `fr`/`en` in `Accept-Language`,
+/// else `en`.
+pub fn page_language(req: &HttpRequest) -> &'static str {
+    let asked = web::Query::<PageParams>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().lang);
+    match asked.as_deref() {
+        Some("fr") => return "fr",
+        Some("en") => return "en",
+        _ => {}
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // The first of fr/en the browser lists wins.
+    let fr = accept.to_ascii_lowercase().find("fr");
+    let en = accept.to_ascii_lowercase().find("en");
+    match (fr, en) {
+        (Some(f), Some(e)) if f < e => "fr",
+        (Some(_), None) => "fr",
+        _ => "en",
+    }
+}
+
+/// Every word of the pages, in French.
+pub const FR: &[(&str, &str)] = &[
+    // The notification center (`/inbox`).
+    ("inbox.title", "Notifications"),
+    ("unread_zero", "Aucune notification non lue"),
+    ("unread_one", "1 notification non lue"),
+    ("unread_many", "{n} notifications non lues"),
+    ("connecting", "Connexion…"),
+    ("live", "En direct"),
+    ("reconnecting", "Connexion perdue, nouvel essai…"),
+    (
+        "unauthorized",
+        "Jeton invalide ou expiré : collez-en un nouveau.",
+    ),
+    ("token_label", "Jeton d’accès"),
+    ("connect", "Se connecter"),
+    ("filter", "Afficher"),
+    ("all", "Toutes"),
+    ("unread", "Non lues"),
+    ("read", "Lues"),
+    ("mark_all", "Tout marquer comme lu"),
+    ("mark_one", "Marquer comme lue"),
+    ("empty", "Rien ici pour l’instant."),
+    // The dashboard (`/admin`).
+    ("dashboard.title", "Clairon — tableau de bord"),
+    ("login_title", "Connexion opérateur"),
+    ("api_key", "Clé d'API"),
+    ("login", "Se connecter"),
+    ("logout", "Se déconnecter"),
+    ("bad_key", "Clé refusée."),
+    ("window", "Dernières 24 h"),
+    ("deliveries", "Envois"),
+    ("channel", "Canal"),
+    ("total", "Total"),
+    ("sent", "Envoyés"),
+    ("success_rate", "Taux de succès"),
+    ("p50", "Latence p50"),
+    ("p95", "Latence p95"),
+    ("dead_letters", "Envois morts"),
+    ("no_dead", "Aucun envoi mort."),
+    ("notification", "Notification"),
+    ("recipient", "Destinataire"),
+    ("error", "Erreur"),
+    ("retry", "Réessayer"),
+    ("retried", "Remis en file"),
+    ("retry_failed", "Échec"),
+    ("jobs", "Tâches de fond"),
+    ("job", "Tâche"),
+    ("status", "Statut"),
+    ("started", "Début"),
+    ("duration", "Durée"),
+    ("never", "jamais lancée"),
+    ("queue", "File d'attente"),
+    ("count", "Nombre"),
+    ("oldest", "Plus ancien dû"),
+    ("all_good", "Tout va bien"),
+    ("attention", "À surveiller"),
+];
+
+/// Every word of the pages, in English.
+pub const EN: &[(&str, &str)] = &[
+    // The notification center (`/inbox`).
+    ("inbox.title", "Notifications"),
+    ("unread_zero", "No unread notifications"),
+    ("unread_one", "1 unread notification"),
+    ("unread_many", "{n} unread notifications"),
+    ("connecting", "Connecting…"),
+    ("live", "Live"),
+    ("reconnecting", "Connection lost, retrying…"),
+    ("unauthorized", "Invalid or expired token: paste a new one."),
+    ("token_label", "Access token"),
+    ("connect", "Connect"),
+    ("filter", "Show"),
+    ("all", "All"),
+    ("unread", "Unread"),
+    ("read", "Read"),
+    ("mark_all", "Mark all as read"),
+    ("mark_one", "Mark as read"),
+    ("empty", "Nothing here yet."),
+    // The dashboard (`/admin`).
+    ("dashboard.title", "Clairon — dashboard"),
+    ("login_title", "Operator sign-in"),
+    ("api_key", "API key"),
+    ("login", "Sign in"),
+    ("logout", "Sign out"),
+    ("bad_key", "Key refused."),
+    ("window", "Last 24 h"),
+    ("deliveries", "Deliveries"),
+    ("channel", "Channel"),
+    ("total", "Total"),
+    ("sent", "Sent"),
+    ("success_rate", "Success rate"),
+    ("p50", "p50 latency"),
+    ("p95", "p95 latency"),
+    ("dead_letters", "Dead letters"),
+    ("no_dead", "No dead deliveries."),
+    ("notification", "Notification"),
+    ("recipient", "Recipient"),
+    ("error", "Error"),
+    ("retry", "Retry"),
+    ("retried", "Requeued"),
+    ("retry_failed", "Failed"),
+    ("jobs", "Background jobs"),
+    ("job", "Job"),
+    ("status", "Status"),
+    ("started", "Started"),
+    ("duration", "Duration"),
+    ("never", "never run"),
+    ("queue", "Queue"),
+    ("count", "Count"),
+    ("oldest", "Oldest due"),
+    ("all_good", "All good"),
+    ("attention", "Needs attention"),
+];
+
+/// A page, and the keys of the table it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `/inbox`, the notification center (`{n}` in its words is replaced by its script).
+    Inbox,
+    /// `/admin`, the dashboard.
+    Dashboard,
+}
+
+impl Page {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox",
+            Self::Dashboard => "dashboard",
+        }
+    }
+
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Self::Inbox => &[
+                "title",
+                "unread_zero",
+                "unread_one",
+                "unread_many",
+                "connecting",
+                "live",
+                "reconnecting",
+                "unauthorized",
+                "token_label",
+                "connect",
+                "filter",
+                "all",
+                "unread",
+                "read",
+                "mark_all",
+                "mark_one",
+                "empty",
+            ],
+            Self::Dashboard => &[
+                "title",
+                "login_title",
+                "api_key",
+                "login",
+                "logout",
+                "bad_key",
+                "window",
+                "deliveries",
+                "channel",
+                "total",
+                "sent",
+                "success_rate",
+                "p50",
+                "p95",
+                "dead_letters",
+                "no_dead",
+                "notification",
+                "recipient",
+                "error",
+                "retry",
+                "retried",
+                "retry_failed",
+                "jobs",
+                "job",
+                "status",
+                "started",
+                "duration",
+                "never",
+                "queue",
+                "count",
+                "oldest",
+                "all_good",
+                "attention",
+            ],
+        }
+    }
+}
+
+/// The table of `lang` (`fr`; anything else: English).
+fn table(lang: &str) -> &'static [(&'static str, &'static str)] {
+    if lang == "fr" {
+        FR
+    } else {
+        EN
+    }
+}
+
+/// The words of `page` in `lang`, by the keys its template and script use.
+pub fn strings(lang: &str, page: Page) -> Value {
+    let table = table(lang);
+    let word = |key: &str| table.iter().find(|(k, _)| *k == key).map(|(_, w)| *w);
+    let words: Map<String, Value> = page
+        .keys()
+        .iter()
+        .map(|key| {
+            let prefixed = format!("{}.{key}", page.prefix());
+            let found = word(&prefixed).or_else(|| word(key)).unwrap_or(key);
+            ((*key).to_owned(), Value::from(found))
+        })
+        .collect();
+    Value::Object(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_of_every_page_is_in_both_languages() {
+        for page in [Page::Inbox, Page::Dashboard] {
+            for table in [FR, EN] {
+                for key in page.keys() {
+                    let prefixed = format!("{}.{key}", page.prefix());
+                    assert!(
+                        table.iter().any(|(k, _)| *k == prefixed || k == key),
+                        "{key} of {page:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(FR.len(), EN.len());
+    }
+
+    #[test]
+    fn a_page_sees_its_own_title_unprefixed() {
+        assert_eq!(strings("fr", Page::Inbox)["title"], "Notifications");
+        assert_eq!(
+            strings("en", Page::Dashboard)["title"],
+            "Clairon — dashboard"
+        );
+        assert_eq!(strings("en", Page::Dashboard)["retry"], "Retry");
+        assert!(strings("en", Page::Inbox).get("retry").is_none());
+    }
+}

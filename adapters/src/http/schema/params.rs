@@ -1,0 +1,150 @@
+//! The names (statuses, channels, kinds, jobs…), path parameters and headers the routes share,
+//! as schemas of the OpenAPI document. The routes read them as text and check them one by one,
+//! so that every invalid one is named.
+
+use utoipa::{IntoParams, ToSchema};
+
+/// Which notifications an inbox listing shows.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum InboxFilter {
+    /// Not read yet.
+    Unread,
+    /// Read.
+    Read,
+    /// Both.
+    All,
+}
+
+/// The `{id}` of the recipient routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path, names("id"))]
+pub struct RecipientPath(
+    /// The host application's user id: 1 to 128 letters, digits, `_ - . : @`, but not `.` or
+    /// `..` (422).
+    #[param(pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
+    pub String,
+);
+
+/// The `{id}` of the notification and delivery routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path, names("id"))]
+pub struct IdPath(
+    /// An id this service gave out (a UUIDv7 today; 1 to 64 letters, digits, `-` or `_`).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub String,
+);
+
+/// The optional `Idempotency-Key` header of the ingestion POSTs (IETF draft
+/// `draft-ietf-httpapi-idempotency-key-header`).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1 to 255 visible ASCII characters. Retrying with the same key and request answers the
+    /// first answer (with `Idempotent-Replayed: true`) and creates nothing; kept 24 h.
+    #[param(rename = "Idempotency-Key", pattern = "^[\\x21-\\x7E]{1,255}$")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A delivery status, as the API names it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DeliveryStatusName {
+    /// Waiting for a worker (or for `next_attempt_at`).
+    Pending,
+    /// Claimed by a worker.
+    Sending,
+    /// The provider accepted it.
+    Sent,
+    /// Failed transiently; tried again later.
+    Retrying,
+    /// Refused for good by the provider.
+    Failed,
+    /// Every attempt failed.
+    Dead,
+    /// The channel cannot reach the recipient.
+    Skipped,
+    /// Cancelled before it went out (a cancelled reminder).
+    Cancelled,
+}
+
+/// A channel, as the API names it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ChannelName {
+    /// The in-app inbox.
+    InApp,
+    /// Email (SMTP).
+    Email,
+    /// Telegram.
+    Telegram,
+}
+
+/// A recipient id, as the host application names its users.
+#[derive(Debug, ToSchema)]
+#[schema(as = RecipientId, pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
+pub struct RecipientIdSchema(pub String);
+
+/// A notification's kind.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum KindName {
+    /// Neutral.
+    Info,
+    /// Something went well.
+    Success,
+    /// Needs attention.
+    Warning,
+    /// Something went wrong.
+    Error,
+}
+
+/// A notification's priority.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PriorityName {
+    /// Delivered first.
+    Critical,
+    /// Before normal.
+    High,
+    /// The default.
+    Normal,
+    /// Last.
+    Low,
+}
+
+/// What happened to a planning.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PlanningEventName {
+    /// Artists were assigned.
+    Assigned,
+    /// Time, place, title or contact changed.
+    Modified,
+    /// It will not take place.
+    Cancelled,
+    /// The host's own reminder.
+    Reminder,
+}
+
+/// A background job, as the API names it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum JobName {
+    /// Releases or reclaims expired delivery leases (every minute).
+    LeaseReaper,
+    /// Purges notifications older than `CLAIRON_RETENTION_DAYS` and old job runs (daily).
+    Retention,
+    /// Purges expired `Idempotency-Key` records.
+    IdempotencyPurge,
+}
+
+/// How a job run ended.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum JobStatusName {
+    /// It did its work.
+    Success,
+    /// It failed; `error` says why.
+    Error,
+}

@@ -1,0 +1,62 @@
+//! What the routes read from the app data: the use-case handlers, built once by the bootstrap.
+
+use std::sync::Arc;
+
+use clairon_application::commands::{
+    CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
+    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
+};
+use clairon_application::ports::{Clock, HealthProbe, IdempotencyStore, RecipientRepository};
+use clairon_application::queries::{
+    ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
+    ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
+};
+
+/// Everything the routes call: the use-case handlers, built once by the bootstrap.
+pub struct Handlers {
+    /// `PUT /recipients/{id}`, `POST /recipients/import`.
+    pub upsert_recipients: Arc<UpsertRecipientsHandler>,
+    /// `GET /recipients/{id}` reads the repository directly: it is a plain lookup.
+    pub recipients: Arc<dyn RecipientRepository>,
+    /// `POST /notifications`.
+    pub create_notification: Arc<CreateNotificationHandler>,
+    /// `POST /notifications/plannings/{id}/events`.
+    pub handle_planning_event: Arc<HandlePlanningEventHandler>,
+    /// `GET /recipients/{id}/notifications`.
+    pub list_notifications: Arc<ListNotificationsHandler>,
+    /// `GET /recipients/{id}/notifications/unread-count`.
+    pub unread_count: Arc<UnreadCountHandler>,
+    /// `GET /notifications/{id}`.
+    pub get_notification: Arc<GetNotificationHandler>,
+    /// `POST /notifications/{id}/read`.
+    pub mark_read: Arc<MarkNotificationReadHandler>,
+    /// `POST /recipients/{id}/notifications/read-all`.
+    pub mark_all_read: Arc<MarkAllNotificationsReadHandler>,
+    /// `POST /notifications/test`.
+    pub send_test: Arc<SendTestNotificationHandler>,
+    /// `GET /deliveries`.
+    pub list_deliveries: Arc<ListDeliveriesHandler>,
+    /// `POST /deliveries/{id}/retry`.
+    pub retry_delivery: Arc<RetryDeliveryHandler>,
+    /// `/health`.
+    pub health: Arc<dyn HealthProbe>,
+    /// `Idempotency-Key` records of the ingestion POSTs.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// `POST /admin/jobs/{job}/run`.
+    pub run_job: Arc<RunJobHandler>,
+    /// `GET /admin/job-runs`.
+    pub list_job_runs: Arc<ListJobRunsHandler>,
+    /// `GET /admin/stats` and the dashboard.
+    pub operations_stats: Arc<GetOperationsStatsHandler>,
+    /// `GET /recipients/{id}/export`.
+    pub export_recipient: Arc<ExportRecipientHandler>,
+    /// `DELETE /recipients/{id}`.
+    pub erase_recipient: Arc<EraseRecipientHandler>,
+    /// `POST /recipients/{id}/tokens/revoke`.
+    pub revoke_tokens: Arc<RevokeRecipientTokensHandler>,
+    /// "Now", for everything the routes date (tokens, idempotency records, statistics
+    /// windows): the adapter reads wall-clock time through this port only.
+    pub clock: Arc<dyn Clock>,
+}
