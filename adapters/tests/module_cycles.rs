@@ -435,17 +435,6 @@ fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
     None
 }
 
-/// Tangles left to other work, each sorted: tolerated while they last, and the test fails once
-/// one is gone so that its entry goes too.
-///
-/// - The notification write path (rows, numbering, group commit) is being made one module of
-///   `persistence` (issue 10, § 2); until then `group_commit` and `notifications` call each
-///   other.
-const KNOWN_TANGLES: &[&[&str]] = &[&[
-    "crate::persistence::repositories::group_commit",
-    "crate::persistence::repositories::notifications",
-]];
-
 /// The HTTP adapter's shared pieces: they import no route, page or middleware module, only
 /// each other.
 const HTTP_SHARED: &[&str] = &[
@@ -536,25 +525,6 @@ fn the_adapters_crate_has_no_import_cycle_between_its_modules() {
         "the sources were read: {:?}",
         graph.keys().collect::<Vec<_>>()
     );
-    let groups = tangles(&graph);
-    let known: Vec<Vec<String>> = KNOWN_TANGLES
-        .iter()
-        .map(|g| g.iter().map(|m| (*m).to_owned()).collect())
-        .collect();
-    if let Some(stale) = known.iter().find(|k| !groups.contains(k)) {
-        panic!(
-            "{{{}}} no longer import each other in a circle: remove them from KNOWN_TANGLES",
-            stale.join(", ")
-        );
-    }
-    let mut graph = graph;
-    for tangle in &known {
-        for module in tangle {
-            if let Some(edges) = graph.get_mut(module) {
-                edges.retain(|target| !tangle.contains(target));
-            }
-        }
-    }
     if let Some(cycle) = find_cycle(&graph) {
         let groups: Vec<String> = tangles(&graph)
             .iter()
