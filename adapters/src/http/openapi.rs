@@ -287,3 +287,19 @@ pub async fn docs_redirect() -> HttpResponse {
         .insert_header((header::LOCATION, "/api/docs/"))
         .finish()
 }
+
+/// Registers `/api/openapi.json` (the document, built once here) and Swagger UI under
+/// `/api/docs/`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::Data::new(document()))
+        .service(web::resource("/api/openapi.json").get(openapi_json))
+        .service(
+            web::scope("/api/docs")
+                .service(web::resource("").get(docs_redirect))
+                .service(
+                    utoipa_swagger_ui::SwaggerUi::new("/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::new(["/api/openapi.json"])),
+                )
+                .default_service(web::to(crate::http::problem::not_found)),
+        );
+}

@@ -147,3 +147,11 @@ pub async fn ready(handlers: web::Data<Handlers>) -> HttpResponse {
 pub async fn health(handlers: web::Data<Handlers>) -> HttpResponse {
     ready(handlers).await
 }
+
+/// Registers `/health`, `/health/live`, `/health/ready` and `/metrics`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/health").get(health))
+        .service(web::resource("/health/live").get(live))
+        .service(web::resource("/health/ready").get(ready))
+        .service(web::resource("/metrics").get(metrics));
+}

@@ -228,3 +228,23 @@ pub async fn stats(
         .map_err(repository)?;
     Ok(HttpResponse::Ok().json(OperationsStatsResponse::from(&stats)))
 }
+
+/// Registers `/admin/*` in the `/api/v1` scope: operators only (an `admin` key).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::http::middleware::{auth, paths};
+    use actix_web::middleware::from_fn;
+    cfg.service(
+        web::scope("/admin")
+            .wrap(from_fn(auth::require_admin))
+            .service(web::resource("/job-runs").get(list_job_runs))
+            .service(
+                web::resource("/jobs/{job}/run").route(
+                    web::post()
+                        .to(run_job)
+                        .wrap(from_fn(paths::refuse_dot_segments)),
+                ),
+            )
+            .service(web::resource("/stats").get(stats))
+            .default_service(web::to(crate::http::problem::not_found)),
+    );
+}

@@ -147,3 +147,13 @@ pub async fn retry(
         })?;
     Ok(HttpResponse::Ok().json(DeliveryResponse::from(delivery)))
 }
+
+/// Registers the deliveries' routes in the `/api/v1` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/deliveries").route(scoped!(get, require_read, list)))
+        .service(web::resource("/deliveries/{id}/retry").route(scoped!(
+            post,
+            require_admin,
+            retry
+        )));
+}

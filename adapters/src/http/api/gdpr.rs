@@ -86,3 +86,9 @@ pub async fn erase(
         })?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Registers the export in the `/api/v1` scope; the erasure (`DELETE /recipients/{id}`) is
+/// registered by [`super::recipients::routes`], on that path's one resource.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/recipients/{id}/export").route(scoped!(get, require_read, export)));
+}

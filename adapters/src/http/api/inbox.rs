@@ -190,3 +190,28 @@ pub(crate) async fn mark_all_for(
         })?;
     Ok(HttpResponse::Ok().json(MarkedAllRead { marked, unread: 0 }))
 }
+
+/// Registers a recipient's inbox, read with an API key, in the `/api/v1` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/recipients/{id}/notifications").route(scoped!(
+            get,
+            require_read,
+            list_notifications
+        )),
+    )
+    .service(
+        web::resource("/recipients/{id}/notifications/unread-count").route(scoped!(
+            get,
+            require_read,
+            unread_count
+        )),
+    )
+    .service(
+        web::resource("/recipients/{id}/notifications/read-all").route(scoped!(
+            post,
+            require_read,
+            mark_all_read
+        )),
+    );
+}

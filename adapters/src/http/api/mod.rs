@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1` (API keys, each route with its scope), one module per resource;
-//! each owns its handlers, their `#[utoipa::path]` and the helpers only it uses. Routes are
-//! registered in `http::configure` and listed in `http::openapi::ApiDoc`.
+//! each owns its handlers, their `#[utoipa::path]`, the helpers only it uses and its routes (its
+//! `routes`, mounted by `http::configure` in the `/api/v1` scope); each is listed in
+//! `http::openapi::ApiDoc`.
 
 pub mod admin;
 pub mod deliveries;

@@ -313,3 +313,34 @@ pub async fn send_test(
         results: results.iter().map(TestResult::from).collect(),
     }))
 }
+
+/// Registers the notifications' routes in the `/api/v1` scope, `/notifications/test` before
+/// `/notifications/{id}` (which it would otherwise match); the ingestion POSTs are idempotent.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::http::middleware::idempotency::idempotent;
+    cfg.service(web::resource("/notifications").route(scoped!(
+        post,
+        require_send,
+        create_notifications,
+        idempotent
+    )))
+    .service(web::resource("/notifications/test").route(scoped!(post, require_send, send_test)))
+    .service(
+        web::resource("/notifications/plannings/{planning_id}/events").route(scoped!(
+            post,
+            require_send,
+            planning_event,
+            idempotent
+        )),
+    )
+    .service(web::resource("/notifications/{id}").route(scoped!(
+        get,
+        require_read,
+        get_notification
+    )))
+    .service(web::resource("/notifications/{id}/read").route(scoped!(
+        post,
+        require_read,
+        mark_read
+    )));
+}

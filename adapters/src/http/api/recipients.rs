@@ -166,3 +166,34 @@ pub async fn revoke_tokens(
         })?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Registers the recipients' routes in the `/api/v1` scope: `/recipients/import` before
+/// `/recipients/{id}` (which it would otherwise match), and on `/recipients/{id}` the erasure of
+/// [`super::gdpr`] beside `PUT` and `GET`, since one path is one resource (405 with `Allow`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/recipients/import").route(scoped!(
+        post,
+        require_send,
+        import_recipients,
+        crate::http::middleware::idempotency::idempotent
+    )))
+    .service(
+        web::resource("/recipients/{id}")
+            .route(scoped!(put, require_send, put_recipient))
+            .route(scoped!(get, require_read, get_recipient))
+            .route(scoped!(delete, require_admin, super::gdpr::erase)),
+    )
+    .service(web::resource("/recipients/{id}/tokens").route(scoped!(
+        post,
+        require_read,
+        issue_token
+    )))
+    // The counterpart of issuing: whoever may mint a recipient's tokens may void them.
+    .service(
+        web::resource("/recipients/{id}/tokens/revoke").route(scoped!(
+            post,
+            require_read,
+            revoke_tokens
+        )),
+    );
+}

@@ -78,3 +78,15 @@ pub async fn me_mark_read(
 pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpResponse, ApiError> {
     inbox::mark_all_for(&handlers, me.recipient).await
 }
+
+/// Registers the REST routes in the `/api/v1/me` scope (whose middleware checks the token).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/notifications").get(me_list))
+        .service(web::resource("/notifications/unread-count").get(me_unread_count))
+        .service(web::resource("/notifications/read-all").post(me_read_all))
+        .service(
+            web::resource("/notifications/{id}/read").route(web::post().to(me_mark_read).wrap(
+                actix_web::middleware::from_fn(crate::http::middleware::paths::refuse_dot_segments),
+            )),
+        );
+}

@@ -669,3 +669,9 @@ async fn sse_session(
         }
     }
 }
+
+/// Registers the live streams in the `/api/v1/me` scope: SSE and WebSocket.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/notifications/stream").get(sse))
+        .service(web::resource("/ws").get(websocket));
+}

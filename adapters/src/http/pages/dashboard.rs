@@ -342,3 +342,21 @@ pub async fn retry_delivery(
 ) -> Result<HttpResponse, ApiError> {
     deliveries::retry(handlers, path).await
 }
+
+/// Registers the dashboard: `/admin`, its sign-in and sign-out, the retry button's route
+/// (an admin session, never an API key) and its script.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::middleware::from_fn;
+    cfg.service(web::resource("/admin").get(dashboard))
+        .service(web::resource("/admin/login").post(login))
+        .service(web::resource("/admin/logout").post(logout))
+        .service(
+            web::resource("/admin/deliveries/{id}/retry").route(
+                web::post()
+                    .to(retry_delivery)
+                    .wrap(from_fn(crate::http::middleware::paths::refuse_dot_segments))
+                    .wrap(from_fn(super::sessions::require_admin_session)),
+            ),
+        )
+        .service(web::resource("/static/admin.js").get(admin_js));
+}

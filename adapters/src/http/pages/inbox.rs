@@ -1,7 +1,7 @@
 //! `/inbox`: the notification center page, and its JavaScript client `/static/clairon.js`.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::i18n::{page_language, strings, Page};
 use crate::http::middleware::security::DEFAULT_CSP;
@@ -46,4 +46,10 @@ pub async fn client_js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(CLIENT_JS)
+}
+
+/// Registers the notification center page and its JavaScript client.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/inbox").get(inbox_page))
+        .service(web::resource("/static/clairon.js").get(client_js));
 }
