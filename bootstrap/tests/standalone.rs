@@ -45,6 +45,23 @@ fn entries(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Runs `start` (a spawn of the copied binary) again while it fails with `ETXTBSY`: another
+/// test thread forking between our copy's write and its exec holds the written file open in
+/// its child until that child execs, and Linux refuses to run a file open for writing. At
+/// most 5 s, then the last error.
+fn when_not_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 500 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// `clairon` in `dir`, with nothing in its environment but `vars`.
 fn clairon_in(dir: &Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(dir.join("clairon"));
@@ -79,11 +96,11 @@ impl Server {
         let stderr = tempfile::NamedTempFile::new().expect("a log file");
         let mut all = vec![("CLAIRON_BIND", bind.as_str())];
         all.extend_from_slice(vars);
-        let mut child = clairon_in(dir, &all)
+        let mut command = clairon_in(dir, &all);
+        command
             .stdout(Stdio::piped())
-            .stderr(stderr.reopen().expect("the log file"))
-            .spawn()
-            .expect("the copied binary starts");
+            .stderr(stderr.reopen().expect("the log file"));
+        let mut child = when_not_busy(|| command.spawn()).expect("the copied binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let (lines, received) = mpsc::channel();
         std::thread::spawn(move || {
@@ -333,10 +350,9 @@ fn start_with(vars: &[(&str, &str)]) -> (tempfile::TempDir, Output) {
     copy_binary(folder.path());
     let mut all = vec![("RUST_BACKTRACE", "1")];
     all.extend_from_slice(vars);
-    let output = clairon_in(folder.path(), &all)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the copied binary runs");
+    let mut command = clairon_in(folder.path(), &all);
+    command.stdin(Stdio::null());
+    let output = when_not_busy(|| command.output()).expect("the copied binary runs");
     (folder, output)
 }
 
