@@ -14,6 +14,7 @@ mod inbox_feed;
 mod notification_repository;
 mod operations;
 mod personal_data;
+mod preferences;
 mod realtime;
 mod recipient_repository;
 mod retry;
@@ -42,6 +43,9 @@ pub use operations::{
 pub use personal_data::{
     ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
     Redacted,
+};
+pub use preferences::{
+    ConsentRepository, PreferenceRepository, RecordedConsent, StoredPreferences,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
@@ -74,6 +78,8 @@ pub use operations::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use personal_data::{MockMentionRedactor, MockPersonalDataStore};
+#[cfg(any(test, feature = "mocks"))]
+pub use preferences::{MockConsentRepository, MockPreferenceRepository};
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]
