@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use clairon_tests::{spawn_app, spawn_app_configured, Engine, Options, TestApp};
+use chrono::{SecondsFormat, TimeDelta, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -159,7 +160,7 @@ async fn an_opt_out_skips_the_email_naming_the_entry_and_critical_overrides_it()
     set_preferences(
         &app,
         "artist-1",
-        json!({"event_types": {"planning.modified": {"email": false}}}),
+        json!({"event_types": {"custom": {"email": false}}}),
     )
     .await;
 
@@ -167,15 +168,12 @@ async fn an_opt_out_skips_the_email_naming_the_entry_and_critical_overrides_it()
     assert_eq!(opted_out["channels"], json!(["in_app"]));
     assert_eq!(
         opted_out["skipped"],
-        json!([{"channel": "email", "reason": "opted_out: event_types.planning.modified.email"}])
+        json!([{"channel": "email", "reason": "opted_out: event_types.custom.email"}])
     );
     let read = details(&app, opted_out["id"].as_str().unwrap()).await;
     let email = delivery(&read, "email");
     assert_eq!(email["status"], "skipped");
-    assert_eq!(
-        email["reason"],
-        "opted_out: event_types.planning.modified.email"
-    );
+    assert_eq!(email["reason"], "opted_out: event_types.custom.email");
     assert!(email["next_attempt_at"].is_null(), "{email}");
 
     let critical = notify(&app, "artist-1", json!({"priority": "critical"})).await;
@@ -188,12 +186,58 @@ async fn an_opt_out_skips_the_email_naming_the_entry_and_critical_overrides_it()
         Duration::from_secs(10),
     )
     .await;
+}
 
-    let other_type = notify(&app, "artist-1", json!({"event_type": "planning.assigned"})).await;
+fn cancellation(event_id: &str, starts_in: TimeDelta) -> Value {
+    let now = Utc::now();
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    json!({
+        "event_id": event_id, "planning_id": format!("pl-{event_id}"), "event": "cancelled",
+        "occurred_at": at(now),
+        "planning": {
+            "title": "Carmen",
+            "location": { "name": "Théâtre Outremont", "address": "1248 Av. Bernard O, Montréal" },
+            "starts_at": at(now + starts_in), "ends_at": at(now + starts_in + TimeDelta::hours(2)),
+            "timezone": "America/Montreal",
+            "contact": { "name": "Samir", "phone": "+15145550030", "email": "samir@example.org" }
+        },
+        "artist_ids": ["artist-1"], "coordinator_ids": []
+    })
+}
+
+#[tokio::test]
+async fn a_cancellation_less_than_48_hours_ahead_is_critical_and_overrides_an_opt_out() {
+    let app = spawn_app().await;
+    register(&app, "artist-1").await;
+    set_preferences(
+        &app,
+        "artist-1",
+        json!({"event_types": {"planning.*": {"email": false}}}),
+    )
+    .await;
+
+    let far = app
+        .post_event(&cancellation("evt-far", TimeDelta::days(30)))
+        .await;
+    assert_eq!(far.status, 202, "{}", far.json);
+    let far = &far.json["notifications"][0];
+    let read = details(&app, far["id"].as_str().unwrap()).await;
+    assert_eq!(read["priority"], "high");
     assert_eq!(
-        other_type["channels"],
-        json!(["in_app", "email"]),
-        "only that event type is off"
+        delivery(&read, "email")["reason"],
+        "opted_out: event_types.planning.*.email"
+    );
+
+    let near = app
+        .post_event(&cancellation("evt-near", TimeDelta::hours(20)))
+        .await;
+    assert_eq!(near.status, 202, "{}", near.json);
+    let near = &near.json["notifications"][0];
+    let read = details(&app, near["id"].as_str().unwrap()).await;
+    assert_eq!(read["priority"], "critical");
+    assert!(
+        near["channels"].as_array().unwrap().contains(&json!("email")),
+        "critical overrides the opt-out: {near}"
     );
 }
 
@@ -405,7 +449,7 @@ async fn on_postgresql_an_opt_out_is_skipped_and_a_revocation_cancels_the_waitin
         return;
     };
     register(&app, "artist-1").await;
-    set_preferences(&app, "artist-1", json!({"event_types": {"planning.*": {"email": false}}})).await;
+    set_preferences(&app, "artist-1", json!({"channels": {"email": false}})).await;
     let granted = app
         .post(
             "/api/v1/recipients/artist-1/consents",
@@ -421,7 +465,7 @@ async fn on_postgresql_an_opt_out_is_skipped_and_a_revocation_cancels_the_waitin
     .await;
     assert_eq!(
         created["skipped"],
-        json!([{"channel": "email", "reason": "opted_out: event_types.planning.*.email"}])
+        json!([{"channel": "email", "reason": "opted_out: channels.email"}])
     );
     let revoked = app
         .post(
