@@ -293,7 +293,6 @@ impl PlanningListener {
         let told = event.artist_ids.len() + coordinators + reminders;
         self.create.limits().check_fanout(told, listed)
     }
-
 }
 
 #[async_trait]

@@ -103,7 +103,12 @@ impl ConsentState {
     pub fn from_records<'a>(records: impl IntoIterator<Item = &'a Consent>) -> Self {
         let mut state = Self::default();
         for record in records {
-            state.apply(record.channel, record.recorded_at, record.id, record.granted);
+            state.apply(
+                record.channel,
+                record.recorded_at,
+                record.id,
+                record.granted,
+            );
         }
         state
     }
@@ -179,7 +184,9 @@ mod tests {
             granted,
             source: ConsentSource::parse("signup-form").unwrap(),
             wording: None,
-            recorded_at: DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc),
+            recorded_at: DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .with_timezone(&Utc),
         }
     }
 
@@ -213,7 +220,10 @@ mod tests {
         assert_eq!(names, vec!["sms", "whatsapp", "web_push"]);
         assert!(!required.requires(ChannelName::parse("email").unwrap()));
         assert!(ConsentRequired::parse("").unwrap().is_empty());
-        assert_eq!(ConsentRequired::parse("email,fax").unwrap_err().field, "channels");
+        assert_eq!(
+            ConsentRequired::parse("email,fax").unwrap_err().field,
+            "channels"
+        );
     }
 
     #[test]

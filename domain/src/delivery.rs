@@ -415,7 +415,10 @@ impl Delivery {
     ///
     /// # Errors
     /// [`IllegalTransition`] from any other status (a `sending` delivery is the dispatcher's).
-    pub fn cancel(&self, reason: impl Into<String>) -> Result<DeliveryTransition, IllegalTransition> {
+    pub fn cancel(
+        &self,
+        reason: impl Into<String>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
         Ok(DeliveryTransition {
             last_error: Some(reason.into()),
             ..self.move_to(DeliveryStatus::Cancelled)?

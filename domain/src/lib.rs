@@ -20,7 +20,9 @@ pub mod rules;
 
 pub use access::ApiScope;
 pub use channel::{Channel, ChannelName, ChannelSet, KNOWN_CHANNELS};
-pub use consent::{Consent, ConsentRequired, ConsentSource, ConsentState, ConsentWording, NewConsent};
+pub use consent::{
+    Consent, ConsentRequired, ConsentSource, ConsentState, ConsentWording, NewConsent,
+};
 pub use delivery::{
     AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, DeliveryTransition, IllegalTransition,
 };
@@ -29,11 +31,11 @@ pub use notification::{
     ActionLabel, ActionUrl, Body, EventType, Metadata, Notification, NotificationId,
     NotificationKind, Priority, SourceEventId, Title,
 };
-pub use preferences::{EventTypePattern, PreferenceVerdict, Preferences, QuietHours, SkipReason};
 pub use planning::{
     Contact, Location, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind,
     PlanningId, PlanningSnapshot, Schedule,
 };
+pub use preferences::{EventTypePattern, PreferenceVerdict, Preferences, QuietHours, SkipReason};
 pub use recipient::{
     DisplayName, EmailAddress, Locale, PhoneNumber, Recipient, RecipientId, TelegramChatId,
     TimeZone,

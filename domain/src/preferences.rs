@@ -119,12 +119,9 @@ impl QuietHours {
     /// or on `quiet_hours.end` when it equals `start`.
     pub fn parse(start: &str, end: &str) -> Result<Self, Vec<ValidationError>> {
         let mut errors = Vec::new();
-        parse_quiet_hours(
-            &json!({ "start": start, "end": end }),
-            &mut errors,
-        )
-        .filter(|_| errors.is_empty())
-        .ok_or(errors)
+        parse_quiet_hours(&json!({ "start": start, "end": end }), &mut errors)
+            .filter(|_| errors.is_empty())
+            .ok_or(errors)
     }
 
     /// When they start, local time.
@@ -641,26 +638,80 @@ mod tests {
 
     #[rstest]
     // A window within one day, in Paris (UTC+1 in winter).
-    #[case::inside_a_day_window("12:00", "14:00", "2027-01-15T11:30:00Z", "Europe/Paris", Some("2027-01-15T13:00:00Z"))]
-    #[case::start_is_inside("12:00", "14:00", "2027-01-15T11:00:00Z", "Europe/Paris", Some("2027-01-15T13:00:00Z"))]
+    #[case::inside_a_day_window(
+        "12:00",
+        "14:00",
+        "2027-01-15T11:30:00Z",
+        "Europe/Paris",
+        Some("2027-01-15T13:00:00Z")
+    )]
+    #[case::start_is_inside(
+        "12:00",
+        "14:00",
+        "2027-01-15T11:00:00Z",
+        "Europe/Paris",
+        Some("2027-01-15T13:00:00Z")
+    )]
     #[case::end_is_outside("12:00", "14:00", "2027-01-15T13:00:00Z", "Europe/Paris", None)]
     #[case::before_a_day_window("12:00", "14:00", "2027-01-15T09:00:00Z", "Europe/Paris", None)]
     // Wrapping midnight: before midnight ends tomorrow, after midnight ends today.
-    #[case::wrapping_evening("22:00", "08:00", "2027-01-15T22:30:00Z", "Europe/Paris", Some("2027-01-16T07:00:00Z"))]
-    #[case::wrapping_night("22:00", "08:00", "2027-01-16T02:00:00Z", "Europe/Paris", Some("2027-01-16T07:00:00Z"))]
+    #[case::wrapping_evening(
+        "22:00",
+        "08:00",
+        "2027-01-15T22:30:00Z",
+        "Europe/Paris",
+        Some("2027-01-16T07:00:00Z")
+    )]
+    #[case::wrapping_night(
+        "22:00",
+        "08:00",
+        "2027-01-16T02:00:00Z",
+        "Europe/Paris",
+        Some("2027-01-16T07:00:00Z")
+    )]
     #[case::wrapping_daytime("22:00", "08:00", "2027-01-16T12:00:00Z", "Europe/Paris", None)]
     // The zone is the recipient's: 22:30 UTC is 17:30 in Montréal, outside.
     #[case::the_recipients_zone("22:00", "08:00", "2027-01-15T22:30:00Z", "America/Montreal", None)]
     // Spring forward in Montréal (2027-03-14, 02:00 → 03:00): the night is an hour shorter.
-    #[case::across_spring_forward("22:00", "08:00", "2027-03-14T03:30:00Z", "America/Montreal", Some("2027-03-14T12:00:00Z"))]
+    #[case::across_spring_forward(
+        "22:00",
+        "08:00",
+        "2027-03-14T03:30:00Z",
+        "America/Montreal",
+        Some("2027-03-14T12:00:00Z")
+    )]
     // An end inside the gap moves forward to the first instant after it (03:00 EDT).
-    #[case::end_in_the_gap("22:00", "02:30", "2027-03-14T04:00:00Z", "America/Montreal", Some("2027-03-14T07:00:00Z"))]
+    #[case::end_in_the_gap(
+        "22:00",
+        "02:30",
+        "2027-03-14T04:00:00Z",
+        "America/Montreal",
+        Some("2027-03-14T07:00:00Z")
+    )]
     // Fall back in Paris (2027-10-31, 03:00 → 02:00): the night is an hour longer.
-    #[case::across_fall_back("22:00", "08:00", "2027-10-30T21:00:00Z", "Europe/Paris", Some("2027-10-31T07:00:00Z"))]
+    #[case::across_fall_back(
+        "22:00",
+        "08:00",
+        "2027-10-30T21:00:00Z",
+        "Europe/Paris",
+        Some("2027-10-31T07:00:00Z")
+    )]
     // An ambiguous end (02:30 twice) takes the first of its instants.
-    #[case::ambiguous_end("22:00", "02:30", "2027-10-30T23:00:00Z", "Europe/Paris", Some("2027-10-31T00:30:00Z"))]
+    #[case::ambiguous_end(
+        "22:00",
+        "02:30",
+        "2027-10-30T23:00:00Z",
+        "Europe/Paris",
+        Some("2027-10-31T00:30:00Z")
+    )]
     // In the repeated hour, after the first 02:30: the quiet hours are over.
-    #[case::repeated_hour_after_the_first_end("22:00", "02:45", "2027-10-31T01:15:00Z", "Europe/Paris", None)]
+    #[case::repeated_hour_after_the_first_end(
+        "22:00",
+        "02:45",
+        "2027-10-31T01:15:00Z",
+        "Europe/Paris",
+        None
+    )]
     fn quiet_hours_end_in_the_recipients_zone_dst_resolved(
         #[case] start: &str,
         #[case] end: &str,
@@ -674,7 +725,8 @@ mod tests {
 
     #[test]
     fn an_opt_out_sets_one_entry_and_is_idempotent() {
-        let mut preferences = prefs(json!({"event_types": {"planning.modified": {"telegram": true}}}));
+        let mut preferences =
+            prefs(json!({"event_types": {"planning.modified": {"telegram": true}}}));
         let modified = event("planning.modified");
         preferences.opt_out(&modified, channel("email")).unwrap();
         let once = preferences.clone();
@@ -689,7 +741,10 @@ mod tests {
 
     #[rstest]
     #[case(SkipReason::NotInRule("sync.*".into()), "not_in_rule: sync.*")]
-    #[case(SkipReason::Unreachable(Unreachable::NoEmail), "unreachable: recipient has no email address")]
+    #[case(
+        SkipReason::Unreachable(Unreachable::NoEmail),
+        "unreachable: recipient has no email address"
+    )]
     #[case(SkipReason::NoConsent(ChannelName::parse("sms").unwrap()), "no_consent: sms")]
     #[case(SkipReason::OptedOut("channels.email".into()), "opted_out: channels.email")]
     #[case(SkipReason::ConsentRevoked, "consent_revoked")]

@@ -566,13 +566,41 @@ mod tests {
     }
 
     #[rstest::rstest]
-    #[case::cancelled_a_month_ahead(PlanningEventKind::Cancelled, "2027-02-09T01:29:00Z", Priority::High)]
-    #[case::cancelled_just_over_48h_ahead(PlanningEventKind::Cancelled, "2027-03-15T00:14:00Z", Priority::High)]
-    #[case::cancelled_exactly_48h_ahead(PlanningEventKind::Cancelled, "2027-03-15T00:15:00Z", Priority::High)]
-    #[case::cancelled_47h_ahead(PlanningEventKind::Cancelled, "2027-03-15T01:15:00Z", Priority::Critical)]
-    #[case::cancelled_after_the_start(PlanningEventKind::Cancelled, "2027-03-17T01:00:00Z", Priority::Critical)]
-    #[case::modified_the_day_before(PlanningEventKind::Modified, "2027-03-16T00:15:00Z", Priority::High)]
-    #[case::assigned_the_day_before(PlanningEventKind::Assigned, "2027-03-16T00:15:00Z", Priority::Normal)]
+    #[case::cancelled_a_month_ahead(
+        PlanningEventKind::Cancelled,
+        "2027-02-09T01:29:00Z",
+        Priority::High
+    )]
+    #[case::cancelled_just_over_48h_ahead(
+        PlanningEventKind::Cancelled,
+        "2027-03-15T00:14:00Z",
+        Priority::High
+    )]
+    #[case::cancelled_exactly_48h_ahead(
+        PlanningEventKind::Cancelled,
+        "2027-03-15T00:15:00Z",
+        Priority::High
+    )]
+    #[case::cancelled_47h_ahead(
+        PlanningEventKind::Cancelled,
+        "2027-03-15T01:15:00Z",
+        Priority::Critical
+    )]
+    #[case::cancelled_after_the_start(
+        PlanningEventKind::Cancelled,
+        "2027-03-17T01:00:00Z",
+        Priority::Critical
+    )]
+    #[case::modified_the_day_before(
+        PlanningEventKind::Modified,
+        "2027-03-16T00:15:00Z",
+        Priority::High
+    )]
+    #[case::assigned_the_day_before(
+        PlanningEventKind::Assigned,
+        "2027-03-16T00:15:00Z",
+        Priority::Normal
+    )]
     fn a_cancellation_less_than_48_hours_before_the_start_is_critical(
         #[case] kind: PlanningEventKind,
         #[case] occurred_at: &str,

@@ -17,9 +17,8 @@ mod schema;
 
 pub use connection::{Backend, Database, PersistenceError, WriteFailure, WRITE_FAILURE_MEMORY};
 pub use repositories::{
-    ApiKeyRecord, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
-    DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
-    DieselConsentRepository, DieselOperationsStats, DieselPersonalDataStore,
-    DieselPreferenceRepository, DieselRecipientRepository,
-    DieselTokenGenerations,
+    ApiKeyRecord, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
+    DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
+    DieselNotificationRepository, DieselOperationsStats, DieselPersonalDataStore,
+    DieselPreferenceRepository, DieselRecipientRepository, DieselTokenGenerations,
 };

@@ -19,10 +19,10 @@ use chrono::{DateTime, Utc};
 
 use clairon_domain::recipient::Unreachable;
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, Channel, ChannelName, ChannelSet, ConsentRequired,
-    ConsentState, Delivery, DeliveryStatus, EventType, Metadata, Notification, NotificationId,
-    NotificationKind, PreferenceVerdict, Preferences, Priority, Recipient, RecipientId,
-    SkipReason, SourceEventId, TimeZone, Title,
+    ActionLabel, ActionUrl, Body, Channel, ChannelName, ChannelSet, ConsentRequired, ConsentState,
+    Delivery, DeliveryStatus, EventType, Metadata, Notification, NotificationId, NotificationKind,
+    PreferenceVerdict, Preferences, Priority, Recipient, RecipientId, SkipReason, SourceEventId,
+    TimeZone, Title,
 };
 
 use crate::ports::{
@@ -422,7 +422,8 @@ impl CreateNotificationHandler {
         let Some(sources) = &self.choices else {
             return Ok(Choices::default());
         };
-        let mut ids: Vec<RecipientId> = drafts.into_iter().map(|d| d.recipient_id.clone()).collect();
+        let mut ids: Vec<RecipientId> =
+            drafts.into_iter().map(|d| d.recipient_id.clone()).collect();
         ids.sort();
         ids.dedup();
         if ids.is_empty() {
@@ -434,7 +435,10 @@ impl CreateNotificationHandler {
             .channels()
             .iter()
             .copied()
-            .filter(|name| name.channel().is_some_and(|c| self.policy.enabled.contains(c)))
+            .filter(|name| {
+                name.channel()
+                    .is_some_and(|c| self.policy.enabled.contains(c))
+            })
             .collect();
         let consents = if required.is_empty() {
             HashMap::new()
@@ -558,8 +562,12 @@ impl CreateNotificationHandler {
         let (batch, created) = self.prepare(directory, &choices, drafts, None)?;
         let mut schedule = Vec::with_capacity(reminders.len());
         for reminder in reminders {
-            let (mut prepared, _) =
-                self.prepare(directory, &choices, vec![reminder.draft], reminder.deliver_at)?;
+            let (mut prepared, _) = self.prepare(
+                directory,
+                &choices,
+                vec![reminder.draft],
+                reminder.deliver_at,
+            )?;
             if let Some(notification) = prepared.pop() {
                 schedule.push(NewReminder {
                     key: reminder.key,
@@ -1031,5 +1039,132 @@ mod tests {
             matches!(err, CreateNotificationError::Duplicate(_)),
             "{err:?}"
         );
+    }
+
+    fn choosing(
+        document: serde_json::Value,
+        consents: &'static [(&'static str, bool)],
+    ) -> ChoiceSources {
+        use crate::ports::{MockConsentRepository, MockPreferenceRepository};
+        let mut preferences = MockPreferenceRepository::new();
+        let parsed = clairon_domain::Preferences::parse(&document).unwrap();
+        preferences
+            .expect_get_many()
+            .times(1)
+            .returning(move |ids| Ok(ids.iter().map(|id| (id.clone(), parsed.clone())).collect()));
+        let mut store = MockConsentRepository::new();
+        store.expect_states().returning(move |ids, _| {
+            let mut state = ConsentState::default();
+            for (i, (channel, granted)) in consents.iter().enumerate() {
+                state.apply(
+                    ChannelName::parse(channel).unwrap(),
+                    fixed_clock().now(),
+                    i64::try_from(i).unwrap(),
+                    *granted,
+                );
+            }
+            Ok(ids.iter().map(|id| (id.clone(), state.clone())).collect())
+        });
+        ChoiceSources {
+            preferences: Arc::new(preferences),
+            consents: Arc::new(store),
+        }
+    }
+
+    #[rstest]
+    #[case::nothing_set(serde_json::json!({}), "", &[], Priority::Normal, ("pending", None))]
+    #[case::opted_out(serde_json::json!({"channels": {"email": false}}), "", &[], Priority::Normal, ("skipped", Some("opted_out: channels.email")))]
+    #[case::critical_overrides(serde_json::json!({"channels": {"email": false}}), "", &[], Priority::Critical, ("pending", None))]
+    #[case::no_consent(serde_json::json!({}), "email", &[], Priority::Normal, ("skipped", Some("no_consent: email")))]
+    #[case::critical_never_overrides_consent(serde_json::json!({}), "email", &[("email", false)], Priority::Critical, ("skipped", Some("no_consent: email")))]
+    #[case::consent_granted(serde_json::json!({}), "email", &[("email", true)], Priority::Normal, ("pending", None))]
+    #[case::consent_before_preferences(serde_json::json!({"channels": {"email": false}}), "email", &[], Priority::Normal, ("skipped", Some("no_consent: email")))]
+    #[tokio::test]
+    async fn preferences_and_consents_decide_the_email_delivery(
+        #[case] document: serde_json::Value,
+        #[case] required: &str,
+        #[case] consents: &'static [(&'static str, bool)],
+        #[case] priority: Priority,
+        #[case] expected: (&str, Option<&str>),
+    ) {
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().returning(|_| Ok(()));
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            all_on(),
+        )
+        .with_choices(
+            choosing(document, consents),
+            ConsentRequired::parse(required).unwrap(),
+        );
+        let zoe = recipient("artist-1");
+        let mut wanted = draft("artist-1");
+        wanted.priority = priority;
+        let created = handler
+            .execute_with(&HashMap::from([(zoe.id.clone(), zoe)]), vec![wanted])
+            .await
+            .unwrap();
+        let email = created[0]
+            .deliveries
+            .iter()
+            .find(|d| d.channel == Channel::Email)
+            .unwrap();
+        assert_eq!((email.status.as_str(), email.reason.as_deref()), expected);
+        let in_app = &created[0].deliveries[0];
+        assert_eq!(
+            (in_app.channel, in_app.status),
+            (Channel::InApp, DeliveryStatus::Pending),
+            "in-app is never stopped"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_email_due_inside_quiet_hours_waits_for_their_end_and_in_app_does_not() {
+        let mut notifications = MockNotificationRepository::new();
+        // 09:00 UTC is 04:00 in Montréal (EST): inside 22:00–08:00, which ends at 13:00 UTC.
+        let end = fixed_clock().now() + chrono::TimeDelta::hours(4);
+        notifications
+            .expect_insert_batch()
+            .withf(move |batch| {
+                let due: Vec<Option<DateTime<Utc>>> = batch[0]
+                    .deliveries
+                    .iter()
+                    .map(|d| d.next_attempt_at)
+                    .collect();
+                due == vec![None, Some(end), Some(end)]
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            all_on(),
+        )
+        .with_choices(
+            choosing(
+                serde_json::json!({"quiet_hours": {"start": "22:00", "end": "08:00"}}),
+                &[],
+            ),
+            ConsentRequired::none(),
+        );
+        let zoe = recipient("artist-1");
+        let created = handler
+            .execute_with(
+                &HashMap::from([(zoe.id.clone(), zoe)]),
+                vec![draft("artist-1")],
+            )
+            .await
+            .unwrap();
+        assert!(created[0]
+            .deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Pending));
     }
 }

@@ -93,7 +93,9 @@ mod tests {
         store
             .expect_opt_out()
             .withf(|id, t, c, _| {
-                id.as_str() == "artist-1" && t.as_str() == "planning.modified" && c.as_str() == "email"
+                id.as_str() == "artist-1"
+                    && t.as_str() == "planning.modified"
+                    && c.as_str() == "email"
             })
             .times(1)
             .returning(|_, _, _, _| Ok(()));

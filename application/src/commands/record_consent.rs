@@ -164,6 +164,9 @@ mod tests {
                 consent: withdrawal(),
             })
             .await;
-        assert!(matches!(refused, Err(RecordConsentError::UnknownRecipient(_))));
+        assert!(matches!(
+            refused,
+            Err(RecordConsentError::UnknownRecipient(_))
+        ));
     }
 }

@@ -52,7 +52,10 @@ impl SetPreferencesHandler {
     /// # Errors
     /// [`SetPreferencesError`]; nothing is written then.
     #[tracing::instrument(name = "set_preferences", skip_all, fields(recipient_id = %command.recipient_id))]
-    pub async fn execute(&self, command: SetPreferences) -> Result<Preferences, SetPreferencesError> {
+    pub async fn execute(
+        &self,
+        command: SetPreferences,
+    ) -> Result<Preferences, SetPreferencesError> {
         let id = command.recipient_id;
         if self
             .recipients
@@ -103,9 +106,15 @@ mod tests {
             .withf(move |id, p, _| id.as_str() == "artist-1" && *p == expected)
             .times(1)
             .returning(|_, _, _| Ok(()));
-        let handler =
-            SetPreferencesHandler::new(Arc::new(recipients), Arc::new(store), Arc::new(fixed_clock()));
-        assert_eq!(handler.execute(command()).await.unwrap(), command().preferences);
+        let handler = SetPreferencesHandler::new(
+            Arc::new(recipients),
+            Arc::new(store),
+            Arc::new(fixed_clock()),
+        );
+        assert_eq!(
+            handler.execute(command()).await.unwrap(),
+            command().preferences
+        );
     }
 
     #[tokio::test]
@@ -114,8 +123,11 @@ mod tests {
         recipients.expect_get().returning(|_| Ok(None));
         let mut store = MockPreferenceRepository::new();
         store.expect_put().never();
-        let handler =
-            SetPreferencesHandler::new(Arc::new(recipients), Arc::new(store), Arc::new(fixed_clock()));
+        let handler = SetPreferencesHandler::new(
+            Arc::new(recipients),
+            Arc::new(store),
+            Arc::new(fixed_clock()),
+        );
         assert!(matches!(
             handler.execute(command()).await,
             Err(SetPreferencesError::UnknownRecipient(_))

@@ -3,8 +3,8 @@
 pub mod export_recipient;
 pub mod get_notification;
 pub mod get_preferences;
-pub mod list_deliveries;
 pub mod list_consents;
+pub mod list_deliveries;
 pub mod list_job_runs;
 pub mod list_notifications;
 pub mod operations_stats;
@@ -29,4 +29,6 @@ pub use operations_stats::{
     ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
-pub use views::{AttemptView, ConsentView, DeliveryView, NotificationDetailsView, NotificationView};
+pub use views::{
+    AttemptView, ConsentView, DeliveryView, NotificationDetailsView, NotificationView,
+};

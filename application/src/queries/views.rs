@@ -125,12 +125,16 @@ impl From<AttemptRecord> for AttemptView {
 
 impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
-        let reason = matches!(d.status, DeliveryStatus::Skipped | DeliveryStatus::Cancelled)
-            .then(|| d.last_error.clone())
-            .flatten();
-        let next_attempt_at = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
-            .then_some(d.next_attempt_at)
-            .flatten();
+        let reason = matches!(
+            d.status,
+            DeliveryStatus::Skipped | DeliveryStatus::Cancelled
+        )
+        .then(|| d.last_error.clone())
+        .flatten();
+        let next_attempt_at =
+            matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+                .then_some(d.next_attempt_at)
+                .flatten();
         Self {
             reason,
             next_attempt_at,

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use clairon_tests::{spawn_app, spawn_app_configured, Engine, Options, TestApp};
 use chrono::{SecondsFormat, TimeDelta, Utc};
+use clairon_tests::{spawn_app, spawn_app_configured, Engine, Options, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -74,17 +74,23 @@ async fn someone_who_never_set_preferences_reads_the_defaults_and_a_put_replaces
     });
     set_preferences(&app, "artist-1", document.clone()).await;
     assert_eq!(
-        app.get("/api/v1/recipients/artist-1/preferences").await.json,
+        app.get("/api/v1/recipients/artist-1/preferences")
+            .await
+            .json,
         document
     );
     set_preferences(&app, "artist-1", json!({"channels": {"telegram": false}})).await;
     assert_eq!(
-        app.get("/api/v1/recipients/artist-1/preferences").await.json,
+        app.get("/api/v1/recipients/artist-1/preferences")
+            .await
+            .json,
         json!({"channels": {"telegram": false}, "event_types": {}, "quiet_hours": null}),
         "PUT replaces the document whole"
     );
     assert_eq!(
-        app.get("/api/v1/recipients/nobody/preferences").await.status,
+        app.get("/api/v1/recipients/nobody/preferences")
+            .await
+            .status,
         404
     );
     assert_eq!(
@@ -132,7 +138,9 @@ async fn a_bad_document_is_a_422_naming_each_field_and_nothing_is_written() {
         ]
     );
     assert_eq!(
-        app.get("/api/v1/recipients/artist-1/preferences").await.json,
+        app.get("/api/v1/recipients/artist-1/preferences")
+            .await
+            .json,
         json!({"channels": {}, "event_types": {}, "quiet_hours": null}),
         "nothing was written"
     );
@@ -236,7 +244,10 @@ async fn a_cancellation_less_than_48_hours_ahead_is_critical_and_overrides_an_op
     let read = details(&app, near["id"].as_str().unwrap()).await;
     assert_eq!(read["priority"], "critical");
     assert!(
-        near["channels"].as_array().unwrap().contains(&json!("email")),
+        near["channels"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("email")),
         "critical overrides the opt-out: {near}"
     );
 }
@@ -361,10 +372,14 @@ async fn a_recipient_reads_and_writes_their_own_preferences_and_consents_with_th
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mine = app.call_as(&token, Method::GET, "/api/v1/me/preferences").await;
+    let mine = app
+        .call_as(&token, Method::GET, "/api/v1/me/preferences")
+        .await;
     assert_eq!(mine.json["channels"], json!({"telegram": false}));
     assert_eq!(
-        app.get("/api/v1/recipients/artist-1/preferences").await.json,
+        app.get("/api/v1/recipients/artist-1/preferences")
+            .await
+            .json,
         mine.json,
         "the API key sees the same document"
     );
@@ -389,10 +404,14 @@ async fn a_recipient_reads_and_writes_their_own_preferences_and_consents_with_th
         .await
         .unwrap();
     assert_eq!(recorded.status(), 201);
-    let history = app.call_as(&token, Method::GET, "/api/v1/me/consents").await;
+    let history = app
+        .call_as(&token, Method::GET, "/api/v1/me/consents")
+        .await;
     assert_eq!(history.json["consents"][0]["channel"], "sms");
     assert_eq!(
-        app.call(Method::GET, "/api/v1/me/preferences", None).await.status,
+        app.call(Method::GET, "/api/v1/me/preferences", None)
+            .await
+            .status,
         401,
         "an API key is not a recipient token"
     );
@@ -426,7 +445,9 @@ async fn the_export_holds_preferences_and_consents_and_the_erasure_removes_them(
     // The same id registered again starts from nothing.
     register(&app, "artist-1").await;
     assert_eq!(
-        app.get("/api/v1/recipients/artist-1/preferences").await.json,
+        app.get("/api/v1/recipients/artist-1/preferences")
+            .await
+            .json,
         json!({"channels": {}, "event_types": {}, "quiet_hours": null})
     );
     assert_eq!(

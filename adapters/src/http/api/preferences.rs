@@ -128,7 +128,10 @@ pub async fn consents_for(
     ),
     security(("api_key" = [])),
 )]
-pub async fn get_preferences(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_preferences(
+    handlers: Data,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     preferences_for(&handlers, recipient_id(&path)?).await
 }
 
@@ -182,7 +185,10 @@ pub async fn post_consent(
     ),
     security(("api_key" = [])),
 )]
-pub async fn get_consents(handlers: Data, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_consents(
+    handlers: Data,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     consents_for(&handlers, recipient_id(&path)?).await
 }
 

@@ -8,9 +8,9 @@ use crate::http::api::{notifications, preferences};
 use crate::http::credentials::tokens::Me;
 use crate::http::extract::JsonBody;
 use crate::http::problem::{ApiError, Problem};
+use crate::http::schema::params::IdPath;
 use crate::http::schema::requests::{ConsentBody, PreferencesBody};
 use crate::http::schema::responses::{ConsentList, ConsentResponse, PreferencesDocument};
-use crate::http::schema::params::IdPath;
 use crate::http::schema::responses::{
     MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
 };

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, ChannelName, ChannelSet, ConsentSource, ConsentWording,
-    Contact, NewConsent, Preferences, DisplayName, EmailAddress, Locale, Location,
-    Metadata, NotificationKind, PhoneNumber, PlanningChange, PlanningEvent, PlanningEventId,
-    PlanningEventKind, PlanningId, PlanningSnapshot, Priority, Recipient, RecipientId, Schedule,
-    TelegramChatId, TimeZone, Title, ValidationError,
+    ActionLabel, ActionUrl, Body, ChannelName, ChannelSet, ConsentSource, ConsentWording, Contact,
+    DisplayName, EmailAddress, Locale, Location, Metadata, NewConsent, NotificationKind,
+    PhoneNumber, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind, PlanningId,
+    PlanningSnapshot, Preferences, Priority, Recipient, RecipientId, Schedule, TelegramChatId,
+    TimeZone, Title, ValidationError,
 };
 use serde::Deserialize;
 use serde_json::Value;

@@ -132,8 +132,7 @@ pub(crate) fn load_consents(conn: &mut AnyConnection, id: &str) -> Result<Vec<Co
 /// Deletes the preferences and consents of `id` (an erasure, in its transaction); returns the
 /// rows removed.
 pub(crate) fn erase_choices(conn: &mut AnyConnection, id: &str) -> Result<u64, DbError> {
-    let preferences =
-        diesel::delete(recipient_preferences::table.find(id)).execute(conn)?;
+    let preferences = diesel::delete(recipient_preferences::table.find(id)).execute(conn)?;
     let consents =
         diesel::delete(consents::table.filter(consents::recipient_id.eq(id))).execute(conn)?;
     Ok(u64::try_from(preferences + consents).unwrap_or(u64::MAX))
