@@ -22,3 +22,4 @@ mod recipients;
 mod reminders;
 mod scheduling;
 mod security;
+mod unsubscribe;

@@ -558,6 +558,44 @@ async fn failed_sign_ins_from_one_address_are_answered_429_with_retry_after_and_
 }
 
 #[tokio::test]
+async fn forged_unsubscribe_links_from_one_address_are_404_then_429_and_counted() {
+    // `/unsubscribe/{token}` takes no key: its signed token is the credential, and guessing
+    // one is throttled like guessing a key.
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.auth_failure_limit_per_min = 1;
+        s.auth_failure_limit_burst = 3;
+    })
+    .await
+    .unwrap();
+
+    let mut statuses = Vec::new();
+    for attempt in 0..5 {
+        let response = app
+            .client
+            .post(format!(
+                "{}/unsubscribe/YXJ0aXN0LTEKY3VzdG9t.guess{attempt}",
+                app.address
+            ))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+
+    assert_eq!(statuses, vec![404, 404, 404, 429, 429], "the burst of 3, then 429");
+    assert_eq!(
+        metric(
+            &app,
+            "clairon_auth_failures_total{answer=\"404\",credential=\"unsubscribe_link\"}"
+        )
+        .await,
+        3.0
+    );
+}
+
+#[tokio::test]
 async fn unknown_and_revoked_keys_from_one_address_are_answered_429_while_its_proven_keys_go_on() {
     let app = spawn_app_configured(Options::default(), |s| {
         s.auth_failure_limit_per_min = 1;
