@@ -953,6 +953,76 @@ mod tests {
     }
 
     #[rstest]
+    #[case::normal(clairon_domain::Priority::Normal, true)]
+    #[case::high(clairon_domain::Priority::High, true)]
+    #[case::low(clairon_domain::Priority::Low, true)]
+    #[case::critical(clairon_domain::Priority::Critical, false)]
+    #[tokio::test]
+    async fn an_email_carries_its_unsubscribe_link_unless_its_notification_is_critical(
+        #[case] priority: clairon_domain::Priority,
+        #[case] linked: bool,
+    ) {
+        // Arrange: an email delivery of that priority, and links that name who and what.
+        let mut claim = claimed(Channel::Email);
+        claim.notification.priority = priority;
+        let mut queue = MockDeliveryQueue::new();
+        let batch = Mutex::new(Some(vec![claim]));
+        queue
+            .expect_claim_due()
+            .returning(move |_, _, _, _| Ok(batch.lock().unwrap().take().unwrap_or_default()));
+        queue.expect_record().returning(|_| Ok(Vec::new()));
+        let contexts = Arc::new(Mutex::new(Vec::new()));
+        let seen = contexts.clone();
+        let mut templates = MockTemplateRenderer::new();
+        templates.expect_render_email().returning(move |_, _, ctx| {
+            seen.lock().unwrap().push(ctx["unsubscribe_url"].clone());
+            Ok(EmailContent {
+                subject: "s".into(),
+                text: "t".into(),
+                html: "<p>h</p>".into(),
+            })
+        });
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sent_to = messages.clone();
+        let mut email = MockEmailSender::new();
+        email.expect_send().returning(move |m| {
+            sent_to.lock().unwrap().push(m.unsubscribe_url.clone());
+            sent()
+        });
+        let mut links = crate::ports::MockUnsubscribeLinks::new();
+        links
+            .expect_unsubscribe_url()
+            .times(usize::from(linked))
+            .returning(|r, t| format!("https://x.example/unsubscribe/{}-{}", r.as_str(), t.as_str()));
+        let mut notifications = MockNotificationRepository::new();
+        notifications
+            .expect_unread_counts()
+            .returning(|ids| Ok(ids.iter().map(|id| (id.clone(), 1)).collect()));
+        let dispatcher = DeliveryDispatcher::new(
+            Arc::new(queue),
+            Arc::new(notifications),
+            Arc::new(MockRecipientRepository::new()),
+            Arc::new(templates),
+            Arc::new(email),
+            None,
+            Arc::new(MockRealtimePublisher::new()),
+            Arc::new(fixed_clock()),
+            Arc::new(schedule(8)),
+            Locale::Fr,
+            DispatchSettings::default(),
+        )
+        .with_unsubscribe_links(Arc::new(links));
+
+        // Act
+        dispatcher.dispatch_once().await.unwrap();
+
+        // Assert: the same link in the headers and the templates' context, or none at all.
+        let expected = linked.then(|| "https://x.example/unsubscribe/artist-1-custom".to_owned());
+        assert_eq!(*messages.lock().unwrap(), vec![expected.clone()]);
+        assert_eq!(*contexts.lock().unwrap(), vec![json!(expected)]);
+    }
+
+    #[rstest]
     #[case::email_sent(Channel::Email, sent(), DeliveryStatus::Sent, "sent")]
     #[case::email_transient(Channel::Email, SendOutcome::Transient("451 try later".into()), DeliveryStatus::Retrying, "transient")]
     #[case::email_permanent(Channel::Email, SendOutcome::Permanent("550 no such user".into()), DeliveryStatus::Failed, "permanent")]

@@ -9,8 +9,8 @@
 //!
 //! The token is the credential ([`crate::links::UnsubscribeTokens`]: HMAC-signed, checked
 //! without storage). A forged or altered one, or one naming a recipient who is unknown or was
-//! erased since, is a `404` problem that changes nothing; a forged one also counts against the
-//! client address's failure bucket like a wrong API key
+//! erased since, is a `404` problem that changes nothing; a well-formed one with a wrong tag (a
+//! guess) also counts against the client address's failure bucket like a wrong API key
 //! ([`rate_limit::refuse_credential`]), so guessing is throttled.
 
 use actix_web::http::header;
@@ -24,7 +24,7 @@ use crate::http::middleware::rate_limit::{self, Credential};
 use crate::http::middleware::security::DEFAULT_CSP;
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::state::Handlers;
-use crate::links::{UnsubscribeSubject, UnsubscribeTokens};
+use crate::links::{InvalidUnsubscribeToken, UnsubscribeSubject, UnsubscribeTokens};
 
 const UNSUBSCRIBE_PAGE: &str = include_str!("../../../assets/unsubscribe.html.tera");
 
@@ -46,9 +46,16 @@ async fn subject(
     token: &str,
 ) -> Result<(UnsubscribeSubject, Recipient), ApiError> {
     rate_limit::admit_credential(req, Credential::UnsubscribeLink)?;
-    let subject = tokens
-        .verify(token)
-        .map_err(|_| rate_limit::refuse_credential(req, Credential::UnsubscribeLink))?;
+    let subject = tokens.verify(token).map_err(|refused| match refused {
+        // Not even shaped like a token (a mistyped or cut link, a fuzzer): no guess to count.
+        InvalidUnsubscribeToken::Malformed => {
+            ApiError::NotFound("no such unsubscribe link".into())
+        }
+        // A well-formed token with a wrong tag is a guess: counted like a wrong key.
+        InvalidUnsubscribeToken::Forged => {
+            rate_limit::refuse_credential(req, Credential::UnsubscribeLink)
+        }
+    })?;
     let recipient = handlers
         .recipients
         .get(&subject.recipient_id)
