@@ -379,12 +379,14 @@ async fn the_inbox_shows_an_svg_bell_unread_marks_relative_times_an_action_butto
         shown["counts"],
         json!({ "all": "2", "unread": "2", "read": "0" })
     );
-    // The formatting itself, in the browser's Intl: five minutes ago, in each language.
+    // The formatting itself, in the browser's Intl: five minutes ago, in each language (French
+    // puts a no-break space between the number and the unit).
     let relative = browser
         .execute(
             "return import('/static/clairon.js').then(m => { \
                const then = new Date(Date.now() - 5 * 60 * 1000 - 2000).toISOString(); \
-               return [m.relativeTime(then, 'fr'), m.relativeTime(then, 'en'), \
+               const spaced = (s) => s.replace(/\\u00a0/g, ' '); \
+               return [spaced(m.relativeTime(then, 'fr')), spaced(m.relativeTime(then, 'en')), \
                        m.safeHttpUrl('javascript:alert(1)')]; });",
             vec![],
         )
