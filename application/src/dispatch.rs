@@ -488,7 +488,7 @@ impl DeliveryDispatcher {
             Attempt::Tried(outcome) => outcome,
             Attempt::Skipped(reason) => {
                 tracing::info!(reason, "delivery skipped at dispatch");
-                return update(claimed, delivery.skip(reason), None);
+                return update(claimed, delivery.skip(format!("unreachable: {reason}")), None);
             }
         };
         let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);

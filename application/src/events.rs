@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use clairon_domain::reminders::{
     plan_reminder, reminder_key, reminder_key_prefix, ReminderPlan, ReminderTime,
 };
-use clairon_domain::rules::{planning_notices, PlanningNotice};
+use clairon_domain::rules::{planning_notices, planning_priority, PlanningNotice};
 use clairon_domain::{
     Body, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
     SourceEventId, Title, ValidationError,
@@ -294,12 +294,6 @@ impl PlanningListener {
         self.create.limits().check_fanout(told, listed)
     }
 
-    fn priority(kind: PlanningEventKind) -> Priority {
-        match kind {
-            PlanningEventKind::Cancelled | PlanningEventKind::Modified => Priority::High,
-            PlanningEventKind::Assigned | PlanningEventKind::Reminder => Priority::Normal,
-        }
-    }
 }
 
 #[async_trait]
@@ -330,7 +324,7 @@ impl EventListener for PlanningListener {
         let source = SourceEventId::parse(event.event_id.as_str())?;
         let mut drafts = Vec::new();
         for notice in planning_notices(event, &directory, self.default_locale) {
-            drafts.push(self.draft(notice, Self::priority(event.kind), Some(source.clone()))?);
+            drafts.push(self.draft(notice, planning_priority(event), Some(source.clone()))?);
         }
         let Some((clock, at)) = &self.reminders else {
             return Ok(self.create.execute_with(&directory, drafts).await?);

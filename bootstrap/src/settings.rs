@@ -39,6 +39,10 @@ pub struct Settings {
     pub api_keys: String,
     /// Comma-separated channels switched on: `in_app,email,telegram` by default.
     pub channels: String,
+    /// Comma-separated channels that need a granted consent before anything is delivered on
+    /// them (`CLAIRON_CONSENT_REQUIRED`), names of `clairon_domain::KNOWN_CHANNELS`:
+    /// `sms,whatsapp,web_push` by default; empty: none.
+    pub consent_required: String,
     /// SMTP server URL (`smtp://127.0.0.1:2525`, `smtps://user:pass@host`); empty: `.eml` files.
     pub smtp_url: String,
     /// Pooled SMTP connections.
@@ -164,6 +168,7 @@ impl Default for Settings {
             public_url: String::new(),
             api_keys: String::new(),
             channels: "in_app,email,telegram".into(),
+            consent_required: clairon_domain::ConsentRequired::DEFAULT.into(),
             smtp_url: String::new(),
             smtp_pool_size: 4,
             smtp_fallback_url: String::new(),
@@ -225,6 +230,7 @@ impl fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("api_keys", &format!("<{} keys>", self.api_key_list().len()))
             .field("channels", &self.channels)
+            .field("consent_required", &self.consent_required)
             .field("smtp_url", &redact_url(&self.smtp_url))
             .field("smtp_fallback_url", &redact_url(&self.smtp_fallback_url))
             .field("email_outbox_dir", &self.email_outbox_dir)
@@ -424,6 +430,15 @@ impl Settings {
     pub fn channel_set(&self) -> anyhow::Result<ChannelSet> {
         ChannelSet::parse_list(&self.channels)
             .map_err(|e| anyhow::anyhow!("CLAIRON_CHANNELS: {}", e.message))
+    }
+
+    /// The channels that need a granted consent.
+    ///
+    /// # Errors
+    /// When `CLAIRON_CONSENT_REQUIRED` names a channel outside the catalogue.
+    pub fn consent_required(&self) -> anyhow::Result<clairon_domain::ConsentRequired> {
+        clairon_domain::ConsentRequired::parse(&self.consent_required)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_CONSENT_REQUIRED: {}", e.message))
     }
 
     /// The default locale.

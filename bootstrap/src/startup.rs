@@ -22,18 +22,19 @@ use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
-    DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
-    DieselTokenGenerations,
+    DieselConsentRepository, DieselOperationsStats, DieselPersonalDataStore,
+    DieselPreferenceRepository, DieselRecipientRepository, DieselTokenGenerations,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
-    ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
-    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
-    RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
-    SendTestNotificationHandler, UpsertRecipientsHandler,
+    ChannelPolicy, ChoiceSources, ContextRedactor, CreateNotificationHandler,
+    EraseRecipientHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
+    MarkNotificationReadHandler, OptOutHandler, RecordConsentHandler, RetentionPolicy,
+    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
+    SendTestNotificationHandler, SetPreferencesHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
@@ -44,7 +45,8 @@ use clairon_application::ports::{
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
-    ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetPreferencesHandler, ListConsentsHandler, ListDeliveriesHandler, ListJobRunsHandler,
+    ListNotificationsHandler, UnreadCountHandler,
 };
 use clairon_domain::Locale;
 use tokio::sync::{watch, Notify};
@@ -192,6 +194,7 @@ impl Components {
         let public_url = settings.public_url()?;
         let locale = settings.locale()?;
         let channels = settings.channel_set()?;
+        let consent_required = settings.consent_required()?;
         let reminder_time = settings.reminder_time()?;
         let templates: Arc<dyn TemplateRenderer> = Arc::new(load_templates(settings, locale)?);
         LettreEmailSender::check_from(&settings.email_from).context("CLAIRON_EMAIL_FROM")?;
@@ -305,6 +308,8 @@ impl Components {
             telegram_bot: telegram.is_some(),
         };
 
+        let preference_store = Arc::new(DieselPreferenceRepository::new(database.clone()));
+        let consent_store = Arc::new(DieselConsentRepository::new(database.clone()));
         let create = Arc::new(
             CreateNotificationHandler::new(
                 recipients.clone(),
@@ -314,7 +319,14 @@ impl Components {
                 waker.clone(),
                 policy,
             )
-            .with_limits(settings.content_limits()),
+            .with_limits(settings.content_limits())
+            .with_choices(
+                ChoiceSources {
+                    preferences: preference_store.clone(),
+                    consents: consent_store.clone(),
+                },
+                consent_required,
+            ),
         );
         let bus = Arc::new(EventBus::new());
         bus.subscribe(Arc::new(
@@ -401,7 +413,7 @@ impl Components {
                 clock.clone(),
             )),
             send_test: Arc::new(SendTestNotificationHandler::new(
-                recipients,
+                recipients.clone(),
                 create,
                 templates,
                 email,
@@ -440,6 +452,25 @@ impl Components {
                 token_generations,
                 realtime.clone(),
             )),
+            get_preferences: Arc::new(GetPreferencesHandler::new(
+                recipients.clone(),
+                preference_store.clone(),
+            )),
+            set_preferences: Arc::new(SetPreferencesHandler::new(
+                recipients.clone(),
+                preference_store.clone(),
+                clock.clone(),
+            )),
+            record_consent: Arc::new(RecordConsentHandler::new(
+                recipients.clone(),
+                consent_store.clone(),
+                clock.clone(),
+            )),
+            list_consents: Arc::new(ListConsentsHandler::new(
+                recipients.clone(),
+                consent_store,
+            )),
+            opt_out: Arc::new(OptOutHandler::new(preference_store, clock.clone())),
             clock: clock.clone(),
         });
         let observability = Observability {

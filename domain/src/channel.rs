@@ -54,6 +54,105 @@ impl fmt::Display for Channel {
     }
 }
 
+/// Every channel name preferences and consents may name: the channels Clairon delivers on today
+/// ([`Channel`]) and those announced for later (`slack`, `webhook`, `sms`, `whatsapp`,
+/// `web_push`), so a consent for SMS can be recorded before SMS is sent.
+pub const KNOWN_CHANNELS: [&str; 8] = [
+    "in_app", "email", "telegram", "slack", "webhook", "sms", "whatsapp", "web_push",
+];
+
+/// A channel name of the catalogue [`KNOWN_CHANNELS`]: what a preference or a consent names.
+/// Ordered as the catalogue; serialised as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelName(u8);
+
+impl ChannelName {
+    /// The in-app channel, which no preference can switch off.
+    pub const IN_APP: Self = Self(0);
+
+    /// Parses a name of the catalogue, reporting an unknown one on `field`.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on `field` for a name not in [`KNOWN_CHANNELS`].
+    pub fn parse_as(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        KNOWN_CHANNELS
+            .iter()
+            .position(|known| *known == raw)
+            .and_then(|i| u8::try_from(i).ok())
+            .map(Self)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    field,
+                    format!(
+                        "unknown channel {raw:?}; known: {}",
+                        KNOWN_CHANNELS.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// Parses a name of the catalogue.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `channel` for a name not in [`KNOWN_CHANNELS`].
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Self::parse_as("channel", raw)
+    }
+
+    /// The name (`in_app`, `sms`, ...).
+    pub fn as_str(self) -> &'static str {
+        KNOWN_CHANNELS[usize::from(self.0)]
+    }
+
+    /// The delivery channel of this name, when Clairon delivers on it.
+    pub fn channel(self) -> Option<Channel> {
+        Channel::parse(self.as_str()).ok()
+    }
+
+    /// Parses a comma-separated list such as `sms,whatsapp,web_push` (the form of
+    /// `CLAIRON_CONSENT_REQUIRED`); blanks are ignored, repeats kept once, sorted.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `channels` for an unknown name.
+    pub fn parse_list(raw: &str) -> Result<Vec<Self>, ValidationError> {
+        let mut names = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Self::parse_as("channels", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+impl From<Channel> for ChannelName {
+    fn from(channel: Channel) -> Self {
+        // Channel's variants are the catalogue's first entries, in the same order.
+        Self(channel as u8)
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ChannelName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A set of channels, kept in [`Channel::ALL`] order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChannelSet(u8);
@@ -138,5 +237,30 @@ mod tests {
             vec![Channel::Email]
         );
         assert!(ChannelSet::default().is_empty());
+    }
+
+    #[test]
+    fn every_delivery_channel_has_its_catalogue_name() {
+        for channel in Channel::ALL {
+            let name = ChannelName::from(channel);
+            assert_eq!(name.as_str(), channel.as_str());
+            assert_eq!(name.channel(), Some(channel));
+        }
+        assert_eq!(ChannelName::parse("sms").unwrap().channel(), None);
+        assert_eq!(ChannelName::IN_APP, ChannelName::from(Channel::InApp));
+    }
+
+    #[test]
+    fn a_channel_name_outside_the_catalogue_is_refused_on_its_field() {
+        let err = ChannelName::parse_as("channels.fax", "fax").unwrap_err();
+        assert_eq!(err.field, "channels.fax");
+        assert_eq!(
+            ChannelName::parse_list(" web_push,sms,sms ")
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+            vec!["sms", "web_push"]
+        );
     }
 }

@@ -257,6 +257,10 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     /// When the provider accepted it (UTC).
     pub sent_at: Option<DateTime<Utc>>,
+    /// When it is due (UTC). At creation: `None` for "when its notification is due", or a later
+    /// instant (the end of the recipient's quiet hours). Read back: the stored due time.
+    #[serde(default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl Delivery {
@@ -279,6 +283,23 @@ impl Delivery {
             provider_message_id: None,
             created_at: now,
             sent_at: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// A delivery waiting for a dispatcher, not due before `until` (UTC): the end of the
+    /// recipient's quiet hours.
+    pub fn postponed(
+        id: DeliveryId,
+        notification_id: NotificationId,
+        recipient_id: RecipientId,
+        channel: Channel,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            next_attempt_at: Some(until),
+            ..Self::pending(id, notification_id, recipient_id, channel, now)
         }
     }
 
@@ -386,6 +407,18 @@ impl Delivery {
         Ok(DeliveryTransition {
             last_error: Some(reason.into()),
             ..self.move_to(DeliveryStatus::Skipped)?
+        })
+    }
+
+    /// Withdrawn before it was sent (a consent revoked, a reminder replaced): `pending` or
+    /// `retrying` → `cancelled`, with the reason.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] from any other status (a `sending` delivery is the dispatcher's).
+    pub fn cancel(&self, reason: impl Into<String>) -> Result<DeliveryTransition, IllegalTransition> {
+        Ok(DeliveryTransition {
+            last_error: Some(reason.into()),
+            ..self.move_to(DeliveryStatus::Cancelled)?
         })
     }
 
@@ -642,5 +675,29 @@ mod tests {
         assert!(DeliveryStatus::Skipped.is_final());
         assert!(!DeliveryStatus::Pending.is_final());
         assert!(!DeliveryStatus::Retrying.is_final());
+    }
+
+    #[rstest]
+    #[case(Pending, true)]
+    #[case(Retrying, true)]
+    #[case(Sending, false)]
+    #[case(Sent, false)]
+    #[case(Skipped, false)]
+    fn only_a_waiting_delivery_can_be_cancelled_with_its_reason(
+        #[case] from: DeliveryStatus,
+        #[case] allowed: bool,
+    ) {
+        let cancelled = delivery(from, 1).cancel("consent_revoked");
+        match cancelled {
+            Ok(t) => {
+                assert!(allowed, "{from} was cancelled");
+                assert_eq!(t.to, Cancelled);
+                assert_eq!(t.last_error.as_deref(), Some("consent_revoked"));
+            }
+            Err(e) => {
+                assert!(!allowed, "{from} refused: {e}");
+                assert_eq!((e.from, e.to), (from, Cancelled));
+            }
+        }
     }
 }

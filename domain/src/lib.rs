@@ -7,17 +7,20 @@
 
 pub mod access;
 pub mod channel;
+pub mod consent;
 pub mod delivery;
 pub mod error;
 pub mod formatting;
 pub mod notification;
 pub mod planning;
+pub mod preferences;
 pub mod recipient;
 pub mod reminders;
 pub mod rules;
 
 pub use access::ApiScope;
-pub use channel::{Channel, ChannelSet};
+pub use channel::{Channel, ChannelName, ChannelSet, KNOWN_CHANNELS};
+pub use consent::{Consent, ConsentRequired, ConsentSource, ConsentState, ConsentWording, NewConsent};
 pub use delivery::{
     AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, DeliveryTransition, IllegalTransition,
 };
@@ -26,6 +29,7 @@ pub use notification::{
     ActionLabel, ActionUrl, Body, EventType, Metadata, Notification, NotificationId,
     NotificationKind, Priority, SourceEventId, Title,
 };
+pub use preferences::{EventTypePattern, PreferenceVerdict, Preferences, QuietHours, SkipReason};
 pub use planning::{
     Contact, Location, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind,
     PlanningId, PlanningSnapshot, Schedule,

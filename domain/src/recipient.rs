@@ -273,6 +273,9 @@ impl fmt::Display for Locale {
 pub struct TimeZone(chrono_tz::Tz);
 
 impl TimeZone {
+    /// UTC: the zone of a recipient who gave none, for their quiet hours.
+    pub const UTC: Self = Self(chrono_tz::Tz::UTC);
+
     /// Parses an IANA time zone name.
     ///
     /// # Errors

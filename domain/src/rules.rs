@@ -6,6 +6,10 @@
 //! - `cancelled`: artists and coordinators are told.
 //! - `reminder` (J-1): artists get a reminder with place, times and contact.
 //!
+//! Priorities ([`planning_priority`]): `modified` and `cancelled` are `high`, and a `cancelled`
+//! less than 48 hours before the start is `critical` (it overrides preferences and quiet hours:
+//! someone about to travel to a cancelled show must hear of it); the others are `normal`.
+//!
 //! Someone named both as artist and coordinator gets the artist's notice only: one event, one
 //! notification per person. The notice carries its template context, already localised, so the
 //! inbox line, the email and the Telegram message all say the same thing.
@@ -16,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::formatting::{format_date, format_datetime, format_range, format_time};
-use crate::notification::{EventType, Metadata, Notification, NotificationKind};
+use crate::notification::{EventType, Metadata, Notification, NotificationKind, Priority};
 use crate::planning::{Contact, Location, PlanningChange, PlanningEvent, PlanningEventKind};
 use crate::recipient::{Locale, Recipient, RecipientId, TimeZone};
 
@@ -97,6 +101,26 @@ pub fn planning_notices(
             })
         })
         .collect()
+}
+
+/// How close to its start a cancellation becomes `critical`: 48 hours.
+pub const CRITICAL_CANCELLATION_HOURS: i64 = 48;
+
+/// The priority of the notices of `event`: `critical` for a `cancelled` that occurred less than
+/// [`CRITICAL_CANCELLATION_HOURS`] before the planning's start (measured from the event's
+/// `occurred_at`, so a replay decides alike), `high` for other cancellations and for
+/// modifications, `normal` for assignments and reminders.
+pub fn planning_priority(event: &PlanningEvent) -> Priority {
+    match event.kind {
+        PlanningEventKind::Cancelled
+            if event.planning.schedule.starts_at - event.occurred_at
+                < chrono::TimeDelta::hours(CRITICAL_CANCELLATION_HOURS) =>
+        {
+            Priority::Critical
+        }
+        PlanningEventKind::Cancelled | PlanningEventKind::Modified => Priority::High,
+        PlanningEventKind::Assigned | PlanningEventKind::Reminder => Priority::Normal,
+    }
 }
 
 fn with_roles<'a>(
@@ -539,5 +563,32 @@ mod tests {
         );
         assert_eq!(notices[1].locale, Locale::Fr);
         assert_eq!(notices[1].context["timezone"], "America/Montreal");
+    }
+
+    #[rstest::rstest]
+    #[case::cancelled_a_month_ahead(PlanningEventKind::Cancelled, "2027-02-09T01:29:00Z", Priority::High)]
+    #[case::cancelled_just_over_48h_ahead(PlanningEventKind::Cancelled, "2027-03-15T00:14:00Z", Priority::High)]
+    #[case::cancelled_exactly_48h_ahead(PlanningEventKind::Cancelled, "2027-03-15T00:15:00Z", Priority::High)]
+    #[case::cancelled_47h_ahead(PlanningEventKind::Cancelled, "2027-03-15T01:15:00Z", Priority::Critical)]
+    #[case::cancelled_after_the_start(PlanningEventKind::Cancelled, "2027-03-17T01:00:00Z", Priority::Critical)]
+    #[case::modified_the_day_before(PlanningEventKind::Modified, "2027-03-16T00:15:00Z", Priority::High)]
+    #[case::assigned_the_day_before(PlanningEventKind::Assigned, "2027-03-16T00:15:00Z", Priority::Normal)]
+    fn a_cancellation_less_than_48_hours_before_the_start_is_critical(
+        #[case] kind: PlanningEventKind,
+        #[case] occurred_at: &str,
+        #[case] expected: Priority,
+    ) {
+        let changes = match kind {
+            PlanningEventKind::Modified => vec![PlanningChange::Title {
+                from: "a".into(),
+                to: "b".into(),
+            }],
+            _ => vec![],
+        };
+        let mut told = event(kind, changes);
+        told.occurred_at = chrono::DateTime::parse_from_rfc3339(occurred_at)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(planning_priority(&told), expected);
     }
 }

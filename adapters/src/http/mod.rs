@@ -67,7 +67,7 @@ pub use pages::sessions::AdminSessions;
 pub use problem::{ApiError, FieldError};
 pub use state::Handlers;
 
-use self::api::{admin, deliveries, gdpr, inbox, notifications, recipients};
+use self::api::{admin, deliveries, gdpr, inbox, notifications, preferences, recipients};
 use self::credentials::tokens;
 use self::me::{rest, stream};
 use self::middleware::{auth, rate_limit, security};
@@ -128,6 +128,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 // `recipients` first: its `/recipients/import` comes before `/recipients/{id}`.
                 .configure(recipients::routes)
                 .configure(gdpr::routes)
+                .configure(preferences::routes)
                 .configure(inbox::routes)
                 .configure(notifications::routes)
                 .configure(deliveries::routes)

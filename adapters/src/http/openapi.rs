@@ -16,14 +16,14 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, deliveries, gdpr, inbox, notifications, recipients};
+use super::api::{admin, deliveries, gdpr, inbox, notifications, preferences, recipients};
 use super::me::{rest, stream};
 use super::pages::{dashboard, inbox as inbox_page, unsubscribe};
 use super::probes;
 use super::problem::{FieldError, Problem, PROBLEM_JSON};
 use super::schema::params::{
     ChannelName, DeliveryStatusName, InboxFilter, JobName, JobStatusName, KindName,
-    PlanningEventName, PriorityName, RecipientIdSchema,
+    KnownChannelName, PlanningEventName, PriorityName, RecipientIdSchema,
 };
 
 /// The security scheme of `/api/v1` (except `/api/v1/me`): an API key as a bearer token.
@@ -69,6 +69,10 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         recipients::import_recipients,
         gdpr::export,
         gdpr::erase,
+        preferences::get_preferences,
+        preferences::put_preferences,
+        preferences::post_consent,
+        preferences::get_consents,
         recipients::issue_token,
         recipients::revoke_tokens,
         inbox::list_notifications,
@@ -85,12 +89,17 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         rest::me_unread_count,
         rest::me_mark_read,
         rest::me_read_all,
+        rest::me_get_preferences,
+        rest::me_put_preferences,
+        rest::me_post_consent,
+        rest::me_get_consents,
         stream::sse,
         stream::websocket,
     ),
     components(schemas(
         Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
-        PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName, unsubscribe::OneClickForm,
+        PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName,
+        KnownChannelName, unsubscribe::OneClickForm,
     )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
@@ -101,6 +110,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         (name = "me", description = "The recipient's own routes: a recipient token, never an API key."),
         (name = "operations", description = "Health, metrics, the contract, the pages (the inbox, the emails' one-click unsubscribe links)."),
         (name = "admin", description = "The operator's API and dashboard: background job runs, statistics, dead letters (admin scope)."),
+        (name = "preferences", description = "A recipient's own choices, with an API key: channels and event types switched on or off, quiet hours, and the consent history."),
         (name = "gdpr", description = "A recipient's personal data: export (GDPR art. 15 and 20) and erasure (art. 17)."),
     ),
 )]

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use clairon_application::commands::{
     CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
-    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, OptOutHandler,
+    RecordConsentHandler, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
+    SendTestNotificationHandler, SetPreferencesHandler, UpsertRecipientsHandler,
 };
 use clairon_application::ports::{Clock, HealthProbe, IdempotencyStore, RecipientRepository};
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
-    ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
+    GetPreferencesHandler, ListConsentsHandler, ListDeliveriesHandler, ListJobRunsHandler,
+    ListNotificationsHandler, UnreadCountHandler,
 };
 
 /// Everything the routes call: the use-case handlers, built once by the bootstrap.
@@ -56,6 +57,16 @@ pub struct Handlers {
     pub erase_recipient: Arc<EraseRecipientHandler>,
     /// `POST /recipients/{id}/tokens/revoke`.
     pub revoke_tokens: Arc<RevokeRecipientTokensHandler>,
+    /// `GET …/preferences` (API key and `/me`).
+    pub get_preferences: Arc<GetPreferencesHandler>,
+    /// `PUT …/preferences` (API key and `/me`).
+    pub set_preferences: Arc<SetPreferencesHandler>,
+    /// `POST …/consents` (API key and `/me`).
+    pub record_consent: Arc<RecordConsentHandler>,
+    /// `GET …/consents` (API key and `/me`).
+    pub list_consents: Arc<ListConsentsHandler>,
+    /// The one-click unsubscribe (`POST /unsubscribe/{token}`): `event_types.<type>.email = false`.
+    pub opt_out: Arc<OptOutHandler>,
     /// "Now", for everything the routes date (tokens, idempotency records, statistics
     /// windows): the adapter reads wall-clock time through this port only.
     pub clock: Arc<dyn Clock>,

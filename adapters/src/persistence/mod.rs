@@ -19,6 +19,7 @@ pub use connection::{Backend, Database, PersistenceError, WriteFailure, WRITE_FA
 pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
-    DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
+    DieselConsentRepository, DieselOperationsStats, DieselPersonalDataStore,
+    DieselPreferenceRepository, DieselRecipientRepository,
     DieselTokenGenerations,
 };

@@ -295,9 +295,11 @@ pub(crate) struct DeliveryRow {
 impl DeliveryRow {
     /// The row for `d`, due at `due` (a scheduled notification's `deliver_at`) or else at its
     /// creation time, not leased.
+    /// A delivery postponed past its notification's time (quiet hours) is due at its own
+    /// `next_attempt_at`.
     pub fn due_at(d: &Delivery, priority: Priority, due: Option<DateTime<Utc>>) -> Self {
         let mut row = Self::new(d, priority);
-        if let Some(due) = due {
+        if let Some(due) = d.next_attempt_at.or(due) {
             row.next_attempt_at = db_time(due);
         }
         row
@@ -347,6 +349,7 @@ impl DeliveryRow {
             provider_message_id: self.provider_message_id,
             created_at: utc(self.created_at),
             sent_at: self.sent_at.map(utc),
+            next_attempt_at: Some(utc(self.next_attempt_at)),
         })
     }
 }

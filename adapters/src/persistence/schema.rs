@@ -210,6 +210,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// One preference document per recipient (no row: the defaults).
+    recipient_preferences (recipient_id) {
+        /// The recipient.
+        recipient_id -> Text,
+        /// The document (`channels`, `event_types`, `quiet_hours`), JSON as text.
+        document -> Text,
+        /// UTC.
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The append-only consent history: grants and withdrawals per channel.
+    consents (id) {
+        /// Autoincrement (SQLite) / BIGSERIAL (PostgreSQL): recording order.
+        id -> BigInt,
+        /// The recipient.
+        recipient_id -> Text,
+        /// A catalogue channel name (`sms`, `email`, ...).
+        channel -> Text,
+        /// 1 granted, 0 withdrawn.
+        granted -> SmallInt,
+        /// Where it was given (`signup-form`).
+        source -> Text,
+        /// The words shown.
+        wording -> Nullable<Text>,
+        /// UTC.
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(notifications -> recipients (recipient_id));
 diesel::joinable!(notification_mentions -> notifications (notification_id));
 diesel::joinable!(deliveries -> notifications (notification_id));
@@ -224,6 +256,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     notification_mentions,
     idempotency_subjects,
+    recipient_preferences,
+    consents,
 );
 
 diesel::table! {

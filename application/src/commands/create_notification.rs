@@ -3,8 +3,14 @@
 //!
 //! Which channels a notification goes out on: the channels switched on for the service
 //! (`CLAIRON_CHANNELS`), narrowed to those the producer asked for. Each becomes one delivery:
-//! `pending` when the recipient can be reached on it, `skipped` with the reason otherwise. A
-//! skip is not a failure: it says why nothing was sent.
+//! `pending` when it may go out, `skipped` with the reason otherwise. A skip is not a failure:
+//! it says why nothing was sent. For one channel of one recipient the checks run in the order
+//! of the shared contract of issue 11, the first that applies naming the skip
+//! (`clairon_domain::SkipReason`): `unreachable: …` (no address, no bot), `no_consent: <channel>`
+//! (the channel is in `CLAIRON_CONSENT_REQUIRED` and its latest consent record is not a grant),
+//! `opted_out: <entry>` (the recipient's preferences, `Preferences::decide`; `critical`
+//! overrides them). A delivery falling due inside the recipient's quiet hours (their zone, UTC
+//! when they have none) is `pending` with its due time at their end; in-app never waits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +19,16 @@ use chrono::{DateTime, Utc};
 
 use clairon_domain::recipient::Unreachable;
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryStatus, EventType,
-    Metadata, Notification, NotificationId, NotificationKind, Priority, Recipient, RecipientId,
-    SourceEventId, Title,
+    ActionLabel, ActionUrl, Body, Channel, ChannelName, ChannelSet, ConsentRequired,
+    ConsentState, Delivery, DeliveryStatus, EventType, Metadata, Notification, NotificationId,
+    NotificationKind, PreferenceVerdict, Preferences, Priority, Recipient, RecipientId,
+    SkipReason, SourceEventId, TimeZone, Title,
 };
 
 use crate::ports::{
-    Clock, DeliveryWaker, IdGenerator, NewNotification, NewReminder, NotificationRepository,
-    RecipientRepository, ReminderChanges, RepositoryError,
+    Clock, ConsentRepository, DeliveryWaker, IdGenerator, NewNotification, NewReminder,
+    NotificationRepository, PreferenceRepository, RecipientRepository, ReminderChanges,
+    RepositoryError,
 };
 
 /// Service-wide channel settings.
@@ -322,6 +330,33 @@ impl From<RepositoryError> for CreateNotificationError {
     }
 }
 
+/// Where the recipients' own choices are read from: their preference documents and consents.
+#[derive(Clone)]
+pub struct ChoiceSources {
+    /// Preference documents.
+    pub preferences: Arc<dyn PreferenceRepository>,
+    /// Consent histories.
+    pub consents: Arc<dyn ConsentRepository>,
+}
+
+/// The choices of a batch's recipients, loaded once per batch.
+#[derive(Debug, Default)]
+struct Choices {
+    preferences: HashMap<RecipientId, Preferences>,
+    consents: HashMap<RecipientId, ConsentState>,
+    defaults: Preferences,
+}
+
+impl Choices {
+    fn preferences(&self, id: &RecipientId) -> &Preferences {
+        self.preferences.get(id).unwrap_or(&self.defaults)
+    }
+
+    fn consented(&self, id: &RecipientId, channel: ChannelName) -> bool {
+        self.consents.get(id).is_some_and(|s| s.granted(channel))
+    }
+}
+
 /// Handles [`CreateNotification`].
 pub struct CreateNotificationHandler {
     recipients: Arc<dyn RecipientRepository>,
@@ -331,6 +366,8 @@ pub struct CreateNotificationHandler {
     waker: Arc<dyn DeliveryWaker>,
     policy: ChannelPolicy,
     limits: ContentLimits,
+    choices: Option<ChoiceSources>,
+    consent_required: ConsentRequired,
 }
 
 impl CreateNotificationHandler {
@@ -354,7 +391,61 @@ impl CreateNotificationHandler {
             waker,
             policy,
             limits: ContentLimits::default(),
+            choices: None,
+            consent_required: ConsentRequired::default(),
         }
+    }
+
+    /// The same handler applying the recipients' preferences and consents read from
+    /// `sources`, with `required` the channels that need a granted consent
+    /// (`CLAIRON_CONSENT_REQUIRED`). Without it, no preference applies and a channel that
+    /// needs consent never has one.
+    #[must_use]
+    pub fn with_choices(mut self, sources: ChoiceSources, required: ConsentRequired) -> Self {
+        self.choices = Some(sources);
+        self.consent_required = required;
+        self
+    }
+
+    /// The channels that need a granted consent.
+    pub fn consent_required(&self) -> &ConsentRequired {
+        &self.consent_required
+    }
+
+    /// The preferences and consents of every recipient of `drafts`: one query for the
+    /// preferences and, when a channel in force needs consent, one for the consents (per 500
+    /// recipients), however many notifications.
+    async fn load_choices<'a>(
+        &self,
+        drafts: impl IntoIterator<Item = &'a NotificationDraft>,
+    ) -> Result<Choices, RepositoryError> {
+        let Some(sources) = &self.choices else {
+            return Ok(Choices::default());
+        };
+        let mut ids: Vec<RecipientId> = drafts.into_iter().map(|d| d.recipient_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Choices::default());
+        }
+        let preferences = sources.preferences.get_many(&ids).await?;
+        let required: Vec<ChannelName> = self
+            .consent_required
+            .channels()
+            .iter()
+            .copied()
+            .filter(|name| name.channel().is_some_and(|c| self.policy.enabled.contains(c)))
+            .collect();
+        let consents = if required.is_empty() {
+            HashMap::new()
+        } else {
+            sources.consents.states(&ids, &required).await?
+        };
+        Ok(Choices {
+            preferences,
+            consents,
+            defaults: Preferences::default(),
+        })
     }
 
     /// The same handler with other content bounds than [`ContentLimits::default`].
@@ -435,7 +526,8 @@ impl CreateNotificationHandler {
         deliver_at: Option<DateTime<Utc>>,
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
         self.limits.check_drafts(&drafts)?;
-        let (batch, created) = self.prepare(directory, drafts, deliver_at)?;
+        let choices = self.load_choices(&drafts).await?;
+        let (batch, created) = self.prepare(directory, &choices, drafts, deliver_at)?;
         self.notifications.insert_batch(&batch).await?;
         self.wake_for(&batch);
         tracing::debug!(count = created.len(), "notifications written to the outbox");
@@ -460,11 +552,14 @@ impl CreateNotificationHandler {
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
         self.limits
             .check_drafts(drafts.iter().chain(reminders.iter().map(|r| &r.draft)))?;
-        let (batch, created) = self.prepare(directory, drafts, None)?;
+        let choices = self
+            .load_choices(drafts.iter().chain(reminders.iter().map(|r| &r.draft)))
+            .await?;
+        let (batch, created) = self.prepare(directory, &choices, drafts, None)?;
         let mut schedule = Vec::with_capacity(reminders.len());
         for reminder in reminders {
             let (mut prepared, _) =
-                self.prepare(directory, vec![reminder.draft], reminder.deliver_at)?;
+                self.prepare(directory, &choices, vec![reminder.draft], reminder.deliver_at)?;
             if let Some(notification) = prepared.pop() {
                 schedule.push(NewReminder {
                     key: reminder.key,
@@ -510,11 +605,13 @@ impl CreateNotificationHandler {
         }
     }
 
-    /// Checks the recipients and builds the rows of `drafts`, all delivered at `deliver_at`.
+    /// Checks the recipients and builds the rows of `drafts`, all delivered at `deliver_at`,
+    /// each channel decided by [`Self::decide`].
     #[allow(clippy::type_complexity)]
     fn prepare(
         &self,
         directory: &HashMap<RecipientId, Recipient>,
+        choices: &Choices,
         drafts: Vec<NotificationDraft>,
         deliver_at: Option<DateTime<Utc>>,
     ) -> Result<(Vec<NewNotification>, Vec<CreatedNotification>), CreateNotificationError> {
@@ -533,28 +630,22 @@ impl CreateNotificationHandler {
         let deliver_at = deliver_at.filter(|at| *at > now);
         let mut batch = Vec::with_capacity(drafts.len());
         let mut created = Vec::with_capacity(drafts.len());
+        let due = deliver_at.unwrap_or(now);
         for draft in drafts {
             let recipient = &directory[&draft.recipient_id];
             let id = self.ids.notification_id();
             let mut deliveries = Vec::new();
             for (channel, reach) in self.policy.plan(recipient, draft.channels) {
                 let delivery_id = self.ids.delivery_id();
-                let delivery = match reach {
-                    Ok(()) => Delivery::pending(
-                        delivery_id,
-                        id.clone(),
-                        recipient.id.clone(),
-                        channel,
-                        now,
-                    ),
-                    Err(why) => Delivery::skipped(
-                        delivery_id,
-                        id.clone(),
-                        recipient.id.clone(),
-                        channel,
-                        why.to_string(),
-                        now,
-                    ),
+                let (rid, nid) = (recipient.id.clone(), id.clone());
+                let delivery = match self.decide(choices, recipient, &draft, channel, reach, due) {
+                    Decision::Now => Delivery::pending(delivery_id, nid, rid, channel, now),
+                    Decision::After(until) => {
+                        Delivery::postponed(delivery_id, nid, rid, channel, until, now)
+                    }
+                    Decision::Skip(why) => {
+                        Delivery::skipped(delivery_id, nid, rid, channel, why.to_string(), now)
+                    }
                 };
                 deliveries.push(delivery);
             }
@@ -581,6 +672,52 @@ impl CreateNotificationHandler {
             batch.push(new);
         }
         Ok((batch, created))
+    }
+}
+
+/// What becomes of one channel of one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    /// `pending`, due with its notification.
+    Now,
+    /// `pending`, due at this instant (UTC): the end of quiet hours.
+    After(DateTime<Utc>),
+    /// `skipped`, with the reason.
+    Skip(SkipReason),
+}
+
+impl CreateNotificationHandler {
+    /// The shared order of checks for one channel of one recipient: reachability, consent
+    /// (never overridden), then preferences (which `critical` overrides) with quiet hours read
+    /// at `due` in the recipient's zone.
+    fn decide(
+        &self,
+        choices: &Choices,
+        recipient: &Recipient,
+        draft: &NotificationDraft,
+        channel: Channel,
+        reach: Result<(), Unreachable>,
+        due: DateTime<Utc>,
+    ) -> Decision {
+        if let Err(why) = reach {
+            return Decision::Skip(SkipReason::Unreachable(why));
+        }
+        let name = ChannelName::from(channel);
+        if self.consent_required.requires(name) && !choices.consented(&recipient.id, name) {
+            return Decision::Skip(SkipReason::NoConsent(name));
+        }
+        let zone = recipient.timezone.unwrap_or(TimeZone::UTC);
+        match choices.preferences(&recipient.id).decide(
+            name,
+            &draft.event_type,
+            draft.priority,
+            due,
+            zone,
+        ) {
+            PreferenceVerdict::Allowed => Decision::Now,
+            PreferenceVerdict::Postponed(until) => Decision::After(until),
+            PreferenceVerdict::OptedOut(entry) => Decision::Skip(SkipReason::OptedOut(entry)),
+        }
     }
 }
 

@@ -5,14 +5,17 @@ pub mod erase_recipient;
 pub mod handle_planning_event;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
+pub mod opt_out;
+pub mod record_consent;
 pub mod retry_delivery;
 pub mod revoke_recipient_tokens;
 pub mod run_job;
 pub mod send_test_notification;
+pub mod set_preferences;
 pub mod upsert_recipient;
 
 pub use create_notification::{
-    json_len, ChannelPolicy, ContentLimits, ContentTooLarge, CreateNotification,
+    json_len, ChannelPolicy, ChoiceSources, ContentLimits, ContentTooLarge, CreateNotification,
     CreateNotificationError, CreateNotificationHandler, CreatedNotification, DeliveryPlan,
     NotificationDraft, ReminderDraft,
 };
@@ -28,6 +31,8 @@ pub use mark_all_notifications_read::{
 pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
+pub use opt_out::{OptOut, OptOutError, OptOutHandler};
+pub use record_consent::{RecordConsent, RecordConsentError, RecordConsentHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{
     RevokeRecipientTokens, RevokeRecipientTokensError, RevokeRecipientTokensHandler,
@@ -37,4 +42,5 @@ pub use send_test_notification::{
     SendTestNotification, SendTestNotificationError, SendTestNotificationHandler,
     TestChannelResult, TestStatus, TestTarget,
 };
+pub use set_preferences::{SetPreferences, SetPreferencesError, SetPreferencesHandler};
 pub use upsert_recipient::{UpsertRecipients, UpsertRecipientsError, UpsertRecipientsHandler};

@@ -15,6 +15,7 @@ mod links;
 mod notification_repository;
 mod operations;
 mod personal_data;
+mod preferences;
 mod realtime;
 mod recipient_repository;
 mod retry;
@@ -44,6 +45,9 @@ pub use operations::{
 pub use personal_data::{
     ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
     Redacted,
+};
+pub use preferences::{
+    ConsentRepository, PreferenceRepository, RecordedConsent, StoredPreferences,
 };
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
@@ -78,6 +82,8 @@ pub use operations::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use personal_data::{MockMentionRedactor, MockPersonalDataStore};
+#[cfg(any(test, feature = "mocks"))]
+pub use preferences::{MockConsentRepository, MockPreferenceRepository};
 #[cfg(any(test, feature = "mocks"))]
 pub use realtime::MockRealtimePublisher;
 #[cfg(any(test, feature = "mocks"))]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{Body, Metadata, Notification, Recipient, RecipientId, Title};
+use clairon_domain::{Body, Consent, Metadata, Notification, Recipient, RecipientId, Title};
 
-use super::{NotificationDetails, RepositoryError};
+use super::{NotificationDetails, RepositoryError, StoredPreferences};
 
 /// Everything held about one recipient.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,10 @@ pub struct RecipientData {
     /// Every notification — scheduled, cancelled and read ones included — oldest first, each
     /// with its deliveries and every attempt row.
     pub notifications: Vec<NotificationDetails>,
+    /// Their preference document, when they set one.
+    pub preferences: Option<StoredPreferences>,
+    /// Their consent history, newest first.
+    pub consents: Vec<Consent>,
 }
 
 /// How many rows an erasure removed.

@@ -8,7 +8,7 @@ use clairon_domain::{Recipient, RecipientId};
 use serde::Serialize;
 
 use crate::ports::{Clock, PersonalDataStore, RepositoryError};
-use crate::queries::NotificationDetailsView;
+use crate::queries::{ConsentView, NotificationDetailsView};
 
 /// Export one recipient's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,12 @@ pub struct RecipientExportView {
     /// Every notification, oldest first (scheduled, cancelled and read ones included), each
     /// with its deliveries and their `attempt_log`.
     pub notifications: Vec<NotificationDetailsView>,
+    /// Their preference document (the defaults when they never set one).
+    pub preferences: serde_json::Value,
+    /// When they last set it (RFC 3339, UTC); `None` if never.
+    pub preferences_updated_at: Option<DateTime<Utc>>,
+    /// Their consent history, newest first.
+    pub consents: Vec<ConsentView>,
 }
 
 /// Handles [`ExportRecipient`].
@@ -106,6 +112,13 @@ impl ExportRecipientHandler {
             exported_at: self.clock.now(),
             recipient: data.recipient.into(),
             notifications: data.notifications.into_iter().map(Into::into).collect(),
+            preferences: data
+                .preferences
+                .as_ref()
+                .map(|p| p.preferences.to_json())
+                .unwrap_or_else(|| clairon_domain::Preferences::default().to_json()),
+            preferences_updated_at: data.preferences.map(|p| p.updated_at),
+            consents: data.consents.into_iter().map(Into::into).collect(),
         })
     }
 }
@@ -133,6 +146,8 @@ mod tests {
             Ok(Some(RecipientData {
                 recipient: recipient("artist-0001"),
                 notifications: Vec::new(),
+                preferences: None,
+                consents: Vec::new(),
             }))
         });
         let handler = ExportRecipientHandler::new(Arc::new(store), clock());
@@ -153,6 +168,12 @@ mod tests {
             export.recipient.timezone.as_deref(),
             Some("America/Montreal")
         );
+        assert_eq!(
+            export.preferences,
+            serde_json::json!({"channels": {}, "event_types": {}, "quiet_hours": null}),
+            "someone who never set preferences exports the defaults"
+        );
+        assert!(export.consents.is_empty());
     }
 
     #[tokio::test]

@@ -2,7 +2,9 @@
 
 pub mod export_recipient;
 pub mod get_notification;
+pub mod get_preferences;
 pub mod list_deliveries;
+pub mod list_consents;
 pub mod list_job_runs;
 pub mod list_notifications;
 pub mod operations_stats;
@@ -14,6 +16,8 @@ pub use export_recipient::{
     RecipientProfileView,
 };
 pub use get_notification::{GetNotification, GetNotificationError, GetNotificationHandler};
+pub use get_preferences::{GetPreferences, GetPreferencesError, GetPreferencesHandler};
+pub use list_consents::{ListConsents, ListConsentsError, ListConsentsHandler};
 pub use list_deliveries::{
     DeliveryListItem, DeliveryListPage, ListDeliveries, ListDeliveriesError, ListDeliveriesHandler,
 };
@@ -25,4 +29,4 @@ pub use operations_stats::{
     ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
-pub use views::{AttemptView, DeliveryView, NotificationDetailsView, NotificationView};
+pub use views::{AttemptView, ConsentView, DeliveryView, NotificationDetailsView, NotificationView};

@@ -1,7 +1,7 @@
 //! Read models, serialisable as the API shows them.
 
 use chrono::{DateTime, Utc};
-use clairon_domain::{Delivery, Metadata, Notification};
+use clairon_domain::{Consent, Delivery, DeliveryStatus, Metadata, Notification};
 use serde::Serialize;
 
 use crate::ports::{AttemptRecord, NotificationDetails};
@@ -79,6 +79,13 @@ pub struct DeliveryView {
     pub created_at: DateTime<Utc>,
     /// RFC 3339, UTC.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Why it was skipped or cancelled, as `"<code>: <detail>"` (`opted_out:
+    /// event_types.planning.modified.email`, `no_consent: sms`, `unreachable: …`,
+    /// `consent_revoked`); `None` for other statuses.
+    pub reason: Option<String>,
+    /// When it is due (RFC 3339, UTC) while `pending` or `retrying` (the end of quiet hours for
+    /// a postponed one); `None` otherwise.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// Every try, in the order they were made (in `GET /api/v1/notifications/{id}`; left out
     /// of listings).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -118,7 +125,15 @@ impl From<AttemptRecord> for AttemptView {
 
 impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
+        let reason = matches!(d.status, DeliveryStatus::Skipped | DeliveryStatus::Cancelled)
+            .then(|| d.last_error.clone())
+            .flatten();
+        let next_attempt_at = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+            .then_some(d.next_attempt_at)
+            .flatten();
         Self {
+            reason,
+            next_attempt_at,
             id: d.id.to_string(),
             channel: d.channel.as_str(),
             status: d.status.as_str(),
@@ -157,6 +172,36 @@ impl From<NotificationDetails> for NotificationDetailsView {
                     }
                 })
                 .collect(),
+        }
+    }
+}
+
+/// One consent record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentView {
+    /// Its number (recording order).
+    pub id: i64,
+    /// A catalogue channel name (`sms`).
+    pub channel: &'static str,
+    /// Granted (`true`) or withdrawn.
+    pub granted: bool,
+    /// Where it was given.
+    pub source: String,
+    /// The words shown.
+    pub wording: Option<String>,
+    /// RFC 3339, UTC.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<Consent> for ConsentView {
+    fn from(c: Consent) -> Self {
+        Self {
+            id: c.id,
+            channel: c.channel.as_str(),
+            granted: c.granted,
+            source: c.source.as_str().to_owned(),
+            wording: c.wording.map(|w| w.as_str().to_owned()),
+            recorded_at: c.recorded_at,
         }
     }
 }

@@ -30,6 +30,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/me/notifications/stream"),
     ("post", "/api/v1/me/notifications/read-all"),
     ("post", "/api/v1/me/notifications/{id}/read"),
+    ("get", "/api/v1/me/preferences"),
+    ("put", "/api/v1/me/preferences"),
+    ("post", "/api/v1/me/consents"),
+    ("get", "/api/v1/me/consents"),
     ("get", "/api/v1/me/ws"),
     ("post", "/api/v1/recipients/import"),
     ("put", "/api/v1/recipients/{id}"),
@@ -62,6 +66,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/static/admin.js"),
     ("get", "/api/v1/recipients/{id}/export"),
     ("delete", "/api/v1/recipients/{id}"),
+    ("get", "/api/v1/recipients/{id}/preferences"),
+    ("put", "/api/v1/recipients/{id}/preferences"),
+    ("post", "/api/v1/recipients/{id}/consents"),
+    ("get", "/api/v1/recipients/{id}/consents"),
 ];
 
 async fn document(app: &TestApp) -> Value {

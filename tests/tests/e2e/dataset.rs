@@ -115,7 +115,7 @@ async fn replaying_the_dataset_over_http_notifies_everyone_on_every_reachable_ch
                     d["channel"], "telegram",
                     "only Telegram may be unreachable: {d}"
                 );
-                assert_eq!(d["last_error"], "recipient has no Telegram chat id");
+                assert_eq!(d["last_error"], "unreachable: recipient has no Telegram chat id");
                 continue;
             }
             assert_eq!(d["status"], "sent", "{d}");

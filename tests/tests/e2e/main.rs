@@ -15,6 +15,7 @@ mod hostile_input;
 mod idempotency;
 mod idempotent_work;
 mod notifications;
+mod preferences;
 mod operations;
 mod postgres;
 mod realtime;

@@ -40,7 +40,7 @@ async fn a_notification_is_persisted_then_delivered_and_an_unreachable_channel_i
     assert_eq!(n["skipped"][0]["channel"], "telegram");
     assert_eq!(
         n["skipped"][0]["reason"],
-        "recipient has no Telegram chat id"
+        "unreachable: recipient has no Telegram chat id"
     );
 
     let details = app

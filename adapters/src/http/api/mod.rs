@@ -8,4 +8,5 @@ pub mod deliveries;
 pub mod gdpr;
 pub mod inbox;
 pub mod notifications;
+pub mod preferences;
 pub mod recipients;

@@ -4,9 +4,12 @@
 use actix_web::{web, HttpResponse};
 
 use crate::http::api::inbox::{self, ListParams};
-use crate::http::api::notifications;
+use crate::http::api::{notifications, preferences};
 use crate::http::credentials::tokens::Me;
+use crate::http::extract::JsonBody;
 use crate::http::problem::{ApiError, Problem};
+use crate::http::schema::requests::{ConsentBody, PreferencesBody};
+use crate::http::schema::responses::{ConsentList, ConsentResponse, PreferencesDocument};
 use crate::http::schema::params::IdPath;
 use crate::http::schema::responses::{
     MarkedAllRead, NotificationPage, NotificationResponse, UnreadCountResponse,
@@ -79,9 +82,89 @@ pub async fn me_read_all(handlers: web::Data<Handlers>, me: Me) -> Result<HttpRe
     inbox::mark_all_for(&handlers, me.recipient).await
 }
 
+/// `GET /api/v1/me/preferences` — the token's own preferences (the defaults if never set).
+#[utoipa::path(
+    get, path = "/api/v1/me/preferences", tag = "me",
+    responses(
+        (status = 200, description = "The token's preference document, every key present.", body = PreferencesDocument),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_get_preferences(
+    handlers: web::Data<Handlers>,
+    me: Me,
+) -> Result<HttpResponse, ApiError> {
+    preferences::preferences_for(&handlers, me.recipient).await
+}
+
+/// `PUT /api/v1/me/preferences` — replaces the token's preferences whole.
+#[utoipa::path(
+    put, path = "/api/v1/me/preferences", tag = "me",
+    request_body = PreferencesBody,
+    responses(
+        (status = 200, description = "Replaced; the stored document.", body = PreferencesDocument),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every bad field named (`channels.in_app`, `event_types.Bad`, `quiet_hours.end`, …); nothing is written.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_put_preferences(
+    handlers: web::Data<Handlers>,
+    me: Me,
+    JsonBody(body): JsonBody<PreferencesBody>,
+) -> Result<HttpResponse, ApiError> {
+    preferences::set_preferences_for(&handlers, me.recipient, body).await
+}
+
+/// `POST /api/v1/me/consents` — the token's recipient grants or withdraws a consent.
+#[utoipa::path(
+    post, path = "/api/v1/me/consents", tag = "me",
+    request_body = ConsentBody,
+    responses(
+        (status = 201, description = "Recorded; a withdrawal cancels the pending deliveries on that channel (`consent_revoked`).", body = ConsentResponse),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every bad field named; nothing is written.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_post_consent(
+    handlers: web::Data<Handlers>,
+    me: Me,
+    JsonBody(body): JsonBody<ConsentBody>,
+) -> Result<HttpResponse, ApiError> {
+    preferences::record_consent_for(&handlers, me.recipient, body).await
+}
+
+/// `GET /api/v1/me/consents` — the token's consent history, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/me/consents", tag = "me",
+    responses(
+        (status = 200, description = "The history, newest first.", body = ConsentList),
+        (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("recipient_token" = [])),
+)]
+pub async fn me_get_consents(
+    handlers: web::Data<Handlers>,
+    me: Me,
+) -> Result<HttpResponse, ApiError> {
+    preferences::consents_for(&handlers, me.recipient).await
+}
+
 /// Registers the REST routes in the `/api/v1/me` scope (whose middleware checks the token).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/notifications").get(me_list))
+        .service(
+            web::resource("/preferences")
+                .get(me_get_preferences)
+                .put(me_put_preferences),
+        )
+        .service(
+            web::resource("/consents")
+                .post(me_post_consent)
+                .get(me_get_consents),
+        )
         .service(web::resource("/notifications/unread-count").get(me_unread_count))
         .service(web::resource("/notifications/read-all").post(me_read_all))
         .service(

@@ -80,6 +80,29 @@ pub enum ChannelName {
     Telegram,
 }
 
+/// A channel name of the catalogue preferences and consents may name
+/// (`clairon_domain::KNOWN_CHANNELS`): the channels delivered today and those announced.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum KnownChannelName {
+    /// The in-app inbox (cannot be switched off).
+    InApp,
+    /// Email.
+    Email,
+    /// Telegram.
+    Telegram,
+    /// Slack (announced).
+    Slack,
+    /// Webhooks (announced).
+    Webhook,
+    /// SMS (announced).
+    Sms,
+    /// WhatsApp (announced).
+    Whatsapp,
+    /// Web Push (announced).
+    WebPush,
+}
+
 /// A recipient id, as the host application names its users.
 #[derive(Debug, ToSchema)]
 #[schema(as = RecipientId, pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, ChannelSet, Contact, DisplayName, EmailAddress, Locale, Location,
+    ActionLabel, ActionUrl, Body, ChannelName, ChannelSet, ConsentSource, ConsentWording,
+    Contact, NewConsent, Preferences, DisplayName, EmailAddress, Locale, Location,
     Metadata, NotificationKind, PhoneNumber, PlanningChange, PlanningEvent, PlanningEventId,
     PlanningEventKind, PlanningId, PlanningSnapshot, Priority, Recipient, RecipientId, Schedule,
     TelegramChatId, TimeZone, Title, ValidationError,
@@ -669,5 +670,110 @@ impl TestBody {
             .zip(channels)
             .map(|(target, channels)| SendTestNotification { target, channels });
         e.finish(command)
+    }
+}
+
+/// Quiet hours: local times in the recipient's zone (UTC when they have none), `HH:MM`; `end`
+/// earlier than `start` wraps midnight.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct QuietHoursBody {
+    /// When they start (`22:00`), inside.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "22:00")]
+    pub start: String,
+    /// When they end (`08:00`), outside; must differ from `start`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "08:00")]
+    pub end: String,
+}
+
+/// `PUT …/preferences`: the whole document (a missing key means "allowed"). `channels` maps a
+/// channel name (`clairon_domain::KNOWN_CHANNELS`) to `true`/`false`; `in_app` cannot be
+/// `false`. `event_types` maps an exact event type (`planning.modified`) or a prefix ending in
+/// `.*` (`project.*`) to such switches, at most 100 entries; for one channel the most specific
+/// entry naming it decides. A 422 names every bad field (`channels.fax`,
+/// `event_types.Bad`, `event_types.planning.*.in_app`, `quiet_hours.start`, …).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "channels": {"email": true, "telegram": false},
+    "event_types": {"planning.modified": {"email": false}, "project.*": {"telegram": false}},
+    "quiet_hours": {"start": "22:00", "end": "08:00"}
+}))]
+pub struct PreferencesBody {
+    /// Channel switches.
+    #[schema(value_type = Option<std::collections::HashMap<String, bool>>)]
+    pub channels: Option<Value>,
+    /// Per event type (or prefix `.*`) channel switches.
+    #[schema(value_type = Option<std::collections::HashMap<String, std::collections::HashMap<String, bool>>>)]
+    pub event_types: Option<Value>,
+    /// Quiet hours, or `null` for none.
+    #[schema(value_type = Option<QuietHoursBody>)]
+    pub quiet_hours: Option<Value>,
+    /// Any other key: refused (422 naming it).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+impl PreferencesBody {
+    /// The validated document.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] naming every bad field.
+    pub fn into_preferences(self) -> Result<Preferences, ApiError> {
+        let mut document = self.other;
+        for (key, value) in [
+            ("channels", self.channels),
+            ("event_types", self.event_types),
+            ("quiet_hours", self.quiet_hours),
+        ] {
+            if let Some(value) = value {
+                document.insert(key.to_owned(), value);
+            }
+        }
+        Preferences::parse(&Value::Object(document)).map_err(|errors| {
+            ApiError::invalid_fields(errors.into_iter().map(Into::into).collect())
+        })
+    }
+}
+
+/// `POST …/consents`: a grant or a withdrawal, appended to the history.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"channel": "sms", "granted": true, "source": "signup-form", "wording": "I agree to receive text messages about my plannings."}))]
+pub struct ConsentBody {
+    /// A catalogue channel name (`sms`, `email`, …).
+    #[schema(value_type = super::params::KnownChannelName)]
+    pub channel: String,
+    /// `true` grants, `false` withdraws (and cancels the recipient's pending deliveries on that
+    /// channel, reason `consent_revoked`).
+    pub granted: bool,
+    /// Where it was given (`signup-form`): 1 to 200 characters on one line.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub source: String,
+    /// The words shown: 1 to 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    pub wording: Option<String>,
+}
+
+impl ConsentBody {
+    /// The validated consent.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] naming every bad field.
+    pub fn into_consent(self) -> Result<NewConsent, ApiError> {
+        let mut errors = Errors::default();
+        let channel = errors.take("", ChannelName::parse(&self.channel));
+        let source = errors.take("", ConsentSource::parse(&self.source));
+        let wording = match self.wording.as_deref().map(ConsentWording::parse) {
+            None => Some(None),
+            Some(result) => errors.take("", result).map(Some),
+        };
+        match (channel, source, wording) {
+            (Some(channel), Some(source), Some(wording)) if errors.0.is_empty() => Ok(NewConsent {
+                channel,
+                granted: self.granted,
+                source,
+                wording,
+            }),
+            _ => Err(ApiError::invalid_fields(errors.0)),
+        }
     }
 }

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use clairon_application::commands::{CreatedNotification, TestChannelResult, TestStatus};
 use clairon_application::ports::JobRun;
 use clairon_application::queries::{
-    AttemptView, DeliveryListItem, DeliveryView, NotificationDetailsView, NotificationView,
-    OperationsStats, RecipientExportView, RecipientProfileView,
+    AttemptView, ConsentView, DeliveryListItem, DeliveryView, NotificationDetailsView,
+    NotificationView, OperationsStats, RecipientExportView, RecipientProfileView,
 };
-use clairon_domain::{DeliveryStatus, Recipient};
+use clairon_domain::{Consent, DeliveryStatus, Preferences, Recipient};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -522,6 +522,13 @@ pub struct DeliveryResponse {
     pub created_at: DateTime<Utc>,
     /// RFC 3339, UTC.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Why it was skipped or cancelled, `"<code>: <detail>"`: `unreachable: …`, `no_consent:
+    /// <channel>`, `opted_out: <entry>` (`opted_out: event_types.planning.modified.email`),
+    /// `consent_revoked`; `null` for other statuses.
+    pub reason: Option<String>,
+    /// When it is due (RFC 3339, UTC) while `pending` or `retrying` — for an email postponed by
+    /// quiet hours, their end; `null` otherwise.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// Every try, in order (in `GET /api/v1/notifications/{id}` only, and only once tried).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(required = false)]
@@ -539,6 +546,8 @@ impl From<DeliveryView> for DeliveryResponse {
             provider_message_id: d.provider_message_id,
             created_at: d.created_at,
             sent_at: d.sent_at,
+            reason: d.reason,
+            next_attempt_at: d.next_attempt_at,
             attempt_log: d.attempt_log.into_iter().map(Into::into).collect(),
         }
     }
@@ -609,6 +618,12 @@ pub struct RecipientExport {
     /// Every notification, oldest first (scheduled, cancelled and read ones included), each
     /// with its deliveries and their `attempt_log`.
     pub notifications: Vec<NotificationDetails>,
+    /// Their preference document (the defaults when they never set one).
+    pub preferences: PreferencesDocument,
+    /// When they last set it (RFC 3339, UTC); `null` if never.
+    pub preferences_updated_at: Option<DateTime<Utc>>,
+    /// Their consent history, newest first.
+    pub consents: Vec<ConsentResponse>,
 }
 
 impl From<RecipientExportView> for RecipientExport {
@@ -617,8 +632,70 @@ impl From<RecipientExportView> for RecipientExport {
             exported_at: e.exported_at,
             recipient: e.recipient.into(),
             notifications: e.notifications.into_iter().map(Into::into).collect(),
+            preferences: PreferencesDocument(e.preferences),
+            preferences_updated_at: e.preferences_updated_at,
+            consents: e.consents.into_iter().map(Into::into).collect(),
         }
     }
+}
+
+/// A preference document as stored and served, every key present:
+/// `{"channels": {"<channel>": bool}, "event_types": {"<type or prefix.*>": {"<channel>": bool}},
+/// "quiet_hours": null | {"start": "HH:MM", "end": "HH:MM"}}`. A recipient who never set one
+/// reads `{"channels": {}, "event_types": {}, "quiet_hours": null}`: everything allowed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(value_type = super::requests::PreferencesBody)]
+#[serde(transparent)]
+pub struct PreferencesDocument(pub Value);
+
+impl From<&Preferences> for PreferencesDocument {
+    fn from(p: &Preferences) -> Self {
+        Self(p.to_json())
+    }
+}
+
+/// A consent record: `POST …/consents` answers it (201), `GET …/consents` lists them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentResponse {
+    /// Its number, increasing in recording order.
+    pub id: i64,
+    /// A catalogue channel name.
+    #[schema(pattern = "^(in_app|email|telegram|slack|webhook|sms|whatsapp|web_push)$")]
+    pub channel: &'static str,
+    /// Granted (`true`) or withdrawn (`false`).
+    pub granted: bool,
+    /// Where it was given or withdrawn.
+    pub source: String,
+    /// The words shown, if any.
+    pub wording: Option<String>,
+    /// RFC 3339, UTC.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<ConsentView> for ConsentResponse {
+    fn from(c: ConsentView) -> Self {
+        Self {
+            id: c.id,
+            channel: c.channel,
+            granted: c.granted,
+            source: c.source,
+            wording: c.wording,
+            recorded_at: c.recorded_at,
+        }
+    }
+}
+
+impl From<Consent> for ConsentResponse {
+    fn from(c: Consent) -> Self {
+        ConsentView::from(c).into()
+    }
+}
+
+/// `GET …/consents`: the history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentList {
+    /// Every record, newest first; the current state of a channel is its first record here.
+    pub consents: Vec<ConsentResponse>,
 }
 
 /// A delivery in a listing, with whose notification it carries.

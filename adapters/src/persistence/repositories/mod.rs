@@ -10,6 +10,7 @@ mod notification_writes;
 mod notifications;
 mod operations;
 mod personal_data;
+pub(crate) mod preferences;
 mod recipients;
 mod token_generations;
 
@@ -19,6 +20,7 @@ pub use idempotency::DieselIdempotencyStore;
 pub use notifications::DieselNotificationRepository;
 pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};
 pub use personal_data::DieselPersonalDataStore;
+pub use preferences::{DieselConsentRepository, DieselPreferenceRepository};
 pub use recipients::DieselRecipientRepository;
 pub use token_generations::DieselTokenGenerations;
 

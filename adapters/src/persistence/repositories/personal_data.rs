@@ -111,6 +111,8 @@ impl PersonalDataStore for DieselPersonalDataStore {
                 Ok(Some(RecipientData {
                     recipient: row.into_domain()?,
                     notifications: details,
+                    preferences: super::preferences::load_preferences(conn, &id)?,
+                    consents: super::preferences::load_consents(conn, &id)?,
                 }))
             })
             .await
@@ -194,6 +196,8 @@ impl PersonalDataStore for DieselPersonalDataStore {
                         notifications::table.filter(notifications::recipient_id.eq(&id)),
                     )
                     .execute(conn)?;
+                    // Their preferences and consent history (issue 11) go with them.
+                    super::preferences::erase_choices(conn, &id)?;
                     diesel::delete(recipients::table.find(&id)).execute(conn)?;
                     let counts = ErasedCounts {
                         notifications: as_count(notifications),
