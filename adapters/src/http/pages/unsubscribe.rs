@@ -15,7 +15,8 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use clairon_domain::Recipient;
+use clairon_application::commands::{OptOut, OptOutError};
+use clairon_domain::{Channel, ChannelName, Recipient};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -153,6 +154,22 @@ pub async fn one_click_unsubscribe(
     handlers: web::Data<Handlers>,
 ) -> Result<HttpResponse, ApiError> {
     let (subject, recipient) = subject(&req, &tokens, &handlers, &path).await?;
+    handlers
+        .opt_out
+        .execute(OptOut {
+            recipient_id: subject.recipient_id.clone(),
+            event_type: subject.event_type.clone(),
+            channel: ChannelName::from(Channel::Email),
+        })
+        .await
+        .map_err(|e| match e {
+            // Erased between the check and the write.
+            OptOutError::UnknownRecipient(_) => {
+                ApiError::NotFound("no such unsubscribe link".into())
+            }
+            OptOutError::Repository(e) => repository(e),
+            OptOutError::InApp => ApiError::Internal("the link switched in_app off".into()),
+        })?;
     page(&req, &recipient, &subject, true)
 }
 
