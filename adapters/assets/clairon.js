@@ -456,7 +456,7 @@ function mount(root) {
     }
     const doc = { ...before, channels, event_types: eventTypes };
     if ($('quiet-on').checked) doc.quiet_hours = { start: $('quiet-start').value, end: $('quiet-end').value };
-    else delete doc.quiet_hours;
+    else doc.quiet_hours = null;
     return doc;
   }
 
