@@ -269,7 +269,11 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
             "{token}"
         );
-        assert_eq!(token, self::token(), "no expiry, no nonce: links stay valid");
+        assert_eq!(
+            token,
+            self::token(),
+            "no expiry, no nonce: links stay valid"
+        );
         assert!(token.len() <= MAX_TOKEN_CHARS);
     }
 
@@ -328,7 +332,8 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let theirs = UnsubscribeTokens::new(b"another-secret-0123456789abcdefgh").issue(&zoe(), &modified());
+        let theirs =
+            UnsubscribeTokens::new(b"another-secret-0123456789abcdefgh").issue(&zoe(), &modified());
         assert_eq!(
             UnsubscribeTokens::new(SECRET).verify(&theirs),
             Err(InvalidUnsubscribeToken::Forged)
@@ -388,7 +393,9 @@ mod tests {
     #[test]
     fn a_public_url_is_an_absolute_http_url_without_query_or_fragment() {
         assert_eq!(
-            PublicUrl::parse("HTTPS://Notify.Example.org/").unwrap().as_str(),
+            PublicUrl::parse("HTTPS://Notify.Example.org/")
+                .unwrap()
+                .as_str(),
             "https://notify.example.org"
         );
         assert_eq!(

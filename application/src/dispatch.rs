@@ -488,7 +488,11 @@ impl DeliveryDispatcher {
             Attempt::Tried(outcome) => outcome,
             Attempt::Skipped(reason) => {
                 tracing::info!(reason, "delivery skipped at dispatch");
-                return update(claimed, delivery.skip(format!("unreachable: {reason}")), None);
+                return update(
+                    claimed,
+                    delivery.skip(format!("unreachable: {reason}")),
+                    None,
+                );
             }
         };
         let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -993,7 +997,13 @@ mod tests {
         links
             .expect_unsubscribe_url()
             .times(usize::from(linked))
-            .returning(|r, t| format!("https://x.example/unsubscribe/{}-{}", r.as_str(), t.as_str()));
+            .returning(|r, t| {
+                format!(
+                    "https://x.example/unsubscribe/{}-{}",
+                    r.as_str(),
+                    t.as_str()
+                )
+            });
         let mut notifications = MockNotificationRepository::new();
         notifications
             .expect_unread_counts()

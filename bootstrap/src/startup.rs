@@ -20,9 +20,9 @@ use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeToke
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
-    Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
-    DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
-    DieselConsentRepository, DieselOperationsStats, DieselPersonalDataStore,
+    Backend, Database, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
+    DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
+    DieselNotificationRepository, DieselOperationsStats, DieselPersonalDataStore,
     DieselPreferenceRepository, DieselRecipientRepository, DieselTokenGenerations,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
@@ -33,8 +33,8 @@ use clairon_application::commands::{
     ChannelPolicy, ChoiceSources, ContextRedactor, CreateNotificationHandler,
     EraseRecipientHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
     MarkNotificationReadHandler, OptOutHandler, RecordConsentHandler, RetentionPolicy,
-    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
-    SendTestNotificationHandler, SetPreferencesHandler, UpsertRecipientsHandler,
+    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    SetPreferencesHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
@@ -466,10 +466,7 @@ impl Components {
                 consent_store.clone(),
                 clock.clone(),
             )),
-            list_consents: Arc::new(ListConsentsHandler::new(
-                recipients.clone(),
-                consent_store,
-            )),
+            list_consents: Arc::new(ListConsentsHandler::new(recipients.clone(), consent_store)),
             opt_out: Arc::new(OptOutHandler::new(preference_store, clock.clone())),
             clock: clock.clone(),
         });

@@ -54,7 +54,9 @@ const MAX_UNSUBSCRIBE_URL_BYTES: usize = 900;
 /// without spaces or angle brackets (RFC 2369 §2), short enough for one line; `None` otherwise,
 /// and the email then goes without the headers rather than with a broken one.
 fn unsubscribe_target(url: &str) -> Option<&str> {
-    let printable = url.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+    let printable = url
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
     let web = url.starts_with("https://") || url.starts_with("http://");
     (printable && web && url.len() <= MAX_UNSUBSCRIBE_URL_BYTES).then_some(url)
 }
@@ -297,7 +299,11 @@ impl LettreEmailSender {
                 HeaderName::new_from_ascii_str(NOTIFICATION_ID_HEADER),
                 message.notification_id.as_str().to_owned(),
             ));
-        if let Some(url) = message.unsubscribe_url.as_deref().and_then(unsubscribe_target) {
+        if let Some(url) = message
+            .unsubscribe_url
+            .as_deref()
+            .and_then(unsubscribe_target)
+        {
             builder = builder
                 .raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str(LIST_UNSUBSCRIBE_HEADER),
@@ -470,7 +476,10 @@ mod tests {
         ] {
             assert_eq!(unsubscribe_target(bad), None, "{bad:?}");
         }
-        let long = format!("https://x.example/{}", "a".repeat(MAX_UNSUBSCRIBE_URL_BYTES));
+        let long = format!(
+            "https://x.example/{}",
+            "a".repeat(MAX_UNSUBSCRIBE_URL_BYTES)
+        );
         assert_eq!(unsubscribe_target(&long), None, "longer than a header line");
     }
 

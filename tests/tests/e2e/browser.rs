@@ -481,7 +481,10 @@ async fn the_preference_centre_switches_an_event_types_email_off_and_the_api_sho
     let consents = loaded["consents"].as_array().unwrap();
     assert!(
         consents.len() == 1
-            && consents[0].as_str().unwrap().starts_with("sms — granted (signup-form)"),
+            && consents[0]
+                .as_str()
+                .unwrap()
+                .starts_with("sms — granted (signup-form)"),
         "the consent history: {loaded}"
     );
 
@@ -520,6 +523,11 @@ async fn the_preference_centre_switches_an_event_types_email_off_and_the_api_sho
         "the change, and only it, through the API: {}",
         stored.json
     );
-    assert_ne!(stored.json["channels"]["email"], json!(false), "{}", stored.json);
+    assert_ne!(
+        stored.json["channels"]["email"],
+        json!(false),
+        "{}",
+        stored.json
+    );
     browser.close().await.unwrap();
 }

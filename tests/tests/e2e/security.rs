@@ -592,7 +592,11 @@ async fn forged_unsubscribe_links_from_one_address_are_404_then_429_and_counted(
         statuses.push(response.status().as_u16());
     }
 
-    assert_eq!(statuses, vec![404, 404, 404, 429, 429], "the burst of 3, then 429");
+    assert_eq!(
+        statuses,
+        vec![404, 404, 404, 429, 429],
+        "the burst of 3, then 429"
+    );
     let cut = app
         .client
         .get(format!("{}/unsubscribe/not-a-token", app.address))

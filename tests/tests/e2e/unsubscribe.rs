@@ -147,8 +147,8 @@ async fn preferences(app: &TestApp, recipient: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_normal_email_carries_the_one_click_headers_below_the_public_url_and_a_critical_one_none(
-) {
+async fn a_normal_email_carries_the_one_click_headers_below_the_public_url_and_a_critical_one_none()
+{
     // Arrange
     let app = app().await;
     register(&app, "artist-1", "fr").await;
@@ -157,7 +157,8 @@ async fn a_normal_email_carries_the_one_click_headers_below_the_public_url_and_a
     let normal = notify(&app, "artist-1", "Répétition déplacée", "normal").await;
     let critical = notify(&app, "artist-1", "Salle évacuée", "critical").await;
     app.wait_for_delivery(&normal, "email", "sent", WAIT).await;
-    app.wait_for_delivery(&critical, "email", "sent", WAIT).await;
+    app.wait_for_delivery(&critical, "email", "sent", WAIT)
+        .await;
 
     // Assert
     let emails = app.smtp.as_ref().unwrap().wait_for_messages(2, WAIT).await;
@@ -181,10 +182,17 @@ async fn a_normal_email_carries_the_one_click_headers_below_the_public_url_and_a
         );
     }
     let critical = email_titled(&emails, "Salle évacuée");
-    assert_eq!(critical.header("List-Unsubscribe"), None, "critical: no link");
+    assert_eq!(
+        critical.header("List-Unsubscribe"),
+        None,
+        "critical: no link"
+    );
     assert_eq!(critical.header("List-Unsubscribe-Post"), None);
     assert!(
-        !critical.part("text/plain").unwrap().contains("/unsubscribe/"),
+        !critical
+            .part("text/plain")
+            .unwrap()
+            .contains("/unsubscribe/"),
         "nor in the footer"
     );
 }
@@ -249,7 +257,13 @@ async fn a_forged_altered_or_orphaned_link_is_a_404_that_changes_nothing() {
         .await;
     assert_eq!(erased.status, 204, "{}", erased.json);
 
-    for forged in [&altered, &truncated, &swapped, &orphan, &"/unsubscribe/x".to_owned()] {
+    for forged in [
+        &altered,
+        &truncated,
+        &swapped,
+        &orphan,
+        &"/unsubscribe/x".to_owned(),
+    ] {
         let (status, content_type, body) = one_click(&app, forged).await;
         assert_eq!(status, 404, "POST {forged}: {body}");
         assert_eq!(content_type, "application/problem+json", "POST {forged}");
@@ -287,7 +301,9 @@ async fn the_one_click_post_turns_email_off_for_that_event_type_only_and_can_be_
     assert_eq!(first.0, 200, "{}", first.2);
     assert!(first.1.starts_with("text/html"), "{}", first.1);
     assert!(
-        first.2.contains("You will no longer receive “planning.assigned” notifications by email"),
+        first
+            .2
+            .contains("You will no longer receive “planning.assigned” notifications by email"),
         "{}",
         first.2
     );
@@ -323,5 +339,9 @@ async fn the_one_click_post_turns_email_off_for_that_event_type_only_and_can_be_
     app.wait_for_delivery(modified["id"].as_str().unwrap(), "email", "sent", WAIT)
         .await;
     let emails = app.smtp.as_ref().unwrap().wait_for_messages(2, WAIT).await;
-    assert_eq!(emails.len(), 2, "the first assignment and the change, no more");
+    assert_eq!(
+        emails.len(),
+        2,
+        "the first assignment and the change, no more"
+    );
 }

@@ -297,14 +297,7 @@ impl Page {
                 "saved",
                 "save_failed",
             ],
-            Self::Unsubscribe => &[
-                "title",
-                "question",
-                "note",
-                "confirm",
-                "done_title",
-                "done",
-            ],
+            Self::Unsubscribe => &["title", "question", "note", "confirm", "done_title", "done"],
             Self::Dashboard => &[
                 "title",
                 "login_title",

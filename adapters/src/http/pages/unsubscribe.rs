@@ -49,9 +49,7 @@ async fn subject(
     rate_limit::admit_credential(req, Credential::UnsubscribeLink)?;
     let subject = tokens.verify(token).map_err(|refused| match refused {
         // Not even shaped like a token (a mistyped or cut link, a fuzzer): no guess to count.
-        InvalidUnsubscribeToken::Malformed => {
-            ApiError::NotFound("no such unsubscribe link".into())
-        }
+        InvalidUnsubscribeToken::Malformed => ApiError::NotFound("no such unsubscribe link".into()),
         // A well-formed token with a wrong tag is a guess: counted like a wrong key.
         InvalidUnsubscribeToken::Forged => {
             rate_limit::refuse_credential(req, Credential::UnsubscribeLink)
@@ -175,8 +173,8 @@ pub async fn one_click_unsubscribe(
 
 /// Registers `GET|POST /unsubscribe/{token}` (one resource: another method is a 405).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use actix_web::middleware::from_fn;
     use crate::http::middleware::paths::refuse_dot_segments;
+    use actix_web::middleware::from_fn;
     cfg.service(
         web::resource("/unsubscribe/{token}")
             .route(
