@@ -8,6 +8,9 @@
 //   inbox.addEventListener('sync', () => inbox.list());                // caught up after a reconnect
 //   inbox.addEventListener('state', (e) => console.log(e.detail));     // connecting|live|reconnecting|unauthorized
 //   inbox.start();
+//   const prefs = await inbox.preferences();                         // {channels, event_types, quiet_hours}
+//   await inbox.savePreferences({ ...prefs, channels: { email: false } });   // replaces the whole document
+//   const consents = await inbox.consents();                         // newest first
 //
 // Transport: WebSocket (/api/v1/me/ws, token as subprotocol); when the WebSocket cannot be
 // opened three times in a row, Server-Sent Events (/api/v1/me/notifications/stream, resuming
@@ -39,18 +42,43 @@ export class ClaironInbox extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  async request(method, path) {
+  async request(method, path, body) {
+    const headers = { Authorization: `Bearer ${this.token}`, Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
     const response = await fetch(this.baseUrl + API + path, {
       method,
-      headers: { Authorization: `Bearer ${this.token}`, Accept: 'application/json' },
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (response.status === 401) {
       this.stop();
       this.emit('state', 'unauthorized');
       throw new Error('unauthorized');
     }
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status}`);
+    if (!response.ok) {
+      // An RFC 7807 problem: its detail names the bad fields.
+      const problem = await response.json().catch(() => null);
+      const error = new Error((problem && problem.detail) || `${method} ${path}: ${response.status}`);
+      error.problem = problem;
+      error.status = response.status;
+      throw error;
+    }
     return response.json();
+  }
+
+  /** The recipient's preference document (defaults when never set). */
+  preferences() {
+    return this.request('GET', '/preferences');
+  }
+
+  /** Replaces the whole preference document; resolves to the stored one. */
+  savePreferences(document) {
+    return this.request('PUT', '/preferences', document);
+  }
+
+  /** The consent history, newest first (an array). */
+  consents() {
+    return this.request('GET', '/consents').then((r) => (Array.isArray(r) ? r : r.items || r.consents || []));
   }
 
   /** Newest first; `status` is `all`, `unread` or `read`. */
@@ -192,6 +220,48 @@ export class ClaironInbox extends EventTarget {
 // ---------------------------------------------------------------------------------------------
 // The notification center page (GET /inbox)
 
+// Relative times in the page's language ("il y a 5 min", "5 min ago"), from the largest unit
+// that fits; null when the browser has no Intl.RelativeTimeFormat.
+const UNITS = [
+  ['year', 365 * 86400],
+  ['month', 30 * 86400],
+  ['week', 7 * 86400],
+  ['day', 86400],
+  ['hour', 3600],
+  ['minute', 60],
+  ['second', 1],
+];
+
+export function relativeTime(iso, lang, now = Date.now()) {
+  if (typeof Intl === 'undefined' || !Intl.RelativeTimeFormat) return null;
+  const seconds = Math.round((new Date(iso).getTime() - now) / 1000);
+  if (!Number.isFinite(seconds)) return null;
+  const format = new Intl.RelativeTimeFormat(lang, { numeric: 'auto', style: 'short' });
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size || unit === 'second') {
+      return format.format(Math.trunc(seconds / size), unit);
+    }
+  }
+  return null;
+}
+
+// Only absolute http(s) URLs become links: never javascript:, data: or relative ones.
+export function safeHttpUrl(raw) {
+  if (typeof raw !== 'string') return null;
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+// The event types the preference centre always offers (the planning ones), besides those of
+// the document and of the notifications shown.
+const KNOWN_EVENT_TYPES = ['planning.assigned', 'planning.modified', 'planning.cancelled', 'planning.reminder'];
+const SWITCHABLE = ['email', 'telegram'];
+const EVENT_KEY = /^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$/;
+
 function mount(root) {
   const strings = JSON.parse(root.dataset.strings || '{}');
   const lang = root.dataset.lang || 'en';
@@ -202,17 +272,43 @@ function mount(root) {
   const status = $('status');
   const form = $('token-form');
   const empty = $('empty');
+  const prefs = $('prefs');
+  const prefsToggle = $('prefs-toggle');
+  const prefsForm = $('prefs-form');
+  const prefsStatus = $('prefs-status');
   let inbox = null;
   let items = [];
+  let more = false;
+  let unread = 0;
   let filter = 'all';
+  let document_ = null; // the preference document as last read or saved
 
   const plural = (n) =>
     n === 0 ? strings.unread_zero : n === 1 ? strings.unread_one : strings.unread_many.replace('{n}', n);
 
   function setCount(n) {
+    unread = n;
     badge.textContent = String(n);
     badge.dataset.count = String(n);
     bell.setAttribute('aria-label', plural(n));
+    renderCounts();
+  }
+
+  // A count per filter: unread from the server; all and read from the list loaded ("50+" when
+  // there are more pages than the one shown).
+  function renderCounts() {
+    const suffix = more ? '+' : '';
+    const read = items.filter((n) => n.read).length;
+    const counts = { all: `${items.length}${suffix}`, unread: String(unread), read: `${read}${suffix}` };
+    for (const span of root.querySelectorAll('.count[data-filter]')) {
+      span.textContent = counts[span.dataset.filter];
+    }
+  }
+
+  function renderTimes() {
+    for (const time of list.querySelectorAll('time[datetime]')) {
+      time.textContent = relativeTime(time.dateTime, lang) || new Date(time.dateTime).toLocaleString(lang);
+    }
   }
 
   function render() {
@@ -224,18 +320,30 @@ function mount(root) {
       li.dataset.id = n.id;
       li.dataset.read = String(n.read);
       const title = document.createElement('h2');
-      title.textContent = n.title;
+      if (!n.read) {
+        const dot = document.createElement('span');
+        dot.className = 'unread-dot';
+        dot.setAttribute('aria-hidden', 'true');
+        const marker = document.createElement('span');
+        marker.className = 'visually-hidden';
+        marker.textContent = `${strings.unread_marker}: `;
+        title.append(dot, marker);
+      }
+      title.append(document.createTextNode(n.title));
       const body = document.createElement('p');
       body.textContent = n.body;
       const when = document.createElement('time');
       when.dateTime = n.created_at;
-      when.textContent = new Date(n.created_at).toLocaleString(lang);
+      when.title = new Date(n.created_at).toLocaleString(lang);
       li.append(title, body, when);
-      if (n.action_url && /^https?:/i.test(n.action_url)) {
+      const href = safeHttpUrl(n.action_url);
+      if (href) {
         const link = document.createElement('a');
-        link.href = n.action_url;
+        link.className = 'action';
+        link.href = href;
         link.rel = 'noopener noreferrer';
-        link.textContent = n.action_label || n.action_url;
+        link.target = '_blank';
+        link.textContent = n.action_label || strings.open;
         const p = document.createElement('p');
         p.append(link);
         li.append(p);
@@ -251,18 +359,154 @@ function mount(root) {
       }
       list.append(li);
     }
+    renderTimes();
+    renderCounts();
   }
 
   async function refresh() {
     try {
       const [page, count] = await Promise.all([inbox.list('all'), inbox.unreadCount()]);
       items = page.items;
-      setCount(count);
+      more = Boolean(page.next_cursor);
       render();
+      setCount(count);
     } catch (_) {
       /* the state event says why */
     }
   }
+
+  // ---- the preference centre -------------------------------------------------------------
+
+  function eventRow(key, entry) {
+    const tr = document.createElement('tr');
+    tr.dataset.eventType = key;
+    const th = document.createElement('td');
+    const code = document.createElement('code');
+    code.textContent = key;
+    th.append(code);
+    tr.append(th);
+    for (const channel of SWITCHABLE) {
+      const td = document.createElement('td');
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.dataset.channel = channel;
+      box.checked = !(entry && entry[channel] === false);
+      box.setAttribute('aria-label', `${key}: ${strings[`channel_${channel}`]}`);
+      td.append(box);
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  function renderPreferences(doc) {
+    document_ = doc || {};
+    const channels = document_.channels || {};
+    for (const box of prefsForm.querySelectorAll('input[name="channel"]')) {
+      if (box.value !== 'in_app') box.checked = channels[box.value] !== false;
+    }
+    const types = document_.event_types || {};
+    const keys = new Set([...KNOWN_EVENT_TYPES, ...Object.keys(types)]);
+    for (const n of items) if (n.event_type) keys.add(n.event_type);
+    const tbody = $('prefs-events').querySelector('tbody');
+    tbody.replaceChildren(...[...keys].sort().map((key) => eventRow(key, types[key])));
+    const quiet = document_.quiet_hours;
+    $('quiet-on').checked = Boolean(quiet);
+    if (quiet) {
+      $('quiet-start').value = quiet.start;
+      $('quiet-end').value = quiet.end;
+    }
+  }
+
+  function renderConsents(consents) {
+    const ul = $('consents');
+    ul.replaceChildren();
+    for (const c of consents) {
+      const li = document.createElement('li');
+      li.dataset.channel = c.channel;
+      const when = c.recorded_at ? new Date(c.recorded_at).toLocaleString(lang) : '';
+      li.textContent = `${c.channel} — ${c.granted ? strings.granted : strings.revoked}${c.source ? ` (${c.source})` : ''} — ${when}`;
+      ul.append(li);
+    }
+    $('no-consents').hidden = consents.length > 0;
+  }
+
+  // The document the form says, keeping what it does not show: explicit `true` entries stay
+  // explicit (they may override a prefix), unticked boxes are `false`, the rest is left out
+  // (a missing key means "allowed").
+  function documentFromForm() {
+    const before = document_ || {};
+    const channels = { ...(before.channels || {}) };
+    for (const box of prefsForm.querySelectorAll('input[name="channel"]')) {
+      if (box.value === 'in_app') continue;
+      if (!box.checked) channels[box.value] = false;
+      else if (channels[box.value] === false) delete channels[box.value];
+    }
+    const eventTypes = {};
+    for (const [key, entry] of Object.entries(before.event_types || {})) eventTypes[key] = { ...entry };
+    for (const tr of $('prefs-events').querySelectorAll('tbody tr')) {
+      const key = tr.dataset.eventType;
+      const entry = eventTypes[key] || {};
+      for (const box of tr.querySelectorAll('input[data-channel]')) {
+        const channel = box.dataset.channel;
+        if (!box.checked) entry[channel] = false;
+        else if (entry[channel] === false) delete entry[channel];
+      }
+      if (Object.keys(entry).length) eventTypes[key] = entry;
+      else delete eventTypes[key];
+    }
+    const doc = { ...before, channels, event_types: eventTypes };
+    if ($('quiet-on').checked) doc.quiet_hours = { start: $('quiet-start').value, end: $('quiet-end').value };
+    else doc.quiet_hours = null;
+    return doc;
+  }
+
+  async function loadPreferences() {
+    if (!inbox) return;
+    try {
+      const [doc, consents] = await Promise.all([inbox.preferences(), inbox.consents().catch(() => [])]);
+      renderPreferences(doc);
+      renderConsents(consents);
+      prefs.dataset.loaded = 'true';
+    } catch (error) {
+      prefsStatus.textContent = `${strings.save_failed} ${error.message}`;
+    }
+  }
+
+  prefsToggle.addEventListener('click', () => {
+    const open = prefs.hidden;
+    prefs.hidden = !open;
+    prefsToggle.setAttribute('aria-expanded', String(open));
+    if (open) loadPreferences();
+  });
+  $('prefs-add').addEventListener('click', () => {
+    const input = $('prefs-new-type');
+    const key = input.value.trim();
+    if (!EVENT_KEY.test(key)) {
+      input.setCustomValidity(strings.add_event_type);
+      input.reportValidity();
+      return;
+    }
+    input.setCustomValidity('');
+    const tbody = $('prefs-events').querySelector('tbody');
+    if (![...tbody.rows].some((tr) => tr.dataset.eventType === key)) tbody.append(eventRow(key, null));
+    input.value = '';
+  });
+  prefsForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!inbox) return;
+    prefs.dataset.saved = 'false';
+    prefsStatus.textContent = '';
+    try {
+      const saved = await inbox.savePreferences(documentFromForm());
+      renderPreferences(saved);
+      prefsStatus.textContent = strings.saved;
+      prefs.dataset.saved = 'true';
+    } catch (error) {
+      prefsStatus.textContent = `${strings.save_failed} ${error.message}`;
+    }
+  });
+
+  // ---- the connection --------------------------------------------------------------------
 
   function connect(token) {
     if (inbox) inbox.stop();
@@ -289,6 +533,7 @@ function mount(root) {
       render();
     });
     inbox.start();
+    if (!prefs.hidden) loadPreferences();
   }
 
   for (const radio of root.querySelectorAll('input[name="filter"]')) {
@@ -303,6 +548,8 @@ function mount(root) {
     const token = $('token-input').value.trim();
     if (token) connect(token);
   });
+  // "il y a 5 min" becomes "il y a 6 min" without a reload.
+  setInterval(renderTimes, 30000);
 
   // A token in the URL is taken, then removed from the address bar and history.
   const params = new URLSearchParams(window.location.search);

@@ -175,7 +175,7 @@ impl Metrics {
             auth_failures: counter(
                 &r,
                 "clairon_auth_failures_total",
-                "Refused credentials (unknown or revoked API keys, failed /admin sign-ins), by credential (api_key, admin_login) and answer (401: refused; 429: the client address is over its failure limit).",
+                "Refused credentials (unknown or revoked API keys, failed /admin sign-ins, forged unsubscribe links), by credential (api_key, admin_login, unsubscribe_link) and answer (401, or 404 for an unsubscribe link: refused; 429: the client address is over its failure limit).",
                 &["credential", "answer"],
             ),
             registry: r,
@@ -195,8 +195,9 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Counts one refused credential (`credential`: `api_key` or `admin_login`), answered
-    /// `status` (401, or 429 when the client address was over its failure limit).
+    /// Counts one refused credential (`credential`: `api_key`, `admin_login` or
+    /// `unsubscribe_link`), answered `status` (401 — 404 for an unsubscribe link — or 429 when
+    /// the client address was over its failure limit).
     pub fn observe_auth_failure(&self, credential: &str, status: u16) {
         self.auth_failures
             .with_label_values(&[credential, status.to_string().as_str()])
@@ -222,8 +223,12 @@ impl Metrics {
                 .with_label_values(&[transport.as_str()])
                 .set(0);
         }
-        for credential in ["api_key", "admin_login"] {
-            for answer in ["401", "429"] {
+        for (credential, refused) in [
+            ("api_key", "401"),
+            ("admin_login", "401"),
+            ("unsubscribe_link", "404"),
+        ] {
+            for answer in [refused, "429"] {
                 self.auth_failures
                     .with_label_values(&[credential, answer])
                     .inc_by(0);

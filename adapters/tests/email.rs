@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use clairon_adapters::channels::email::NOTIFICATION_ID_HEADER;
+use clairon_adapters::channels::email::{
+    LIST_UNSUBSCRIBE_HEADER, LIST_UNSUBSCRIBE_POST_HEADER, NOTIFICATION_ID_HEADER,
+};
 use clairon_adapters::channels::{EmailConfigError, LettreEmailSender};
 use clairon_adapters::testing::{ParsedMailbox, ReceivedEmail, SmtpSink};
 use clairon_application::ports::{EmailMessage, EmailSender, SendOutcome};
@@ -26,6 +28,7 @@ fn message(delivery_id: &str) -> EmailMessage {
         subject: SUBJECT.to_owned(),
         text: TEXT.to_owned(),
         html: HTML.to_owned(),
+        unsubscribe_url: None,
     }
 }
 
@@ -98,6 +101,46 @@ async fn an_email_reaches_the_smtp_server_with_encoded_headers_and_both_alternat
     );
     assert_eq!(lf(email.part("text/plain").unwrap()), TEXT);
     assert_eq!(lf(email.part("text/html").unwrap()), HTML);
+}
+
+#[tokio::test]
+async fn a_message_with_an_unsubscribe_link_carries_the_one_click_headers_and_one_without_none() {
+    let sink = SmtpSink::start().await;
+    let sender = LettreEmailSender::smtp(&sink.url(), FROM, 1).unwrap();
+    let url = format!(
+        "https://notify.example.org/clairon/unsubscribe/{}.{}",
+        "p".repeat(60),
+        "m".repeat(43)
+    );
+    let with_link = EmailMessage {
+        unsubscribe_url: Some(url.clone()),
+        ..message("d-with-link")
+    };
+
+    sent_id(sender.send(&with_link).await);
+    sent_id(sender.send(&message("d-without-link")).await);
+
+    let emails = sink.wait_for_messages(2, WAIT).await;
+    let by_id = |id: &str| {
+        emails
+            .iter()
+            .find(|e| e.message_id.as_deref() == Some(&format!("<{id}@clairon.local>")[..]))
+            .unwrap_or_else(|| panic!("{id} received"))
+    };
+    let linked = by_id("d-with-link");
+    assert_eq!(
+        linked.header(LIST_UNSUBSCRIBE_HEADER).as_deref(),
+        Some(format!("<{url}>").as_str()),
+        "the link, whole, on one line (RFC 2369)"
+    );
+    assert_eq!(
+        linked.header(LIST_UNSUBSCRIBE_POST_HEADER).as_deref(),
+        Some("List-Unsubscribe=One-Click"),
+        "RFC 8058 §3.1"
+    );
+    let plain = by_id("d-without-link");
+    assert_eq!(plain.header(LIST_UNSUBSCRIBE_HEADER), None);
+    assert_eq!(plain.header(LIST_UNSUBSCRIBE_POST_HEADER), None);
 }
 
 #[tokio::test]

@@ -51,6 +51,7 @@ use crate::ports::{
     DispatchObserver, EmailMessage, EmailSender, NotificationRepository, RealtimeEvent,
     RealtimePublisher, RecipientRepository, RepositoryError, RetrySchedule, SendOutcome,
     TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer, Timer,
+    UnsubscribeLinks,
 };
 
 /// How the dispatcher claims work.
@@ -102,7 +103,9 @@ pub fn dispatch_context(
 }
 
 /// The email of one delivery of `notification`, rendered in `locale`: what the dispatcher and
-/// the test command send.
+/// the test command send. `unsubscribe_url` (the one-click link, RFC 8058) goes into the
+/// message's headers and, as `unsubscribe_url` (a string, or null), into the templates'
+/// context, so the footer can show it.
 ///
 /// # Errors
 /// [`TemplateError`] when no template applies or it fails.
@@ -113,8 +116,12 @@ pub(crate) fn compose_email(
     recipient: &Recipient,
     to: EmailAddress,
     locale: Locale,
+    unsubscribe_url: Option<String>,
 ) -> Result<EmailMessage, TemplateError> {
-    let context = dispatch_context(notification, recipient, locale);
+    let mut context = dispatch_context(notification, recipient, locale);
+    if let Value::Object(fields) = &mut context {
+        fields.insert("unsubscribe_url".into(), json!(unsubscribe_url));
+    }
     let content = templates.render_email(&notification.event_type, locale, &context)?;
     Ok(EmailMessage {
         delivery_id,
@@ -124,6 +131,7 @@ pub(crate) fn compose_email(
         subject: content.subject,
         text: content.text,
         html: content.html,
+        unsubscribe_url,
     })
 }
 
@@ -191,6 +199,8 @@ pub struct DeliveryDispatcher {
     observer: Option<Arc<dyn DispatchObserver>>,
     /// Paces the lease heartbeat; without one, leases are not renewed.
     heartbeat: Option<Arc<dyn Timer>>,
+    /// Makes the one-click unsubscribe links of emails; without it, emails carry none.
+    unsubscribe: Option<Arc<dyn UnsubscribeLinks>>,
 }
 
 impl DeliveryDispatcher {
@@ -225,7 +235,17 @@ impl DeliveryDispatcher {
             paused: Mutex::new(HashMap::new()),
             observer: None,
             heartbeat: None,
+            unsubscribe: None,
         }
+    }
+
+    /// Gives every email whose notification's priority offers it
+    /// ([`clairon_domain::Priority::offers_unsubscribe`]: all but `critical`) the one-click
+    /// unsubscribe link `links` makes for its recipient and event type (RFC 8058, RFC 2369).
+    #[must_use]
+    pub fn with_unsubscribe_links(mut self, links: Arc<dyn UnsubscribeLinks>) -> Self {
+        self.unsubscribe = Some(links);
+        self
     }
 
     /// Tells `observer` every outcome once it is recorded (for metrics).
@@ -618,6 +638,11 @@ impl DeliveryDispatcher {
                 let Some(to) = recipient.email.clone() else {
                     return Attempt::Skipped("recipient has no email address".into());
                 };
+                let unsubscribe_url = self
+                    .unsubscribe
+                    .as_ref()
+                    .filter(|_| notification.priority.offers_unsubscribe())
+                    .map(|links| links.unsubscribe_url(&recipient.id, &notification.event_type));
                 let message = match compose_email(
                     self.templates.as_ref(),
                     delivery.id.clone(),
@@ -625,6 +650,7 @@ impl DeliveryDispatcher {
                     recipient,
                     to,
                     locale,
+                    unsubscribe_url,
                 ) {
                     Ok(m) => m,
                     Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
@@ -928,6 +954,82 @@ mod tests {
         SendOutcome::Sent {
             provider_message_id: "provider-42".into(),
         }
+    }
+
+    #[rstest]
+    #[case::normal(clairon_domain::Priority::Normal, true)]
+    #[case::high(clairon_domain::Priority::High, true)]
+    #[case::low(clairon_domain::Priority::Low, true)]
+    #[case::critical(clairon_domain::Priority::Critical, false)]
+    #[tokio::test]
+    async fn an_email_carries_its_unsubscribe_link_unless_its_notification_is_critical(
+        #[case] priority: clairon_domain::Priority,
+        #[case] linked: bool,
+    ) {
+        // Arrange: an email delivery of that priority, and links that name who and what.
+        let mut claim = claimed(Channel::Email);
+        claim.notification.priority = priority;
+        let mut queue = MockDeliveryQueue::new();
+        let batch = Mutex::new(Some(vec![claim]));
+        queue
+            .expect_claim_due()
+            .returning(move |_, _, _, _| Ok(batch.lock().unwrap().take().unwrap_or_default()));
+        queue.expect_record().returning(|_| Ok(Vec::new()));
+        let contexts = Arc::new(Mutex::new(Vec::new()));
+        let seen = contexts.clone();
+        let mut templates = MockTemplateRenderer::new();
+        templates.expect_render_email().returning(move |_, _, ctx| {
+            seen.lock().unwrap().push(ctx["unsubscribe_url"].clone());
+            Ok(EmailContent {
+                subject: "s".into(),
+                text: "t".into(),
+                html: "<p>h</p>".into(),
+            })
+        });
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sent_to = messages.clone();
+        let mut email = MockEmailSender::new();
+        email.expect_send().returning(move |m| {
+            sent_to.lock().unwrap().push(m.unsubscribe_url.clone());
+            sent()
+        });
+        let mut links = crate::ports::MockUnsubscribeLinks::new();
+        links
+            .expect_unsubscribe_url()
+            .times(usize::from(linked))
+            .returning(|r, t| {
+                format!(
+                    "https://x.example/unsubscribe/{}-{}",
+                    r.as_str(),
+                    t.as_str()
+                )
+            });
+        let mut notifications = MockNotificationRepository::new();
+        notifications
+            .expect_unread_counts()
+            .returning(|ids| Ok(ids.iter().map(|id| (id.clone(), 1)).collect()));
+        let dispatcher = DeliveryDispatcher::new(
+            Arc::new(queue),
+            Arc::new(notifications),
+            Arc::new(MockRecipientRepository::new()),
+            Arc::new(templates),
+            Arc::new(email),
+            None,
+            Arc::new(MockRealtimePublisher::new()),
+            Arc::new(fixed_clock()),
+            Arc::new(schedule(8)),
+            Locale::Fr,
+            DispatchSettings::default(),
+        )
+        .with_unsubscribe_links(Arc::new(links));
+
+        // Act
+        dispatcher.dispatch_once().await.unwrap();
+
+        // Assert: the same link in the headers and the templates' context, or none at all.
+        let expected = linked.then(|| "https://x.example/unsubscribe/artist-1-custom".to_owned());
+        assert_eq!(*messages.lock().unwrap(), vec![expected.clone()]);
+        assert_eq!(*contexts.lock().unwrap(), vec![json!(expected)]);
     }
 
     #[rstest]

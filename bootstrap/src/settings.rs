@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clairon_adapters::http::{AuthFailureQuota, RateLimits, RateQuota};
+use clairon_adapters::links::PublicUrl;
 use clairon_domain::reminders::ReminderTime;
 use clairon_domain::{ChannelSet, Locale};
 use figment::providers::{Env, Serialized};
@@ -29,6 +30,11 @@ pub struct Settings {
     pub database_pool_size: u32,
     /// Address the HTTP server listens on (`127.0.0.1:8080`; port 0 picks a free one).
     pub bind: String,
+    /// The absolute URL Clairon is reached at from outside (`https://notify.example.org`,
+    /// with a reverse proxy's path prefix if any): the base of every link Clairon writes
+    /// (the emails' unsubscribe links). Empty (default): `http://{CLAIRON_BIND}`, with the
+    /// port actually bound.
+    pub public_url: String,
     /// Comma-separated API keys. Empty: a key is generated at first start and printed once.
     pub api_keys: String,
     /// Comma-separated channels switched on: `in_app,email,telegram` by default.
@@ -159,6 +165,7 @@ impl Default for Settings {
             database_url: "sqlite://clairon.db".into(),
             database_pool_size: 8,
             bind: "127.0.0.1:8080".into(),
+            public_url: String::new(),
             api_keys: String::new(),
             channels: "in_app,email,telegram".into(),
             consent_required: clairon_domain::ConsentRequired::DEFAULT.into(),
@@ -220,6 +227,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
             .field("api_keys", &format!("<{} keys>", self.api_key_list().len()))
             .field("channels", &self.channels)
             .field("consent_required", &self.consent_required)
@@ -314,10 +322,12 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Refuses settings that would run insecurely without saying so.
+    /// Refuses settings that would run insecurely without saying so, or write broken links.
     ///
     /// # Errors
-    /// When `CLAIRON_TOKEN_SECRET` is set but shorter than [`MIN_TOKEN_SECRET_BYTES`] bytes.
+    /// When `CLAIRON_TOKEN_SECRET` is set but shorter than [`MIN_TOKEN_SECRET_BYTES`] bytes;
+    /// when `CLAIRON_PUBLIC_URL` is set but is no absolute `http(s)` URL, or has a query or a
+    /// fragment ([`Settings::public_url`]).
     pub fn check(&self) -> anyhow::Result<()> {
         let secret = self.token_secret.len();
         if secret > 0 && secret < MIN_TOKEN_SECRET_BYTES {
@@ -325,7 +335,25 @@ impl Settings {
                 "CLAIRON_TOKEN_SECRET is {secret} bytes long; it must be at least {MIN_TOKEN_SECRET_BYTES} bytes (random ones: `openssl rand -hex 32`), or empty for a random secret per process"
             );
         }
+        if !self.public_url.trim().is_empty() {
+            self.public_url()?;
+        }
         Ok(())
+    }
+
+    /// The base of every link Clairon writes: `CLAIRON_PUBLIC_URL`, or `http://{CLAIRON_BIND}`
+    /// when it is empty.
+    ///
+    /// # Errors
+    /// When the URL is no absolute `http(s)` URL with a host, or holds a user name, a query or
+    /// a fragment; the message names `CLAIRON_PUBLIC_URL`.
+    pub fn public_url(&self) -> anyhow::Result<PublicUrl> {
+        if self.public_url.trim().is_empty() {
+            return PublicUrl::parse(&format!("http://{}", self.bind)).map_err(|e| {
+                anyhow::anyhow!("CLAIRON_PUBLIC_URL is empty and CLAIRON_BIND makes no URL: {e}")
+            });
+        }
+        PublicUrl::parse(&self.public_url).map_err(|e| anyhow::anyhow!("CLAIRON_PUBLIC_URL: {e}"))
     }
 
     /// The directory of template overrides, `None` when `CLAIRON_TEMPLATES_DIR` is empty.
@@ -548,6 +576,33 @@ mod tests {
             "32 bytes are enough"
         );
         assert!(load_with(&[]).is_ok(), "no secret: one per process");
+    }
+
+    #[test]
+    fn a_public_url_that_would_make_broken_links_is_refused_naming_the_variable() {
+        for bad in [
+            "notify.example.org",
+            "ftp://notify.example.org",
+            "https://notify.example.org/?x=1",
+            "https://notify.example.org/#x",
+        ] {
+            let refused = load_with(&[("PUBLIC_URL", bad)]).unwrap_err();
+            assert!(
+                format!("{refused:#}").starts_with("CLAIRON_PUBLIC_URL: "),
+                "{bad}: {refused:#}"
+            );
+        }
+        let set = load_with(&[("PUBLIC_URL", "https://notify.example.org/clairon/")]).unwrap();
+        assert_eq!(
+            set.public_url().unwrap().as_str(),
+            "https://notify.example.org/clairon"
+        );
+        let default = load_with(&[("BIND", "0.0.0.0:9000")]).unwrap();
+        assert_eq!(
+            default.public_url().unwrap().as_str(),
+            "http://0.0.0.0:9000",
+            "http://{{CLAIRON_BIND}} by default"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
     RecipientTokens,
 };
+use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeTokens};
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
@@ -163,6 +164,11 @@ pub struct Components {
     pub live: Live,
     /// Issues and checks recipient tokens.
     pub tokens: RecipientTokens,
+    /// Signs and checks the emails' one-click unsubscribe tokens (same secret as `tokens`,
+    /// another derived key).
+    pub unsubscribe_tokens: UnsubscribeTokens,
+    /// The base of every link Clairon writes (`CLAIRON_PUBLIC_URL`).
+    pub public_url: PublicUrl,
     /// The Prometheus registry and what `/metrics` reads.
     pub observability: Observability,
     /// Runs background jobs and records their runs.
@@ -185,6 +191,7 @@ impl Components {
     /// unreachable database, or a failed migration.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         settings.check()?;
+        let public_url = settings.public_url()?;
         let locale = settings.locale()?;
         let channels = settings.channel_set()?;
         let consent_required = settings.consent_required()?;
@@ -286,6 +293,8 @@ impl Components {
             hub.set_relay(Arc::new(PgNotifyRelay::new(database.clone())));
         }
         let metrics = Arc::new(Metrics::new());
+        let secret = token_secret(settings);
+        let unsubscribe_tokens = UnsubscribeTokens::new(&secret);
         let live = Live {
             hub: hub.clone(),
             feed,
@@ -347,7 +356,11 @@ impl Components {
                 },
             )
             .with_observer(metrics.clone())
-            .with_lease_heartbeat(Arc::new(TokioTimer)),
+            .with_lease_heartbeat(Arc::new(TokioTimer))
+            .with_unsubscribe_links(Arc::new(SignedUnsubscribeLinks::new(
+                public_url.clone(),
+                unsubscribe_tokens.clone(),
+            ))),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
@@ -367,7 +380,7 @@ impl Components {
         let dispatcher_state = DispatcherState::default();
         let personal_data = Arc::new(DieselPersonalDataStore::new(database.clone()));
         let token_generations = Arc::new(DieselTokenGenerations::new(database.clone()));
-        let tokens = recipient_tokens(settings, token_generations.clone());
+        let tokens = recipient_tokens(settings, &secret, token_generations.clone());
         // Every revocation this process hears (its own, and others' through LISTEN/NOTIFY)
         // empties the token check's cache for that recipient at once.
         hub.set_revocation_listener(tokens.revocation_listener());
@@ -463,7 +476,7 @@ impl Components {
             clock: clock.clone(),
             metrics_token: Some(settings.metrics_token.clone()).filter(|t| !t.is_empty()),
         };
-        let (api_keys, generated_api_key) = api_keys(settings, &database).await?;
+        let (api_keys, generated_api_key) = api_keys(settings, &database, &public_url).await?;
         Ok(Self {
             database,
             bus,
@@ -474,6 +487,8 @@ impl Components {
             api_keys,
             live,
             tokens,
+            unsubscribe_tokens,
+            public_url,
             observability,
             run_job,
             dispatcher_state,
@@ -530,6 +545,7 @@ fn load_templates(settings: &Settings, locale: Locale) -> anyhow::Result<TeraTem
 async fn api_keys(
     settings: &Settings,
     database: &Database,
+    public_url: &PublicUrl,
 ) -> anyhow::Result<(ApiKeys, Option<String>)> {
     let store = DieselApiKeyStore::new(database.clone());
     let configured = settings.api_key_list();
@@ -545,27 +561,36 @@ async fn api_keys(
         store
             .insert_hash(&ApiKeys::hash_hex(&key), Some("generated at first start"))
             .await?;
-        println!("\nNo CLAIRON_API_KEYS configured: generated an admin API key. It is shown this once; only its hash is stored.\n\n    {key}\n");
+        println!(
+            "\nNo CLAIRON_API_KEYS configured: generated an admin API key. It is shown this once; only its hash is stored.\n\n    {key}\n\nThe dashboard takes it at {}\n",
+            public_url.join("/admin")
+        );
         return Ok((keys, Some(key)));
     }
     Ok((keys, None))
 }
 
-/// Recipient tokens from `CLAIRON_TOKEN_SECRET` (its length is checked by
-/// [`Settings::check`]), or a random secret for this process alone; checked against the
-/// recipients' token generations, trusted `CLAIRON_TOKEN_CACHE_MS`.
+/// The secret recipient tokens and unsubscribe links are signed with: `CLAIRON_TOKEN_SECRET`
+/// (its length is checked by [`Settings::check`]), or a random one for this process alone.
+fn token_secret(settings: &Settings) -> Vec<u8> {
+    if settings.token_secret.is_empty() {
+        tracing::warn!("no CLAIRON_TOKEN_SECRET configured: recipient tokens and the emails' unsubscribe links are signed with a random secret and die with this process (and other processes refuse them)");
+        rand::random::<[u8; 32]>().to_vec()
+    } else {
+        settings.token_secret.as_bytes().to_vec()
+    }
+}
+
+/// Recipient tokens signed with `secret`; checked against the recipients' token generations,
+/// trusted `CLAIRON_TOKEN_CACHE_MS`.
 fn recipient_tokens(
     settings: &Settings,
+    secret: &[u8],
     generations: Arc<DieselTokenGenerations>,
 ) -> RecipientTokens {
     let ttl = Duration::from_secs(settings.token_ttl_secs.max(1));
     let cache = Duration::from_millis(settings.token_cache_ms);
-    if settings.token_secret.is_empty() {
-        tracing::warn!("no CLAIRON_TOKEN_SECRET configured: recipient tokens are signed with a random secret and die with this process (and other processes refuse them)");
-        RecipientTokens::new(&rand::random::<[u8; 32]>(), ttl, generations, cache)
-    } else {
-        RecipientTokens::new(settings.token_secret.as_bytes(), ttl, generations, cache)
-    }
+    RecipientTokens::new(secret, ttl, generations, cache)
 }
 
 /// A running Clairon: HTTP server and dispatcher.
@@ -587,11 +612,17 @@ impl Application {
         // Bound before the database is opened: a taken port fails the start with nothing written.
         let listener = std::net::TcpListener::bind(settings.bind_addr()?)
             .with_context(|| format!("CLAIRON_BIND: cannot listen on {}", settings.bind))?;
+        let mut settings = settings;
+        if settings.public_url.trim().is_empty() {
+            // `http://{CLAIRON_BIND}` with the port actually bound (port 0 picks one).
+            settings.public_url = format!("http://{}", listener.local_addr()?);
+        }
         let components = Components::build(&settings).await?;
         let port = listener.local_addr()?.port();
         let handlers = web::Data::from(components.handlers.clone());
         let keys = web::Data::new(components.api_keys.clone());
         let tokens = web::Data::new(components.tokens.clone());
+        let unsubscribe_tokens = web::Data::new(components.unsubscribe_tokens.clone());
         let live = web::Data::new(components.live.clone());
         let observability = web::Data::new(components.observability.clone());
         let sessions = web::Data::new(AdminSessions::default());
@@ -625,6 +656,7 @@ impl Application {
                 .app_data(handlers.clone())
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
+                .app_data(unsubscribe_tokens.clone())
                 .app_data(live.clone())
                 .app_data(observability.clone())
                 .app_data(sessions.clone())
@@ -643,7 +675,7 @@ impl Application {
         } else {
             settings.workers.max(1)
         };
-        tracing::info!(port, workers, "listening");
+        tracing::info!(port, workers, public_url = %components.public_url, "listening");
         Ok(Self {
             port,
             server,

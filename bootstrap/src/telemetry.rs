@@ -17,8 +17,9 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 /// Rewrites log lines: known secrets (API keys, bot token, token secret, passwords) become `***`,
 /// email addresses keep their first character and domain (`z***@example.org`), JWTs (recipient
-/// tokens) become `<token>`, generated API keys (`clr_…`) become `clr_***` and anything shaped
-/// like a Telegram bot token (`123456789:AA…`) becomes `<bot-token>`.
+/// tokens) become `<token>`, generated API keys (`clr_…`) become `clr_***`, anything shaped
+/// like a Telegram bot token (`123456789:AA…`) becomes `<bot-token>`, and the token of an
+/// unsubscribe link (`/unsubscribe/<token>`: it unsubscribes whoever holds it) `<link>`.
 #[derive(Debug, Clone)]
 pub struct Masker {
     secrets: Vec<String>,
@@ -26,6 +27,7 @@ pub struct Masker {
     jwt: Regex,
     generated_key: Regex,
     bot_token: Regex,
+    unsubscribe_link: Regex,
 }
 
 impl Masker {
@@ -49,6 +51,8 @@ impl Masker {
                 .expect("a valid pattern"),
             generated_key: Regex::new(r"clr_[0-9a-f]{16,}").expect("a valid pattern"),
             bot_token: Regex::new(r"\b\d{6,}:[A-Za-z0-9_\-]{30,}").expect("a valid pattern"),
+            unsubscribe_link: Regex::new(r"/unsubscribe/[A-Za-z0-9_\-.]+")
+                .expect("a valid pattern"),
         }
     }
 
@@ -64,6 +68,7 @@ impl Masker {
             (&self.jwt, "<token>"),
             (&self.generated_key, "clr_***"),
             (&self.bot_token, "<bot-token>"),
+            (&self.unsubscribe_link, "/unsubscribe/<link>"),
             (&self.email, "$1***@$2"),
         ] {
             if pattern.is_match(&out) {
@@ -200,7 +205,8 @@ mod tests {
     fn secrets_tokens_and_generated_keys_are_hidden() {
         let masker = Masker::new(vec!["dev-key".into(), "123456:TEST-token".into()]);
         let line = "key dev-key bot 123456:TEST-token jwt eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl \
-                    new clr_0123456789abcdef0123 tg 987654321:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+                    new clr_0123456789abcdef0123 tg 987654321:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw \
+                    POST /unsubscribe/YXJ0aXN0LTEKY3VzdG9t.c2lnbmF0dXJlLW9mLXRoZS1saW5r 200";
         let masked = masker.mask(line);
         for leaked in [
             "dev-key",
@@ -208,6 +214,7 @@ mod tests {
             "eyJhbGciOi",
             "clr_0123456789abcdef",
             "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            "YXJ0aXN0LTEKY3VzdG9t",
         ] {
             assert!(!masked.contains(leaked), "{leaked} leaked: {masked}");
         }

@@ -367,6 +367,8 @@ fn start_with(vars: &[(&str, &str)]) -> (tempfile::TempDir, Output) {
 #[case::an_smtp_pool_of_no_connection("CLAIRON_SMTP_POOL_SIZE", "0")]
 #[case::a_log_format_that_does_not_exist("CLAIRON_LOG_FORMAT", "xml")]
 #[case::a_template_override_that_is_not_there("CLAIRON_TEMPLATES_DIR", "no-such-folder")]
+#[case::a_public_url_that_is_not_absolute("CLAIRON_PUBLIC_URL", "notify.example.org")]
+#[case::a_public_url_with_a_query("CLAIRON_PUBLIC_URL", "https://notify.example.org/?a=1")]
 #[case::a_database_of_no_known_engine("CLAIRON_DATABASE_URL", "mysql://localhost/clairon")]
 #[case::an_unreachable_database("CLAIRON_DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")]
 fn a_bad_variable_stops_the_start_with_status_2_one_line_naming_it_and_nothing_written(

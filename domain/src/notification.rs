@@ -126,6 +126,13 @@ impl Priority {
         self as i16
     }
 
+    /// Whether its emails carry a one-click unsubscribe link (`List-Unsubscribe`, RFC 8058):
+    /// every priority but `critical`, which overrides the recipient's preferences, so a link
+    /// that turns them off would promise what it cannot keep (issue 11).
+    pub fn offers_unsubscribe(self) -> bool {
+        self != Self::Critical
+    }
+
     /// The priority of a stored rank; unknown ranks read as `normal`.
     pub fn from_rank(rank: i16) -> Self {
         match rank {
@@ -378,6 +385,14 @@ mod tests {
             Priority::from_rank(Priority::Critical.rank()),
             Priority::Critical
         );
+    }
+
+    #[test]
+    fn every_priority_but_critical_offers_an_unsubscribe_link() {
+        for priority in [Priority::Low, Priority::Normal, Priority::High] {
+            assert!(priority.offers_unsubscribe(), "{priority:?}");
+        }
+        assert!(!Priority::Critical.offers_unsubscribe());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! It builds an Internet Message Format message (RFC 5322) with MIME (RFC 2045/2046): a
 //! `multipart/alternative` body holding `text/plain` then `text/html`, non-ASCII display names and
 //! subjects as RFC 2047 encoded words, a `Message-ID` derived from the delivery id so a retried
-//! delivery keeps it, and an `X-Clairon-Notification-Id` header. SMTP replies are classified by
+//! delivery keeps it, an `X-Clairon-Notification-Id` header, and, when the message has an
+//! unsubscribe link, `List-Unsubscribe` (RFC 2369) with `List-Unsubscribe-Post:
+//! List-Unsubscribe=One-Click` (RFC 8058). SMTP replies are classified by
 //! their first digit (RFC 5321 §4.2.1): 4xx is transient, 5xx permanent.
 //!
 //! Header values are never trusted to be clean, whatever validated them before: the display
@@ -32,6 +34,32 @@ use lettre::{
 /// The header carrying the notification id, so a support person can trace a received email back
 /// to its notification (RFC 5322 §3.6.8 optional field).
 pub const NOTIFICATION_ID_HEADER: &str = "X-Clairon-Notification-Id";
+
+/// The header naming the link that unsubscribes the recipient (RFC 2369 §3.2), as
+/// `<https://…/unsubscribe/{token}>`.
+pub const LIST_UNSUBSCRIBE_HEADER: &str = "List-Unsubscribe";
+
+/// The header saying the `List-Unsubscribe` link works with one `POST` (RFC 8058 §3.1).
+pub const LIST_UNSUBSCRIBE_POST_HEADER: &str = "List-Unsubscribe-Post";
+
+/// The value of [`LIST_UNSUBSCRIBE_POST_HEADER`], and the body a mail client posts to the link
+/// (RFC 8058 §3.1).
+pub const LIST_UNSUBSCRIBE_ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+
+/// The longest unsubscribe URL put in a header, in bytes: with `List-Unsubscribe: <` and `>` it
+/// stays under RFC 5322 §2.1.1's 998-character line, since lettre folds only at spaces.
+const MAX_UNSUBSCRIBE_URL_BYTES: usize = 900;
+
+/// `url` when it can go into `List-Unsubscribe` as is: an `http(s)` URL of printable ASCII
+/// without spaces or angle brackets (RFC 2369 §2), short enough for one line; `None` otherwise,
+/// and the email then goes without the headers rather than with a broken one.
+fn unsubscribe_target(url: &str) -> Option<&str> {
+    let printable = url
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+    let web = url.starts_with("https://") || url.starts_with("http://");
+    (printable && web && url.len() <= MAX_UNSUBSCRIBE_URL_BYTES).then_some(url)
+}
 
 /// The longest `Subject` sent, in characters (a longer one is cut and ends with "…"): RFC 5322
 /// §2.1.1 bounds a header line at 998 characters; lettre folds the subject into RFC 2047 encoded
@@ -119,7 +147,9 @@ enum Transport {
 /// Each message is RFC 5322 + MIME: `From` from configuration; `To` with the recipient's display
 /// name (RFC 2047-encoded when not ASCII); UTF-8 `Subject` (RFC 2047); `Date`;
 /// `Message-ID: <{delivery_id}@{domain of From}>` (RFC 5322 §3.6.4), identical on every retry of a
-/// delivery; [`NOTIFICATION_ID_HEADER`]; a `multipart/alternative` body (RFC 2046 §5.1.4) with the
+/// delivery; [`NOTIFICATION_ID_HEADER`]; with [`EmailMessage::unsubscribe_url`],
+/// [`LIST_UNSUBSCRIBE_HEADER`] and [`LIST_UNSUBSCRIBE_POST_HEADER`] (RFC 8058 §3.1); a
+/// `multipart/alternative` body (RFC 2046 §5.1.4) with the
 /// `text/plain` part first and the `text/html` part last (the preferred one).
 ///
 /// Sending reports [`SendOutcome::Sent`] with the `Message-ID` (angle brackets included) as the
@@ -259,7 +289,7 @@ impl LettreEmailSender {
         let name = header_text(message.to_name.as_str(), MAX_DISPLAY_NAME_CHARS);
         let to = Mailbox::new(Some(name).filter(|n| !n.is_empty()), address);
         let subject = header_text(&message.subject, MAX_SUBJECT_CHARS);
-        Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
@@ -268,7 +298,23 @@ impl LettreEmailSender {
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str(NOTIFICATION_ID_HEADER),
                 message.notification_id.as_str().to_owned(),
-            ))
+            ));
+        if let Some(url) = message
+            .unsubscribe_url
+            .as_deref()
+            .and_then(unsubscribe_target)
+        {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str(LIST_UNSUBSCRIBE_HEADER),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str(LIST_UNSUBSCRIBE_POST_HEADER),
+                    LIST_UNSUBSCRIBE_ONE_CLICK.to_owned(),
+                ));
+        }
+        builder
             .multipart(MultiPart::alternative_plain_html(
                 message.text.clone(),
                 message.html.clone(),
@@ -415,6 +461,26 @@ mod tests {
     fn an_smtp_sender_needs_a_tokio_runtime() {
         let err = LettreEmailSender::smtp("smtp://127.0.0.1:2525", "a@b.example", 1).unwrap_err();
         assert!(matches!(err, EmailConfigError::NoTokioRuntime), "{err:?}");
+    }
+
+    #[test]
+    fn only_a_one_line_http_url_becomes_an_unsubscribe_header() {
+        let good = "https://notify.example.org/unsubscribe/abc.def";
+        assert_eq!(unsubscribe_target(good), Some(good));
+        for bad in [
+            "https://x.example/a b",
+            "https://x.example/\r\nBcc: eve@example.org",
+            "https://x.example/<a>",
+            "mailto:unsubscribe@example.org",
+            "https://x.example/é",
+        ] {
+            assert_eq!(unsubscribe_target(bad), None, "{bad:?}");
+        }
+        let long = format!(
+            "https://x.example/{}",
+            "a".repeat(MAX_UNSUBSCRIBE_URL_BYTES)
+        );
+        assert_eq!(unsubscribe_target(&long), None, "longer than a header line");
     }
 
     #[test]

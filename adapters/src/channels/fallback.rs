@@ -60,6 +60,7 @@ mod tests {
             subject: "s".into(),
             text: "t".into(),
             html: "<p>h</p>".into(),
+            unsubscribe_url: None,
         }
     }
 

@@ -87,7 +87,8 @@ pub struct HttpOptions {
 pub const PAGE_CSP: &str = security::DEFAULT_CSP;
 
 /// Registers every route on an actix `App`: give it `web::Data<Handlers>`,
-/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>`, `web::Data<Live>`,
+/// `web::Data<ApiKeys>`, `web::Data<RecipientTokens>`,
+/// `web::Data<crate::links::UnsubscribeTokens>`, `web::Data<Live>`,
 /// `web::Data<Observability>` and `web::Data<AdminSessions>` as app data (and optionally
 /// `web::Data<RateLimits>` and `web::Data<BodyLimits>`), and wrap the app in
 /// [`problem::problems`] so that every error is `application/problem+json`.
@@ -106,6 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
         .configure(probes::routes)
         .configure(dashboard::routes)
         .configure(pages::inbox::routes)
+        .configure(pages::unsubscribe::routes)
         .configure(openapi::routes)
         // Before `/api/v1`: recipient tokens only, never API keys.
         .service(

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::api::{admin, deliveries, gdpr, inbox, notifications, preferences, recipients};
 use super::me::{rest, stream};
-use super::pages::{dashboard, inbox as inbox_page};
+use super::pages::{dashboard, inbox as inbox_page, unsubscribe};
 use super::probes;
 use super::problem::{FieldError, Problem, PROBLEM_JSON};
 use super::schema::params::{
@@ -62,6 +62,8 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         docs_redirect,
         inbox_page::inbox_page,
         inbox_page::client_js,
+        unsubscribe::unsubscribe_page,
+        unsubscribe::one_click_unsubscribe,
         recipients::put_recipient,
         recipients::get_recipient,
         recipients::import_recipients,
@@ -97,7 +99,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
     components(schemas(
         Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
         PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName,
-        KnownChannelName,
+        KnownChannelName, unsubscribe::OneClickForm,
     )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
@@ -106,7 +108,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         (name = "inbox", description = "A recipient's notifications, read with an API key."),
         (name = "deliveries", description = "Deliveries across notifications: the dead-letter view."),
         (name = "me", description = "The recipient's own routes: a recipient token, never an API key."),
-        (name = "operations", description = "Health, metrics, the contract, the pages."),
+        (name = "operations", description = "Health, metrics, the contract, the pages (the inbox, the emails' one-click unsubscribe links)."),
         (name = "admin", description = "The operator's API and dashboard: background job runs, statistics, dead letters (admin scope)."),
         (name = "preferences", description = "A recipient's own choices, with an API key: channels and event types switched on or off, quiet hours, and the consent history."),
         (name = "gdpr", description = "A recipient's personal data: export (GDPR art. 15 and 20) and erasure (art. 17)."),

@@ -55,6 +55,15 @@ impl Sample {
                     "created_at": "2027-02-09T01:29:00+00:00",
                 }),
             );
+            // As the dispatcher adds it to emails: a link, or null (`critical`, tests).
+            map.insert(
+                "unsubscribe_url".to_owned(),
+                if self.with_action {
+                    json!("https://clairon.example/unsubscribe/YXJ0aXN0LTEKY3VzdG9t.c2ln")
+                } else {
+                    Value::Null
+                },
+            );
         }
         context
     }

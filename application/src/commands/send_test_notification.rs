@@ -230,6 +230,8 @@ impl SendTestNotificationHandler {
                     recipient,
                     to,
                     locale,
+                    // An operator's check of the channel, sent once: nothing to unsubscribe from.
+                    None,
                 ) {
                     Err(e) => SendOutcome::Permanent(e.to_string()),
                     Ok(message) => self.email.send(&message).await,

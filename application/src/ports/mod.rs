@@ -11,6 +11,7 @@ mod delivery_repository;
 mod health;
 mod idempotency;
 mod inbox_feed;
+mod links;
 mod notification_repository;
 mod operations;
 mod personal_data;
@@ -32,6 +33,7 @@ pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepositor
 pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
 pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
+pub use links::UnsubscribeLinks;
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
@@ -70,6 +72,8 @@ pub use health::MockHealthProbe;
 pub use idempotency::MockIdempotencyStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use inbox_feed::MockInboxFeed;
+#[cfg(any(test, feature = "mocks"))]
+pub use links::MockUnsubscribeLinks;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
 #[cfg(any(test, feature = "mocks"))]

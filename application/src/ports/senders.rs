@@ -41,6 +41,10 @@ pub struct EmailMessage {
     pub text: String,
     /// The text/html alternative.
     pub html: String,
+    /// The one-click unsubscribe link (RFC 8058), sent as `List-Unsubscribe: <url>` with
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click`; `None` for a message nobody can
+    /// unsubscribe from (a `critical` notification, a test message): no such headers then.
+    pub unsubscribe_url: Option<String>,
 }
 
 /// Sends email.

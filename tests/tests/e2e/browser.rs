@@ -1,6 +1,8 @@
 //! The notification center page in a real headless Chromium (Debian's `chromium`, driven through
 //! `chromedriver` with fantoccini): the badge, a live notification, mark read, and catching up
-//! after the server is killed and restarted on the same database and port.
+//! after the server is killed and restarted on the same database and port; the SVG bell, unread
+//! marks, relative times, the action button and the counts per filter; the preference centre
+//! saving through `/api/v1/me/preferences`.
 //!
 //! Without `chromium` and `chromedriver` the test prints `skipped:` and passes — except under
 //! CI (`CI` set), where it fails: `.ci/run` installs them.
@@ -270,4 +272,262 @@ async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart()
     browser.close().await.unwrap();
     server.stop(false).await;
     task.await.unwrap();
+}
+
+/// What the notification center shows beyond titles: the bell, each item's marks, time and
+/// action, and the count on each filter.
+async fn inbox_details(browser: &fantoccini::Client) -> Value {
+    browser
+        .execute(
+            "const bell = document.querySelector('#bell'); \
+             return { \
+               svg: !!bell.querySelector('svg path'), \
+               bell_text: bell.textContent.replace(/\\s+/g, ''), \
+               state: document.querySelector('main').dataset.state || '', \
+               counts: Object.fromEntries([...document.querySelectorAll('.count[data-filter]')] \
+                 .map(s => [s.dataset.filter, s.textContent])), \
+               items: [...document.querySelectorAll('#list li')].map(li => ({ \
+                 title: li.querySelector('h2').textContent, \
+                 read: li.dataset.read, \
+                 dot: !!li.querySelector('.unread-dot'), \
+                 time: li.querySelector('time').textContent, \
+                 action: li.querySelector('a.action') && { \
+                   href: li.querySelector('a.action').getAttribute('href'), \
+                   text: li.querySelector('a.action').textContent }, \
+                 html_in_title: !!li.querySelector('h2 b') })) };",
+            vec![],
+        )
+        .await
+        .expect("the page answers")
+}
+
+async fn wait_for_details(
+    browser: &fantoccini::Client,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let state = inbox_details(browser).await;
+        if ok(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what}: the page shows {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_shows_an_svg_bell_unread_marks_relative_times_an_action_button_and_counts_per_filter(
+) {
+    let Some((_driver, browser, _profile)) = headless().await else {
+        return;
+    };
+    let app = clairon_tests::spawn_app().await;
+    let put = app
+        .put(
+            "/api/v1/recipients/artist-1",
+            &json!({ "name": "Zoé", "locale": "fr" }),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.json);
+    for body in [
+        json!({ "recipient_ids": ["artist-1"], "title": "Plain <b>not bold</b>", "body": "…" }),
+        json!({ "recipient_ids": ["artist-1"], "title": "Contrat prêt", "body": "À signer",
+                "action_url": "https://planning.example.org/contracts/7?a=1&b=2",
+                "action_label": "Voir le contrat" }),
+    ] {
+        let created = app.post("/api/v1/notifications", &body).await;
+        assert_eq!(created.status, 202, "{}", created.json);
+    }
+    let token = app.token_for("artist-1").await;
+
+    browser
+        .goto(&format!("{}/inbox?lang=fr&token={token}", app.address))
+        .await
+        .unwrap();
+    let shown = wait_for_details(&browser, "both notifications, live", |s| {
+        s["state"] == "live" && s["items"].as_array().is_some_and(|i| i.len() == 2)
+    })
+    .await;
+
+    assert_eq!(shown["svg"], true, "the bell is an inline SVG: {shown}");
+    assert!(
+        !shown["bell_text"].as_str().unwrap().contains('🔔'),
+        "no emoji left: {shown}"
+    );
+    let contract = &shown["items"][0];
+    assert_eq!(contract["title"], "Non lue: Contrat prêt", "{shown}");
+    assert_eq!(
+        contract["action"],
+        json!({ "href": "https://planning.example.org/contracts/7?a=1&b=2", "text": "Voir le contrat" }),
+        "the action_url as a button with its label"
+    );
+    let plain = &shown["items"][1];
+    assert_eq!(plain["action"], Value::Null, "no action_url, no button");
+    assert_eq!(plain["html_in_title"], false, "text stays text: {shown}");
+    for item in shown["items"].as_array().unwrap() {
+        assert_eq!(item["read"], "false");
+        assert_eq!(item["dot"], true, "unread items are marked: {item}");
+        let time = item["time"].as_str().unwrap();
+        assert!(
+            time.starts_with("il y a") || time == "maintenant",
+            "a relative time in French: {time}"
+        );
+    }
+    assert_eq!(
+        shown["counts"],
+        json!({ "all": "2", "unread": "2", "read": "0" })
+    );
+    // The formatting itself, in the browser's Intl: five minutes ago, in each language (French
+    // puts a no-break space between the number and the unit).
+    let relative = browser
+        .execute(
+            "return import('/static/clairon.js').then(m => { \
+               const then = new Date(Date.now() - 5 * 60 * 1000 - 2000).toISOString(); \
+               const spaced = (s) => s.replace(/\\u00a0/g, ' '); \
+               return [spaced(m.relativeTime(then, 'fr')), spaced(m.relativeTime(then, 'en')), \
+                       m.safeHttpUrl('javascript:alert(1)')]; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(relative, json!(["il y a 5 min", "5 min. ago", null]));
+
+    browser
+        .find(Locator::Css("#list li .mark-read"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let marked = wait_for_details(&browser, "one read", |s| s["counts"]["unread"] == "1").await;
+    assert_eq!(
+        marked["counts"],
+        json!({ "all": "2", "unread": "1", "read": "1" })
+    );
+    assert_eq!(marked["items"][0]["dot"], false, "{marked}");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preference_centre_switches_an_event_types_email_off_and_the_api_shows_it() {
+    let Some((_driver, browser, _profile)) = headless().await else {
+        return;
+    };
+    let app = clairon_tests::spawn_app().await;
+    let put = app
+        .put(
+            "/api/v1/recipients/artist-1",
+            &json!({ "name": "Zoé", "email": "zoe@example.org", "locale": "en" }),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.json);
+    let consent = app
+        .post(
+            "/api/v1/recipients/artist-1/consents",
+            &json!({ "channel": "sms", "granted": true, "source": "signup-form",
+                     "wording": "I agree to receive text messages" }),
+        )
+        .await;
+    assert_eq!(consent.status, 201, "{}", consent.json);
+    let token = app.token_for("artist-1").await;
+
+    browser
+        .goto(&format!("{}/inbox?lang=en&token={token}", app.address))
+        .await
+        .unwrap();
+    wait_for(&browser, "live", |s| s["state"] == "live").await;
+    browser
+        .find(Locator::Id("prefs-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let prefs_state = |browser: &fantoccini::Client| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .execute(
+                    "const p = document.querySelector('#prefs'); \
+                     return { loaded: p.dataset.loaded || '', saved: p.dataset.saved || '', \
+                              hidden: p.hidden, status: document.querySelector('#prefs-status').textContent, \
+                              consents: [...document.querySelectorAll('#consents li')].map(li => li.textContent), \
+                              rows: [...document.querySelectorAll('#prefs-events tbody tr')].map(tr => tr.dataset.eventType) };",
+                    vec![],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let loaded = loop {
+        let state = prefs_state(&browser).await;
+        if state["loaded"] == "true" {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "the panel never loaded: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(loaded["hidden"], false);
+    assert!(
+        loaded["rows"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("planning.modified")),
+        "{loaded}"
+    );
+    let consents = loaded["consents"].as_array().unwrap();
+    assert!(
+        consents.len() == 1
+            && consents[0]
+                .as_str()
+                .unwrap()
+                .starts_with("sms — granted (signup-form)"),
+        "the consent history: {loaded}"
+    );
+
+    browser
+        .find(Locator::Css(
+            "#prefs-events tr[data-event-type=\"planning.modified\"] input[data-channel=\"email\"]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("prefs-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let state = prefs_state(&browser).await;
+        if state["saved"] == "true" {
+            assert_eq!(state["status"], "Preferences saved.", "{state}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never saved: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let stored = app.get("/api/v1/recipients/artist-1/preferences").await;
+    assert_eq!(stored.status, 200, "{}", stored.json);
+    assert_eq!(
+        stored.json["event_types"],
+        json!({ "planning.modified": { "email": false } }),
+        "the change, and only it, through the API: {}",
+        stored.json
+    );
+    assert_ne!(
+        stored.json["channels"]["email"],
+        json!(false),
+        "{}",
+        stored.json
+    );
+    browser.close().await.unwrap();
 }

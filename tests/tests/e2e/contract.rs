@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/inbox"),
     ("get", "/static/clairon.js"),
+    ("get", "/unsubscribe/{token}"),
+    ("post", "/unsubscribe/{token}"),
     ("get", "/api/openapi.json"),
     ("get", "/api/docs"),
     ("get", "/api/v1/me/notifications"),

@@ -23,3 +23,4 @@ mod recipients;
 mod reminders;
 mod scheduling;
 mod security;
+mod unsubscribe;

@@ -562,6 +562,59 @@ async fn failed_sign_ins_from_one_address_are_answered_429_with_retry_after_and_
 }
 
 #[tokio::test]
+async fn forged_unsubscribe_links_from_one_address_are_404_then_429_and_counted() {
+    // `/unsubscribe/{token}` takes no key: its signed token is the credential, and guessing
+    // one is throttled like guessing a key.
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.auth_failure_limit_per_min = 1;
+        s.auth_failure_limit_burst = 3;
+    })
+    .await
+    .unwrap();
+
+    let mut statuses = Vec::new();
+    for attempt in 0..5 {
+        let response = app
+            .client
+            .post(format!(
+                "{}/unsubscribe/YXJ0aXN0LTEKY3VzdG9t.{}{}",
+                app.address,
+                "A".repeat(42),
+                // Of the last of 43 base64 characters of a 32-byte tag, 4 bits are the tag's
+                // and 2 must be 0: these keep the guess well formed.
+                ["A", "E", "I", "M", "Q"][attempt]
+            ))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+
+    assert_eq!(
+        statuses,
+        vec![404, 404, 404, 429, 429],
+        "the burst of 3, then 429"
+    );
+    let cut = app
+        .client
+        .get(format!("{}/unsubscribe/not-a-token", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), 429, "a blocked address is not even looked at");
+    assert_eq!(
+        metric(
+            &app,
+            "clairon_auth_failures_total{answer=\"404\",credential=\"unsubscribe_link\"}"
+        )
+        .await,
+        3.0
+    );
+}
+
+#[tokio::test]
 async fn unknown_and_revoked_keys_from_one_address_are_answered_429_while_its_proven_keys_go_on() {
     let app = spawn_app_configured(Options::default(), |s| {
         s.auth_failure_limit_per_min = 1;

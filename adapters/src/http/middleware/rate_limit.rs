@@ -91,6 +91,9 @@ pub enum Credential {
     ApiKey,
     /// The key typed into the `/admin` sign-in form.
     AdminLogin,
+    /// The signed token of a one-click unsubscribe link (`/unsubscribe/{token}`): a forged or
+    /// altered one is a guess like a wrong key, answered 404.
+    UnsubscribeLink,
 }
 
 impl Credential {
@@ -99,6 +102,16 @@ impl Credential {
         match self {
             Self::ApiKey => "api_key",
             Self::AdminLogin => "admin_login",
+            Self::UnsubscribeLink => "unsubscribe_link",
+        }
+    }
+
+    /// The status a refusal of this credential answers: 401, but 404 for an unsubscribe
+    /// link, which is a page address rather than a credential a client knows it presents.
+    pub fn refused_status(self) -> u16 {
+        match self {
+            Self::UnsubscribeLink => 404,
+            Self::ApiKey | Self::AdminLogin => 401,
         }
     }
 }
@@ -300,8 +313,9 @@ pub fn admit_credential(req: &HttpRequest, credential: Credential) -> Result<(),
 }
 
 /// A presented credential was refused: counts it against the client address and in
-/// `clairon_auth_failures_total`, and returns the answer: [`ApiError::Unauthorized`], or
-/// [`ApiError::TooManyRequests`] when this failure emptied the address's bucket.
+/// `clairon_auth_failures_total`, and returns the answer: [`ApiError::Unauthorized`]
+/// ([`ApiError::NotFound`] for an unsubscribe link), or [`ApiError::TooManyRequests`] when this
+/// failure emptied the address's bucket.
 pub fn refuse_credential(req: &HttpRequest, credential: Credential) -> ApiError {
     let limited = req
         .app_data::<web::Data<RateLimits>>()
@@ -313,8 +327,13 @@ pub fn refuse_credential(req: &HttpRequest, credential: Credential) -> ApiError 
             too_many
         }
         None => {
-            count_failure(req, credential, 401);
-            ApiError::Unauthorized
+            count_failure(req, credential, credential.refused_status());
+            match credential {
+                Credential::UnsubscribeLink => {
+                    ApiError::NotFound("no such unsubscribe link".into())
+                }
+                Credential::ApiKey | Credential::AdminLogin => ApiError::Unauthorized,
+            }
         }
     }
 }

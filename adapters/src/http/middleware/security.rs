@@ -79,7 +79,7 @@ pub fn me_cors(origins: &[String]) -> actix_web::middleware::Condition<Cors> {
                 });
             own || allowed.iter().any(|a| a == origin)
         })
-        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_methods(["GET", "POST", "PUT", "OPTIONS"])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

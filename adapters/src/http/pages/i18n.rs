@@ -1,5 +1,5 @@
-//! The pages' words: one table per language ([`FR`], [`EN`]) shared by the notification center
-//! and the dashboard, the language a request asks for ([`page_language`]), and the words each
+//! The pages' words: one table per language ([`FR`], [`EN`]) shared by the notification center,
+//! the dashboard and the unsubscribe page, the language a request asks for ([`page_language`]), and the words each
 //! page takes from the table ([`strings`]). A key both pages use with different words is
 //! prefixed with the page (`inbox.title`, `dashboard.title`); the page sees it unprefixed.
 
@@ -62,6 +62,45 @@ pub const FR: &[(&str, &str)] = &[
     ("mark_all", "Tout marquer comme lu"),
     ("mark_one", "Marquer comme lue"),
     ("empty", "Rien ici pour l’instant."),
+    ("open", "Ouvrir"),
+    ("unread_marker", "Non lue"),
+    ("preferences", "Préférences"),
+    ("prefs_title", "Mes préférences de notification"),
+    ("channels", "Canaux"),
+    ("channel_in_app", "Centre de notifications"),
+    ("channel_email", "Courriel"),
+    ("channel_telegram", "Telegram"),
+    ("always_on", "toujours actif : c’est votre historique"),
+    ("event_types", "Types d’événement"),
+    ("event_type", "Type d’événement"),
+    ("add_event_type", "Autre type (ex. project.*)"),
+    ("add", "Ajouter"),
+    ("quiet_hours", "Heures calmes"),
+    ("quiet_enabled", "Ni courriel ni Telegram entre"),
+    ("quiet_and", "et"),
+    ("consents", "Consentements"),
+    ("no_consents", "Aucun consentement enregistré."),
+    ("granted", "accordé"),
+    ("revoked", "retiré"),
+    ("save", "Enregistrer"),
+    ("saved", "Préférences enregistrées."),
+    ("save_failed", "Non enregistré :"),
+    // The one-click unsubscribe page (`/unsubscribe/{token}`).
+    ("unsubscribe.title", "Se désabonner"),
+    (
+        "unsubscribe.question",
+        "Ne plus recevoir par courriel les notifications « {type} » ?",
+    ),
+    (
+        "unsubscribe.note",
+        "Elles resteront dans votre centre de notifications, et les messages critiques vous parviendront toujours.",
+    ),
+    ("unsubscribe.confirm", "Me désabonner"),
+    ("unsubscribe.done_title", "C’est fait"),
+    (
+        "unsubscribe.done",
+        "Vous ne recevrez plus par courriel les notifications « {type} ».",
+    ),
     // The dashboard (`/admin`).
     ("dashboard.title", "Clairon — tableau de bord"),
     ("login_title", "Connexion opérateur"),
@@ -118,6 +157,45 @@ pub const EN: &[(&str, &str)] = &[
     ("mark_all", "Mark all as read"),
     ("mark_one", "Mark as read"),
     ("empty", "Nothing here yet."),
+    ("open", "Open"),
+    ("unread_marker", "Unread"),
+    ("preferences", "Preferences"),
+    ("prefs_title", "My notification preferences"),
+    ("channels", "Channels"),
+    ("channel_in_app", "Notification center"),
+    ("channel_email", "Email"),
+    ("channel_telegram", "Telegram"),
+    ("always_on", "always on: it is your record"),
+    ("event_types", "Event types"),
+    ("event_type", "Event type"),
+    ("add_event_type", "Another type (e.g. project.*)"),
+    ("add", "Add"),
+    ("quiet_hours", "Quiet hours"),
+    ("quiet_enabled", "No email or Telegram between"),
+    ("quiet_and", "and"),
+    ("consents", "Consents"),
+    ("no_consents", "No consent recorded."),
+    ("granted", "granted"),
+    ("revoked", "revoked"),
+    ("save", "Save"),
+    ("saved", "Preferences saved."),
+    ("save_failed", "Not saved:"),
+    // The one-click unsubscribe page (`/unsubscribe/{token}`).
+    ("unsubscribe.title", "Unsubscribe"),
+    (
+        "unsubscribe.question",
+        "Stop receiving “{type}” notifications by email?",
+    ),
+    (
+        "unsubscribe.note",
+        "They stay in your notification center, and critical messages still reach you.",
+    ),
+    ("unsubscribe.confirm", "Unsubscribe me"),
+    ("unsubscribe.done_title", "Done"),
+    (
+        "unsubscribe.done",
+        "You will no longer receive “{type}” notifications by email.",
+    ),
     // The dashboard (`/admin`).
     ("dashboard.title", "Clairon — dashboard"),
     ("login_title", "Operator sign-in"),
@@ -161,6 +239,9 @@ pub enum Page {
     Inbox,
     /// `/admin`, the dashboard.
     Dashboard,
+    /// `/unsubscribe/{token}`, the one-click unsubscribe page (`{type}` in its words is
+    /// replaced by the event type).
+    Unsubscribe,
 }
 
 impl Page {
@@ -168,6 +249,7 @@ impl Page {
         match self {
             Self::Inbox => "inbox",
             Self::Dashboard => "dashboard",
+            Self::Unsubscribe => "unsubscribe",
         }
     }
 
@@ -191,7 +273,31 @@ impl Page {
                 "mark_all",
                 "mark_one",
                 "empty",
+                "open",
+                "unread_marker",
+                "preferences",
+                "prefs_title",
+                "channels",
+                "channel_in_app",
+                "channel_email",
+                "channel_telegram",
+                "always_on",
+                "event_types",
+                "event_type",
+                "add_event_type",
+                "add",
+                "quiet_hours",
+                "quiet_enabled",
+                "quiet_and",
+                "consents",
+                "no_consents",
+                "granted",
+                "revoked",
+                "save",
+                "saved",
+                "save_failed",
             ],
+            Self::Unsubscribe => &["title", "question", "note", "confirm", "done_title", "done"],
             Self::Dashboard => &[
                 "title",
                 "login_title",
@@ -262,7 +368,7 @@ mod tests {
 
     #[test]
     fn every_word_of_every_page_is_in_both_languages() {
-        for page in [Page::Inbox, Page::Dashboard] {
+        for page in [Page::Inbox, Page::Dashboard, Page::Unsubscribe] {
             for table in [FR, EN] {
                 for key in page.keys() {
                     let prefixed = format!("{}.{key}", page.prefix());
