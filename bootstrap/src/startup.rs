@@ -22,7 +22,7 @@ use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
     DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
-    DieselTokenGenerations,
+    DieselRoutingRulesRepository, DieselTokenGenerations, DieselTopicRepository,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
@@ -30,16 +30,18 @@ use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
-    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
+    HandleEventHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
+    PutRoutingRulesHandler, TopicsHandler, MarkNotificationReadHandler,
     RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
     SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
+use clairon_application::routing::{GenericEventListener, Router};
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
-    TelegramSender, TemplateRenderer,
+    RoutingRulesRepository, TelegramSender, TemplateRenderer, TopicRepository,
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
@@ -307,6 +309,11 @@ impl Components {
             )
             .with_limits(settings.content_limits()),
         );
+        let topic_store: Arc<dyn TopicRepository> =
+            Arc::new(DieselTopicRepository::new(database.clone()));
+        let rules_store: Arc<dyn RoutingRulesRepository> =
+            Arc::new(DieselRoutingRulesRepository::new(database.clone()));
+        let router = Arc::new(Router::new(rules_store.clone(), topic_store.clone()));
         let bus = Arc::new(EventBus::new());
         bus.subscribe(Arc::new(
             PlanningListener::new(
@@ -315,8 +322,16 @@ impl Components {
                 create.clone(),
                 locale,
             )
-            .with_reminders(clock.clone(), reminder_time),
+            .with_reminders(clock.clone(), reminder_time)
+            .with_routing(router.clone()),
         ));
+        bus.subscribe(Arc::new(GenericEventListener::new(
+            recipients.clone(),
+            templates.clone(),
+            create.clone(),
+            router,
+            locale,
+        )));
         let dispatcher = Arc::new(
             DeliveryDispatcher::new(
                 queue.clone(),
@@ -368,6 +383,10 @@ impl Components {
                 bus.clone(),
                 notifications.clone(),
             )),
+            handle_event: Arc::new(HandleEventHandler::new(bus.clone(), notifications.clone())),
+            topics: Arc::new(TopicsHandler::new(recipients.clone(), topic_store.clone())),
+            topic_store,
+            routing_rules: Arc::new(PutRoutingRulesHandler::new(rules_store)),
             list_notifications: Arc::new(ListNotificationsHandler::new(
                 recipients.clone(),
                 notifications.clone(),

@@ -14,6 +14,7 @@ pub mod notification;
 pub mod planning;
 pub mod recipient;
 pub mod reminders;
+pub mod routing;
 pub mod rules;
 
 pub use access::ApiScope;
@@ -29,6 +30,9 @@ pub use notification::{
 pub use planning::{
     Contact, Location, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind,
     PlanningId, PlanningSnapshot, Schedule,
+};
+pub use routing::{
+    EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
 };
 pub use recipient::{
     DisplayName, EmailAddress, Locale, PhoneNumber, Recipient, RecipientId, TelegramChatId,

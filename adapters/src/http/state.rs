@@ -3,12 +3,15 @@
 use std::sync::Arc;
 
 use clairon_application::commands::{
-    CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
+    CreateNotificationHandler, EraseRecipientHandler, HandleEventHandler, HandlePlanningEventHandler,
+    PutRoutingRulesHandler, TopicsHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
     RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
     UpsertRecipientsHandler,
 };
-use clairon_application::ports::{Clock, HealthProbe, IdempotencyStore, RecipientRepository};
+use clairon_application::ports::{
+    Clock, HealthProbe, IdempotencyStore, RecipientRepository, TopicRepository,
+};
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
     ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
@@ -56,6 +59,14 @@ pub struct Handlers {
     pub erase_recipient: Arc<EraseRecipientHandler>,
     /// `POST /recipients/{id}/tokens/revoke`.
     pub revoke_tokens: Arc<RevokeRecipientTokensHandler>,
+    /// `PUT /topics/{key}`, `POST|DELETE /topics/{key}/subscribers…`.
+    pub topics: Arc<TopicsHandler>,
+    /// `GET /topics/{key}` reads the repository directly: it is a plain lookup.
+    pub topic_store: Arc<dyn TopicRepository>,
+    /// `POST /events`.
+    pub handle_event: Arc<HandleEventHandler>,
+    /// `GET|PUT /routing-rules`.
+    pub routing_rules: Arc<PutRoutingRulesHandler>,
     /// "Now", for everything the routes date (tokens, idempotency records, statistics
     /// windows): the adapter reads wall-clock time through this port only.
     pub clock: Arc<dyn Clock>,

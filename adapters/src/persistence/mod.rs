@@ -20,5 +20,5 @@ pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselJobRunRepository, DieselNotificationRepository,
     DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
-    DieselTokenGenerations,
+    DieselRoutingRulesRepository, DieselTokenGenerations, DieselTopicRepository,
 };

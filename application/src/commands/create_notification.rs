@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 
 use clairon_domain::recipient::Unreachable;
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryStatus, EventType,
-    Metadata, Notification, NotificationId, NotificationKind, Priority, Recipient, RecipientId,
-    SourceEventId, Title,
+    ActionLabel, ActionUrl, Body, Channel, ChannelSet, Delivery, DeliveryStatus, EventPattern,
+    EventType, Metadata, Notification, NotificationId, NotificationKind, Priority, Recipient,
+    RecipientId, RoutingRule, SourceEventId, Title,
 };
 
 use crate::ports::{
@@ -209,6 +209,41 @@ pub struct NotificationDraft {
     pub source_event_id: Option<SourceEventId>,
     /// Channels asked for; `None` means every channel that is on.
     pub channels: Option<ChannelSet>,
+    /// The routing rule that applied to its event (`POST /api/v1/events`, planning events), if
+    /// any: the channels it leaves out get a `skipped` delivery `not_in_rule: <pattern>`.
+    pub rule: Option<AppliedRule>,
+}
+
+/// What a notification keeps of the routing rule of its event type
+/// ([`clairon_domain::RoutingRules::for_event`]): its pattern, to name it, and its channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRule {
+    /// The rule's event pattern (`sync.*`, `job.failed`).
+    pub pattern: EventPattern,
+    /// The channels it allows; `None`: every channel.
+    pub channels: Option<ChannelSet>,
+}
+
+impl AppliedRule {
+    /// What `rule` asks of a notification's channels.
+    pub fn of(rule: &RoutingRule) -> Self {
+        Self {
+            pattern: rule.event.clone(),
+            channels: rule.channels,
+        }
+    }
+
+    /// The skip reason of `channel` under this rule, `not_in_rule: <pattern>`, when the rule
+    /// leaves it out (shared contract of issue 11: checked before reachability, consent and
+    /// preferences).
+    pub fn excludes(&self, channel: Channel) -> Option<String> {
+        match self.channels {
+            Some(allowed) if !allowed.contains(channel) => {
+                Some(format!("not_in_rule: {}", self.pattern))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl NotificationDraft {
@@ -539,6 +574,11 @@ impl CreateNotificationHandler {
             let mut deliveries = Vec::new();
             for (channel, reach) in self.policy.plan(recipient, draft.channels) {
                 let delivery_id = self.ids.delivery_id();
+                // The routing rule first: a channel it leaves out is `not_in_rule` whatever else.
+                let reach = match draft.rule.as_ref().and_then(|r| r.excludes(channel)) {
+                    Some(reason) => Err(reason),
+                    None => reach.map_err(|why| why.to_string()),
+                };
                 let delivery = match reach {
                     Ok(()) => Delivery::pending(
                         delivery_id,
@@ -552,7 +592,7 @@ impl CreateNotificationHandler {
                         id.clone(),
                         recipient.id.clone(),
                         channel,
-                        why.to_string(),
+                        why,
                         now,
                     ),
                 };

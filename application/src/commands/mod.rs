@@ -2,9 +2,12 @@
 
 pub mod create_notification;
 pub mod erase_recipient;
+pub mod handle_event;
 pub mod handle_planning_event;
+pub mod manage_topics;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
+pub mod put_routing_rules;
 pub mod retry_delivery;
 pub mod revoke_recipient_tokens;
 pub mod run_job;
@@ -12,13 +15,16 @@ pub mod send_test_notification;
 pub mod upsert_recipient;
 
 pub use create_notification::{
-    json_len, ChannelPolicy, ContentLimits, ContentTooLarge, CreateNotification,
+    json_len, AppliedRule, ChannelPolicy, ContentLimits, ContentTooLarge, CreateNotification,
     CreateNotificationError, CreateNotificationHandler, CreatedNotification, DeliveryPlan,
     NotificationDraft, ReminderDraft,
 };
 pub use erase_recipient::{
     ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
 };
+pub use handle_event::{EventHandled, HandleEvent, HandleEventError, HandleEventHandler};
+pub use manage_topics::{AddTopicMembers, PutTopic, RemoveTopicMember, TopicError, TopicsHandler};
+pub use put_routing_rules::{PutRoutingRules, PutRoutingRulesHandler};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };

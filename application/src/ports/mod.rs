@@ -17,6 +17,7 @@ mod personal_data;
 mod realtime;
 mod recipient_repository;
 mod retry;
+mod routing;
 mod senders;
 mod templates;
 mod token_generations;
@@ -46,6 +47,7 @@ pub use personal_data::{
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
 pub use retry::RetrySchedule;
+pub use routing::{RoutingRulesRepository, RulesVersion, TopicRepository};
 pub use senders::{
     EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
 };
@@ -80,6 +82,8 @@ pub use realtime::MockRealtimePublisher;
 pub use recipient_repository::MockRecipientRepository;
 #[cfg(any(test, feature = "mocks"))]
 pub use retry::MockRetrySchedule;
+#[cfg(any(test, feature = "mocks"))]
+pub use routing::{MockRoutingRulesRepository, MockTopicRepository};
 #[cfg(any(test, feature = "mocks"))]
 pub use senders::{MockEmailSender, MockTelegramSender};
 #[cfg(any(test, feature = "mocks"))]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{Body, Metadata, Notification, Recipient, RecipientId, Title};
+use clairon_domain::{Body, Metadata, Notification, Recipient, RecipientId, Title, TopicKey};
 
 use super::{NotificationDetails, RepositoryError};
 
@@ -17,6 +17,8 @@ pub struct RecipientData {
     /// Every notification — scheduled, cancelled and read ones included — oldest first, each
     /// with its deliveries and every attempt row.
     pub notifications: Vec<NotificationDetails>,
+    /// The topics they are a member of, sorted by key.
+    pub topics: Vec<TopicKey>,
 }
 
 /// How many rows an erasure removed.

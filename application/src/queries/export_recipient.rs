@@ -74,6 +74,8 @@ pub struct RecipientExportView {
     /// Every notification, oldest first (scheduled, cancelled and read ones included), each
     /// with its deliveries and their `attempt_log`.
     pub notifications: Vec<NotificationDetailsView>,
+    /// The keys of the topics they are a member of, sorted.
+    pub topics: Vec<String>,
 }
 
 /// Handles [`ExportRecipient`].
@@ -106,6 +108,7 @@ impl ExportRecipientHandler {
             exported_at: self.clock.now(),
             recipient: data.recipient.into(),
             notifications: data.notifications.into_iter().map(Into::into).collect(),
+            topics: data.topics.iter().map(|t| t.as_str().to_owned()).collect(),
         })
     }
 }
@@ -133,6 +136,7 @@ mod tests {
             Ok(Some(RecipientData {
                 recipient: recipient("artist-0001"),
                 notifications: Vec::new(),
+                topics: Vec::new(),
             }))
         });
         let handler = ExportRecipientHandler::new(Arc::new(store), clock());

@@ -11,6 +11,7 @@ mod notifications;
 mod operations;
 mod personal_data;
 mod recipients;
+mod routing;
 mod token_generations;
 
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
@@ -20,6 +21,7 @@ pub use notifications::DieselNotificationRepository;
 pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};
 pub use personal_data::DieselPersonalDataStore;
 pub use recipients::DieselRecipientRepository;
+pub use routing::{DieselRoutingRulesRepository, DieselTopicRepository};
 pub use token_generations::DieselTokenGenerations;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's

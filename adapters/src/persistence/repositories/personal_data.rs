@@ -8,7 +8,7 @@ use clairon_application::ports::{
     ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
     RepositoryError,
 };
-use clairon_domain::{DeliveryStatus, RecipientId};
+use clairon_domain::{DeliveryStatus, RecipientId, TopicKey};
 use diesel::prelude::*;
 
 use super::notifications::with_deliveries;
@@ -17,6 +17,7 @@ use crate::persistence::connection::{write_transaction, AnyConnection, Database,
 use crate::persistence::rows::{db_time, AttemptRow, NotificationRow, RecipientRow};
 use crate::persistence::schema::{
     deliveries, delivery_attempts, erasures, notification_mentions, notifications, recipients,
+    topic_subscriptions,
 };
 
 /// The [`PersonalDataStore`] on the Diesel [`Database`] (SQLite or PostgreSQL).
@@ -108,9 +109,21 @@ impl PersonalDataStore for DieselPersonalDataStore {
                         list.push(attempt);
                     }
                 }
+                let topics = topic_subscriptions::table
+                    .filter(topic_subscriptions::recipient_id.eq(&id))
+                    .order(topic_subscriptions::topic_key.asc())
+                    .select(topic_subscriptions::topic_key)
+                    .load::<String>(conn)?
+                    .iter()
+                    .map(|k| {
+                        TopicKey::parse(k)
+                            .map_err(|e| DbError::Corrupt(format!("topic_subscriptions {k}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Some(RecipientData {
                     recipient: row.into_domain()?,
                     notifications: details,
+                    topics,
                 }))
             })
             .await
@@ -192,6 +205,11 @@ impl PersonalDataStore for DieselPersonalDataStore {
                             .execute(conn)?;
                     let notifications = diesel::delete(
                         notifications::table.filter(notifications::recipient_id.eq(&id)),
+                    )
+                    .execute(conn)?;
+                    diesel::delete(
+                        topic_subscriptions::table
+                            .filter(topic_subscriptions::recipient_id.eq(&id)),
                     )
                     .execute(conn)?;
                     diesel::delete(recipients::table.find(&id)).execute(conn)?;
