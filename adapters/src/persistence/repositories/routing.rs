@@ -10,7 +10,9 @@ use clairon_application::ports::{
 use clairon_domain::{RawRule, RecipientId, RoutingRules, Topic, TopicKey, TopicName};
 use diesel::prelude::*;
 
-use crate::persistence::connection::{write_transaction, AnyConnection, Database, DbError};
+use crate::persistence::connection::{
+    on_inner, write_transaction, AnyConnection, Database, DbError,
+};
 use crate::persistence::repositories::CHUNK;
 use crate::persistence::rows::{db_time, utc};
 use crate::persistence::schema::{routing_rule_versions, topic_subscriptions, topics};
@@ -61,9 +63,9 @@ fn add_members_in(
             })
             .collect();
         if !rows.is_empty() {
-            diesel::insert_into(topic_subscriptions::table)
+            on_inner!(conn, |c| diesel::insert_into(topic_subscriptions::table)
                 .values(&rows)
-                .execute(conn)?;
+                .execute(c))?;
         }
     }
     Ok(())
