@@ -60,6 +60,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/static/admin.js"),
     ("get", "/api/v1/recipients/{id}/export"),
     ("delete", "/api/v1/recipients/{id}"),
+    ("post", "/api/v1/events"),
+    ("put", "/api/v1/topics/{key}"),
+    ("get", "/api/v1/topics/{key}"),
+    ("post", "/api/v1/topics/{key}/subscribers"),
+    ("delete", "/api/v1/topics/{key}/subscribers/{recipient_id}"),
+    ("get", "/api/v1/routing-rules"),
+    ("put", "/api/v1/routing-rules"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -313,7 +320,7 @@ api_key = "{admin_session}"
 # (One filter per block: schemathesis joins a block's filters with "or", so a method filter
 # would widen the block to every POST.)
 [[operations]]
-include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|notifications|notifications/test|notifications/plannings/.*)$"
+include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|notifications|notifications/test|notifications/plannings/.*|events|topics/.*)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 # `since` must be in the past, which a JSON Schema `date-time` cannot say: a future one is a 400
