@@ -233,3 +233,195 @@ impl EventListener for GenericEventListener {
         Ok(self.create.execute_with(&directory, drafts).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::ChannelPolicy;
+    use crate::ports::{
+        InAppContent, MockDeliveryWaker, MockNotificationRepository, MockRecipientRepository,
+        MockRoutingRulesRepository, MockTemplateRenderer, MockTopicRepository, NewNotification,
+    };
+    use crate::test_support::{fixed_clock, recipient, sequential_ids};
+    use chrono::{TimeZone as _, Utc};
+    use clairon_domain::{
+        ChannelSet, NotificationKind, Priority, RawRule, SourceEventId, TopicKey,
+    };
+    use std::sync::Mutex;
+
+    fn ids(raw: &[&str]) -> Vec<RecipientId> {
+        raw.iter().map(|r| RecipientId::parse(r).unwrap()).collect()
+    }
+
+    fn event(recipients: &[&str], topics: &[&str]) -> GenericEvent {
+        GenericEvent {
+            event_id: SourceEventId::parse("ev-1").unwrap(),
+            event_type: clairon_domain::routing::parse_event_type("sync.failed").unwrap(),
+            occurred_at: Utc.with_ymd_and_hms(2027, 3, 1, 10, 0, 0).unwrap(),
+            recipient_ids: ids(recipients),
+            topics: topics.iter().map(|t| TopicKey::parse(t).unwrap()).collect(),
+            title: Title::parse("Sync failed").unwrap(),
+            body: Body::parse("The server did not answer.").unwrap(),
+            action_url: None,
+            action_label: None,
+            priority: Some(Priority::Low),
+            kind: NotificationKind::Error,
+            channels: None,
+            data: serde_json::Map::new(),
+        }
+    }
+
+    /// Publishes `event` under `rules` with topic `admins` = admin-1, admin-2 (and `ops` =
+    /// dev-1); returns the outcome and the batch written.
+    async fn publish(
+        event: GenericEvent,
+        rules: Option<Vec<RawRule>>,
+    ) -> (Result<Vec<CreatedNotification>, PublishError>, Vec<NewNotification>) {
+        let mut recipients = MockRecipientRepository::new();
+        recipients
+            .expect_get_many()
+            .returning(|wanted| Ok(wanted.iter().filter(|id| !id.as_str().starts_with("ghost")).map(|id| recipient(id.as_str())).collect()));
+        let recipients = Arc::new(recipients);
+        let mut topics = MockTopicRepository::new();
+        topics.expect_members_of().returning(|keys| {
+            let mut members = Vec::new();
+            let mut unknown = Vec::new();
+            for key in keys {
+                match key.as_str() {
+                    "admins" => members.extend(ids(&["admin-1", "admin-2"])),
+                    "ops" => members.extend(ids(&["dev-1"])),
+                    _ => unknown.push(key.clone()),
+                }
+            }
+            members.sort();
+            members.dedup();
+            Ok((members, unknown))
+        });
+        let mut store = MockRoutingRulesRepository::new();
+        store.expect_current().returning(move || {
+            Ok(rules.clone().map(|raw| RulesVersion {
+                version: 1,
+                rules: RoutingRules::from_raw(&raw).unwrap(),
+                created_at: None,
+            }))
+        });
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let mut notifications = MockNotificationRepository::new();
+        notifications.expect_insert_batch().returning(move |batch| {
+            sink.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        });
+        let mut templates = MockTemplateRenderer::new();
+        templates.expect_render_in_app().returning(|_, _, context| {
+            Ok(InAppContent {
+                title: context["notification"]["title"].as_str().unwrap().to_owned(),
+                body: context["notification"]["body"].as_str().unwrap().to_owned(),
+            })
+        });
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().return_const(());
+        let create = Arc::new(CreateNotificationHandler::new(
+            recipients.clone(),
+            Arc::new(notifications),
+            Arc::new(sequential_ids()),
+            Arc::new(fixed_clock()),
+            Arc::new(waker),
+            ChannelPolicy {
+                enabled: ChannelSet::all(),
+                telegram_bot: true,
+            },
+        ));
+        let listener = GenericEventListener::new(
+            recipients,
+            Arc::new(templates),
+            create,
+            Arc::new(Router::new(Arc::new(store), Arc::new(topics))),
+            Locale::Fr,
+        );
+        let result = listener.handle(&DomainEvent::Generic(event)).await;
+        let batch = written.lock().unwrap().clone();
+        (result, batch)
+    }
+
+    fn rule(event: &str, topics: &[&str], channels: Option<&[&str]>, priority: Option<&str>) -> RawRule {
+        RawRule {
+            event: event.into(),
+            topics: Some(topics.iter().map(|t| (*t).to_owned()).collect()),
+            channels: channels.map(|c| c.iter().map(|c| (*c).to_owned()).collect()),
+            priority: priority.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_rules_topic_members_the_events_topics_and_its_recipients_are_told_once_each() {
+        let (result, batch) = publish(
+            event(&["dev-1", "admin-1"], &["ops"]),
+            Some(vec![rule("sync.*", &["admins"], None, None)]),
+        )
+        .await;
+        let created = result.unwrap();
+        let told: Vec<&str> = created.iter().map(|c| c.recipient_id.as_str()).collect();
+        assert_eq!(told, vec!["dev-1", "admin-1", "admin-2"]);
+        assert_eq!(batch.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_channels_a_rule_leaves_out_are_skipped_naming_its_pattern() {
+        let (result, _) = publish(
+            event(&["dev-1"], &[]),
+            Some(vec![
+                rule("sync.*", &[], Some(&["in_app"]), None),
+                rule("sync.failed", &[], Some(&["in_app", "email"]), Some("high")),
+            ]),
+        )
+        .await;
+        let created = result.unwrap();
+        let plan: Vec<(&str, Option<&str>)> = created[0]
+            .deliveries
+            .iter()
+            .map(|d| (d.channel.as_str(), d.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            plan,
+            vec![
+                ("in_app", None),
+                ("email", None),
+                ("telegram", Some("not_in_rule: sync.failed"))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_rule_raises_the_priority_and_never_lowers_it() {
+        let (_, batch) = publish(
+            event(&["dev-1"], &[]),
+            Some(vec![rule("sync.failed", &[], None, Some("high"))]),
+        )
+        .await;
+        assert_eq!(batch[0].notification.priority, Priority::High);
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_and_an_event_reaching_nobody_are_refused_before_anything_is_written() {
+        let (result, batch) = publish(event(&[], &["nobody"]), None).await;
+        assert!(matches!(result, Err(PublishError::UnknownTopics(ref t)) if t[0].as_str() == "nobody"), "{result:?}");
+        assert!(batch.is_empty());
+        let (result, batch) = publish(event(&[], &[]), None).await;
+        assert!(matches!(result, Err(PublishError::NoRecipient)), "{result:?}");
+        assert!(batch.is_empty());
+        let (result, _) = publish(event(&["ghost-1", "dev-1"], &[]), None).await;
+        assert!(matches!(result, Err(PublishError::UnknownRecipients(ref u)) if u[0].as_str() == "ghost-1"), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn failed_jobs_go_to_the_admins_by_the_default_set() {
+        let mut job = event(&[], &[]);
+        job.event_type = clairon_domain::routing::parse_event_type("job.failed").unwrap();
+        let (result, batch) = publish(job, None).await;
+        let told: Vec<&str> = result.as_ref().unwrap().iter().map(|c| c.recipient_id.as_str()).collect();
+        assert_eq!(told, vec!["admin-1", "admin-2"]);
+        assert_eq!(batch[0].notification.priority, Priority::High);
+        assert_eq!(batch[0].notification.metadata["event"]["type"], "job.failed");
+    }
+}
