@@ -1193,12 +1193,26 @@ fn a_failed_job_email_and_telegram_carry_the_error_details_escaped() {
         .render_email(&event_type, Locale::Fr, &context)
         .unwrap();
     assert_eq!(email.subject, "Échec de la tâche sync");
-    assert!(email.text.contains("Détails :\ntimeout <5s> & retry"), "{}", email.text);
-    assert!(email.html.contains("timeout &lt;5s&gt; &amp; retry"), "{}", email.html);
+    assert!(
+        email.text.contains("Détails :\ntimeout <5s> & retry"),
+        "{}",
+        email.text
+    );
+    assert!(
+        email.html.contains("timeout &lt;5s&gt; &amp; retry"),
+        "{}",
+        email.html
+    );
     let telegram = renderer()
         .render_telegram(&event_type, Locale::Fr, &context)
         .unwrap();
-    assert!(telegram.html.contains("<pre>timeout &lt;5s&gt; &amp; retry</pre>"), "{}", telegram.html);
+    assert!(
+        telegram
+            .html
+            .contains("<pre>timeout &lt;5s&gt; &amp; retry</pre>"),
+        "{}",
+        telegram.html
+    );
 }
 
 #[test]

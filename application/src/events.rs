@@ -58,8 +58,8 @@ use clairon_domain::reminders::{
 };
 use clairon_domain::rules::{planning_notices, PlanningNotice};
 use clairon_domain::{
-    Body, GenericEvent, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient,
-    RecipientId, SourceEventId, Title, TopicKey, ValidationError,
+    Body, GenericEvent, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
+    SourceEventId, Title, TopicKey, ValidationError,
 };
 use serde_json::Value;
 
@@ -67,9 +67,9 @@ use crate::commands::{
     AppliedRule, ContentTooLarge, CreateNotificationError, CreateNotificationHandler,
     CreatedNotification, NotificationDraft, ReminderDraft,
 };
+use crate::ports::{Clock, RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
 use crate::routing::{Routed, Router};
 use clairon_domain::routing::effective_priority;
-use crate::ports::{Clock, RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
 
 /// Something that happened, as the bus carries it.
 ///
@@ -401,7 +401,13 @@ impl EventListener for PlanningListener {
             event
         };
         let mut fetched = named.clone();
-        fetched.extend(routed.members.iter().filter(|m| !named.contains(m)).cloned());
+        fetched.extend(
+            routed
+                .members
+                .iter()
+                .filter(|m| !named.contains(m))
+                .cloned(),
+        );
         let directory: HashMap<RecipientId, Recipient> = self
             .recipients
             .get_many(&fetched)

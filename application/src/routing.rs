@@ -16,7 +16,9 @@ use clairon_domain::{
 };
 use serde_json::{json, Value};
 
-use crate::commands::{AppliedRule, CreateNotificationHandler, CreatedNotification, NotificationDraft};
+use crate::commands::{
+    AppliedRule, CreateNotificationHandler, CreatedNotification, NotificationDraft,
+};
 use crate::events::{DomainEvent, EventListener, PublishError};
 use crate::ports::{
     RecipientRepository, RepositoryError, RoutingRulesRepository, RulesVersion, TemplateRenderer,
@@ -276,11 +278,18 @@ mod tests {
     async fn publish(
         event: GenericEvent,
         rules: Option<Vec<RawRule>>,
-    ) -> (Result<Vec<CreatedNotification>, PublishError>, Vec<NewNotification>) {
+    ) -> (
+        Result<Vec<CreatedNotification>, PublishError>,
+        Vec<NewNotification>,
+    ) {
         let mut recipients = MockRecipientRepository::new();
-        recipients
-            .expect_get_many()
-            .returning(|wanted| Ok(wanted.iter().filter(|id| !id.as_str().starts_with("ghost")).map(|id| recipient(id.as_str())).collect()));
+        recipients.expect_get_many().returning(|wanted| {
+            Ok(wanted
+                .iter()
+                .filter(|id| !id.as_str().starts_with("ghost"))
+                .map(|id| recipient(id.as_str()))
+                .collect())
+        });
         let recipients = Arc::new(recipients);
         let mut topics = MockTopicRepository::new();
         topics.expect_members_of().returning(|keys| {
@@ -315,7 +324,10 @@ mod tests {
         let mut templates = MockTemplateRenderer::new();
         templates.expect_render_in_app().returning(|_, _, context| {
             Ok(InAppContent {
-                title: context["notification"]["title"].as_str().unwrap().to_owned(),
+                title: context["notification"]["title"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
                 body: context["notification"]["body"].as_str().unwrap().to_owned(),
             })
         });
@@ -344,7 +356,12 @@ mod tests {
         (result, batch)
     }
 
-    fn rule(event: &str, topics: &[&str], channels: Option<&[&str]>, priority: Option<&str>) -> RawRule {
+    fn rule(
+        event: &str,
+        topics: &[&str],
+        channels: Option<&[&str]>,
+        priority: Option<&str>,
+    ) -> RawRule {
         RawRule {
             event: event.into(),
             topics: Some(topics.iter().map(|t| (*t).to_owned()).collect()),
@@ -405,13 +422,22 @@ mod tests {
     #[tokio::test]
     async fn unknown_topics_and_an_event_reaching_nobody_are_refused_before_anything_is_written() {
         let (result, batch) = publish(event(&[], &["nobody"]), None).await;
-        assert!(matches!(result, Err(PublishError::UnknownTopics(ref t)) if t[0].as_str() == "nobody"), "{result:?}");
+        assert!(
+            matches!(result, Err(PublishError::UnknownTopics(ref t)) if t[0].as_str() == "nobody"),
+            "{result:?}"
+        );
         assert!(batch.is_empty());
         let (result, batch) = publish(event(&[], &[]), None).await;
-        assert!(matches!(result, Err(PublishError::NoRecipient)), "{result:?}");
+        assert!(
+            matches!(result, Err(PublishError::NoRecipient)),
+            "{result:?}"
+        );
         assert!(batch.is_empty());
         let (result, _) = publish(event(&["ghost-1", "dev-1"], &[]), None).await;
-        assert!(matches!(result, Err(PublishError::UnknownRecipients(ref u)) if u[0].as_str() == "ghost-1"), "{result:?}");
+        assert!(
+            matches!(result, Err(PublishError::UnknownRecipients(ref u)) if u[0].as_str() == "ghost-1"),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
@@ -419,9 +445,17 @@ mod tests {
         let mut job = event(&[], &[]);
         job.event_type = clairon_domain::routing::parse_event_type("job.failed").unwrap();
         let (result, batch) = publish(job, None).await;
-        let told: Vec<&str> = result.as_ref().unwrap().iter().map(|c| c.recipient_id.as_str()).collect();
+        let told: Vec<&str> = result
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.recipient_id.as_str())
+            .collect();
         assert_eq!(told, vec!["admin-1", "admin-2"]);
         assert_eq!(batch[0].notification.priority, Priority::High);
-        assert_eq!(batch[0].notification.metadata["event"]["type"], "job.failed");
+        assert_eq!(
+            batch[0].notification.metadata["event"]["type"],
+            "job.failed"
+        );
     }
 }

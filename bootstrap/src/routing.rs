@@ -110,9 +110,11 @@ event = "project.*"
 
     #[test]
     fn a_bad_rule_is_named_by_its_place() {
-        let err = parse("[[rule]]\nevent = \"a.b\"\n[[rule]]\nevent = \"c.d\"\nchannels = [\"pigeon\"]\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            "[[rule]]\nevent = \"a.b\"\n[[rule]]\nevent = \"c.d\"\nchannels = [\"pigeon\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("rules[1].channels[0]"), "{err}");
     }
 }

@@ -31,13 +31,12 @@ use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
     HandleEventHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
-    PutRoutingRulesHandler, TopicsHandler, MarkNotificationReadHandler,
-    RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
-    SendTestNotificationHandler, UpsertRecipientsHandler,
+    MarkNotificationReadHandler, PutRoutingRulesHandler, RetentionPolicy, RetryDeliveryHandler,
+    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler, TopicsHandler,
+    UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
-use clairon_application::routing::{GenericEventListener, Router};
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
@@ -47,6 +46,7 @@ use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
     ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
 };
+use clairon_application::routing::{GenericEventListener, Router};
 use clairon_domain::Locale;
 use tokio::sync::{watch, Notify};
 

@@ -31,10 +31,10 @@ pub use planning::{
     Contact, Location, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind,
     PlanningId, PlanningSnapshot, Schedule,
 };
-pub use routing::{
-    EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
-};
 pub use recipient::{
     DisplayName, EmailAddress, Locale, PhoneNumber, Recipient, RecipientId, TelegramChatId,
     TimeZone,
+};
+pub use routing::{
+    EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
 };

@@ -297,7 +297,9 @@ impl RoutingRules {
                 match TopicKey::parse(topic) {
                     Ok(key) if !topics.contains(&key) => topics.push(key),
                     Ok(_) => {}
-                    Err(e) => errors.push(ValidationError::new(at(&format!("topics[{j}]")), e.message)),
+                    Err(e) => {
+                        errors.push(ValidationError::new(at(&format!("topics[{j}]")), e.message))
+                    }
                 }
             }
             let channels = match &rule.channels {
@@ -544,10 +546,7 @@ mod tests {
             channels: Some(vec!["in_app".into(), "email".into(), "telegram".into()]),
             priority: Some("high".into()),
         }];
-        assert_eq!(
-            RoutingRules::from_raw(&written).unwrap().to_raw(),
-            written
-        );
+        assert_eq!(RoutingRules::from_raw(&written).unwrap().to_raw(), written);
     }
 
     #[test]

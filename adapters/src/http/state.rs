@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use clairon_application::commands::{
-    CreateNotificationHandler, EraseRecipientHandler, HandleEventHandler, HandlePlanningEventHandler,
-    PutRoutingRulesHandler, TopicsHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
-    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
+    CreateNotificationHandler, EraseRecipientHandler, HandleEventHandler,
+    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
+    PutRoutingRulesHandler, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
+    SendTestNotificationHandler, TopicsHandler, UpsertRecipientsHandler,
 };
 use clairon_application::ports::{
     Clock, HealthProbe, IdempotencyStore, RecipientRepository, TopicRepository,

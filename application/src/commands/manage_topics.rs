@@ -91,7 +91,11 @@ impl TopicsHandler {
             .into_iter()
             .map(|r| r.id)
             .collect();
-        let unknown: Vec<RecipientId> = ids.iter().filter(|i| !found.contains(*i)).cloned().collect();
+        let unknown: Vec<RecipientId> = ids
+            .iter()
+            .filter(|i| !found.contains(*i))
+            .cloned()
+            .collect();
         if unknown.is_empty() {
             Ok(ids)
         } else {
@@ -105,7 +109,10 @@ impl TopicsHandler {
     /// [`TopicError`]; nothing is written then.
     pub async fn put(&self, command: PutTopic) -> Result<Upserted, TopicError> {
         let members = self.known(&command.recipient_ids).await?;
-        Ok(self.topics.put(&command.key, &command.name, &members).await?)
+        Ok(self
+            .topics
+            .put(&command.key, &command.name, &members)
+            .await?)
     }
 
     /// Adds members.

@@ -23,17 +23,17 @@ pub use erase_recipient::{
     ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
 };
 pub use handle_event::{EventHandled, HandleEvent, HandleEventError, HandleEventHandler};
-pub use manage_topics::{AddTopicMembers, PutTopic, RemoveTopicMember, TopicError, TopicsHandler};
-pub use put_routing_rules::{PutRoutingRules, PutRoutingRulesHandler};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };
+pub use manage_topics::{AddTopicMembers, PutTopic, RemoveTopicMember, TopicError, TopicsHandler};
 pub use mark_all_notifications_read::{
     MarkAllNotificationsRead, MarkAllNotificationsReadError, MarkAllNotificationsReadHandler,
 };
 pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
+pub use put_routing_rules::{PutRoutingRules, PutRoutingRulesHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{
     RevokeRecipientTokens, RevokeRecipientTokensError, RevokeRecipientTokensHandler,

@@ -50,7 +50,11 @@ async fn an_event_reaches_its_recipients_and_its_topics_members_once_each() {
         )
         .await;
     assert_eq!(topic.status, 201, "{}", topic.json);
-    let mut body = event("ev-1", "project.role.assigned", json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano"}));
+    let mut body = event(
+        "ev-1",
+        "project.role.assigned",
+        json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano"}),
+    );
     body["topics"] = json!(["project-7-owners"]);
     let answer = app.post("/api/v1/events", &body).await;
     assert_eq!(answer.status, 202, "{}", answer.json);
@@ -66,17 +70,29 @@ async fn an_event_reaches_its_recipients_and_its_topics_members_once_each() {
 async fn the_same_event_id_again_answers_200_replayed_and_creates_nothing() {
     let app = spawn_app().await;
     register(&app, "artist-0001", "fr").await;
-    let body = event("ev-2", "project.created", json!({"project": {"id": "7", "name": "Carmen"}}));
+    let body = event(
+        "ev-2",
+        "project.created",
+        json!({"project": {"id": "7", "name": "Carmen"}}),
+    );
     let first = app.post("/api/v1/events", &body).await;
     assert_eq!(first.status, 202, "{}", first.json);
     let again = app.post("/api/v1/events", &body).await;
     assert_eq!(again.status, 200, "{}", again.json);
     assert_eq!(again.json["replayed"], true);
-    assert_eq!(again.json["notifications"][0]["id"], first.json["notifications"][0]["id"]);
+    assert_eq!(
+        again.json["notifications"][0]["id"],
+        first.json["notifications"][0]["id"]
+    );
     let inbox = app
         .get("/api/v1/recipients/artist-0001/notifications?limit=100")
         .await;
-    assert_eq!(inbox.json["items"].as_array().unwrap().len(), 1, "{}", inbox.json);
+    assert_eq!(
+        inbox.json["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        inbox.json
+    );
 }
 
 #[tokio::test]
@@ -91,15 +107,22 @@ async fn concurrent_replays_on_postgres_create_the_notifications_once() {
         return;
     };
     register(&app, "artist-0001", "fr").await;
-    let body = event("ev-race", "project.created", json!({"project": {"id": "7", "name": "Carmen"}}));
-    let answers = futures_util::future::join_all(
-        (0..6).map(|_| app.post("/api/v1/events", &body)),
-    )
-    .await;
+    let body = event(
+        "ev-race",
+        "project.created",
+        json!({"project": {"id": "7", "name": "Carmen"}}),
+    );
+    let answers =
+        futures_util::future::join_all((0..6).map(|_| app.post("/api/v1/events", &body))).await;
     let ids: Vec<&Value> = answers
         .iter()
         .map(|a| {
-            assert!(a.status == 202 || a.status == 200, "{} {}", a.status, a.json);
+            assert!(
+                a.status == 202 || a.status == 200,
+                "{} {}",
+                a.status,
+                a.json
+            );
             &a.json["notifications"][0]["id"]
         })
         .collect();
@@ -108,7 +131,12 @@ async fn concurrent_replays_on_postgres_create_the_notifications_once() {
     let inbox = app
         .get("/api/v1/recipients/artist-0001/notifications?limit=100")
         .await;
-    assert_eq!(inbox.json["items"].as_array().unwrap().len(), 1, "{}", inbox.json);
+    assert_eq!(
+        inbox.json["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        inbox.json
+    );
 }
 
 #[tokio::test]
@@ -126,7 +154,10 @@ async fn an_event_reaching_nobody_or_naming_unknowns_is_a_422_and_writes_nothing
     unknown["topics"] = json!([]);
     let answer = app.post("/api/v1/events", &unknown).await;
     assert_eq!(answer.status, 422, "{}", answer.json);
-    assert!(answer.json["errors"][0]["message"].as_str().unwrap().contains("ghost-1"));
+    assert!(answer.json["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ghost-1"));
 
     let mut no_topic = event("ev-5", "sync.failed", json!({}));
     no_topic["topics"] = json!(["nobody-here"]);
@@ -158,9 +189,13 @@ async fn an_event_accepts_the_critical_priority_and_an_idempotency_key() {
     register(&app, "artist-0001", "fr").await;
     let mut body = event("ev-7", "sync.failed", json!({}));
     body["priority"] = json!("critical");
-    let first = app.post_idempotent("/api/v1/events", "key-ev-7", &body).await;
+    let first = app
+        .post_idempotent("/api/v1/events", "key-ev-7", &body)
+        .await;
     assert_eq!(first.status, 202, "{}", first.json);
-    let again = app.post_idempotent("/api/v1/events", "key-ev-7", &body).await;
+    let again = app
+        .post_idempotent("/api/v1/events", "key-ev-7", &body)
+        .await;
     assert_eq!(again.status, 202, "{}", again.json);
     assert!(again.replayed, "the stored answer comes back");
     let id = first.json["notifications"][0]["id"].as_str().unwrap();
@@ -177,9 +212,24 @@ async fn seed_004s_events_are_rendered_in_french_and_in_english() {
     register(&app, "en-1", "en").await;
     let project = json!({"id": "7", "name": "Carmen"});
     let cases = [
-        ("project.created", json!({"project": project}), "Nouveau projet : Carmen", "New project: Carmen"),
-        ("project.role.assigned", json!({"project": project, "role": "Soprano"}), "Rôle attribué : Soprano dans Carmen", "Role assigned: Soprano in Carmen"),
-        ("project.role.application.created", json!({"project": project, "role": "Soprano", "applicant": {"id": "a-9", "name": "Liam"}}), "Nouvelle candidature : Liam pour Soprano", "New application: Liam for Soprano"),
+        (
+            "project.created",
+            json!({"project": project}),
+            "Nouveau projet : Carmen",
+            "New project: Carmen",
+        ),
+        (
+            "project.role.assigned",
+            json!({"project": project, "role": "Soprano"}),
+            "Rôle attribué : Soprano dans Carmen",
+            "Role assigned: Soprano in Carmen",
+        ),
+        (
+            "project.role.application.created",
+            json!({"project": project, "role": "Soprano", "applicant": {"id": "a-9", "name": "Liam"}}),
+            "Nouvelle candidature : Liam pour Soprano",
+            "New application: Liam for Soprano",
+        ),
     ];
     for (i, (event_type, data, _, _)) in cases.iter().enumerate() {
         let mut body = event(&format!("seed4-{i}"), event_type, data.clone());
@@ -226,7 +276,8 @@ async fn seed_004s_events_are_rendered_in_french_and_in_english() {
         .unwrap();
     let text = english.part("text/plain").unwrap();
     assert!(
-        text.contains("Hello Person en-1") && text.contains("You have been given the role “Soprano” in the project “Carmen”."),
+        text.contains("Hello Person en-1")
+            && text.contains("You have been given the role “Soprano” in the project “Carmen”."),
         "{text}"
     );
 }

@@ -21,7 +21,11 @@ async fn topic(app: &TestApp, key: &str, members: &[&str]) {
             &json!({ "name": key, "recipient_ids": members }),
         )
         .await;
-    assert!(answer.status == 201 || answer.status == 200, "{}", answer.json);
+    assert!(
+        answer.status == 201 || answer.status == 200,
+        "{}",
+        answer.json
+    );
 }
 
 async fn put_rules(app: &TestApp, rules: Value) -> clairon_tests::Answer {
@@ -82,7 +86,10 @@ async fn a_bad_rule_is_named_by_its_place_and_nothing_is_stored() {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, vec!["rules[2].channels[1]", "rules[3].event", "rules[4].event"]);
+    assert_eq!(
+        fields,
+        vec!["rules[2].channels[1]", "rules[3].event", "rules[4].event"]
+    );
     assert_eq!(app.get("/api/v1/routing-rules").await.json["version"], 0);
 }
 
@@ -163,7 +170,11 @@ async fn failed_jobs_reach_the_admins_topic_by_the_default_rule() {
     assert_eq!(answer.json["notifications"][0]["recipient_id"], "admin-1");
     let id = answer.json["notifications"][0]["id"].as_str().unwrap();
     let details = app.get(&format!("/api/v1/notifications/{id}")).await;
-    assert_eq!(details.json["title"], "Échec de la tâche nightly-sync", "{}", details.json);
+    assert_eq!(
+        details.json["title"], "Échec de la tâche nightly-sync",
+        "{}",
+        details.json
+    );
     assert_eq!(details.json["priority"], "high");
 }
 
@@ -174,7 +185,11 @@ async fn a_planning_event_also_reaches_its_rules_topic_as_coordinators_do() {
         register(&app, id).await;
     }
     topic(&app, "regie", &["regie-1", "coord-1"]).await;
-    let stored = put_rules(&app, json!([{ "event": "planning.modified", "topics": ["regie"] }])).await;
+    let stored = put_rules(
+        &app,
+        json!([{ "event": "planning.modified", "topics": ["regie"] }]),
+    )
+    .await;
     assert_eq!(stored.status, 200, "{}", stored.json);
     let answer = app
         .post(

@@ -7,7 +7,10 @@ use serde_json::json;
 async fn register(app: &TestApp, ids: &[&str]) {
     for id in ids {
         let answer = app
-            .put(&format!("/api/v1/recipients/{id}"), &json!({ "name": format!("Person {id}") }))
+            .put(
+                &format!("/api/v1/recipients/{id}"),
+                &json!({ "name": format!("Person {id}") }),
+            )
             .await;
         assert_eq!(answer.status, 201, "{}", answer.json);
     }
@@ -81,17 +84,27 @@ async fn unknown_recipients_are_listed_and_nothing_is_written() {
 async fn a_bad_key_is_a_422_naming_key_and_an_unknown_topic_a_404() {
     let app = spawn_app().await;
     let bad = app
-        .put("/api/v1/topics/Admins", &json!({ "name": "A", "recipient_ids": [] }))
+        .put(
+            "/api/v1/topics/Admins",
+            &json!({ "name": "A", "recipient_ids": [] }),
+        )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.json);
     assert_eq!(bad.json["errors"][0]["field"], "key");
     assert_eq!(app.get("/api/v1/topics/nobody").await.status, 404);
     let add = app
-        .post("/api/v1/topics/nobody/subscribers", &json!({ "recipient_ids": ["x"] }))
+        .post(
+            "/api/v1/topics/nobody/subscribers",
+            &json!({ "recipient_ids": ["x"] }),
+        )
         .await;
     assert!(add.status == 404 || add.status == 422, "{}", add.json);
     let delete = app
-        .call(reqwest::Method::DELETE, "/api/v1/topics/nobody/subscribers/x", None)
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/topics/nobody/subscribers/x",
+            None,
+        )
         .await;
     assert_eq!(delete.status, 404, "{}", delete.json);
 }

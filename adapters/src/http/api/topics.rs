@@ -33,7 +33,11 @@ fn topic_error(e: TopicError) -> ApiError {
     }
 }
 
-async fn answer(handlers: &Handlers, key: &TopicKey, status: StatusCode) -> Result<HttpResponse, ApiError> {
+async fn answer(
+    handlers: &Handlers,
+    key: &TopicKey,
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
     match handlers.topic_store.get(key).await.map_err(repository)? {
         Some(topic) => Ok(HttpResponse::build(status).json(TopicResponse::from(&topic))),
         None => Err(ApiError::NotFound(format!("topic {key} not found"))),

@@ -4,16 +4,14 @@
 //! in one round trip.
 
 use chrono::{DateTime, Utc};
+use clairon_domain::routing::parse_event_type;
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, ChannelSet, Contact, DisplayName, EmailAddress, Locale, Location,
     Metadata, NotificationKind, PhoneNumber, PlanningChange, PlanningEvent, PlanningEventId,
     PlanningEventKind, PlanningId, PlanningSnapshot, Priority, Recipient, RecipientId, Schedule,
     TelegramChatId, TimeZone, Title, ValidationError,
 };
-use clairon_domain::routing::parse_event_type;
-use clairon_domain::{
-    GenericEvent, RawRule, RoutingRules, SourceEventId, TopicKey, TopicName,
-};
+use clairon_domain::{GenericEvent, RawRule, RoutingRules, SourceEventId, TopicKey, TopicName};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -701,7 +699,8 @@ fn recipient_list(raw: &[String], field: &str, errors: &mut Errors) -> Vec<Recip
     for (i, id) in raw.iter().enumerate() {
         if let Some(id) = errors.take(
             "",
-            RecipientId::parse(id).map_err(|e| ValidationError::new(format!("{field}[{i}]"), e.message)),
+            RecipientId::parse(id)
+                .map_err(|e| ValidationError::new(format!("{field}[{i}]"), e.message)),
         ) {
             if !ids.contains(&id) {
                 ids.push(id);
@@ -763,7 +762,11 @@ pub struct EventBody {
     /// Dotted lower case, `[a-z0-9_]+(\.[a-z0-9_]+)+`, at most 64 characters; selects the
     /// routing rule and the templates.
     #[serde(rename = "type")]
-    #[schema(pattern = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length = 64, example = "project.role.assigned")]
+    #[schema(
+        pattern = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$",
+        max_length = 64,
+        example = "project.role.assigned"
+    )]
     pub event_type: String,
     /// RFC 3339 date-time it happened.
     #[schema(format = DateTime)]
@@ -829,7 +832,8 @@ impl EventBody {
         for (i, raw) in raw_topics.iter().enumerate() {
             if let Some(key) = errors.take(
                 "",
-                TopicKey::parse(raw).map_err(|e| ValidationError::new(format!("topics[{i}]"), e.message)),
+                TopicKey::parse(raw)
+                    .map_err(|e| ValidationError::new(format!("topics[{i}]"), e.message)),
             ) {
                 if !topics.contains(&key) {
                     topics.push(key);
@@ -854,7 +858,10 @@ impl EventBody {
         {
             errors.push("action_label", "needs an action_url");
         }
-        let priority = errors.take("", self.priority.as_deref().map(Priority::parse).transpose());
+        let priority = errors.take(
+            "",
+            self.priority.as_deref().map(Priority::parse).transpose(),
+        );
         let kind = errors.take(
             "",
             self.kind
@@ -919,7 +926,11 @@ pub struct RoutingRulesBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RoutingRuleBody {
     /// An event type (`sync.failed`) or a prefix followed by `.*` (`project.*`).
-    #[schema(pattern = r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*|(\.[a-z0-9_]+))$", max_length = 64, example = "sync.failed")]
+    #[schema(
+        pattern = r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*|(\.[a-z0-9_]+))$",
+        max_length = 64,
+        example = "sync.failed"
+    )]
     pub event: String,
     /// Topics whose members are told too.
     #[schema(value_type = Option<Vec<super::params::TopicKeySchema>>)]
@@ -948,7 +959,8 @@ impl RoutingRulesBody {
                 priority: r.priority,
             })
             .collect();
-        RoutingRules::from_raw(&raw)
-            .map_err(|errors| ApiError::invalid_fields(errors.into_iter().map(Into::into).collect()))
+        RoutingRules::from_raw(&raw).map_err(|errors| {
+            ApiError::invalid_fields(errors.into_iter().map(Into::into).collect())
+        })
     }
 }

@@ -71,10 +71,7 @@ fn add_members_in(
     Ok(())
 }
 
-fn topic_exists(
-    conn: &mut AnyConnection,
-    key: &str,
-) -> Result<bool, DbError> {
+fn topic_exists(conn: &mut AnyConnection, key: &str) -> Result<bool, DbError> {
     Ok(topics::table
         .find(key)
         .select(topics::key)
