@@ -1124,3 +1124,106 @@ fn the_check_names_a_missing_layout_at_the_line_that_extends_it() {
         "the file and the line of the extends: {problems:?}"
     );
 }
+
+/// The context a domain event's notification is rendered with: its metadata as the generic
+/// listener writes it (`locale`, `event`, `data`), and `notification` and `recipient`.
+fn event_context(event_type: &str, locale: Locale, data: Value) -> Value {
+    json!({
+        "locale": locale.as_str(),
+        "event": { "id": "ev-42", "type": event_type, "occurred_at": "2027-03-01T10:00:00+00:00" },
+        "data": data,
+        "notification": {
+            "kind": "info", "title": "Producer's title", "body": "Producer's body",
+            "action_url": null, "action_label": null, "event_type": event_type,
+        },
+        "recipient": { "id": "artist-0001", "name": "Zoé Tremblay" },
+    })
+}
+
+#[rstest]
+#[case::created_fr("project.created", Locale::Fr, json!({"project": {"id": "7", "name": "Carmen"}}), "Nouveau projet : Carmen", "Le projet « Carmen » vient d’être créé.")]
+#[case::created_en("project.created", Locale::En, json!({"project": {"id": "7", "name": "Carmen"}}), "New project: Carmen", "The project “Carmen” has just been created.")]
+#[case::assigned_fr("project.role.assigned", Locale::Fr, json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano"}), "Rôle attribué : Soprano dans Carmen", "Vous avez obtenu le rôle « Soprano » dans le projet « Carmen ».")]
+#[case::assigned_en("project.role.assigned", Locale::En, json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano"}), "Role assigned: Soprano in Carmen", "You have been given the role “Soprano” in the project “Carmen”.")]
+#[case::application_fr("project.role.application.created", Locale::Fr, json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano", "applicant": {"id": "a-2", "name": "Liam"}}), "Nouvelle candidature : Liam pour Soprano", "Liam postule au rôle « Soprano » du projet « Carmen ».")]
+#[case::application_en("project.role.application.created", Locale::En, json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano", "applicant": {"id": "a-2", "name": "Liam"}}), "New application: Liam for Soprano", "Liam has applied for the role “Soprano” in the project “Carmen”.")]
+#[case::job_fr("job.failed", Locale::Fr, json!({"job": "retention", "run_id": "r-1", "message": "disk full"}), "Échec de la tâche retention", "La tâche « retention » a échoué (exécution r-1).\ndisk full")]
+#[case::job_en("job.failed", Locale::En, json!({"job": "retention", "run_id": "r-1", "message": "disk full"}), "Job retention failed", "The job “retention” failed (run r-1).\ndisk full")]
+fn a_domain_event_reads_its_data_in_the_recipients_language(
+    #[case] event_type: &str,
+    #[case] locale: Locale,
+    #[case] data: Value,
+    #[case] title: &str,
+    #[case] body: &str,
+) {
+    let in_app = renderer()
+        .render_in_app(
+            &EventType::parse(event_type).unwrap(),
+            locale,
+            &event_context(event_type, locale, data),
+        )
+        .unwrap();
+    assert_eq!(in_app.title, title);
+    assert_eq!(in_app.body, body);
+}
+
+#[test]
+fn a_domain_event_without_its_data_falls_back_to_the_producers_title_and_body() {
+    let in_app = renderer()
+        .render_in_app(
+            &EventType::parse("project.role.assigned").unwrap(),
+            Locale::En,
+            &event_context("project.role.assigned", Locale::En, json!({})),
+        )
+        .unwrap();
+    assert_eq!(in_app.title, "Producer's title");
+    assert_eq!(in_app.body, "Producer's body");
+}
+
+#[test]
+fn a_failed_job_email_and_telegram_carry_the_error_details_escaped() {
+    let event_type = EventType::parse("job.failed").unwrap();
+    let mut context = event_context(
+        "job.failed",
+        Locale::Fr,
+        json!({"job": "sync", "error_details": "timeout <5s> & retry"}),
+    );
+    context["notification"]["title"] = json!("Échec de la tâche sync");
+    let email = renderer()
+        .render_email(&event_type, Locale::Fr, &context)
+        .unwrap();
+    assert_eq!(email.subject, "Échec de la tâche sync");
+    assert!(
+        email.text.contains("Détails :\ntimeout <5s> & retry"),
+        "{}",
+        email.text
+    );
+    assert!(
+        email.html.contains("timeout &lt;5s&gt; &amp; retry"),
+        "{}",
+        email.html
+    );
+    let telegram = renderer()
+        .render_telegram(&event_type, Locale::Fr, &context)
+        .unwrap();
+    assert!(
+        telegram
+            .html
+            .contains("<pre>timeout &lt;5s&gt; &amp; retry</pre>"),
+        "{}",
+        telegram.html
+    );
+}
+
+#[test]
+fn an_event_type_without_templates_is_told_with_the_producers_title_and_body() {
+    let in_app = renderer()
+        .render_in_app(
+            &EventType::parse("sync.failed").unwrap(),
+            Locale::Fr,
+            &event_context("sync.failed", Locale::Fr, json!({"anything": 1})),
+        )
+        .unwrap();
+    assert_eq!(in_app.title, "Producer's title");
+    assert_eq!(in_app.body, "Producer's body");
+}

@@ -14,6 +14,40 @@
 //! println!("{} notifications written", created.len());
 //! # }
 //! ```
+//!
+//! Any other domain event goes the same way as a [`GenericEvent`] (what `POST /api/v1/events`
+//! publishes); [`crate::routing::GenericEventListener`] resolves its recipients (listed, its
+//! topics' members and its routing rule's) and writes one notification each:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use clairon_application::events::{DomainEvent, EventBus};
+//! # use clairon_domain::{Body, GenericEvent, NotificationKind, RecipientId, SourceEventId, Title, TopicKey};
+//! # use clairon_domain::routing::parse_event_type;
+//! # async fn host(bus: Arc<EventBus>) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut data = serde_json::Map::new();
+//! data.insert("project".into(), serde_json::json!({"id": "7", "name": "Carmen"}));
+//! data.insert("role".into(), serde_json::json!("Soprano"));
+//! let event = GenericEvent {
+//!     event_id: SourceEventId::parse("ev-42")?,
+//!     event_type: parse_event_type("project.role.assigned")?,
+//!     occurred_at: chrono::Utc::now(),
+//!     recipient_ids: vec![RecipientId::parse("artist-0001")?],
+//!     topics: vec![TopicKey::parse("project-7-owners")?],
+//!     title: Title::parse("Rôle attribué")?,
+//!     body: Body::parse("Vous chantez Soprano dans Carmen.")?,
+//!     action_url: None,
+//!     action_label: None,
+//!     priority: None,
+//!     kind: NotificationKind::Info,
+//!     channels: None,
+//!     data,
+//! };
+//! let created = bus.publish(&DomainEvent::Generic(event)).await?;
+//! println!("{} notifications written", created.len());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -24,16 +58,18 @@ use clairon_domain::reminders::{
 };
 use clairon_domain::rules::{planning_notices, planning_priority, PlanningNotice};
 use clairon_domain::{
-    Body, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
-    SourceEventId, Title, ValidationError,
+    Body, GenericEvent, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
+    SourceEventId, Title, TopicKey, ValidationError,
 };
 use serde_json::Value;
 
 use crate::commands::{
-    ContentTooLarge, CreateNotificationError, CreateNotificationHandler, CreatedNotification,
-    NotificationDraft, ReminderDraft,
+    AppliedRule, ContentTooLarge, CreateNotificationError, CreateNotificationHandler,
+    CreatedNotification, NotificationDraft, ReminderDraft,
 };
 use crate::ports::{Clock, RecipientRepository, RepositoryError, TemplateError, TemplateRenderer};
+use crate::routing::{Routed, Router};
+use clairon_domain::routing::effective_priority;
 
 /// Something that happened, as the bus carries it.
 ///
@@ -43,6 +79,9 @@ use crate::ports::{Clock, RecipientRepository, RepositoryError, TemplateError, T
 pub enum DomainEvent {
     /// A planning event from the host application.
     Planning(PlanningEvent),
+    /// Any other domain event (`project.created`, `job.failed`, …): routed by its type's
+    /// routing rule and rendered with its type's templates when there are some.
+    Generic(GenericEvent),
 }
 
 impl DomainEvent {
@@ -55,6 +94,7 @@ impl DomainEvent {
                 PlanningEventKind::Cancelled => "PlanningCancelled",
                 PlanningEventKind::Reminder => "PlanningReminderDue",
             },
+            Self::Generic(_) => "GenericEvent",
         }
     }
 }
@@ -65,6 +105,12 @@ pub enum PublishError {
     /// The event names recipients that are not registered (all listed, sorted).
     #[error("unknown recipients: {}", .0.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))]
     UnknownRecipients(Vec<RecipientId>),
+    /// The event names topics that do not exist (all listed, sorted).
+    #[error("unknown topics: {}", .0.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "))]
+    UnknownTopics(Vec<TopicKey>),
+    /// Neither the event's recipients and topics nor its routing rule's topics reach anyone.
+    #[error("the event reaches no recipient: name recipient_ids or topics, or route its type to a topic with members")]
+    NoRecipient,
     /// The notifications of this event were already created (a replay racing the original).
     #[error("already processed: {0}")]
     Duplicate(String),
@@ -169,6 +215,7 @@ pub struct PlanningListener {
     create: Arc<CreateNotificationHandler>,
     default_locale: Locale,
     reminders: Option<(Arc<dyn Clock>, ReminderTime)>,
+    router: Option<Arc<Router>>,
 }
 
 impl PlanningListener {
@@ -185,7 +232,19 @@ impl PlanningListener {
             create,
             default_locale,
             reminders: None,
+            router: None,
         }
+    }
+
+    /// Makes the listener apply the routing rule of each event's type (`planning.modified`,
+    /// …): the members of the rule's topics who are not already told hear of it as
+    /// coordinators do (the summary: what, where, when, which artists, what changed), its
+    /// channels narrow every notice's channels (`not_in_rule`), and its priority raises the
+    /// notices' (the higher of both). Clairon's own J-1 reminders are not routed.
+    #[must_use]
+    pub fn with_routing(mut self, router: Arc<Router>) -> Self {
+        self.router = Some(router);
+        self
     }
 
     /// Makes the listener schedule J-1 reminders itself (`clairon_domain::reminders`): on
@@ -205,6 +264,16 @@ impl PlanningListener {
         priority: Priority,
         source: Option<SourceEventId>,
     ) -> Result<NotificationDraft, PublishError> {
+        self.routed_draft(notice, priority, source, None)
+    }
+
+    fn routed_draft(
+        &self,
+        notice: PlanningNotice,
+        priority: Priority,
+        source: Option<SourceEventId>,
+        rule: Option<AppliedRule>,
+    ) -> Result<NotificationDraft, PublishError> {
         let context = Value::Object(notice.context.clone());
         let content = self
             .templates
@@ -221,6 +290,7 @@ impl PlanningListener {
             event_type: notice.event_type,
             source_event_id: source,
             channels: None,
+            rule,
         })
     }
 
@@ -302,11 +372,38 @@ impl EventListener for PlanningListener {
     }
 
     async fn handle(&self, event: &DomainEvent) -> Result<Vec<CreatedNotification>, PublishError> {
-        let DomainEvent::Planning(event) = event;
+        let DomainEvent::Planning(event) = event else {
+            return Ok(Vec::new());
+        };
         let named = event.named_recipients();
+        let routed = match &self.router {
+            Some(router) => router.route(event.kind.event_type().as_str()).await?,
+            None => Routed::default(),
+        };
+        // The rule's topic members not already told join as coordinators.
+        let mut routed_event;
+        let event = if routed.members.iter().any(|m| !named.contains(m)) {
+            routed_event = event.clone();
+            for member in &routed.members {
+                if !named.contains(member) {
+                    routed_event.coordinator_ids.push(member.clone());
+                }
+            }
+            &routed_event
+        } else {
+            event
+        };
+        let mut fetched = named.clone();
+        fetched.extend(
+            routed
+                .members
+                .iter()
+                .filter(|m| !named.contains(m))
+                .cloned(),
+        );
         let directory: HashMap<RecipientId, Recipient> = self
             .recipients
-            .get_many(&named)
+            .get_many(&fetched)
             .await?
             .into_iter()
             .map(|r| (r.id.clone(), r))
@@ -322,8 +419,16 @@ impl EventListener for PlanningListener {
         self.check_size(event, &directory)?;
         let source = SourceEventId::parse(event.event_id.as_str())?;
         let mut drafts = Vec::new();
+        let rule = routed.rule.as_ref();
+        let priority = planning_priority(event).max(effective_priority(None, rule));
+        let applied = rule.map(AppliedRule::of);
         for notice in planning_notices(event, &directory, self.default_locale) {
-            drafts.push(self.draft(notice, planning_priority(event), Some(source.clone()))?);
+            drafts.push(self.routed_draft(
+                notice,
+                priority,
+                Some(source.clone()),
+                applied.clone(),
+            )?);
         }
         let Some((clock, at)) = &self.reminders else {
             return Ok(self.create.execute_with(&directory, drafts).await?);

@@ -38,6 +38,7 @@ pub fn draft(recipient_id: &str) -> NotificationDraft {
         event_type: EventType::parse("custom").unwrap(),
         source_event_id: None,
         channels: None,
+        rule: None,
     }
 }
 

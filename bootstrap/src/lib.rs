@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod jobs;
 pub mod replay;
+pub mod routing;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 //! The `clairon` binary: `serve` (the default), `migrate`, `send-test`, `replay`, `run-job`,
-//! `api-keys`, `templates`.
+//! `api-keys`, `templates`, `routing`.
 //!
 //! Exit status: 0 when the command did its job; 1 when it ran and failed (a channel failed,
 //! `templates check` found a problem); 2 when it could not start: a bad `CLAIRON_*` variable,
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clairon_application::commands::{SendTestNotification, TestTarget};
 use clairon_bootstrap::{
-    api_keys, replay, telemetry, templates, Application, Components, Settings,
+    api_keys, replay, routing, telemetry, templates, Application, Components, Settings,
 };
 use clairon_domain::{ApiScope, ChannelSet, EmailAddress, RecipientId, TelegramChatId};
 use clap::{Parser, Subcommand};
@@ -65,6 +65,22 @@ enum Command {
     /// The message templates compiled into the binary: export them for editing, check a set.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// The routing rules (event → topics, channels, priority): import a TOML file as the new
+    /// version, export the rules in force.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+}
+
+#[derive(Subcommand)]
+enum RoutingCommand {
+    /// Validate FILE (`[[rule]]` tables: event, topics, channels, priority) and store it as the
+    /// next version, in force at once; the previous versions are kept.
+    Import {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Print the rules in force as TOML (version 0: the built-in default set).
+    Export,
 }
 
 #[derive(Subcommand)]
@@ -298,6 +314,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                     None => return Err(anyhow::anyhow!("no API key with id {id}").into()),
                 },
+            }
+            Ok(())
+        }
+        Command::Routing(action) => {
+            let db = starting(connect(&settings).await)?;
+            starting(
+                db.run_migrations()
+                    .await
+                    .context("running database migrations"),
+            )?;
+            match action {
+                RoutingCommand::Import { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let version = routing::import(&db, &text)
+                        .await
+                        .with_context(|| format!("importing {}", file.display()))?;
+                    println!("stored routing rules version {version}, in force now");
+                }
+                RoutingCommand::Export => print!("{}", routing::export(&db).await?),
             }
             Ok(())
         }

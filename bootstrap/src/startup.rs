@@ -23,7 +23,8 @@ use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
     DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
     DieselNotificationRepository, DieselOperationsStats, DieselPersonalDataStore,
-    DieselPreferenceRepository, DieselRecipientRepository, DieselTokenGenerations,
+    DieselPreferenceRepository, DieselRecipientRepository, DieselRoutingRulesRepository,
+    DieselTokenGenerations, DieselTopicRepository,
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
@@ -31,23 +32,25 @@ use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ChoiceSources, ContextRedactor, CreateNotificationHandler,
-    EraseRecipientHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
-    MarkNotificationReadHandler, OptOutHandler, RecordConsentHandler, RetentionPolicy,
-    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
-    SetPreferencesHandler, UpsertRecipientsHandler,
+    EraseRecipientHandler, HandleEventHandler, HandlePlanningEventHandler,
+    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, OptOutHandler,
+    PutRoutingRulesHandler, RecordConsentHandler, RetentionPolicy, RetryDeliveryHandler,
+    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    SetPreferencesHandler, TopicsHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
-    TelegramSender, TemplateRenderer,
+    RoutingRulesRepository, TelegramSender, TemplateRenderer, TopicRepository,
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
     GetPreferencesHandler, ListConsentsHandler, ListDeliveriesHandler, ListJobRunsHandler,
     ListNotificationsHandler, UnreadCountHandler,
 };
+use clairon_application::routing::{GenericEventListener, Router};
 use clairon_domain::Locale;
 use tokio::sync::{watch, Notify};
 
@@ -328,6 +331,11 @@ impl Components {
                 consent_required,
             ),
         );
+        let topic_store: Arc<dyn TopicRepository> =
+            Arc::new(DieselTopicRepository::new(database.clone()));
+        let rules_store: Arc<dyn RoutingRulesRepository> =
+            Arc::new(DieselRoutingRulesRepository::new(database.clone()));
+        let router = Arc::new(Router::new(rules_store.clone(), topic_store.clone()));
         let bus = Arc::new(EventBus::new());
         bus.subscribe(Arc::new(
             PlanningListener::new(
@@ -336,8 +344,16 @@ impl Components {
                 create.clone(),
                 locale,
             )
-            .with_reminders(clock.clone(), reminder_time),
+            .with_reminders(clock.clone(), reminder_time)
+            .with_routing(router.clone()),
         ));
+        bus.subscribe(Arc::new(GenericEventListener::new(
+            recipients.clone(),
+            templates.clone(),
+            create.clone(),
+            router,
+            locale,
+        )));
         let dispatcher = Arc::new(
             DeliveryDispatcher::new(
                 queue.clone(),
@@ -393,6 +409,10 @@ impl Components {
                 bus.clone(),
                 notifications.clone(),
             )),
+            handle_event: Arc::new(HandleEventHandler::new(bus.clone(), notifications.clone())),
+            topics: Arc::new(TopicsHandler::new(recipients.clone(), topic_store.clone())),
+            topic_store,
+            routing_rules: Arc::new(PutRoutingRulesHandler::new(rules_store)),
             list_notifications: Arc::new(ListNotificationsHandler::new(
                 recipients.clone(),
                 notifications.clone(),

@@ -16,6 +16,7 @@ pub mod planning;
 pub mod preferences;
 pub mod recipient;
 pub mod reminders;
+pub mod routing;
 pub mod rules;
 
 pub use access::ApiScope;
@@ -39,4 +40,7 @@ pub use preferences::{EventTypePattern, PreferenceVerdict, Preferences, QuietHou
 pub use recipient::{
     DisplayName, EmailAddress, Locale, PhoneNumber, Recipient, RecipientId, TelegramChatId,
     TimeZone,
+};
+pub use routing::{
+    EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
 };

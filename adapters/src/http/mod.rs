@@ -67,7 +67,10 @@ pub use pages::sessions::AdminSessions;
 pub use problem::{ApiError, FieldError};
 pub use state::Handlers;
 
-use self::api::{admin, deliveries, gdpr, inbox, notifications, preferences, recipients};
+use self::api::{
+    admin, deliveries, events, gdpr, inbox, notifications, preferences, recipients, routing_rules,
+    topics,
+};
 use self::credentials::tokens;
 use self::me::{rest, stream};
 use self::middleware::{auth, rate_limit, security};
@@ -133,6 +136,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .configure(notifications::routes)
                 .configure(deliveries::routes)
                 .configure(admin::routes)
+                .configure(events::routes)
+                .configure(topics::routes)
+                .configure(routing_rules::routes)
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found));

@@ -16,14 +16,17 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, deliveries, gdpr, inbox, notifications, preferences, recipients};
+use super::api::{
+    admin, deliveries, events, gdpr, inbox, notifications, preferences, recipients, routing_rules,
+    topics,
+};
 use super::me::{rest, stream};
 use super::pages::{dashboard, inbox as inbox_page, unsubscribe};
 use super::probes;
 use super::problem::{FieldError, Problem, PROBLEM_JSON};
 use super::schema::params::{
     ChannelName, DeliveryStatusName, InboxFilter, JobName, JobStatusName, KindName,
-    KnownChannelName, PlanningEventName, PriorityName, RecipientIdSchema,
+    KnownChannelName, PlanningEventName, PriorityName, RecipientIdSchema, TopicKeySchema,
 };
 
 /// The security scheme of `/api/v1` (except `/api/v1/me`): an API key as a bearer token.
@@ -95,11 +98,18 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         rest::me_get_consents,
         stream::sse,
         stream::websocket,
+        events::post_event,
+        topics::put_topic,
+        topics::get_topic,
+        topics::add_subscribers,
+        topics::remove_subscriber,
+        routing_rules::get_rules,
+        routing_rules::put_rules,
     ),
     components(schemas(
         Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
         PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName,
-        KnownChannelName, unsubscribe::OneClickForm,
+        KnownChannelName, unsubscribe::OneClickForm, TopicKeySchema,
     )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
@@ -111,6 +121,9 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         (name = "operations", description = "Health, metrics, the contract, the pages (the inbox, the emails' one-click unsubscribe links)."),
         (name = "admin", description = "The operator's API and dashboard: background job runs, statistics, dead letters (admin scope)."),
         (name = "preferences", description = "A recipient's own choices, with an API key: channels and event types switched on or off, quiet hours, and the consent history."),
+        (name = "events", description = "Any domain event of the host application, routed by the routing rules."),
+        (name = "topics", description = "Named groups of recipients that events and rules address at once."),
+        (name = "routing", description = "The routing rules: per event type, which topics, channels and priority (admin scope)."),
         (name = "gdpr", description = "A recipient's personal data: export (GDPR art. 15 and 20) and erasure (art. 17)."),
     ),
 )]

@@ -3,12 +3,15 @@
 use std::sync::Arc;
 
 use clairon_application::commands::{
-    CreateNotificationHandler, EraseRecipientHandler, HandlePlanningEventHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, OptOutHandler,
-    RecordConsentHandler, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
-    SendTestNotificationHandler, SetPreferencesHandler, UpsertRecipientsHandler,
+    CreateNotificationHandler, EraseRecipientHandler, HandleEventHandler,
+    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
+    OptOutHandler, PutRoutingRulesHandler, RecordConsentHandler, RetryDeliveryHandler,
+    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    SetPreferencesHandler, TopicsHandler, UpsertRecipientsHandler,
 };
-use clairon_application::ports::{Clock, HealthProbe, IdempotencyStore, RecipientRepository};
+use clairon_application::ports::{
+    Clock, HealthProbe, IdempotencyStore, RecipientRepository, TopicRepository,
+};
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
     GetPreferencesHandler, ListConsentsHandler, ListDeliveriesHandler, ListJobRunsHandler,
@@ -67,6 +70,14 @@ pub struct Handlers {
     pub list_consents: Arc<ListConsentsHandler>,
     /// The one-click unsubscribe (`POST /unsubscribe/{token}`): `event_types.<type>.email = false`.
     pub opt_out: Arc<OptOutHandler>,
+    /// `PUT /topics/{key}`, `POST|DELETE /topics/{key}/subscribers…`.
+    pub topics: Arc<TopicsHandler>,
+    /// `GET /topics/{key}` reads the repository directly: it is a plain lookup.
+    pub topic_store: Arc<dyn TopicRepository>,
+    /// `POST /events`.
+    pub handle_event: Arc<HandleEventHandler>,
+    /// `GET|PUT /routing-rules`.
+    pub routing_rules: Arc<PutRoutingRulesHandler>,
     /// "Now", for everything the routes date (tokens, idempotency records, statistics
     /// windows): the adapter reads wall-clock time through this port only.
     pub clock: Arc<dyn Clock>,

@@ -20,5 +20,6 @@ pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
     DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
     DieselNotificationRepository, DieselOperationsStats, DieselPersonalDataStore,
-    DieselPreferenceRepository, DieselRecipientRepository, DieselTokenGenerations,
+    DieselPreferenceRepository, DieselRecipientRepository, DieselRoutingRulesRepository,
+    DieselTokenGenerations, DieselTopicRepository,
 };

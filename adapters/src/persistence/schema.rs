@@ -316,3 +316,44 @@ diesel::table! {
         checked_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Named groups of recipients (`PUT /api/v1/topics/{key}`).
+    topics (key) {
+        /// `[a-z0-9][a-z0-9._-]{0,99}`.
+        key -> Text,
+        /// Display name.
+        name -> Text,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC.
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The members of each topic.
+    topic_subscriptions (topic_key, recipient_id) {
+        /// The topic.
+        topic_key -> Text,
+        /// A member.
+        recipient_id -> Text,
+        /// UTC: when they joined.
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Every version of the routing rules, append-only; the highest is in force.
+    routing_rule_versions (version) {
+        /// 1, 2, 3…
+        version -> BigInt,
+        /// JSON array of `{event, topics?, channels?, priority?}`.
+        rules -> Text,
+        /// UTC.
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(topic_subscriptions -> topics (topic_key));
+diesel::allow_tables_to_appear_in_same_query!(topics, topic_subscriptions);

@@ -106,11 +106,37 @@ pub(super) fn contexts(event_type: &str, locale: Locale) -> Vec<Sample> {
                     },
                     "recipient": { "id": "artist-1", "name": "Liam O'Brien" },
                     "locale": locale.as_str(),
+                    // Domain events (`POST /api/v1/events`): their data, full with a call to
+                    // action and empty without, so a template must not assume a key is there.
+                    "event": { "id": "ev-42", "type": event_type, "occurred_at": "2027-02-09T01:29:00+00:00" },
+                    "data": if with_action { event_data(event_type) } else { json!({}) },
                 }),
                 event_type: event_type.to_owned(),
                 with_action,
             })
             .collect(),
+    }
+}
+
+/// The `data` of the domain events Clairon ships templates for, shaped as documented in
+/// `templates/README.md`, with awkward values; any other type gets a little of everything.
+fn event_data(event_type: &str) -> Value {
+    let project = json!({ "id": "7", "name": "Carmen <version> & \"concert\"" });
+    match event_type {
+        "project.created" => json!({ "project": project }),
+        "project.role.assigned" => json!({ "project": project, "role": "Soprano & chœur" }),
+        "project.role.application.created" => json!({
+            "project": project,
+            "role": "Soprano & chœur",
+            "applicant": { "id": "artist-2", "name": "Liam O'Brien" },
+        }),
+        "job.failed" => json!({
+            "job": "retention",
+            "run_id": "01890a5d-ac96-774b-b9aa-000000000003",
+            "message": "database <unavailable> & retrying",
+            "error_details": "connection refused\n  at pool.get()",
+        }),
+        _ => json!({ "project": project, "role": "Soprano", "job": "sync" }),
     }
 }
 

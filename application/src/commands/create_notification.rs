@@ -20,9 +20,9 @@ use chrono::{DateTime, Utc};
 use clairon_domain::recipient::Unreachable;
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, Channel, ChannelName, ChannelSet, ConsentRequired, ConsentState,
-    Delivery, DeliveryStatus, EventType, Metadata, Notification, NotificationId, NotificationKind,
-    PreferenceVerdict, Preferences, Priority, Recipient, RecipientId, SkipReason, SourceEventId,
-    TimeZone, Title,
+    Delivery, DeliveryStatus, EventPattern, EventType, Metadata, Notification, NotificationId,
+    NotificationKind, PreferenceVerdict, Preferences, Priority, Recipient, RecipientId,
+    RoutingRule, SkipReason, SourceEventId, TimeZone, Title,
 };
 
 use crate::ports::{
@@ -217,6 +217,41 @@ pub struct NotificationDraft {
     pub source_event_id: Option<SourceEventId>,
     /// Channels asked for; `None` means every channel that is on.
     pub channels: Option<ChannelSet>,
+    /// The routing rule that applied to its event (`POST /api/v1/events`, planning events), if
+    /// any: the channels it leaves out get a `skipped` delivery `not_in_rule: <pattern>`.
+    pub rule: Option<AppliedRule>,
+}
+
+/// What a notification keeps of the routing rule of its event type
+/// ([`clairon_domain::RoutingRules::for_event`]): its pattern, to name it, and its channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRule {
+    /// The rule's event pattern (`sync.*`, `job.failed`).
+    pub pattern: EventPattern,
+    /// The channels it allows; `None`: every channel.
+    pub channels: Option<ChannelSet>,
+}
+
+impl AppliedRule {
+    /// What `rule` asks of a notification's channels.
+    pub fn of(rule: &RoutingRule) -> Self {
+        Self {
+            pattern: rule.event.clone(),
+            channels: rule.channels,
+        }
+    }
+
+    /// The skip reason of `channel` under this rule, `not_in_rule: <pattern>`, when the rule
+    /// leaves it out (shared contract of issue 11: checked before reachability, consent and
+    /// preferences).
+    pub fn excludes(&self, channel: Channel) -> Option<SkipReason> {
+        match self.channels {
+            Some(allowed) if !allowed.contains(channel) => {
+                Some(SkipReason::NotInRule(self.pattern.to_string()))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl NotificationDraft {
@@ -707,6 +742,10 @@ impl CreateNotificationHandler {
         reach: Result<(), Unreachable>,
         due: DateTime<Utc>,
     ) -> Decision {
+        // The routing rule first: a channel it leaves out is `not_in_rule` whatever else.
+        if let Some(why) = draft.rule.as_ref().and_then(|r| r.excludes(channel)) {
+            return Decision::Skip(why);
+        }
         if let Err(why) = reach {
             return Decision::Skip(SkipReason::Unreachable(why));
         }

@@ -119,7 +119,7 @@ impl HandlePlanningEventHandler {
     }
 }
 
-fn created_from(details: NotificationDetails) -> CreatedNotification {
+pub(crate) fn created_from(details: NotificationDetails) -> CreatedNotification {
     CreatedNotification {
         id: details.notification.id,
         recipient_id: details.notification.recipient_id,

@@ -2,11 +2,14 @@
 
 pub mod create_notification;
 pub mod erase_recipient;
+pub mod handle_event;
 pub mod handle_planning_event;
+pub mod manage_topics;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
 pub mod opt_out;
 pub mod record_consent;
+pub mod put_routing_rules;
 pub mod retry_delivery;
 pub mod revoke_recipient_tokens;
 pub mod run_job;
@@ -15,16 +18,19 @@ pub mod set_preferences;
 pub mod upsert_recipient;
 
 pub use create_notification::{
-    json_len, ChannelPolicy, ChoiceSources, ContentLimits, ContentTooLarge, CreateNotification,
+    json_len, AppliedRule, ChannelPolicy, ChoiceSources, ContentLimits, ContentTooLarge,
+    CreateNotification,
     CreateNotificationError, CreateNotificationHandler, CreatedNotification, DeliveryPlan,
     NotificationDraft, ReminderDraft,
 };
 pub use erase_recipient::{
     ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
 };
+pub use handle_event::{EventHandled, HandleEvent, HandleEventError, HandleEventHandler};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };
+pub use manage_topics::{AddTopicMembers, PutTopic, RemoveTopicMember, TopicError, TopicsHandler};
 pub use mark_all_notifications_read::{
     MarkAllNotificationsRead, MarkAllNotificationsReadError, MarkAllNotificationsReadHandler,
 };
@@ -33,6 +39,7 @@ pub use mark_notification_read::{
 };
 pub use opt_out::{OptOut, OptOutError, OptOutHandler};
 pub use record_consent::{RecordConsent, RecordConsentError, RecordConsentHandler};
+pub use put_routing_rules::{PutRoutingRules, PutRoutingRulesHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{
     RevokeRecipientTokens, RevokeRecipientTokensError, RevokeRecipientTokensHandler,

@@ -202,6 +202,7 @@ impl SendTestNotificationHandler {
                     event_type,
                     source_event_id: None,
                     channels: Some([Channel::InApp].into_iter().collect()),
+                    rule: None,
                 };
                 return match self
                     .create

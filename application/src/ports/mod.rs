@@ -19,6 +19,7 @@ mod preferences;
 mod realtime;
 mod recipient_repository;
 mod retry;
+mod routing;
 mod senders;
 mod templates;
 mod token_generations;
@@ -52,6 +53,7 @@ pub use preferences::{
 pub use realtime::{RealtimeEvent, RealtimePublisher};
 pub use recipient_repository::{RecipientRepository, Upserted};
 pub use retry::RetrySchedule;
+pub use routing::{RoutingRulesRepository, RulesVersion, TopicRepository};
 pub use senders::{
     EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
 };
@@ -90,6 +92,8 @@ pub use realtime::MockRealtimePublisher;
 pub use recipient_repository::MockRecipientRepository;
 #[cfg(any(test, feature = "mocks"))]
 pub use retry::MockRetrySchedule;
+#[cfg(any(test, feature = "mocks"))]
+pub use routing::{MockRoutingRulesRepository, MockTopicRepository};
 #[cfg(any(test, feature = "mocks"))]
 pub use senders::{MockEmailSender, MockTelegramSender};
 #[cfg(any(test, feature = "mocks"))]

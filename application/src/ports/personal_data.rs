@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clairon_domain::{Body, Consent, Metadata, Notification, Recipient, RecipientId, Title};
+use clairon_domain::{
+    Body, Consent, Metadata, Notification, Recipient, RecipientId, Title, TopicKey,
+};
 
 use super::{NotificationDetails, RepositoryError, StoredPreferences};
 
@@ -21,6 +23,8 @@ pub struct RecipientData {
     pub preferences: Option<StoredPreferences>,
     /// Their consent history, newest first.
     pub consents: Vec<Consent>,
+    /// The topics they are a member of, sorted by key.
+    pub topics: Vec<TopicKey>,
 }
 
 /// How many rows an erasure removed.

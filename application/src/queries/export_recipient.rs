@@ -80,6 +80,8 @@ pub struct RecipientExportView {
     pub preferences_updated_at: Option<DateTime<Utc>>,
     /// Their consent history, newest first.
     pub consents: Vec<ConsentView>,
+    /// The keys of the topics they are a member of, sorted.
+    pub topics: Vec<String>,
 }
 
 /// Handles [`ExportRecipient`].
@@ -119,6 +121,7 @@ impl ExportRecipientHandler {
                 .unwrap_or_else(|| clairon_domain::Preferences::default().to_json()),
             preferences_updated_at: data.preferences.map(|p| p.updated_at),
             consents: data.consents.into_iter().map(Into::into).collect(),
+            topics: data.topics.iter().map(|t| t.as_str().to_owned()).collect(),
         })
     }
 }
@@ -148,6 +151,7 @@ mod tests {
                 notifications: Vec::new(),
                 preferences: None,
                 consents: Vec::new(),
+                topics: Vec::new(),
             }))
         });
         let handler = ExportRecipientHandler::new(Arc::new(store), clock());

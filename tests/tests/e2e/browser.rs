@@ -250,6 +250,7 @@ async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart()
                 event_type: EventType::parse(EventType::CUSTOM).unwrap(),
                 source_event_id: None,
                 channels: None,
+                rule: None,
             }],
             deliver_at: None,
         })

@@ -70,6 +70,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/recipients/{id}/preferences"),
     ("post", "/api/v1/recipients/{id}/consents"),
     ("get", "/api/v1/recipients/{id}/consents"),
+    ("post", "/api/v1/events"),
+    ("put", "/api/v1/topics/{key}"),
+    ("get", "/api/v1/topics/{key}"),
+    ("post", "/api/v1/topics/{key}/subscribers"),
+    ("delete", "/api/v1/topics/{key}/subscribers/{recipient_id}"),
+    ("get", "/api/v1/routing-rules"),
+    ("put", "/api/v1/routing-rules"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -317,14 +324,14 @@ api_key = "{token}"
 api_key = "{admin_session}"
 
 # A body that satisfies the schema may still break a rule JSON Schema cannot state: recipients
-# that must be registered, an end after its start, an IANA zone, an address as the email_address
-# crate reads RFC 5322, the channel names and event-type keys of a preference document (map keys
-# with a syntax), a consent source on one line. Those are refused with a 422 naming the field, which is right; every
+# that must be registered, a routing pattern given once, an end after its start, an IANA zone, an
+# address as the email_address crate reads RFC 5322, the channel names and event-type keys of a
+# preference document (map keys with a syntax), a consent source on one line. Those are refused with a 422 naming the field, which is right; every
 # other check (no 5xx, statuses, content types, schemas, negative data refused) still applies.
 # (One filter per block: schemathesis joins a block's filters with "or", so a method filter
 # would widen the block to every POST.)
 [[operations]]
-include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|recipients/\\{{id\\}}/(preferences|consents)|me/(preferences|consents)|notifications|notifications/test|notifications/plannings/.*)$"
+include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|recipients/\\{{id\\}}/(preferences|consents)|me/(preferences|consents)|notifications|notifications/test|notifications/plannings/.*|events|topics/.*|routing-rules)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 # `since` must be in the past, which a JSON Schema `date-time` cannot say: a future one is a 400

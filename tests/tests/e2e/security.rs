@@ -57,6 +57,13 @@ async fn with_zoe(app: &TestApp) -> String {
 #[case::list_consents(Method::GET, "/api/v1/recipients/artist-0001/consents", None, [false, true, true])]
 #[case::retry(Method::POST, "/api/v1/deliveries/00000000-0000-7000-8000-000000000000/retry", Some(json!({})), [false, false, true])]
 #[case::erase(Method::DELETE, "/api/v1/recipients/nobody", None, [false, false, true])]
+#[case::event(Method::POST, "/api/v1/events", Some(json!({"event_id": "ev-1", "type": "sync.failed", "occurred_at": "2027-03-01T10:00:00Z", "recipient_ids": ["artist-0001"], "title": "T", "body": "B", "channels": ["in_app"]})), [true, false, true])]
+#[case::put_topic(Method::PUT, "/api/v1/topics/admins", Some(json!({"name": "Admins", "recipient_ids": ["artist-0001"]})), [true, false, true])]
+#[case::add_subscribers(Method::POST, "/api/v1/topics/admins/subscribers", Some(json!({"recipient_ids": ["artist-0001"]})), [true, false, true])]
+#[case::remove_subscriber(Method::DELETE, "/api/v1/topics/admins/subscribers/artist-0001", None, [true, false, true])]
+#[case::get_topic(Method::GET, "/api/v1/topics/admins", None, [false, true, true])]
+#[case::get_rules(Method::GET, "/api/v1/routing-rules", None, [false, false, true])]
+#[case::put_rules(Method::PUT, "/api/v1/routing-rules", Some(json!({"rules": []})), [false, false, true])]
 #[tokio::test]
 async fn each_scope_reaches_its_routes_and_is_refused_the_others_with_403(
     #[case] method: Method,

@@ -5,8 +5,11 @@
 
 pub mod admin;
 pub mod deliveries;
+pub mod events;
 pub mod gdpr;
 pub mod inbox;
 pub mod notifications;
 pub mod preferences;
 pub mod recipients;
+pub mod routing_rules;
+pub mod topics;

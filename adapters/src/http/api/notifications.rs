@@ -125,6 +125,7 @@ pub async fn create_notifications(
             event_type: event_type.clone(),
             source_event_id: None,
             channels: content.channels,
+            rule: None,
         })
         .collect();
     let created = handlers

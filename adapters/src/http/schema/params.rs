@@ -108,6 +108,20 @@ pub enum KnownChannelName {
 #[schema(as = RecipientId, pattern = r"^(?!\.\.?$)[A-Za-z0-9_\-.:@]{1,128}$")]
 pub struct RecipientIdSchema(pub String);
 
+/// A topic key.
+#[derive(Debug, ToSchema)]
+#[schema(as = TopicKey, pattern = r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+pub struct TopicKeySchema(pub String);
+
+/// The `{key}` of the topic routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path, names("key"))]
+pub struct TopicPath(
+    /// `[a-z0-9][a-z0-9._-]{0,99}` (422 naming `key` otherwise).
+    #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+    pub String,
+);
+
 /// A notification's kind.
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "snake_case")]

@@ -4,6 +4,7 @@
 //! in one round trip.
 
 use chrono::{DateTime, Utc};
+use clairon_domain::routing::parse_event_type;
 use clairon_domain::{
     ActionLabel, ActionUrl, Body, ChannelName, ChannelSet, ConsentSource, ConsentWording, Contact,
     DisplayName, EmailAddress, Locale, Location, Metadata, NewConsent, NotificationKind,
@@ -11,6 +12,7 @@ use clairon_domain::{
     PlanningSnapshot, Preferences, Priority, Recipient, RecipientId, Schedule, TelegramChatId,
     TimeZone, Title, ValidationError,
 };
+use clairon_domain::{GenericEvent, RawRule, RoutingRules, SourceEventId, TopicKey, TopicName};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -730,6 +732,297 @@ impl PreferencesBody {
             }
         }
         Preferences::parse(&Value::Object(document)).map_err(|errors| {
+            ApiError::invalid_fields(errors.into_iter().map(Into::into).collect())
+        })
+    }
+}
+
+/// `PUT /api/v1/topics/{key}` body: the topic's name and every member (replaces).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TopicBody {
+    /// Display name (1 to 200 characters on one line).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: String,
+    /// Every member (0 to 10,000 registered recipient ids; repeats kept once).
+    #[schema(max_items = 10_000, value_type = Vec<RecipientIdSchema>)]
+    pub recipient_ids: Vec<String>,
+}
+
+/// `POST /api/v1/topics/{key}/subscribers` body: members to add.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SubscribersBody {
+    /// Members to add (1 to 10,000 registered recipient ids).
+    #[schema(min_items = 1, max_items = 10_000, value_type = Vec<RecipientIdSchema>)]
+    pub recipient_ids: Vec<String>,
+}
+
+/// Validates a list of recipient ids named `field`, each error at `field[i]`.
+fn recipient_list(raw: &[String], field: &str, errors: &mut Errors) -> Vec<RecipientId> {
+    let mut ids = Vec::with_capacity(raw.len());
+    for (i, id) in raw.iter().enumerate() {
+        if let Some(id) = errors.take(
+            "",
+            RecipientId::parse(id)
+                .map_err(|e| ValidationError::new(format!("{field}[{i}]"), e.message)),
+        ) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// A topic key from a path, as a 422 naming `key`.
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] naming `key`.
+pub fn topic_key(raw: &str) -> Result<TopicKey, ApiError> {
+    TopicKey::parse(raw).map_err(|e| ApiError::invalid_fields(vec![e.into()]))
+}
+
+impl TopicBody {
+    /// Validates the body.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field.
+    pub fn into_parts(self) -> Result<(TopicName, Vec<RecipientId>), ApiError> {
+        let mut errors = Errors::default();
+        let name = errors.take("", TopicName::parse(&self.name));
+        if self.recipient_ids.len() > 10_000 {
+            errors.push("recipient_ids", "at most 10000 recipients");
+        }
+        let ids = recipient_list(&self.recipient_ids, "recipient_ids", &mut errors);
+        errors.finish(name.map(|n| (n, ids)))
+    }
+}
+
+impl SubscribersBody {
+    /// Validates the body.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field.
+    pub fn into_ids(self) -> Result<Vec<RecipientId>, ApiError> {
+        let mut errors = Errors::default();
+        if self.recipient_ids.is_empty() {
+            errors.push("recipient_ids", "must name at least one recipient");
+        }
+        if self.recipient_ids.len() > 10_000 {
+            errors.push("recipient_ids", "at most 10000 recipients");
+        }
+        let ids = recipient_list(&self.recipient_ids, "recipient_ids", &mut errors);
+        errors.finish(Some(ids))
+    }
+}
+
+/// `POST /api/v1/events` body: any domain event of the host application.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventBody {
+    /// The producer's id of the event (1 to 64 letters, digits, `-`, `_`); the same id again
+    /// creates nothing new (`200`, `replayed: true`). One space with planning event ids.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "ev-42")]
+    pub event_id: String,
+    /// Dotted lower case, `[a-z0-9_]+(\.[a-z0-9_]+)+`, at most 64 characters; selects the
+    /// routing rule and the templates.
+    #[serde(rename = "type")]
+    #[schema(
+        pattern = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$",
+        max_length = 64,
+        example = "project.role.assigned"
+    )]
+    pub event_type: String,
+    /// RFC 3339 date-time it happened.
+    #[schema(format = DateTime)]
+    pub occurred_at: String,
+    /// Recipients to tell (registered ids; unknown ones are listed in the 422).
+    #[schema(max_items = 10_000, value_type = Option<Vec<RecipientIdSchema>>)]
+    pub recipient_ids: Option<Vec<String>>,
+    /// Topics whose members are told too (existing keys; unknown ones are listed in the 422).
+    #[schema(max_items = 100, value_type = Option<Vec<super::params::TopicKeySchema>>)]
+    pub topics: Option<Vec<String>>,
+    /// Title used when the type has no templates, and given to templates as
+    /// `notification.title` (1 to 200 characters on one line).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub title: String,
+    /// Body used when the type has no templates (1 to 10,000 characters).
+    #[schema(min_length = 1, max_length = 10_000, pattern = r"\S")]
+    pub body: String,
+    /// Call-to-action URL: `http` or `https`, at most 2,048 bytes.
+    #[schema(max_length = 2048, format = Uri)]
+    pub action_url: Option<String>,
+    /// Call-to-action label (1 to 64 characters); needs `action_url`.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
+    pub action_label: Option<String>,
+    /// The producer's priority; the notification gets the higher of it and the routing
+    /// rule's (default `normal`).
+    #[schema(value_type = Option<PriorityName>)]
+    pub priority: Option<String>,
+    /// Default `info`.
+    #[schema(value_type = Option<KindName>)]
+    pub kind: Option<String>,
+    /// Channels to use (at least one); the others get no delivery. Default every channel on.
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>, min_items = 1)]
+    pub channels: Option<Vec<String>>,
+    /// Free-form data, given to templates as `data` (a JSON object, at most
+    /// `CLAIRON_MAX_METADATA_BYTES` with the rest of the notification's metadata).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
+impl EventBody {
+    /// Validates the body.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] listing every invalid field.
+    pub fn into_event(self) -> Result<GenericEvent, ApiError> {
+        let mut errors = Errors::default();
+        let event_id = errors.take("", SourceEventId::parse(&self.event_id));
+        let event_type = errors.take("", parse_event_type(&self.event_type));
+        let occurred_at = errors.take("", instant(&self.occurred_at, "occurred_at"));
+        let recipient_ids = recipient_list(
+            self.recipient_ids.as_deref().unwrap_or_default(),
+            "recipient_ids",
+            &mut errors,
+        );
+        if recipient_ids.len() > 10_000 {
+            errors.push("recipient_ids", "at most 10000 recipients");
+        }
+        let mut topics = Vec::new();
+        let raw_topics = self.topics.unwrap_or_default();
+        if raw_topics.len() > 100 {
+            errors.push("topics", "at most 100 topics");
+        }
+        for (i, raw) in raw_topics.iter().enumerate() {
+            if let Some(key) = errors.take(
+                "",
+                TopicKey::parse(raw)
+                    .map_err(|e| ValidationError::new(format!("topics[{i}]"), e.message)),
+            ) {
+                if !topics.contains(&key) {
+                    topics.push(key);
+                }
+            }
+        }
+        let title = errors.take("", Title::parse(&self.title));
+        let body = errors.take("", Body::parse(&self.body));
+        let action_url = errors.take(
+            "",
+            self.action_url.as_deref().map(ActionUrl::parse).transpose(),
+        );
+        let action_label = errors.take(
+            "",
+            self.action_label
+                .as_deref()
+                .map(ActionLabel::parse)
+                .transpose(),
+        );
+        if action_label.as_ref().is_some_and(Option::is_some)
+            && action_url.as_ref().is_some_and(Option::is_none)
+        {
+            errors.push("action_label", "needs an action_url");
+        }
+        let priority = errors.take(
+            "",
+            self.priority.as_deref().map(Priority::parse).transpose(),
+        );
+        let kind = errors.take(
+            "",
+            self.kind
+                .as_deref()
+                .map_or(Ok(NotificationKind::Info), NotificationKind::parse),
+        );
+        let channels = errors.take(
+            "",
+            self.channels
+                .as_ref()
+                .map(|c| {
+                    c.iter()
+                        .map(|s| clairon_domain::Channel::parse(s))
+                        .collect::<Result<ChannelSet, _>>()
+                })
+                .transpose(),
+        );
+        if channels
+            .as_ref()
+            .is_some_and(|c| c.is_some_and(ChannelSet::is_empty))
+        {
+            errors.push("channels", "must name at least one channel");
+        }
+        let data = match self.data {
+            None | Some(Value::Null) => Some(Metadata::new()),
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => {
+                errors.push("data", "must be a JSON object");
+                None
+            }
+        };
+        let event = (|| {
+            Some(GenericEvent {
+                event_id: event_id?,
+                event_type: event_type?,
+                occurred_at: occurred_at?,
+                recipient_ids,
+                topics,
+                title: title?,
+                body: body?,
+                action_url: action_url?,
+                action_label: action_label?,
+                priority: priority?,
+                kind: kind?,
+                channels: channels?,
+                data: data?,
+            })
+        })();
+        errors.finish(event)
+    }
+}
+
+/// `PUT /api/v1/routing-rules` body: the whole set (replaces the one in force).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoutingRulesBody {
+    /// The rules; at most one per `event` pattern, at most 1,000.
+    #[schema(max_items = 1000)]
+    pub rules: Vec<RoutingRuleBody>,
+}
+
+/// One routing rule, as in the TOML `[[rule]]` of `clairon routing import`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoutingRuleBody {
+    /// An event type (`sync.failed`) or a prefix followed by `.*` (`project.*`).
+    #[schema(
+        pattern = r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*|(\.[a-z0-9_]+))$",
+        max_length = 64,
+        example = "sync.failed"
+    )]
+    pub event: String,
+    /// Topics whose members are told too.
+    #[schema(value_type = Option<Vec<super::params::TopicKeySchema>>)]
+    pub topics: Option<Vec<String>>,
+    /// The only channels to use (at least one); the others get `skipped`, `not_in_rule`.
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>, min_items = 1)]
+    pub channels: Option<Vec<String>>,
+    /// The priority it raises its events to.
+    #[schema(value_type = Option<PriorityName>)]
+    pub priority: Option<String>,
+}
+
+impl RoutingRulesBody {
+    /// Validates the whole set.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] naming each bad field by its rule (`rules[2].channels[0]`).
+    pub fn into_rules(self) -> Result<RoutingRules, ApiError> {
+        let raw: Vec<RawRule> = self
+            .rules
+            .into_iter()
+            .map(|r| RawRule {
+                event: r.event,
+                topics: r.topics,
+                channels: r.channels,
+                priority: r.priority,
+            })
+            .collect();
+        RoutingRules::from_raw(&raw).map_err(|errors| {
             ApiError::invalid_fields(errors.into_iter().map(Into::into).collect())
         })
     }

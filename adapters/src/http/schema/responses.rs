@@ -624,6 +624,8 @@ pub struct RecipientExport {
     pub preferences_updated_at: Option<DateTime<Utc>>,
     /// Their consent history, newest first.
     pub consents: Vec<ConsentResponse>,
+    /// The keys of the topics they are a member of, sorted.
+    pub topics: Vec<String>,
 }
 
 impl From<RecipientExportView> for RecipientExport {
@@ -635,6 +637,7 @@ impl From<RecipientExportView> for RecipientExport {
             preferences: PreferencesDocument(e.preferences),
             preferences_updated_at: e.preferences_updated_at,
             consents: e.consents.into_iter().map(Into::into).collect(),
+            topics: e.topics,
         }
     }
 }
@@ -769,4 +772,111 @@ pub struct IssuedToken {
     pub token: String,
     /// When it expires (RFC 3339).
     pub expires_at: DateTime<Utc>,
+}
+
+/// `GET|PUT /api/v1/topics/{key}`, `POST …/subscribers`: a topic and its members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicResponse {
+    /// `[a-z0-9][a-z0-9._-]{0,99}`.
+    #[schema(value_type = super::params::TopicKeySchema)]
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Every member, sorted.
+    #[schema(value_type = Vec<super::params::RecipientIdSchema>)]
+    pub recipient_ids: Vec<String>,
+    /// RFC 3339, UTC.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&clairon_domain::Topic> for TopicResponse {
+    fn from(t: &clairon_domain::Topic) -> Self {
+        Self {
+            key: t.key.as_str().to_owned(),
+            name: t.name.as_str().to_owned(),
+            recipient_ids: t
+                .recipient_ids
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// `POST /api/v1/events`: what the event created (or, replayed, had created).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAccepted {
+    /// The producer's event id.
+    pub event_id: String,
+    /// The event's type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Whether the event id had been seen before (nothing new was created).
+    pub replayed: bool,
+    /// One per recipient reached (listed, topics' members, the routing rule's topics' members).
+    pub notifications: Vec<CreatedNotificationResponse>,
+}
+
+/// One routing rule, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutingRuleResponse {
+    /// An event type or `prefix.*`.
+    pub event: String,
+    /// Topics whose members are told too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub topics: Option<Vec<String>>,
+    /// The only channels used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ChannelName>>, required = false)]
+    pub channels: Option<Vec<String>>,
+    /// The priority it raises its events to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::params::PriorityName>, required = false)]
+    pub priority: Option<String>,
+}
+
+/// `GET /api/v1/routing-rules`: the rules in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutingRulesResponse {
+    /// The version in force: 1, 2, 3… for stored sets; 0 for the built-in default set
+    /// (`job.failed` → topic `admins`, priority `high`) while none was ever stored.
+    pub version: i64,
+    /// When it was stored (RFC 3339, UTC); absent for the built-in set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime, required = false)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// The rules, in the order they were written.
+    pub rules: Vec<RoutingRuleResponse>,
+}
+
+impl From<&clairon_application::ports::RulesVersion> for RoutingRulesResponse {
+    fn from(v: &clairon_application::ports::RulesVersion) -> Self {
+        Self {
+            version: v.version,
+            created_at: v.created_at,
+            rules: v
+                .rules
+                .to_raw()
+                .into_iter()
+                .map(|r| RoutingRuleResponse {
+                    event: r.event,
+                    topics: r.topics,
+                    channels: r.channels,
+                    priority: r.priority,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `PUT /api/v1/routing-rules`: the version just stored, now in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RulesVersionStored {
+    /// The new version number.
+    pub version: i64,
 }

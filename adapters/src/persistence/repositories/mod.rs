@@ -12,6 +12,7 @@ mod operations;
 mod personal_data;
 pub(crate) mod preferences;
 mod recipients;
+mod routing;
 mod token_generations;
 
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
@@ -22,6 +23,7 @@ pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperation
 pub use personal_data::DieselPersonalDataStore;
 pub use preferences::{DieselConsentRepository, DieselPreferenceRepository};
 pub use recipients::DieselRecipientRepository;
+pub use routing::{DieselRoutingRulesRepository, DieselTopicRepository};
 pub use token_generations::DieselTokenGenerations;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's

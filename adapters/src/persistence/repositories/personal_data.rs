@@ -8,7 +8,7 @@ use clairon_application::ports::{
     ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
     RepositoryError,
 };
-use clairon_domain::{DeliveryStatus, RecipientId};
+use clairon_domain::{DeliveryStatus, RecipientId, TopicKey};
 use diesel::prelude::*;
 
 use super::notifications::with_deliveries;
@@ -17,6 +17,7 @@ use crate::persistence::connection::{write_transaction, AnyConnection, Database,
 use crate::persistence::rows::{db_time, AttemptRow, NotificationRow, RecipientRow};
 use crate::persistence::schema::{
     deliveries, delivery_attempts, erasures, notification_mentions, notifications, recipients,
+    topic_subscriptions,
 };
 
 /// The [`PersonalDataStore`] on the Diesel [`Database`] (SQLite or PostgreSQL).
@@ -108,11 +109,23 @@ impl PersonalDataStore for DieselPersonalDataStore {
                         list.push(attempt);
                     }
                 }
+                let topics = topic_subscriptions::table
+                    .filter(topic_subscriptions::recipient_id.eq(&id))
+                    .order(topic_subscriptions::topic_key.asc())
+                    .select(topic_subscriptions::topic_key)
+                    .load::<String>(conn)?
+                    .iter()
+                    .map(|k| {
+                        TopicKey::parse(k)
+                            .map_err(|e| DbError::Corrupt(format!("topic_subscriptions {k}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Some(RecipientData {
                     recipient: row.into_domain()?,
                     notifications: details,
                     preferences: super::preferences::load_preferences(conn, &id)?,
                     consents: super::preferences::load_consents(conn, &id)?,
+                    topics,
                 }))
             })
             .await
@@ -198,6 +211,11 @@ impl PersonalDataStore for DieselPersonalDataStore {
                     .execute(conn)?;
                     // Their preferences and consent history (issue 11) go with them.
                     super::preferences::erase_choices(conn, &id)?;
+                    diesel::delete(
+                        topic_subscriptions::table
+                            .filter(topic_subscriptions::recipient_id.eq(&id)),
+                    )
+                    .execute(conn)?;
                     diesel::delete(recipients::table.find(&id)).execute(conn)?;
                     let counts = ErasedCounts {
                         notifications: as_count(notifications),
