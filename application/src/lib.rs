@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod events;
 pub mod ports;
 pub mod queries;
+pub mod scheduler;
 
 #[cfg(test)]
 mod test_support;

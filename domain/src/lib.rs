@@ -10,6 +10,7 @@ pub mod channel;
 pub mod delivery;
 pub mod error;
 pub mod formatting;
+pub mod jobs;
 pub mod notification;
 pub mod planning;
 pub mod recipient;

@@ -2,9 +2,11 @@
 
 pub mod create_notification;
 pub mod erase_recipient;
+pub mod finish_job_run;
 pub mod handle_planning_event;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
+pub mod report_job_run;
 pub mod retry_delivery;
 pub mod revoke_recipient_tokens;
 pub mod run_job;
@@ -28,6 +30,8 @@ pub use mark_all_notifications_read::{
 pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
+pub use finish_job_run::{FinishJobRun, FinishJobRunError, FinishJobRunHandler};
+pub use report_job_run::{ReportJobRun, ReportJobRunError, ReportJobRunHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{
     RevokeRecipientTokens, RevokeRecipientTokensError, RevokeRecipientTokensHandler,

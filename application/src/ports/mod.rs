@@ -11,6 +11,7 @@ mod delivery_repository;
 mod health;
 mod idempotency;
 mod inbox_feed;
+mod jobs;
 mod notification_repository;
 mod operations;
 mod personal_data;
@@ -35,9 +36,11 @@ pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
 };
+pub use jobs::{HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed};
 pub use operations::{
-    ChannelStatusCount, DispatchObserver, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery,
-    JobRunRepository, JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth,
+    ChannelStatusCount, DispatchObserver, Finished, Housekeeping, Job, JobRun, JobRunEnd,
+    JobRunPage, JobRunQuery, JobRunRepository, JobRunSample, JobSource, JobStatus, JobTrigger,
+    OperationsStatsSource, Purged, QueueDepth, TaskType,
 };
 pub use personal_data::{
     ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
@@ -68,6 +71,8 @@ pub use idempotency::MockIdempotencyStore;
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use jobs::{MockHttpJobClient, MockJobAlerts};
 #[cfg(any(test, feature = "mocks"))]
 pub use operations::{
     MockDispatchObserver, MockHousekeeping, MockJobRunRepository, MockOperationsStatsSource,

@@ -23,6 +23,7 @@ pub use list_notifications::{
 };
 pub use operations_stats::{
     ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
+    job_stats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
 pub use views::{AttemptView, DeliveryView, NotificationDetailsView, NotificationView};
