@@ -7,6 +7,7 @@ pub mod channels;
 pub mod correlation;
 pub mod http;
 pub mod idempotency;
+pub mod jobs;
 pub mod metrics;
 pub mod persistence;
 pub mod realtime;

@@ -67,7 +67,7 @@ pub use pages::sessions::AdminSessions;
 pub use problem::{ApiError, FieldError};
 pub use state::Handlers;
 
-use self::api::{admin, deliveries, gdpr, inbox, notifications, recipients};
+use self::api::{admin, deliveries, gdpr, inbox, job_runs, notifications, recipients};
 use self::credentials::tokens;
 use self::me::{rest, stream};
 use self::middleware::{auth, rate_limit, security};
@@ -129,6 +129,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .configure(inbox::routes)
                 .configure(notifications::routes)
                 .configure(deliveries::routes)
+                .configure(job_runs::routes)
                 .configure(admin::routes)
                 .default_service(web::to(not_found)),
         )

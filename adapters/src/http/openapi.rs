@@ -16,14 +16,15 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, deliveries, gdpr, inbox, notifications, recipients};
+use super::api::{admin, deliveries, gdpr, inbox, job_runs, notifications, recipients};
 use super::me::{rest, stream};
 use super::pages::{dashboard, inbox as inbox_page};
 use super::probes;
 use super::problem::{FieldError, Problem, PROBLEM_JSON};
 use super::schema::params::{
-    ChannelName, DeliveryStatusName, InboxFilter, JobName, JobStatusName, KindName,
-    PlanningEventName, PriorityName, RecipientIdSchema,
+    ChannelName, DeliveryStatusName, EndStatusName, InboxFilter, JobName, JobSourceName,
+    JobStatusName, JobTriggerName, KindName, PlanningEventName, PriorityName, RecipientIdSchema,
+    ReportedStatusName, TaskTypeName, TriggeredByName,
 };
 
 /// The security scheme of `/api/v1` (except `/api/v1/me`): an API key as a bearer token.
@@ -57,6 +58,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         dashboard::admin_js,
         admin::list_job_runs,
         admin::run_job,
+        admin::job_stats,
         admin::stats,
         openapi_json,
         docs_redirect,
@@ -79,6 +81,8 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         notifications::mark_read,
         deliveries::list,
         deliveries::retry,
+        job_runs::report,
+        job_runs::finish,
         rest::me_list,
         rest::me_unread_count,
         rest::me_mark_read,
@@ -89,6 +93,8 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
     components(schemas(
         Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
         PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName,
+        JobSourceName, JobTriggerName, TaskTypeName, TriggeredByName, ReportedStatusName,
+        EndStatusName,
     )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
@@ -96,9 +102,10 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         (name = "notifications", description = "Telling Clairon what happened."),
         (name = "inbox", description = "A recipient's notifications, read with an API key."),
         (name = "deliveries", description = "Deliveries across notifications: the dead-letter view."),
+        (name = "jobs", description = "Runs of outside systems' jobs (syncs, reports, backups) reported to Clairon, shown beside its own in the health logs."),
         (name = "me", description = "The recipient's own routes: a recipient token, never an API key."),
         (name = "operations", description = "Health, metrics, the contract, the pages."),
-        (name = "admin", description = "The operator's API and dashboard: background job runs, statistics, dead letters (admin scope)."),
+        (name = "admin", description = "The operator's API and dashboard: job runs (Clairon's and reported), running a job by hand, per-job figures, statistics, dead letters (admin scope)."),
         (name = "gdpr", description = "A recipient's personal data: export (GDPR art. 15 and 20) and erasure (art. 17)."),
     ),
 )]

@@ -7,5 +7,6 @@ pub mod admin;
 pub mod deliveries;
 pub mod gdpr;
 pub mod inbox;
+pub mod job_runs;
 pub mod notifications;
 pub mod recipients;
