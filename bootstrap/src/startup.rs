@@ -26,19 +26,21 @@ use clairon_adapters::persistence::{
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
+use clairon_adapters::jobs::{LoggedJobAlerts, ReqwestHttpJobClient};
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
+use clairon_application::scheduler::JobScheduler;
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
     HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
-    RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
+    FinishJobRunHandler, ReportJobRunHandler, RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
     SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
-    JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
+    JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
     TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
@@ -163,8 +165,10 @@ pub struct Components {
     pub tokens: RecipientTokens,
     /// The Prometheus registry and what `/metrics` reads.
     pub observability: Observability,
-    /// Runs background jobs and records their runs.
+    /// Runs jobs (built-in and the jobs file's) with their chains and records their runs.
     pub run_job: Arc<RunJobHandler>,
+    /// Runs each scheduled job at its occurrences.
+    pub scheduler: Arc<JobScheduler>,
     /// Which dispatcher workers run.
     pub dispatcher_state: DispatcherState,
     /// The admin key generated (and printed) at this first start, when no key was configured
@@ -186,6 +190,12 @@ impl Components {
         let locale = settings.locale()?;
         let channels = settings.channel_set()?;
         let reminder_time = settings.reminder_time()?;
+        let dashboard_zone = settings.dashboard_zone()?;
+        // The jobs file is checked whole (names, schedules, chains) before anything is opened.
+        let catalog = Arc::new(crate::jobs_file::catalog(
+            settings.jobs_file(),
+            &crate::jobs::schedule(settings),
+        )?);
         let templates: Arc<dyn TemplateRenderer> = Arc::new(load_templates(settings, locale)?);
         LettreEmailSender::check_from(&settings.email_from).context("CLAIRON_EMAIL_FROM")?;
         if settings.smtp_pool_size == 0 {
@@ -341,15 +351,31 @@ impl Components {
             Arc::new(DieselJobRunRepository::new(database.clone())),
             metrics.clone(),
         ));
-        let run_job = Arc::new(RunJobHandler::new(
-            Arc::new(DieselHousekeeping::new(database.clone())),
-            job_runs.clone(),
+        let alerts: Arc<dyn JobAlerts> = Arc::new(LoggedJobAlerts);
+        let run_job = Arc::new(
+            RunJobHandler::new(
+                Arc::new(DieselHousekeeping::new(database.clone())),
+                job_runs.clone(),
+                clock.clone(),
+                RetentionPolicy {
+                    notification_days: settings.retention_days,
+                    job_run_days: settings.job_runs_retention_days,
+                },
+            )
+            .with_catalog(catalog.clone())
+            .with_http(Arc::new(ReqwestHttpJobClient::new()))
+            .with_alerts(alerts.clone()),
+        );
+        let scheduler = Arc::new(JobScheduler::new(
+            run_job.clone(),
             clock.clone(),
-            RetentionPolicy {
-                notification_days: settings.retention_days,
-                job_run_days: settings.job_runs_retention_days,
-            },
+            Arc::new(TokioTimer),
         ));
+        let file_jobs: Vec<String> = catalog
+            .jobs()
+            .iter()
+            .map(|j| j.name.to_string())
+            .collect();
         let stats_source: Arc<dyn OperationsStatsSource> =
             Arc::new(DieselOperationsStats::new(database.clone()));
         let dispatcher_state = DispatcherState::default();
@@ -409,11 +435,21 @@ impl Components {
             }),
             idempotency: Arc::new(DieselIdempotencyStore::new(database.clone())),
             run_job: run_job.clone(),
-            list_job_runs: Arc::new(ListJobRunsHandler::new(job_runs)),
-            operations_stats: Arc::new(GetOperationsStatsHandler::new(
-                stats_source.clone(),
+            list_job_runs: Arc::new(ListJobRunsHandler::new(job_runs.clone())),
+            report_job_run: Arc::new(ReportJobRunHandler::new(
+                job_runs.clone(),
+                alerts.clone(),
                 clock.clone(),
             )),
+            finish_job_run: Arc::new(FinishJobRunHandler::new(
+                job_runs,
+                alerts,
+                clock.clone(),
+            )),
+            operations_stats: Arc::new(
+                GetOperationsStatsHandler::new(stats_source.clone(), clock.clone())
+                    .with_jobs(file_jobs),
+            ),
             export_recipient: Arc::new(ExportRecipientHandler::new(
                 personal_data.clone(),
                 clock.clone(),
@@ -428,6 +464,7 @@ impl Components {
                 realtime.clone(),
             )),
             clock: clock.clone(),
+            dashboard_zone,
         });
         let observability = Observability {
             metrics,
@@ -448,6 +485,7 @@ impl Components {
             tokens,
             observability,
             run_job,
+            scheduler,
             dispatcher_state,
             generated_api_key,
         })
@@ -547,7 +585,6 @@ pub struct Application {
     components: Components,
     poll: Duration,
     workers: u32,
-    jobs: Vec<(clairon_application::ports::Job, Duration)>,
 }
 
 impl Application {
@@ -622,7 +659,6 @@ impl Application {
             components,
             poll: settings.poll_interval(),
             workers,
-            jobs: crate::jobs::schedule(&settings),
         })
     }
 
@@ -675,7 +711,7 @@ impl Application {
                 ))
             })
             .collect();
-        let jobs = crate::jobs::spawn(self.components.run_job.clone(), self.jobs, &stop_rx);
+        let jobs = crate::jobs::spawn(self.components.scheduler.clone(), &stop_rx);
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let served = tokio::select! {
