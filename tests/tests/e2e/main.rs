@@ -14,6 +14,7 @@ mod gdpr;
 mod hostile_input;
 mod idempotency;
 mod idempotent_work;
+mod jobs;
 mod notifications;
 mod operations;
 mod postgres;
