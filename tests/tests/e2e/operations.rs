@@ -516,6 +516,7 @@ async fn admin_routes_require_an_api_key() {
     for (method, path) in [
         (reqwest::Method::GET, "/api/v1/admin/job-runs"),
         (reqwest::Method::GET, "/api/v1/admin/stats"),
+        (reqwest::Method::GET, "/api/v1/admin/job-stats"),
         (reqwest::Method::POST, "/api/v1/admin/jobs/retention/run"),
     ] {
         let response = app
