@@ -29,7 +29,11 @@ impl ReqwestHttpJobClient {
     pub fn new() -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("clairon/", env!("CARGO_PKG_VERSION"), " (job scheduler)"))
+            .user_agent(concat!(
+                "clairon/",
+                env!("CARGO_PKG_VERSION"),
+                " (job scheduler)"
+            ))
             .build()
             .unwrap_or_default();
         Self { client }

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use clairon_application::ports::{
     ClaimedDelivery, DeliveryUpdate, DispatchObserver, Finished, JobRun, JobRunEnd, JobRunPage,
-    JobRunQuery,
-    JobRunRepository, QueueDepth, RepositoryError,
+    JobRunQuery, JobRunRepository, QueueDepth, RepositoryError,
 };
 use clairon_domain::{Channel, DeliveryStatus};
 use prometheus::{

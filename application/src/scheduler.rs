@@ -37,7 +37,9 @@ impl JobTiming {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Self::Every(every) => {
-                let step = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1000);
+                let step = i64::try_from(every.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(1000);
                 let now = after.timestamp_millis();
                 let next = (now.div_euclid(step) + 1).checked_mul(step)?;
                 DateTime::from_timestamp_millis(next)
@@ -207,7 +209,11 @@ impl JobScheduler {
     /// first). Occurrences missed while a run lasted, or while no process ran, are not caught
     /// up: the next one is computed from the time the wait starts.
     pub async fn run_schedule(&self, job: &JobName, stop: impl Future<Output = ()>) {
-        let Some(timing) = self.run_job.catalog().get(job.as_str()).map(|j| j.timing.clone())
+        let Some(timing) = self
+            .run_job
+            .catalog()
+            .get(job.as_str())
+            .map(|j| j.timing.clone())
         else {
             return;
         };
@@ -277,10 +283,7 @@ mod tests {
     #[test]
     fn a_file_job_named_like_a_built_in_one_is_refused() {
         let mut jobs = JobCatalog::builtin(&[]);
-        jobs.push(http(
-            "retention",
-            JobTiming::Every(Duration::from_secs(60)),
-        ));
+        jobs.push(http("retention", JobTiming::Every(Duration::from_secs(60))));
         assert_eq!(
             JobCatalog::new(jobs),
             Err(CatalogError::Duplicate("retention".into()))

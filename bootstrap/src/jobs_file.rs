@@ -31,7 +31,14 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-const JOB_KEYS: [&str; 6] = ["name", "schedule", "timezone", "after", "task_type", "request"];
+const JOB_KEYS: [&str; 6] = [
+    "name",
+    "schedule",
+    "timezone",
+    "after",
+    "task_type",
+    "request",
+];
 const REQUEST_KEYS: [&str; 3] = ["method", "url", "timeout_s"];
 
 /// The built-in jobs on `intervals`, then the jobs of `file` (when given), checked together.
@@ -44,7 +51,8 @@ pub fn catalog(file: Option<&Path>, intervals: &[(Job, Duration)]) -> anyhow::Re
     let mut jobs = JobCatalog::builtin(intervals);
     if let Some(path) = file {
         let fail = |what: String| anyhow::anyhow!("CLAIRON_JOBS_FILE {}: {what}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
         jobs.extend(parse(&text).map_err(fail)?);
         return JobCatalog::new(jobs).map_err(|e| fail(e.to_string()));
     }
@@ -97,12 +105,16 @@ fn text<'a>(table: &'a toml::Table, key: &str, at: &str) -> Result<Option<&'a st
 
 fn definition(index: usize, job: &toml::Table) -> Result<JobDefinition, String> {
     let unnamed = format!("job #{}", index + 1);
-    let raw_name = text(job, "name", &unnamed)?.ok_or_else(|| format!("{unnamed}: name: missing"))?;
+    let raw_name =
+        text(job, "name", &unnamed)?.ok_or_else(|| format!("{unnamed}: name: missing"))?;
     let name = JobName::parse(raw_name).map_err(|e| format!("{unnamed}: name: {}", e.message))?;
     let at = format!("job {:?}", name.as_str());
     for key in job.keys() {
         if !JOB_KEYS.contains(&key.as_str()) {
-            return Err(format!("{at}: {key}: unknown field (known: {})", JOB_KEYS.join(", ")));
+            return Err(format!(
+                "{at}: {key}: unknown field (known: {})",
+                JOB_KEYS.join(", ")
+            ));
         }
     }
     let schedule = text(job, "schedule", &at)?;
@@ -111,7 +123,9 @@ fn definition(index: usize, job: &toml::Table) -> Result<JobDefinition, String> 
         None => TimeZone::parse("UTC").map_err(|e| e.message)?,
         Some(raw) => {
             if schedule.is_none() {
-                return Err(format!("{at}: timezone: only a job with a schedule has one"));
+                return Err(format!(
+                    "{at}: timezone: only a job with a schedule has one"
+                ));
             }
             TimeZone::parse(raw).map_err(|e| format!("{at}: timezone: {}", e.message))?
         }
@@ -167,15 +181,22 @@ fn http_request(request: &toml::Table, at: &str) -> Result<HttpJobRequest, Strin
         }
     }
     let request_at = format!("{at}: request");
-    let method = text(request, "method", &request_at)?.unwrap_or("POST").to_ascii_uppercase();
+    let method = text(request, "method", &request_at)?
+        .unwrap_or("POST")
+        .to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
-        return Err(format!("{at}: request.method: must be one of {}", METHODS.join(", ")));
+        return Err(format!(
+            "{at}: request.method: must be one of {}",
+            METHODS.join(", ")
+        ));
     }
-    let url = text(request, "url", &request_at)?
-        .ok_or_else(|| format!("{at}: request.url: missing"))?;
+    let url =
+        text(request, "url", &request_at)?.ok_or_else(|| format!("{at}: request.url: missing"))?;
     let parsed = url::Url::parse(url).map_err(|e| format!("{at}: request.url: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{at}: request.url: must be an http:// or https:// URL"));
+        return Err(format!(
+            "{at}: request.url: must be an http:// or https:// URL"
+        ));
     }
     let timeout = match request.get("timeout_s") {
         None => DEFAULT_TIMEOUT_SECS,
@@ -215,7 +236,9 @@ request = { method = "POST", url = "http://127.0.0.1:9000/report", timeout_s = 3
     fn the_issues_example_is_two_jobs_the_second_chained_after_the_first() {
         let jobs = parse(ISSUE_EXAMPLE).unwrap();
         assert_eq!(jobs.len(), 2);
-        assert!(matches!(&jobs[0].timing, JobTiming::Cron(c) if c.zone().name() == "America/Montreal"));
+        assert!(
+            matches!(&jobs[0].timing, JobTiming::Cron(c) if c.zone().name() == "America/Montreal")
+        );
         assert!(matches!(&jobs[1].timing, JobTiming::After(p) if p.as_str() == "sync-gazelle"));
         let JobWork::Http(request) = &jobs[1].work else {
             panic!("an HTTP job")
@@ -224,16 +247,31 @@ request = { method = "POST", url = "http://127.0.0.1:9000/report", timeout_s = 3
     }
 
     #[rstest]
-    #[case::bad_cron("[[job]]\nname = \"a\"\nschedule = \"0 1 * *\"\nrequest = { url = \"http://x\" }", "job \"a\": schedule:")]
+    #[case::bad_cron(
+        "[[job]]\nname = \"a\"\nschedule = \"0 1 * *\"\nrequest = { url = \"http://x\" }",
+        "job \"a\": schedule:"
+    )]
     #[case::bad_zone("[[job]]\nname = \"a\"\nschedule = \"0 1 * * *\"\ntimezone = \"Mars/Olympus\"\nrequest = { url = \"http://x\" }", "job \"a\": timezone:")]
-    #[case::no_url("[[job]]\nname = \"a\"\nschedule = \"0 1 * * *\"\nrequest = { method = \"POST\" }", "job \"a\": request.url: missing")]
+    #[case::no_url(
+        "[[job]]\nname = \"a\"\nschedule = \"0 1 * * *\"\nrequest = { method = \"POST\" }",
+        "job \"a\": request.url: missing"
+    )]
     #[case::bad_method("[[job]]\nname = \"a\"\nschedule = \"0 1 * * *\"\nrequest = { method = \"FETCH\", url = \"http://x\" }", "job \"a\": request.method:")]
-    #[case::typo("[[job]]\nname = \"a\"\nschedul = \"0 1 * * *\"\nrequest = { url = \"http://x\" }", "job \"a\": schedul: unknown field")]
-    #[case::no_name("[[job]]\nschedule = \"0 1 * * *\"\nrequest = { url = \"http://x\" }", "job #1: name: missing")]
+    #[case::typo(
+        "[[job]]\nname = \"a\"\nschedul = \"0 1 * * *\"\nrequest = { url = \"http://x\" }",
+        "job \"a\": schedul: unknown field"
+    )]
+    #[case::no_name(
+        "[[job]]\nschedule = \"0 1 * * *\"\nrequest = { url = \"http://x\" }",
+        "job #1: name: missing"
+    )]
     #[case::zero_timeout("[[job]]\nname = \"a\"\nschedule = \"0 1 * * *\"\nrequest = { url = \"http://x\", timeout_s = 0 }", "job \"a\": request.timeout_s:")]
     #[case::both("[[job]]\nname = \"a\"\nschedule = \"0 1 * * *\"\nafter = \"b\"\nrequest = { url = \"http://x\" }", "job \"a\": after:")]
     #[case::not_toml("[[job]\nname = ", "not TOML")]
-    fn a_bad_job_is_refused_naming_the_job_and_the_field(#[case] text: &str, #[case] expected: &str) {
+    fn a_bad_job_is_refused_naming_the_job_and_the_field(
+        #[case] text: &str,
+        #[case] expected: &str,
+    ) {
         let err = parse(text).unwrap_err();
         assert!(err.starts_with(expected), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
@@ -251,7 +289,10 @@ request = { method = "POST", url = "http://127.0.0.1:9000/report", timeout_s = 3
         let err = catalog(Some(&path), &[]).unwrap_err().to_string();
         assert!(err.starts_with("CLAIRON_JOBS_FILE "), "{err}");
         assert!(err.contains("jobs.toml"), "{err}");
-        assert!(err.contains("job \"report\": after = \"sync\" names no job"), "{err}");
+        assert!(
+            err.contains("job \"report\": after = \"sync\" names no job"),
+            "{err}"
+        );
 
         std::fs::write(
             &path,

@@ -271,7 +271,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for run in &runs {
                 println!(
                     "{}{} {} in {} ms: {}{}{}",
-                    if run.parent_run_id.is_some() { "  after: " } else { "" },
+                    if run.parent_run_id.is_some() {
+                        "  after: "
+                    } else {
+                        ""
+                    },
                     run.job,
                     run.status.as_str(),
                     run.duration_ms.unwrap_or(0),

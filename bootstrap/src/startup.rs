@@ -16,6 +16,7 @@ use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
     RecipientTokens,
 };
+use clairon_adapters::jobs::{LoggedJobAlerts, ReqwestHttpJobClient};
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
@@ -26,27 +27,27 @@ use clairon_adapters::persistence::{
 };
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
-use clairon_adapters::jobs::{LoggedJobAlerts, ReqwestHttpJobClient};
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
-use clairon_application::scheduler::JobScheduler;
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ContextRedactor, CreateNotificationHandler, EraseRecipientHandler,
-    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
-    FinishJobRunHandler, ReportJobRunHandler, RetentionPolicy, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
-    SendTestNotificationHandler, UpsertRecipientsHandler,
+    FinishJobRunHandler, HandlePlanningEventHandler, MarkAllNotificationsReadHandler,
+    MarkNotificationReadHandler, ReportJobRunHandler, RetentionPolicy, RetryDeliveryHandler,
+    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
-    JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
-    TelegramSender, TemplateRenderer,
+    JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
+    RecipientRepository, TelegramSender, TemplateRenderer,
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
     ListDeliveriesHandler, ListJobRunsHandler, ListNotificationsHandler, UnreadCountHandler,
 };
+use clairon_application::scheduler::JobScheduler;
 use clairon_domain::Locale;
 use tokio::sync::{watch, Notify};
 
@@ -371,11 +372,7 @@ impl Components {
             clock.clone(),
             Arc::new(TokioTimer),
         ));
-        let file_jobs: Vec<String> = catalog
-            .jobs()
-            .iter()
-            .map(|j| j.name.to_string())
-            .collect();
+        let file_jobs: Vec<String> = catalog.jobs().iter().map(|j| j.name.to_string()).collect();
         let stats_source: Arc<dyn OperationsStatsSource> =
             Arc::new(DieselOperationsStats::new(database.clone()));
         let dispatcher_state = DispatcherState::default();
@@ -441,11 +438,7 @@ impl Components {
                 alerts.clone(),
                 clock.clone(),
             )),
-            finish_job_run: Arc::new(FinishJobRunHandler::new(
-                job_runs,
-                alerts,
-                clock.clone(),
-            )),
+            finish_job_run: Arc::new(FinishJobRunHandler::new(job_runs, alerts, clock.clone())),
             operations_stats: Arc::new(
                 GetOperationsStatsHandler::new(stats_source.clone(), clock.clone())
                     .with_jobs(file_jobs),

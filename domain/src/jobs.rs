@@ -95,7 +95,10 @@ impl CronSchedule {
             ));
         }
         let cron = croner::Cron::from_str(expression).map_err(|e| {
-            ValidationError::new("schedule", format!("{expression:?} is not a cron schedule: {e}"))
+            ValidationError::new(
+                "schedule",
+                format!("{expression:?} is not a cron schedule: {e}"),
+            )
         })?;
         Ok(Self {
             expression: expression.to_owned(),
@@ -201,7 +204,10 @@ mod tests {
     #[rstest]
     #[case::winter_is_utc_minus_5(utc(2027, 1, 10, 12, 0), utc(2027, 1, 11, 6, 0))]
     #[case::summer_is_utc_minus_4(utc(2027, 7, 10, 12, 0), utc(2027, 7, 11, 5, 0))]
-    #[case::the_night_clocks_go_forward_still_winter(utc(2027, 3, 13, 12, 0), utc(2027, 3, 14, 6, 0))]
+    #[case::the_night_clocks_go_forward_still_winter(
+        utc(2027, 3, 13, 12, 0),
+        utc(2027, 3, 14, 6, 0)
+    )]
     #[case::the_day_after_clocks_went_forward(utc(2027, 3, 14, 12, 0), utc(2027, 3, 15, 5, 0))]
     #[case::the_night_clocks_go_back(utc(2027, 11, 6, 12, 0), utc(2027, 11, 7, 5, 0))]
     fn a_daily_01_00_job_runs_at_01_00_local_time_whatever_the_offset(
@@ -278,7 +284,10 @@ mod tests {
     #[test]
     fn a_chain_that_comes_back_on_itself_is_refused() {
         let err = check_chains([("a", Some("b")), ("b", Some("a")), ("c", None)]).unwrap_err();
-        assert!(matches!(err, ChainError::Cycle { ref job, .. } if job == "a"), "{err}");
+        assert!(
+            matches!(err, ChainError::Cycle { ref job, .. } if job == "a"),
+            "{err}"
+        );
         assert!(check_chains([("a", Some("a"))]).is_err());
     }
 }

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use clairon_application::commands::{
     CreateNotificationHandler, EraseRecipientHandler, FinishJobRunHandler,
-    HandlePlanningEventHandler, ReportJobRunHandler,
-    MarkAllNotificationsReadHandler, MarkNotificationReadHandler, RetryDeliveryHandler,
-    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
-    UpsertRecipientsHandler,
+    HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
+    ReportJobRunHandler, RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler,
+    SendTestNotificationHandler, UpsertRecipientsHandler,
 };
 use clairon_application::ports::{Clock, HealthProbe, IdempotencyStore, RecipientRepository};
 use clairon_application::queries::{

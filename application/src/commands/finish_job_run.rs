@@ -200,7 +200,13 @@ mod tests {
 
         let err = handler.execute(finish(JobStatus::Error)).await.unwrap_err();
 
-        assert!(matches!(err, FinishJobRunError::NotRunning { status: "success", .. }));
+        assert!(matches!(
+            err,
+            FinishJobRunError::NotRunning {
+                status: "success",
+                ..
+            }
+        ));
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ pub use create_notification::{
 pub use erase_recipient::{
     ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
 };
+pub use finish_job_run::{FinishJobRun, FinishJobRunError, FinishJobRunHandler};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
 };
@@ -30,7 +31,6 @@ pub use mark_all_notifications_read::{
 pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
-pub use finish_job_run::{FinishJobRun, FinishJobRunError, FinishJobRunHandler};
 pub use report_job_run::{ReportJobRun, ReportJobRunError, ReportJobRunHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{

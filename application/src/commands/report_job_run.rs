@@ -169,8 +169,11 @@ mod tests {
             .withf(|a| a.job == "sync-gazelle" && a.run_id == "run-9")
             .times(alerts_expected)
             .return_const(());
-        let handler =
-            ReportJobRunHandler::new(Arc::new(storing()), Arc::new(alerts), Arc::new(fixed_clock()));
+        let handler = ReportJobRunHandler::new(
+            Arc::new(storing()),
+            Arc::new(alerts),
+            Arc::new(fixed_clock()),
+        );
 
         let run = handler.execute(report(status)).await.unwrap();
 
@@ -178,7 +181,11 @@ mod tests {
         if status == JobStatus::Running {
             assert_eq!((run.finished_at, run.duration_ms), (None, None));
         } else {
-            assert_eq!(run.duration_ms, Some(12_000), "finished now, started 12 s ago");
+            assert_eq!(
+                run.duration_ms,
+                Some(12_000),
+                "finished now, started 12 s ago"
+            );
         }
     }
 

@@ -176,11 +176,8 @@ impl RunJobHandler {
                     job: command.job.to_string(),
                     known: self.catalog.names(),
                 })?;
-        let mut started = JobRun::internal(
-            definition.name.as_str(),
-            command.trigger,
-            self.clock.now(),
-        );
+        let mut started =
+            JobRun::internal(definition.name.as_str(), command.trigger, self.clock.now());
         started.task_type = definition.task_type;
         started.occurrence = command.occurrence;
         let run = match self.runs.record(&started).await {
@@ -255,7 +252,11 @@ impl RunJobHandler {
         };
         let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
         if status == JobStatus::Error {
-            tracing::error!(duration_ms, error = error.as_deref().unwrap_or(""), "job run failed");
+            tracing::error!(
+                duration_ms,
+                error = error.as_deref().unwrap_or(""),
+                "job run failed"
+            );
         } else {
             tracing::info!(duration_ms, stats = %stats, "job run succeeded");
         }
@@ -596,7 +597,11 @@ mod tests {
         assert_eq!(report.job, "timeline-report");
         assert_eq!(report.status, JobStatus::Success);
         assert_eq!(report.parent_run_id.as_deref(), Some(sync.id.as_str()));
-        assert_eq!(report.trigger, JobTrigger::Manual, "the chain follows its trigger");
+        assert_eq!(
+            report.trigger,
+            JobTrigger::Manual,
+            "the chain follows its trigger"
+        );
         assert_eq!(report.stats["pages"], 3);
     }
 
@@ -622,7 +627,9 @@ mod tests {
             .withf(|a| {
                 a.job == "timeline-report"
                     && a.run_id == "run-2"
-                    && a.message.as_deref().is_some_and(|m| m.contains("sync-gazelle"))
+                    && a.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("sync-gazelle"))
             })
             .times(1)
             .return_const(());
@@ -632,7 +639,11 @@ mod tests {
 
         let (sync, report) = (&done[0], &done[1]);
         assert_eq!(sync.status, JobStatus::Error);
-        assert!(sync.error.as_deref().unwrap().contains("HTTP 500: Gazelle API down"));
+        assert!(sync
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 500: Gazelle API down"));
         assert_eq!(report.status, JobStatus::Skipped);
         assert_eq!(report.parent_run_id.as_deref(), Some("run-1"));
         assert!(report.message.as_deref().unwrap().contains("ended error"));
@@ -657,10 +668,12 @@ mod tests {
     async fn an_occurrence_another_process_claimed_is_not_run_again() {
         let runs = Arc::new(Runs::default());
         let mut http = MockHttpJobClient::new();
-        http.expect_call().times(2).returning(|_| HttpJobOutcome::Answered {
-            status: 204,
-            body: String::new(),
-        });
+        http.expect_call()
+            .times(2)
+            .returning(|_| HttpJobOutcome::Answered {
+                status: 204,
+                body: String::new(),
+            });
         let mut alerts = MockJobAlerts::new();
         alerts.expect_job_failed().never();
         let handler = handler(runs.clone(), http, alerts);

@@ -32,11 +32,11 @@ pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepositor
 pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
 pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
+pub use jobs::{HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed};
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
 };
-pub use jobs::{HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed};
 pub use operations::{
     ChannelStatusCount, DispatchObserver, Finished, Housekeeping, Job, JobRun, JobRunEnd,
     JobRunPage, JobRunQuery, JobRunRepository, JobRunSample, JobSource, JobStatus, JobTrigger,
@@ -70,9 +70,9 @@ pub use idempotency::MockIdempotencyStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
-pub use notification_repository::MockNotificationRepository;
-#[cfg(any(test, feature = "mocks"))]
 pub use jobs::{MockHttpJobClient, MockJobAlerts};
+#[cfg(any(test, feature = "mocks"))]
+pub use notification_repository::MockNotificationRepository;
 #[cfg(any(test, feature = "mocks"))]
 pub use operations::{
     MockDispatchObserver, MockHousekeeping, MockJobRunRepository, MockOperationsStatsSource,

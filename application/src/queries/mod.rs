@@ -22,8 +22,8 @@ pub use list_notifications::{
     ListNotifications, ListNotificationsError, ListNotificationsHandler, NotificationPage,
 };
 pub use operations_stats::{
-    ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
-    job_stats,
+    job_stats, ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats,
+    OperationsStats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
 pub use views::{AttemptView, DeliveryView, NotificationDetailsView, NotificationView};

@@ -93,7 +93,8 @@ pub fn job_stats(samples: &[JobRunSample], known: &[String]) -> Vec<JobStats> {
         .into_iter()
         .map(|job| {
             let mine: Vec<&JobRunSample> = samples.iter().filter(|s| s.job == job).collect();
-            let count = |f: fn(JobStatus) -> bool| mine.iter().filter(|s| f(s.status)).count() as u64;
+            let count =
+                |f: fn(JobStatus) -> bool| mine.iter().filter(|s| f(s.status)).count() as u64;
             let succeeded = count(JobStatus::succeeded);
             let failed = count(|s| s == JobStatus::Error);
             let skipped = count(|s| s == JobStatus::Skipped);
@@ -296,7 +297,10 @@ mod tests {
             ]
         );
         let sync = &stats[5];
-        assert_eq!((sync.runs, sync.succeeded, sync.failed, sync.running), (3, 2, 1, 1));
+        assert_eq!(
+            (sync.runs, sync.succeeded, sync.failed, sync.running),
+            (3, 2, 1, 1)
+        );
         assert_eq!(sync.success_rate, Some(2.0 / 3.0));
         assert_eq!(sync.p50_duration_ms, Some(2000));
         assert_eq!(sync.p95_duration_ms, Some(6000));

@@ -385,11 +385,20 @@ async fn the_health_logs_tell_what_failed_since_yesterday_evening_per_tab_and_fu
         "{after}"
     );
     assert_eq!(after["stats_open"], true);
-    assert!(after["stats_json"].as_str().unwrap().contains("\"pianos\": 100"));
+    assert!(after["stats_json"]
+        .as_str()
+        .unwrap()
+        .contains("\"pianos\": 100"));
     // The queue: tomorrow's email is pending for later, nothing due, nothing stuck.
     assert_eq!(before["email_due"], "0", "{before}");
-    assert!(before["email_later"].as_str().unwrap().starts_with('1'), "{before}");
+    assert!(
+        before["email_later"].as_str().unwrap().starts_with('1'),
+        "{before}"
+    );
     assert_eq!(before["email_oldest"], "—");
-    assert!(before["pending"].as_str().unwrap().contains("pending"), "{before}");
+    assert!(
+        before["pending"].as_str().unwrap().contains("pending"),
+        "{before}"
+    );
     browser.close().await.unwrap();
 }

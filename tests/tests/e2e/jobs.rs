@@ -167,7 +167,10 @@ async fn a_jobs_file_with_a_bad_job_is_refused_at_start_up_naming_the_file_the_j
 
     assert!(err.contains("CLAIRON_JOBS_FILE"), "{err}");
     assert!(err.contains(&file.display().to_string()), "{err}");
-    assert!(err.contains("job \"report\": after = \"sync\" names no job"), "{err}");
+    assert!(
+        err.contains("job \"report\": after = \"sync\" names no job"),
+        "{err}"
+    );
     assert!(!err.contains('\n'), "one line: {err}");
     assert!(
         !dir.path().join("clairon.db").exists(),
@@ -255,7 +258,14 @@ async fn a_bad_external_run_is_a_422_naming_each_field_and_records_nothing() {
         .collect();
     assert_eq!(
         fields,
-        ["job", "task_type", "status", "stats", "triggered_by", "started_at"]
+        [
+            "job",
+            "task_type",
+            "status",
+            "stats",
+            "triggered_by",
+            "started_at"
+        ]
     );
     let runs = app.get("/api/v1/admin/job-runs?source=external").await;
     assert_eq!(runs.json["items"].as_array().unwrap().len(), 0);

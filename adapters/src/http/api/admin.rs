@@ -7,8 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use clairon_application::commands::{RunJob, RunJobError};
 use clairon_application::ports::{JobRunQuery, JobSource, JobStatus, JobTrigger};
-use clairon_domain::jobs::JobName as ValidJobName;
 use clairon_application::queries::GetOperationsStats;
+use clairon_domain::jobs::JobName as ValidJobName;
 use serde::Deserialize;
 use utoipa::IntoParams;
 

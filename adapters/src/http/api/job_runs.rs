@@ -79,7 +79,10 @@ pub async fn finish(
             e @ FinishJobRunError::NotRunning { .. } => ApiError::Conflict(e.to_string()),
             FinishJobRunError::FinishedBeforeStart(start) => ApiError::invalid(
                 "finished_at",
-                format!("must not be before the run's started_at ({})", start.to_rfc3339()),
+                format!(
+                    "must not be before the run's started_at ({})",
+                    start.to_rfc3339()
+                ),
             ),
             FinishJobRunError::Repository(e) => repository(e),
         })?;

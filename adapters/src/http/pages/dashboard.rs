@@ -148,7 +148,9 @@ fn yesterday_evening(now: DateTime<Utc>, zone: chrono_tz::Tz) -> DateTime<Utc> {
             zone.from_local_datetime(&(evening + chrono::TimeDelta::hours(1)))
                 .earliest()
         })
-        .map_or(now - chrono::TimeDelta::hours(30), |t| t.with_timezone(&Utc))
+        .map_or(now - chrono::TimeDelta::hours(30), |t| {
+            t.with_timezone(&Utc)
+        })
 }
 
 fn run_row(run: &clairon_application::ports::JobRun) -> RunRow {

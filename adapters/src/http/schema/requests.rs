@@ -734,7 +734,12 @@ pub struct JobRunEndBody {
     pub finished_at: Option<String>,
 }
 
-fn optional_text(errors: &mut Errors, field: &str, raw: Option<String>, max: usize) -> Option<String> {
+fn optional_text(
+    errors: &mut Errors,
+    field: &str,
+    raw: Option<String>,
+    max: usize,
+) -> Option<String> {
     let raw = raw?;
     if raw.chars().count() > max {
         errors.push(field, format!("must be at most {max} characters"));
@@ -748,7 +753,10 @@ fn optional_time(errors: &mut Errors, field: &str, raw: Option<&str>) -> Option<
     match DateTime::parse_from_rfc3339(raw) {
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(_) => {
-            errors.push(field, "must be an RFC 3339 date-time (2027-03-01T01:00:00Z)");
+            errors.push(
+                field,
+                "must be an RFC 3339 date-time (2027-03-01T01:00:00Z)",
+            );
             None
         }
     }
@@ -854,7 +862,10 @@ impl JobRunEndBody {
     /// # Errors
     /// A 422 naming each bad field: `status` (`success`, `warning` or `error`), `message`,
     /// `error_details` (lengths), `stats` (an object), `finished_at` (RFC 3339).
-    pub fn into_command(self, id: String) -> Result<clairon_application::commands::FinishJobRun, ApiError> {
+    pub fn into_command(
+        self,
+        id: String,
+    ) -> Result<clairon_application::commands::FinishJobRun, ApiError> {
         let mut errors = Errors::default();
         let status = ended_status(&mut errors, &self.status);
         let message = optional_text(&mut errors, "message", self.message, MAX_JOB_MESSAGE);

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use clairon_application::commands::{CreatedNotification, TestChannelResult, TestStatus};
 use clairon_application::ports::JobRun;
 use clairon_application::queries::{
-    AttemptView, DeliveryListItem, DeliveryView, NotificationDetailsView, NotificationView,
-    JobStats, OperationsStats, RecipientExportView, RecipientProfileView,
+    AttemptView, DeliveryListItem, DeliveryView, JobStats, NotificationDetailsView,
+    NotificationView, OperationsStats, RecipientExportView, RecipientProfileView,
 };
 use clairon_domain::{DeliveryStatus, Recipient};
 use serde::Serialize;
@@ -343,11 +343,7 @@ impl From<&OperationsStats> for OperationsStatsResponse {
                     .collect(),
                 dead_letters: stats.dead_letters,
             },
-            jobs: stats
-                .jobs
-                .iter()
-                .map(JobStatsResponse::from)
-                .collect(),
+            jobs: stats.jobs.iter().map(JobStatsResponse::from).collect(),
             queue: QueueStats {
                 depth: stats
                     .queue

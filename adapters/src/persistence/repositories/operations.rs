@@ -62,7 +62,9 @@ impl JobRunRow {
             trigger_kind: run.trigger.as_str().to_owned(),
             started_at: db_time(run.started_at),
             finished_at: run.finished_at.map(db_time),
-            duration_ms: run.duration_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            duration_ms: run
+                .duration_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
             status: run.status.as_str().to_owned(),
             stats: run.stats.to_string(),
             error: run.error.clone(),
