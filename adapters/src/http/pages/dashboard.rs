@@ -130,10 +130,16 @@ struct HealthLogs {
     ended: usize,
     /// The ones that did not go well (`error`, `skipped`), oldest first.
     failures: Vec<Failure>,
-    /// Clairon's jobs (built-in and the jobs file's).
-    scheduled: Vec<JobPanel>,
-    /// The jobs outside systems report.
-    syncs: Vec<JobPanel>,
+    /// The tabs: `scheduled` (Clairon's jobs, built-in and the jobs file's), then `syncs` (the
+    /// jobs outside systems report).
+    tabs: Vec<JobTab>,
+}
+
+/// One tab of the health logs.
+#[derive(Debug, Serialize)]
+struct JobTab {
+    id: &'static str,
+    jobs: Vec<JobPanel>,
 }
 
 /// Yesterday 18:00 in `zone` before `now` (DST resolved: a skipped 18:00 is taken after the gap;
@@ -245,8 +251,16 @@ async fn health_logs(handlers: &Handlers) -> Result<HealthLogs, ApiError> {
         zone: zone.name(),
         ended: night.iter().map(|j| j.runs as usize).sum(),
         failures,
-        scheduled,
-        syncs,
+        tabs: vec![
+            JobTab {
+                id: "scheduled",
+                jobs: scheduled,
+            },
+            JobTab {
+                id: "syncs",
+                jobs: syncs,
+            },
+        ],
     })
 }
 
