@@ -25,7 +25,7 @@ pub enum JobTiming {
     /// the same occurrences, so they share them. The built-in jobs.
     Every(Duration),
     /// At each occurrence of a cron schedule in its time zone.
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
     /// Right after each successful run of the job named here (and skipped, recorded as such,
     /// when that run fails).
     After(JobName),
@@ -296,7 +296,7 @@ mod tests {
         let mut jobs = JobCatalog::builtin(&[]);
         jobs.push(http(
             "sync",
-            JobTiming::Cron(CronSchedule::parse("0 1 * * *", zone).unwrap()),
+            JobTiming::Cron(Box::new(CronSchedule::parse("0 1 * * *", zone).unwrap())),
         ));
         jobs.push(http(
             "report",

@@ -141,9 +141,9 @@ fn definition(index: usize, job: &toml::Table) -> Result<JobDefinition, String> 
                 "{at}: schedule: missing (a cron schedule, or `after` a job)"
             ))
         }
-        (Some(raw), None) => JobTiming::Cron(
+        (Some(raw), None) => JobTiming::Cron(Box::new(
             CronSchedule::parse(raw, zone).map_err(|e| format!("{at}: schedule: {}", e.message))?,
-        ),
+        )),
         (None, Some(raw)) => JobTiming::After(
             JobName::parse(raw).map_err(|e| format!("{at}: after: {}", e.message))?,
         ),

@@ -445,7 +445,7 @@ mod tests {
         jobs.push(http_job(
             "sync-gazelle",
             "http://jobs.test/sync",
-            JobTiming::Cron(CronSchedule::parse("0 1 * * *", zone).unwrap()),
+            JobTiming::Cron(Box::new(CronSchedule::parse("0 1 * * *", zone).unwrap())),
         ));
         jobs.push(http_job(
             "timeline-report",
