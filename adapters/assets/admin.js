@@ -28,3 +28,17 @@ async function retry(button) {
 for (const button of document.querySelectorAll('button.retry')) {
   button.addEventListener('click', () => retry(button));
 }
+
+// ---- Health logs (issue 13): the "Scheduled tasks" / "Syncs" tabs. ----
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+function select(tab) {
+  for (const other of tabs) {
+    const selected = other === tab;
+    other.setAttribute('aria-selected', String(selected));
+    const panel = document.getElementById(other.getAttribute('aria-controls'));
+    if (panel) panel.hidden = !selected;
+  }
+}
+for (const tab of tabs) {
+  tab.addEventListener('click', () => select(tab));
+}

@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod http;
 pub mod idempotency;
 pub mod links;
+pub mod jobs;
 pub mod metrics;
 pub mod persistence;
 pub mod realtime;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clairon_application::ports::{
-    ClaimedDelivery, DeliveryUpdate, DispatchObserver, JobRun, JobRunPage, JobRunQuery,
-    JobRunRepository, QueueDepth, RepositoryError,
+    ClaimedDelivery, DeliveryUpdate, DispatchObserver, Finished, JobRun, JobRunEnd, JobRunPage,
+    JobRunQuery, JobRunRepository, QueueDepth, RepositoryError,
 };
 use clairon_domain::{Channel, DeliveryStatus};
 use prometheus::{
@@ -204,15 +204,18 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one finished job run.
+    /// Counts one ended job run (a `running` one is counted when it ends).
     pub fn observe_job_run(&self, run: &JobRun) {
+        let Some(duration_ms) = run.duration_ms else {
+            return;
+        };
         self.job_runs
             .with_label_values(&[run.job.as_str(), run.status.as_str()])
             .inc();
         #[allow(clippy::cast_precision_loss)]
         self.job_duration
             .with_label_values(&[run.job.as_str()])
-            .observe(run.duration_ms as f64 / 1000.0);
+            .observe(duration_ms as f64 / 1000.0);
     }
 
     /// Every label value known in advance starts at zero, so its series exists from the first
@@ -372,6 +375,18 @@ impl JobRunRepository for MeteredJobRunRepository {
         let recorded = self.inner.record(run).await?;
         self.metrics.observe_job_run(&recorded);
         Ok(recorded)
+    }
+
+    async fn finish(&self, id: &str, end: &JobRunEnd) -> Result<Finished, RepositoryError> {
+        let finished = self.inner.finish(id, end).await?;
+        if let Finished::Ended(run) = &finished {
+            self.metrics.observe_job_run(run);
+        }
+        Ok(finished)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<JobRun>, RepositoryError> {
+        self.inner.get(id).await
     }
 
     async fn list(&self, query: &JobRunQuery) -> Result<JobRunPage, RepositoryError> {

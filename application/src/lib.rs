@@ -14,6 +14,7 @@ pub mod events;
 pub mod ports;
 pub mod queries;
 pub mod routing;
+pub mod scheduler;
 
 #[cfg(test)]
 mod test_support;

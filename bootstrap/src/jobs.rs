@@ -1,25 +1,24 @@
-//! The background job runner: each job of [`Job::ALL`] runs on its own interval in this
-//! process, through the `RunJob` use case (which records every run in `job_runs`), until the
-//! stop signal. What a job does lives in the application; this is only the timer.
+//! The job scheduler's tasks: one per job with a schedule of its own (the built-in jobs on
+//! their intervals, the jobs file's on their cron schedules), each running
+//! [`JobScheduler::run_schedule`] until the stop signal. What a job does and when its
+//! occurrences fall live in the application; this only spawns and stops.
 //!
-//! Every process runs every job: they are idempotent, so two processes on one PostgreSQL
-//! database at worst do the same purge twice, the second finding nothing.
+//! Every process runs every schedule, but each occurrence is claimed in `job_runs` (unique on
+//! job + occurrence) before it runs: of two processes on one PostgreSQL database, one runs it.
+//! Interval occurrences are multiples of the interval since the Unix epoch, so every process
+//! computes the same ones.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use clairon_application::commands::{RunJob, RunJobHandler};
-use clairon_application::ports::{Job, JobTrigger};
+use clairon_application::ports::Job;
+use clairon_application::scheduler::JobScheduler;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::settings::Settings;
 
-/// The first run of a job comes after its interval, but never later than this after start-up:
-/// a daily job still runs in a process restarted every day.
-const FIRST_RUN_AT_MOST: Duration = Duration::from_secs(300);
-
-/// Each job with its interval, from the settings (at least 1 s each).
+/// Each built-in job with its interval, from the settings (at least 1 s each).
 pub fn schedule(settings: &Settings) -> Vec<(Job, Duration)> {
     Job::ALL
         .into_iter()
@@ -34,43 +33,26 @@ pub fn schedule(settings: &Settings) -> Vec<(Job, Duration)> {
         .collect()
 }
 
-/// Spawns one timer task per job; each stops when `stop` turns true (a run in progress
+/// Spawns one task per scheduled job; each stops when `stop` turns true (a run in progress
 /// finishes first).
-pub fn spawn(
-    handler: Arc<RunJobHandler>,
-    schedule: Vec<(Job, Duration)>,
-    stop: &watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
-    schedule
+pub fn spawn(scheduler: Arc<JobScheduler>, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    scheduler
+        .scheduled()
         .into_iter()
-        .map(|(job, every)| {
-            tokio::spawn(run_on_schedule(handler.clone(), job, every, stop.clone()))
+        .map(|job| {
+            let scheduler = scheduler.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    while !*stop.borrow_and_update() {
+                        if stop.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                scheduler.run_schedule(&job, stopped).await;
+                tracing::debug!(job = %job, "job schedule stopped");
+            })
         })
         .collect()
-}
-
-async fn run_on_schedule(
-    handler: Arc<RunJobHandler>,
-    job: Job,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let first = tokio::time::Instant::now() + every.min(FIRST_RUN_AT_MOST);
-    let mut ticker = tokio::time::interval_at(first, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = ticker.tick() => {
-                let command = RunJob { job, trigger: JobTrigger::Schedule };
-                if let Err(e) = handler.execute(command).await {
-                    tracing::error!(job = job.as_str(), error = %e, "job run could not be recorded");
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
-    tracing::debug!(job = job.as_str(), "job timer stopped");
 }

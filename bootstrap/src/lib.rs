@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod jobs;
+pub mod jobs_file;
 pub mod replay;
 pub mod routing;
 pub mod settings;

@@ -53,7 +53,8 @@ enum Command {
         /// A dataset such as tests/data/planning-spring-2027.json.
         dataset: PathBuf,
     },
-    /// Run one background job now (`lease_reaper`, `retention`, `idempotency_purge`), record
+    /// Run one job now (`lease_reaper`, `retention`, `idempotency_purge`, or one of
+    /// `CLAIRON_JOBS_FILE`) and the jobs chained after it, record
     /// the run (trigger `manual`) and print it.
     RunJob {
         /// The job's name.
@@ -267,26 +268,48 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::RunJob { job } => {
-            let job = clairon_application::ports::Job::parse(&job).with_context(|| {
-                format!("unknown job {job:?}: lease_reaper, retention or idempotency_purge")
-            })?;
             let components = starting(Components::build(&settings).await)?;
-            let run = components
+            let name = clairon_domain::jobs::JobName::parse(&job).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown job {job:?}: {}",
+                    components.run_job.catalog().names()
+                )
+            })?;
+            let runs = components
                 .run_job
-                .execute(clairon_application::commands::RunJob {
-                    job,
-                    trigger: clairon_application::ports::JobTrigger::Manual,
-                })
+                .execute(clairon_application::commands::RunJob::now(
+                    name,
+                    clairon_application::ports::JobTrigger::Manual,
+                ))
                 .await
                 .map_err(anyhow::Error::from)?;
-            println!(
-                "{} {} in {} ms: {}{}",
-                run.job.as_str(),
-                run.status.as_str(),
-                run.duration_ms,
-                run.stats,
-                run.error.map(|e| format!(" ({e})")).unwrap_or_default()
-            );
+            let mut failed = false;
+            for run in &runs {
+                println!(
+                    "{}{} {} in {} ms: {}{}{}",
+                    if run.parent_run_id.is_some() {
+                        "  after: "
+                    } else {
+                        ""
+                    },
+                    run.job,
+                    run.status.as_str(),
+                    run.duration_ms.unwrap_or(0),
+                    run.stats,
+                    run.message
+                        .as_ref()
+                        .map(|m| format!(" — {m}"))
+                        .unwrap_or_default(),
+                    run.error
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                );
+                failed |= !run.status.succeeded();
+            }
+            if failed {
+                return Err(anyhow::anyhow!("a job run did not succeed").into());
+            }
             Ok(())
         }
         Command::ApiKeys(action) => {

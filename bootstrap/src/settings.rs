@@ -109,6 +109,11 @@ pub struct Settings {
     pub retention_interval_secs: u64,
     /// Interval of the expired `Idempotency-Key` purge, in s (3,600 by default).
     pub idempotency_purge_interval_secs: u64,
+    /// A TOML file of scheduled HTTP jobs (`[[job]]` with `name`, `schedule` or `after`,
+    /// `timezone`, `request = {method, url, timeout_s}`); empty (default): the built-in jobs only.
+    pub jobs_file: PathBuf,
+    /// The IANA time zone the dashboard's "since yesterday 18:00" is read in (`UTC` by default).
+    pub dashboard_timezone: String,
     /// When set, `GET /metrics` requires `Authorization: Bearer <this token>`; empty (default):
     /// `/metrics` is open, like `/health` (keep it on a private network).
     pub metrics_token: String,
@@ -199,6 +204,8 @@ impl Default for Settings {
             reaper_interval_secs: 60,
             retention_interval_secs: 24 * 3600,
             idempotency_purge_interval_secs: 3600,
+            jobs_file: PathBuf::new(),
+            dashboard_timezone: "UTC".into(),
             metrics_token: String::new(),
             api_key_cache_ms: 5_000,
             rate_limit_per_sec: 500,
@@ -249,6 +256,7 @@ impl fmt::Debug for Settings {
             .field("reminder_local_time", &self.reminder_local_time)
             .field("retention_days", &self.retention_days)
             .field("job_runs_retention_days", &self.job_runs_retention_days)
+            .field("jobs_file", &self.jobs_file)
             .finish_non_exhaustive()
     }
 }
@@ -354,6 +362,20 @@ impl Settings {
             });
         }
         PublicUrl::parse(&self.public_url).map_err(|e| anyhow::anyhow!("CLAIRON_PUBLIC_URL: {e}"))
+    }
+
+    /// The jobs file, `None` when `CLAIRON_JOBS_FILE` is empty.
+    pub fn jobs_file(&self) -> Option<&Path> {
+        Some(self.jobs_file.as_path()).filter(|p| !p.as_os_str().is_empty())
+    }
+
+    /// The dashboard's time zone.
+    ///
+    /// # Errors
+    /// When `CLAIRON_DASHBOARD_TIMEZONE` is not an IANA time zone.
+    pub fn dashboard_zone(&self) -> anyhow::Result<clairon_domain::TimeZone> {
+        clairon_domain::TimeZone::parse(&self.dashboard_timezone)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_DASHBOARD_TIMEZONE: {}", e.message))
     }
 
     /// The directory of template overrides, `None` when `CLAIRON_TEMPLATES_DIR` is empty.

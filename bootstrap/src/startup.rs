@@ -17,6 +17,7 @@ use clairon_adapters::http::{
     RecipientTokens,
 };
 use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeTokens};
+use clairon_adapters::jobs::{LoggedJobAlerts, ReqwestHttpJobClient};
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
@@ -32,18 +33,19 @@ use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
 use clairon_application::commands::{
     ChannelPolicy, ChoiceSources, ContextRedactor, CreateNotificationHandler,
-    EraseRecipientHandler, HandleEventHandler, HandlePlanningEventHandler,
+    EraseRecipientHandler, FinishJobRunHandler, HandleEventHandler, HandlePlanningEventHandler,
     MarkAllNotificationsReadHandler, MarkNotificationReadHandler, OptOutHandler,
-    PutRoutingRulesHandler, RecordConsentHandler, RetentionPolicy, RetryDeliveryHandler,
-    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    PutRoutingRulesHandler, RecordConsentHandler, ReportJobRunHandler, RetentionPolicy,
+    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
     SetPreferencesHandler, TopicsHandler, UpsertRecipientsHandler,
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
-    JobRunRepository, NotificationRepository, OperationsStatsSource, RecipientRepository,
-    RoutingRulesRepository, TelegramSender, TemplateRenderer, TopicRepository,
+    JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
+    RecipientRepository, RoutingRulesRepository, TelegramSender, TemplateRenderer,
+    TopicRepository,
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,
@@ -51,6 +53,7 @@ use clairon_application::queries::{
     ListNotificationsHandler, UnreadCountHandler,
 };
 use clairon_application::routing::{GenericEventListener, Router};
+use clairon_application::scheduler::JobScheduler;
 use clairon_domain::Locale;
 use tokio::sync::{watch, Notify};
 
@@ -174,8 +177,10 @@ pub struct Components {
     pub public_url: PublicUrl,
     /// The Prometheus registry and what `/metrics` reads.
     pub observability: Observability,
-    /// Runs background jobs and records their runs.
+    /// Runs jobs (built-in and the jobs file's) with their chains and records their runs.
     pub run_job: Arc<RunJobHandler>,
+    /// Runs each scheduled job at its occurrences.
+    pub scheduler: Arc<JobScheduler>,
     /// Which dispatcher workers run.
     pub dispatcher_state: DispatcherState,
     /// The admin key generated (and printed) at this first start, when no key was configured
@@ -199,6 +204,12 @@ impl Components {
         let channels = settings.channel_set()?;
         let consent_required = settings.consent_required()?;
         let reminder_time = settings.reminder_time()?;
+        let dashboard_zone = settings.dashboard_zone()?;
+        // The jobs file is checked whole (names, schedules, chains) before anything is opened.
+        let catalog = Arc::new(crate::jobs_file::catalog(
+            settings.jobs_file(),
+            &crate::jobs::schedule(settings),
+        )?);
         let templates: Arc<dyn TemplateRenderer> = Arc::new(load_templates(settings, locale)?);
         LettreEmailSender::check_from(&settings.email_from).context("CLAIRON_EMAIL_FROM")?;
         if settings.smtp_pool_size == 0 {
@@ -382,15 +393,27 @@ impl Components {
             Arc::new(DieselJobRunRepository::new(database.clone())),
             metrics.clone(),
         ));
-        let run_job = Arc::new(RunJobHandler::new(
-            Arc::new(DieselHousekeeping::new(database.clone())),
-            job_runs.clone(),
+        let alerts: Arc<dyn JobAlerts> = Arc::new(LoggedJobAlerts);
+        let run_job = Arc::new(
+            RunJobHandler::new(
+                Arc::new(DieselHousekeeping::new(database.clone())),
+                job_runs.clone(),
+                clock.clone(),
+                RetentionPolicy {
+                    notification_days: settings.retention_days,
+                    job_run_days: settings.job_runs_retention_days,
+                },
+            )
+            .with_catalog(catalog.clone())
+            .with_http(Arc::new(ReqwestHttpJobClient::new()))
+            .with_alerts(alerts.clone()),
+        );
+        let scheduler = Arc::new(JobScheduler::new(
+            run_job.clone(),
             clock.clone(),
-            RetentionPolicy {
-                notification_days: settings.retention_days,
-                job_run_days: settings.job_runs_retention_days,
-            },
+            Arc::new(TokioTimer),
         ));
+        let file_jobs: Vec<String> = catalog.jobs().iter().map(|j| j.name.to_string()).collect();
         let stats_source: Arc<dyn OperationsStatsSource> =
             Arc::new(DieselOperationsStats::new(database.clone()));
         let dispatcher_state = DispatcherState::default();
@@ -454,11 +477,17 @@ impl Components {
             }),
             idempotency: Arc::new(DieselIdempotencyStore::new(database.clone())),
             run_job: run_job.clone(),
-            list_job_runs: Arc::new(ListJobRunsHandler::new(job_runs)),
-            operations_stats: Arc::new(GetOperationsStatsHandler::new(
-                stats_source.clone(),
+            list_job_runs: Arc::new(ListJobRunsHandler::new(job_runs.clone())),
+            report_job_run: Arc::new(ReportJobRunHandler::new(
+                job_runs.clone(),
+                alerts.clone(),
                 clock.clone(),
             )),
+            finish_job_run: Arc::new(FinishJobRunHandler::new(job_runs, alerts, clock.clone())),
+            operations_stats: Arc::new(
+                GetOperationsStatsHandler::new(stats_source.clone(), clock.clone())
+                    .with_jobs(file_jobs),
+            ),
             export_recipient: Arc::new(ExportRecipientHandler::new(
                 personal_data.clone(),
                 clock.clone(),
@@ -489,6 +518,7 @@ impl Components {
             list_consents: Arc::new(ListConsentsHandler::new(recipients.clone(), consent_store)),
             opt_out: Arc::new(OptOutHandler::new(preference_store, clock.clone())),
             clock: clock.clone(),
+            dashboard_zone,
         });
         let observability = Observability {
             metrics,
@@ -511,6 +541,7 @@ impl Components {
             public_url,
             observability,
             run_job,
+            scheduler,
             dispatcher_state,
             generated_api_key,
         })
@@ -620,7 +651,6 @@ pub struct Application {
     components: Components,
     poll: Duration,
     workers: u32,
-    jobs: Vec<(clairon_application::ports::Job, Duration)>,
 }
 
 impl Application {
@@ -702,7 +732,6 @@ impl Application {
             components,
             poll: settings.poll_interval(),
             workers,
-            jobs: crate::jobs::schedule(&settings),
         })
     }
 
@@ -755,7 +784,7 @@ impl Application {
                 ))
             })
             .collect();
-        let jobs = crate::jobs::spawn(self.components.run_job.clone(), self.jobs, &stop_rx);
+        let jobs = crate::jobs::spawn(self.components.scheduler.clone(), &stop_rx);
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let served = tokio::select! {

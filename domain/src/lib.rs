@@ -11,6 +11,7 @@ pub mod consent;
 pub mod delivery;
 pub mod error;
 pub mod formatting;
+pub mod jobs;
 pub mod notification;
 pub mod planning;
 pub mod preferences;

@@ -68,8 +68,8 @@ pub use problem::{ApiError, FieldError};
 pub use state::Handlers;
 
 use self::api::{
-    admin, deliveries, events, gdpr, inbox, notifications, preferences, recipients, routing_rules,
-    topics,
+    admin, deliveries, events, gdpr, inbox, job_runs, notifications, preferences, recipients,
+    routing_rules, topics,
 };
 use self::credentials::tokens;
 use self::me::{rest, stream};
@@ -135,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .configure(inbox::routes)
                 .configure(notifications::routes)
                 .configure(deliveries::routes)
+                .configure(job_runs::routes)
                 .configure(admin::routes)
                 .configure(events::routes)
                 .configure(topics::routes)

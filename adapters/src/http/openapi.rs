@@ -17,16 +17,17 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::api::{
-    admin, deliveries, events, gdpr, inbox, notifications, preferences, recipients, routing_rules,
-    topics,
+    admin, deliveries, events, gdpr, inbox, job_runs, notifications, preferences, recipients,
+    routing_rules, topics,
 };
 use super::me::{rest, stream};
 use super::pages::{dashboard, inbox as inbox_page, unsubscribe};
 use super::probes;
 use super::problem::{FieldError, Problem, PROBLEM_JSON};
 use super::schema::params::{
-    ChannelName, DeliveryStatusName, InboxFilter, JobName, JobStatusName, KindName,
-    KnownChannelName, PlanningEventName, PriorityName, RecipientIdSchema, TopicKeySchema,
+    ChannelName, DeliveryStatusName, EndStatusName, InboxFilter, JobName, JobSourceName,
+    JobStatusName, JobTriggerName, KindName, KnownChannelName, PlanningEventName, PriorityName,
+    RecipientIdSchema, ReportedStatusName, TaskTypeName, TopicKeySchema, TriggeredByName,
 };
 
 /// The security scheme of `/api/v1` (except `/api/v1/me`): an API key as a bearer token.
@@ -60,6 +61,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         dashboard::admin_js,
         admin::list_job_runs,
         admin::run_job,
+        admin::job_stats,
         admin::stats,
         openapi_json,
         docs_redirect,
@@ -88,6 +90,8 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         notifications::mark_read,
         deliveries::list,
         deliveries::retry,
+        job_runs::report,
+        job_runs::finish,
         rest::me_list,
         rest::me_unread_count,
         rest::me_mark_read,
@@ -110,6 +114,8 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         Problem, FieldError, InboxFilter, DeliveryStatusName, ChannelName, KindName, PriorityName,
         PlanningEventName, RecipientIdSchema, dashboard::LoginForm, JobName, JobStatusName,
         KnownChannelName, unsubscribe::OneClickForm, TopicKeySchema,
+        JobSourceName, JobTriggerName, TaskTypeName, TriggeredByName, ReportedStatusName,
+        EndStatusName,
     )),
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
@@ -117,9 +123,10 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         (name = "notifications", description = "Telling Clairon what happened."),
         (name = "inbox", description = "A recipient's notifications, read with an API key."),
         (name = "deliveries", description = "Deliveries across notifications: the dead-letter view."),
+        (name = "jobs", description = "Runs of outside systems' jobs (syncs, reports, backups) reported to Clairon, shown beside its own in the health logs."),
         (name = "me", description = "The recipient's own routes: a recipient token, never an API key."),
         (name = "operations", description = "Health, metrics, the contract, the pages (the inbox, the emails' one-click unsubscribe links)."),
-        (name = "admin", description = "The operator's API and dashboard: background job runs, statistics, dead letters (admin scope)."),
+        (name = "admin", description = "The operator's API and dashboard: job runs (Clairon's and reported), running a job by hand, per-job figures, statistics, dead letters (admin scope)."),
         (name = "preferences", description = "A recipient's own choices, with an API key: channels and event types switched on or off, quiet hours, and the consent history."),
         (name = "events", description = "Any domain event of the host application, routed by the routing rules."),
         (name = "topics", description = "Named groups of recipients that events and rules address at once."),

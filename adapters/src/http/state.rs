@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use clairon_application::commands::{
-    CreateNotificationHandler, EraseRecipientHandler, HandleEventHandler,
+    CreateNotificationHandler, EraseRecipientHandler, FinishJobRunHandler, HandleEventHandler,
     HandlePlanningEventHandler, MarkAllNotificationsReadHandler, MarkNotificationReadHandler,
-    OptOutHandler, PutRoutingRulesHandler, RecordConsentHandler, RetryDeliveryHandler,
-    RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
+    OptOutHandler, PutRoutingRulesHandler, RecordConsentHandler, ReportJobRunHandler,
+    RetryDeliveryHandler, RevokeRecipientTokensHandler, RunJobHandler, SendTestNotificationHandler,
     SetPreferencesHandler, TopicsHandler, UpsertRecipientsHandler,
 };
 use clairon_application::ports::{
@@ -52,7 +52,11 @@ pub struct Handlers {
     pub run_job: Arc<RunJobHandler>,
     /// `GET /admin/job-runs`.
     pub list_job_runs: Arc<ListJobRunsHandler>,
-    /// `GET /admin/stats` and the dashboard.
+    /// `POST /job-runs`.
+    pub report_job_run: Arc<ReportJobRunHandler>,
+    /// `PATCH /job-runs/{id}`.
+    pub finish_job_run: Arc<FinishJobRunHandler>,
+    /// `GET /admin/stats`, `GET /admin/job-stats` and the dashboard.
     pub operations_stats: Arc<GetOperationsStatsHandler>,
     /// `GET /recipients/{id}/export`.
     pub export_recipient: Arc<ExportRecipientHandler>,
@@ -81,4 +85,6 @@ pub struct Handlers {
     /// "Now", for everything the routes date (tokens, idempotency records, statistics
     /// windows): the adapter reads wall-clock time through this port only.
     pub clock: Arc<dyn Clock>,
+    /// The zone the dashboard's "since yesterday 18:00" is read in (`CLAIRON_DASHBOARD_TIMEZONE`).
+    pub dashboard_zone: clairon_domain::TimeZone,
 }

@@ -261,27 +261,39 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
-    /// One row per finished background job run.
+    /// One row per job run: Clairon's (scheduled, by hand, chained) and outside systems'.
     job_runs (id) {
         /// UUIDv7 text: sorts by start time.
         id -> Text,
-        /// `lease_reaper`, `retention`, `idempotency_purge`.
+        /// A built-in job's name, a `CLAIRON_JOBS_FILE` job's, or an external one's.
         job -> Text,
         /// `schedule`, `manual`, `api`.
         #[sql_name = "trigger"]
         trigger_kind -> Text,
         /// UTC.
         started_at -> Timestamp,
-        /// UTC.
-        finished_at -> Timestamp,
-        /// Milliseconds.
-        duration_ms -> BigInt,
-        /// `success` or `error`.
+        /// UTC; NULL while running.
+        finished_at -> Nullable<Timestamp>,
+        /// Milliseconds; NULL while running.
+        duration_ms -> Nullable<BigInt>,
+        /// `running`, `success`, `warning`, `error` or `skipped`.
         status -> Text,
         /// A JSON object, as text.
         stats -> Text,
-        /// Why it failed.
+        /// Why it failed (`error_details`).
         error -> Nullable<Text>,
+        /// `internal` or `external`.
+        source -> Text,
+        /// `sync`, `report`, `chain`, `backup`, `other`.
+        task_type -> Text,
+        /// A one-line summary.
+        message -> Nullable<Text>,
+        /// Who started it by hand.
+        triggered_by_user -> Nullable<Text>,
+        /// The run of the job this one is chained after.
+        parent_run_id -> Nullable<Text>,
+        /// The scheduled occurrence (UTC); unique with `job`.
+        occurrence -> Nullable<Timestamp>,
     }
 }
 

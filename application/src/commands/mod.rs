@@ -2,14 +2,16 @@
 
 pub mod create_notification;
 pub mod erase_recipient;
+pub mod finish_job_run;
 pub mod handle_event;
 pub mod handle_planning_event;
 pub mod manage_topics;
 pub mod mark_all_notifications_read;
 pub mod mark_notification_read;
 pub mod opt_out;
-pub mod record_consent;
 pub mod put_routing_rules;
+pub mod record_consent;
+pub mod report_job_run;
 pub mod retry_delivery;
 pub mod revoke_recipient_tokens;
 pub mod run_job;
@@ -26,6 +28,7 @@ pub use create_notification::{
 pub use erase_recipient::{
     ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
 };
+pub use finish_job_run::{FinishJobRun, FinishJobRunError, FinishJobRunHandler};
 pub use handle_event::{EventHandled, HandleEvent, HandleEventError, HandleEventHandler};
 pub use handle_planning_event::{
     HandlePlanningEvent, HandlePlanningEventError, HandlePlanningEventHandler, PlanningEventHandled,
@@ -40,6 +43,7 @@ pub use mark_notification_read::{
 pub use opt_out::{OptOut, OptOutError, OptOutHandler};
 pub use record_consent::{RecordConsent, RecordConsentError, RecordConsentHandler};
 pub use put_routing_rules::{PutRoutingRules, PutRoutingRulesHandler};
+pub use report_job_run::{ReportJobRun, ReportJobRunError, ReportJobRunHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{
     RevokeRecipientTokens, RevokeRecipientTokensError, RevokeRecipientTokensHandler,

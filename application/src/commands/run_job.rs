@@ -1,18 +1,24 @@
-//! `RunJob`: runs one background job now and records the run in `job_runs`.
+//! `RunJob`: runs one job now — a built-in one or an HTTP job of `CLAIRON_JOBS_FILE` — records
+//! the run in `job_runs`, then runs the jobs chained `after` it (or records them `skipped` when
+//! it failed), and emits `job.failed` through [`JobAlerts`] for what failed (issue 13).
 //!
-//! What each job does is decided here; how (the SQL) is the [`Housekeeping`] port's business,
-//! and when (the timer) the binary's. Runs never overlap within one call, but the same job may
-//! run in several processes at once: every job is idempotent (a second purge finds nothing).
+//! What each built-in job does is decided here; how (the SQL) is the [`Housekeeping`] port's
+//! business, an HTTP call the [`HttpJobClient`]'s, and when the [`crate::scheduler`]'s. A
+//! scheduled occurrence is claimed first (its unique key in `job_runs`), so of several
+//! processes one runs it; runs by hand may overlap, and the built-in jobs are idempotent.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
+use clairon_domain::jobs::JobName;
 use serde_json::json;
 
 use crate::ports::{
-    Clock, Housekeeping, Job, JobRun, JobRunRepository, JobStatus, JobTrigger, RepositoryError,
+    Clock, Finished, Housekeeping, HttpJobClient, HttpJobOutcome, HttpJobRequest, Job, JobAlerts,
+    JobFailed, JobRun, JobRunEnd, JobRunRepository, JobStatus, JobTrigger, RepositoryError,
 };
+use crate::scheduler::{JobCatalog, JobDefinition, JobWork};
 
 /// How long rows are kept before the [`Job::Retention`] purge deletes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,23 +40,48 @@ impl Default for RetentionPolicy {
     }
 }
 
-/// Run `job` now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Run `job` now (and the jobs chained after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunJob {
-    /// Which job.
-    pub job: Job,
+    /// Which job (built-in or from `CLAIRON_JOBS_FILE`).
+    pub job: JobName,
     /// What asked for it.
     pub trigger: JobTrigger,
+    /// The scheduled occurrence this run is, for the scheduler's runs: claimed first, so that
+    /// of several processes only one runs it. `None` for runs by hand.
+    pub occurrence: Option<DateTime<Utc>>,
 }
 
-/// Why a run could not be recorded. A job that fails is not an error of this command: its run
-/// is recorded with status `error` and returned.
+impl RunJob {
+    /// A run of `job` by hand (no occurrence).
+    pub fn now(job: JobName, trigger: JobTrigger) -> Self {
+        Self {
+            job,
+            trigger,
+            occurrence: None,
+        }
+    }
+}
+
+/// Why a job could not be run or its run not recorded. A job that fails is not an error of
+/// this command: its run is recorded with status `error` and returned.
 #[derive(Debug, thiserror::Error)]
 pub enum RunJobError {
+    /// No job has this name.
+    #[error("no job {job:?}; jobs are {known}")]
+    UnknownJob {
+        /// The name asked for.
+        job: String,
+        /// Every job's name.
+        known: String,
+    },
     /// The run happened (or failed) but its record could not be written.
     #[error("recording the job run failed: {0}")]
     Repository(#[from] RepositoryError),
 }
+
+/// The longest part of an HTTP job's answer kept in a run's `error`, in characters.
+const MAX_ERROR_BODY: usize = 2000;
 
 /// Handles [`RunJob`].
 pub struct RunJobHandler {
@@ -58,57 +89,245 @@ pub struct RunJobHandler {
     runs: Arc<dyn JobRunRepository>,
     clock: Arc<dyn Clock>,
     retention: RetentionPolicy,
+    catalog: Arc<JobCatalog>,
+    http: Option<Arc<dyn HttpJobClient>>,
+    alerts: Option<Arc<dyn JobAlerts>>,
 }
 
 impl RunJobHandler {
-    /// Builds the handler on its ports.
+    /// Builds the handler on its ports, knowing the built-in jobs only (hourly; the scheduler's
+    /// intervals come with [`RunJobHandler::with_catalog`]).
     pub fn new(
         housekeeping: Arc<dyn Housekeeping>,
         runs: Arc<dyn JobRunRepository>,
         clock: Arc<dyn Clock>,
         retention: RetentionPolicy,
     ) -> Self {
+        let catalog = JobCatalog::new(JobCatalog::builtin(&[])).expect("built-in jobs are valid");
         Self {
             housekeeping,
             runs,
             clock,
             retention,
+            catalog: Arc::new(catalog),
+            http: None,
+            alerts: None,
+        }
+    }
+
+    /// The same handler running the jobs of `catalog`.
+    #[must_use]
+    pub fn with_catalog(mut self, catalog: Arc<JobCatalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// The same handler calling HTTP jobs through `http` (without: an HTTP job's run is an
+    /// `error`).
+    #[must_use]
+    pub fn with_http(mut self, http: Arc<dyn HttpJobClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The same handler emitting `job.failed` through `alerts`.
+    #[must_use]
+    pub fn with_alerts(mut self, alerts: Arc<dyn JobAlerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// The jobs this handler runs.
+    pub fn catalog(&self) -> &JobCatalog {
+        &self.catalog
+    }
+
+    /// Emits `job.failed` for `run` (an `error` run, or a chained run skipped because its
+    /// parent failed).
+    async fn alert(&self, run: &JobRun) {
+        if let Some(alerts) = &self.alerts {
+            alerts
+                .job_failed(&JobFailed {
+                    job: run.job.clone(),
+                    run_id: run.id.clone(),
+                    message: run.message.clone(),
+                    error_details: run.error.clone(),
+                })
+                .await;
         }
     }
 
     /// Runs the job, times it, records the run (status `success` with its stats, or `error`
-    /// with the cause) and returns the recorded run.
+    /// with the cause), then the jobs chained after it — each run when its parent succeeded,
+    /// else recorded `skipped` with the reason — and returns the recorded runs, the job's
+    /// first, then its chain depth first. Empty when `command.occurrence` was already claimed
+    /// by another process (nothing ran). Every `error` run and every run skipped for a failed
+    /// parent emits `job.failed`.
     ///
     /// # Errors
-    /// [`RunJobError::Repository`] when the run cannot be recorded.
-    #[tracing::instrument(name = "job", skip_all, fields(job = command.job.as_str(), trigger = command.trigger.as_str()))]
-    pub async fn execute(&self, command: RunJob) -> Result<JobRun, RunJobError> {
-        let started_at = self.clock.now();
-        let timer = Instant::now();
-        let outcome = self.work(command.job).await;
-        let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (status, stats, error) = match outcome {
-            Ok(stats) => {
-                tracing::info!(duration_ms, stats = %stats, "job run succeeded");
-                (JobStatus::Success, stats, None)
+    /// [`RunJobError::UnknownJob`]; [`RunJobError::Repository`] when a run cannot be recorded
+    /// (the chain stops there).
+    #[tracing::instrument(name = "job", skip_all, fields(job = %command.job, trigger = command.trigger.as_str()))]
+    pub async fn execute(&self, command: RunJob) -> Result<Vec<JobRun>, RunJobError> {
+        let definition =
+            self.catalog
+                .get(command.job.as_str())
+                .ok_or_else(|| RunJobError::UnknownJob {
+                    job: command.job.to_string(),
+                    known: self.catalog.names(),
+                })?;
+        let mut started =
+            JobRun::internal(definition.name.as_str(), command.trigger, self.clock.now());
+        started.task_type = definition.task_type;
+        started.occurrence = command.occurrence;
+        let run = match self.runs.record(&started).await {
+            Ok(run) => run,
+            Err(RepositoryError::Conflict(_)) if command.occurrence.is_some() => {
+                return Ok(Vec::new())
             }
-            Err(e) => {
-                tracing::error!(duration_ms, error = %e, "job run failed");
-                (JobStatus::Error, json!({}), Some(e.to_string()))
-            }
+            Err(e) => return Err(e.into()),
         };
-        let run = JobRun {
-            id: String::new(),
-            job: command.job,
-            trigger: command.trigger,
-            started_at,
-            finished_at: self.clock.now(),
-            duration_ms,
+        let first = self.perform(definition, run).await?;
+        let mut done = vec![first];
+        let mut parents = vec![0];
+        while let Some(index) = parents.pop() {
+            let parent = done[index].clone();
+            for child in self.catalog.children(&parent.job) {
+                let run = if parent.status.succeeded() {
+                    let mut started =
+                        JobRun::internal(child.name.as_str(), parent.trigger, self.clock.now());
+                    started.task_type = child.task_type;
+                    started.parent_run_id = Some(parent.id.clone());
+                    let run = self.runs.record(&started).await?;
+                    self.perform(child, run).await?
+                } else {
+                    self.skip(child, &parent).await?
+                };
+                done.push(run);
+                parents.push(done.len() - 1);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Records `child` as `skipped` because `parent` did not succeed, and alerts.
+    async fn skip(
+        &self,
+        child: &JobDefinition,
+        parent: &JobRun,
+    ) -> Result<JobRun, RepositoryError> {
+        let now = self.clock.now();
+        let mut run = JobRun::internal(child.name.as_str(), parent.trigger, now);
+        run.task_type = child.task_type;
+        run.parent_run_id = Some(parent.id.clone());
+        run.finished_at = Some(now);
+        run.duration_ms = Some(0);
+        run.status = JobStatus::Skipped;
+        run.message = Some(format!(
+            "not run: the job it runs after, {}, ended {} (run {})",
+            parent.job,
+            parent.status.as_str(),
+            parent.id
+        ));
+        run.error = parent.error.clone();
+        let run = self.runs.record(&run).await?;
+        tracing::warn!(job = %run.job, parent = %parent.job, "chained job skipped: its parent failed");
+        self.alert(&run).await;
+        Ok(run)
+    }
+
+    /// Does `definition`'s work for the `running` run `run` and records how it ended.
+    async fn perform(
+        &self,
+        definition: &JobDefinition,
+        run: JobRun,
+    ) -> Result<JobRun, RepositoryError> {
+        let timer = Instant::now();
+        let (status, stats, message, error) = match &definition.work {
+            JobWork::Builtin(job) => match self.work(*job).await {
+                Ok(stats) => (JobStatus::Success, stats, None, None),
+                Err(e) => (JobStatus::Error, json!({}), None, Some(e.to_string())),
+            },
+            JobWork::Http(request) => self.call(request).await,
+        };
+        let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if status == JobStatus::Error {
+            tracing::error!(
+                duration_ms,
+                error = error.as_deref().unwrap_or(""),
+                "job run failed"
+            );
+        } else {
+            tracing::info!(duration_ms, stats = %stats, "job run succeeded");
+        }
+        let end = JobRunEnd {
             status,
-            stats,
+            finished_at: self.clock.now(),
+            duration_ms: Some(duration_ms),
+            message,
+            stats: Some(stats),
             error,
         };
-        Ok(self.runs.record(&run).await?)
+        let ended = match self.runs.finish(&run.id, &end).await? {
+            Finished::Ended(run) => run,
+            Finished::NotRunning(other) => other,
+            Finished::NotFound => {
+                return Err(RepositoryError::Corrupt(format!(
+                    "job run {} vanished while it ran",
+                    run.id
+                )))
+            }
+        };
+        if ended.status == JobStatus::Error {
+            self.alert(&ended).await;
+        }
+        Ok(ended)
+    }
+
+    /// Calls an HTTP job: `2xx` is a success whose JSON-object body is the stats; any other
+    /// status, or no answer within the timeout, is an error with the details.
+    async fn call(
+        &self,
+        request: &HttpJobRequest,
+    ) -> (JobStatus, serde_json::Value, Option<String>, Option<String>) {
+        let target = format!("{} {}", request.method, request.url);
+        let Some(http) = &self.http else {
+            return (
+                JobStatus::Error,
+                json!({}),
+                Some(format!("{target}: not called")),
+                Some("this process has no HTTP client for jobs".into()),
+            );
+        };
+        match http.call(request).await {
+            HttpJobOutcome::Answered { status, body } if (200..300).contains(&status) => {
+                let stats = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .unwrap_or_else(|| json!({}));
+                (
+                    JobStatus::Success,
+                    stats,
+                    Some(format!("{target} answered {status}")),
+                    None,
+                )
+            }
+            HttpJobOutcome::Answered { status, body } => (
+                JobStatus::Error,
+                json!({}),
+                Some(format!("{target} answered {status}")),
+                Some(format!(
+                    "HTTP {status}: {}",
+                    body.chars().take(MAX_ERROR_BODY).collect::<String>()
+                )),
+            ),
+            HttpJobOutcome::Failed(cause) => (
+                JobStatus::Error,
+                json!({}),
+                Some(format!("{target}: no answer")),
+                Some(cause),
+            ),
+        }
     }
 
     async fn work(&self, job: Job) -> Result<serde_json::Value, RepositoryError> {
@@ -141,19 +360,133 @@ impl RunJobHandler {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::ports::{MockHousekeeping, MockJobRunRepository, Purged};
-    use crate::test_support::fixed_clock;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
-    fn recording() -> MockJobRunRepository {
-        let mut runs = MockJobRunRepository::new();
-        runs.expect_record().times(1).returning(|run| {
-            Ok(JobRun {
-                id: "run-1".into(),
+    use super::*;
+    use crate::ports::{
+        JobRunPage, JobRunQuery, MockHousekeeping, MockHttpJobClient, MockJobAlerts, Purged,
+        TaskType,
+    };
+    use crate::scheduler::JobTiming;
+    use crate::test_support::fixed_clock;
+    use async_trait::async_trait;
+    use clairon_domain::jobs::CronSchedule;
+    use clairon_domain::TimeZone;
+
+    /// `job_runs` in memory: ids `run-1`, `run-2`…; an occurrence taken twice is a conflict.
+    #[derive(Default)]
+    struct Runs(Mutex<Vec<JobRun>>);
+
+    #[async_trait]
+    impl JobRunRepository for Runs {
+        async fn record(&self, run: &JobRun) -> Result<JobRun, RepositoryError> {
+            let mut runs = self.0.lock().unwrap();
+            if run.occurrence.is_some()
+                && runs
+                    .iter()
+                    .any(|r| r.job == run.job && r.occurrence == run.occurrence)
+            {
+                return Err(RepositoryError::Conflict("occurrence taken".into()));
+            }
+            let stored = JobRun {
+                id: format!("run-{}", runs.len() + 1),
                 ..run.clone()
-            })
+            };
+            runs.push(stored.clone());
+            Ok(stored)
+        }
+
+        async fn finish(&self, id: &str, end: &JobRunEnd) -> Result<Finished, RepositoryError> {
+            let mut runs = self.0.lock().unwrap();
+            let Some(run) = runs.iter_mut().find(|r| r.id == id) else {
+                return Ok(Finished::NotFound);
+            };
+            if run.status != JobStatus::Running {
+                return Ok(Finished::NotRunning(run.clone()));
+            }
+            run.status = end.status;
+            run.finished_at = Some(end.finished_at);
+            run.duration_ms = end.duration_ms.or(Some(0));
+            run.message = end.message.clone().or(run.message.take());
+            if let Some(stats) = &end.stats {
+                run.stats = stats.clone();
+            }
+            run.error = end.error.clone().or(run.error.take());
+            Ok(Finished::Ended(run.clone()))
+        }
+
+        async fn get(&self, id: &str) -> Result<Option<JobRun>, RepositoryError> {
+            Ok(self.0.lock().unwrap().iter().find(|r| r.id == id).cloned())
+        }
+
+        async fn list(&self, _: &JobRunQuery) -> Result<JobRunPage, RepositoryError> {
+            unimplemented!("not used here")
+        }
+    }
+
+    fn http_job(name: &str, url: &str, timing: JobTiming) -> JobDefinition {
+        JobDefinition {
+            name: JobName::parse(name).unwrap(),
+            work: JobWork::Http(HttpJobRequest {
+                method: "POST".into(),
+                url: url.into(),
+                timeout: Duration::from_secs(5),
+            }),
+            timing,
+            task_type: TaskType::Sync,
+        }
+    }
+
+    /// The built-in jobs, `sync-gazelle` at 01:00 in Montreal and `timeline-report` after it.
+    fn chain() -> Arc<JobCatalog> {
+        let zone = TimeZone::parse("America/Montreal").unwrap();
+        let mut jobs = JobCatalog::builtin(&[]);
+        jobs.push(http_job(
+            "sync-gazelle",
+            "http://jobs.test/sync",
+            JobTiming::Cron(Box::new(CronSchedule::parse("0 1 * * *", zone).unwrap())),
+        ));
+        jobs.push(http_job(
+            "timeline-report",
+            "http://jobs.test/report",
+            JobTiming::After(JobName::parse("sync-gazelle").unwrap()),
+        ));
+        Arc::new(JobCatalog::new(jobs).unwrap())
+    }
+
+    fn answering(sync: u16, sync_body: &'static str) -> MockHttpJobClient {
+        let mut http = MockHttpJobClient::new();
+        http.expect_call().returning(move |request| {
+            if request.url.ends_with("/sync") {
+                HttpJobOutcome::Answered {
+                    status: sync,
+                    body: sync_body.into(),
+                }
+            } else {
+                HttpJobOutcome::Answered {
+                    status: 200,
+                    body: r#"{"pages": 3}"#.into(),
+                }
+            }
         });
-        runs
+        http
+    }
+
+    fn handler(runs: Arc<Runs>, http: MockHttpJobClient, alerts: MockJobAlerts) -> RunJobHandler {
+        RunJobHandler::new(
+            Arc::new(MockHousekeeping::new()),
+            runs,
+            Arc::new(fixed_clock()),
+            RetentionPolicy::default(),
+        )
+        .with_catalog(chain())
+        .with_http(Arc::new(http))
+        .with_alerts(Arc::new(alerts))
+    }
+
+    fn by_hand(job: &str) -> RunJob {
+        RunJob::now(JobName::parse(job).unwrap(), JobTrigger::Manual)
     }
 
     #[tokio::test]
@@ -178,19 +511,21 @@ mod tests {
             .returning(|_| Ok(3));
         let handler = RunJobHandler::new(
             Arc::new(housekeeping),
-            Arc::new(recording()),
+            Arc::new(Runs::default()),
             Arc::new(fixed_clock()),
             RetentionPolicy::default(),
         );
 
-        let run = handler
-            .execute(RunJob {
-                job: Job::Retention,
-                trigger: JobTrigger::Api,
-            })
+        let runs = handler
+            .execute(RunJob::now(
+                JobName::parse("retention").unwrap(),
+                JobTrigger::Api,
+            ))
             .await
             .unwrap();
 
+        let run = &runs[0];
+        assert_eq!(runs.len(), 1);
         assert_eq!(run.id, "run-1");
         assert_eq!(run.status, JobStatus::Success);
         assert_eq!(run.trigger, JobTrigger::Api);
@@ -202,27 +537,170 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failing_job_is_recorded_as_an_error_with_its_cause() {
+    async fn a_failing_job_is_recorded_as_an_error_with_its_cause_and_alerts_once() {
         let mut housekeeping = MockHousekeeping::new();
         housekeeping
             .expect_release_expired_leases()
             .returning(|_| Err(RepositoryError::Unavailable("disk I/O error".into())));
+        let mut alerts = MockJobAlerts::new();
+        alerts
+            .expect_job_failed()
+            .withf(|alert| {
+                alert.job == "lease_reaper"
+                    && alert.run_id == "run-1"
+                    && alert
+                        .error_details
+                        .as_deref()
+                        .is_some_and(|e| e.contains("disk I/O error"))
+            })
+            .times(1)
+            .return_const(());
         let handler = RunJobHandler::new(
             Arc::new(housekeeping),
-            Arc::new(recording()),
+            Arc::new(Runs::default()),
             Arc::new(fixed_clock()),
             RetentionPolicy::default(),
-        );
+        )
+        .with_alerts(Arc::new(alerts));
 
-        let run = handler
-            .execute(RunJob {
-                job: Job::LeaseReaper,
-                trigger: JobTrigger::Schedule,
-            })
+        let runs = handler
+            .execute(RunJob::now(
+                JobName::parse("lease_reaper").unwrap(),
+                JobTrigger::Schedule,
+            ))
             .await
             .unwrap();
 
-        assert_eq!(run.status, JobStatus::Error);
-        assert!(run.error.unwrap().contains("disk I/O error"));
+        assert_eq!(runs[0].status, JobStatus::Error);
+        assert!(runs[0].error.as_deref().unwrap().contains("disk I/O error"));
+    }
+
+    #[tokio::test]
+    async fn a_chained_job_runs_after_its_parent_succeeded_with_the_parent_run_id_and_no_alert() {
+        let runs = Arc::new(Runs::default());
+        let mut alerts = MockJobAlerts::new();
+        alerts.expect_job_failed().never();
+        let handler = handler(
+            runs.clone(),
+            answering(200, r#"{"clients": 50, "pianos": 100}"#),
+            alerts,
+        );
+
+        let done = handler.execute(by_hand("sync-gazelle")).await.unwrap();
+
+        assert_eq!(done.len(), 2);
+        let (sync, report) = (&done[0], &done[1]);
+        assert_eq!(sync.job, "sync-gazelle");
+        assert_eq!(sync.status, JobStatus::Success);
+        assert_eq!(sync.stats["pianos"], 100, "a JSON object body is the stats");
+        assert_eq!(sync.task_type, TaskType::Sync);
+        assert_eq!(report.job, "timeline-report");
+        assert_eq!(report.status, JobStatus::Success);
+        assert_eq!(report.parent_run_id.as_deref(), Some(sync.id.as_str()));
+        assert_eq!(
+            report.trigger,
+            JobTrigger::Manual,
+            "the chain follows its trigger"
+        );
+        assert_eq!(report.stats["pages"], 3);
+    }
+
+    #[tokio::test]
+    async fn when_the_parent_fails_the_chained_job_is_skipped_with_the_reason_and_both_alert() {
+        let runs = Arc::new(Runs::default());
+        let mut http = MockHttpJobClient::new();
+        http.expect_call()
+            .withf(|r| r.url.ends_with("/sync"))
+            .times(1)
+            .returning(|_| HttpJobOutcome::Answered {
+                status: 500,
+                body: "Gazelle API down".into(),
+            });
+        let mut alerts = MockJobAlerts::new();
+        alerts
+            .expect_job_failed()
+            .withf(|a| a.job == "sync-gazelle" && a.run_id == "run-1")
+            .times(1)
+            .return_const(());
+        alerts
+            .expect_job_failed()
+            .withf(|a| {
+                a.job == "timeline-report"
+                    && a.run_id == "run-2"
+                    && a.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("sync-gazelle"))
+            })
+            .times(1)
+            .return_const(());
+        let handler = handler(runs.clone(), http, alerts);
+
+        let done = handler.execute(by_hand("sync-gazelle")).await.unwrap();
+
+        let (sync, report) = (&done[0], &done[1]);
+        assert_eq!(sync.status, JobStatus::Error);
+        assert!(sync
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 500: Gazelle API down"));
+        assert_eq!(report.status, JobStatus::Skipped);
+        assert_eq!(report.parent_run_id.as_deref(), Some("run-1"));
+        assert!(report.message.as_deref().unwrap().contains("ended error"));
+    }
+
+    #[tokio::test]
+    async fn an_http_job_without_an_answer_is_an_error_with_the_cause() {
+        let mut http = MockHttpJobClient::new();
+        http.expect_call()
+            .returning(|_| HttpJobOutcome::Failed("timed out after 600 s".into()));
+        let mut alerts = MockJobAlerts::new();
+        alerts.expect_job_failed().times(2).return_const(());
+        let handler = handler(Arc::new(Runs::default()), http, alerts);
+
+        let done = handler.execute(by_hand("sync-gazelle")).await.unwrap();
+
+        assert_eq!(done[0].status, JobStatus::Error);
+        assert_eq!(done[0].error.as_deref(), Some("timed out after 600 s"));
+    }
+
+    #[tokio::test]
+    async fn an_occurrence_another_process_claimed_is_not_run_again() {
+        let runs = Arc::new(Runs::default());
+        let mut http = MockHttpJobClient::new();
+        http.expect_call()
+            .times(2)
+            .returning(|_| HttpJobOutcome::Answered {
+                status: 204,
+                body: String::new(),
+            });
+        let mut alerts = MockJobAlerts::new();
+        alerts.expect_job_failed().never();
+        let handler = handler(runs.clone(), http, alerts);
+        let occurrence = fixed_clock().now();
+        let scheduled = RunJob {
+            job: JobName::parse("sync-gazelle").unwrap(),
+            trigger: JobTrigger::Schedule,
+            occurrence: Some(occurrence),
+        };
+
+        let first = handler.execute(scheduled.clone()).await.unwrap();
+        let second = handler.execute(scheduled).await.unwrap();
+
+        assert_eq!(first.len(), 2, "the job and its chained one");
+        assert!(second.is_empty());
+        assert_eq!(runs.0.lock().unwrap().len(), 2);
+        assert_eq!(first[0].stats, json!({}), "an empty body is no stats");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_job_is_refused_naming_the_known_ones() {
+        let handler = handler(
+            Arc::new(Runs::default()),
+            MockHttpJobClient::new(),
+            MockJobAlerts::new(),
+        );
+        let err = handler.execute(by_hand("coffee")).await.unwrap_err();
+        assert!(err.to_string().contains("timeline-report"), "{err}");
     }
 }

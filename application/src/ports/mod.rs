@@ -11,6 +11,7 @@ mod delivery_repository;
 mod health;
 mod idempotency;
 mod inbox_feed;
+mod jobs;
 mod links;
 mod notification_repository;
 mod operations;
@@ -34,14 +35,16 @@ pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepositor
 pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
 pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
+pub use jobs::{HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed};
 pub use links::UnsubscribeLinks;
 pub use notification_repository::{
     ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
 };
 pub use operations::{
-    ChannelStatusCount, DispatchObserver, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery,
-    JobRunRepository, JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth,
+    ChannelStatusCount, DispatchObserver, Finished, Housekeeping, Job, JobRun, JobRunEnd,
+    JobRunPage, JobRunQuery, JobRunRepository, JobRunSample, JobSource, JobStatus, JobTrigger,
+    OperationsStatsSource, Purged, QueueDepth, TaskType,
 };
 pub use personal_data::{
     ErasedCounts, ErasureAudit, ErasureOutcome, MentionRedactor, PersonalDataStore, RecipientData,
@@ -75,6 +78,7 @@ pub use idempotency::MockIdempotencyStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
+pub use jobs::{MockHttpJobClient, MockJobAlerts};
 pub use links::MockUnsubscribeLinks;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;

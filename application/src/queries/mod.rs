@@ -26,7 +26,8 @@ pub use list_notifications::{
     ListNotifications, ListNotificationsError, ListNotificationsHandler, NotificationPage,
 };
 pub use operations_stats::{
-    ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats, OperationsStats,
+    job_stats, ChannelStats, GetOperationsStats, GetOperationsStatsHandler, JobStats,
+    OperationsStats,
 };
 pub use unread_count::{UnreadCount, UnreadCountError, UnreadCountHandler};
 pub use views::{

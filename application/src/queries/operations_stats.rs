@@ -11,7 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clairon_domain::{Channel, DeliveryStatus};
 
-use crate::ports::{Clock, Job, JobStatus, OperationsStatsSource, QueueDepth, RepositoryError};
+use crate::ports::{
+    Clock, Job, JobRunSample, JobStatus, OperationsStatsSource, QueueDepth, RepositoryError,
+};
 
 /// Statistics since `since`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,19 +45,88 @@ pub struct ChannelStats {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobStats {
     /// The job.
-    pub job: Job,
-    /// Runs recorded.
+    pub job: String,
+    /// Runs that ended (`success`, `warning`, `error`, `skipped`); `running` ones are not
+    /// counted here.
     pub runs: u64,
-    /// Of which succeeded.
+    /// Of which `success` or `warning`.
     pub succeeded: u64,
+    /// Of which `error`.
+    pub failed: u64,
+    /// Of which `skipped` (a chained job whose parent failed).
+    pub skipped: u64,
+    /// Runs still `running`.
+    pub running: u64,
     /// `succeeded / runs`; `None` without runs.
     pub success_rate: Option<f64>,
-    /// Median duration, in ms.
+    /// Median duration of the runs that ran (not skipped), in ms.
     pub p50_duration_ms: Option<u64>,
     /// 95th percentile duration, in ms.
     pub p95_duration_ms: Option<u64>,
+    /// Mean duration, in ms (rounded to the nearest).
+    pub mean_duration_ms: Option<u64>,
     /// Longest run, in ms.
     pub max_duration_ms: Option<u64>,
+    /// The newest run in the window (any status, `running` included).
+    pub last_run: Option<JobRunSample>,
+}
+
+/// Per job, the figures of `samples` (oldest first): the built-in jobs first (listed even
+/// without runs), then `known` (the jobs file's, also listed without runs), then any other job
+/// that has runs (external ones), in name order.
+pub fn job_stats(samples: &[JobRunSample], known: &[String]) -> Vec<JobStats> {
+    let mut names: Vec<String> = Job::ALL.map(|j| j.as_str().to_owned()).to_vec();
+    for name in known {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    let mut others: Vec<String> = samples
+        .iter()
+        .map(|s| s.job.clone())
+        .filter(|j| !names.contains(j))
+        .collect();
+    others.sort();
+    others.dedup();
+    names.extend(others);
+    names
+        .into_iter()
+        .map(|job| {
+            let mine: Vec<&JobRunSample> = samples.iter().filter(|s| s.job == job).collect();
+            let count =
+                |f: fn(JobStatus) -> bool| mine.iter().filter(|s| f(s.status)).count() as u64;
+            let succeeded = count(JobStatus::succeeded);
+            let failed = count(|s| s == JobStatus::Error);
+            let skipped = count(|s| s == JobStatus::Skipped);
+            let running = count(|s| s == JobStatus::Running);
+            let runs = succeeded + failed + skipped;
+            let mut ms: Vec<u64> = mine
+                .iter()
+                .filter(|s| !matches!(s.status, JobStatus::Running | JobStatus::Skipped))
+                .filter_map(|s| s.duration_ms)
+                .collect();
+            ms.sort_unstable();
+            let mean = (!ms.is_empty()).then(|| {
+                let total: u128 = ms.iter().map(|&m| u128::from(m)).sum();
+                let n = ms.len() as u128;
+                u64::try_from((total + n / 2) / n).unwrap_or(u64::MAX)
+            });
+            JobStats {
+                runs,
+                succeeded,
+                failed,
+                skipped,
+                running,
+                success_rate: ratio(succeeded, runs),
+                p50_duration_ms: percentile(&ms, 50),
+                p95_duration_ms: percentile(&ms, 95),
+                mean_duration_ms: mean,
+                max_duration_ms: ms.last().copied(),
+                last_run: mine.last().map(|s| (*s).clone()),
+                job,
+            }
+        })
+        .collect()
 }
 
 /// The read model.
@@ -69,7 +140,7 @@ pub struct OperationsStats {
     pub channels: Vec<ChannelStats>,
     /// `dead` deliveries created in the window.
     pub dead_letters: u64,
-    /// One entry per job, in [`Job::ALL`] order.
+    /// One entry per job, as [`job_stats`] lists them.
     pub jobs: Vec<JobStats>,
     /// The queue now.
     pub queue: QueueDepth,
@@ -79,12 +150,33 @@ pub struct OperationsStats {
 pub struct GetOperationsStatsHandler {
     source: Arc<dyn OperationsStatsSource>,
     clock: Arc<dyn Clock>,
+    known_jobs: Vec<String>,
 }
 
 impl GetOperationsStatsHandler {
     /// Builds the handler on its ports.
     pub fn new(source: Arc<dyn OperationsStatsSource>, clock: Arc<dyn Clock>) -> Self {
-        Self { source, clock }
+        Self {
+            source,
+            clock,
+            known_jobs: Vec::new(),
+        }
+    }
+
+    /// The same handler listing these jobs (the jobs file's) even when they have no runs.
+    #[must_use]
+    pub fn with_jobs(mut self, known: Vec<String>) -> Self {
+        self.known_jobs = known;
+        self
+    }
+
+    /// Per job, the runs started at or after `since` (`GET /api/v1/admin/job-stats`).
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    pub async fn job_stats(&self, since: DateTime<Utc>) -> Result<Vec<JobStats>, RepositoryError> {
+        let samples = self.source.job_runs_since(since).await?;
+        Ok(job_stats(&samples, &self.known_jobs))
     }
 
     /// Reads and aggregates the numbers.
@@ -98,7 +190,7 @@ impl GetOperationsStatsHandler {
         let now = self.clock.now();
         let counts = self.source.delivery_counts(query.since).await?;
         let latencies = self.source.sent_latencies_ms(query.since).await?;
-        let runs = self.source.job_run_durations(query.since).await?;
+        let runs = self.source.job_runs_since(query.since).await?;
         let queue = self.source.queue_depth(now).await?;
 
         let channels = Channel::ALL
@@ -133,30 +225,7 @@ impl GetOperationsStatsHandler {
             .filter(|c| c.status == DeliveryStatus::Dead)
             .map(|c| c.count)
             .sum();
-        let jobs = Job::ALL
-            .into_iter()
-            .map(|job| {
-                let mut ms: Vec<u64> = runs
-                    .iter()
-                    .filter(|(j, _, _)| *j == job)
-                    .map(|(_, _, ms)| *ms)
-                    .collect();
-                ms.sort_unstable();
-                let succeeded = runs
-                    .iter()
-                    .filter(|(j, s, _)| *j == job && *s == JobStatus::Success)
-                    .count() as u64;
-                JobStats {
-                    job,
-                    runs: ms.len() as u64,
-                    succeeded,
-                    success_rate: ratio(succeeded, ms.len() as u64),
-                    p50_duration_ms: percentile(&ms, 50),
-                    p95_duration_ms: percentile(&ms, 95),
-                    max_duration_ms: ms.last().copied(),
-                }
-            })
-            .collect();
+        let jobs = job_stats(&runs, &self.known_jobs);
         Ok(OperationsStats {
             since: query.since,
             now,
@@ -187,9 +256,62 @@ pub fn percentile(sorted: &[u64], p: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{ChannelStatusCount, MockOperationsStatsSource};
+    use crate::ports::{ChannelStatusCount, JobSource, JobTrigger, MockOperationsStatsSource};
     use crate::test_support::fixed_clock;
     use rstest::rstest;
+
+    fn sample(job: &str, status: JobStatus, duration_ms: Option<u64>) -> JobRunSample {
+        JobRunSample {
+            id: String::new(),
+            job: job.into(),
+            source: JobSource::External,
+            status,
+            trigger: JobTrigger::Schedule,
+            started_at: fixed_clock().now(),
+            duration_ms,
+        }
+    }
+
+    #[test]
+    fn job_stats_count_successes_over_ended_runs_and_time_only_the_runs_that_ran() {
+        let samples = [
+            sample("sync-gazelle", JobStatus::Success, Some(1000)),
+            sample("sync-gazelle", JobStatus::Warning, Some(2000)),
+            sample("sync-gazelle", JobStatus::Error, Some(6000)),
+            sample("timeline-report", JobStatus::Skipped, Some(0)),
+            sample("sync-gazelle", JobStatus::Running, None),
+        ];
+
+        let stats = job_stats(&samples, &["timeline-report".into(), "backup".into()]);
+
+        let names: Vec<&str> = stats.iter().map(|s| s.job.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "lease_reaper",
+                "retention",
+                "idempotency_purge",
+                "timeline-report",
+                "backup",
+                "sync-gazelle"
+            ]
+        );
+        let sync = &stats[5];
+        assert_eq!(
+            (sync.runs, sync.succeeded, sync.failed, sync.running),
+            (3, 2, 1, 1)
+        );
+        assert_eq!(sync.success_rate, Some(2.0 / 3.0));
+        assert_eq!(sync.p50_duration_ms, Some(2000));
+        assert_eq!(sync.p95_duration_ms, Some(6000));
+        assert_eq!(sync.mean_duration_ms, Some(3000));
+        assert_eq!(sync.last_run.as_ref().unwrap().status, JobStatus::Running);
+        let report = &stats[3];
+        assert_eq!((report.runs, report.skipped), (1, 1));
+        assert_eq!(report.success_rate, Some(0.0));
+        assert_eq!(report.mean_duration_ms, None, "a skipped run did not run");
+        assert_eq!(stats[4].runs, 0);
+    }
 
     #[rstest]
     #[case(&[], 50, None)]
@@ -234,10 +356,10 @@ mod tests {
                 (Channel::Email, 20),
             ])
         });
-        source.expect_job_run_durations().returning(|_| {
+        source.expect_job_runs_since().returning(|_| {
             Ok(vec![
-                (Job::LeaseReaper, JobStatus::Success, 4),
-                (Job::LeaseReaper, JobStatus::Error, 9),
+                sample("lease_reaper", JobStatus::Success, Some(4)),
+                sample("lease_reaper", JobStatus::Error, Some(9)),
             ])
         });
         source

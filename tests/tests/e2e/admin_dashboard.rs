@@ -23,7 +23,7 @@ async fn dashboard(browser: &fantoccini::Client) -> Value {
                       dead_count: document.querySelector('#dead-count')?.textContent, \
                       dead_rows: document.querySelectorAll('#dead tbody tr').length, \
                       outcome: document.querySelector('#dead .outcome')?.textContent || '', \
-                      jobs: [...document.querySelectorAll('#jobs tbody tr')].map(r => [...r.cells].map(c => c.textContent.trim()).join(' ')), \
+                      jobs: [...document.querySelectorAll('#scheduled-runs tbody tr')].map(r => [...r.cells].map(c => c.textContent.trim()).join(' ')), \
                       cookies: document.cookie };",
             vec![],
         )
@@ -217,4 +217,188 @@ async fn the_dashboard_shows_the_sign_in_form_without_a_session_and_refuses_a_wr
         assert!(cookie.contains(attribute), "{cookie} has {attribute}");
     }
     assert_eq!(retry_without_session.status().as_u16(), 401);
+}
+
+/// The health logs as the page shows them.
+async fn health_logs(browser: &fantoccini::Client) -> Value {
+    browser
+        .execute(
+            "const rows = (id) => [...document.querySelectorAll(`#${id} tbody tr`)].map(r => [...r.cells].map(c => c.textContent.trim()).join(' | ')); \
+             const split = (c) => document.querySelector(`#queue-split tr[data-channel=${c}]`); \
+             return { line: document.querySelector('#health-line')?.textContent.replace(/\\s+/g, ' ').trim() || '', \
+                      failures: [...document.querySelectorAll('#health-line .failure')].map(f => f.textContent), \
+                      scheduled_hidden: document.querySelector('#panel-scheduled').hidden, \
+                      syncs_hidden: document.querySelector('#panel-syncs').hidden, \
+                      scheduled_stats: rows('scheduled-stats'), scheduled_runs: rows('scheduled-runs'), \
+                      syncs_stats: rows('syncs-stats'), syncs_runs: rows('syncs-runs'), \
+                      stats_open: document.querySelector('#syncs-runs details')?.open || false, \
+                      stats_json: document.querySelector('#syncs-runs pre.stats')?.textContent || '', \
+                      email_due: split('email')?.querySelector('.due').textContent, \
+                      email_later: split('email')?.querySelector('.later').textContent.trim(), \
+                      email_oldest: split('email')?.querySelector('.oldest').textContent, \
+                      email_skipped: document.querySelector('#deliveries tr[data-channel=telegram] .skipped')?.textContent, \
+                      pending: document.querySelector('#pending-later')?.textContent || '', \
+                      verdict: document.querySelector('#verdict')?.className || '' };",
+            vec![],
+        )
+        .await
+        .expect("the page answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_logs_tell_what_failed_since_yesterday_evening_per_tab_and_future_work_is_pending_not_stuck(
+) {
+    // Arrange: a failed chained run (the file's sync points at a closed port, its report is
+    // skipped), an external sync reported with stats, and a notification due tomorrow.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobs.toml");
+    std::fs::write(
+        &file,
+        "[[job]]\nname = \"sync-gazelle\"\nschedule = \"0 1 * * *\"\ntimezone = \"America/Montreal\"\nrequest = { url = \"http://127.0.0.1:9/sync\", timeout_s = 5 }\n\
+         [[job]]\nname = \"timeline-report\"\nafter = \"sync-gazelle\"\nrequest = { url = \"http://127.0.0.1:9/report\" }\n",
+    )
+    .unwrap();
+    let Some(app) = clairon_tests::spawn_app_configured(
+        Options {
+            telegram: false,
+            ..Options::default()
+        },
+        |s| {
+            s.jobs_file = file;
+            s.dashboard_timezone = "America/Montreal".into();
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let Some((_driver, browser, _profile)) = headless().await else {
+        return;
+    };
+    let run = app
+        .post("/api/v1/admin/jobs/sync-gazelle/run", &json!({}))
+        .await;
+    assert_eq!(run.json["status"], "error", "{}", run.json);
+    let reported = app
+        .post(
+            "/api/v1/job-runs",
+            &json!({"job": "inventory-sync", "task_type": "sync", "status": "success",
+                    "triggered_by": "manual", "stats": {"pianos": 100}}),
+        )
+        .await;
+    assert_eq!(reported.status, 201, "{}", reported.json);
+    app.put(
+        "/api/v1/recipients/artist-1",
+        &json!({ "name": "Zoé", "email": "zoe@example.org" }),
+    )
+    .await;
+    let tomorrow = chrono::Utc::now() + chrono::TimeDelta::days(1);
+    let later = app
+        .post(
+            "/api/v1/notifications",
+            &json!({ "recipient_ids": ["artist-1"], "title": "Rappel", "body": "Demain",
+                     "deliver_at": tomorrow.to_rfc3339(), "channels": ["email"] }),
+        )
+        .await;
+    assert_eq!(later.status, 202, "{}", later.json);
+
+    // Act: sign in, then open the "Syncs" tab and a run's stats.
+    browser
+        .goto(&format!("{}/admin?lang=en", app.address))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#api_key"))
+        .await
+        .unwrap()
+        .send_keys(API_KEY)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#health-line"))
+        .await
+        .unwrap();
+    let before = health_logs(&browser).await;
+    browser
+        .find(Locator::Css("#tab-syncs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#syncs-runs summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let after = health_logs(&browser).await;
+
+    // Assert: the night's verdict names what failed.
+    assert!(
+        before["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("Since yesterday 18:00 (America/Montreal)"),
+        "{before}"
+    );
+    assert_eq!(
+        before["failures"],
+        json!(["sync-gazelle (error)", "timeline-report (skipped)"]),
+        "{before}"
+    );
+    // The scheduled tab first: the file's jobs with their figures and runs.
+    assert_eq!(before["scheduled_hidden"], false);
+    assert_eq!(before["syncs_hidden"], true);
+    let stats = before["scheduled_stats"].as_array().unwrap();
+    assert!(
+        stats
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("sync-gazelle | 1 | 0.0 %")),
+        "{stats:?}"
+    );
+    let runs = before["scheduled_runs"].as_array().unwrap();
+    assert!(
+        runs.iter().any(|r| {
+            let r = r.as_str().unwrap();
+            r.starts_with("timeline-report ↳ | skipped") && r.contains("| api |")
+        }),
+        "{runs:?}"
+    );
+    // The syncs tab: the reported run, its stats expandable.
+    assert_eq!(after["syncs_hidden"], false);
+    assert_eq!(after["scheduled_hidden"], true);
+    assert!(
+        after["syncs_stats"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("inventory-sync | 1 | 100.0 %"),
+        "{after}"
+    );
+    assert_eq!(after["stats_open"], true);
+    assert!(after["stats_json"]
+        .as_str()
+        .unwrap()
+        .contains("\"pianos\": 100"));
+    // The queue: tomorrow's email is pending for later, nothing due, nothing stuck.
+    assert_eq!(before["email_due"], "0", "{before}");
+    assert!(
+        before["email_later"].as_str().unwrap().starts_with('1'),
+        "{before}"
+    );
+    assert_eq!(before["email_oldest"], "—");
+    assert!(
+        before["pending"].as_str().unwrap().contains("pending"),
+        "{before}"
+    );
+    browser.close().await.unwrap();
 }

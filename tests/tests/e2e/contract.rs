@@ -58,7 +58,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/health/ready"),
     ("get", "/api/v1/admin/job-runs"),
     ("post", "/api/v1/admin/jobs/{job}/run"),
+    ("get", "/api/v1/admin/job-stats"),
     ("get", "/api/v1/admin/stats"),
+    ("post", "/api/v1/job-runs"),
+    ("patch", "/api/v1/job-runs/{id}"),
     ("get", "/admin"),
     ("post", "/admin/login"),
     ("post", "/admin/logout"),
@@ -324,20 +327,21 @@ api_key = "{token}"
 api_key = "{admin_session}"
 
 # A body that satisfies the schema may still break a rule JSON Schema cannot state: recipients
-# that must be registered, a routing pattern given once, an end after its start, an IANA zone, an
-# address as the email_address crate reads RFC 5322, the channel names and event-type keys of a
-# preference document (map keys with a syntax), a consent source on one line. Those are refused with a 422 naming the field, which is right; every
+# that must be registered, a routing pattern given once, an end after its start (a job run's too),
+# a date-time chrono does not read, an IANA zone, an address as the email_address crate reads
+# RFC 5322, the channel names and event-type keys of a preference document (map keys with a
+# syntax), a consent source on one line. Those are refused with a 422 naming the field, which is right; every
 # other check (no 5xx, statuses, content types, schemas, negative data refused) still applies.
 # (One filter per block: schemathesis joins a block's filters with "or", so a method filter
 # would widen the block to every POST.)
 [[operations]]
-include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|recipients/\\{{id\\}}/(preferences|consents)|me/(preferences|consents)|notifications|notifications/test|notifications/plannings/.*|events|topics/.*|routing-rules)$"
+include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|recipients/\\{{id\\}}/(preferences|consents)|me/(preferences|consents)|notifications|notifications/test|notifications/plannings/.*|events|topics/.*|routing-rules|job-runs|job-runs/\\{{id\\}})$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 # `since` must be in the past, which a JSON Schema `date-time` cannot say: a future one is a 400
 # naming it.
 [[operations]]
-include-path-regex = "^/api/v1/admin/stats$"
+include-path-regex = "^/api/v1/admin/(stats|job-stats)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 "#
     )

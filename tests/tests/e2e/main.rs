@@ -15,6 +15,7 @@ mod gdpr;
 mod hostile_input;
 mod idempotency;
 mod idempotent_work;
+mod jobs;
 mod notifications;
 mod operations;
 mod postgres;

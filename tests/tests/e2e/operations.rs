@@ -491,7 +491,7 @@ async fn bad_admin_parameters_are_a_400_problem_naming_each_field() {
     let app = spawn_app().await;
 
     let runs = app
-        .get("/api/v1/admin/job-runs?job=coffee&status=meh&limit=0&cursor=nope")
+        .get("/api/v1/admin/job-runs?job=co%20ffee&status=meh&source=both&limit=0&cursor=nope")
         .await;
     let stats = app.get("/api/v1/admin/stats?since=yesterday").await;
     let unknown = app.post("/api/v1/admin/jobs/coffee/run", &json!({})).await;
@@ -504,7 +504,7 @@ async fn bad_admin_parameters_are_a_400_problem_naming_each_field() {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["job", "status", "limit", "cursor"]);
+    assert_eq!(fields, ["job", "status", "source", "limit", "cursor"]);
     assert_eq!(stats.status, 400);
     assert_eq!(stats.json["errors"][0]["field"], "since");
     assert_eq!(unknown.status, 404);
@@ -516,6 +516,7 @@ async fn admin_routes_require_an_api_key() {
     for (method, path) in [
         (reqwest::Method::GET, "/api/v1/admin/job-runs"),
         (reqwest::Method::GET, "/api/v1/admin/stats"),
+        (reqwest::Method::GET, "/api/v1/admin/job-stats"),
         (reqwest::Method::POST, "/api/v1/admin/jobs/retention/run"),
     ] {
         let response = app

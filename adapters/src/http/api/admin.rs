@@ -1,18 +1,23 @@
-//! The operator's JSON API under `/api/v1/admin` (admin scope): background job runs
-//! (`GET /job-runs`, `POST /jobs/{job}/run`) and statistics (`GET /stats`). The dashboard's
-//! pages are `http::pages::dashboard`.
+//! The operator's JSON API under `/api/v1/admin` (admin scope): job runs, Clairon's and the
+//! reported ones (`GET /job-runs`), running a job by hand with its chain (`POST /jobs/{job}/run`),
+//! per-job figures (`GET /job-stats`) and statistics (`GET /stats`). The dashboard's pages are
+//! `http::pages::dashboard`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
-use clairon_application::commands::RunJob;
-use clairon_application::ports::{Job, JobRunQuery, JobStatus, JobTrigger};
+use clairon_application::commands::{RunJob, RunJobError};
+use clairon_application::ports::{JobRunQuery, JobSource, JobStatus, JobTrigger};
 use clairon_application::queries::GetOperationsStats;
+use clairon_domain::jobs::JobName as ValidJobName;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::http::problem::{repository, ApiError, FieldError, Problem};
-use crate::http::schema::params::{JobName, JobStatusName};
-use crate::http::schema::responses::{JobRunList, JobRunResponse, OperationsStatsResponse};
+use crate::http::schema::params::{JobName, JobSourceName, JobStatusName};
+use crate::http::schema::responses::{
+    JobRunChainResponse, JobRunList, JobRunResponse, JobStatsList, JobStatsResponse,
+    OperationsStatsResponse,
+};
 use crate::http::state::Handlers;
 
 /// The statistics window when `since` is not given: the last 24 h.
@@ -29,6 +34,7 @@ fn parse_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, A
 struct JobRunParams {
     job: Option<String>,
     status: Option<String>,
+    source: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -41,9 +47,12 @@ pub struct JobRunFilter {
     /// Only this job's runs.
     #[param(value_type = Option<JobName>)]
     pub job: Option<String>,
-    /// Only runs that ended so.
+    /// Only runs in this status.
     #[param(value_type = Option<JobStatusName>)]
     pub status: Option<String>,
+    /// Only Clairon's runs (`internal`) or only the reported ones (`external`).
+    #[param(value_type = Option<JobSourceName>)]
+    pub source: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
@@ -61,13 +70,9 @@ pub struct StatsFilter {
     pub since: Option<String>,
 }
 
-fn job_names() -> String {
-    Job::ALL.map(Job::as_str).join(", ")
-}
-
-/// `GET /api/v1/admin/job-runs?job=&status=success|error&limit=1..100&cursor=` →
-/// `{"items":[run…], "next_cursor"}`, newest first (default 20 a page). Every invalid parameter
-/// is named in one 400 problem.
+/// `GET /api/v1/admin/job-runs?job=&status=&source=internal|external&limit=1..100&cursor=` →
+/// `{"items":[run…], "next_cursor"}`, newest first (default 20 a page), Clairon's runs and the
+/// reported ones. Every invalid parameter is named in one 400 problem.
 ///
 /// # Errors
 /// 400 for invalid parameters; 503 when the database is unavailable.
@@ -76,7 +81,7 @@ fn job_names() -> String {
     params(JobRunFilter),
     responses(
         (status = 200, description = "A page of job runs, newest first.", body = JobRunList),
-        (status = 400, description = "Every bad parameter (`job`, `status`, `limit`, `cursor`), named in `errors`.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Every bad parameter (`job`, `status`, `source`, `limit`, `cursor`), named in `errors`.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -92,19 +97,32 @@ pub async fn list_job_runs(
             message,
         });
     };
-    let job = params.job.as_deref().and_then(|raw| {
-        let job = Job::parse(raw);
-        if job.is_none() {
-            bad("job", format!("must be one of {}", job_names()));
-        }
-        job
-    });
+    let job = params
+        .job
+        .as_deref()
+        .and_then(|raw| match ValidJobName::parse(raw) {
+            Ok(job) => Some(job.to_string()),
+            Err(e) => {
+                bad("job", e.message);
+                None
+            }
+        });
     let status = params.status.as_deref().and_then(|raw| {
         let status = JobStatus::parse(raw);
         if status.is_none() {
-            bad("status", "must be success or error".into());
+            bad(
+                "status",
+                "must be running, success, warning, error or skipped".into(),
+            );
         }
         status
+    });
+    let source = params.source.as_deref().and_then(|raw| {
+        let source = JobSource::parse(raw);
+        if source.is_none() {
+            bad("source", "must be internal or external".into());
+        }
+        source
     });
     let limit = match params.limit.as_deref() {
         None => 20,
@@ -132,6 +150,7 @@ pub async fn list_job_runs(
         .execute(&JobRunQuery {
             job,
             status,
+            source,
             limit,
             cursor,
         })
@@ -143,16 +162,17 @@ pub async fn list_job_runs(
     }))
 }
 
-/// `POST /api/v1/admin/jobs/{job}/run`: runs the job now (trigger `api`) and answers `200`
-/// with the recorded run — status `error` included, when the job itself failed.
+/// `POST /api/v1/admin/jobs/{job}/run`: runs the job now (trigger `api`), then the jobs chained
+/// after it, and answers `200` with the job's recorded run — status `error` included, when the
+/// job itself failed — and the chained runs in `chained`.
 ///
 /// # Errors
 /// 404 for an unknown job; 503 when the run cannot be recorded.
 #[utoipa::path(
     post, path = "/api/v1/admin/jobs/{job}/run", tag = "admin",
-    params(("job" = JobName, Path, description = "The job to run now (trigger `api`).")),
+    params(("job" = JobName, Path, description = "The job to run now (trigger `api`): a built-in job or one of `CLAIRON_JOBS_FILE`.")),
     responses(
-        (status = 200, description = "The recorded run, `status` `error` included when the job itself failed.", body = JobRunResponse),
+        (status = 200, description = "The recorded run, `status` `error` included when the job itself failed, with the runs of the jobs chained after it.", body = JobRunChainResponse),
         (status = 404, description = "No such job.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -161,22 +181,80 @@ pub async fn run_job(
     handlers: web::Data<Handlers>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = Job::parse(&path).ok_or_else(|| {
+    let unknown = || {
         ApiError::NotFound(format!(
             "no job {:?}; jobs are {}",
             path.as_str(),
-            job_names()
+            handlers.run_job.catalog().names()
         ))
-    })?;
-    let run = handlers
+    };
+    let job = ValidJobName::parse(&path).map_err(|_| unknown())?;
+    let runs = handlers
         .run_job
-        .execute(RunJob {
-            job,
-            trigger: JobTrigger::Api,
-        })
+        .execute(RunJob::now(job, JobTrigger::Api))
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(JobRunResponse::from(&run)))
+        .map_err(|e| match e {
+            RunJobError::UnknownJob { .. } => unknown(),
+            RunJobError::Repository(e) => ApiError::Unavailable(e.to_string()),
+        })?;
+    let mut runs = runs.iter().map(JobRunResponse::from);
+    let run = runs
+        .next()
+        .ok_or_else(|| ApiError::Internal("the run was not recorded".into()))?;
+    Ok(HttpResponse::Ok().json(JobRunChainResponse {
+        run,
+        chained: runs.collect(),
+    }))
+}
+
+fn since_param(raw: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    match raw {
+        None => Ok(now - DEFAULT_WINDOW),
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .filter(|t| *t <= now)
+            .ok_or_else(|| {
+                ApiError::InvalidParameters(vec![FieldError {
+                    field: "since".into(),
+                    message: "must be an RFC 3339 date-time in the past (2027-03-01T00:00:00Z)"
+                        .into(),
+                }])
+            }),
+    }
+}
+
+/// `GET /api/v1/admin/job-stats?since=<RFC 3339>` (default: 24 h ago): per job (built-in, of
+/// the jobs file, reported), the runs started since then — how many ended and how, success
+/// rate, p50/p95/mean/max duration in ms, and the newest run with its status.
+///
+/// # Errors
+/// 400 naming `since` when it is not an RFC 3339 date-time in the past; 503 when the database
+/// is unavailable.
+#[utoipa::path(
+    get, path = "/api/v1/admin/job-stats", tag = "admin",
+    params(StatsFilter),
+    responses(
+        (status = 200, description = "Per job: runs, success rate, p50/p95/mean duration (ms), last run and its status.", body = JobStatsList),
+        (status = 400, description = "`since` is not an RFC 3339 date-time in the past, named in `errors`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn job_stats(
+    req: HttpRequest,
+    handlers: web::Data<Handlers>,
+) -> Result<HttpResponse, ApiError> {
+    let params: StatsParams = parse_query(&req)?;
+    let since = since_param(params.since.as_deref(), handlers.clock.now())?;
+    let jobs = handlers
+        .operations_stats
+        .job_stats(since)
+        .await
+        .map_err(repository)?;
+    Ok(HttpResponse::Ok().json(JobStatsList {
+        since: since.to_rfc3339(),
+        jobs: jobs.iter().map(JobStatsResponse::from).collect(),
+    }))
 }
 
 /// Query string of `GET /api/v1/admin/stats`.
@@ -206,21 +284,7 @@ pub async fn stats(
     handlers: web::Data<Handlers>,
 ) -> Result<HttpResponse, ApiError> {
     let params: StatsParams = parse_query(&req)?;
-    let now = handlers.clock.now();
-    let since = match params.since.as_deref() {
-        None => now - DEFAULT_WINDOW,
-        Some(raw) => DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .ok()
-            .filter(|t| *t <= now)
-            .ok_or_else(|| {
-                ApiError::InvalidParameters(vec![FieldError {
-                    field: "since".into(),
-                    message: "must be an RFC 3339 date-time in the past (2027-03-01T00:00:00Z)"
-                        .into(),
-                }])
-            })?,
-    };
+    let since = since_param(params.since.as_deref(), handlers.clock.now())?;
     let stats = handlers
         .operations_stats
         .execute(GetOperationsStats { since })
@@ -244,6 +308,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .wrap(from_fn(paths::refuse_dot_segments)),
                 ),
             )
+            .service(web::resource("/job-stats").get(job_stats))
             .service(web::resource("/stats").get(stats))
             .default_service(web::to(crate::http::problem::not_found)),
     );

@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod events;
 pub mod gdpr;
 pub mod inbox;
+pub mod job_runs;
 pub mod notifications;
 pub mod preferences;
 pub mod recipients;

@@ -1,12 +1,14 @@
-//! `/admin`: the operator's dashboard (statistics, dead letters with a retry button, job runs),
+//! `/admin`: the operator's dashboard (statistics, dead letters with a retry button, the health
+//! logs: scheduled tasks and syncs tabs with the night's verdict, the queue due now and later),
 //! its sign-in form, `POST /admin/login|logout`, its retry route and its script. The JSON API
 //! it mirrors is `http::api::admin`; its sessions are [`super::sessions`].
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use clairon_application::ports::{Job, JobRunQuery};
-use clairon_application::queries::{GetOperationsStats, ListDeliveries};
-use clairon_domain::DeliveryStatus;
+use chrono::{DateTime, Days, NaiveTime, TimeZone as _, Utc};
+use clairon_application::ports::{JobRunQuery, JobSource, JobStatus};
+use clairon_application::queries::{GetOperationsStats, JobStats, ListDeliveries};
+use clairon_domain::{Channel, DeliveryStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -19,7 +21,7 @@ use crate::http::api::deliveries;
 use crate::http::middleware::rate_limit::Credential;
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::schema::params::IdPath;
-use crate::http::schema::responses::{DeliveryResponse, JobRunResponse};
+use crate::http::schema::responses::DeliveryResponse;
 use crate::http::state::Handlers;
 
 const ADMIN_PAGE: &str = include_str!("../../../assets/admin.html.tera");
@@ -61,6 +63,7 @@ struct ChannelRow {
     channel: &'static str,
     total: u64,
     sent: u64,
+    skipped: u64,
     success_rate: String,
     p50: String,
     p95: String,
@@ -76,12 +79,231 @@ struct DeadRow<'a> {
     error: Option<&'a str>,
 }
 
-/// A job with its last runs.
+// ---- Health logs (issue 13, seed 003): the job tabs, the night's verdict, the queue split ----
+
+/// How far back the job tabs' figures go: 7 days.
+const HEALTH_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Runs shown per job in the tabs.
+const RUNS_PER_JOB: u32 = 5;
+
+/// One run of a job tab.
 #[derive(Debug, Serialize)]
-struct JobRows {
-    job: &'static str,
-    runs: Vec<JobRunResponse>,
+struct RunRow {
+    status: &'static str,
+    trigger: &'static str,
+    started_at: String,
+    duration: String,
+    message: Option<String>,
+    error: Option<String>,
+    /// The stats, pretty-printed JSON, for the expandable block.
+    stats: String,
+    chained: bool,
 }
+
+/// A job of a tab: its figures over [`HEALTH_WINDOW`] and its last runs.
+#[derive(Debug, Serialize)]
+struct JobPanel {
+    job: String,
+    runs: u64,
+    success_rate: String,
+    mean: String,
+    p95: String,
+    last: Vec<RunRow>,
+}
+
+/// What did not go well since yesterday 18:00.
+#[derive(Debug, Serialize)]
+struct Failure {
+    job: String,
+    status: &'static str,
+}
+
+/// The health logs.
+#[derive(Debug, Serialize)]
+struct HealthLogs {
+    /// The instant the verdict starts from: yesterday 18:00 in the dashboard's zone (RFC 3339).
+    since: String,
+    /// The zone's name.
+    zone: &'static str,
+    /// Runs that ended since then.
+    ended: usize,
+    /// The ones that did not go well (`error`, `skipped`), oldest first.
+    failures: Vec<Failure>,
+    /// The tabs: `scheduled` (Clairon's jobs, built-in and the jobs file's), then `syncs` (the
+    /// jobs outside systems report).
+    tabs: Vec<JobTab>,
+}
+
+/// One tab of the health logs.
+#[derive(Debug, Serialize)]
+struct JobTab {
+    id: &'static str,
+    jobs: Vec<JobPanel>,
+}
+
+/// Yesterday 18:00 in `zone` before `now` (DST resolved: a skipped 18:00 is taken after the gap;
+/// a repeated one, at its first instant).
+fn yesterday_evening(now: DateTime<Utc>, zone: chrono_tz::Tz) -> DateTime<Utc> {
+    let today = now.with_timezone(&zone).date_naive();
+    let day = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+    let evening = day.and_time(NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default());
+    zone.from_local_datetime(&evening)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(evening + chrono::TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or(now - chrono::TimeDelta::hours(30), |t| {
+            t.with_timezone(&Utc)
+        })
+}
+
+fn run_row(run: &clairon_application::ports::JobRun) -> RunRow {
+    RunRow {
+        status: run.status.as_str(),
+        trigger: run.trigger.as_str(),
+        started_at: run.started_at.to_rfc3339(),
+        duration: millis(run.duration_ms),
+        message: run.message.clone(),
+        error: run.error.clone(),
+        stats: serde_json::to_string_pretty(&run.stats).unwrap_or_default(),
+        chained: run.parent_run_id.is_some(),
+    }
+}
+
+async fn job_panel(
+    handlers: &Handlers,
+    stats: &JobStats,
+    source: JobSource,
+) -> Result<JobPanel, ApiError> {
+    let last = handlers
+        .list_job_runs
+        .execute(&JobRunQuery {
+            job: Some(stats.job.clone()),
+            status: None,
+            source: Some(source),
+            limit: RUNS_PER_JOB,
+            cursor: None,
+        })
+        .await
+        .map_err(repository)?;
+    Ok(JobPanel {
+        job: stats.job.clone(),
+        runs: stats.runs,
+        success_rate: percent(stats.success_rate),
+        mean: millis(stats.mean_duration_ms),
+        p95: millis(stats.p95_duration_ms),
+        last: last.items.iter().map(run_row).collect(),
+    })
+}
+
+/// The health logs: per job the figures of the last [`HEALTH_WINDOW`] and its last runs, split
+/// into Clairon's jobs and the reported ones, and what went wrong since yesterday 18:00.
+async fn health_logs(handlers: &Handlers) -> Result<HealthLogs, ApiError> {
+    let now = handlers.clock.now();
+    let zone = handlers.dashboard_zone;
+    let since = yesterday_evening(now, zone.tz());
+    let stats = handlers
+        .operations_stats
+        .job_stats(now - HEALTH_WINDOW)
+        .await
+        .map_err(repository)?;
+    let catalog = handlers.run_job.catalog();
+    let mut scheduled = Vec::new();
+    let mut syncs = Vec::new();
+    for job in &stats {
+        if catalog.get(&job.job).is_some() {
+            scheduled.push(job_panel(handlers, job, JobSource::Internal).await?);
+        } else if job.last_run.is_some() {
+            syncs.push(job_panel(handlers, job, JobSource::External).await?);
+        }
+    }
+    let night = handlers
+        .operations_stats
+        .job_stats(since)
+        .await
+        .map_err(repository)?;
+    let recent = handlers
+        .list_job_runs
+        .execute(&JobRunQuery {
+            job: None,
+            status: None,
+            source: None,
+            limit: 100,
+            cursor: None,
+        })
+        .await
+        .map_err(repository)?;
+    let mut failures: Vec<Failure> = recent
+        .items
+        .iter()
+        .filter(|r| r.started_at >= since)
+        .filter(|r| matches!(r.status, JobStatus::Error | JobStatus::Skipped))
+        .map(|r| Failure {
+            job: r.job.clone(),
+            status: r.status.as_str(),
+        })
+        .collect();
+    failures.reverse();
+    Ok(HealthLogs {
+        since: since.to_rfc3339(),
+        zone: zone.name(),
+        ended: night.iter().map(|j| j.runs as usize).sum(),
+        failures,
+        tabs: vec![
+            JobTab {
+                id: "scheduled",
+                jobs: scheduled,
+            },
+            JobTab {
+                id: "syncs",
+                jobs: syncs,
+            },
+        ],
+    })
+}
+
+/// A channel's queue: due now (to be sent as soon as a worker is free) apart from what waits
+/// for later (reminders, scheduled notifications, retries not yet due).
+#[derive(Debug, Serialize)]
+struct QueueSplit {
+    channel: &'static str,
+    due_now: u64,
+    later: u64,
+    oldest_due_secs: Option<u64>,
+}
+
+fn queue_split(queue: &clairon_application::ports::QueueDepth) -> Vec<QueueSplit> {
+    Channel::ALL
+        .into_iter()
+        .map(|channel| {
+            let all: u64 = queue
+                .counts
+                .iter()
+                .filter(|c| c.channel == channel)
+                .map(|c| c.count)
+                .sum();
+            let later = queue
+                .scheduled_later
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map_or(0, |(_, n)| *n);
+            QueueSplit {
+                channel: channel.as_str(),
+                due_now: all.saturating_sub(later),
+                later,
+                oldest_due_secs: queue
+                    .oldest_due_age_secs
+                    .iter()
+                    .find(|(c, _)| *c == channel)
+                    .map(|(_, age)| *age),
+            }
+        })
+        .collect()
+}
+
+// ---- end of the health logs ----
 
 /// A line of the queue table.
 #[derive(Debug, Serialize)]
@@ -136,10 +358,20 @@ pub async fn dashboard(
         .iter()
         .map(|c| ChannelRow {
             channel: c.channel.as_str(),
-            total: c.total,
+            // Skipped deliveries (no address, channel off) are counted apart from the total.
+            total: c.total
+                - c.by_status
+                    .get(DeliveryStatus::Skipped.as_str())
+                    .copied()
+                    .unwrap_or(0),
             sent: c
                 .by_status
                 .get(DeliveryStatus::Sent.as_str())
+                .copied()
+                .unwrap_or(0),
+            skipped: c
+                .by_status
+                .get(DeliveryStatus::Skipped.as_str())
                 .copied()
                 .unwrap_or(0),
             success_rate: percent(c.success_rate),
@@ -168,24 +400,7 @@ pub async fn dashboard(
             error: d.delivery.last_error.as_deref(),
         })
         .collect();
-    let mut jobs = Vec::new();
-    for job in Job::ALL {
-        let runs = handlers
-            .list_job_runs
-            .execute(&JobRunQuery {
-                job: Some(job),
-                status: None,
-                limit: 5,
-                cursor: None,
-            })
-            .await
-            .map_err(repository)?;
-        let runs: Vec<JobRunResponse> = runs.items.iter().map(JobRunResponse::from).collect();
-        jobs.push(JobRows {
-            job: job.as_str(),
-            runs,
-        });
-    }
+    let health = health_logs(&handlers).await?;
     let queue: Vec<QueueRow> = stats
         .queue
         .counts
@@ -210,9 +425,10 @@ pub async fn dashboard(
     context.insert("channels", &channels);
     context.insert("dead_letters", &stats.dead_letters);
     context.insert("dead", &dead);
-    context.insert("jobs", &jobs);
+    context.insert("health", &health);
     context.insert("queue", &queue);
     context.insert("oldest", &oldest);
+    context.insert("queue_split", &queue_split(&stats.queue));
     page(&context)
 }
 

@@ -164,24 +164,101 @@ pub enum PlanningEventName {
     Reminder,
 }
 
-/// A background job, as the API names it.
+/// A job's name: a built-in job (`lease_reaper`, `retention`, `idempotency_purge`), a job of
+/// `CLAIRON_JOBS_FILE` (`sync-gazelle`), or an outside system's job reported through
+/// `POST /api/v1/job-runs`.
 #[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum JobName {
-    /// Releases or reclaims expired delivery leases (every minute).
-    LeaseReaper,
-    /// Purges notifications older than `CLAIRON_RETENTION_DAYS` and old job runs (daily).
-    Retention,
-    /// Purges expired `Idempotency-Key` records.
-    IdempotencyPurge,
-}
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$", example = "sync-gazelle")]
+pub struct JobName(pub String);
 
-/// How a job run ended.
+/// Where a job run stands.
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub enum JobStatusName {
+    /// Started, not finished yet.
+    Running,
     /// It did its work.
     Success,
-    /// It failed; `error` says why.
+    /// It did its work, with something to look at (`message`).
+    Warning,
+    /// It failed; `error_details` says why.
     Error,
+    /// A chained job not run because its parent failed; `message` says which.
+    Skipped,
+}
+
+/// The statuses a run can be reported in.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ReportedStatusName {
+    /// Started; end it with `PATCH /api/v1/job-runs/{id}`.
+    Running,
+    /// It did its work.
+    Success,
+    /// It did its work, with something to look at.
+    Warning,
+    /// It failed (emits `job.failed`).
+    Error,
+}
+
+/// How a running run can end.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum EndStatusName {
+    /// It did its work.
+    Success,
+    /// It did its work, with something to look at.
+    Warning,
+    /// It failed (emits `job.failed`).
+    Error,
+}
+
+/// Where a job run happened.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum JobSourceName {
+    /// Run by Clairon (its scheduler, `clairon run-job`, the admin API).
+    Internal,
+    /// Reported by an outside system (`POST /api/v1/job-runs`).
+    External,
+}
+
+/// What kind of work a run is (seed 003's `task_type`).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TaskTypeName {
+    /// A synchronisation.
+    Sync,
+    /// A report.
+    Report,
+    /// A chain of tasks.
+    Chain,
+    /// A backup.
+    Backup,
+    /// Anything else.
+    Other,
+}
+
+/// What started a run, as an outside system reports it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TriggeredByName {
+    /// Its scheduler (recorded, and shown, as `schedule`).
+    Scheduler,
+    /// Someone by hand.
+    Manual,
+    /// An API call.
+    Api,
+}
+
+/// What started a run, as recorded.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum JobTriggerName {
+    /// A scheduler.
+    Schedule,
+    /// Someone by hand (`clairon run-job`).
+    Manual,
+    /// An API call (`POST /api/v1/admin/jobs/{job}/run`).
+    Api,
 }

@@ -1070,3 +1070,220 @@ impl ConsentBody {
         }
     }
 }
+
+/// The longest `message` of a job run, in characters.
+pub const MAX_JOB_MESSAGE: usize = 2000;
+/// The longest `error_details` of a job run (a stack trace), in characters.
+pub const MAX_JOB_ERROR_DETAILS: usize = 20_000;
+/// The longest `triggered_by_user` of a job run, in characters.
+pub const MAX_JOB_USER: usize = 254;
+
+/// `POST /api/v1/job-runs` body: a run of an outside system's job (seed 003's `sync_logs`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct JobRunBody {
+    /// The job's name.
+    #[schema(value_type = super::params::JobName)]
+    pub job: String,
+    /// What kind of work.
+    #[schema(value_type = super::params::TaskTypeName)]
+    pub task_type: String,
+    /// `running` (then end it with `PATCH /api/v1/job-runs/{id}`) or how it ended.
+    #[schema(value_type = super::params::ReportedStatusName)]
+    pub status: String,
+    /// A one-line summary.
+    #[schema(max_length = 2000)]
+    pub message: Option<String>,
+    /// What it did, a JSON object (`{"clients": 50, "pianos": 100}`).
+    #[schema(value_type = Option<Object>)]
+    pub stats: Option<Value>,
+    /// Why it failed (a stack trace).
+    #[schema(max_length = 20000)]
+    pub error_details: Option<String>,
+    /// What started it.
+    #[schema(value_type = super::params::TriggeredByName)]
+    pub triggered_by: String,
+    /// Who started it by hand (an email, a login).
+    #[schema(max_length = 254)]
+    pub triggered_by_user: Option<String>,
+    /// When it started (RFC 3339; default: now).
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    /// When it ended (RFC 3339; default: now, for a run reported ended; ignored for `running`).
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+}
+
+/// `PATCH /api/v1/job-runs/{id}` body: how a `running` run ended.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct JobRunEndBody {
+    /// How it ended.
+    #[schema(value_type = super::params::EndStatusName)]
+    pub status: String,
+    /// A one-line summary (default: the one recorded).
+    #[schema(max_length = 2000)]
+    pub message: Option<String>,
+    /// What it did, a JSON object (default: the stats recorded).
+    #[schema(value_type = Option<Object>)]
+    pub stats: Option<Value>,
+    /// Why it failed.
+    #[schema(max_length = 20000)]
+    pub error_details: Option<String>,
+    /// When it ended (RFC 3339; default: now).
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+}
+
+fn optional_text(
+    errors: &mut Errors,
+    field: &str,
+    raw: Option<String>,
+    max: usize,
+) -> Option<String> {
+    let raw = raw?;
+    if raw.chars().count() > max {
+        errors.push(field, format!("must be at most {max} characters"));
+        return None;
+    }
+    Some(raw)
+}
+
+fn optional_time(errors: &mut Errors, field: &str, raw: Option<&str>) -> Option<DateTime<Utc>> {
+    let raw = raw?;
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            errors.push(
+                field,
+                "must be an RFC 3339 date-time (2027-03-01T01:00:00Z)",
+            );
+            None
+        }
+    }
+}
+
+fn stats_object(errors: &mut Errors, raw: Option<Value>) -> Option<Value> {
+    match raw {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v),
+        Some(_) => {
+            errors.push("stats", "must be a JSON object");
+            None
+        }
+    }
+}
+
+fn ended_status(errors: &mut Errors, raw: &str) -> Option<clairon_application::ports::JobStatus> {
+    use clairon_application::ports::JobStatus;
+    match JobStatus::parse(raw) {
+        Some(s @ (JobStatus::Success | JobStatus::Warning | JobStatus::Error)) => Some(s),
+        _ => {
+            errors.push("status", "must be success, warning or error");
+            None
+        }
+    }
+}
+
+impl JobRunBody {
+    /// The report, every invalid field named.
+    ///
+    /// # Errors
+    /// A 422 naming each bad field: `job`, `task_type`, `status` (`running`, `success`,
+    /// `warning` or `error`), `triggered_by` (`scheduler`, `manual` or `api`), `message`,
+    /// `error_details`, `triggered_by_user` (lengths), `stats` (an object), `started_at`,
+    /// `finished_at` (RFC 3339).
+    pub fn into_report(self) -> Result<clairon_application::commands::ReportJobRun, ApiError> {
+        use clairon_application::ports::{JobStatus, JobTrigger, TaskType};
+        let mut errors = Errors::default();
+        let job = errors.take("", clairon_domain::jobs::JobName::parse(&self.job));
+        let task_type = TaskType::parse(&self.task_type);
+        if task_type.is_none() {
+            errors.push("task_type", "must be sync, report, chain, backup or other");
+        }
+        let status = if self.status == JobStatus::Running.as_str() {
+            Some(JobStatus::Running)
+        } else {
+            let mut status_errors = Errors::default();
+            let s = ended_status(&mut status_errors, &self.status);
+            if s.is_none() {
+                errors.push("status", "must be running, success, warning or error");
+            }
+            s
+        };
+        let message = optional_text(&mut errors, "message", self.message, MAX_JOB_MESSAGE);
+        let stats = stats_object(&mut errors, self.stats);
+        let error_details = optional_text(
+            &mut errors,
+            "error_details",
+            self.error_details,
+            MAX_JOB_ERROR_DETAILS,
+        );
+        let trigger = JobTrigger::parse(&self.triggered_by);
+        if trigger.is_none() {
+            errors.push("triggered_by", "must be scheduler, manual or api");
+        }
+        let triggered_by_user = optional_text(
+            &mut errors,
+            "triggered_by_user",
+            self.triggered_by_user,
+            MAX_JOB_USER,
+        );
+        let started_at = optional_time(&mut errors, "started_at", self.started_at.as_deref());
+        let finished_at = optional_time(&mut errors, "finished_at", self.finished_at.as_deref());
+        if let (Some(start), Some(end)) = (started_at, finished_at) {
+            if end < start && status != Some(JobStatus::Running) {
+                errors.push("finished_at", "must not be before started_at");
+            }
+        }
+        let report = match (job, task_type, status, trigger) {
+            (Some(job), Some(task_type), Some(status), Some(trigger)) => {
+                Some(clairon_application::commands::ReportJobRun {
+                    job,
+                    task_type,
+                    status,
+                    message,
+                    stats: stats.unwrap_or_else(|| serde_json::json!({})),
+                    error_details,
+                    trigger,
+                    triggered_by_user,
+                    started_at,
+                    finished_at,
+                })
+            }
+            _ => None,
+        };
+        errors.finish(report)
+    }
+}
+
+impl JobRunEndBody {
+    /// The end of run `id`, every invalid field named.
+    ///
+    /// # Errors
+    /// A 422 naming each bad field: `status` (`success`, `warning` or `error`), `message`,
+    /// `error_details` (lengths), `stats` (an object), `finished_at` (RFC 3339).
+    pub fn into_command(
+        self,
+        id: String,
+    ) -> Result<clairon_application::commands::FinishJobRun, ApiError> {
+        let mut errors = Errors::default();
+        let status = ended_status(&mut errors, &self.status);
+        let message = optional_text(&mut errors, "message", self.message, MAX_JOB_MESSAGE);
+        let stats = stats_object(&mut errors, self.stats);
+        let error_details = optional_text(
+            &mut errors,
+            "error_details",
+            self.error_details,
+            MAX_JOB_ERROR_DETAILS,
+        );
+        let finished_at = optional_time(&mut errors, "finished_at", self.finished_at.as_deref());
+        let command = status.map(|status| clairon_application::commands::FinishJobRun {
+            id,
+            status,
+            message,
+            stats,
+            error_details,
+            finished_at,
+        });
+        errors.finish(command)
+    }
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clairon_application::commands::{CreatedNotification, TestChannelResult, TestStatus};
 use clairon_application::ports::JobRun;
 use clairon_application::queries::{
-    AttemptView, ConsentView, DeliveryListItem, DeliveryView, NotificationDetailsView,
+    AttemptView, ConsentView, DeliveryListItem, DeliveryView, JobStats, NotificationDetailsView,
     NotificationView, OperationsStats, RecipientExportView, RecipientProfileView,
 };
 use clairon_domain::{Consent, DeliveryStatus, Preferences, Recipient};
@@ -18,7 +18,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::params::{ChannelName, DeliveryStatusName, JobName, JobStatusName};
+use super::params::{
+    ChannelName, DeliveryStatusName, JobName, JobSourceName, JobStatusName, JobTriggerName,
+    TaskTypeName,
+};
 
 /// `GET /health/live`: the process serves HTTP.
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,29 +82,46 @@ pub struct NotReady {
     pub checks: ReadinessChecks,
 }
 
-/// A background job run, as `/api/v1/admin` shows it.
+/// A job run (Clairon's or an outside system's), as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobRunResponse {
     /// The run's id (a UUID).
     pub id: String,
-    /// The job (`purge`, …).
+    /// The job.
     #[schema(value_type = JobName)]
-    pub job: &'static str,
-    /// `schedule` or `api`.
+    pub job: String,
+    /// `internal` (run by Clairon) or `external` (reported).
+    #[schema(value_type = JobSourceName)]
+    pub source: &'static str,
+    /// What kind of work.
+    #[schema(value_type = TaskTypeName)]
+    pub task_type: &'static str,
+    /// What started it: `schedule`, `manual` or `api`.
+    #[schema(value_type = JobTriggerName)]
     pub trigger: &'static str,
+    /// Who started it by hand, when reported.
+    pub triggered_by_user: Option<String>,
+    /// The run of the job this one is chained after.
+    pub parent_run_id: Option<String>,
+    /// The scheduled occurrence this run is (RFC 3339), for a scheduler's run.
+    pub occurrence: Option<String>,
     /// When it started (RFC 3339).
     pub started_at: String,
-    /// When it ended (RFC 3339).
-    pub finished_at: String,
-    /// How long it took, in ms.
-    pub duration_ms: u64,
-    /// `success` or `error`.
+    /// When it ended (RFC 3339); `null` while running.
+    pub finished_at: Option<String>,
+    /// How long it took, in ms; `null` while running.
+    pub duration_ms: Option<u64>,
+    /// Where it stands.
     #[schema(value_type = JobStatusName)]
     pub status: &'static str,
-    /// What the job counted (its own fields, per job: rows purged, …).
+    /// A one-line summary (a skipped run's says which parent failed).
+    pub message: Option<String>,
+    /// What the job counted (its own fields, per job: rows purged, an HTTP job's JSON answer…).
     #[schema(value_type = Object)]
     pub stats: Value,
-    /// Why it failed, for `error`.
+    /// Why it failed.
+    pub error_details: Option<String>,
+    /// The same as `error_details` (its name before external runs existed).
     pub error: Option<String>,
 }
 
@@ -109,16 +129,34 @@ impl From<&JobRun> for JobRunResponse {
     fn from(run: &JobRun) -> Self {
         Self {
             id: run.id.clone(),
-            job: run.job.as_str(),
+            job: run.job.clone(),
+            source: run.source.as_str(),
+            task_type: run.task_type.as_str(),
             trigger: run.trigger.as_str(),
+            triggered_by_user: run.triggered_by_user.clone(),
+            parent_run_id: run.parent_run_id.clone(),
+            occurrence: run.occurrence.map(|t| t.to_rfc3339()),
             started_at: run.started_at.to_rfc3339(),
-            finished_at: run.finished_at.to_rfc3339(),
+            finished_at: run.finished_at.map(|t| t.to_rfc3339()),
             duration_ms: run.duration_ms,
             status: run.status.as_str(),
+            message: run.message.clone(),
             stats: run.stats.clone(),
+            error_details: run.error.clone(),
             error: run.error.clone(),
         }
     }
+}
+
+/// The runs a manual run made: the job's own, then the jobs chained after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRunChainResponse {
+    /// The job's run.
+    #[serde(flatten)]
+    pub run: JobRunResponse,
+    /// The runs of the jobs chained after it (run, or `skipped` when their parent failed),
+    /// depth first.
+    pub chained: Vec<JobRunResponse>,
 }
 
 /// A page of job runs, newest first.
@@ -159,24 +197,89 @@ pub struct DeliveryStats {
     pub dead_letters: u64,
 }
 
+/// The newest run of a job in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastJobRun {
+    /// Its id.
+    pub id: String,
+    /// `internal` or `external`.
+    #[schema(value_type = JobSourceName)]
+    pub source: &'static str,
+    /// Where it stands.
+    #[schema(value_type = JobStatusName)]
+    pub status: &'static str,
+    /// What started it.
+    #[schema(value_type = JobTriggerName)]
+    pub trigger: &'static str,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took, in ms; `null` while running.
+    pub duration_ms: Option<u64>,
+}
+
 /// One job's runs in the window.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobStatsResponse {
     /// The job.
     #[schema(value_type = JobName)]
-    pub job: &'static str,
-    /// Runs in the window.
+    pub job: String,
+    /// Runs that ended in the window (`running` ones not counted).
     pub runs: u64,
-    /// Runs that succeeded.
+    /// Runs that ended `success` or `warning`.
     pub succeeded: u64,
-    /// `succeeded / runs`; `null` without runs.
+    /// Runs that ended `error`.
+    pub failed: u64,
+    /// Runs `skipped` (a chained job whose parent failed).
+    pub skipped: u64,
+    /// Runs still `running`.
+    pub running: u64,
+    /// `succeeded / runs` (0 to 1); `null` without runs.
     pub success_rate: Option<f64>,
-    /// Median duration, in ms.
+    /// Median duration of the runs that ran, in ms.
     pub p50_duration_ms: Option<u64>,
     /// 95th percentile of the duration, in ms.
     pub p95_duration_ms: Option<u64>,
+    /// Mean duration, in ms.
+    pub mean_duration_ms: Option<u64>,
     /// Longest run, in ms.
     pub max_duration_ms: Option<u64>,
+    /// The newest run in the window, `null` without runs.
+    pub last_run: Option<LastJobRun>,
+}
+
+impl From<&JobStats> for JobStatsResponse {
+    fn from(j: &JobStats) -> Self {
+        Self {
+            job: j.job.clone(),
+            runs: j.runs,
+            succeeded: j.succeeded,
+            failed: j.failed,
+            skipped: j.skipped,
+            running: j.running,
+            success_rate: j.success_rate,
+            p50_duration_ms: j.p50_duration_ms,
+            p95_duration_ms: j.p95_duration_ms,
+            mean_duration_ms: j.mean_duration_ms,
+            max_duration_ms: j.max_duration_ms,
+            last_run: j.last_run.as_ref().map(|r| LastJobRun {
+                id: r.id.clone(),
+                source: r.source.as_str(),
+                status: r.status.as_str(),
+                trigger: r.trigger.as_str(),
+                started_at: r.started_at.to_rfc3339(),
+                duration_ms: r.duration_ms,
+            }),
+        }
+    }
+}
+
+/// `GET /api/v1/admin/job-stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobStatsList {
+    /// Start of the window (RFC 3339).
+    pub since: String,
+    /// Per job: the built-in ones, the jobs file's, then any other with runs.
+    pub jobs: Vec<JobStatsResponse>,
 }
 
 /// Deliveries of one channel in one status, now.
@@ -199,6 +302,9 @@ pub struct QueueStats {
     pub depth: Vec<QueueCount>,
     /// Per channel: the age of its oldest delivery that is due and not sent, in seconds.
     pub oldest_due_age_seconds: BTreeMap<&'static str, u64>,
+    /// Per channel: deliveries waiting for a later time (reminders, scheduled notifications,
+    /// retries not yet due), counted in `depth` too; future work, not a stuck queue.
+    pub scheduled_later: BTreeMap<&'static str, u64>,
 }
 
 /// `GET /api/v1/admin/stats`.
@@ -237,19 +343,7 @@ impl From<&OperationsStats> for OperationsStatsResponse {
                     .collect(),
                 dead_letters: stats.dead_letters,
             },
-            jobs: stats
-                .jobs
-                .iter()
-                .map(|j| JobStatsResponse {
-                    job: j.job.as_str(),
-                    runs: j.runs,
-                    succeeded: j.succeeded,
-                    success_rate: j.success_rate,
-                    p50_duration_ms: j.p50_duration_ms,
-                    p95_duration_ms: j.p95_duration_ms,
-                    max_duration_ms: j.max_duration_ms,
-                })
-                .collect(),
+            jobs: stats.jobs.iter().map(JobStatsResponse::from).collect(),
             queue: QueueStats {
                 depth: stats
                     .queue
@@ -266,6 +360,12 @@ impl From<&OperationsStats> for OperationsStatsResponse {
                     .oldest_due_age_secs
                     .iter()
                     .map(|(c, age)| (c.as_str(), *age))
+                    .collect(),
+                scheduled_later: stats
+                    .queue
+                    .scheduled_later
+                    .iter()
+                    .map(|(c, n)| (c.as_str(), *n))
                     .collect(),
             },
         }

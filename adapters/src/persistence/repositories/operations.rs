@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
-    ChannelStatusCount, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery, JobRunRepository,
-    JobStatus, JobTrigger, OperationsStatsSource, Purged, QueueDepth, RepositoryError,
-    POISON_CRASHES,
+    ChannelStatusCount, Finished, Housekeeping, JobRun, JobRunEnd, JobRunPage, JobRunQuery,
+    JobRunRepository, JobRunSample, JobSource, JobStatus, JobTrigger, OperationsStatsSource,
+    Purged, QueueDepth, RepositoryError, TaskType, POISON_CRASHES,
 };
 use clairon_domain::{Channel, DeliveryStatus};
 use diesel::dsl::{count_star, min};
@@ -41,23 +41,60 @@ struct JobRunRow {
     job: String,
     trigger_kind: String,
     started_at: chrono::NaiveDateTime,
-    finished_at: chrono::NaiveDateTime,
-    duration_ms: i64,
+    finished_at: Option<chrono::NaiveDateTime>,
+    duration_ms: Option<i64>,
     status: String,
     stats: String,
     error: Option<String>,
+    source: String,
+    task_type: String,
+    message: Option<String>,
+    triggered_by_user: Option<String>,
+    parent_run_id: Option<String>,
+    occurrence: Option<chrono::NaiveDateTime>,
 }
 
 impl JobRunRow {
+    fn of(id: String, run: &JobRun) -> Self {
+        Self {
+            id,
+            job: run.job.clone(),
+            trigger_kind: run.trigger.as_str().to_owned(),
+            started_at: db_time(run.started_at),
+            finished_at: run.finished_at.map(db_time),
+            duration_ms: run
+                .duration_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            status: run.status.as_str().to_owned(),
+            stats: run.stats.to_string(),
+            error: run.error.clone(),
+            source: run.source.as_str().to_owned(),
+            task_type: run.task_type.as_str().to_owned(),
+            message: run.message.clone(),
+            triggered_by_user: run.triggered_by_user.clone(),
+            parent_run_id: run.parent_run_id.clone(),
+            occurrence: run.occurrence.map(db_time),
+        }
+    }
+
     fn into_run(self) -> Result<JobRun, DbError> {
         let bad = |what: &str| DbError::Corrupt(format!("job_runs {:?}: bad {what}", self.id));
         Ok(JobRun {
-            job: Job::parse(&self.job).ok_or_else(|| bad("job"))?,
+            job: self.job.clone(),
+            source: JobSource::parse(&self.source).ok_or_else(|| bad("source"))?,
+            task_type: TaskType::parse(&self.task_type).ok_or_else(|| bad("task_type"))?,
             trigger: JobTrigger::parse(&self.trigger_kind).ok_or_else(|| bad("trigger"))?,
+            triggered_by_user: self.triggered_by_user,
+            parent_run_id: self.parent_run_id,
+            occurrence: self.occurrence.map(utc),
             started_at: utc(self.started_at),
-            finished_at: utc(self.finished_at),
-            duration_ms: u64::try_from(self.duration_ms).map_err(|_| bad("duration_ms"))?,
+            finished_at: self.finished_at.map(utc),
+            duration_ms: self
+                .duration_ms
+                .map(|ms| u64::try_from(ms).map_err(|_| bad("duration_ms")))
+                .transpose()?,
             status: JobStatus::parse(&self.status).ok_or_else(|| bad("status"))?,
+            message: self.message,
             stats: serde_json::from_str(&self.stats).map_err(|_| bad("stats"))?,
             error: self.error,
             id: self.id,
@@ -103,23 +140,78 @@ impl DieselJobRunRepository {
 impl JobRunRepository for DieselJobRunRepository {
     async fn record(&self, run: &JobRun) -> Result<JobRun, RepositoryError> {
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
-        let row = JobRunRow {
-            id: id.clone(),
-            job: run.job.as_str().to_owned(),
-            trigger_kind: run.trigger.as_str().to_owned(),
-            started_at: db_time(run.started_at),
-            finished_at: db_time(run.finished_at),
-            duration_ms: i64::try_from(run.duration_ms).unwrap_or(i64::MAX),
-            status: run.status.as_str().to_owned(),
-            stats: run.stats.to_string(),
-            error: run.error.clone(),
-        };
+        let row = JobRunRow::of(id, run);
         self.db
             .call(move |conn| {
+                // A taken (job, occurrence) is a unique violation: a Conflict for the caller.
                 diesel::insert_into(job_runs::table)
                     .values(&row)
                     .execute(conn)?;
                 row.into_run()
+            })
+            .await
+    }
+
+    async fn finish(&self, id: &str, end: &JobRunEnd) -> Result<Finished, RepositoryError> {
+        let id = id.to_owned();
+        let end = end.clone();
+        self.db
+            .call(move |conn| {
+                let Some(row) = job_runs::table
+                    .find(&id)
+                    .select(JobRunRow::as_select())
+                    .first(conn)
+                    .optional()?
+                else {
+                    return Ok(Finished::NotFound);
+                };
+                let duration = end.duration_ms.unwrap_or_else(|| {
+                    let ms = (end.finished_at - utc(row.started_at)).num_milliseconds();
+                    u64::try_from(ms.max(0)).unwrap_or(0)
+                });
+                // Conditional on `running`: of two finishers, one changes the row.
+                let changed = diesel::update(
+                    job_runs::table
+                        .find(&id)
+                        .filter(job_runs::status.eq(JobStatus::Running.as_str())),
+                )
+                .set((
+                    job_runs::status.eq(end.status.as_str()),
+                    job_runs::finished_at.eq(Some(db_time(end.finished_at))),
+                    job_runs::duration_ms.eq(Some(i64::try_from(duration).unwrap_or(i64::MAX))),
+                    job_runs::message.eq(end.message.clone().or(row.message.clone())),
+                    job_runs::stats.eq(end
+                        .stats
+                        .as_ref()
+                        .map_or_else(|| row.stats.clone(), ToString::to_string)),
+                    job_runs::error.eq(end.error.clone().or(row.error.clone())),
+                ))
+                .execute(conn)?;
+                let now = job_runs::table
+                    .find(&id)
+                    .select(JobRunRow::as_select())
+                    .first(conn)?
+                    .into_run()?;
+                Ok(if changed == 1 {
+                    Finished::Ended(now)
+                } else {
+                    Finished::NotRunning(now)
+                })
+            })
+            .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<JobRun>, RepositoryError> {
+        let id = id.to_owned();
+        self.db
+            .call(move |conn| {
+                job_runs::table
+                    .find(&id)
+                    .select(JobRunRow::as_select())
+                    .first(conn)
+                    .optional()?
+                    .map(JobRunRow::into_run)
+                    .transpose()
             })
             .await
     }
@@ -135,10 +227,13 @@ impl JobRunRepository for DieselJobRunRepository {
                     .limit(i64::from(limit) + 1)
                     .into_boxed();
                 if let Some(job) = query.job {
-                    select = select.filter(job_runs::job.eq(job.as_str()));
+                    select = select.filter(job_runs::job.eq(job));
                 }
                 if let Some(status) = query.status {
                     select = select.filter(job_runs::status.eq(status.as_str()));
+                }
+                if let Some(source) = query.source {
+                    select = select.filter(job_runs::source.eq(source.as_str()));
                 }
                 if let Some(cursor) = query.cursor {
                     select = select.filter(job_runs::id.lt(cursor));
@@ -409,26 +504,49 @@ impl OperationsStatsSource for DieselOperationsStats {
             .await
     }
 
-    async fn job_run_durations(
+    async fn job_runs_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(Job, JobStatus, u64)>, RepositoryError> {
+    ) -> Result<Vec<JobRunSample>, RepositoryError> {
         let since = db_time(since);
         self.db
             .call(move |conn| {
-                let rows: Vec<(String, String, i64)> = job_runs::table
+                type Sampled = (
+                    String,
+                    String,
+                    String,
+                    String,
+                    String,
+                    chrono::NaiveDateTime,
+                    Option<i64>,
+                );
+                let rows: Vec<Sampled> = job_runs::table
                     .filter(job_runs::started_at.ge(since))
-                    .select((job_runs::job, job_runs::status, job_runs::duration_ms))
+                    .order(job_runs::id.asc())
+                    .select((
+                        job_runs::id,
+                        job_runs::job,
+                        job_runs::source,
+                        job_runs::status,
+                        job_runs::trigger_kind,
+                        job_runs::started_at,
+                        job_runs::duration_ms,
+                    ))
                     .load(conn)?;
                 Ok(rows
                     .into_iter()
-                    // A job this version does not know (a newer process's) is not counted.
-                    .filter_map(|(j, s, ms)| {
-                        Some((
-                            Job::parse(&j)?,
-                            JobStatus::parse(&s)?,
-                            u64::try_from(ms).unwrap_or(0),
-                        ))
+                    // A status or source this version does not know (a newer process's) is
+                    // not counted.
+                    .filter_map(|(id, job, source, status, trigger, started_at, ms)| {
+                        Some(JobRunSample {
+                            id,
+                            job,
+                            source: JobSource::parse(&source)?,
+                            status: JobStatus::parse(&status)?,
+                            trigger: JobTrigger::parse(&trigger)?,
+                            started_at: utc(started_at),
+                            duration_ms: ms.map(|ms| u64::try_from(ms).unwrap_or(0)),
+                        })
                     })
                     .collect())
             })
@@ -453,6 +571,19 @@ impl OperationsStatsSource for DieselOperationsStats {
                     .group_by(deliveries::channel)
                     .select((deliveries::channel, min(deliveries::next_attempt_at)))
                     .load(conn)?;
+                let later: Vec<(String, i64)> = deliveries::table
+                    .filter(deliveries::status.eq_any([
+                        DeliveryStatus::Pending.as_str(),
+                        DeliveryStatus::Retrying.as_str(),
+                    ]))
+                    .filter(deliveries::next_attempt_at.gt(at))
+                    .group_by(deliveries::channel)
+                    .select((deliveries::channel, count_star()))
+                    .load(conn)?;
+                let scheduled_later = later
+                    .into_iter()
+                    .map(|(c, n)| Ok((channel(&c)?, u64::try_from(n).unwrap_or(0))))
+                    .collect::<Result<Vec<_>, DbError>>()?;
                 let oldest_due_age_secs = oldest
                     .into_iter()
                     .filter_map(|(c, due)| due.map(|due| (c, due)))
@@ -463,6 +594,7 @@ impl OperationsStatsSource for DieselOperationsStats {
                     .collect::<Result<Vec<_>, DbError>>()?;
                 Ok(QueueDepth {
                     counts: counted(rows)?,
+                    scheduled_later,
                     oldest_due_age_secs,
                 })
             })

@@ -1,0 +1,10 @@
+DROP INDEX job_runs_occurrence_idx;
+ALTER TABLE job_runs DROP COLUMN occurrence;
+ALTER TABLE job_runs DROP COLUMN parent_run_id;
+ALTER TABLE job_runs DROP COLUMN triggered_by_user;
+ALTER TABLE job_runs DROP COLUMN message;
+ALTER TABLE job_runs DROP COLUMN task_type;
+ALTER TABLE job_runs DROP COLUMN source;
+DELETE FROM job_runs WHERE finished_at IS NULL OR duration_ms IS NULL;
+ALTER TABLE job_runs ALTER COLUMN duration_ms SET NOT NULL;
+ALTER TABLE job_runs ALTER COLUMN finished_at SET NOT NULL;
