@@ -1,13 +1,8 @@
 //! The scheduled jobs' outside world: [`ReqwestHttpJobClient`] calls a `CLAIRON_JOBS_FILE`
-//! job's endpoint, [`LoggedJobAlerts`] emits `job.failed` as a warning in the logs.
-//!
-//! `job.failed` is meant to go through the routing rules to topic `admins` (issue 13,
-//! "Alerts"); until that path exists, the alert is this log line (target `clairon::jobs`).
+//! job's endpoint. (`job.failed` alerts are domain events: `clairon_application::alerts`.)
 
 use async_trait::async_trait;
-use clairon_application::ports::{
-    HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed,
-};
+use clairon_application::ports::{HttpJobClient, HttpJobOutcome, HttpJobRequest};
 
 /// The most of a job's answer body read, in bytes: what is kept as stats or error details.
 pub const MAX_JOB_BODY_BYTES: usize = 1 << 20;
@@ -92,24 +87,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// [`JobAlerts`] as a `WARN` log line per `job.failed` (target `clairon::jobs`), with the job,
-/// the run id, the message and the error details.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoggedJobAlerts;
-
-#[async_trait]
-impl JobAlerts for LoggedJobAlerts {
-    async fn job_failed(&self, alert: &JobFailed) {
-        tracing::warn!(
-            target: "clairon::jobs",
-            event = "job.failed",
-            job = %alert.job,
-            run_id = %alert.run_id,
-            message = alert.message.as_deref().unwrap_or(""),
-            error_details = alert.error_details.as_deref().unwrap_or(""),
-            "job.failed"
-        );
-    }
 }

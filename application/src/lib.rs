@@ -8,6 +8,7 @@
 //!
 //! Nothing here knows actix, Diesel, lettre, frankenstein or Tera.
 
+pub mod alerts;
 pub mod commands;
 pub mod dispatch;
 pub mod events;

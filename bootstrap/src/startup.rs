@@ -17,7 +17,8 @@ use clairon_adapters::http::{
     RecipientTokens,
 };
 use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeTokens};
-use clairon_adapters::jobs::{LoggedJobAlerts, ReqwestHttpJobClient};
+use clairon_adapters::jobs::ReqwestHttpJobClient;
+use clairon_application::alerts::RoutedJobAlerts;
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
@@ -393,7 +394,7 @@ impl Components {
             Arc::new(DieselJobRunRepository::new(database.clone())),
             metrics.clone(),
         ));
-        let alerts: Arc<dyn JobAlerts> = Arc::new(LoggedJobAlerts);
+        let alerts: Arc<dyn JobAlerts> = Arc::new(RoutedJobAlerts::new(bus.clone(), clock.clone()));
         let run_job = Arc::new(
             RunJobHandler::new(
                 Arc::new(DieselHousekeeping::new(database.clone())),

@@ -79,6 +79,7 @@ pub use idempotency::MockIdempotencyStore;
 pub use inbox_feed::MockInboxFeed;
 #[cfg(any(test, feature = "mocks"))]
 pub use jobs::{MockHttpJobClient, MockJobAlerts};
+#[cfg(any(test, feature = "mocks"))]
 pub use links::MockUnsubscribeLinks;
 #[cfg(any(test, feature = "mocks"))]
 pub use notification_repository::MockNotificationRepository;

@@ -106,6 +106,53 @@ async fn a_chain_whose_parent_fails_records_the_child_skipped_with_the_reason() 
 }
 
 #[tokio::test]
+async fn a_failed_parent_and_its_skipped_child_each_alert_the_admins_topic_through_the_default_rule(
+) {
+    let (app, _dir) = app_with_jobs("/fail").await;
+    let admin = app
+        .put(
+            "/api/v1/recipients/admin-1",
+            &json!({"name": "Régie", "email": "regie@example.org", "locale": "fr"}),
+        )
+        .await;
+    assert_eq!(admin.status, 201, "{}", admin.json);
+    let topic = app
+        .put(
+            "/api/v1/topics/admins",
+            &json!({"name": "Admins", "recipient_ids": ["admin-1"]}),
+        )
+        .await;
+    assert_eq!(topic.status, 201, "{}", topic.json);
+
+    let run = app
+        .post("/api/v1/admin/jobs/sync-gazelle/run", &json!({}))
+        .await;
+    assert_eq!(run.json["status"], "error", "{}", run.json);
+
+    let inbox = app
+        .get("/api/v1/recipients/admin-1/notifications?limit=10")
+        .await;
+    let items = inbox.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "the failed run and the skipped child: {}", inbox.json);
+    assert!(items.iter().all(|i| i["event_type"] == "job.failed"), "{}", inbox.json);
+    let jobs: HashSet<&str> = items
+        .iter()
+        .map(|i| i["metadata"]["data"]["job"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        jobs,
+        HashSet::from(["sync-gazelle", "timeline-report"]),
+        "{}",
+        inbox.json
+    );
+    assert!(
+        items.iter().all(|i| i["priority"] == "high"),
+        "the built-in rule raises job.failed to high: {}",
+        inbox.json
+    );
+}
+
+#[tokio::test]
 async fn a_chain_whose_parent_succeeds_runs_the_child_with_the_parent_run_id() {
     let (app, _dir) = app_with_jobs("/ok").await;
 
