@@ -359,7 +359,10 @@ async fn the_inbox_shows_an_svg_bell_unread_marks_relative_times_an_action_butto
     );
     let contract = &shown["items"][0];
     assert_eq!(contract["title"], "Contrat prêt", "{shown}");
-    assert_eq!(contract["marker"], "Non lue", "said to screen readers: {shown}");
+    assert_eq!(
+        contract["marker"], "Non lue",
+        "said to screen readers: {shown}"
+    );
     assert_eq!(
         contract["action"],
         json!({ "href": "https://planning.example.org/contracts/7?a=1&b=2", "text": "Voir le contrat" }),
