@@ -321,13 +321,15 @@ function mount(root) {
       li.dataset.read = String(n.read);
       const title = document.createElement('h2');
       if (!n.read) {
+        // Said to screen readers before the title, outside it: the title stays the title.
+        const marker = document.createElement('span');
+        marker.className = 'visually-hidden unread-marker';
+        marker.textContent = strings.unread_marker;
+        li.append(marker);
         const dot = document.createElement('span');
         dot.className = 'unread-dot';
         dot.setAttribute('aria-hidden', 'true');
-        const marker = document.createElement('span');
-        marker.className = 'visually-hidden';
-        marker.textContent = `${strings.unread_marker}: `;
-        title.append(dot, marker);
+        title.append(dot);
       }
       title.append(document.createTextNode(n.title));
       const body = document.createElement('p');

@@ -291,6 +291,7 @@ async fn inbox_details(browser: &fantoccini::Client) -> Value {
                  title: li.querySelector('h2').textContent, \
                  read: li.dataset.read, \
                  dot: !!li.querySelector('.unread-dot'), \
+                 marker: li.querySelector('.unread-marker')?.textContent || '', \
                  time: li.querySelector('time').textContent, \
                  action: li.querySelector('a.action') && { \
                    href: li.querySelector('a.action').getAttribute('href'), \
@@ -358,7 +359,11 @@ async fn the_inbox_shows_an_svg_bell_unread_marks_relative_times_an_action_butto
         "no emoji left: {shown}"
     );
     let contract = &shown["items"][0];
-    assert_eq!(contract["title"], "Non lue: Contrat prêt", "{shown}");
+    assert_eq!(contract["title"], "Contrat prêt", "{shown}");
+    assert_eq!(
+        contract["marker"], "Non lue",
+        "said to screen readers: {shown}"
+    );
     assert_eq!(
         contract["action"],
         json!({ "href": "https://planning.example.org/contracts/7?a=1&b=2", "text": "Voir le contrat" }),
