@@ -331,6 +331,8 @@ pub struct CreateNotificationHandler {
     waker: Arc<dyn DeliveryWaker>,
     policy: ChannelPolicy,
     limits: ContentLimits,
+    /// Publish at commit (issue 14); `None`: the dispatcher publishes in-app deliveries.
+    live: Option<Arc<crate::live::PublishAtCommit>>,
 }
 
 impl CreateNotificationHandler {
@@ -354,7 +356,16 @@ impl CreateNotificationHandler {
             waker,
             policy,
             limits: ContentLimits::default(),
+            live: None,
         }
+    }
+
+    /// The same handler publishing in-app notifications right after the transaction that
+    /// writes them ([`crate::live::PublishAtCommit`]) rather than through the dispatcher.
+    #[must_use]
+    pub fn with_publish_at_commit(mut self, live: Arc<crate::live::PublishAtCommit>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// The same handler with other content bounds than [`ContentLimits::default`].
@@ -435,8 +446,12 @@ impl CreateNotificationHandler {
         deliver_at: Option<DateTime<Utc>>,
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
         self.limits.check_drafts(&drafts)?;
-        let (batch, created) = self.prepare(directory, drafts, deliver_at)?;
-        self.notifications.insert_batch(&batch).await?;
+        let (mut batch, created) = self.prepare(directory, drafts, deliver_at)?;
+        // Publish at commit (crate::live): in-app deliveries taken, published, recorded later.
+        match &self.live {
+            Some(live) => live.write(&mut batch, directory).await?,
+            None => self.notifications.insert_batch(&batch).await?,
+        }
         self.wake_for(&batch);
         tracing::debug!(count = created.len(), "notifications written to the outbox");
         Ok(created)

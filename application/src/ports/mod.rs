@@ -32,7 +32,7 @@ pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
 pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
-    ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
+    CreationLease, ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
     ReadFilter, ReminderChanges,
 };
 pub use operations::{

@@ -11,6 +11,10 @@ pub enum RealtimeEvent {
     NotificationCreated {
         /// The notification.
         notification: Notification,
+        /// Its place in the recipient's inbox sequence (1, 2, 3…, the SSE event id), when the
+        /// publisher knows it (the write path does: it numbered it); `None` makes the hub read
+        /// it back.
+        seq: Option<u64>,
         /// The recipient's unread count after it.
         unread: u64,
     },
@@ -38,4 +42,12 @@ pub trait RealtimePublisher: Send + Sync {
     /// Publishes `event` to the recipient's open connections. Best effort: nobody connected is
     /// not an error, and a failure here never fails the notification (it is in the inbox).
     async fn publish(&self, event: RealtimeEvent);
+
+    /// Publishes `events` in order, as one batch where the transport can (one fan-out pass in
+    /// this process, one round trip to the broker). Best effort, as [`Self::publish`].
+    async fn publish_all(&self, events: Vec<RealtimeEvent>) {
+        for event in events {
+            self.publish(event).await;
+        }
+    }
 }
