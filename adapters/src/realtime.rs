@@ -1,6 +1,7 @@
 //! The realtime hub: routes inbox changes to the open connections (WebSocket, SSE) of the one
 //! recipient they concern, in this process — and through a [`Relay`] (PostgreSQL
-//! `LISTEN/NOTIFY`, [`pg_notify`]) to the other processes on the same database.
+//! `LISTEN/NOTIFY`, [`pg_notify`], or a NATS server, [`nats`]) to the other processes on the same
+//! database.
 //!
 //! One structure per process, sharded by recipient ([`SHARDS`] mutexes over maps of the
 //! recipient's connection handles), and one bounded queue per connection
@@ -19,6 +20,7 @@
 //! forget that recipient and closes their connections ([`LiveEvent::Revoked`]).
 
 pub mod frames;
+pub mod nats;
 pub mod pg_notify;
 
 use std::collections::HashMap;

@@ -24,6 +24,7 @@ use clairon_adapters::persistence::{
     DieselOperationsStats, DieselPersonalDataStore, DieselRecipientRepository,
     DieselTokenGenerations,
 };
+use clairon_adapters::realtime::nats::NatsRelay;
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
@@ -279,7 +280,14 @@ impl Components {
         let feed = Arc::new(DieselNotificationRepository::new(database.clone()));
         // Each connection queues at most this many events; beyond, it is sent `resync`.
         let hub = InProcessHub::new(LIVE_QUEUE, feed.clone());
-        if database.backend() == Backend::Postgres {
+        if !settings.realtime_broker.is_empty() {
+            // Every other process hears this one's inbox changes through the NATS server.
+            let relay = NatsRelay::start(&settings.realtime_broker, &hub)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(broker = %redact_url(&settings.realtime_broker), "realtime events between processes through NATS");
+            hub.set_relay(Arc::new(relay));
+        } else if database.backend() == Backend::Postgres {
             // Every process hears every inbox change, its own included, through LISTEN/NOTIFY.
             start_listener(settings.database_url.clone(), &hub)
                 .await

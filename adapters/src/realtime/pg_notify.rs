@@ -80,7 +80,7 @@ struct Payload {
 
 /// The `NOTIFY` payloads of `event` sent by process `origin` (each under PostgreSQL's
 /// 8,000-byte limit).
-fn payloads(origin: u64, event: &RealtimeEvent) -> Vec<String> {
+pub(super) fn payloads(origin: u64, event: &RealtimeEvent) -> Vec<String> {
     let encode = |p: &Payload| serde_json::to_string(p).unwrap_or_default();
     let base = |t: &str, r: &RecipientId, u: u64| Payload {
         o: origin,
@@ -179,7 +179,7 @@ impl Relay for PgNotifyRelay {
     }
 }
 
-async fn handle(hub: &InProcessHub, raw: &str) {
+pub(super) async fn handle(hub: &InProcessHub, raw: &str) {
     let Ok(payload) = serde_json::from_str::<Payload>(raw) else {
         tracing::warn!("realtime: ignoring a malformed NOTIFY payload");
         return;
