@@ -279,7 +279,11 @@ impl InProcessHub {
         self.inner
             .shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len())
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len()
+            })
             .sum()
     }
 
@@ -519,7 +523,10 @@ mod tests {
             sse.starts_with("id: 7\nevent: notification.created\ndata: {"),
             "{sse}"
         );
-        assert!(sse.ends_with("event: unread_count\ndata: {\"type\":\"unread_count\",\"count\":3}\n\n"), "{sse}");
+        assert!(
+            sse.ends_with("event: unread_count\ndata: {\"type\":\"unread_count\",\"count\":3}\n\n"),
+            "{sse}"
+        );
     }
 
     #[tokio::test]
@@ -567,10 +574,7 @@ mod tests {
         })
         .await;
         assert!(
-            matches!(
-                theirs.rx.try_recv(),
-                Err(mpsc::error::TryRecvError::Empty)
-            ),
+            matches!(theirs.rx.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
             "artist-2 saw nothing of artist-1's inbox"
         );
         assert_eq!((hub.rooms(), hub.connections()), (1, 1));

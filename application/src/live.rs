@@ -180,8 +180,7 @@ impl PublishAtCommit {
                     let attempt = AttemptRecord {
                         number: transition.attempts,
                         started_at: now,
-                        duration_ms: u64::try_from((sent_at - now).num_milliseconds())
-                            .unwrap_or(0),
+                        duration_ms: u64::try_from((sent_at - now).num_milliseconds()).unwrap_or(0),
                         outcome: AttemptOutcome::Sent,
                         error: None,
                         provider_response_id: transition.provider_message_id.clone(),
@@ -423,12 +422,15 @@ mod tests {
             settings(),
         );
         let mut scheduled = new_notification("n-1", "artist-1", &[Channel::InApp]);
-        scheduled.deliver_at = Some(scheduled.notification.created_at + chrono::TimeDelta::hours(1));
+        scheduled.deliver_at =
+            Some(scheduled.notification.created_at + chrono::TimeDelta::hours(1));
         let mut batch = vec![
             scheduled,
             new_notification("n-2", "artist-1", &[Channel::Email]),
         ];
-        live.write(&mut batch, &directory(&["artist-1"])).await.unwrap();
+        live.write(&mut batch, &directory(&["artist-1"]))
+            .await
+            .unwrap();
         assert_eq!(batch[0].deliveries[0].status, DeliveryStatus::Pending);
     }
 
@@ -454,7 +456,9 @@ mod tests {
             settings(),
         );
         let mut batch = vec![new_notification("n-1", "artist-1", &[Channel::InApp])];
-        live.write(&mut batch, &directory(&["artist-1"])).await.unwrap();
+        live.write(&mut batch, &directory(&["artist-1"]))
+            .await
+            .unwrap();
         assert_eq!(live.flush().await.unwrap(), 0);
     }
 
@@ -490,7 +494,9 @@ mod tests {
             settings(),
         );
         let mut batch = vec![new_notification("n-1", "artist-1", &[Channel::InApp])];
-        live.write(&mut batch, &directory(&["artist-1"])).await.unwrap();
+        live.write(&mut batch, &directory(&["artist-1"]))
+            .await
+            .unwrap();
         assert!(live.flush().await.is_err());
         assert_eq!(live.flush().await.unwrap(), 1);
     }

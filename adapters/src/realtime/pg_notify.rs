@@ -24,9 +24,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use clairon_application::ports::RealtimeEvent;
 use clairon_domain::{NotificationId, RecipientId};
-use bytes::Bytes;
 use diesel::sql_types::{Array, Text};
 use diesel::RunQueryDsl;
 use futures_util::StreamExt;
@@ -557,11 +557,14 @@ mod tests {
         let ids: Vec<NotificationId> = (0..250)
             .map(|i| NotificationId::parse(&format!("{i:0>64}")).unwrap())
             .collect();
-        let payloads = payloads(7, &RealtimeEvent::NotificationsRead {
-            recipient_id: RecipientId::parse(&"r".repeat(64)).unwrap(),
-            ids,
-            unread: 0,
-        });
+        let payloads = payloads(
+            7,
+            &RealtimeEvent::NotificationsRead {
+                recipient_id: RecipientId::parse(&"r".repeat(64)).unwrap(),
+                ids,
+                unread: 0,
+            },
+        );
         assert_eq!(payloads.len(), 3);
         assert!(
             payloads.iter().all(|p| p.len() < 8000),

@@ -32,8 +32,8 @@ pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
 pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use notification_repository::{
-    CreationLease, ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
-    ReadFilter, ReminderChanges,
+    CreationLease, ListQuery, NewNotification, NewReminder, NotificationDetails,
+    NotificationRepository, Page, ReadFilter, ReminderChanges,
 };
 pub use operations::{
     ChannelStatusCount, DispatchObserver, Housekeeping, Job, JobRun, JobRunPage, JobRunQuery,

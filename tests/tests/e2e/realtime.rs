@@ -524,8 +524,8 @@ async fn on_postgres_a_notification_created_through_one_app_reaches_clients_of_a
 /// The NATS server of the development and CI machines; `None` (skipped) when it is not
 /// listening and `CI` is unset.
 fn nats_url() -> Option<String> {
-    let url = std::env::var("CLAIRON_TEST_NATS_URL")
-        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let url =
+        std::env::var("CLAIRON_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let address = url.trim_start_matches("nats://").to_owned();
     match std::net::TcpStream::connect(&address) {
         Ok(_) => Some(url),
@@ -543,8 +543,10 @@ fn nats_url() -> Option<String> {
 #[tokio::test]
 async fn through_nats_a_notification_created_through_one_app_reaches_clients_of_another() {
     let Some(broker) = nats_url() else { return };
-    let configure = |broker: String| move |s: &mut clairon_bootstrap::settings::Settings| {
-        s.realtime_broker = broker;
+    let configure = |broker: String| {
+        move |s: &mut clairon_bootstrap::settings::Settings| {
+            s.realtime_broker = broker;
+        }
     };
     let Some(a) = spawn_app_configured(
         Options {
@@ -610,7 +612,10 @@ async fn with_the_broker_down_notifications_still_reach_local_clients_and_the_da
     assert_eq!(live["notification"]["id"], id.as_str());
     let settled = app.wait_until_settled(&id, PATIENCE).await;
     assert_eq!(settled["deliveries"][0]["status"], "sent", "{settled}");
-    let replayed = Sse::open(&app, &token, Some("0")).await.next_created().await;
+    let replayed = Sse::open(&app, &token, Some("0"))
+        .await
+        .next_created()
+        .await;
     assert_eq!(replayed.data["notification"]["id"], id.as_str());
 }
 

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
-    CreationLease, ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
-    ReminderChanges, RepositoryError,
+    CreationLease, ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page,
+    ReadFilter, ReminderChanges, RepositoryError,
 };
 use clairon_domain::{Notification, NotificationId, RecipientId, SourceEventId};
 use diesel::prelude::*;
