@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use clairon_domain::{Notification, NotificationId, RecipientId};
 
 /// A change to a recipient's inbox that open connections should see.
+// Short-lived (one per change, handed to the hub and dropped): boxing the notification would
+// only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RealtimeEvent {
     /// A notification arrived.
