@@ -250,6 +250,10 @@ fn take_in_app(batch: &mut [NewNotification]) -> Vec<(usize, usize)> {
         if new.deliver_at.is_some() {
             continue; // scheduled: the dispatcher sends it when due
         }
+        #[cfg(feature = "fault-injection")]
+        if fault::for_the_dispatcher(new) {
+            continue; // a test of the dispatcher's faults: its deliveries are the dispatcher's
+        }
         for (d, delivery) in new.deliveries.iter_mut().enumerate() {
             if delivery.channel != Channel::InApp || delivery.status != DeliveryStatus::Pending {
                 continue;
@@ -266,6 +270,16 @@ fn take_in_app(batch: &mut [NewNotification]) -> Vec<(usize, usize)> {
 #[cfg(feature = "fault-injection")]
 mod fault {
     use crate::ports::NewNotification;
+
+    /// Whether `new` asks the dispatcher for a fault (`panic`, `panic_round`): then its in-app
+    /// delivery is left to the dispatcher, whose faults the test is about.
+    pub(super) fn for_the_dispatcher(new: &NewNotification) -> bool {
+        new.notification
+            .metadata
+            .get(crate::dispatch::fault::KEY)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|f| f != "abort_before_record")
+    }
 
     /// The process aborts right after publishing, before recording, when a notification of
     /// the batch asks for `abort_before_record` (the lease-lapse test).
