@@ -16,11 +16,14 @@
 // opened three times in a row, Server-Sent Events (/api/v1/me/notifications/stream, resuming
 // from the last seen sequence number). Reconnection uses exponential backoff with full jitter
 // (a ceiling of 1 s after the first failure, doubling up to 30 s). After every reconnect the client emits `sync`: refetch the list.
+// A `created` notification whose `seq` was already shown is skipped (the server may publish one
+// twice after a crash: same id, same seq).
 //
 // On a page containing an element with `data-clairon-inbox`, the module mounts the notification
 // center UI on it (what GET /inbox serves).
 
 const API = '/api/v1/me';
+const SHOWN_SEQS = 1000;
 
 export class ClaironInbox extends EventTarget {
   /** @param {{token: string, baseUrl?: string, transport?: 'auto'|'ws'|'sse'}} options */
@@ -30,6 +33,9 @@ export class ClaironInbox extends EventTarget {
     this.baseUrl = baseUrl || window.location.origin;
     this.transport = transport;
     this.lastSeq = null;
+    // Sequence numbers already shown (the newest SHOWN_SEQS): after a server crash the same
+    // notification may be published twice, with the same seq; it is shown once.
+    this.shown = new Set();
     this.failures = 0;
     this.wsFailures = 0;
     this.stopped = true;
@@ -141,10 +147,17 @@ export class ClaironInbox extends EventTarget {
 
   handle(frame) {
     switch (frame.type) {
-      case 'notification.created':
-        if (frame.notification.seq != null) this.lastSeq = Math.max(this.lastSeq ?? 0, frame.notification.seq);
+      case 'notification.created': {
+        const seq = frame.notification.seq;
+        if (seq != null) {
+          if (this.shown.has(seq)) break; // already shown: a repeat after a crash
+          this.shown.add(seq);
+          if (this.shown.size > SHOWN_SEQS) this.shown.delete(this.shown.values().next().value);
+          this.lastSeq = Math.max(this.lastSeq ?? 0, seq);
+        }
         this.emit('created', frame.notification);
         break;
+      }
       case 'notification.read':
         this.emit('read', frame.ids);
         break;

@@ -1,44 +1,60 @@
 //! The realtime hub: routes inbox changes to the open connections (WebSocket, SSE) of the one
-//! recipient they concern, in this process — and, on PostgreSQL, through `LISTEN/NOTIFY` to the
-//! other processes on the same database ([`pg_notify`]).
+//! recipient they concern, in this process — and through a [`Relay`] (PostgreSQL
+//! `LISTEN/NOTIFY`, [`pg_notify`], or a NATS server, [`nats`]) to the other processes on the same
+//! database.
 //!
-//! One room per recipient: a `tokio::sync::broadcast` channel created on the first subscriber and
-//! removed with the last, so an event costs one map lookup and only that recipient's connections
-//! see it. Rooms hold [`LiveEvent`]s, which carry the notification's sequence number (read once
-//! per event, and only when someone is listening).
+//! One structure per process, sharded by recipient ([`SHARDS`] mutexes over maps of the
+//! recipient's connection handles), and one bounded queue per connection
+//! ([`InProcessHub::new`]'s `queue` events, 64 in production). An event is serialized once
+//! ([`frames::Framed`]: the WebSocket frames and the SSE chunk, shared [`Bytes`]) and handed to
+//! every connection of its recipient in one pass, without waiting: a connection whose queue is
+//! full loses the event and is told so at its next receive ([`RecvError::Lagged`]), and catches
+//! up from the database (SSE replays, the WebSocket sends `resync`). Memory per connection is
+//! thus bounded, whatever a slow client does.
+//!
+//! Events are delivered here first, then relayed to the other processes, which ignore their
+//! own echo (each hub has an [`InProcessHub::origin`]).
 //!
 //! A revocation of a recipient's tokens ([`RealtimeEvent::TokensRevoked`]) goes the same way,
 //! to every process: each one tells its [`RevocationListener`] (the token check's cache) to
 //! forget that recipient and closes their connections ([`LiveEvent::Revoked`]).
 
+pub mod frames;
+pub mod nats;
 pub mod pg_notify;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use clairon_application::ports::{InboxFeed, RealtimeEvent, RealtimePublisher};
-use clairon_domain::{Notification, NotificationId, RecipientId};
-use tokio::sync::broadcast;
+use clairon_domain::{NotificationId, RecipientId};
+use tokio::sync::mpsc;
 
-/// What a recipient's open connections receive.
+use self::frames::Framed;
+
+/// Shards of the recipient map: a publish locks one, for the time of a few `try_send`s.
+pub const SHARDS: usize = 64;
+
+/// What a recipient's open connections receive, already serialized.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveEvent {
     /// A notification arrived.
     Created {
         /// Its place in the recipient's feed (the SSE event id).
         seq: u64,
-        /// The notification (boxed: it is much larger than the other variant).
-        notification: Box<Notification>,
-        /// The unread count after it.
+        /// The recipient's unread count after it.
         unread: u64,
+        /// `notification.created` then `unread_count`.
+        frames: Framed,
     },
-    /// Notifications were read.
+    /// Notifications were read: `notification.read` then `unread_count`.
     Read {
-        /// Which.
-        ids: Vec<NotificationId>,
-        /// The unread count after it.
-        unread: u64,
+        /// The frames.
+        frames: Framed,
     },
     /// Events may have been lost (the cross-process relay reconnected): connections should
     /// catch up from the database (and check their token again: a revocation may be among the
@@ -46,6 +62,15 @@ pub enum LiveEvent {
     Resync,
     /// The tokens the recipient's connections were opened with are revoked: they must close.
     Revoked,
+}
+
+/// Why [`Subscription::recv`] returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// The connection's queue overflowed: events were dropped. Catch up from the database.
+    Lagged,
+    /// The hub is gone.
+    Closed,
 }
 
 /// Told about revocations as every process hears them: the token check's cache, which must
@@ -57,28 +82,46 @@ pub trait RevocationListener: Send + Sync {
     fn all_may_be_revoked(&self);
 }
 
-/// Where events go beyond this process (PostgreSQL `NOTIFY`); every process, this one included,
-/// hears them back and hands them to [`InProcessHub::deliver`].
+/// Where events go beyond this process (PostgreSQL `NOTIFY`, a NATS subject); every other
+/// process hears them and hands them to its hub ([`InProcessHub::deliver`]).
 #[async_trait]
 pub trait Relay: Send + Sync {
-    /// Sends `event` to every process. `Err` (with a cause for the log) when it could not: the
-    /// hub then delivers it in this process only.
-    async fn send(&self, event: &RealtimeEvent) -> Result<(), String>;
+    /// Sends `events` (in order) to the other processes. `Err` (with a cause for the log)
+    /// when it could not: they were delivered in this process only.
+    async fn send(&self, events: &[RealtimeEvent]) -> Result<(), String>;
 }
 
+/// One connection's end in the hub.
+struct Conn {
+    id: u64,
+    tx: mpsc::Sender<Arc<LiveEvent>>,
+    lagged: Arc<AtomicBool>,
+}
+
+type Shard = Mutex<HashMap<RecipientId, Vec<Conn>>>;
+
 struct Inner {
-    rooms: Mutex<HashMap<RecipientId, broadcast::Sender<Arc<LiveEvent>>>>,
-    capacity: usize,
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    queue: usize,
+    next_id: AtomicU64,
+    origin: u64,
     feed: Arc<dyn InboxFeed>,
     relay: OnceLock<Arc<dyn Relay>>,
     revocations: OnceLock<Arc<dyn RevocationListener>>,
 }
 
-/// Routes [`RealtimeEvent`]s to the subscribers of their recipient.
-///
-/// A subscriber that falls more than `capacity` events behind loses the oldest ones (and is told
-/// so by `broadcast::error::RecvError::Lagged`); the inbox in the database stays complete, and
-/// the SSE stream fills such gaps from it.
+impl Inner {
+    fn shard(&self, recipient: &RecipientId) -> MutexGuard<'_, HashMap<RecipientId, Vec<Conn>>> {
+        // usize from u64: the modulo keeps it under SHARDS.
+        let index = (self.hasher.hash_one(recipient) % SHARDS as u64) as usize;
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Routes [`RealtimeEvent`]s to the connections of their recipient.
 #[derive(Clone)]
 pub struct InProcessHub {
     inner: Arc<Inner>,
@@ -87,7 +130,7 @@ pub struct InProcessHub {
 impl std::fmt::Debug for InProcessHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InProcessHub")
-            .field("capacity", &self.inner.capacity)
+            .field("queue", &self.inner.queue)
             .field("rooms", &self.rooms())
             .finish_non_exhaustive()
     }
@@ -104,51 +147,68 @@ impl WeakHub {
     }
 }
 
-/// One connection's subscription to one recipient's room; leaving it (dropping) removes the room
-/// when it was the last.
+/// One connection's subscription to one recipient's events; dropping it leaves the hub.
 pub struct Subscription {
-    receiver: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    rx: mpsc::Receiver<Arc<LiveEvent>>,
+    lagged: Arc<AtomicBool>,
+    id: u64,
     recipient: RecipientId,
     hub: Weak<Inner>,
 }
 
 impl Subscription {
-    /// The next event. `Err(Lagged(n))` when `n` events were lost for being too slow;
-    /// `Err(Closed)` never happens while the hub lives.
+    /// The next event, in publication order.
     ///
     /// # Errors
-    /// As [`broadcast::Receiver::recv`].
-    pub async fn recv(&mut self) -> Result<Arc<LiveEvent>, broadcast::error::RecvError> {
-        match self.receiver.as_mut() {
-            Some(r) => r.recv().await,
-            None => Err(broadcast::error::RecvError::Closed),
+    /// [`RecvError::Lagged`] once after the connection's queue overflowed (what was queued is
+    /// dropped too: the caller catches up from the database anyway); [`RecvError::Closed`] when
+    /// the hub is gone.
+    pub async fn recv(&mut self) -> Result<Arc<LiveEvent>, RecvError> {
+        if self.take_lag() {
+            return Err(RecvError::Lagged);
+        }
+        match self.rx.recv().await {
+            Some(_) if self.take_lag() => Err(RecvError::Lagged),
+            Some(event) => Ok(event),
+            None => Err(RecvError::Closed),
+        }
+    }
+
+    fn take_lag(&mut self) -> bool {
+        if self.lagged.swap(false, Ordering::AcqRel) {
+            while self.rx.try_recv().is_ok() {}
+            true
+        } else {
+            false
         }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        drop(self.receiver.take());
         if let Some(inner) = self.hub.upgrade() {
-            let mut rooms = inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
-            if rooms
-                .get(&self.recipient)
-                .is_some_and(|room| room.receiver_count() == 0)
-            {
-                rooms.remove(&self.recipient);
+            let mut shard = inner.shard(&self.recipient);
+            if let Some(conns) = shard.get_mut(&self.recipient) {
+                conns.retain(|c| c.id != self.id);
+                if conns.is_empty() {
+                    shard.remove(&self.recipient);
+                }
             }
         }
     }
 }
 
 impl InProcessHub {
-    /// A hub buffering up to `capacity` events per subscriber, reading sequence numbers from
-    /// `feed`.
-    pub fn new(capacity: usize, feed: Arc<dyn InboxFeed>) -> Self {
+    /// A hub whose connections each queue up to `queue` events (at least 1), reading
+    /// sequence numbers from `feed` when a publisher did not give them.
+    pub fn new(queue: usize, feed: Arc<dyn InboxFeed>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                rooms: Mutex::new(HashMap::new()),
-                capacity: capacity.max(1),
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                hasher: RandomState::new(),
+                queue: queue.max(1),
+                next_id: AtomicU64::new(0),
+                origin: rand::random::<u64>(),
                 feed,
                 relay: OnceLock::new(),
                 revocations: OnceLock::new(),
@@ -156,8 +216,14 @@ impl InProcessHub {
         }
     }
 
-    /// Sends published events through `relay` (to every process) instead of delivering them
-    /// here directly. Set once, at start-up; later calls are ignored.
+    /// This process's id among the relay's senders (random at start): a relay skips the events
+    /// it hears from its own process, which were delivered here already.
+    pub fn origin(&self) -> u64 {
+        self.inner.origin
+    }
+
+    /// Relays published events to the other processes. Set once, at start-up; later calls are
+    /// ignored.
     pub fn set_relay(&self, relay: Arc<dyn Relay>) {
         let _ = self.inner.relay.set(relay);
     }
@@ -170,13 +236,22 @@ impl InProcessHub {
 
     /// A new subscription to `recipient`'s events published from now on.
     pub fn subscribe(&self, recipient: &RecipientId) -> Subscription {
-        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        let receiver = rooms
+        let (tx, rx) = mpsc::channel(self.inner.queue);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .shard(recipient)
             .entry(recipient.clone())
-            .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
-            .subscribe();
+            .or_default()
+            .push(Conn {
+                id,
+                tx,
+                lagged: lagged.clone(),
+            });
         Subscription {
-            receiver: Some(receiver),
+            rx,
+            lagged,
+            id,
             recipient: recipient.clone(),
             hub: Arc::downgrade(&self.inner),
         }
@@ -188,41 +263,80 @@ impl InProcessHub {
         if let Some(listener) = self.inner.revocations.get() {
             listener.all_may_be_revoked();
         }
-        let rooms: Vec<_> = self
-            .inner
-            .rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for room in rooms {
-            let _ = room.send(Arc::new(LiveEvent::Resync));
+        let event = Arc::new(LiveEvent::Resync);
+        for shard in self.inner.shards.iter() {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for conn in shard.values().flatten() {
+                offer(conn, &event);
+            }
         }
     }
 
-    /// How many recipients have at least one subscriber here.
+    /// How many recipients have at least one connection here.
     pub fn rooms(&self) -> usize {
         self.inner
-            .rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+            .shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len()
+            })
+            .sum()
     }
 
-    fn room(&self, recipient: &RecipientId) -> Option<broadcast::Sender<Arc<LiveEvent>>> {
+    /// How many connections are subscribed here.
+    pub fn connections(&self) -> usize {
         self.inner
-            .rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(recipient)
-            .cloned()
+            .shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Whether `recipient` has a connection here.
+    pub fn listening(&self, recipient: &RecipientId) -> bool {
+        self.inner.shard(recipient).contains_key(recipient)
+    }
+
+    /// Hands `event` to every connection of `recipient` here, without waiting; returns how
+    /// many took it. A full queue drops it and marks the connection lagged.
+    pub fn send_to(&self, recipient: &RecipientId, event: LiveEvent) -> usize {
+        let shard = self.inner.shard(recipient);
+        let Some(conns) = shard.get(recipient) else {
+            return 0;
+        };
+        let event = Arc::new(event);
+        conns.iter().filter(|c| offer(c, &event)).count()
+    }
+
+    /// A notification created with its sequence number and already-serialized frame (as the
+    /// relay carries it): handed to `recipient`'s connections here.
+    pub fn deliver_frame(&self, recipient: &RecipientId, seq: u64, created: Bytes, unread: u64) {
+        if self.listening(recipient) {
+            self.send_to(
+                recipient,
+                LiveEvent::Created {
+                    seq,
+                    unread,
+                    frames: Framed::created(seq, created, unread),
+                },
+            );
+        }
     }
 
     /// Reads notification `id` back for its sequence number and hands it to `recipient`'s
-    /// subscribers here — when there are any.
+    /// connections here — when there are any.
     pub async fn deliver_created(&self, recipient: &RecipientId, id: &NotificationId, unread: u64) {
-        if self.room(recipient).is_none() {
+        if !self.listening(recipient) {
             return;
         }
         let sequenced = match self.inner.feed.sequenced(id).await {
@@ -233,13 +347,8 @@ impl InProcessHub {
                 return;
             }
         };
-        if let Some(room) = self.room(recipient) {
-            let _ = room.send(Arc::new(LiveEvent::Created {
-                seq: sequenced.seq,
-                notification: Box::new(sequenced.notification),
-                unread,
-            }));
-        }
+        let created = frames::created(sequenced.seq, &sequenced.notification);
+        self.deliver_frame(recipient, sequenced.seq, created, unread);
     }
 
     /// A handle that does not keep the hub alive (for background tasks that should end with it).
@@ -247,15 +356,32 @@ impl InProcessHub {
         WeakHub(Arc::downgrade(&self.inner))
     }
 
-    /// Hands `event` to the subscribers of its recipient in this process. A created
-    /// notification is read back (once) for its sequence number, and only when someone listens.
+    /// Hands `event` to the connections of its recipient in this process. A created
+    /// notification without its sequence number is read back (once), and only when someone
+    /// listens.
     pub async fn deliver(&self, event: RealtimeEvent) {
+        self.deliver_ref(&event).await;
+    }
+
+    async fn deliver_ref(&self, event: &RealtimeEvent) {
         match event {
             RealtimeEvent::NotificationCreated {
                 notification,
+                seq: Some(seq),
                 unread,
             } => {
-                self.deliver_created(&notification.recipient_id, &notification.id, unread)
+                let recipient = &notification.recipient_id;
+                if self.listening(recipient) {
+                    let created = frames::created(*seq, notification);
+                    self.deliver_frame(recipient, *seq, created, *unread);
+                }
+            }
+            RealtimeEvent::NotificationCreated {
+                notification,
+                seq: None,
+                unread,
+            } => {
+                self.deliver_created(&notification.recipient_id, &notification.id, *unread)
                     .await;
             }
             RealtimeEvent::NotificationsRead {
@@ -263,46 +389,63 @@ impl InProcessHub {
                 ids,
                 unread,
             } => {
-                if let Some(room) = self.room(&recipient_id) {
-                    let _ = room.send(Arc::new(LiveEvent::Read { ids, unread }));
+                if self.listening(recipient_id) {
+                    self.send_to(
+                        recipient_id,
+                        LiveEvent::Read {
+                            frames: Framed::read(ids, *unread),
+                        },
+                    );
                 }
             }
             RealtimeEvent::TokensRevoked { recipient_id } => {
                 if let Some(listener) = self.inner.revocations.get() {
-                    listener.revoked(&recipient_id);
+                    listener.revoked(recipient_id);
                 }
-                if let Some(room) = self.room(&recipient_id) {
-                    let _ = room.send(Arc::new(LiveEvent::Revoked));
-                }
+                self.send_to(recipient_id, LiveEvent::Revoked);
             }
         }
+    }
+
+    async fn relay(&self, events: &[RealtimeEvent]) {
+        if let Some(relay) = self.inner.relay.get() {
+            if let Err(cause) = relay.send(events).await {
+                tracing::warn!(cause = %cause, "realtime relay failed; other processes' clients catch up at their next resync (revoked tokens: once their token cache expires)");
+            }
+        }
+    }
+}
+
+/// Offers `event` to `conn` without waiting: `false` when its queue is full (the connection is
+/// then marked lagged) or it is gone.
+fn offer(conn: &Conn, event: &Arc<LiveEvent>) -> bool {
+    match conn.tx.try_send(Arc::clone(event)) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            conn.lagged.store(true, Ordering::Release);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
 #[async_trait]
 impl RealtimePublisher for InProcessHub {
     async fn publish(&self, event: RealtimeEvent) {
-        if matches!(event, RealtimeEvent::TokensRevoked { .. }) {
-            // Here at once, before the revoking request is answered: its next request must be
-            // refused by this process whatever the relay does. The relay's echo repeats it
-            // (forgetting twice and closing a closed connection change nothing).
-            self.deliver(event.clone()).await;
-            if let Some(relay) = self.inner.relay.get() {
-                if let Err(cause) = relay.send(&event).await {
-                    tracing::warn!(cause = %cause, "realtime relay failed; other processes refuse the revoked tokens once their token cache expires");
-                }
-            }
+        // Here at once — a revocation before the revoking request is answered, so its next
+        // request is refused by this process whatever the relay does — then elsewhere.
+        self.deliver_ref(&event).await;
+        self.relay(std::slice::from_ref(&event)).await;
+    }
+
+    async fn publish_all(&self, events: Vec<RealtimeEvent>) {
+        if events.is_empty() {
             return;
         }
-        if let Some(relay) = self.inner.relay.get() {
-            match relay.send(&event).await {
-                Ok(()) => return,
-                Err(cause) => {
-                    tracing::warn!(cause = %cause, "realtime relay failed; delivering in this process only");
-                }
-            }
+        for event in &events {
+            self.deliver_ref(event).await;
         }
-        self.deliver(event).await;
+        self.relay(&events).await;
     }
 }
 
@@ -310,7 +453,7 @@ impl RealtimePublisher for InProcessHub {
 mod tests {
     use super::*;
     use clairon_application::ports::{MockInboxFeed, SequencedNotification};
-    use clairon_domain::{Body, EventType, NotificationKind, Priority, Title};
+    use clairon_domain::{Body, EventType, Notification, NotificationKind, Priority, Title};
 
     fn notification(id: &str, to: &str) -> Notification {
         Notification {
@@ -341,6 +484,16 @@ mod tests {
         Arc::new(feed)
     }
 
+    fn silent_feed() -> Arc<dyn InboxFeed> {
+        let mut feed = MockInboxFeed::new();
+        feed.expect_sequenced().never();
+        Arc::new(feed)
+    }
+
+    fn json(bytes: &Bytes) -> serde_json::Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
     #[tokio::test]
     async fn a_recipients_subscribers_receive_their_events_with_the_sequence_number() {
         let hub = InProcessHub::new(8, feed_with_seq(7));
@@ -349,18 +502,54 @@ mod tests {
         let mut second = hub.subscribe(&artist);
         hub.publish(RealtimeEvent::NotificationCreated {
             notification: notification("n-1", "artist-1"),
+            seq: None,
             unread: 3,
         })
         .await;
-        for subscription in [&mut first, &mut second] {
-            match &*subscription.recv().await.unwrap() {
-                LiveEvent::Created {
-                    seq,
-                    unread,
-                    notification,
-                } => {
-                    assert_eq!((*seq, *unread, notification.id.as_str()), (7, 3, "n-1"));
-                }
+        let a = first.recv().await.unwrap();
+        let b = second.recv().await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one event, serialized once, shared");
+        let LiveEvent::Created { seq, frames, .. } = &*a else {
+            panic!("expected a created event, got {a:?}");
+        };
+        assert_eq!(*seq, 7);
+        let created = json(&frames.ws[0]);
+        assert_eq!(created["type"], "notification.created");
+        assert_eq!(created["notification"]["id"], "n-1");
+        assert_eq!(created["notification"]["seq"], 7);
+        assert_eq!(json(&frames.ws[1])["count"], 3);
+        let sse = std::str::from_utf8(&frames.sse).unwrap();
+        assert!(
+            sse.starts_with("id: 7\nevent: notification.created\ndata: {"),
+            "{sse}"
+        );
+        assert!(
+            sse.ends_with("event: unread_count\ndata: {\"type\":\"unread_count\",\"count\":3}\n\n"),
+            "{sse}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_known_sequence_number_is_not_read_back() {
+        let hub = InProcessHub::new(8, silent_feed());
+        let artist = RecipientId::parse("artist-1").unwrap();
+        let mut conn = hub.subscribe(&artist);
+        hub.publish_all(vec![
+            RealtimeEvent::NotificationCreated {
+                notification: notification("n-1", "artist-1"),
+                seq: Some(41),
+                unread: 1,
+            },
+            RealtimeEvent::NotificationCreated {
+                notification: notification("n-2", "artist-1"),
+                seq: Some(42),
+                unread: 2,
+            },
+        ])
+        .await;
+        for expected in [41, 42] {
+            match &*conn.recv().await.unwrap() {
+                LiveEvent::Created { seq, .. } => assert_eq!(*seq, expected),
                 other => panic!("expected a created event, got {other:?}"),
             }
         }
@@ -368,14 +557,13 @@ mod tests {
 
     #[tokio::test]
     async fn nobody_else_sees_a_recipients_events_and_rooms_close_with_their_last_subscriber() {
-        let mut feed = MockInboxFeed::new();
-        feed.expect_sequenced().never();
-        let hub = InProcessHub::new(8, Arc::new(feed));
+        let hub = InProcessHub::new(8, silent_feed());
         let other = RecipientId::parse("artist-2").unwrap();
         let mut theirs = hub.subscribe(&other);
-        // artist-1 has no room: the created event is dropped without reading the database.
+        // artist-1 has no connection: the created event is dropped without reading the database.
         hub.publish(RealtimeEvent::NotificationCreated {
             notification: notification("n-1", "artist-1"),
+            seq: None,
             unread: 1,
         })
         .await;
@@ -386,15 +574,42 @@ mod tests {
         })
         .await;
         assert!(
-            matches!(
-                theirs.receiver.as_mut().unwrap().try_recv(),
-                Err(broadcast::error::TryRecvError::Empty)
-            ),
+            matches!(theirs.rx.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
             "artist-2 saw nothing of artist-1's inbox"
         );
-        assert_eq!(hub.rooms(), 1);
+        assert_eq!((hub.rooms(), hub.connections()), (1, 1));
         drop(theirs);
         assert_eq!(hub.rooms(), 0, "the room closed with its last subscriber");
+    }
+
+    #[tokio::test]
+    async fn a_slow_connection_overflows_into_one_lag_and_then_hears_again() {
+        let hub = InProcessHub::new(4, silent_feed());
+        let artist = RecipientId::parse("artist-1").unwrap();
+        let mut slow = hub.subscribe(&artist);
+        let events: Vec<_> = (1..=10)
+            .map(|seq| RealtimeEvent::NotificationCreated {
+                notification: notification(&format!("n-{seq}"), "artist-1"),
+                seq: Some(seq),
+                unread: seq,
+            })
+            .collect();
+        hub.publish_all(events).await;
+        assert_eq!(slow.recv().await.unwrap_err(), RecvError::Lagged);
+        assert!(
+            slow.rx.try_recv().is_err(),
+            "what was queued before the lag was dropped: the client catches up from the database"
+        );
+        hub.publish(RealtimeEvent::NotificationCreated {
+            notification: notification("n-11", "artist-1"),
+            seq: Some(11),
+            unread: 11,
+        })
+        .await;
+        match &*slow.recv().await.unwrap() {
+            LiveEvent::Created { seq, .. } => assert_eq!(*seq, 11),
+            other => panic!("expected a created event, got {other:?}"),
+        }
     }
 
     #[derive(Default)]
@@ -411,9 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revocation_closes_only_its_recipients_room_and_reaches_the_listener_once() {
-        let mut feed = MockInboxFeed::new();
-        feed.expect_sequenced().never();
-        let hub = InProcessHub::new(8, Arc::new(feed));
+        let hub = InProcessHub::new(8, silent_feed());
         let listener = Arc::new(Forgetful::default());
         hub.set_revocation_listener(listener.clone());
         let mut revoked = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
@@ -440,13 +653,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_resync_reaches_every_room() {
-        let mut feed = MockInboxFeed::new();
-        feed.expect_sequenced().never();
-        let hub = InProcessHub::new(8, Arc::new(feed));
+        let hub = InProcessHub::new(8, silent_feed());
         let mut one = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
         let mut two = hub.subscribe(&RecipientId::parse("artist-2").unwrap());
         hub.resync_all();
         assert_eq!(*one.recv().await.unwrap(), LiveEvent::Resync);
         assert_eq!(*two.recv().await.unwrap(), LiveEvent::Resync);
+    }
+
+    struct Recording(Mutex<Vec<usize>>);
+
+    #[async_trait]
+    impl Relay for Recording {
+        async fn send(&self, events: &[RealtimeEvent]) -> Result<(), String> {
+            self.0.lock().unwrap().push(events.len());
+            Err("broker down".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_delivered_here_and_relayed_in_one_send_even_when_the_relay_fails() {
+        let hub = InProcessHub::new(8, silent_feed());
+        let relay = Arc::new(Recording(Mutex::new(Vec::new())));
+        hub.set_relay(relay.clone());
+        let mut conn = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
+        hub.publish_all(
+            (1..=3)
+                .map(|seq| RealtimeEvent::NotificationCreated {
+                    notification: notification(&format!("n-{seq}"), "artist-1"),
+                    seq: Some(seq),
+                    unread: seq,
+                })
+                .collect(),
+        )
+        .await;
+        assert_eq!(*relay.0.lock().unwrap(), vec![3]);
+        for expected in 1..=3 {
+            match &*conn.recv().await.unwrap() {
+                LiveEvent::Created { seq, .. } => assert_eq!(*seq, expected),
+                other => panic!("expected a created event, got {other:?}"),
+            }
+        }
     }
 }

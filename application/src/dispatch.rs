@@ -627,6 +627,7 @@ impl DeliveryDispatcher {
                 self.realtime
                     .publish(RealtimeEvent::NotificationCreated {
                         notification: notification.clone(),
+                        seq: None,
                         unread,
                     })
                     .await;

@@ -4,7 +4,8 @@
 //! ...), queries return read models (`NotificationView`, `UnreadCount`), and both reach the world
 //! only through the [`ports`]. The in-process [`events::EventBus`] carries domain events from
 //! producers (the HTTP endpoint, a Rust host application) to listeners such as
-//! [`events::PlanningListener`]. The [`dispatch::DeliveryDispatcher`] sends what the outbox holds.
+//! [`events::PlanningListener`]. The [`dispatch::DeliveryDispatcher`] sends what the outbox holds; [`live::PublishAtCommit`] publishes
+//! in-app notifications right after the transaction that wrote them.
 //!
 //! Nothing here knows actix, Diesel, lettre, frankenstein or Tera.
 
@@ -12,6 +13,7 @@ pub mod alerts;
 pub mod commands;
 pub mod dispatch;
 pub mod events;
+pub mod live;
 pub mod ports;
 pub mod queries;
 pub mod routing;

@@ -98,6 +98,10 @@ pub struct Settings {
     /// revoked recipient token keeps working in a process that did not hear of the revocation
     /// (5 s by default; 0: every request reads it).
     pub token_cache_ms: u64,
+    /// Where live inbox events go between processes: empty (the default) for PostgreSQL
+    /// `LISTEN/NOTIFY` on PostgreSQL and nothing on SQLite, or a NATS server,
+    /// `nats://host:port` (`CLAIRON_REALTIME_BROKER`).
+    pub realtime_broker: String,
     /// Notifications older than this many days (with their deliveries and attempts) are
     /// purged by the daily retention job (365 by default).
     pub retention_days: u32,
@@ -199,6 +203,7 @@ impl Default for Settings {
             token_secret: String::new(),
             token_ttl_secs: 12 * 3600,
             token_cache_ms: 5_000,
+            realtime_broker: String::new(),
             retention_days: 365,
             job_runs_retention_days: 30,
             reaper_interval_secs: 60,
@@ -345,6 +350,12 @@ impl Settings {
         }
         if !self.public_url.trim().is_empty() {
             self.public_url()?;
+        }
+        if !self.realtime_broker.is_empty() && !self.realtime_broker.starts_with("nats://") {
+            anyhow::bail!(
+                "CLAIRON_REALTIME_BROKER: {:?} is not a nats:// URL (leave it empty for PostgreSQL LISTEN/NOTIFY)",
+                self.realtime_broker
+            );
         }
         Ok(())
     }

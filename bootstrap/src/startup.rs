@@ -28,6 +28,7 @@ use clairon_adapters::persistence::{
     DieselPreferenceRepository, DieselRecipientRepository, DieselRoutingRulesRepository,
     DieselTokenGenerations, DieselTopicRepository,
 };
+use clairon_adapters::realtime::nats::NatsRelay;
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
@@ -42,6 +43,7 @@ use clairon_application::commands::{
 };
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
+use clairon_application::live::PublishAtCommit;
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
@@ -165,6 +167,8 @@ pub struct Components {
     pub waker: Arc<NotifyWaker>,
     /// Live inbox events in this process.
     pub hub: InProcessHub,
+    /// Publishes in-app notifications at commit; its `flush` records them `sent`.
+    pub publish_at_commit: Arc<PublishAtCommit>,
     /// The accepted API keys.
     pub api_keys: ApiKeys,
     /// What the live routes (WebSocket, SSE) need.
@@ -299,13 +303,21 @@ impl Components {
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
         let waker = Arc::new(NotifyWaker::default());
         let feed = Arc::new(DieselNotificationRepository::new(database.clone()));
-        let hub = InProcessHub::new(1024, feed.clone());
-        if database.backend() == Backend::Postgres {
+        // Each connection queues at most this many events; beyond, it is sent `resync`.
+        let hub = InProcessHub::new(LIVE_QUEUE, feed.clone());
+        if !settings.realtime_broker.is_empty() {
+            // Every other process hears this one's inbox changes through the NATS server.
+            let relay = NatsRelay::start(&settings.realtime_broker, &hub)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(broker = %redact_url(&settings.realtime_broker), "realtime events between processes through NATS");
+            hub.set_relay(Arc::new(relay));
+        } else if database.backend() == Backend::Postgres {
             // Every process hears every inbox change, its own included, through LISTEN/NOTIFY.
             start_listener(settings.database_url.clone(), &hub)
                 .await
                 .map_err(|cause| anyhow::anyhow!("LISTEN for realtime events: {cause}"))?;
-            hub.set_relay(Arc::new(PgNotifyRelay::new(database.clone())));
+            hub.set_relay(Arc::new(PgNotifyRelay::new(database.clone(), hub.origin())));
         }
         let metrics = Arc::new(Metrics::new());
         let secret = token_secret(settings);
@@ -325,6 +337,23 @@ impl Components {
 
         let preference_store = Arc::new(DieselPreferenceRepository::new(database.clone()));
         let consent_store = Arc::new(DieselConsentRepository::new(database.clone()));
+        let dispatch_settings = DispatchSettings {
+            batch_size: settings.dispatch_batch_size.max(1),
+            lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
+        };
+        // In-app notifications are published by the request that writes them, right after its
+        // commit, and recorded `sent` in batches by `run_until`'s recorder task.
+        let publish_at_commit = Arc::new(
+            PublishAtCommit::new(
+                notifications.clone(),
+                queue.clone(),
+                realtime.clone(),
+                clock.clone(),
+                ids.clone(),
+                dispatch_settings,
+            )
+            .with_observer(metrics.clone()),
+        );
         let create = Arc::new(
             CreateNotificationHandler::new(
                 recipients.clone(),
@@ -341,7 +370,8 @@ impl Components {
                     consents: consent_store.clone(),
                 },
                 consent_required,
-            ),
+            )
+            .with_publish_at_commit(publish_at_commit.clone()),
         );
         let topic_store: Arc<dyn TopicRepository> =
             Arc::new(DieselTopicRepository::new(database.clone()));
@@ -378,10 +408,7 @@ impl Components {
                 clock.clone(),
                 Arc::new(settings.retry_schedule()),
                 locale,
-                DispatchSettings {
-                    batch_size: settings.dispatch_batch_size.max(1),
-                    lease: Duration::from_secs(settings.dispatch_lease_secs.max(1)),
-                },
+                dispatch_settings,
             )
             .with_observer(metrics.clone())
             .with_lease_heartbeat(Arc::new(TokioTimer))
@@ -535,6 +562,7 @@ impl Components {
             dispatcher,
             waker,
             hub,
+            publish_at_commit,
             api_keys,
             live,
             tokens,
@@ -554,7 +582,7 @@ impl Components {
     /// # Errors
     /// When the database fails.
     pub async fn drain(&self) -> anyhow::Result<usize> {
-        let mut total = 0;
+        let mut total = self.publish_at_commit.flush().await?;
         loop {
             let n = self.dispatcher.dispatch_once().await?;
             if n == 0 {
@@ -785,6 +813,10 @@ impl Application {
                 ))
             })
             .collect();
+        let recorder = tokio::spawn(record_published(
+            self.components.publish_at_commit.clone(),
+            stop_rx.clone(),
+        ));
         let jobs = crate::jobs::spawn(self.components.scheduler.clone(), &stop_rx);
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -804,8 +836,35 @@ impl Application {
         for job in jobs {
             job.await.context("job timer task")?;
         }
+        recorder.await.context("recorder task")?;
         tracing::info!("stopped");
         served.context("HTTP server task")?.context("HTTP server")
+    }
+}
+
+/// How many events one live connection queues before it is sent `resync` instead.
+pub const LIVE_QUEUE: usize = 64;
+
+/// How often what was published at commit is recorded `sent`.
+const RECORD_EVERY: Duration = Duration::from_millis(25);
+
+/// Records what was published at commit, every [`RECORD_EVERY`], until the stop signal — and
+/// once more after it (in-flight requests have finished by then: the server stopped first).
+async fn record_published(live: Arc<PublishAtCommit>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = live.flush().await {
+            tracing::warn!(error = %e, "recording published in-app deliveries failed; trying again");
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RECORD_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    if let Err(e) = live.flush().await {
+        tracing::warn!(error = %e, "recording published in-app deliveries at shutdown failed; their leases lapse and a dispatcher retakes them");
     }
 }
 

@@ -258,3 +258,116 @@ async fn two_processes_on_one_postgres_database_drain_one_queue_without_sending_
     let twice: Vec<_> = copies.iter().filter(|(_, &n)| n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
+
+/// One `(status, claim_token, seq)` row per in-app delivery, read straight from the SQLite file.
+fn in_app_rows(db: &Path) -> Vec<(String, Option<String>, Option<i64>, String)> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        claim_token: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        seq: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        notification_id: String,
+    }
+    let mut conn =
+        diesel::SqliteConnection::establish(&db.display().to_string()).expect("the SQLite file");
+    diesel::sql_query(
+        "SELECT d.status, d.claim_token, n.seq, n.id AS notification_id \
+         FROM deliveries d JOIN notifications n ON n.id = d.notification_id \
+         WHERE d.channel = 'in_app'",
+    )
+    .load::<Row>(&mut conn)
+    .expect("the deliveries")
+    .into_iter()
+    .map(|r| (r.status, r.claim_token, r.seq, r.notification_id))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_dying_between_commit_and_record_leaves_its_in_app_notification_to_the_dispatcher_once_the_lease_lapses(
+) {
+    // Arrange: one recipient; a notification whose request makes the process abort right after
+    // it committed and published, before it recorded the in-app delivery `sent`.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("clairon.db");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let spawn = || {
+        spawn_clairon_on(
+            dir.path(),
+            &format!("sqlite://{}", db.display()),
+            port,
+            "",
+            // Short: the second process retakes the delivery once it lapses.
+            6,
+        )
+    };
+    let mut first = spawn();
+    wait_healthy(&client, &base).await;
+    let imported = client
+        .post(format!("{base}/api/v1/recipients/import"))
+        .bearer_auth(API_KEY)
+        .json(&json!({ "recipients": [{ "id": "artist-1", "name": "Artist" }] }))
+        .send()
+        .await
+        .expect("import");
+    assert!(imported.status().is_success());
+
+    // Act: the request dies with its process.
+    let answer = client
+        .post(format!("{base}/api/v1/notifications"))
+        .bearer_auth(API_KEY)
+        .json(&json!({
+            "recipient_ids": ["artist-1"],
+            "title": "Répétition",
+            "body": "Demain 18 h.",
+            "channels": ["in_app"],
+            "metadata": { "clairon_fault": "abort_before_record" },
+        }))
+        .send()
+        .await;
+    assert!(answer.is_err(), "the process answered: {answer:?}");
+    let status = first.wait().expect("reaped");
+    assert!(!status.success(), "the process aborted");
+    let rows = in_app_rows(&db);
+    assert_eq!(rows.len(), 1, "the notification was committed: {rows:?}");
+    let (state, claim, seq, notification) = rows[0].clone();
+    assert_eq!(state, "sending", "published, never recorded: {rows:?}");
+    assert!(
+        claim.is_some_and(|c| c.starts_with("commit-")),
+        "held by the writer's lease: {rows:?}"
+    );
+    assert_eq!(seq, Some(1));
+
+    // A second process on the same file. (A live client connected now would not see the
+    // retaken notification: it is number 1, already in the inbox the client lists at connect,
+    // and the SSE stream never repeats a seq.)
+    let mut second = spawn();
+    wait_healthy(&client, &base).await;
+
+    // Assert: once the lease lapses, a dispatcher retakes the delivery, publishes it again
+    // (same id, same seq) and records it sent.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let details: Value = client
+            .get(format!("{base}/api/v1/notifications/{notification}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("JSON");
+        if details["deliveries"][0]["status"] == "sent" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recorded: {details}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.kill().expect("stop");
+    second.wait().expect("reaped");
+}

@@ -425,6 +425,21 @@ impl Delivery {
         })
     }
 
+    /// Taken for sending: `pending`/`retrying → sending` (or `sending → sending`, a retake
+    /// after a lapsed lease), nothing tried yet (the tries, error and provider id unchanged). The process that writes an in-app delivery takes it this
+    /// way in the same transaction, to publish it right after the commit (the dispatcher's
+    /// claim makes the same move in the queue).
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `pending`, `retrying` or `sending`.
+    pub fn claim(&self) -> Result<Delivery, IllegalTransition> {
+        let moved = self.move_to(DeliveryStatus::Sending)?;
+        Ok(Delivery {
+            status: moved.to,
+            ..self.clone()
+        })
+    }
+
     /// The bare move to `to`, nothing else recorded: the tries unchanged, no error, no provider
     /// id, no due time.
     fn move_to(&self, to: DeliveryStatus) -> Result<DeliveryTransition, IllegalTransition> {
@@ -516,6 +531,35 @@ mod tests {
         };
         assert_eq!(moves, expected, "moves out of {from}");
         assert!(from.is_final(), "{from} is final");
+    }
+
+    #[rstest]
+    fn only_a_delivery_waiting_to_be_sent_or_left_sending_can_be_claimed(
+        #[values(Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled)]
+        from: DeliveryStatus,
+    ) {
+        let d = delivery(from, 1);
+        match d.claim() {
+            Ok(claimed) => {
+                assert!(
+                    matches!(from, Pending | Retrying | Sending),
+                    "{from} was claimed"
+                );
+                assert_eq!(claimed.status, Sending);
+                assert_eq!(
+                    (claimed.attempts, claimed.last_error.as_deref()),
+                    (1, Some("an earlier failure")),
+                    "nothing tried yet"
+                );
+            }
+            Err(refused) => {
+                assert!(
+                    !matches!(from, Pending | Retrying | Sending),
+                    "{from} was refused"
+                );
+                assert_eq!((refused.from, refused.to), (from, Sending));
+            }
+        }
     }
 
     /// Each dispatcher decision on `d`, named by the status it moves to.

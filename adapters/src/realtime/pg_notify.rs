@@ -1,10 +1,13 @@
 //! Realtime across processes on PostgreSQL: every inbox change is sent with `NOTIFY
-//! clairon_inbox` and every process (the sender included) `LISTEN`s on a dedicated
-//! `tokio-postgres` connection, reconnecting with backoff, and hands what it hears to its
-//! [`InProcessHub`]. SQLite stays in-process (one process owns the file).
+//! clairon_inbox` and every process `LISTEN`s on a dedicated
+//! `tokio-postgres` connection, reconnecting with backoff, and hands what it hears from the
+//! others to its [`InProcessHub`]. SQLite stays in-process (one process owns the file).
 //!
-//! Payloads are small JSON (the recipient, the notification id, the unread count; read ids in
-//! chunks), far under PostgreSQL's 8,000-byte limit; the receiver reads the notification row.
+//! Payloads are small JSON (the sending process, the recipient, the notification id, its
+//! sequence number and `notification.created` frame when that fits, the unread count; read ids
+//! in chunks), under PostgreSQL's 8,000-byte limit; a receiver reads the notification row only
+//! when the frame did not fit. The sending process delivered the event to its own connections
+//! already and skips its echo.
 //! `NOTIFY` is transactional and delivered in commit order to every listening session.
 //! What is sent while a listener is disconnected is not heard again: once it is back, every
 //! local connection gets a [`super::LiveEvent::Resync`] (SSE streams replay from the database,
@@ -21,9 +24,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use clairon_application::ports::RealtimeEvent;
 use clairon_domain::{NotificationId, RecipientId};
-use diesel::sql_types::Text;
+use diesel::sql_types::{Array, Text};
 use diesel::RunQueryDsl;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -44,8 +48,16 @@ const REVOKED: &str = "x";
 /// Read ids per `NOTIFY` (64-character ids at most: about 6.7 KB, under the 8,000-byte limit).
 const IDS_PER_PAYLOAD: usize = 100;
 
+/// A created notification's frame travels in its payload when it is at most this long (bytes
+/// of JSON), so the receivers need not read it back; a longer one is read back by id.
+const FRAME_IN_PAYLOAD: usize = 6_000;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
+    /// The sending process ([`InProcessHub::origin`]): it delivered the event already, and
+    /// skips its own echo.
+    #[serde(default)]
+    o: u64,
     /// `c` created, `r` read, `x` tokens revoked.
     t: String,
     /// Recipient id.
@@ -53,6 +65,12 @@ struct Payload {
     /// Created notification id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     n: Option<String>,
+    /// Created notification's inbox sequence number, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<u64>,
+    /// Created notification's `notification.created` frame (JSON text), when short enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<String>,
     /// Read notification ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     i: Vec<String>,
@@ -60,19 +78,37 @@ struct Payload {
     u: u64,
 }
 
-fn payloads(event: &RealtimeEvent) -> Vec<String> {
+/// The `NOTIFY` payloads of `event` sent by process `origin` (each under PostgreSQL's
+/// 8,000-byte limit).
+pub(super) fn payloads(origin: u64, event: &RealtimeEvent) -> Vec<String> {
     let encode = |p: &Payload| serde_json::to_string(p).unwrap_or_default();
+    let base = |t: &str, r: &RecipientId, u: u64| Payload {
+        o: origin,
+        t: t.into(),
+        r: r.to_string(),
+        n: None,
+        s: None,
+        f: None,
+        i: Vec::new(),
+        u,
+    };
     match event {
         RealtimeEvent::NotificationCreated {
             notification,
+            seq,
             unread,
-        } => vec![encode(&Payload {
-            t: "c".into(),
-            r: notification.recipient_id.to_string(),
-            n: Some(notification.id.to_string()),
-            i: Vec::new(),
-            u: *unread,
-        })],
+        } => {
+            let frame = seq
+                .map(|seq| super::frames::created(seq, notification))
+                .filter(|f| f.len() <= FRAME_IN_PAYLOAD)
+                .and_then(|f| String::from_utf8(f.to_vec()).ok());
+            vec![encode(&Payload {
+                n: Some(notification.id.to_string()),
+                s: frame.as_ref().and(*seq),
+                f: frame,
+                ..base("c", &notification.recipient_id, *unread)
+            })]
+        }
         RealtimeEvent::NotificationsRead {
             recipient_id,
             ids,
@@ -87,50 +123,53 @@ fn payloads(event: &RealtimeEvent) -> Vec<String> {
                 .into_iter()
                 .map(|chunk| {
                     encode(&Payload {
-                        t: "r".into(),
-                        r: recipient_id.to_string(),
-                        n: None,
                         i: chunk.iter().map(ToString::to_string).collect(),
-                        u: *unread,
+                        ..base("r", recipient_id, *unread)
                     })
                 })
                 .collect()
         }
-        RealtimeEvent::TokensRevoked { recipient_id } => vec![encode(&Payload {
-            t: REVOKED.into(),
-            r: recipient_id.to_string(),
-            n: None,
-            i: Vec::new(),
-            u: 0,
-        })],
+        RealtimeEvent::TokensRevoked { recipient_id } => {
+            vec![encode(&base(REVOKED, recipient_id, 0))]
+        }
     }
 }
 
-/// Sends inbox changes with `NOTIFY` over the pool's connections.
+/// Sends inbox changes with `NOTIFY` over the pool's connections: a batch of events in one
+/// statement (`pg_notify` over an array of payloads).
 #[derive(Debug, Clone)]
 pub struct PgNotifyRelay {
     db: Database,
+    origin: u64,
 }
 
 impl PgNotifyRelay {
-    /// A relay on `db` (PostgreSQL; on SQLite `send` does nothing and succeeds).
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// A relay on `db` (PostgreSQL; on SQLite `send` does nothing and succeeds) for the
+    /// process whose hub has `origin` ([`InProcessHub::origin`]).
+    pub fn new(db: Database, origin: u64) -> Self {
+        Self { db, origin }
     }
 }
 
 #[async_trait]
 impl Relay for PgNotifyRelay {
-    async fn send(&self, event: &RealtimeEvent) -> Result<(), String> {
-        let payloads = payloads(event);
+    async fn send(&self, events: &[RealtimeEvent]) -> Result<(), String> {
+        let payloads: Vec<String> = events
+            .iter()
+            .flat_map(|e| payloads(self.origin, e))
+            .collect();
         self.db
             .call(move |conn| {
                 if let AnyConnection::Postgresql(pg) = conn {
-                    for payload in &payloads {
-                        diesel::sql_query("SELECT pg_notify($1, $2)")
-                            .bind::<Text, _>(CHANNEL)
-                            .bind::<Text, _>(payload)
-                            .execute(pg)?;
+                    // `unnest … WITH ORDINALITY` keeps the order: NOTIFYs of one transaction
+                    // are delivered in the order they were sent.
+                    for chunk in payloads.chunks(1_000) {
+                        diesel::sql_query(
+                            "SELECT pg_notify($1, p.v) FROM unnest($2::text[]) WITH ORDINALITY AS p(v, n) ORDER BY p.n",
+                        )
+                        .bind::<Text, _>(CHANNEL)
+                        .bind::<Array<Text>, _>(chunk)
+                        .execute(pg)?;
                     }
                 }
                 Ok(())
@@ -140,20 +179,28 @@ impl Relay for PgNotifyRelay {
     }
 }
 
-async fn handle(hub: &InProcessHub, raw: &str) {
+pub(super) async fn handle(hub: &InProcessHub, raw: &str) {
     let Ok(payload) = serde_json::from_str::<Payload>(raw) else {
         tracing::warn!("realtime: ignoring a malformed NOTIFY payload");
         return;
     };
+    if payload.o == hub.origin() {
+        return; // delivered here when it was published
+    }
     let Ok(recipient) = RecipientId::parse(&payload.r) else {
         return;
     };
     match (payload.t.as_str(), payload.n) {
-        ("c", Some(id)) => {
-            if let Ok(id) = NotificationId::parse(&id) {
-                hub.deliver_created(&recipient, &id, payload.u).await;
+        ("c", Some(id)) => match (payload.s, payload.f) {
+            (Some(seq), Some(frame)) => {
+                hub.deliver_frame(&recipient, seq, Bytes::from(frame), payload.u);
             }
-        }
+            _ => {
+                if let Ok(id) = NotificationId::parse(&id) {
+                    hub.deliver_created(&recipient, &id, payload.u).await;
+                }
+            }
+        },
         ("r", _) => {
             let ids = payload
                 .i
@@ -510,11 +557,14 @@ mod tests {
         let ids: Vec<NotificationId> = (0..250)
             .map(|i| NotificationId::parse(&format!("{i:0>64}")).unwrap())
             .collect();
-        let payloads = payloads(&RealtimeEvent::NotificationsRead {
-            recipient_id: RecipientId::parse(&"r".repeat(64)).unwrap(),
-            ids,
-            unread: 0,
-        });
+        let payloads = payloads(
+            7,
+            &RealtimeEvent::NotificationsRead {
+                recipient_id: RecipientId::parse(&"r".repeat(64)).unwrap(),
+                ids,
+                unread: 0,
+            },
+        );
         assert_eq!(payloads.len(), 3);
         assert!(
             payloads.iter().all(|p| p.len() < 8000),

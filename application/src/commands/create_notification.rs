@@ -403,6 +403,8 @@ pub struct CreateNotificationHandler {
     limits: ContentLimits,
     choices: Option<ChoiceSources>,
     consent_required: ConsentRequired,
+    /// Publish at commit (issue 14); `None`: the dispatcher publishes in-app deliveries.
+    live: Option<Arc<crate::live::PublishAtCommit>>,
 }
 
 impl CreateNotificationHandler {
@@ -428,6 +430,7 @@ impl CreateNotificationHandler {
             limits: ContentLimits::default(),
             choices: None,
             consent_required: ConsentRequired::default(),
+            live: None,
         }
     }
 
@@ -485,6 +488,14 @@ impl CreateNotificationHandler {
             consents,
             defaults: Preferences::default(),
         })
+    }
+
+    /// The same handler publishing in-app notifications right after the transaction that
+    /// writes them ([`crate::live::PublishAtCommit`]) rather than through the dispatcher.
+    #[must_use]
+    pub fn with_publish_at_commit(mut self, live: Arc<crate::live::PublishAtCommit>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// The same handler with other content bounds than [`ContentLimits::default`].
@@ -566,8 +577,12 @@ impl CreateNotificationHandler {
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
         self.limits.check_drafts(&drafts)?;
         let choices = self.load_choices(&drafts).await?;
-        let (batch, created) = self.prepare(directory, &choices, drafts, deliver_at)?;
-        self.notifications.insert_batch(&batch).await?;
+        let (mut batch, created) = self.prepare(directory, &choices, drafts, deliver_at)?;
+        // Publish at commit (crate::live): in-app deliveries taken, published, recorded later.
+        match &self.live {
+            Some(live) => live.write(&mut batch, directory).await?,
+            None => self.notifications.insert_batch(&batch).await?,
+        }
         self.wake_for(&batch);
         tracing::debug!(count = created.len(), "notifications written to the outbox");
         Ok(created)

@@ -38,8 +38,8 @@ pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use jobs::{HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed};
 pub use links::UnsubscribeLinks;
 pub use notification_repository::{
-    ListQuery, NewNotification, NewReminder, NotificationDetails, NotificationRepository, Page,
-    ReadFilter, ReminderChanges,
+    CreationLease, ListQuery, NewNotification, NewReminder, NotificationDetails,
+    NotificationRepository, Page, ReadFilter, ReminderChanges,
 };
 pub use operations::{
     ChannelStatusCount, DispatchObserver, Finished, Housekeeping, Job, JobRun, JobRunEnd,

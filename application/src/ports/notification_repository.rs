@@ -9,7 +9,7 @@ use clairon_domain::{
     Delivery, DeliveryId, Notification, NotificationId, RecipientId, SourceEventId,
 };
 
-use super::{AttemptRecord, RepositoryError};
+use super::{AttemptRecord, ClaimToken, RepositoryError};
 
 /// A notification to write, with one delivery per channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,19 @@ pub struct NewNotification {
     /// When it is scheduled (UTC): hidden from the inbox and the unread count, and its
     /// deliveries not due, until then. `None`: at once.
     pub deliver_at: Option<DateTime<Utc>>,
+}
+
+/// The claim under which the writer of notifications takes their in-app deliveries in the
+/// inserting transaction, to publish them right after the commit (publish at commit, see
+/// `crate::live::PublishAtCommit`): a dispatcher leaves them alone until `until`, and retakes
+/// what is still `sending` after it (the writer died between commit and record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreationLease {
+    /// The claim (fencing token) the deliveries are written under; their outcome is recorded
+    /// under it.
+    pub claim: ClaimToken,
+    /// When the lease lapses (UTC).
+    pub until: DateTime<Utc>,
 }
 
 /// A notification to schedule under a cancellation key (a J-1 reminder).
@@ -105,6 +118,19 @@ pub trait NotificationRepository: Send + Sync {
     /// recipient already exists (nothing is written); [`RepositoryError::Unavailable`] when the
     /// database fails (nothing is written).
     async fn insert_batch(&self, batch: &[NewNotification]) -> Result<(), RepositoryError>;
+
+    /// As [`NotificationRepository::insert_batch`], the deliveries of `batch` that are
+    /// `sending` (taken by the writer, `Delivery::claim`) written under `lease`; returns each
+    /// notification's place in its recipient's inbox sequence, in `batch` order (`None` for one
+    /// scheduled for later, numbered when it falls due).
+    ///
+    /// # Errors
+    /// As [`NotificationRepository::insert_batch`]; nothing is written then.
+    async fn insert_leased(
+        &self,
+        batch: &[NewNotification],
+        lease: &CreationLease,
+    ) -> Result<Vec<Option<u64>>, RepositoryError>;
 
     /// As [`NotificationRepository::insert_batch`], and applies `reminders` in the SAME
     /// transaction. A reminder is *pending* while one of its deliveries is `pending`; cancelling

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use clairon_tests::{spawn_app, spawn_app_with, Engine, Options, TestApp, TOKEN_SECRET};
+use clairon_tests::{
+    spawn_app, spawn_app_configured, spawn_app_with, Engine, Options, TestApp, TOKEN_SECRET,
+};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -514,6 +516,107 @@ async fn on_postgres_a_notification_created_through_one_app_reaches_clients_of_a
     .await;
     let read = ws_next(&mut ws_on_b, "notification.read").await;
     assert_eq!(read["ids"], json!([id]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two processes through NATS (CLAIRON_REALTIME_BROKER)
+
+/// The NATS server of the development and CI machines; `None` (skipped) when it is not
+/// listening and `CI` is unset.
+fn nats_url() -> Option<String> {
+    let url =
+        std::env::var("CLAIRON_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let address = url.trim_start_matches("nats://").to_owned();
+    match std::net::TcpStream::connect(&address) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no NATS server at {address} under CI: {e}"
+            );
+            eprintln!("skipped: no NATS server at {address} ({e})");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn through_nats_a_notification_created_through_one_app_reaches_clients_of_another() {
+    let Some(broker) = nats_url() else { return };
+    let configure = |broker: String| {
+        move |s: &mut clairon_bootstrap::settings::Settings| {
+            s.realtime_broker = broker;
+        }
+    };
+    let Some(a) = spawn_app_configured(
+        Options {
+            engine: Engine::Postgres,
+            ..Options::default()
+        },
+        configure(broker.clone()),
+    )
+    .await
+    else {
+        return;
+    };
+    let b = a.spawn_peer_configured(configure(broker)).await;
+    b.wait_until_ready().await;
+    given_recipient(&a, "artist-1").await;
+    let token = a.token_for("artist-1").await;
+    let mut sse_on_b = Sse::open(&b, &token, None).await;
+    let mut ws_on_b = ws_connect(&b, &token).await;
+    assert_eq!(ws_next(&mut ws_on_b, "unread_count").await["count"], 0);
+
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(notify(&a, "artist-1", &format!("Through NATS {n}")).await);
+    }
+
+    for (n, id) in ids.iter().enumerate() {
+        let by_sse = sse_on_b.next_created().await;
+        let by_ws = ws_next(&mut ws_on_b, "notification.created").await;
+        assert_eq!(by_sse.data["notification"]["id"], id.as_str());
+        assert_eq!(by_sse.id, Some((n + 1).to_string()));
+        assert_eq!(by_ws["notification"]["id"], id.as_str());
+        assert_eq!(by_ws["notification"]["seq"], n + 1);
+    }
+    a.call_as(
+        &token,
+        Method::POST,
+        &format!("/api/v1/me/notifications/{}/read", ids[0]),
+    )
+    .await;
+    let read = ws_next(&mut ws_on_b, "notification.read").await;
+    assert_eq!(read["ids"], json!([ids[0]]));
+}
+
+#[tokio::test]
+async fn with_the_broker_down_notifications_still_reach_local_clients_and_the_database() {
+    // A port nothing listens on: the broker is down for the whole test.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.realtime_broker = format!("nats://{closed}");
+    })
+    .await
+    .expect("the app starts without its broker");
+    given_recipient(&app, "artist-1").await;
+    let token = app.token_for("artist-1").await;
+    let mut ws = ws_connect(&app, &token).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+
+    let id = notify(&app, "artist-1", "Broker down").await;
+
+    let live = ws_next(&mut ws, "notification.created").await;
+    assert_eq!(live["notification"]["id"], id.as_str());
+    let settled = app.wait_until_settled(&id, PATIENCE).await;
+    assert_eq!(settled["deliveries"][0]["status"], "sent", "{settled}");
+    let replayed = Sse::open(&app, &token, Some("0"))
+        .await
+        .next_created()
+        .await;
+    assert_eq!(replayed.data["notification"]["id"], id.as_str());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,9 +23,9 @@ use actix_ws::{CloseCode, CloseReason, Message, Session};
 use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
 use clairon_application::ports::{Clock, InboxFeed, SequencedNotification};
 use clairon_application::queries::UnreadCount;
-use clairon_domain::{Metadata, Notification, NotificationId, RecipientId};
-use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use clairon_domain::{Notification, NotificationId, RecipientId};
+use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use crate::http::credentials::tokens::{
     presented_token, recipient_of, Me, RecipientTokens, TokenError,
@@ -33,7 +33,8 @@ use crate::http::credentials::tokens::{
 use crate::http::middleware::rate_limit::RateLimits;
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::state::Handlers;
-use crate::realtime::{InProcessHub, LiveEvent};
+use crate::realtime::frames::{self, sse_event};
+use crate::realtime::{InProcessHub, LiveEvent, RecvError};
 
 /// What the live routes need besides the use-case handlers.
 #[derive(Clone)]
@@ -55,113 +56,10 @@ const REPLAY_PAGE: u32 = 500;
 /// The `retry:` hint sent to SSE clients, in ms.
 const SSE_RETRY_MS: u32 = 2000;
 
-/// A notification as live clients see it.
-#[derive(Debug, Serialize)]
-pub struct LiveNotification<'a> {
-    /// UUIDv7.
-    pub id: &'a str,
-    /// Its place in the recipient's feed (1, 2, 3…).
-    pub seq: u64,
-    /// `info|success|warning|error`.
-    pub kind: &'static str,
-    /// Title.
-    pub title: &'a str,
-    /// Plain-text body.
-    pub body: &'a str,
-    /// Call-to-action URL.
-    pub action_url: Option<&'a str>,
-    /// Call-to-action label.
-    pub action_label: Option<&'a str>,
-    /// The producer's data, as sent.
-    pub metadata: &'a Metadata,
-    /// `planning.assigned`, `custom`, …
-    pub event_type: &'a str,
-    /// RFC 3339.
-    pub created_at: String,
-    /// Whether it was read.
-    pub read: bool,
-}
+pub use crate::realtime::frames::{LiveFrame, LiveNotification};
 
-impl<'a> LiveNotification<'a> {
-    /// Notification `n`, number `seq` of its recipient's feed.
-    pub fn new(seq: u64, n: &'a Notification) -> Self {
-        Self {
-            id: n.id.as_str(),
-            seq,
-            kind: n.kind.as_str(),
-            title: n.title.as_str(),
-            body: n.body.as_str(),
-            action_url: n.action_url.as_ref().map(|u| u.as_str()),
-            action_label: n.action_label.as_ref().map(|l| l.as_str()),
-            metadata: &n.metadata,
-            event_type: n.event_type.as_str(),
-            created_at: n.created_at.to_rfc3339(),
-            read: n.is_read(),
-        }
-    }
-}
-
-/// A frame of the live inbox: a WebSocket text frame, or the `data:` of an SSE event; JSON
-/// with its kind in `type`.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type")]
-pub enum LiveFrame<'a> {
-    /// A new notification.
-    #[serde(rename = "notification.created")]
-    Created {
-        /// It.
-        notification: LiveNotification<'a>,
-    },
-    /// Notifications read (here or elsewhere).
-    #[serde(rename = "notification.read")]
-    Read {
-        /// Their ids.
-        ids: &'a [NotificationId],
-    },
-    /// The unread count now.
-    #[serde(rename = "unread_count")]
-    UnreadCount {
-        /// Unread notifications that are due and not cancelled.
-        count: u64,
-    },
-    /// Events were lost: refetch the list.
-    #[serde(rename = "resync")]
-    Resync,
-    /// A client frame was refused (nothing was done).
-    #[serde(rename = "error")]
-    Error {
-        /// Why.
-        message: &'a str,
-        /// Over the rate limit: seconds until a frame is taken again.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        retry_after: Option<u64>,
-    },
-}
-
-impl LiveFrame<'_> {
-    /// As JSON text.
-    fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-fn created_frame(seq: u64, n: &Notification) -> String {
-    LiveFrame::Created {
-        notification: LiveNotification::new(seq, n),
-    }
-    .to_json()
-}
-
-fn read_frame(ids: &[NotificationId]) -> String {
-    LiveFrame::Read { ids }.to_json()
-}
-
-fn count_frame(count: u64) -> String {
-    LiveFrame::UnreadCount { count }.to_json()
-}
-
-fn resync_frame() -> String {
-    LiveFrame::Resync.to_json()
+fn created_frame(seq: u64, n: &Notification) -> Bytes {
+    frames::created(seq, n)
 }
 
 async fn unread(handlers: &Handlers, me: &RecipientId) -> Option<u64> {
@@ -288,8 +186,21 @@ impl Authenticated {
     }
 }
 
-async fn send(session: &mut Session, frame: &str) -> bool {
-    session.text(frame.to_owned()).await.is_ok()
+/// Sends one JSON text frame (shared bytes: no copy).
+async fn send(session: &mut Session, frame: &Bytes) -> bool {
+    match bytestring::ByteString::try_from(frame.clone()) {
+        Ok(text) => session.text(text).await.is_ok(),
+        Err(_) => true, // never: frames are serde_json's UTF-8
+    }
+}
+
+async fn send_all(session: &mut Session, frames: &[Bytes]) -> bool {
+    for frame in frames {
+        if !send(session, frame).await {
+            return false;
+        }
+    }
+    true
 }
 
 async fn websocket_session(
@@ -303,7 +214,7 @@ async fn websocket_session(
 ) {
     let me = auth.me.recipient.clone();
     if let Some(count) = unread(&handlers, &me).await {
-        if !send(&mut session, &count_frame(count)).await {
+        if !send(&mut session, &frames::count(count)).await {
             return;
         }
     }
@@ -320,7 +231,7 @@ async fn websocket_session(
                 match message {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(error) = client_message(&handlers, limits.as_deref(), &me, &text).await {
-                            if !send(&mut session, &error).await { break None; }
+                            if !send(&mut session, &Bytes::from(error)).await { break None; }
                         }
                     }
                     Some(Ok(Message::Ping(bytes))) => {
@@ -332,13 +243,10 @@ async fn websocket_session(
                 }
             }
             event = subscription.recv() => {
-                let frames = match event {
+                let sent = match event {
                     Ok(event) => match &*event {
-                        LiveEvent::Created { seq, notification, unread } => {
-                            vec![created_frame(*seq, notification), count_frame(*unread)]
-                        }
-                        LiveEvent::Read { ids, unread } => {
-                            vec![read_frame(ids), count_frame(*unread)]
+                        LiveEvent::Created { frames, .. } | LiveEvent::Read { frames } => {
+                            send_all(&mut session, &frames.ws).await
                         }
                         LiveEvent::Revoked => break Some(unauthorized("token revoked")),
                         LiveEvent::Resync => {
@@ -346,23 +254,21 @@ async fn websocket_session(
                                 break Some(unauthorized("token revoked"));
                             }
                             let count = unread(&handlers, &me).await.unwrap_or(0);
-                            vec![resync_frame(), count_frame(count)]
+                            send_all(&mut session, &[frames::resync(), frames::count(count)]).await
                         }
                     },
                     // Too slow: events were lost (a revocation among them, maybe); the count is
                     // still right, and the client refetches the list on `resync`.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Err(RecvError::Lagged) => {
                         if !auth.still_valid().await {
                             break Some(unauthorized("token revoked"));
                         }
                         let count = unread(&handlers, &me).await.unwrap_or(0);
-                        vec![resync_frame(), count_frame(count)]
+                        send_all(&mut session, &[frames::resync(), frames::count(count)]).await
                     }
-                    Err(broadcast::error::RecvError::Closed) => break None,
+                    Err(RecvError::Closed) => break None,
                 };
-                for frame in &frames {
-                    if !send(&mut session, frame).await { return; }
-                }
+                if !sent { return; }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_every * 2 {
@@ -459,11 +365,6 @@ pub struct StreamParams {
     /// (`Last-Event-ID` wins when both are given).
     #[param(value_type = Option<u64>)]
     since: Option<String>,
-}
-
-fn sse_event(event: &str, id: Option<u64>, data: &str) -> Bytes {
-    let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
-    Bytes::from(format!("{id}event: {event}\ndata: {data}\n\n"))
 }
 
 /// `GET /api/v1/me/notifications/stream`: the live inbox as Server-Sent Events (WHATWG HTML
@@ -605,7 +506,7 @@ async fn sse_session(
         Start::Now(last) => Some(last),
     };
     let Some(mut last) = start else { return };
-    let count = |n: u64| sse_event("unread_count", None, &count_frame(n));
+    let count = |n: u64| sse_event("unread_count", None, &frames::count(n));
     if let Some(n) = unread(&handlers, &me).await {
         if tx.send(count(n)).await.is_err() {
             return;
@@ -623,13 +524,13 @@ async fn sse_session(
             _ = keep_alive.tick() => vec![Bytes::from_static(b": keep-alive\n\n")],
             event = subscription.recv() => match event {
                 Ok(event) => match &*event {
-                    LiveEvent::Created { seq, notification, unread } => {
+                    LiveEvent::Created { seq, unread, frames } => {
                         if *seq <= last {
                             continue; // already sent from the backlog
                         }
                         if *seq == last + 1 {
                             last = *seq;
-                            vec![sse_event("notification.created", Some(*seq), &created_frame(*seq, notification)), count(*unread)]
+                            vec![frames.sse.clone()]
                         } else {
                             // A gap (events published out of order, or lost): the database has
                             // everything up to `seq` committed, in order.
@@ -638,9 +539,7 @@ async fn sse_session(
                             vec![count(*unread)]
                         }
                     }
-                    LiveEvent::Read { ids, unread } => {
-                        vec![sse_event("notification.read", None, &read_frame(ids)), count(*unread)]
-                    }
+                    LiveEvent::Read { frames } => vec![frames.sse.clone()],
                     LiveEvent::Revoked => return,
                     LiveEvent::Resync => {
                         if !auth.still_valid().await {
@@ -651,7 +550,7 @@ async fn sse_session(
                         vec![count(unread(&handlers, &me).await.unwrap_or(0))]
                     }
                 },
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                Err(RecvError::Lagged) => {
                     if !auth.still_valid().await {
                         return;
                     }
@@ -659,7 +558,7 @@ async fn sse_session(
                     last = l;
                     vec![count(unread(&handlers, &me).await.unwrap_or(0))]
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
             },
         };
         for frame in frames {

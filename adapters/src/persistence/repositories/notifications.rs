@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
-    ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page, ReadFilter,
-    ReminderChanges, RepositoryError,
+    CreationLease, ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page,
+    ReadFilter, ReminderChanges, RepositoryError,
 };
 use clairon_domain::{Notification, NotificationId, RecipientId, SourceEventId};
 use diesel::prelude::*;
@@ -116,6 +116,14 @@ fn parse_ids(ids: Vec<String>) -> Result<Vec<NotificationId>, DbError> {
 impl NotificationRepository for DieselNotificationRepository {
     async fn insert_batch(&self, batch: &[NewNotification]) -> Result<(), RepositoryError> {
         self.writes.insert_batch(batch).await
+    }
+
+    async fn insert_leased(
+        &self,
+        batch: &[NewNotification],
+        lease: &CreationLease,
+    ) -> Result<Vec<Option<u64>>, RepositoryError> {
+        self.writes.insert_leased(batch, Some(lease)).await
     }
 
     async fn insert_with_reminders(

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use clairon_application::ports::RepositoryError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::{write_rows, Rows};
+use super::{write_rows, Rows, Seqs};
 use crate::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, Database};
 
@@ -34,7 +34,7 @@ pub(crate) const GROUP_ROWS: usize = 2_000;
 struct Write {
     rows: Rows,
     settlement: Option<Settlement>,
-    done: oneshot::Sender<Result<(), RepositoryError>>,
+    done: oneshot::Sender<Result<Arc<Seqs>, RepositoryError>>,
 }
 
 /// The shared queue of writes and the writer slots.
@@ -63,7 +63,8 @@ impl GroupCommit {
     }
 
     /// Writes `rows` (numbering the notifications, see `super::insert_rows`) and `settlement`, in
-    /// the same transaction as whatever else is queued with them.
+    /// the same transaction as whatever else is queued with them; returns the numbers given (to
+    /// this request's notifications, and maybe to others of its group).
     ///
     /// # Errors
     /// This request's own error: [`RepositoryError::Conflict`] when a uniqueness rule refuses
@@ -73,7 +74,7 @@ impl GroupCommit {
         self: &Arc<Self>,
         rows: Rows,
         settlement: Option<Settlement>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Arc<Seqs>, RepositoryError> {
         let (done, outcome) = oneshot::channel();
         self.lock().push_back(Write {
             rows,
@@ -161,9 +162,10 @@ impl GroupCommit {
                     })
                 })
                 .await;
-            if together.is_ok() {
+            if let Ok(seqs) = together {
+                let seqs = Arc::new(seqs);
                 for write in group {
-                    let _ = write.done.send(Ok(()));
+                    let _ = write.done.send(Ok(Arc::clone(&seqs)));
                 }
                 return;
             }
@@ -184,7 +186,7 @@ impl GroupCommit {
                     write_transaction(conn, |conn| write_rows(conn, &rows, settlement.as_ref()))
                 })
                 .await;
-            let _ = done.send(alone);
+            let _ = done.send(alone.map(Arc::new));
         }
     }
 }

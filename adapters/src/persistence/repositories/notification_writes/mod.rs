@@ -17,11 +17,13 @@ mod group_commit;
 pub(crate) mod numbering;
 mod reminders;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use clairon_application::ports::{NewNotification, ReminderChanges, RepositoryError};
-use clairon_domain::NotificationId;
+use clairon_application::ports::{
+    CreationLease, NewNotification, ReminderChanges, RepositoryError,
+};
+use clairon_domain::{DeliveryStatus, NotificationId};
 use diesel::prelude::*;
 
 use self::group_commit::GroupCommit;
@@ -61,14 +63,43 @@ impl NotificationWriter {
         if batch.is_empty() {
             return Ok(());
         }
-        let rows = rows_of(batch);
+        self.insert_leased(batch, None).await.map(|_| ())
+    }
+
+    /// `NotificationRepository::insert_leased` (`lease: Some`) and `insert_batch` (`None`): the
+    /// batch through the group commit, its `sending` deliveries under `lease`; returns each
+    /// notification's inbox number, in `batch` order.
+    ///
+    /// # Errors
+    /// As [`Self::insert_batch`].
+    pub(crate) async fn insert_leased(
+        &self,
+        batch: &[NewNotification],
+        lease: Option<&CreationLease>,
+    ) -> Result<Vec<Option<u64>>, RepositoryError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = rows_of(batch);
+        if let Some(lease) = lease {
+            let until = db_time(lease.until);
+            for row in &mut rows.deliveries {
+                if row.status == DeliveryStatus::Sending.as_str() {
+                    row.claim_token = Some(lease.claim.as_str().to_owned());
+                    row.lease_expires_at = Some(until);
+                }
+            }
+        }
         let settlement = idempotency::settlement_for(batch);
         let answered = settlement.as_ref().is_some_and(|s| s.answer.is_some());
-        self.group.insert(rows, settlement).await?;
+        let seqs = self.group.insert(rows, settlement).await?;
         if answered {
             idempotency::mark_answered();
         }
-        Ok(())
+        Ok(batch
+            .iter()
+            .map(|n| seqs.get(n.notification.id.as_str()).copied())
+            .collect())
     }
 
     /// `NotificationRepository::insert_with_reminders`: the batch and the reminder changes of
@@ -184,12 +215,23 @@ fn rows_of(batch: &[NewNotification]) -> Rows {
     }
 }
 
+/// The inbox numbers a write gave its notifications, by notification id (immediate ones only).
+pub(crate) type Seqs = HashMap<String, u64>;
+
 /// Inserts notifications, their deliveries and mentions, numbering each notification in its
-/// recipient's sequence (the SSE event ids) within the caller's transaction.
-fn insert_rows(conn: &mut AnyConnection, rows: &Rows) -> Result<(), DbError> {
+/// recipient's sequence (the SSE event ids) within the caller's transaction; returns the
+/// numbers.
+fn insert_rows(conn: &mut AnyConnection, rows: &Rows) -> Result<Seqs, DbError> {
     // Counters first, in recipient order, so concurrent writers lock alike; each row then
     // carries its number in the INSERT.
     let numbered = numbering::numbered(conn, &rows.notifications)?;
+    let seqs: Seqs = numbered
+        .iter()
+        .filter_map(|row| match row.id_and_seq() {
+            (id, Some(seq)) => u64::try_from(seq).ok().map(|seq| (id.to_owned(), seq)),
+            _ => None,
+        })
+        .collect();
     for chunk in numbered.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(notifications::table)
             .values(chunk)
@@ -207,7 +249,7 @@ fn insert_rows(conn: &mut AnyConnection, rows: &Rows) -> Result<(), DbError> {
             .values(chunk)
             .execute(c))?;
     }
-    Ok(())
+    Ok(seqs)
 }
 
 /// Writes `rows`, and `settlement` of the request's `Idempotency-Key` record first, in the
@@ -216,7 +258,7 @@ fn write_rows(
     conn: &mut AnyConnection,
     rows: &Rows,
     settlement: Option<&Settlement>,
-) -> Result<(), DbError> {
+) -> Result<Seqs, DbError> {
     if let Some(settlement) = settlement {
         super::idempotency::settle(conn, settlement)?;
     }

@@ -162,6 +162,13 @@ pub(super) struct NumberedRow {
     seq: Option<i64>,
 }
 
+impl NumberedRow {
+    /// The notification's id and inbox number (`None`: scheduled, numbered when due).
+    pub(super) fn id_and_seq(&self) -> (&str, Option<i64>) {
+        (&self.row.id, self.seq)
+    }
+}
+
 /// `rows` with the numbers of [`immediate`] ones reserved on their recipients' counters.
 pub(super) fn numbered(
     conn: &mut AnyConnection,
