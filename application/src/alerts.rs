@@ -49,7 +49,10 @@ impl RoutedJobAlerts {
             })
             .take(64)
             .collect();
-        let title: String = format!("Job {} failed", alert.job).chars().take(200).collect();
+        let title: String = format!("Job {} failed", alert.job)
+            .chars()
+            .take(200)
+            .collect();
         let detail = alert
             .message
             .as_deref()
@@ -69,10 +72,9 @@ impl RoutedJobAlerts {
         );
         data.insert(
             "error_details".into(),
-            alert
-                .error_details
-                .as_deref()
-                .map_or(Value::Null, |d| json!(d.chars().take(MAX_BODY_CHARS).collect::<String>())),
+            alert.error_details.as_deref().map_or(Value::Null, |d| {
+                json!(d.chars().take(MAX_BODY_CHARS).collect::<String>())
+            }),
         );
         Some(GenericEvent {
             event_id: SourceEventId::parse(&id).ok()?,
@@ -156,7 +158,10 @@ mod tests {
         assert_eq!(event.data["job"], "sync-gazelle");
         assert_eq!(event.data["run_id"], "42");
         assert_eq!(event.data["message"], Value::Null);
-        assert!(event.recipient_ids.is_empty() && event.topics.is_empty(), "the rules decide");
+        assert!(
+            event.recipient_ids.is_empty() && event.topics.is_empty(),
+            "the rules decide"
+        );
     }
 
     #[test]

@@ -16,9 +16,8 @@ use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
     RecipientTokens,
 };
-use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeTokens};
 use clairon_adapters::jobs::ReqwestHttpJobClient;
-use clairon_application::alerts::RoutedJobAlerts;
+use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeTokens};
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
@@ -33,6 +32,7 @@ use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
 use clairon_adapters::system::{SystemClock, TokioTimer, UuidV7Generator};
 use clairon_adapters::templates::{TemplateSet, TeraTemplateRenderer};
+use clairon_application::alerts::RoutedJobAlerts;
 use clairon_application::commands::{
     ChannelPolicy, ChoiceSources, ContextRedactor, CreateNotificationHandler,
     EraseRecipientHandler, FinishJobRunHandler, HandleEventHandler, HandlePlanningEventHandler,
@@ -47,8 +47,7 @@ use clairon_application::live::PublishAtCommit;
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
-    RecipientRepository, RoutingRulesRepository, TelegramSender, TemplateRenderer,
-    TopicRepository,
+    RecipientRepository, RoutingRulesRepository, TelegramSender, TemplateRenderer, TopicRepository,
 };
 use clairon_application::queries::{
     ExportRecipientHandler, GetNotificationHandler, GetOperationsStatsHandler,

@@ -21,9 +21,8 @@ pub mod upsert_recipient;
 
 pub use create_notification::{
     json_len, AppliedRule, ChannelPolicy, ChoiceSources, ContentLimits, ContentTooLarge,
-    CreateNotification,
-    CreateNotificationError, CreateNotificationHandler, CreatedNotification, DeliveryPlan,
-    NotificationDraft, ReminderDraft,
+    CreateNotification, CreateNotificationError, CreateNotificationHandler, CreatedNotification,
+    DeliveryPlan, NotificationDraft, ReminderDraft,
 };
 pub use erase_recipient::{
     ContextRedactor, EraseRecipient, EraseRecipientError, EraseRecipientHandler,
@@ -41,8 +40,8 @@ pub use mark_notification_read::{
     MarkNotificationRead, MarkNotificationReadError, MarkNotificationReadHandler,
 };
 pub use opt_out::{OptOut, OptOutError, OptOutHandler};
-pub use record_consent::{RecordConsent, RecordConsentError, RecordConsentHandler};
 pub use put_routing_rules::{PutRoutingRules, PutRoutingRulesHandler};
+pub use record_consent::{RecordConsent, RecordConsentError, RecordConsentHandler};
 pub use report_job_run::{ReportJobRun, ReportJobRunError, ReportJobRunHandler};
 pub use retry_delivery::{RetryDelivery, RetryDeliveryError, RetryDeliveryHandler};
 pub use revoke_recipient_tokens::{

@@ -133,8 +133,17 @@ async fn a_failed_parent_and_its_skipped_child_each_alert_the_admins_topic_throu
         .get("/api/v1/recipients/admin-1/notifications?limit=10")
         .await;
     let items = inbox.json["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2, "the failed run and the skipped child: {}", inbox.json);
-    assert!(items.iter().all(|i| i["event_type"] == "job.failed"), "{}", inbox.json);
+    assert_eq!(
+        items.len(),
+        2,
+        "the failed run and the skipped child: {}",
+        inbox.json
+    );
+    assert!(
+        items.iter().all(|i| i["event_type"] == "job.failed"),
+        "{}",
+        inbox.json
+    );
     let jobs: HashSet<&str> = items
         .iter()
         .map(|i| i["metadata"]["data"]["job"].as_str().unwrap_or_default())

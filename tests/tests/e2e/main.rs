@@ -26,5 +26,5 @@ mod reminders;
 mod routing;
 mod scheduling;
 mod security;
-mod unsubscribe;
 mod topics;
+mod unsubscribe;
