@@ -402,3 +402,128 @@ async fn the_health_logs_tell_what_failed_since_yesterday_evening_per_tab_and_fu
     );
     browser.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_the_rules_in_force_and_says_why_each_channel_of_a_notification_was_used_or_skipped(
+) {
+    // Arrange: a rule keeps project events in the inbox; one project event for Zoé.
+    let Some(app) = spawn_app_with(Options::default()).await else {
+        return;
+    };
+    let Some((_driver, browser, _profile)) = headless().await else {
+        return;
+    };
+    app.put(
+        "/api/v1/recipients/artist-1",
+        &json!({ "name": "Zoé", "email": "zoe@example.org", "locale": "en" }),
+    )
+    .await;
+    let rules = app
+        .put(
+            "/api/v1/routing-rules",
+            &json!({"rules": [
+                {"event": "project.*", "channels": ["in_app"], "priority": "high"},
+                {"event": "job.failed", "topics": ["admins"]}
+            ]}),
+        )
+        .await;
+    assert_eq!(rules.status, 200, "{}", rules.json);
+    let event = app
+        .post(
+            "/api/v1/events",
+            &json!({"event_id": "ev-dash-1", "type": "project.created",
+                    "occurred_at": "2027-03-01T10:00:00Z", "recipient_ids": ["artist-1"],
+                    "title": "Carmen", "body": "A new project",
+                    "data": {"project": {"id": "7", "name": "Carmen"}}}),
+        )
+        .await;
+    assert_eq!(event.status, 202, "{}", event.json);
+    let id = event.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for_delivery(&id, "in_app", "sent", PATIENCE).await;
+
+    // Act: sign in, then look the notification up.
+    browser
+        .goto(&format!("{}/admin?lang=en", app.address))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#api_key"))
+        .await
+        .unwrap()
+        .send_keys(API_KEY)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("#rules"))
+        .await
+        .expect("the rules are listed once signed in");
+    let listed = browser
+        .execute(
+            "return { version: document.querySelector('#rules-version').textContent, \
+                      rows: [...document.querySelectorAll('#rules tbody tr')].map(r => [...r.cells].map(c => c.textContent.trim())) };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#why-id"))
+        .await
+        .unwrap()
+        .send_keys(&id)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#why-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("#why"))
+        .await
+        .expect("the notification's deliveries are shown");
+    let why = browser
+        .execute(
+            "return Object.fromEntries([...document.querySelectorAll('#why tbody tr')].map(r => \
+                [r.dataset.channel, { status: r.querySelector('.status').textContent, reason: r.querySelector('.reason').textContent }]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{}/admin?lang=en&notification=no-such-id", app.address))
+        .await
+        .unwrap();
+    let missing = browser.find(Locator::Css("#why-missing")).await.is_ok();
+
+    // Assert
+    assert_eq!(listed["version"], "(version 1)", "{listed}");
+    assert_eq!(
+        listed["rows"],
+        json!([
+            ["project.*", "", "in_app", "high"],
+            ["job.failed", "admins", "any", "—"]
+        ]),
+        "{listed}"
+    );
+    assert_eq!(why["in_app"]["status"], "sent", "{why}");
+    assert_eq!(why["email"]["status"], "skipped", "{why}");
+    assert_eq!(why["email"]["reason"], "not_in_rule: project.*", "{why}");
+    assert!(missing, "an unknown id says so");
+    browser.close().await.unwrap();
+}

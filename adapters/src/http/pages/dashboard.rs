@@ -1,5 +1,7 @@
 //! `/admin`: the operator's dashboard (statistics, dead letters with a retry button, the health
-//! logs: scheduled tasks and syncs tabs with the night's verdict, the queue due now and later),
+//! logs: scheduled tasks and syncs tabs with the night's verdict, the queue due now and later,
+//! the routing rules in force and, for `?notification=<id>`, why each channel was used or
+//! skipped),
 //! its sign-in form, `POST /admin/login|logout`, its retry route and its script. The JSON API
 //! it mirrors is `http::api::admin`; its sessions are [`super::sessions`].
 
@@ -7,8 +9,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Days, NaiveTime, TimeZone as _, Utc};
 use clairon_application::ports::{JobRunQuery, JobSource, JobStatus};
-use clairon_application::queries::{GetOperationsStats, JobStats, ListDeliveries};
-use clairon_domain::{Channel, DeliveryStatus};
+use clairon_application::queries::{
+    GetNotification, GetNotificationError, GetOperationsStats, JobStats, ListDeliveries,
+};
+use clairon_domain::{Channel, DeliveryStatus, NotificationId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -320,6 +324,113 @@ struct OldestRow {
     age: u64,
 }
 
+// ---- Routing (issue 11): the rules in force, and why each channel of a notification. ----
+
+/// One routing rule as the dashboard lists it; `None`: the rule does not narrow it.
+#[derive(Serialize)]
+struct RuleRow {
+    event: String,
+    topics: Vec<String>,
+    channels: Option<Vec<&'static str>>,
+    priority: Option<&'static str>,
+}
+
+/// The rules in force: their version (0: the built-in set) and rows.
+#[derive(Serialize)]
+struct RulesPanel {
+    version: i64,
+    rules: Vec<RuleRow>,
+}
+
+async fn rules_panel(handlers: &Handlers) -> Result<RulesPanel, ApiError> {
+    let current = handlers.routing_rules.current().await.map_err(repository)?;
+    let rules = current
+        .rules
+        .rules()
+        .iter()
+        .map(|r| RuleRow {
+            event: r.event.to_string(),
+            topics: r.topics.iter().map(|t| t.as_str().to_owned()).collect(),
+            channels: r.channels.map(|c| c.iter().map(Channel::as_str).collect()),
+            priority: r.priority.map(|p| p.as_str()),
+        })
+        .collect();
+    Ok(RulesPanel {
+        version: current.version,
+        rules,
+    })
+}
+
+/// One delivery of the notification looked up: its channel, status and why.
+#[derive(Serialize)]
+struct WhyRow {
+    channel: &'static str,
+    status: &'static str,
+    reason: Option<String>,
+    next_attempt_at: Option<String>,
+}
+
+/// The notification of `?notification=<id>`: its id, title, event type and deliveries;
+/// `found: false` when no notification has that id (or the id is malformed).
+#[derive(Serialize)]
+struct WhyPanel {
+    id: String,
+    found: bool,
+    title: Option<String>,
+    event_type: Option<String>,
+    deliveries: Vec<WhyRow>,
+}
+
+#[derive(Deserialize)]
+struct WhyParams {
+    notification: Option<String>,
+}
+
+async fn why_panel(req: &HttpRequest, handlers: &Handlers) -> Result<Option<WhyPanel>, ApiError> {
+    let Some(raw) = web::Query::<WhyParams>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().notification)
+        .map(|raw| raw.trim().to_owned())
+        .filter(|raw| !raw.is_empty())
+    else {
+        return Ok(None);
+    };
+    let missing = |id: String| WhyPanel {
+        id,
+        found: false,
+        title: None,
+        event_type: None,
+        deliveries: Vec::new(),
+    };
+    let Ok(id) = NotificationId::parse(&raw) else {
+        return Ok(Some(missing(raw)));
+    };
+    match handlers
+        .get_notification
+        .execute(GetNotification { id })
+        .await
+    {
+        Ok(details) => Ok(Some(WhyPanel {
+            id: raw,
+            found: true,
+            title: Some(details.notification.title.clone()),
+            event_type: Some(details.notification.event_type.clone()),
+            deliveries: details
+                .deliveries
+                .iter()
+                .map(|d| WhyRow {
+                    channel: d.channel,
+                    status: d.status,
+                    reason: d.reason.clone().or_else(|| d.last_error.clone()),
+                    next_attempt_at: d.next_attempt_at.map(|t| t.to_rfc3339()),
+                })
+                .collect(),
+        })),
+        Err(GetNotificationError::NotFound(_)) => Ok(Some(missing(raw))),
+        Err(GetNotificationError::Repository(e)) => Err(repository(e)),
+    }
+}
+
 /// `GET /admin` (`?lang=fr|en`, else `Accept-Language`): the dashboard with a session or an
 /// API key; the sign-in form otherwise.
 ///
@@ -327,7 +438,10 @@ struct OldestRow {
 /// 503 when the database is unavailable; 500 when the page cannot be rendered.
 #[utoipa::path(
     get, path = "/admin", tag = "admin",
-    params(("lang" = Option<String>, Query, description = "`fr` or `en` (default: `Accept-Language`).")),
+    params(
+        ("lang" = Option<String>, Query, description = "`fr` or `en` (default: `Accept-Language`)."),
+        ("notification" = Option<String>, Query, description = "A notification id: the page then shows each of its deliveries with its status and why it was used, skipped or postponed."),
+    ),
     responses(
         (status = 200, description = "The dashboard (a session or an admin key), else its sign-in form; French or English.", body = String, content_type = "text/html"),
         (status = 429, description = "Too many refused keys from this client address (an unknown key in `Authorization` counts): refused until `Retry-After` (seconds).", body = Problem, content_type = "application/problem+json",
@@ -429,6 +543,8 @@ pub async fn dashboard(
     context.insert("queue", &queue);
     context.insert("oldest", &oldest);
     context.insert("queue_split", &queue_split(&stats.queue));
+    context.insert("routing", &rules_panel(&handlers).await?);
+    context.insert("why", &why_panel(&req, &handlers).await?);
     page(&context)
 }
 

@@ -153,6 +153,21 @@ pub const FR: &[(&str, &str)] = &[
     ("later", "Prévus plus tard"),
     ("pending", "en attente"),
     ("skipped", "Ignorés"),
+    // Routing (issue 11): the rules in force, and why each channel of a notification was used.
+    ("routing", "Règles de routage"),
+    ("rules_version", "version"),
+    ("rules_builtin", "règles intégrées"),
+    ("event", "Événement"),
+    ("topics", "Sujets"),
+    ("channels", "Canaux"),
+    ("priority", "Priorité"),
+    ("any", "tous"),
+    ("why", "Pourquoi ce canal ?"),
+    ("why_lookup", "Notification (id)"),
+    ("why_show", "Afficher"),
+    ("why_not_found", "Aucune notification avec cet id."),
+    ("reason", "Raison"),
+    ("next_attempt", "Prochain essai"),
 ];
 
 /// Every word of the pages, in English.
@@ -266,6 +281,21 @@ pub const EN: &[(&str, &str)] = &[
     ("later", "Scheduled for later"),
     ("pending", "pending"),
     ("skipped", "Skipped"),
+    // Routing (issue 11): the rules in force, and why each channel of a notification was used.
+    ("routing", "Routing rules"),
+    ("rules_version", "version"),
+    ("rules_builtin", "built-in rules"),
+    ("event", "Event"),
+    ("topics", "Topics"),
+    ("channels", "Channels"),
+    ("priority", "Priority"),
+    ("any", "any"),
+    ("why", "Why this channel?"),
+    ("why_lookup", "Notification (id)"),
+    ("why_show", "Show"),
+    ("why_not_found", "No notification has this id."),
+    ("reason", "Reason"),
+    ("next_attempt", "Next attempt"),
 ];
 
 /// A page, and the keys of the table it uses.
@@ -385,6 +415,20 @@ impl Page {
                 "later",
                 "pending",
                 "skipped",
+                "routing",
+                "rules_version",
+                "rules_builtin",
+                "event",
+                "topics",
+                "channels",
+                "priority",
+                "any",
+                "why",
+                "why_lookup",
+                "why_show",
+                "why_not_found",
+                "reason",
+                "next_attempt",
             ],
         }
     }
