@@ -506,7 +506,10 @@ async fn the_dashboard_lists_the_rules_in_force_and_says_why_each_channel_of_a_n
         .await
         .unwrap();
     browser
-        .goto(&format!("{}/admin?lang=en&notification=no-such-id", app.address))
+        .goto(&format!(
+            "{}/admin?lang=en&notification=no-such-id",
+            app.address
+        ))
         .await
         .unwrap();
     let missing = browser.find(Locator::Css("#why-missing")).await.is_ok();
