@@ -177,6 +177,20 @@ impl PublishAtCommit {
             };
             match delivery.succeed(new.notification.id.to_string(), sent_at) {
                 Ok(transition) => {
+                    // The dispatcher's `deliver` span and line, here inside the request's own
+                    // span: the request id of the request that wrote it correlates both.
+                    tracing::info_span!(
+                        "deliver",
+                        notification_id = %new.notification.id,
+                        delivery_id = %delivery.id,
+                        channel = %delivery.channel,
+                    )
+                    .in_scope(|| {
+                        tracing::info!(
+                            attempt = transition.attempts,
+                            "delivery sent (published at commit)"
+                        );
+                    });
                     let attempt = AttemptRecord {
                         number: transition.attempts,
                         started_at: now,
