@@ -31,7 +31,8 @@
 //! stopping on shutdown, restarting after a panic) belongs to the binary; this type spawns
 //! nothing, and waits only through the [`Timer`] port.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -201,6 +202,9 @@ pub struct DeliveryDispatcher {
     heartbeat: Option<Arc<dyn Timer>>,
     /// Makes the one-click unsubscribe links of emails; without it, emails carry none.
     unsubscribe: Option<Arc<dyn UnsubscribeLinks>>,
+    /// When the deliveries this dispatcher put back for pacing become due, soonest first
+    /// (a min-heap), so an idle worker wakes for them rather than a poll interval later.
+    deferred: Mutex<BinaryHeap<Reverse<DateTime<Utc>>>>,
 }
 
 impl DeliveryDispatcher {
@@ -236,6 +240,7 @@ impl DeliveryDispatcher {
             observer: None,
             heartbeat: None,
             unsubscribe: None,
+            deferred: Mutex::new(BinaryHeap::new()),
         }
     }
 
@@ -275,6 +280,49 @@ impl DeliveryDispatcher {
             .into_iter()
             .filter(|c| !paused.contains_key(c))
             .collect()
+    }
+
+    /// How long an idle worker may sleep: `poll`, or less when a delivery this dispatcher put
+    /// back for pacing ([`SendOutcome::Paced`]) becomes due sooner. Times already past are
+    /// dropped (their deliveries are due: the next round takes them).
+    pub fn idle_wait(&self, poll: Duration) -> Duration {
+        self.next_deferred_in().map_or(poll, |wait| wait.min(poll))
+    }
+
+    /// How long until this dispatcher has work it knows of: the soonest delivery it put back
+    /// for pacing becomes due, or a channel a 429 paused may be claimed again. `None` when
+    /// neither is still to come.
+    pub fn next_deferred_in(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        let soonest_deferral = {
+            let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            while deferred.peek().is_some_and(|Reverse(at)| *at <= now) {
+                deferred.pop();
+            }
+            deferred.peek().map(|Reverse(at)| *at)
+        };
+        let soonest_resume = {
+            let paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+            paused.values().copied().filter(|until| *until > now).min()
+        };
+        [soonest_deferral, soonest_resume]
+            .into_iter()
+            .flatten()
+            .min()
+            .and_then(|at| (at - now).to_std().ok())
+    }
+
+    /// Remembers that a delivery put back for pacing is due at `at` ([`Self::idle_wait`]).
+    fn deferred_until(&self, at: DateTime<Utc>) {
+        let now = self.clock.now();
+        let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        while deferred.peek().is_some_and(|Reverse(at)| *at <= now) {
+            deferred.pop();
+        }
+        // Bounded: beyond this many, the poll interval picks the rest up.
+        if deferred.len() < 10_000 {
+            deferred.push(Reverse(at));
+        }
     }
 
     /// Pauses `channel` until `until` (a later pause wins over an earlier one).
@@ -519,6 +567,17 @@ impl DeliveryDispatcher {
                 );
                 let moved = delivery.succeed(provider_message_id, self.clock.now());
                 update(claimed, moved, attempt)
+            }
+            SendOutcome::Paced { ready_in } => {
+                // At least 10 ms: a bucket that is ready "now" is retaken in the next round.
+                let until = later(self.clock.now(), ready_in.max(Duration::from_millis(10)));
+                tracing::debug!(
+                    channel = %delivery.channel,
+                    ready_in_ms = u64::try_from(ready_in.as_millis()).unwrap_or(u64::MAX),
+                    "destination paced; delivery put back, worker goes on"
+                );
+                self.deferred_until(until);
+                update(claimed, delivery.defer(until), None)
             }
             SendOutcome::RateLimited { retry_after } => {
                 let cause = format!("rate limited; retry after {} s", retry_after.as_secs());
@@ -839,6 +898,8 @@ mod tests {
     struct Round {
         channels: Vec<ChannelSet>,
         updates: Vec<DeliveryUpdate>,
+        /// What `idle_wait` answers after the rounds, for a poll interval of 1 s.
+        idle_wait: Duration,
     }
 
     /// Given claimed deliveries (one batch per round) and what the provider answers, when the
@@ -941,7 +1002,12 @@ mod tests {
         }
         let channels = asked.lock().unwrap().clone();
         let updates = recorded.lock().unwrap().clone();
-        Round { channels, updates }
+        let idle_wait = dispatcher.idle_wait(Duration::from_secs(1));
+        Round {
+            channels,
+            updates,
+            idle_wait,
+        }
     }
 
     /// Given one claimed delivery and what its provider answers, when the dispatcher runs once,
@@ -1100,6 +1166,52 @@ mod tests {
         assert_eq!(update.attempts, 8);
         assert_eq!(update.next_attempt_at, None);
         assert_eq!(update.last_error.as_deref(), Some("451 try later"));
+    }
+
+    #[tokio::test]
+    async fn a_paced_destination_puts_its_delivery_back_unattempted_and_the_channel_goes_on() {
+        let mut first = claimed(Channel::Telegram);
+        first.delivery.attempts = 1;
+        first.delivery.last_error = Some("502 bad gateway".into());
+        let mut second = claimed(Channel::Telegram);
+        second.delivery.id = DeliveryId::parse("d-2").unwrap();
+
+        let round = dispatch_rounds(
+            vec![first, second],
+            SendOutcome::Paced {
+                ready_in: Duration::from_millis(400),
+            },
+            schedule(8),
+            2,
+        )
+        .await;
+
+        assert_eq!(
+            round.updates.len(),
+            2,
+            "the second round still claimed Telegram"
+        );
+        let update = &round.updates[0];
+        assert_eq!(update.status, DeliveryStatus::Pending);
+        assert_eq!(update.attempts, 1, "pacing is not an attempt");
+        assert!(
+            update.attempt.is_none(),
+            "no audit row: the provider was not called"
+        );
+        assert_eq!(update.last_error.as_deref(), Some("502 bad gateway"));
+        assert_eq!(
+            update.next_attempt_at,
+            Some(now() + chrono::TimeDelta::milliseconds(400))
+        );
+        assert!(
+            round.channels[1].contains(Channel::Telegram),
+            "pacing one chat does not pause the channel"
+        );
+        assert_eq!(
+            round.idle_wait,
+            Duration::from_millis(400),
+            "an idle worker wakes when the put-back delivery is due, not a poll later"
+        );
     }
 
     #[tokio::test]

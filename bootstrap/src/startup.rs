@@ -575,8 +575,10 @@ impl Components {
         })
     }
 
-    /// Sends until nothing is due any more; returns how many deliveries were processed. Used by
-    /// `replay` and tests that want the outbox empty.
+    /// Sends until nothing is due any more, waiting for the deliveries put back for their
+    /// destination's pace (a Telegram chat at 1/s); returns how many deliveries were processed
+    /// (a put-back one counts each time it is taken). Used by `replay` and tests that want the
+    /// outbox empty.
     ///
     /// # Errors
     /// When the database fails.
@@ -585,7 +587,10 @@ impl Components {
         loop {
             let n = self.dispatcher.dispatch_once().await?;
             if n == 0 {
-                return Ok(total);
+                match self.dispatcher.next_deferred_in() {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Ok(total),
+                }
             }
             total += n;
         }
@@ -975,7 +980,7 @@ async fn run_dispatcher(
         if idle {
             tokio::select! {
                 () = waker.0.notified() => {}
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(dispatcher.idle_wait(poll)) => {}
                 _ = stop.changed() => break,
             }
         }

@@ -382,6 +382,27 @@ impl Delivery {
         })
     }
 
+    /// Not sent yet because the destination's pace allows no message now (a token bucket of
+    /// the channel's provider is empty for this chat or webhook): `sending → pending` due at
+    /// `until`, nothing tried (the tries and the last error unchanged). The worker goes on with
+    /// other destinations instead of waiting: no head-of-line blocking.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `sending`.
+    pub fn defer(&self, until: DateTime<Utc>) -> Result<DeliveryTransition, IllegalTransition> {
+        if self.status != DeliveryStatus::Sending {
+            return Err(IllegalTransition {
+                from: self.status,
+                to: DeliveryStatus::Pending,
+            });
+        }
+        Ok(DeliveryTransition {
+            last_error: self.last_error.clone(),
+            next_attempt_at: Some(until),
+            ..self.move_to(DeliveryStatus::Pending)?
+        })
+    }
+
     /// A refusal for good (or a failure to render, or a panic): `sending → failed`, the try
     /// counted.
     ///
@@ -746,5 +767,29 @@ mod tests {
                 assert_eq!((e.from, e.to), (from, Cancelled));
             }
         }
+    }
+
+    #[test]
+    fn a_paced_delivery_goes_back_to_pending_due_later_with_its_tries_and_error_kept() {
+        let mut delivery = Delivery::pending(
+            DeliveryId::parse("d-1").unwrap(),
+            NotificationId::parse("n-1").unwrap(),
+            RecipientId::parse("r-1").unwrap(),
+            Channel::Telegram,
+            Utc::now(),
+        );
+        let until = Utc::now() + chrono::TimeDelta::seconds(1);
+        assert!(
+            delivery.defer(until).is_err(),
+            "only a delivery being sent can be put back"
+        );
+        delivery.status = DeliveryStatus::Sending;
+        delivery.attempts = 2;
+        delivery.last_error = Some("timeout".into());
+        let moved = delivery.defer(until).unwrap();
+        assert_eq!(moved.to, DeliveryStatus::Pending);
+        assert_eq!(moved.attempts, 2);
+        assert_eq!(moved.last_error.as_deref(), Some("timeout"));
+        assert_eq!(moved.next_attempt_at, Some(until));
     }
 }

@@ -13,5 +13,5 @@ pub mod telegram;
 
 pub use email::{EmailConfigError, LettreEmailSender};
 pub use fallback::FallbackEmailSender;
-pub use pacing::PacedTelegramSender;
+pub use pacing::{DestinationPacer, PacedTelegramSender};
 pub use telegram::FrankensteinTelegramSender;

@@ -270,6 +270,14 @@ impl SendTestNotificationHandler {
                 channel,
                 format!("rate limited; retry after {} s", retry_after.as_secs()),
             ),
+            // A test is sent once, now: a destination at its pace is reported, not queued.
+            SendOutcome::Paced { ready_in } => failed(
+                channel,
+                format!(
+                    "paced: this destination may get its next message in {} ms",
+                    ready_in.as_millis()
+                ),
+            ),
         }
     }
 

@@ -20,6 +20,13 @@ pub enum SendOutcome {
         /// How long to wait before trying again.
         retry_after: Duration,
     },
+    /// Not sent: the destination's token bucket (Telegram 1/s per chat, Slack 1/s per webhook)
+    /// has no token before `ready_in`. The provider was not called; the dispatcher puts the
+    /// delivery back due then (not an attempt, the channel not paused) and goes on with others.
+    Paced {
+        /// How long until the destination's bucket has a token again.
+        ready_in: Duration,
+    },
     /// Refused for good (SMTP 5xx, Telegram "chat not found"); retrying will not help.
     Permanent(String),
 }
