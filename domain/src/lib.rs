@@ -9,6 +9,7 @@ pub mod access;
 pub mod channel;
 pub mod consent;
 pub mod delivery;
+pub mod digest;
 pub mod error;
 pub mod formatting;
 pub mod jobs;

@@ -90,7 +90,7 @@ impl fmt::Display for EventTypePattern {
 }
 
 /// A time of day as `HH:MM` (24-hour clock).
-fn time_of_day(field: &str, value: &Value) -> Result<NaiveTime, ValidationError> {
+pub(crate) fn time_of_day(field: &str, value: &Value) -> Result<NaiveTime, ValidationError> {
     value
         .as_str()
         .and_then(|raw| {
