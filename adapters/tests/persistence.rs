@@ -2942,6 +2942,28 @@ async fn a_push_subscription_is_stored_replaced_by_its_endpoint_and_removed(
         1,
         "another recipient's subscription to the same endpoint is theirs"
     );
+
+    use clairon_adapters::persistence::DieselPersonalDataStore;
+    use clairon_application::ports::{ErasureAudit, PersonalDataStore};
+    DieselPersonalDataStore::new(t.db.clone())
+        .erase(
+            &rid("artist-2"),
+            &ErasureAudit {
+                actor: "env".into(),
+                at: at(0),
+            },
+            std::sync::Arc::new(
+                clairon_application::commands::ContextRedactor::without_templates(
+                    clairon_domain::Locale::Fr,
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        subs.list(&rid("artist-2")).await.unwrap().is_empty(),
+        "an erasure deletes the recipient's push subscriptions"
+    );
 }
 
 #[rstest]
