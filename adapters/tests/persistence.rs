@@ -13,7 +13,7 @@ use clairon_adapters::idempotency;
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselDeliveryQueue, DieselHousekeeping,
     DieselIdempotencyStore, DieselNotificationRepository, DieselOperationsStats,
-    DieselRecipientRepository, PersistenceError,
+    DieselPushSubscriptions, DieselRecipientRepository, PersistenceError,
 };
 use clairon_application::ports::{
     AttemptRecord, Begun, ChannelStatusCount, ClaimToken, ClaimedDelivery, DeliveryListQuery,
@@ -2891,5 +2891,103 @@ async fn a_database_that_went_read_only_fails_the_write_check_and_its_failed_wri
         t.db.recent_write_failure(),
         None,
         "per database, not per process"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_subscription_is_stored_replaced_by_its_endpoint_and_removed(
+    #[case] engine: Engine,
+) {
+    use clairon_adapters::channels::PushTarget;
+    let t = open_or_skip!(engine);
+    t.recipients()
+        .upsert_many(&[recipient("artist-1"), recipient("artist-2")])
+        .await
+        .unwrap();
+    let subs = DieselPushSubscriptions::new(t.db.clone());
+    let target = |endpoint: &str, auth: &str| PushTarget {
+        endpoint: endpoint.into(),
+        p256dh: "BP256dh".into(),
+        auth: auth.into(),
+    };
+    subs.put(&rid("artist-1"), &target("https://push.example/a", "old"))
+        .await
+        .unwrap();
+    subs.put(&rid("artist-1"), &target("https://push.example/a", "new"))
+        .await
+        .unwrap();
+    subs.put(&rid("artist-2"), &target("https://push.example/a", "other"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        subs.list(&rid("artist-1")).await.unwrap(),
+        vec![target("https://push.example/a", "new")],
+        "posting an endpoint again replaces its keys"
+    );
+    assert!(subs
+        .remove(&rid("artist-1"), "https://push.example/a")
+        .await
+        .unwrap());
+    assert!(!subs
+        .remove(&rid("artist-1"), "https://push.example/a")
+        .await
+        .unwrap());
+    assert!(subs.list(&rid("artist-1")).await.unwrap().is_empty());
+    assert_eq!(
+        subs.list(&rid("artist-2")).await.unwrap().len(),
+        1,
+        "another recipient's subscription to the same endpoint is theirs"
+    );
+
+    use clairon_adapters::persistence::DieselPersonalDataStore;
+    use clairon_application::ports::{ErasureAudit, PersonalDataStore};
+    DieselPersonalDataStore::new(t.db.clone())
+        .erase(
+            &rid("artist-2"),
+            &ErasureAudit {
+                actor: "env".into(),
+                at: at(0),
+            },
+            std::sync::Arc::new(
+                clairon_application::commands::ContextRedactor::without_templates(
+                    clairon_domain::Locale::Fr,
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        subs.list(&rid("artist-2")).await.unwrap().is_empty(),
+        "an erasure deletes the recipient's push subscriptions"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vapid_key_is_generated_once_and_read_back_unless_one_is_configured(
+    #[case] engine: Engine,
+) {
+    use clairon_adapters::channels::VapidKeys;
+    let t = open_or_skip!(engine);
+    let subs = DieselPushSubscriptions::new(t.db.clone());
+    let first = subs.vapid_keys(None).await.unwrap();
+    let second = subs.vapid_keys(None).await.unwrap();
+    assert_eq!(first.public_key_base64url(), second.public_key_base64url());
+    let configured = VapidKeys::generate();
+    let chosen = subs.vapid_keys(Some(configured.clone())).await.unwrap();
+    assert_eq!(
+        chosen.public_key_base64url(),
+        configured.public_key_base64url()
+    );
+    assert_eq!(
+        subs.vapid_keys(None).await.unwrap().public_key_base64url(),
+        first.public_key_base64url(),
+        "a configured key is not stored over the generated one"
     );
 }

@@ -40,8 +40,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clairon_domain::{
-    AttemptOutcome, Channel, ChannelSet, DeliveryId, DeliveryTransition, EmailAddress,
-    IllegalTransition, Locale, Notification, Recipient, RecipientId, TelegramChatId,
+    recipient::Unreachable, AttemptOutcome, Channel, ChannelSet, DeliveryId, DeliveryTransition,
+    EmailAddress, IllegalTransition, Locale, Notification, Recipient, RecipientId, SkipReason,
+    TelegramChatId,
 };
 use futures_util::future::{join_all, select, Either};
 use futures_util::FutureExt as _;
@@ -739,6 +740,16 @@ impl DeliveryDispatcher {
                     Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
                 };
                 Attempt::Tried(sender.send(&message).await)
+            }
+            // Web Push is addressed per subscription; until the write path fans a notification
+            // out to its recipient's subscriptions, nothing here can name one.
+            Channel::WebPush => Attempt::Skipped(
+                SkipReason::Unreachable(Unreachable::NotConfigured(Channel::WebPush)).to_string(),
+            ),
+            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
+                Attempt::Skipped(
+                    SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
+                )
             }
         }
     }

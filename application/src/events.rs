@@ -577,7 +577,7 @@ mod tests {
             Arc::new(fixed_clock()),
             Arc::new(waker),
             ChannelPolicy {
-                enabled: ChannelSet::all(),
+                enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
                 telegram_bot: true,
             },
         ));
@@ -836,7 +836,7 @@ mod tests {
             Arc::new(fixed_clock()),
             Arc::new(MockDeliveryWaker::new()),
             ChannelPolicy {
-                enabled: ChannelSet::all(),
+                enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
                 telegram_bot: true,
             },
         ));

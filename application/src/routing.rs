@@ -340,7 +340,7 @@ mod tests {
             Arc::new(fixed_clock()),
             Arc::new(waker),
             ChannelPolicy {
-                enabled: ChannelSet::all(),
+                enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
                 telegram_bot: true,
             },
         ));

@@ -16,18 +16,45 @@ pub enum Channel {
     Email,
     /// A Telegram bot message.
     Telegram,
+    /// A Slack incoming-webhook message.
+    Slack,
+    /// A signed HTTP webhook (Standard Webhooks 1.0).
+    Webhook,
+    /// A text message (Twilio's Messages API).
+    Sms,
+    /// A WhatsApp message (Twilio's Messages API).
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
+    /// A browser push message (RFC 8030, VAPID RFC 8292, encrypted per RFC 8291), one delivery
+    /// per push subscription of the recipient.
+    WebPush,
 }
 
 impl Channel {
     /// Every channel, in the order deliveries are listed.
-    pub const ALL: [Channel; 3] = [Channel::InApp, Channel::Email, Channel::Telegram];
+    pub const ALL: [Channel; 8] = [
+        Channel::InApp,
+        Channel::Email,
+        Channel::Telegram,
+        Channel::Slack,
+        Channel::Webhook,
+        Channel::Sms,
+        Channel::WhatsApp,
+        Channel::WebPush,
+    ];
 
-    /// The wire name (`in_app`, `email`, `telegram`).
+    /// The wire name (`in_app`, `email`, `telegram`, `slack`, `webhook`, `sms`, `whatsapp`,
+    /// `web_push`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InApp => "in_app",
             Self::Email => "email",
             Self::Telegram => "telegram",
+            Self::Slack => "slack",
+            Self::Webhook => "webhook",
+            Self::Sms => "sms",
+            Self::WhatsApp => "whatsapp",
+            Self::WebPush => "web_push",
         }
     }
 
@@ -40,9 +67,17 @@ impl Channel {
             "in_app" => Ok(Self::InApp),
             "email" => Ok(Self::Email),
             "telegram" => Ok(Self::Telegram),
+            "slack" => Ok(Self::Slack),
+            "webhook" => Ok(Self::Webhook),
+            "sms" => Ok(Self::Sms),
+            "whatsapp" => Ok(Self::WhatsApp),
+            "web_push" => Ok(Self::WebPush),
             other => Err(ValidationError::new(
                 "channels",
-                format!("unknown channel {other:?}; known: in_app, email, telegram"),
+                format!(
+                    "unknown channel {other:?}; known: {}",
+                    KNOWN_CHANNELS.join(", ")
+                ),
             )),
         }
     }
@@ -223,9 +258,9 @@ mod tests {
 
     #[test]
     fn an_unknown_channel_is_named_in_the_error() {
-        let err = ChannelSet::parse_list("in_app,sms").unwrap_err();
+        let err = ChannelSet::parse_list("in_app,pigeon").unwrap_err();
         assert_eq!(err.field, "channels");
-        assert!(err.message.contains("\"sms\""), "{}", err.message);
+        assert!(err.message.contains("\"pigeon\""), "{}", err.message);
     }
 
     #[test]
@@ -246,7 +281,15 @@ mod tests {
             assert_eq!(name.as_str(), channel.as_str());
             assert_eq!(name.channel(), Some(channel));
         }
-        assert_eq!(ChannelName::parse("sms").unwrap().channel(), None);
+        assert_eq!(
+            ChannelName::parse("web_push").unwrap().channel(),
+            Some(Channel::WebPush)
+        );
+        assert_eq!(Channel::WhatsApp.as_str(), "whatsapp");
+        assert_eq!(
+            serde_json::to_value(Channel::WhatsApp).unwrap(),
+            serde_json::json!("whatsapp")
+        );
         assert_eq!(ChannelName::IN_APP, ChannelName::from(Channel::InApp));
     }
 

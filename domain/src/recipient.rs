@@ -349,6 +349,10 @@ pub enum Unreachable {
     /// bot and be updated).
     #[error("Telegram cannot reach this chat until the chat id changes: {0}")]
     TelegramGone(String),
+    /// Clairon has no provider configured for this channel (Slack, webhooks, SMS, WhatsApp until
+    /// their adapters land).
+    #[error("{0} is not configured")]
+    NotConfigured(Channel),
 }
 
 impl Recipient {
@@ -376,6 +380,12 @@ impl Recipient {
                 Some(reason) => Err(Unreachable::TelegramGone(reason.clone())),
                 None => Ok(()),
             },
+            // Web Push reaches a recipient through their push subscriptions, which the
+            // dispatcher reads: one delivery per subscription, addressed to its endpoint.
+            Channel::WebPush => Ok(()),
+            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
+                Err(Unreachable::NotConfigured(other))
+            }
         }
     }
 }

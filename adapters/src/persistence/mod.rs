@@ -20,6 +20,6 @@ pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
     DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
     DieselNotificationRepository, DieselOperationsStats, DieselPersonalDataStore,
-    DieselPreferenceRepository, DieselRecipientRepository, DieselRoutingRulesRepository,
-    DieselTokenGenerations, DieselTopicRepository,
+    DieselPreferenceRepository, DieselPushSubscriptions, DieselRecipientRepository,
+    DieselRoutingRulesRepository, DieselTokenGenerations, DieselTopicRepository,
 };

@@ -367,5 +367,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A browser a recipient opted in to Web Push from (W3C Push API subscription).
+    push_subscriptions (recipient_id, endpoint) {
+        /// Whose browser.
+        recipient_id -> Text,
+        /// The push service's URL for this subscription (RFC 8030 §5).
+        endpoint -> Text,
+        /// The browser's P-256 public key, uncompressed point, base64url (RFC 8291 §3.1).
+        p256dh -> Text,
+        /// The 16-byte authentication secret, base64url (RFC 8291 §3.2).
+        auth -> Text,
+        /// UTC: when it was posted.
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Keys generated once by the service and kept (the VAPID private key).
+    service_keys (name) {
+        /// What the key is (`vapid_private_key`).
+        name -> Text,
+        /// The key, encoded as its name says.
+        value -> Text,
+        /// UTC: when it was generated.
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(topic_subscriptions -> topics (topic_key));
 diesel::allow_tables_to_appear_in_same_query!(topics, topic_subscriptions);

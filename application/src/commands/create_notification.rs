@@ -809,7 +809,7 @@ mod tests {
 
     fn all_on() -> ChannelPolicy {
         ChannelPolicy {
-            enabled: ChannelSet::all(),
+            enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
             telegram_bot: true,
         }
     }
@@ -841,7 +841,7 @@ mod tests {
             notifications,
             waker,
             ChannelPolicy {
-                enabled: ChannelSet::all(),
+                enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
                 telegram_bot: bot,
             },
         );

@@ -256,6 +256,13 @@ impl SendTestNotificationHandler {
                     Ok(message) => sender.send(&message).await,
                 }
             }
+            other @ (Channel::Slack
+            | Channel::Webhook
+            | Channel::Sms
+            | Channel::WhatsApp
+            | Channel::WebPush) => {
+                return skipped(channel, format!("{other} is not configured"));
+            }
         };
         match outcome {
             SendOutcome::Sent {

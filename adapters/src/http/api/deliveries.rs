@@ -72,7 +72,8 @@ pub async fn list(
             .map_err(|_| {
                 errors.push(FieldError {
                     field: "channel".into(),
-                    message: "must be one of in_app, email, telegram".into(),
+                    message: "must be one of in_app, email, telegram, slack, webhook, sms, whatsapp, web_push"
+                        .into(),
                 });
             })
             .ok()

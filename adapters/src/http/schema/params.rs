@@ -78,6 +78,17 @@ pub enum ChannelName {
     Email,
     /// Telegram.
     Telegram,
+    /// Slack (incoming webhooks).
+    Slack,
+    /// A signed webhook.
+    Webhook,
+    /// SMS.
+    Sms,
+    /// WhatsApp.
+    #[schema(rename = "whatsapp")]
+    WhatsApp,
+    /// Web Push (one delivery per browser subscription).
+    WebPush,
 }
 
 /// A channel name of the catalogue preferences and consents may name

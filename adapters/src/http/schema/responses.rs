@@ -606,8 +606,8 @@ impl From<AttemptView> for AttemptResponse {
 pub struct DeliveryResponse {
     /// UUIDv7.
     pub id: String,
-    /// `in_app|email|telegram`.
-    #[schema(pattern = "^(in_app|email|telegram)$")]
+    /// `in_app|email|telegram|slack|webhook|sms|whatsapp|web_push`.
+    #[schema(pattern = "^(in_app|email|telegram|slack|webhook|sms|whatsapp|web_push)$")]
     pub channel: &'static str,
     /// `pending|sending|sent|retrying|failed|dead|skipped|cancelled`.
     #[schema(pattern = "^(pending|sending|sent|retrying|failed|dead|skipped|cancelled)$")]
@@ -835,7 +835,7 @@ pub struct DeliveryPage {
 /// The outcome of a test send on one channel.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestResult {
-    /// `in_app|email|telegram`.
+    /// `in_app|email|telegram|slack|webhook|sms|whatsapp|web_push`.
     pub channel: &'static str,
     /// `sent|failed|skipped`.
     #[schema(pattern = "^(sent|failed|skipped)$")]

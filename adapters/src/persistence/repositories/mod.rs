@@ -14,6 +14,7 @@ pub(crate) mod preferences;
 mod recipients;
 mod routing;
 mod token_generations;
+mod web_push;
 
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
@@ -25,6 +26,7 @@ pub use preferences::{DieselConsentRepository, DieselPreferenceRepository};
 pub use recipients::DieselRecipientRepository;
 pub use routing::{DieselRoutingRulesRepository, DieselTopicRepository};
 pub use token_generations::DieselTokenGenerations;
+pub use web_push::DieselPushSubscriptions;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's
 /// 65,535 bind parameters, even for the widest row (14 columns).

@@ -16,8 +16,8 @@ use super::CHUNK;
 use crate::persistence::connection::{write_transaction, AnyConnection, Database, DbError};
 use crate::persistence::rows::{db_time, AttemptRow, NotificationRow, RecipientRow};
 use crate::persistence::schema::{
-    deliveries, delivery_attempts, erasures, notification_mentions, notifications, recipients,
-    topic_subscriptions,
+    deliveries, delivery_attempts, erasures, notification_mentions, notifications,
+    push_subscriptions, recipients, topic_subscriptions,
 };
 
 /// The [`PersonalDataStore`] on the Diesel [`Database`] (SQLite or PostgreSQL).
@@ -214,6 +214,11 @@ impl PersonalDataStore for DieselPersonalDataStore {
                     diesel::delete(
                         topic_subscriptions::table
                             .filter(topic_subscriptions::recipient_id.eq(&id)),
+                    )
+                    .execute(conn)?;
+                    // Their browsers' push subscriptions (issue 12).
+                    diesel::delete(
+                        push_subscriptions::table.filter(push_subscriptions::recipient_id.eq(&id)),
                     )
                     .execute(conn)?;
                     diesel::delete(recipients::table.find(&id)).execute(conn)?;
