@@ -486,3 +486,73 @@ fn with_clairon_log_debug_a_start_up_error_shows_its_causes_and_a_backtrace() {
     assert!(stderr.contains("Caused by"), "the causes: {stderr}");
     assert!(stderr.contains("Stack backtrace"), "a backtrace: {stderr}");
 }
+
+/// Issue 13, "Scheduled jobs and chaining": a bad `CLAIRON_JOBS_FILE` is a start-up error like
+/// a bad variable: exit status 2, one line naming the variable, the file and the problem, and
+/// nothing written (the file is checked whole before the database is opened).
+#[rstest]
+#[case::a_schedule_that_is_not_cron(
+    "[[job]]\nname = \"sync\"\nschedule = \"every night\"\nrequest = { method = \"POST\", url = \"http://127.0.0.1:9/sync\" }\n",
+    "schedule"
+)]
+#[case::a_chain_after_an_unknown_job(
+    "[[job]]\nname = \"report\"\nafter = \"nobody\"\nrequest = { method = \"POST\", url = \"http://127.0.0.1:9/report\" }\n",
+    "nobody"
+)]
+#[case::a_file_that_is_not_toml("[[job]\nname = ", "not TOML")]
+#[case::an_unknown_field(
+    "[[job]]\nname = \"sync\"\nschedule = \"0 1 * * *\"\ncolour = \"red\"\nrequest = { method = \"POST\", url = \"http://127.0.0.1:9/sync\" }\n",
+    "colour"
+)]
+fn a_bad_jobs_file_stops_the_start_with_status_2_naming_the_file_and_the_problem(
+    #[case] text: &str,
+    #[case] problem: &str,
+) {
+    // Arrange
+    let elsewhere = tempfile::tempdir().expect("a folder for the jobs file");
+    let file = elsewhere.path().join("jobs.toml");
+    fs::write(&file, text).unwrap();
+    let path = file.display().to_string();
+    let bind = format!("127.0.0.1:{}", free_port());
+
+    // Act
+    let (folder, output) = start_with(&[("CLAIRON_JOBS_FILE", &path), ("CLAIRON_BIND", &bind)]);
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "exit status 2: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(&format!("CLAIRON_JOBS_FILE {path}")),
+        "the variable and the file: {stderr}"
+    );
+    assert!(
+        stderr.contains(problem),
+        "the problem ({problem}): {stderr}"
+    );
+    assert_eq!(
+        entries(folder.path()),
+        ["clairon".to_owned()].into(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_jobs_file_that_is_not_there_stops_the_start_naming_it() {
+    // Arrange
+    let elsewhere = tempfile::tempdir().expect("a folder");
+    let path = elsewhere.path().join("missing.toml").display().to_string();
+    let bind = format!("127.0.0.1:{}", free_port());
+
+    // Act
+    let (folder, output) = start_with(&[("CLAIRON_JOBS_FILE", &path), ("CLAIRON_BIND", &bind)]);
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "exit status 2: {stderr}");
+    assert!(
+        stderr.contains(&format!("CLAIRON_JOBS_FILE {path}: cannot read it")),
+        "the file and the problem: {stderr}"
+    );
+    assert_eq!(entries(folder.path()), ["clairon".to_owned()].into());
+}
