@@ -433,45 +433,6 @@ fn a_broken_template_override_stops_the_start_naming_the_file_and_line() {
     );
 }
 
-#[rstest]
-#[case::a_chain_to_no_job(
-    "[[job]]\nname = \"report\"\nafter = \"sync\"\nrequest = { url = \"http://127.0.0.1:9/r\" }\n",
-    "after = \"sync\" names no job"
-)]
-#[case::a_schedule_that_is_no_cron(
-    "[[job]]\nname = \"sync\"\nschedule = \"every night\"\nrequest = { url = \"http://127.0.0.1:9/s\" }\n",
-    "sync"
-)]
-#[case::not_toml("[[job]\nname = ", "jobs.toml")]
-fn a_bad_jobs_file_stops_the_start_with_status_2_one_line_naming_the_file_and_the_problem(
-    #[case] content: &str,
-    #[case] problem: &str,
-) {
-    // Arrange
-    let jobs = tempfile::tempdir().expect("a folder for the jobs file");
-    let file = jobs.path().join("jobs.toml");
-    fs::write(&file, content).unwrap();
-    let path = file.display().to_string();
-    let port = format!("127.0.0.1:{}", free_port());
-
-    // Act
-    let (_folder, output) = start_with(&[("CLAIRON_JOBS_FILE", &path), ("CLAIRON_BIND", &port)]);
-
-    // Assert
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "exit status 2: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.contains("CLAIRON_JOBS_FILE"),
-        "the variable: {stderr}"
-    );
-    assert!(stderr.contains(&path), "the file: {stderr}");
-    assert!(
-        stderr.contains(problem),
-        "the problem ({problem}): {stderr}"
-    );
-}
-
 #[test]
 fn with_clairon_log_debug_a_start_up_error_shows_its_causes_and_a_backtrace() {
     // Act
