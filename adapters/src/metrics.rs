@@ -112,7 +112,7 @@ impl Metrics {
             deliveries: counter(
                 &r,
                 "clairon_deliveries_total",
-                "Deliveries the dispatcher recorded, by channel and resulting status (sent, retrying, failed, dead, skipped).",
+                "Deliveries the dispatcher recorded, by channel and resulting status (sent, retrying, failed, dead, skipped; pending: put back for its destination's pace, unsent).",
                 &["channel", "status"],
             ),
             attempts: counter(

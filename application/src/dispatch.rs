@@ -287,13 +287,13 @@ impl DeliveryDispatcher {
     /// back for pacing ([`SendOutcome::Paced`]) becomes due sooner. Times already past are
     /// dropped (their deliveries are due: the next round takes them).
     pub fn idle_wait(&self, poll: Duration) -> Duration {
-        self.next_deferred_in().map_or(poll, |wait| wait.min(poll))
+        self.next_wakeup_in().map_or(poll, |wait| wait.min(poll))
     }
 
     /// How long until this dispatcher has work it knows of: the soonest delivery it put back
     /// for pacing becomes due, or a channel a 429 paused may be claimed again. `None` when
     /// neither is still to come.
-    pub fn next_deferred_in(&self) -> Option<Duration> {
+    pub fn next_wakeup_in(&self) -> Option<Duration> {
         let now = self.clock.now();
         let soonest_deferral = {
             let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
@@ -317,7 +317,7 @@ impl DeliveryDispatcher {
     fn deferred_until(&self, at: DateTime<Utc>) {
         let now = self.clock.now();
         let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
-        while deferred.peek().is_some_and(|Reverse(at)| *at <= now) {
+        while deferred.peek().is_some_and(|Reverse(due)| *due <= now) {
             deferred.pop();
         }
         // Bounded: beyond this many, the poll interval picks the rest up.

@@ -587,7 +587,7 @@ impl Components {
         loop {
             let n = self.dispatcher.dispatch_once().await?;
             if n == 0 {
-                match self.dispatcher.next_deferred_in() {
+                match self.dispatcher.next_wakeup_in() {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return Ok(total),
                 }
