@@ -253,7 +253,7 @@ pub async fn spawn_app_configured(
         smtp_fallback,
         telegram,
         outbox_dir,
-        client: reqwest::Client::new(),
+        client: test_client(),
         database_url,
         generated_api_key,
         _dir: dir,
@@ -335,7 +335,7 @@ impl TestApp {
             smtp_fallback: None,
             telegram: None,
             outbox_dir,
-            client: reqwest::Client::new(),
+            client: test_client(),
             database_url: self.database_url.clone(),
             generated_api_key: None,
             _dir: dir,
@@ -597,4 +597,15 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// The HTTP client of the test apps. Its idle connections are dropped after 5 s, before the
+/// app's keep-alive (15 s) closes them: a request sent on a connection the server is closing
+/// at that moment fails with "IncompleteMessage" (a test that waited a while between two
+/// requests, such as for the dataset's Telegram messages, would fail by chance).
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client")
 }
