@@ -12,6 +12,9 @@
 //!
 //! Nothing here is compiled into the service itself.
 
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, FromRequest, Handler, HttpServer, Responder};
+
 pub mod push_stub;
 pub mod smtp_sink;
 pub mod telegram_stub;
@@ -19,3 +22,54 @@ pub mod telegram_stub;
 pub use push_stub::{PushStub, ReceivedPush};
 pub use smtp_sink::{ParsedMailbox, ReceivedEmail, SmtpAttempt, SmtpSink};
 pub use telegram_stub::{ReceivedTelegramMessage, StubChatId, TelegramStub};
+
+/// Serves `answer` for every request on `listener`, with `state` as app data, on a thread of
+/// its own named `name` (one worker, no signal handling, 1 s shutdown): the provider stand-ins'
+/// server. Returns once it listens.
+///
+/// # Panics
+/// When the thread cannot be spawned or the server cannot listen: a test cannot go on then.
+pub(crate) async fn serve_stand_in<S, F, Args>(
+    name: String,
+    listener: std::net::TcpListener,
+    state: web::Data<S>,
+    answer: F,
+) -> ServerHandle
+where
+    S: Send + Sync + 'static,
+    F: Handler<Args> + Clone + Send + 'static,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<std::io::Result<ServerHandle>>();
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .default_service(web::to(answer.clone()))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener);
+                match server {
+                    Ok(server) => {
+                        let server = server.run();
+                        let _ = ready_tx.send(Ok(server.handle()));
+                        let _ = server.await;
+                    }
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                    }
+                }
+            });
+        })
+        .unwrap_or_else(|e| panic!("the {name} thread could not be spawned: {e}"));
+    ready_rx
+        .await
+        .expect("the stand-in's thread ended before it was ready")
+        .expect("the stand-in could not listen on its port")
+}

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::Value;
@@ -70,37 +70,8 @@ impl PushStub {
             scripted: VecDeque::new(),
         }));
         let data = web::Data::from(Arc::clone(&state));
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<std::io::Result<ServerHandle>>();
-        std::thread::Builder::new()
-            .name(format!("push-stub-{port}"))
-            .spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(data.clone())
-                            .default_service(web::to(answer))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener);
-                    match server {
-                        Ok(server) => {
-                            let server = server.run();
-                            let _ = ready_tx.send(Ok(server.handle()));
-                            let _ = server.await;
-                        }
-                        Err(error) => {
-                            let _ = ready_tx.send(Err(error));
-                        }
-                    }
-                });
-            })
-            .expect("the push stub thread could not be spawned");
-        let handle = ready_rx
-            .await
-            .expect("the push stub thread ended before it was ready")
-            .expect("the push stub could not listen");
+        let handle =
+            super::serve_stand_in(format!("push-stub-{port}"), listener, data, answer).await;
         Self {
             endpoint: format!("{origin}/push/subscription-1"),
             p256dh,

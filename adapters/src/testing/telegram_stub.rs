@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_web::dev::ServerHandle;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::Method;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 /// The longest message text the Bot API takes: 4096 characters after entity parsing, counted as
@@ -194,37 +194,8 @@ impl TelegramStub {
             chat_rules: HashMap::new(),
         }));
         let data = web::Data::from(Arc::clone(&state));
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<std::io::Result<ServerHandle>>();
-        std::thread::Builder::new()
-            .name(format!("telegram-stub-{port}"))
-            .spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(data.clone())
-                            .default_service(web::to(answer))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener);
-                    match server {
-                        Ok(server) => {
-                            let server = server.run();
-                            let _ = ready_tx.send(Ok(server.handle()));
-                            let _ = server.await;
-                        }
-                        Err(error) => {
-                            let _ = ready_tx.send(Err(error));
-                        }
-                    }
-                });
-            })
-            .expect("the Telegram stub thread could not be spawned");
-        let handle = ready_rx
-            .await
-            .expect("the Telegram stub thread ended before it was ready")
-            .expect("the Telegram stub could not listen on its port");
+        let handle =
+            super::serve_stand_in(format!("telegram-stub-{port}"), listener, data, answer).await;
         Self {
             base_url: format!("http://127.0.0.1:{port}"),
             state,
