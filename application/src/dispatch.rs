@@ -725,7 +725,9 @@ impl DeliveryDispatcher {
                 let Some(chat_id) = recipient.telegram_chat_id.clone() else {
                     return Attempt::Skipped("recipient has no Telegram chat id".into());
                 };
-                if let Err(unreachable) = recipient.reachability(Channel::Telegram, true) {
+                if let Err(unreachable) =
+                    recipient.reachability(Channel::Telegram, ChannelSet::all())
+                {
                     return Attempt::Skipped(unreachable.to_string());
                 }
                 let message = match compose_telegram(

@@ -578,7 +578,7 @@ mod tests {
             Arc::new(waker),
             ChannelPolicy {
                 enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
-                telegram_bot: true,
+                providers: ChannelSet::all(),
             },
         ));
         let bus = EventBus::new();
@@ -837,7 +837,7 @@ mod tests {
             Arc::new(MockDeliveryWaker::new()),
             ChannelPolicy {
                 enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
-                telegram_bot: true,
+                providers: ChannelSet::all(),
             },
         ));
         let listener = PlanningListener::new(recipients, Arc::new(templates), create, Locale::Fr);

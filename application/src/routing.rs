@@ -341,7 +341,7 @@ mod tests {
             Arc::new(waker),
             ChannelPolicy {
                 enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
-                telegram_bot: true,
+                providers: ChannelSet::all(),
             },
         ));
         let listener = GenericEventListener::new(

@@ -56,7 +56,7 @@ use clairon_application::queries::{
 };
 use clairon_application::routing::{GenericEventListener, Router};
 use clairon_application::scheduler::JobScheduler;
-use clairon_domain::Locale;
+use clairon_domain::{Channel, Locale};
 use tokio::sync::{watch, Notify};
 
 use crate::settings::{redact_url, Settings};
@@ -331,7 +331,11 @@ impl Components {
         let realtime = Arc::new(hub.clone());
         let policy = ChannelPolicy {
             enabled: channels,
-            telegram_bot: telegram.is_some(),
+            providers: [Channel::InApp, Channel::Email]
+                .into_iter()
+                .chain(telegram.is_some().then_some(Channel::Telegram))
+                .chain(Some(Channel::WebPush))
+                .collect(),
         };
 
         let preference_store = Arc::new(DieselPreferenceRepository::new(database.clone()));

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelSet};
 use crate::error::{flatten_controls, single_line_text, ValidationError};
 
 /// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`,
@@ -361,13 +361,15 @@ impl Recipient {
         self.locale.unwrap_or(default)
     }
 
-    /// Whether `channel` can reach this recipient, given whether a Telegram bot is configured.
+    /// Whether `channel` can reach this recipient, given the channels whose provider is
+    /// configured (`providers`: a bot token for Telegram, an account for SMS, ...).
     ///
     /// `in_app` always can: the inbox exists for everyone.
     ///
     /// # Errors
     /// [`Unreachable`] saying what is missing; the caller records it on a `skipped` delivery.
-    pub fn reachability(&self, channel: Channel, telegram_bot: bool) -> Result<(), Unreachable> {
+    pub fn reachability(&self, channel: Channel, providers: ChannelSet) -> Result<(), Unreachable> {
+        let telegram_bot = providers.contains(Channel::Telegram);
         match channel {
             Channel::InApp => Ok(()),
             Channel::Email if self.email.is_none() => Err(Unreachable::NoEmail),
@@ -383,6 +385,12 @@ impl Recipient {
             // Web Push reaches a recipient through their push subscriptions, which the
             // dispatcher reads: one delivery per subscription, addressed to its endpoint.
             Channel::WebPush => Ok(()),
+            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp)
+                if !providers.contains(other) =>
+            {
+                Err(Unreachable::NotConfigured(other))
+            }
+            // Their adapters say which address they need; until then, none reaches anyone.
             other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
                 Err(Unreachable::NotConfigured(other))
             }
@@ -509,22 +517,31 @@ mod tests {
     #[test]
     fn in_app_reaches_everyone_and_other_channels_need_an_address() {
         let nobody = artist(None, None);
-        assert_eq!(nobody.reachability(Channel::InApp, false), Ok(()));
         assert_eq!(
-            nobody.reachability(Channel::Email, true),
+            nobody.reachability(Channel::InApp, ChannelSet::default()),
+            Ok(())
+        );
+        assert_eq!(
+            nobody.reachability(Channel::Email, ChannelSet::all()),
             Err(Unreachable::NoEmail)
         );
         assert_eq!(
-            nobody.reachability(Channel::Telegram, true),
+            nobody.reachability(Channel::Telegram, ChannelSet::all()),
             Err(Unreachable::NoTelegramChat)
         );
         let reachable = artist(Some("zoe@example.org"), Some("100000001"));
-        assert_eq!(reachable.reachability(Channel::Email, false), Ok(()));
         assert_eq!(
-            reachable.reachability(Channel::Telegram, false),
+            reachable.reachability(Channel::Email, ChannelSet::default()),
+            Ok(())
+        );
+        assert_eq!(
+            reachable.reachability(Channel::Telegram, ChannelSet::default()),
             Err(Unreachable::NoTelegramBot)
         );
-        assert_eq!(reachable.reachability(Channel::Telegram, true), Ok(()));
+        assert_eq!(
+            reachable.reachability(Channel::Telegram, ChannelSet::all()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -532,11 +549,14 @@ mod tests {
         let mut blocked = artist(Some("zoe@example.org"), Some("100000001"));
         blocked.telegram_unreachable = Some("Forbidden: bot was blocked by the user".into());
         assert_eq!(
-            blocked.reachability(Channel::Telegram, true),
+            blocked.reachability(Channel::Telegram, ChannelSet::all()),
             Err(Unreachable::TelegramGone(
                 "Forbidden: bot was blocked by the user".into()
             ))
         );
-        assert_eq!(blocked.reachability(Channel::Email, true), Ok(()));
+        assert_eq!(
+            blocked.reachability(Channel::Email, ChannelSet::all()),
+            Ok(())
+        );
     }
 }

@@ -36,8 +36,9 @@ use crate::ports::{
 pub struct ChannelPolicy {
     /// Channels switched on (`CLAIRON_CHANNELS`); others get no delivery at all.
     pub enabled: ChannelSet,
-    /// Whether a Telegram bot token is configured; without one, Telegram deliveries are skipped.
-    pub telegram_bot: bool,
+    /// The channels whose provider is configured (a Telegram bot token, a Twilio account, ...);
+    /// a channel outside it is skipped as unreachable. `in_app` and `email` are always in it.
+    pub providers: ChannelSet,
 }
 
 impl ChannelPolicy {
@@ -51,7 +52,7 @@ impl ChannelPolicy {
         let channels = wanted.map_or(self.enabled, |w| self.enabled.intersect(w));
         channels
             .iter()
-            .map(|c| (c, recipient.reachability(c, self.telegram_bot)))
+            .map(|c| (c, recipient.reachability(c, self.providers)))
             .collect()
     }
 }
@@ -810,7 +811,7 @@ mod tests {
     fn all_on() -> ChannelPolicy {
         ChannelPolicy {
             enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
-            telegram_bot: true,
+            providers: ChannelSet::all(),
         }
     }
 
@@ -842,7 +843,11 @@ mod tests {
             waker,
             ChannelPolicy {
                 enabled: ChannelSet::parse_list("in_app,email,telegram").unwrap(),
-                telegram_bot: bot,
+                providers: if bot {
+                    ChannelSet::all()
+                } else {
+                    ChannelSet::parse_list("in_app,email").unwrap()
+                },
             },
         );
         let directory = HashMap::from([(zoe.id.clone(), zoe)]);
@@ -919,7 +924,7 @@ mod tests {
             waker,
             ChannelPolicy {
                 enabled: ChannelSet::parse_list("in_app").unwrap(),
-                telegram_bot: true,
+                providers: ChannelSet::all(),
             },
         );
         let zoe = recipient("artist-1");
