@@ -1040,6 +1040,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
                 next_attempt_at: None,
                 attempt: Some(sent_attempt.clone()),
                 claim: claim.clone(),
+                fallback: None,
             },
             DeliveryUpdate {
                 id: telegram.clone(),
@@ -1051,6 +1052,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
                 next_attempt_at: Some(at(100)),
                 attempt: Some(failed_attempt.clone()),
                 claim,
+                fallback: None,
             },
         ])
         .await
@@ -1107,6 +1109,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
             next_attempt_at: None,
             attempt: Some(dead_attempt.clone()),
             claim: retried[0].claim.clone(),
+            fallback: None,
         }])
         .await
         .unwrap();
@@ -1401,6 +1404,7 @@ fn outcome(
     let failed = status != DeliveryStatus::Sent;
     DeliveryUpdate {
         claim: claim.clone(),
+        fallback: None,
         id,
         status,
         attempts: number,
@@ -2460,6 +2464,7 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
         .map(|c| DeliveryUpdate {
             id: c.delivery.id.clone(),
             claim: c.claim.clone(),
+            fallback: None,
             status: DeliveryStatus::Sent,
             attempts: 1,
             last_error: None,

@@ -89,6 +89,7 @@ impl RoutedJobAlerts {
             priority: None,
             kind: NotificationKind::Error,
             channels: None,
+            fallback: Vec::new(),
             data,
         })
     }

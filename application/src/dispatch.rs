@@ -50,10 +50,10 @@ use serde_json::{json, Value};
 
 use crate::ports::{
     AttemptRecord, ClaimToken, ClaimedDelivery, Clock, DeliveryQueue, DeliveryUpdate,
-    DispatchObserver, EmailMessage, EmailSender, NotificationRepository, RealtimeEvent,
-    RealtimePublisher, RecipientRepository, RepositoryError, RetrySchedule, SendOutcome,
-    TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer, Timer,
-    UnsubscribeLinks,
+    DispatchObserver, EmailMessage, EmailSender, FallbackLink, IdGenerator, NotificationRepository,
+    RealtimeEvent, RealtimePublisher, RecipientRepository, RepositoryError, RetrySchedule,
+    SendOutcome, TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
+    Timer, UnsubscribeLinks,
 };
 
 /// How the dispatcher claims work.
@@ -206,6 +206,8 @@ pub struct DeliveryDispatcher {
     /// When the deliveries this dispatcher put back for pacing become due, soonest first
     /// (a min-heap), so an idle worker wakes for them rather than a poll interval later.
     deferred: Mutex<BinaryHeap<Reverse<DateTime<Utc>>>>,
+    /// Makes the ids of fallback links; without it, a chain stops at the link that gave up.
+    ids: Option<Arc<dyn IdGenerator>>,
 }
 
 impl DeliveryDispatcher {
@@ -242,7 +244,18 @@ impl DeliveryDispatcher {
             heartbeat: None,
             unsubscribe: None,
             deferred: Mutex::new(BinaryHeap::new()),
+            ids: None,
         }
+    }
+
+    /// Lets fallback chains go on: when a delivery with channels left in its
+    /// [`clairon_domain::Delivery::fallback`] gives up (`failed`, `dead`, or `skipped` as
+    /// unreachable at dispatch), the next channel gets a delivery with an id from `ids`,
+    /// written with the outcome ([`DeliveryUpdate::fallback`]).
+    #[must_use]
+    pub fn with_fallback_ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = Some(ids);
+        self
     }
 
     /// Gives every email whose notification's priority offers it
@@ -362,7 +375,10 @@ impl DeliveryDispatcher {
         #[cfg(feature = "fault-injection")]
         fault::round(&claimed);
         let unread = self.unread_counts(&claimed).await;
-        let sending = join_all(claimed.iter().map(|c| self.deliver_guarded(c, &unread)));
+        let sending = join_all(claimed.iter().map(|c| async {
+            let update = self.deliver_guarded(c, &unread).await?;
+            Some(self.chained(c, update))
+        }));
         let decided = self.while_holding(&claimed, sending).await;
         // A move the domain refused is not recorded (see `Self::update`): its lease lapses.
         let (held, updates): (Vec<&ClaimedDelivery>, Vec<DeliveryUpdate>) = claimed
@@ -439,6 +455,38 @@ impl DeliveryDispatcher {
                 ),
             }
         }
+    }
+
+    /// `update` with the next link of its delivery's fallback chain, when it gave up and the
+    /// chain has channels left ([`clairon_domain::Delivery::fallback_link`]).
+    fn chained(&self, claimed: &ClaimedDelivery, mut update: DeliveryUpdate) -> DeliveryUpdate {
+        if claimed.delivery.fallback.is_empty() {
+            return update;
+        }
+        let Some(ids) = &self.ids else {
+            tracing::error!(
+                delivery_id = %claimed.delivery.id,
+                "fallback chain stops here: this dispatcher makes no delivery ids"
+            );
+            return update;
+        };
+        let link =
+            claimed
+                .delivery
+                .fallback_link(update.status, ids.delivery_id(), self.clock.now());
+        if let Some(next) = link {
+            tracing::info!(
+                delivery_id = %claimed.delivery.id,
+                status = update.status.as_str(),
+                next_channel = %next.channel,
+                "delivery gave up; its fallback channel takes over"
+            );
+            update.fallback = Some(FallbackLink {
+                delivery: next,
+                priority: claimed.notification.priority,
+            });
+        }
+        update
     }
 
     /// [`Self::deliver`], with a panic inside it caught and turned into a `failed` outcome of
@@ -868,7 +916,7 @@ mod tests {
         MockRealtimePublisher, MockRecipientRepository, MockRetrySchedule, MockTelegramSender,
         MockTemplateRenderer, TelegramContent,
     };
-    use crate::test_support::{fixed_clock, notification, recipient};
+    use crate::test_support::{fixed_clock, notification, recipient, sequential_ids};
     use chrono::TimeZone as _;
     use clairon_domain::{ActionUrl, Delivery, DeliveryId, DeliveryStatus};
     use rstest::rstest;
@@ -1724,5 +1772,76 @@ mod tests {
             let ids: Vec<&str> = claims.iter().map(|(id, _)| id.as_str()).collect();
             assert_eq!(ids, vec!["d-kept"], "the lost one is not renewed again");
         }
+    }
+
+    #[rstest]
+    #[case::permanent(SendOutcome::Permanent("400 Bad Request: can't parse entities".into()), Some(Channel::Email))]
+    #[case::sent(sent(), None)]
+    #[case::transient_with_tries_left(SendOutcome::Transient("502 bad gateway".into()), None)]
+    #[case::rate_limited(SendOutcome::RateLimited { retry_after: Duration::from_secs(3) }, None)]
+    #[tokio::test]
+    async fn a_chain_goes_on_to_its_next_channel_only_when_its_link_gives_up(
+        #[case] answer: SendOutcome,
+        #[case] next: Option<Channel>,
+    ) {
+        // Arrange: a Telegram delivery opening the chain telegram → email → sms.
+        let mut claim = with_id(claimed(Channel::Telegram), "d-telegram");
+        claim.delivery = claim
+            .delivery
+            .in_chain(None, vec![Channel::Email, Channel::Sms]);
+        let (queue, recorded) = scripted_queue(vec![vec![claim]], Vec::new());
+        let mut telegram = MockTelegramSender::new();
+        telegram.expect_send().returning(move |_| answer.clone());
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(MockEmailSender::new()),
+            telegram,
+            DispatchSettings::default(),
+        )
+        .with_fallback_ids(Arc::new(sequential_ids()));
+
+        // Act
+        dispatcher.dispatch_once().await.unwrap();
+
+        // Assert: the next link is written with the outcome, standing in for the Telegram one
+        // and carrying the rest of the chain; nothing while Telegram may still get through.
+        let updates = recorded.lock().unwrap().clone();
+        assert_eq!(updates.len(), 1);
+        let link = updates[0].fallback.as_ref().map(|l| &l.delivery);
+        assert_eq!(link.map(|d| d.channel), next);
+        if let Some(link) = link {
+            assert_eq!(link.status, DeliveryStatus::Pending);
+            assert_eq!(
+                link.fallback_of.as_ref().map(DeliveryId::as_str),
+                Some("d-telegram")
+            );
+            assert_eq!(link.fallback, vec![Channel::Sms]);
+            assert_eq!(updates[0].status, DeliveryStatus::Failed);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_link_skipped_at_dispatch_hands_over_too() {
+        // Arrange: the chain telegram → email, for a recipient whose chat id is gone.
+        let mut claim = with_id(claimed(Channel::Telegram), "d-telegram");
+        claim.recipient.telegram_chat_id = None;
+        claim.delivery = claim.delivery.in_chain(None, vec![Channel::Email]);
+        let (queue, recorded) = scripted_queue(vec![vec![claim]], Vec::new());
+        let dispatcher = dispatcher_on(
+            queue,
+            Arc::new(MockEmailSender::new()),
+            MockTelegramSender::new(),
+            DispatchSettings::default(),
+        )
+        .with_fallback_ids(Arc::new(sequential_ids()));
+
+        // Act
+        dispatcher.dispatch_once().await.unwrap();
+
+        // Assert
+        let updates = recorded.lock().unwrap().clone();
+        assert_eq!(updates[0].status, DeliveryStatus::Skipped);
+        let link = &updates[0].fallback.as_ref().expect("a next link").delivery;
+        assert_eq!((link.channel, link.fallback.len()), (Channel::Email, 0));
     }
 }

@@ -41,6 +41,7 @@
 //!     priority: None,
 //!     kind: NotificationKind::Info,
 //!     channels: None,
+//!     fallback: vec![],
 //!     data,
 //! };
 //! let created = bus.publish(&DomainEvent::Generic(event)).await?;
@@ -58,8 +59,8 @@ use clairon_domain::reminders::{
 };
 use clairon_domain::rules::{planning_notices, planning_priority, PlanningNotice};
 use clairon_domain::{
-    Body, GenericEvent, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient, RecipientId,
-    SourceEventId, Title, TopicKey, ValidationError,
+    Body, Channel, GenericEvent, Locale, PlanningEvent, PlanningEventKind, Priority, Recipient,
+    RecipientId, SourceEventId, Title, TopicKey, ValidationError,
 };
 use serde_json::Value;
 
@@ -216,6 +217,7 @@ pub struct PlanningListener {
     default_locale: Locale,
     reminders: Option<(Arc<dyn Clock>, ReminderTime)>,
     router: Option<Arc<Router>>,
+    urgent_fallback: Vec<Channel>,
 }
 
 impl PlanningListener {
@@ -233,7 +235,18 @@ impl PlanningListener {
             default_locale,
             reminders: None,
             router: None,
+            urgent_fallback: Vec::new(),
         }
+    }
+
+    /// Gives the notices of priority `high` and `critical` the fallback chain `chain`
+    /// (`CLAIRON_PLANNING_FALLBACK`, `telegram,sms,email` by default) unless their routing
+    /// rule has one: they go out on its first channel that can take them, then each next one
+    /// only if the one before gave up, instead of on all of them at once. Empty: no chain.
+    #[must_use]
+    pub fn with_urgent_fallback(mut self, chain: Vec<Channel>) -> Self {
+        self.urgent_fallback = chain;
+        self
     }
 
     /// Makes the listener apply the routing rule of each event's type (`planning.modified`,
@@ -290,6 +303,11 @@ impl PlanningListener {
             event_type: notice.event_type,
             source_event_id: source,
             channels: None,
+            fallback: match rule.as_ref().map(|r| r.fallback.clone()) {
+                Some(chain) if !chain.is_empty() => chain,
+                _ if priority >= Priority::High => self.urgent_fallback.clone(),
+                _ => Vec::new(),
+            },
             rule,
         })
     }

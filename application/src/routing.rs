@@ -168,6 +168,7 @@ impl GenericEventListener {
             event_type: event.event_type.clone(),
             source_event_id: Some(event.event_id.clone()),
             channels: event.channels,
+            fallback: event.fallback_under(rule),
             rule: rule.map(AppliedRule::of),
         })
     }
@@ -269,6 +270,7 @@ mod tests {
             priority: Some(Priority::Low),
             kind: NotificationKind::Error,
             channels: None,
+            fallback: Vec::new(),
             data: serde_json::Map::new(),
         }
     }
@@ -367,6 +369,7 @@ mod tests {
             topics: Some(topics.iter().map(|t| (*t).to_owned()).collect()),
             channels: channels.map(|c| c.iter().map(|c| (*c).to_owned()).collect()),
             priority: priority.map(str::to_owned),
+            fallback: None,
         }
     }
 

@@ -39,6 +39,7 @@ pub fn draft(recipient_id: &str) -> NotificationDraft {
         source_event_id: None,
         channels: None,
         rule: None,
+        fallback: Vec::new(),
     }
 }
 

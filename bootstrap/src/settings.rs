@@ -43,6 +43,11 @@ pub struct Settings {
     /// them (`CLAIRON_CONSENT_REQUIRED`), names of `clairon_domain::KNOWN_CHANNELS`:
     /// `sms,whatsapp,web_push` by default; empty: none.
     pub consent_required: String,
+    /// The fallback chain of planning notices of priority `high` and `critical`
+    /// (`CLAIRON_PLANNING_FALLBACK`): comma-separated channels tried in order, each only when
+    /// the one before gave up; `telegram,sms,email` by default; empty: no chain (every channel
+    /// at once, as for other priorities).
+    pub planning_fallback: String,
     /// SMTP server URL (`smtp://127.0.0.1:2525`, `smtps://user:pass@host`); empty: `.eml` files.
     pub smtp_url: String,
     /// Pooled SMTP connections.
@@ -178,6 +183,7 @@ impl Default for Settings {
             api_keys: String::new(),
             channels: "in_app,email,telegram".into(),
             consent_required: clairon_domain::ConsentRequired::DEFAULT.into(),
+            planning_fallback: "telegram,sms,email".into(),
             smtp_url: String::new(),
             smtp_pool_size: 4,
             smtp_fallback_url: String::new(),
@@ -243,6 +249,7 @@ impl fmt::Debug for Settings {
             .field("api_keys", &format!("<{} keys>", self.api_key_list().len()))
             .field("channels", &self.channels)
             .field("consent_required", &self.consent_required)
+            .field("planning_fallback", &self.planning_fallback)
             .field("smtp_url", &redact_url(&self.smtp_url))
             .field("smtp_fallback_url", &redact_url(&self.smtp_fallback_url))
             .field("email_outbox_dir", &self.email_outbox_dir)
@@ -463,6 +470,29 @@ impl Settings {
     pub fn channel_set(&self) -> anyhow::Result<ChannelSet> {
         ChannelSet::parse_list(&self.channels)
             .map_err(|e| anyhow::anyhow!("CLAIRON_CHANNELS: {}", e.message))
+    }
+
+    /// The fallback chain of urgent planning notices, in order (empty: none).
+    ///
+    /// # Errors
+    /// When `CLAIRON_PLANNING_FALLBACK` names an unknown channel, one twice, or `in_app`.
+    pub fn planning_fallback(&self) -> anyhow::Result<Vec<clairon_domain::Channel>> {
+        let names: Vec<String> = self
+            .planning_fallback
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        clairon_domain::Channel::parse_fallback("CLAIRON_PLANNING_FALLBACK", &names).map_err(
+            |errors| {
+                let why: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect();
+                anyhow::anyhow!("{}", why.join("; "))
+            },
+        )
     }
 
     /// The channels that need a granted consent.

@@ -207,6 +207,7 @@ impl Components {
         let locale = settings.locale()?;
         let channels = settings.channel_set()?;
         let consent_required = settings.consent_required()?;
+        let planning_fallback = settings.planning_fallback()?;
         let reminder_time = settings.reminder_time()?;
         let dashboard_zone = settings.dashboard_zone()?;
         // The jobs file is checked whole (names, schedules, chains) before anything is opened.
@@ -390,7 +391,8 @@ impl Components {
                 locale,
             )
             .with_reminders(clock.clone(), reminder_time)
-            .with_routing(router.clone()),
+            .with_routing(router.clone())
+            .with_urgent_fallback(planning_fallback),
         ));
         bus.subscribe(Arc::new(GenericEventListener::new(
             recipients.clone(),
@@ -415,6 +417,7 @@ impl Components {
             )
             .with_observer(metrics.clone())
             .with_lease_heartbeat(Arc::new(TokioTimer))
+            .with_fallback_ids(ids.clone())
             .with_unsubscribe_links(Arc::new(SignedUnsubscribeLinks::new(
                 public_url.clone(),
                 unsubscribe_tokens.clone(),

@@ -83,6 +83,43 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// Parses a fallback chain (`fallback` of a notification, an event or a routing rule):
+    /// channel names in the order they are tried. `field` is the list's JSON name; each bad
+    /// entry is named `field[i]`.
+    ///
+    /// # Errors
+    /// Every [`ValidationError`] found: an unknown name, a channel named twice, `in_app` (the
+    /// inbox always takes a notification, so it can never be what a chain falls back to).
+    pub fn parse_fallback(
+        field: &str,
+        names: &[String],
+    ) -> Result<Vec<Self>, Vec<ValidationError>> {
+        let mut chain: Vec<Self> = Vec::with_capacity(names.len());
+        let mut errors = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            match Self::parse(name) {
+                Ok(Self::InApp) => errors.push(ValidationError::new(
+                    at,
+                    "in_app cannot be in a fallback chain: the inbox always takes the notification",
+                )),
+                Ok(c) if chain.contains(&c) => errors.push(ValidationError::new(
+                    at,
+                    format!("{c} is already in the chain"),
+                )),
+                Ok(c) => chain.push(c),
+                Err(e) => errors.push(ValidationError::new(at, e.message)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(chain)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -305,5 +342,18 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["sms", "web_push"]
         );
+    }
+
+    #[test]
+    fn a_fallback_chain_keeps_its_order_and_names_each_bad_entry() {
+        let names = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            Channel::parse_fallback("fallback", &names(&["telegram", "sms", "email"])).unwrap(),
+            vec![Channel::Telegram, Channel::Sms, Channel::Email]
+        );
+        let errors = Channel::parse_fallback("fallback", &names(&["sms", "fax", "sms", "in_app"]))
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["fallback[1]", "fallback[2]", "fallback[3]"]);
     }
 }

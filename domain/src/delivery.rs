@@ -261,9 +261,56 @@ pub struct Delivery {
     /// instant (the end of the recipient's quiet hours). Read back: the stored due time.
     #[serde(default)]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The delivery of the same notification this one stands in for: the link before it in a
+    /// fallback chain gave up (`failed`, `dead`, or `skipped` as unreachable). `None` for a
+    /// delivery that opens a chain or is not in one.
+    #[serde(default)]
+    pub fallback_of: Option<DeliveryId>,
+    /// The channels still to try, in order, if this one gives up ([`Delivery::fallback_link`]);
+    /// empty outside a chain and on its last link.
+    #[serde(default)]
+    pub fallback: Vec<Channel>,
 }
 
 impl Delivery {
+    /// The same delivery, opening (or continuing) a fallback chain: `then` are tried in order,
+    /// each only when the one before gave up. `of` is the delivery it stands in for, if any.
+    #[must_use]
+    pub fn in_chain(mut self, of: Option<DeliveryId>, then: Vec<Channel>) -> Self {
+        self.fallback_of = of;
+        self.fallback = then;
+        self
+    }
+
+    /// The next link of this delivery's fallback chain once it ended `ended`: a `pending`
+    /// delivery with id `id` on the first channel of [`Delivery::fallback`], standing in for
+    /// this one and carrying the rest of the chain. `None` when the chain has no more
+    /// channels, or when `ended` is not a giving up — only `failed`, `dead` and `skipped` pass
+    /// the notification on (the chain stops at the first `sent`; `retrying` is still this
+    /// channel's to finish; `cancelled` ends the notification itself).
+    pub fn fallback_link(
+        &self,
+        ended: DeliveryStatus,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Option<Delivery> {
+        let gave_up = matches!(
+            ended,
+            DeliveryStatus::Failed | DeliveryStatus::Dead | DeliveryStatus::Skipped
+        );
+        let (next, rest) = self.fallback.split_first()?;
+        gave_up.then(|| {
+            Delivery::pending(
+                id,
+                self.notification_id.clone(),
+                self.recipient_id.clone(),
+                *next,
+                now,
+            )
+            .in_chain(Some(self.id.clone()), rest.to_vec())
+        })
+    }
+
     /// A delivery waiting for a dispatcher.
     pub fn pending(
         id: DeliveryId,
@@ -284,6 +331,8 @@ impl Delivery {
             created_at: now,
             sent_at: None,
             next_attempt_at: None,
+            fallback_of: None,
+            fallback: Vec::new(),
         }
     }
 
@@ -791,5 +840,49 @@ mod tests {
         assert_eq!(moved.attempts, 2);
         assert_eq!(moved.last_error.as_deref(), Some("timeout"));
         assert_eq!(moved.next_attempt_at, Some(until));
+    }
+
+    #[rstest]
+    #[case::failed(Failed, true)]
+    #[case::dead(Dead, true)]
+    #[case::skipped(Skipped, true)]
+    #[case::sent(Sent, false)]
+    #[case::retrying(Retrying, false)]
+    #[case::cancelled(Cancelled, false)]
+    fn a_chain_passes_on_only_when_its_link_gave_up(
+        #[case] ended: DeliveryStatus,
+        #[case] passes: bool,
+    ) {
+        let telegram = Delivery {
+            channel: Channel::Telegram,
+            ..delivery(Sending, 0)
+        }
+        .in_chain(None, vec![Channel::Sms, Channel::Email]);
+        let next = telegram.fallback_link(ended, DeliveryId::parse("d-2").unwrap(), at(5));
+        assert_eq!(next.is_some(), passes);
+        if let Some(sms) = next {
+            assert_eq!(sms.channel, Channel::Sms);
+            assert_eq!(sms.status, Pending);
+            assert_eq!(sms.fallback_of, Some(telegram.id.clone()));
+            assert_eq!(sms.fallback, vec![Channel::Email]);
+            assert_eq!(sms.notification_id, telegram.notification_id);
+            let email = sms
+                .fallback_link(Failed, DeliveryId::parse("d-3").unwrap(), at(6))
+                .unwrap();
+            assert_eq!(
+                (
+                    email.channel,
+                    email.fallback_of.as_ref(),
+                    email.fallback.len()
+                ),
+                (Channel::Email, Some(&sms.id), 0)
+            );
+            assert!(
+                email
+                    .fallback_link(Dead, DeliveryId::parse("d-4").unwrap(), at(7))
+                    .is_none(),
+                "the last link ends the chain"
+            );
+        }
     }
 }

@@ -214,6 +214,9 @@ pub struct RoutingRule {
     pub channels: Option<ChannelSet>,
     /// The priority it asks for; the notification gets the higher of it and the producer's.
     pub priority: Option<Priority>,
+    /// The fallback chain its notifications use when the event names none
+    /// ([`Channel::parse_fallback`]); empty: none.
+    pub fallback: Vec<Channel>,
 }
 
 /// A rule as written (JSON body or TOML `[[rule]]`), before validation.
@@ -231,6 +234,9 @@ pub struct RawRule {
     /// `low`, `normal`, `high` or `critical`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
+    /// Channel names, tried in order, each when the one before gave up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Vec<String>>,
 }
 
 impl RoutingRule {
@@ -244,6 +250,12 @@ impl RoutingRule {
                 .channels
                 .map(|set| set.iter().map(|c| c.as_str().to_owned()).collect()),
             priority: self.priority.map(|p| p.as_str().to_owned()),
+            fallback: (!self.fallback.is_empty()).then(|| {
+                self.fallback
+                    .iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect()
+            }),
         }
     }
 }
@@ -333,12 +345,22 @@ impl RoutingRules {
                     None
                 }
             };
+            let fallback = match &rule.fallback {
+                None => Vec::new(),
+                Some(names) => {
+                    Channel::parse_fallback(&at("fallback"), names).unwrap_or_else(|e| {
+                        errors.extend(e);
+                        Vec::new()
+                    })
+                }
+            };
             if let Some(event) = event {
                 rules.push(RoutingRule {
                     event,
                     topics,
                     channels,
                     priority,
+                    fallback,
                 });
             }
         }
@@ -358,6 +380,7 @@ impl RoutingRules {
                 topics: vec![TopicKey("admins".to_owned())],
                 channels: None,
                 priority: Some(Priority::High),
+                fallback: Vec::new(),
             }],
         }
     }
@@ -411,11 +434,23 @@ pub struct GenericEvent {
     pub kind: NotificationKind,
     /// The producer's channels, if it gave some: the others get no delivery.
     pub channels: Option<ChannelSet>,
+    /// The producer's fallback chain; empty: the rule's, if any.
+    pub fallback: Vec<Channel>,
     /// Free-form data given to templates as `data`.
     pub data: Metadata,
 }
 
 impl GenericEvent {
+    /// The fallback chain of its notifications under `rule`: the producer's when it named one,
+    /// else the rule's (empty: none).
+    pub fn fallback_under(&self, rule: Option<&RoutingRule>) -> Vec<Channel> {
+        if self.fallback.is_empty() {
+            rule.map(|r| r.fallback.clone()).unwrap_or_default()
+        } else {
+            self.fallback.clone()
+        }
+    }
+
     /// The priority of its notifications under `rule`: the higher of the producer's and the
     /// rule's; `normal` when neither says.
     pub fn priority_under(&self, rule: Option<&RoutingRule>) -> Priority {
@@ -508,6 +543,7 @@ mod tests {
                 topics: Some(vec!["admins".into(), "Bad Key".into()]),
                 channels: Some(vec!["email".into(), "pigeon".into()]),
                 priority: Some("urgent".into()),
+                fallback: Some(vec!["telegram".into(), "telegram".into()]),
             },
             raw("sync.failed"),
         ];
@@ -522,6 +558,7 @@ mod tests {
                 "rules[1].topics[1]",
                 "rules[1].channels[1]",
                 "rules[1].priority",
+                "rules[1].fallback[1]",
                 "rules[2].event"
             ]
         );
@@ -545,6 +582,7 @@ mod tests {
             topics: Some(vec!["admins".into()]),
             channels: Some(vec!["in_app".into(), "email".into(), "telegram".into()]),
             priority: Some("high".into()),
+            fallback: Some(vec!["telegram".into(), "sms".into(), "email".into()]),
         }];
         assert_eq!(RoutingRules::from_raw(&written).unwrap().to_raw(), written);
     }
@@ -605,6 +643,7 @@ mod tests {
             topics: vec![],
             channels: None,
             priority: rule,
+            fallback: Vec::new(),
         };
         assert_eq!(effective_priority(requested, Some(&rule)), expected);
     }

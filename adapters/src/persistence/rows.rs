@@ -290,6 +290,8 @@ pub(crate) struct DeliveryRow {
     pub sent_at: Option<NaiveDateTime>,
     pub claim_token: Option<String>,
     pub crashes: i32,
+    pub fallback_of: Option<String>,
+    pub fallback: Option<String>,
 }
 
 impl DeliveryRow {
@@ -326,6 +328,14 @@ impl DeliveryRow {
             sent_at: d.sent_at.map(db_time),
             claim_token: None,
             crashes: 0,
+            fallback_of: d.fallback_of.as_ref().map(|id| id.as_str().to_owned()),
+            fallback: (!d.fallback.is_empty()).then(|| {
+                d.fallback
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
         }
     }
 
@@ -350,6 +360,20 @@ impl DeliveryRow {
             created_at: utc(self.created_at),
             sent_at: self.sent_at.map(utc),
             next_attempt_at: Some(utc(self.next_attempt_at)),
+            fallback_of: self
+                .fallback_of
+                .as_deref()
+                .map(DeliveryId::parse)
+                .transpose()
+                .map_err(&bad)?,
+            fallback: match self.fallback.as_deref() {
+                None | Some("") => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(Channel::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(&bad)?,
+            },
         })
     }
 }

@@ -118,6 +118,10 @@ diesel::table! {
         /// Workers that died holding it (lease lapsed, no outcome) since its last recorded
         /// outcome; at 2 it is parked `dead` ("poison").
         crashes -> Integer,
+        /// The delivery of the same notification this one stands in for (fallback chain).
+        fallback_of -> Nullable<Text>,
+        /// The channels still to try if this one gives up, in order, comma-separated.
+        fallback -> Nullable<Text>,
     }
 }
 

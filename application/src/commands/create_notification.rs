@@ -221,6 +221,12 @@ pub struct NotificationDraft {
     /// The routing rule that applied to its event (`POST /api/v1/events`, planning events), if
     /// any: the channels it leaves out get a `skipped` delivery `not_in_rule: <pattern>`.
     pub rule: Option<AppliedRule>,
+    /// The fallback chain, in order (`fallback` of the request, of the routing rule, or the
+    /// planning default): the first channel that can take it is tried at once, each next one
+    /// only when the one before gave up (`failed`, `dead`, `skipped` as unreachable). These
+    /// channels need not be in [`NotificationDraft::channels`] and are not sent in parallel
+    /// with the chain. Empty: no chain.
+    pub fallback: Vec<Channel>,
 }
 
 /// What a notification keeps of the routing rule of its event type
@@ -231,6 +237,8 @@ pub struct AppliedRule {
     pub pattern: EventPattern,
     /// The channels it allows; `None`: every channel.
     pub channels: Option<ChannelSet>,
+    /// Its fallback chain (empty: none); used when the event names none.
+    pub fallback: Vec<Channel>,
 }
 
 impl AppliedRule {
@@ -239,6 +247,7 @@ impl AppliedRule {
         Self {
             pattern: rule.event.clone(),
             channels: rule.channels,
+            fallback: rule.fallback.clone(),
         }
     }
 
@@ -695,6 +704,9 @@ impl CreateNotificationHandler {
             let id = self.ids.notification_id();
             let mut deliveries = Vec::new();
             for (channel, reach) in self.policy.plan(recipient, draft.channels) {
+                if draft.fallback.contains(&channel) {
+                    continue;
+                }
                 let delivery_id = self.ids.delivery_id();
                 let (rid, nid) = (recipient.id.clone(), id.clone());
                 let delivery = match self.decide(choices, recipient, &draft, channel, reach, due) {
@@ -708,6 +720,7 @@ impl CreateNotificationHandler {
                 };
                 deliveries.push(delivery);
             }
+            deliveries.extend(self.chain(choices, recipient, &draft, &id, due, now));
             let new = NewNotification {
                 notification: Notification {
                     id,
@@ -746,6 +759,70 @@ enum Decision {
 }
 
 impl CreateNotificationHandler {
+    /// The deliveries that open `draft`'s fallback chain for `recipient`: each channel of the
+    /// chain that is on is decided as any other ([`Self::decide`]); those that cannot take it
+    /// now (unreachable, no consent, opted out, outside the rule) are `skipped` with their
+    /// reason, and the first that can is `pending` (or postponed to the end of quiet hours),
+    /// carrying the channels after it that could too. Each row names the one before it in the
+    /// chain (`fallback_of`), so the deliveries read as the chain. Nothing when the draft has
+    /// no chain.
+    fn chain(
+        &self,
+        choices: &Choices,
+        recipient: &Recipient,
+        draft: &NotificationDraft,
+        notification: &NotificationId,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<Delivery> {
+        let mut chain: Vec<Channel> = Vec::with_capacity(draft.fallback.len());
+        for c in &draft.fallback {
+            if self.policy.enabled.contains(*c) && !chain.contains(c) {
+                chain.push(*c);
+            }
+        }
+        let decided: Vec<(Channel, Decision)> = chain
+            .into_iter()
+            .map(|c| {
+                let reach = recipient.reachability(c, self.policy.providers);
+                (c, self.decide(choices, recipient, draft, c, reach, due))
+            })
+            .collect();
+        let viable: Vec<Channel> = decided
+            .iter()
+            .filter(|(_, d)| !matches!(d, Decision::Skip(_)))
+            .map(|(c, _)| *c)
+            .collect();
+        let mut rows: Vec<Delivery> = Vec::new();
+        for (channel, decision) in decided {
+            let before = rows.last().map(|d| d.id.clone());
+            let (id, rid, nid) = (
+                self.ids.delivery_id(),
+                recipient.id.clone(),
+                notification.clone(),
+            );
+            let opened = match decision {
+                Decision::Skip(why) => {
+                    rows.push(
+                        Delivery::skipped(id, nid, rid, channel, why.to_string(), now)
+                            .in_chain(before, Vec::new()),
+                    );
+                    continue;
+                }
+                Decision::Now => Delivery::pending(id, nid, rid, channel, now),
+                Decision::After(until) => Delivery::postponed(id, nid, rid, channel, until, now),
+            };
+            let rest = viable
+                .iter()
+                .skip_while(|c| **c != channel)
+                .skip(1)
+                .copied();
+            rows.push(opened.in_chain(before, rest.collect()));
+            break;
+        }
+        rows
+    }
+
     /// The shared order of checks for one channel of one recipient: reachability, consent
     /// (never overridden), then preferences (which `critical` overrides) with quiet hours read
     /// at `due` in the recipient's zone.
@@ -1225,5 +1302,70 @@ mod tests {
             .deliveries
             .iter()
             .all(|d| d.status == DeliveryStatus::Pending));
+    }
+
+    #[rstest]
+    #[case::telegram_reachable(Some("100"), &[("in_app", "pending", false, ""), ("telegram", "pending", false, "email")])]
+    #[case::no_chat(None, &[("in_app", "pending", false, ""), ("telegram", "skipped", false, ""), ("email", "pending", true, "")])]
+    #[tokio::test]
+    async fn a_fallback_chain_opens_on_its_first_channel_that_can_take_it(
+        #[case] chat: Option<&str>,
+        #[case] expected: &[(&str, &str, bool, &str)],
+    ) {
+        // Arrange: the chain telegram → sms → email, SMS switched off service-wide.
+        let mut zoe = recipient("artist-1");
+        zoe.telegram_chat_id = chat.map(|c| TelegramChatId::parse(c).unwrap());
+        let mut notifications = MockNotificationRepository::new();
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = written.clone();
+        notifications
+            .expect_insert_batch()
+            .times(1)
+            .returning(move |batch| {
+                sink.lock()
+                    .unwrap()
+                    .extend(batch.iter().flat_map(|n| n.deliveries.clone()));
+                Ok(())
+            });
+        let mut waker = MockDeliveryWaker::new();
+        waker.expect_wake().return_const(());
+        let handler = handler(
+            MockRecipientRepository::new(),
+            notifications,
+            waker,
+            all_on(),
+        );
+        let mut chained = draft("artist-1");
+        chained.fallback = vec![Channel::Telegram, Channel::Sms, Channel::Email];
+        let directory = HashMap::from([(zoe.id.clone(), zoe)]);
+
+        // Act
+        handler
+            .execute_with(&directory, vec![chained])
+            .await
+            .unwrap();
+
+        // Assert: email is not sent beside Telegram; each link names the one before it.
+        let written = written.lock().unwrap().clone();
+        let got: Vec<(&str, &str, bool, String)> = written
+            .iter()
+            .map(|d| {
+                let rest: Vec<&str> = d.fallback.iter().map(|c| c.as_str()).collect();
+                (
+                    d.channel.as_str(),
+                    d.status.as_str(),
+                    d.fallback_of.is_some(),
+                    rest.join(","),
+                )
+            })
+            .collect();
+        let expected: Vec<(&str, &str, bool, String)> = expected
+            .iter()
+            .map(|(c, s, of, rest)| (*c, *s, *of, (*rest).to_owned()))
+            .collect();
+        assert_eq!(got, expected);
+        if let [_, telegram, email] = written.as_slice() {
+            assert_eq!(email.fallback_of.as_ref(), Some(&telegram.id));
+        }
     }
 }

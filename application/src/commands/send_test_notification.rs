@@ -203,6 +203,7 @@ impl SendTestNotificationHandler {
                     source_event_id: None,
                     channels: Some([Channel::InApp].into_iter().collect()),
                     rule: None,
+                    fallback: Vec::new(),
                 };
                 return match self
                     .create

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_domain::{
     AttemptOutcome, ChannelSet, Delivery, DeliveryId, DeliveryStatus, DeliveryTransition,
-    Notification, Recipient,
+    Notification, Priority, Recipient,
 };
 
 use super::RepositoryError;
@@ -90,6 +90,19 @@ pub struct DeliveryUpdate {
     /// The claim the delivery was sent under ([`ClaimedDelivery::claim`]): the update is only
     /// recorded while the delivery still holds it.
     pub claim: ClaimToken,
+    /// The next link of the delivery's fallback chain, when this outcome gave up
+    /// ([`Delivery::fallback_link`]): written in the same transaction as the outcome, and only
+    /// if the outcome is (a lost claim writes neither).
+    pub fallback: Option<FallbackLink>,
+}
+
+/// A delivery to write beside an outcome: the next channel of a fallback chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackLink {
+    /// The new `pending` delivery, due at once.
+    pub delivery: Delivery,
+    /// Its notification's priority (the claim order).
+    pub priority: Priority,
 }
 
 impl DeliveryUpdate {
@@ -110,6 +123,7 @@ impl DeliveryUpdate {
             next_attempt_at: transition.next_attempt_at,
             attempt,
             claim: claimed.claim.clone(),
+            fallback: None,
         }
     }
 }

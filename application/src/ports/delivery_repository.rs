@@ -30,6 +30,8 @@ pub struct DeliveryPage {
 }
 
 /// What putting a delivery back in the queue did.
+// One value per operator click: the size of the variant carrying the delivery does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Requeued {
     /// It is `pending` again, due now, with a fresh series of tries (`attempts` 0; its attempt

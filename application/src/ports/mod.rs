@@ -29,7 +29,7 @@ pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
 pub use delivery_queue::{
     AttemptRecord, ClaimToken, ClaimedDelivery, DeliveryQueue, DeliveryUpdate, DeliveryWaker,
-    POISON_CRASHES,
+    FallbackLink, POISON_CRASHES,
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
 pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};

@@ -86,6 +86,12 @@ pub struct DeliveryView {
     /// When it is due (RFC 3339, UTC) while `pending` or `retrying` (the end of quiet hours for
     /// a postponed one); `None` otherwise.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The delivery of the same notification this one stands in for in a fallback chain (the
+    /// link before it gave up); `None` outside a chain and for its first link.
+    pub fallback_of: Option<String>,
+    /// The channels of its chain still to try, in order, if this one gives up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<&'static str>,
     /// Every try, in the order they were made (in `GET /api/v1/notifications/{id}`; left out
     /// of listings).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -146,6 +152,8 @@ impl From<Delivery> for DeliveryView {
             provider_message_id: d.provider_message_id,
             created_at: d.created_at,
             sent_at: d.sent_at,
+            fallback_of: d.fallback_of.map(|id| id.to_string()),
+            fallback: d.fallback.iter().map(|c| c.as_str()).collect(),
             attempt_log: Vec::new(),
         }
     }

@@ -251,6 +251,7 @@ async fn the_inbox_page_updates_live_marks_read_and_catches_up_after_a_restart()
                 source_event_id: None,
                 channels: None,
                 rule: None,
+                fallback: Vec::new(),
             }],
             deliver_at: None,
         })

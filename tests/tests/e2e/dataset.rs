@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use clairon_tests::{dataset, spawn_app};
+use clairon_tests::{dataset, spawn_app, spawn_app_configured, Options};
 use serde_json::Value;
 
 /// Who the rules tell about one event: artists, then coordinators who are not also artists;
@@ -34,8 +34,11 @@ fn told(event: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn replaying_the_dataset_over_http_notifies_everyone_on_every_reachable_channel() {
-    // Arrange
-    let app = spawn_app().await;
+    // Arrange: the urgent notices' fallback chain off, so every channel is used at once (the
+    // chain is `fallback.rs`'s).
+    let app = spawn_app_configured(Options::default(), |s| s.planning_fallback = String::new())
+        .await
+        .unwrap();
     let data = dataset();
     let recipients: HashMap<String, Value> = data["recipients"]
         .as_array()

@@ -11,6 +11,7 @@ mod default_limits;
 mod delivery_engine;
 mod erasure_traces;
 mod events;
+mod fallback;
 mod gdpr;
 mod hostile_input;
 mod idempotency;

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use clairon_tests::{dataset, spawn_app, spawn_app_with, Engine, Options, TestApp, API_KEY};
+use clairon_tests::{
+    dataset, spawn_app, spawn_app_configured, spawn_app_with, Engine, Options, TestApp, API_KEY,
+};
 use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
 use rstest::rstest;
@@ -634,7 +636,10 @@ fn stats_by_channel(stats: &Value) -> HashMap<String, Value> {
 
 #[tokio::test]
 async fn after_replaying_the_dataset_metrics_and_stats_agree_with_the_deliveries() {
-    let app = spawn_app().await;
+    // Every channel at once: the urgent notices' fallback chain off.
+    let app = spawn_app_configured(Options::default(), |s| s.planning_fallback = String::new())
+        .await
+        .unwrap();
     let data = dataset();
     assert_eq!(app.import_dataset_recipients(&data).await.status, 200);
     let mut ids = Vec::new();

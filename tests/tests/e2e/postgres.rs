@@ -3,14 +3,18 @@
 
 use std::time::Duration;
 
-use clairon_tests::{dataset, spawn_app_with, Engine, Options};
+use clairon_tests::{dataset, spawn_app_configured, spawn_app_with, Engine, Options};
 
 #[tokio::test]
 async fn on_postgres_planning_events_become_delivered_notifications_and_replays_create_nothing() {
-    let Some(app) = spawn_app_with(Options {
-        engine: Engine::Postgres,
-        ..Options::default()
-    })
+    // Every channel at once: the urgent notices' fallback chain off.
+    let Some(app) = spawn_app_configured(
+        Options {
+            engine: Engine::Postgres,
+            ..Options::default()
+        },
+        |s| s.planning_fallback = String::new(),
+    )
     .await
     else {
         return;

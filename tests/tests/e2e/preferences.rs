@@ -215,7 +215,10 @@ fn cancellation(event_id: &str, starts_in: TimeDelta) -> Value {
 
 #[tokio::test]
 async fn a_cancellation_less_than_48_hours_ahead_is_critical_and_overrides_an_opt_out() {
-    let app = spawn_app().await;
+    // Every channel at once: the urgent notices' fallback chain off.
+    let app = spawn_app_configured(Options::default(), |s| s.planning_fallback = String::new())
+        .await
+        .unwrap();
     register(&app, "artist-1").await;
     set_preferences(
         &app,

@@ -126,6 +126,7 @@ pub async fn create_notifications(
             source_event_id: None,
             channels: content.channels,
             rule: None,
+            fallback: content.fallback.clone(),
         })
         .collect();
     let created = handlers

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use clairon_domain::routing::parse_event_type;
 use clairon_domain::{
-    ActionLabel, ActionUrl, Body, ChannelName, ChannelSet, ConsentSource, ConsentWording, Contact,
-    DisplayName, EmailAddress, Locale, Location, Metadata, NewConsent, NotificationKind,
+    ActionLabel, ActionUrl, Body, Channel, ChannelName, ChannelSet, ConsentSource, ConsentWording,
+    Contact, DisplayName, EmailAddress, Locale, Location, Metadata, NewConsent, NotificationKind,
     PhoneNumber, PlanningChange, PlanningEvent, PlanningEventId, PlanningEventKind, PlanningId,
     PlanningSnapshot, Preferences, Priority, Recipient, RecipientId, Schedule, TelegramChatId,
     TimeZone, Title, ValidationError,
@@ -36,6 +36,17 @@ impl Errors {
                     e.within(prefix)
                 };
                 self.0.push(e.into());
+                None
+            }
+        }
+    }
+
+    /// Like [`Errors::take`], for a check that names several fields at once.
+    fn take_all<T>(&mut self, result: Result<T, Vec<ValidationError>>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(errors) => {
+                self.0.extend(errors.into_iter().map(Into::into));
                 None
             }
         }
@@ -224,6 +235,12 @@ pub struct NotificationBody {
     /// Channels to use (at least one); default every channel that is on.
     #[schema(value_type = Option<Vec<super::params::ChannelName>>, min_items = 1)]
     pub channels: Option<Vec<String>>,
+    /// Fallback chain: channels tried in order, the first at once, each next one only when
+    /// the one before gave up (`failed`, `dead`, `skipped` as unreachable); the chain stops at
+    /// the first `sent`. They need not be in `channels`, and are not also sent in parallel.
+    /// Each at most once; never `in_app`.
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>, example = json!(["telegram", "sms", "email"]))]
+    pub fallback: Option<Vec<String>>,
     /// RFC 3339 date-time: deliver then rather than at once.
     #[schema(format = DateTime)]
     pub deliver_at: Option<String>,
@@ -250,6 +267,8 @@ pub struct NotificationContent {
     pub metadata: Metadata,
     /// Channels asked for.
     pub channels: Option<ChannelSet>,
+    /// The fallback chain; empty: none.
+    pub fallback: Vec<Channel>,
     /// When to deliver (UTC); `None`: at once.
     pub deliver_at: Option<DateTime<Utc>>,
 }
@@ -331,6 +350,10 @@ impl NotificationBody {
         {
             errors.push("channels", "must name at least one channel");
         }
+        let fallback = errors.take_all(Channel::parse_fallback(
+            "fallback",
+            self.fallback.as_deref().unwrap_or_default(),
+        ));
         let deliver_at = errors.take(
             "",
             self.deliver_at
@@ -349,6 +372,7 @@ impl NotificationBody {
                 action_label: action_label?,
                 metadata: metadata?,
                 channels: channels?,
+                fallback: fallback?,
                 deliver_at: deliver_at?,
             })
         })();
@@ -863,6 +887,12 @@ pub struct EventBody {
     /// Channels to use (at least one); the others get no delivery. Default every channel on.
     #[schema(value_type = Option<Vec<super::params::ChannelName>>, min_items = 1)]
     pub channels: Option<Vec<String>>,
+    /// Fallback chain: channels tried in order, the first at once, each next one only when
+    /// the one before gave up (`failed`, `dead`, `skipped` as unreachable); the chain stops at
+    /// the first `sent`. They need not be in `channels`, and are not also sent in parallel.
+    /// Each at most once; never `in_app`.
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>, example = json!(["telegram", "sms", "email"]))]
+    pub fallback: Option<Vec<String>>,
     /// Free-form data, given to templates as `data` (a JSON object, at most
     /// `CLAIRON_MAX_METADATA_BYTES` with the rest of the notification's metadata).
     #[schema(value_type = Option<Object>)]
@@ -948,6 +978,10 @@ impl EventBody {
         {
             errors.push("channels", "must name at least one channel");
         }
+        let fallback = errors.take_all(Channel::parse_fallback(
+            "fallback",
+            self.fallback.as_deref().unwrap_or_default(),
+        ));
         let data = match self.data {
             None | Some(Value::Null) => Some(Metadata::new()),
             Some(Value::Object(map)) => Some(map),
@@ -970,6 +1004,7 @@ impl EventBody {
                 priority: priority?,
                 kind: kind?,
                 channels: channels?,
+                fallback: fallback?,
                 data: data?,
             })
         })();
@@ -1004,6 +1039,10 @@ pub struct RoutingRuleBody {
     /// The priority it raises its events to.
     #[schema(value_type = Option<PriorityName>)]
     pub priority: Option<String>,
+    /// The fallback chain of its notifications when the event names none (see
+    /// `POST /api/v1/events`'s `fallback`).
+    #[schema(value_type = Option<Vec<super::params::ChannelName>>)]
+    pub fallback: Option<Vec<String>>,
 }
 
 impl RoutingRulesBody {
@@ -1020,6 +1059,7 @@ impl RoutingRulesBody {
                 topics: r.topics,
                 channels: r.channels,
                 priority: r.priority,
+                fallback: r.fallback,
             })
             .collect();
         RoutingRules::from_raw(&raw).map_err(|errors| {

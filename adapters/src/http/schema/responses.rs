@@ -629,6 +629,15 @@ pub struct DeliveryResponse {
     /// When it is due (RFC 3339, UTC) while `pending` or `retrying` — for an email postponed by
     /// quiet hours, their end; `null` otherwise.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// In a fallback chain: the id of the delivery (same notification) this one stands in for,
+    /// the link before it that gave up (`failed`, `dead`, `skipped` as unreachable); `null`
+    /// outside a chain and for its first link.
+    pub fallback_of: Option<String>,
+    /// The channels of its chain still to try, in order, should this one give up (left out
+    /// when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub fallback: Vec<&'static str>,
     /// Every try, in order (in `GET /api/v1/notifications/{id}` only, and only once tried).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(required = false)]
@@ -648,6 +657,8 @@ impl From<DeliveryView> for DeliveryResponse {
             sent_at: d.sent_at,
             reason: d.reason,
             next_attempt_at: d.next_attempt_at,
+            fallback_of: d.fallback_of,
+            fallback: d.fallback,
             attempt_log: d.attempt_log.into_iter().map(Into::into).collect(),
         }
     }
@@ -938,6 +949,10 @@ pub struct RoutingRuleResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<super::params::PriorityName>, required = false)]
     pub priority: Option<String>,
+    /// Its fallback chain, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ChannelName>>, required = false)]
+    pub fallback: Option<Vec<String>>,
 }
 
 /// `GET /api/v1/routing-rules`: the rules in force.
@@ -968,6 +983,7 @@ impl From<&clairon_application::ports::RulesVersion> for RoutingRulesResponse {
                     topics: r.topics,
                     channels: r.channels,
                     priority: r.priority,
+                    fallback: r.fallback,
                 })
                 .collect(),
         }

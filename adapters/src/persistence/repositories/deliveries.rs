@@ -334,6 +334,7 @@ fn record(
         }
     };
     let mut attempts = Vec::new();
+    let mut links = Vec::new();
     let mut lost = Vec::new();
     for update in updates {
         if !recorded.contains(update.id.as_str()) {
@@ -345,9 +346,19 @@ fn record(
         if let Some(attempt) = &update.attempt {
             attempts.push(NewAttemptRow::new(&update.id, attempt));
         }
+        if let Some(link) = &update.fallback {
+            links.push(DeliveryRow::new(&link.delivery, link.priority));
+        }
     }
     for chunk in attempts.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(delivery_attempts::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    // The next links of the fallback chains these outcomes gave up on: in this transaction, so
+    // an outcome is never recorded without the channel that takes over.
+    for chunk in links.chunks(CHUNK) {
+        on_inner!(conn, |c| diesel::insert_into(deliveries::table)
             .values(chunk)
             .execute(c))?;
     }
