@@ -211,6 +211,25 @@ impl PhoneNumber {
         }
     }
 
+    /// Reads a number back from storage. Rows written before the country code's first digit
+    /// was checked may hold `+0…`: they still load (Twilio then refuses the number, 21211),
+    /// rather than making their recipient unreadable.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `phone` when it is not `+` followed by 8 to 15 digits.
+    pub fn from_stored(raw: &str) -> Result<Self, ValidationError> {
+        Self::parse(raw).or_else(|error| {
+            let legacy = raw.strip_prefix("+0").is_some_and(|d| {
+                (7..=14).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+            });
+            if legacy {
+                Ok(Self(raw.to_owned()))
+            } else {
+                Err(error)
+            }
+        })
+    }
+
     /// The number in E.164 form.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -530,6 +549,22 @@ mod tests {
             (Err(e), None) => assert_eq!(e.field, "phone"),
             (got, want) => panic!("{raw:?}: got {got:?}, want {want:?}"),
         }
+    }
+
+    #[test]
+    fn a_stored_phone_from_before_the_country_code_check_still_loads() {
+        assert_eq!(
+            PhoneNumber::from_stored("+0612345678").unwrap().as_str(),
+            "+0612345678"
+        );
+        assert!(PhoneNumber::parse("+0612345678").is_err());
+        assert!(PhoneNumber::from_stored("0612345678").is_err());
+        assert_eq!(
+            PhoneNumber::from_stored("+33 6 12 34 56 78")
+                .unwrap()
+                .as_str(),
+            "+33612345678"
+        );
     }
 
     #[rstest]

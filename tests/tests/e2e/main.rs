@@ -26,5 +26,6 @@ mod reminders;
 mod routing;
 mod scheduling;
 mod security;
+mod sms;
 mod topics;
 mod unsubscribe;
