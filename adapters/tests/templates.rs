@@ -1227,3 +1227,68 @@ fn an_event_type_without_templates_is_told_with_the_producers_title_and_body() {
     assert_eq!(in_app.title, "Producer's title");
     assert_eq!(in_app.body, "Producer's body");
 }
+
+/// The SMS (and WhatsApp) text of `notice`, rendered as the dispatcher does.
+fn render_sms(notice: &PlanningNotice) -> String {
+    let renderer = renderer();
+    let context = Value::Object(notice.context.clone());
+    let in_app = renderer
+        .render_in_app(&notice.event_type, notice.locale, &context)
+        .unwrap();
+    let dispatch = with_notification(
+        &context,
+        &in_app.title,
+        &in_app.body,
+        &notice.event_type,
+        true,
+    );
+    renderer
+        .render_sms(&notice.event_type, notice.locale, &dispatch)
+        .unwrap()
+        .text
+}
+
+#[rstest]
+#[case::assigned_artist(PlanningEventKind::Assigned, Audience::Artist)]
+#[case::assigned_coordinator(PlanningEventKind::Assigned, Audience::Coordinator)]
+#[case::modified_artist(PlanningEventKind::Modified, Audience::Artist)]
+#[case::modified_coordinator(PlanningEventKind::Modified, Audience::Coordinator)]
+#[case::cancelled_artist(PlanningEventKind::Cancelled, Audience::Artist)]
+#[case::cancelled_coordinator(PlanningEventKind::Cancelled, Audience::Coordinator)]
+#[case::reminder_artist(PlanningEventKind::Reminder, Audience::Artist)]
+fn an_sms_names_the_planning_its_start_and_its_venue_without_the_link(
+    #[case] kind: PlanningEventKind,
+    #[case] audience: Audience,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+) {
+    let text = render_sms(&notice(kind, locale, audience, VENUE));
+
+    assert_contains(&text, "Représentation — Carmen", "the planning");
+    assert_contains(&text, start_time(locale), "the start");
+    assert_contains(&text, VENUE, "the venue");
+    assert!(
+        !text.contains(ACTION_URL),
+        "the dispatcher adds the link, whole, after cutting the text: {text}"
+    );
+    assert!(
+        clairon_domain::sms::sms_length(&text).segments <= 2,
+        "short enough not to be cut on an ordinary planning: {text}"
+    );
+}
+
+#[rstest]
+#[case(Locale::Fr, "Message de test")]
+#[case(Locale::En, "test message")]
+fn the_test_sms_says_first_that_it_is_a_test(#[case] locale: Locale, #[case] words: &str) {
+    let test = EventType::parse("test").unwrap();
+    let context = free_context("test", "Clairon", "Bonjour !", locale);
+
+    let sms = renderer().render_sms(&test, locale, &context).unwrap();
+
+    assert_contains(&sms.text, words, "the SMS");
+    assert!(
+        sms.text.find(words) < sms.text.find("Bonjour"),
+        "{}",
+        sms.text
+    );
+}

@@ -44,6 +44,7 @@ use clairon_domain::{
     EmailAddress, IllegalTransition, Locale, Notification, Recipient, RecipientId, SkipReason,
     TelegramChatId,
 };
+use clairon_domain::{sms::fit_sms, PhoneNumber};
 use futures_util::future::{join_all, select, Either};
 use futures_util::FutureExt as _;
 use serde_json::{json, Value};
@@ -55,6 +56,7 @@ use crate::ports::{
     SendOutcome, TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
     Timer, UnsubscribeLinks,
 };
+use crate::ports::{SmsMessage, SmsSender};
 
 /// How the dispatcher claims work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +169,36 @@ pub(crate) fn compose_telegram(
     })
 }
 
+/// The most SMS segments a text message is sent as: 2 (306 GSM-7 septets, 134 UCS-2 code
+/// units; 3GPP TS 23.038). WhatsApp gets the same text.
+pub const SMS_MAX_SEGMENTS: usize = 2;
+
+/// The SMS (or, with `whatsapp`, WhatsApp) message of one delivery of `notification`,
+/// rendered in `locale` from the `sms` template and cut to [`SMS_MAX_SEGMENTS`] segments with
+/// the notification's `action_url` kept whole on its last line.
+///
+/// # Errors
+/// [`TemplateError`] when no template applies or it fails.
+pub(crate) fn compose_sms(
+    templates: &dyn TemplateRenderer,
+    delivery_id: DeliveryId,
+    notification: &Notification,
+    recipient: &Recipient,
+    to: PhoneNumber,
+    locale: Locale,
+    whatsapp: bool,
+) -> Result<SmsMessage, TemplateError> {
+    let context = dispatch_context(notification, recipient, locale);
+    let content = templates.render_sms(&notification.event_type, locale, &context)?;
+    let link = notification.action_url.as_ref().map(|u| u.as_str());
+    Ok(SmsMessage {
+        delivery_id,
+        to,
+        body: fit_sms(&content.text, link, SMS_MAX_SEGMENTS),
+        whatsapp,
+    })
+}
+
 /// The language a notification is written in: the one its planning context was localised in,
 /// else the recipient's, else the default.
 pub fn notification_locale(
@@ -208,6 +240,8 @@ pub struct DeliveryDispatcher {
     deferred: Mutex<BinaryHeap<Reverse<DateTime<Utc>>>>,
     /// Makes the ids of fallback links; without it, a chain stops at the link that gave up.
     ids: Option<Arc<dyn IdGenerator>>,
+    /// Sends SMS and WhatsApp messages; `None` when no provider account is configured.
+    sms: Option<Arc<dyn SmsSender>>,
 }
 
 impl DeliveryDispatcher {
@@ -245,6 +279,7 @@ impl DeliveryDispatcher {
             unsubscribe: None,
             deferred: Mutex::new(BinaryHeap::new()),
             ids: None,
+            sms: None,
         }
     }
 
@@ -255,6 +290,14 @@ impl DeliveryDispatcher {
     #[must_use]
     pub fn with_fallback_ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
         self.ids = Some(ids);
+        self
+    }
+
+    /// Sends `sms` and `whatsapp` deliveries through `sender` (Twilio's Messages API);
+    /// without one (`None`, the default) they are skipped as not configured.
+    #[must_use]
+    pub fn with_sms(mut self, sender: Option<Arc<dyn SmsSender>>) -> Self {
+        self.sms = sender;
         self
     }
 
@@ -796,11 +839,32 @@ impl DeliveryDispatcher {
             Channel::WebPush => Attempt::Skipped(
                 SkipReason::Unreachable(Unreachable::NotConfigured(Channel::WebPush)).to_string(),
             ),
-            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
-                Attempt::Skipped(
-                    SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
-                )
+            channel @ (Channel::Sms | Channel::WhatsApp) => {
+                let Some(sender) = &self.sms else {
+                    return Attempt::Skipped(
+                        SkipReason::Unreachable(Unreachable::NotConfigured(channel)).to_string(),
+                    );
+                };
+                let Some(to) = recipient.phone.clone() else {
+                    return Attempt::Skipped(Unreachable::NoPhone.to_string());
+                };
+                let message = match compose_sms(
+                    self.templates.as_ref(),
+                    delivery.id.clone(),
+                    notification,
+                    recipient,
+                    to,
+                    locale,
+                    channel == Channel::WhatsApp,
+                ) {
+                    Ok(m) => m,
+                    Err(e) => return Attempt::Tried(SendOutcome::Permanent(e.to_string())),
+                };
+                Attempt::Tried(sender.send(&message).await)
             }
+            other @ (Channel::Slack | Channel::Webhook) => Attempt::Skipped(
+                SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
+            ),
         }
     }
 }
@@ -1845,3 +1909,7 @@ mod tests {
         assert_eq!((link.channel, link.fallback.len()), (Channel::Email, 0));
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_sms_tests.rs"]
+mod sms_tests;

@@ -171,6 +171,20 @@ pub struct Settings {
     /// Comma-separated origins allowed to call `/api/v1/me` from browsers (CORS), such as
     /// `https://app.example.org`; empty: no CORS.
     pub cors_origins: String,
+    /// Twilio API base URL (`https://api.twilio.com`); messages are posted to
+    /// `{url}/2010-04-01/Accounts/{CLAIRON_TWILIO_ACCOUNT_SID}/Messages.json`.
+    pub twilio_api_url: String,
+    /// Twilio account SID (`AC…`); empty (default): no SMS or WhatsApp provider.
+    pub twilio_account_sid: String,
+    /// Twilio auth token (secret: masked in logs, never shown).
+    pub twilio_auth_token: String,
+    /// The E.164 number SMS are sent from; empty: no SMS provider.
+    pub sms_from: String,
+    /// The E.164 WhatsApp sender number (sent as `whatsapp:+E164`); empty: no WhatsApp provider.
+    pub whatsapp_from: String,
+    /// Timeout of a whole Twilio API call, in ms (30 s by default; connecting gets at most
+    /// 10 s of it).
+    pub twilio_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -235,6 +249,12 @@ impl Default for Settings {
             smtp_timeout_ms: 30_000,
             telegram_timeout_ms: 30_000,
             cors_origins: String::new(),
+            twilio_api_url: clairon_adapters::channels::twilio::DEFAULT_API_URL.into(),
+            twilio_account_sid: String::new(),
+            twilio_auth_token: String::new(),
+            sms_from: String::new(),
+            whatsapp_from: String::new(),
+            twilio_timeout_ms: 30_000,
         }
     }
 }
@@ -263,6 +283,14 @@ impl fmt::Debug for Settings {
                 },
             )
             .field("telegram_api_url", &self.telegram_api_url)
+            .field(
+                "twilio_auth_token",
+                &if self.twilio_auth_token.is_empty() {
+                    "<unset>"
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("default_locale", &self.default_locale)
             .field("templates_dir", &self.templates_dir)
             .field("reminder_local_time", &self.reminder_local_time)
@@ -442,6 +470,7 @@ impl Settings {
         let mut secrets = self.api_key_list();
         secrets.push(self.telegram_bot_token.clone());
         secrets.push(self.token_secret.clone());
+        secrets.push(self.twilio_auth_token.clone());
         for url in [&self.database_url, &self.smtp_url, &self.smtp_fallback_url] {
             if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) {
                 if let Some((_, password)) = url[scheme + 3..at.max(scheme + 3)].split_once(':') {
@@ -709,5 +738,120 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("<2 keys>"));
+    }
+}
+
+impl Settings {
+    /// The Twilio account SMS and WhatsApp go through; `None` when none of
+    /// `CLAIRON_TWILIO_ACCOUNT_SID`, `CLAIRON_TWILIO_AUTH_TOKEN`, `CLAIRON_SMS_FROM` and
+    /// `CLAIRON_WHATSAPP_FROM` is set. SMS is then a configured provider when `sms_from` is
+    /// set, WhatsApp when `whatsapp_from` is.
+    ///
+    /// # Errors
+    /// Naming the variable: when some are set but the SID or the token is missing, when the
+    /// SID is not `AC` followed by letters and digits, when neither sender number is set,
+    /// when a sender number is not E.164, or when `CLAIRON_TWILIO_API_URL` is no `http(s)`
+    /// URL.
+    pub fn twilio_account(
+        &self,
+    ) -> anyhow::Result<Option<clairon_adapters::channels::TwilioAccount>> {
+        let sid = self.twilio_account_sid.trim();
+        let token = self.twilio_auth_token.trim();
+        let (sms_from, whatsapp_from) = (self.sms_from.trim(), self.whatsapp_from.trim());
+        if [sid, token, sms_from, whatsapp_from]
+            .iter()
+            .all(|v| v.is_empty())
+        {
+            return Ok(None);
+        }
+        if sid.is_empty() {
+            anyhow::bail!("CLAIRON_TWILIO_ACCOUNT_SID is empty, but other Twilio settings are set");
+        }
+        if !(sid.starts_with("AC") && sid.chars().all(|c| c.is_ascii_alphanumeric())) {
+            anyhow::bail!("CLAIRON_TWILIO_ACCOUNT_SID: must be AC followed by letters and digits");
+        }
+        if token.is_empty() {
+            anyhow::bail!(
+                "CLAIRON_TWILIO_AUTH_TOKEN is empty, but CLAIRON_TWILIO_ACCOUNT_SID is set"
+            );
+        }
+        if sms_from.is_empty() && whatsapp_from.is_empty() {
+            anyhow::bail!(
+                "CLAIRON_SMS_FROM and CLAIRON_WHATSAPP_FROM are both empty: set the number SMS or WhatsApp messages are sent from"
+            );
+        }
+        let number = |raw: &str, variable: &str| {
+            (!raw.is_empty())
+                .then(|| {
+                    clairon_domain::PhoneNumber::parse(raw)
+                        .map_err(|e| anyhow::anyhow!("{variable}: {}", e.message))
+                })
+                .transpose()
+        };
+        let api_url = self.twilio_api_url.trim().trim_end_matches('/');
+        match url::Url::parse(api_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => anyhow::bail!("CLAIRON_TWILIO_API_URL: {api_url:?} is not an http(s) URL"),
+        }
+        Ok(Some(clairon_adapters::channels::TwilioAccount {
+            api_url: api_url.to_owned(),
+            account_sid: sid.to_owned(),
+            auth_token: token.to_owned(),
+            sms_from: number(sms_from, "CLAIRON_SMS_FROM")?,
+            whatsapp_from: number(whatsapp_from, "CLAIRON_WHATSAPP_FROM")?,
+        }))
+    }
+
+    /// The timeout of a whole Twilio API call.
+    pub fn twilio_timeout(&self) -> Duration {
+        Duration::from_millis(self.twilio_timeout_ms.max(1))
+    }
+}
+
+#[cfg(test)]
+mod twilio_tests {
+    use super::Settings;
+    use rstest::rstest;
+
+    fn twilio(sid: &str, token: &str, sms: &str, whatsapp: &str) -> Settings {
+        Settings {
+            twilio_account_sid: sid.into(),
+            twilio_auth_token: token.into(),
+            sms_from: sms.into(),
+            whatsapp_from: whatsapp.into(),
+            ..Settings::default()
+        }
+    }
+
+    #[rstest]
+    #[case::no_sid(twilio("", "tok", "+15005550006", ""), "CLAIRON_TWILIO_ACCOUNT_SID")]
+    #[case::bad_sid(
+        twilio("AC/../x", "tok", "+15005550006", ""),
+        "CLAIRON_TWILIO_ACCOUNT_SID"
+    )]
+    #[case::no_token(twilio("AC1", "", "+15005550006", ""), "CLAIRON_TWILIO_AUTH_TOKEN")]
+    #[case::no_number(twilio("AC1", "tok", "", ""), "CLAIRON_SMS_FROM")]
+    #[case::bad_sms_from(twilio("AC1", "tok", "Clairon", ""), "CLAIRON_SMS_FROM")]
+    #[case::bad_whatsapp_from(twilio("AC1", "tok", "", "0612"), "CLAIRON_WHATSAPP_FROM")]
+    #[case::bad_api_url(Settings { twilio_api_url: "api.twilio.com".into(), ..twilio("AC1", "tok", "+15005550006", "") }, "CLAIRON_TWILIO_API_URL")]
+    fn a_bad_twilio_setting_is_refused_naming_its_variable(
+        #[case] settings: Settings,
+        #[case] variable: &str,
+    ) {
+        let error = settings.twilio_account().unwrap_err().to_string();
+        assert!(error.starts_with(variable), "{error}");
+        assert!(!error.contains("tok"), "{error}");
+    }
+
+    #[test]
+    fn twilio_is_off_until_configured_and_its_token_is_a_secret() {
+        assert!(Settings::default().twilio_account().unwrap().is_none());
+        let settings = twilio("AC1", "tok-secret", "", "+14155238886");
+        let account = settings.twilio_account().unwrap().unwrap();
+        assert_eq!(account.sms_from, None);
+        assert_eq!(account.whatsapp_from.unwrap().as_str(), "+14155238886");
+        assert_eq!(account.api_url, "https://api.twilio.com");
+        assert!(settings.secrets().contains(&"tok-secret".to_owned()));
+        assert!(!format!("{settings:?}").contains("tok-secret"));
     }
 }

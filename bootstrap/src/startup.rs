@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
+use clairon_adapters::channels::TwilioSmsSender;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
@@ -44,6 +45,7 @@ use clairon_application::commands::{
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::live::PublishAtCommit;
+use clairon_application::ports::SmsSender;
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
@@ -263,6 +265,15 @@ impl Components {
             )))
         };
 
+        let twilio = settings.twilio_account()?;
+        let sms: Option<Arc<dyn SmsSender>> = match &twilio {
+            Some(account) => Some(Arc::new(
+                TwilioSmsSender::new(account.clone(), settings.twilio_timeout())
+                    .context("the Twilio HTTP client")?,
+            )),
+            None => None,
+        };
+
         // One clock for the handlers and the repositories: adapters read time through it only.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
@@ -336,6 +347,18 @@ impl Components {
                 .into_iter()
                 .chain(telegram.is_some().then_some(Channel::Telegram))
                 .chain(Some(Channel::WebPush))
+                .chain(
+                    twilio
+                        .as_ref()
+                        .filter(|t| t.sms_from.is_some())
+                        .map(|_| Channel::Sms),
+                )
+                .chain(
+                    twilio
+                        .as_ref()
+                        .filter(|t| t.whatsapp_from.is_some())
+                        .map(|_| Channel::WhatsApp),
+                )
                 .collect(),
         };
 
@@ -421,7 +444,8 @@ impl Components {
             .with_unsubscribe_links(Arc::new(SignedUnsubscribeLinks::new(
                 public_url.clone(),
                 unsubscribe_tokens.clone(),
-            ))),
+            )))
+            .with_sms(sms.clone()),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),

@@ -20,6 +20,7 @@ pub mod recipient;
 pub mod reminders;
 pub mod routing;
 pub mod rules;
+pub mod sms;
 
 pub use access::ApiScope;
 pub use channel::{Channel, ChannelName, ChannelSet, KNOWN_CHANNELS};

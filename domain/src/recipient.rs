@@ -180,7 +180,8 @@ impl TelegramChatId {
     }
 }
 
-/// A phone number in E.164 form: `+` then 8 to 15 digits.
+/// A phone number in E.164 form: `+`, a country code (its first digit is never 0), then the
+/// national number: 8 to 15 digits in all (ITU-T E.164 §6). What SMS and WhatsApp are sent to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PhoneNumber(String);
@@ -189,21 +190,44 @@ impl PhoneNumber {
     /// Parses a phone number, ignoring spaces, dots and dashes.
     ///
     /// # Errors
-    /// [`ValidationError`] on field `phone` when it is not `+` followed by 8 to 15 digits (ITU-T E.164).
+    /// [`ValidationError`] on field `phone` when it is not `+` followed by 8 to 15 digits, the
+    /// first not 0 (ITU-T E.164: no country code starts with 0).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let compact: String = raw
             .chars()
             .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
             .collect();
         let digits = compact.strip_prefix('+').unwrap_or("");
-        if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+        if (8..=15).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && !digits.starts_with('0')
+        {
             Ok(Self(compact))
         } else {
             Err(ValidationError::new(
                 "phone",
-                "must be an E.164 number: + then 8 to 15 digits",
+                "must be an E.164 number: + then 8 to 15 digits, the first not 0",
             ))
         }
+    }
+
+    /// Reads a number back from storage. Rows written before the country code's first digit
+    /// was checked may hold `+0…`: they still load (Twilio then refuses the number, 21211),
+    /// rather than making their recipient unreadable.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `phone` when it is not `+` followed by 8 to 15 digits.
+    pub fn from_stored(raw: &str) -> Result<Self, ValidationError> {
+        Self::parse(raw).or_else(|error| {
+            let legacy = raw.strip_prefix("+0").is_some_and(|d| {
+                (7..=14).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+            });
+            if legacy {
+                Ok(Self(raw.to_owned()))
+            } else {
+                Err(error)
+            }
+        })
     }
 
     /// The number in E.164 form.
@@ -321,7 +345,8 @@ pub struct Recipient {
     pub email: Option<EmailAddress>,
     /// Telegram chat id; `None` means the Telegram channel cannot reach them.
     pub telegram_chat_id: Option<TelegramChatId>,
-    /// Phone number (E.164), shown to others as a contact; no SMS channel yet.
+    /// Phone number (E.164), shown to others as a contact; what the `sms` and `whatsapp`
+    /// channels reach them at.
     pub phone: Option<PhoneNumber>,
     /// Preferred language; `None` means the service's default locale.
     pub locale: Option<Locale>,
@@ -349,6 +374,9 @@ pub enum Unreachable {
     /// bot and be updated).
     #[error("Telegram cannot reach this chat until the chat id changes: {0}")]
     TelegramGone(String),
+    /// The recipient has no phone number, which SMS and WhatsApp need.
+    #[error("recipient has no phone number")]
+    NoPhone,
     /// Clairon has no provider configured for this channel (Slack, webhooks, SMS, WhatsApp until
     /// their adapters land).
     #[error("{0} is not configured")]
@@ -390,10 +418,11 @@ impl Recipient {
             {
                 Err(Unreachable::NotConfigured(other))
             }
+            // Twilio's Messages API sends SMS and WhatsApp to an E.164 number.
+            Channel::Sms | Channel::WhatsApp if self.phone.is_none() => Err(Unreachable::NoPhone),
+            Channel::Sms | Channel::WhatsApp => Ok(()),
             // Their adapters say which address they need; until then, none reaches anyone.
-            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
-                Err(Unreachable::NotConfigured(other))
-            }
+            other @ (Channel::Slack | Channel::Webhook) => Err(Unreachable::NotConfigured(other)),
         }
     }
 }
@@ -502,6 +531,73 @@ mod tests {
             "+15145550000"
         );
         assert!(PhoneNumber::parse("5145550000").is_err());
+    }
+
+    #[rstest]
+    #[case::spaced_french("+33 6 12 34 56 78", Some("+33612345678"))]
+    #[case::parentheses_and_dots("+1 (514) 555.0000", Some("+15145550000"))]
+    #[case::fifteen_digits("+123456789012345", Some("+123456789012345"))]
+    #[case::no_plus("0612345678", None)]
+    #[case::country_code_zero("+0612345678", None)]
+    #[case::too_short("+1234567", None)]
+    #[case::too_long("+1234567890123456", None)]
+    #[case::letters("+33 6 CALL ME", None)]
+    #[case::double_plus("++33612345678", None)]
+    fn phone_numbers_must_be_e164(#[case] raw: &str, #[case] kept: Option<&str>) {
+        match (PhoneNumber::parse(raw), kept) {
+            (Ok(phone), Some(kept)) => assert_eq!(phone.as_str(), kept),
+            (Err(e), None) => assert_eq!(e.field, "phone"),
+            (got, want) => panic!("{raw:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stored_phone_from_before_the_country_code_check_still_loads() {
+        assert_eq!(
+            PhoneNumber::from_stored("+0612345678").unwrap().as_str(),
+            "+0612345678"
+        );
+        assert!(PhoneNumber::parse("+0612345678").is_err());
+        assert!(PhoneNumber::from_stored("0612345678").is_err());
+        assert_eq!(
+            PhoneNumber::from_stored("+33 6 12 34 56 78")
+                .unwrap()
+                .as_str(),
+            "+33612345678"
+        );
+    }
+
+    #[rstest]
+    #[case::sms_with_phone(Channel::Sms, true, true, Ok(()))]
+    #[case::whatsapp_with_phone(Channel::WhatsApp, true, true, Ok(()))]
+    #[case::sms_without_phone(Channel::Sms, false, true, Err(Unreachable::NoPhone))]
+    #[case::whatsapp_without_phone(Channel::WhatsApp, false, true, Err(Unreachable::NoPhone))]
+    #[case::sms_not_configured(
+        Channel::Sms,
+        true,
+        false,
+        Err(Unreachable::NotConfigured(Channel::Sms))
+    )]
+    #[case::whatsapp_not_configured(
+        Channel::WhatsApp,
+        true,
+        false,
+        Err(Unreachable::NotConfigured(Channel::WhatsApp))
+    )]
+    fn sms_and_whatsapp_need_their_provider_and_a_phone(
+        #[case] channel: Channel,
+        #[case] has_phone: bool,
+        #[case] configured: bool,
+        #[case] expected: Result<(), Unreachable>,
+    ) {
+        let mut recipient = artist(None, None);
+        recipient.phone = has_phone.then(|| PhoneNumber::parse("+33612345678").unwrap());
+        let providers: ChannelSet = if configured {
+            [channel].into_iter().collect()
+        } else {
+            ChannelSet::default()
+        };
+        assert_eq!(recipient.reachability(channel, providers), expected);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clairon_adapters::testing::smtp_sink::SmtpSink;
 use clairon_adapters::testing::telegram_stub::TelegramStub;
+use clairon_adapters::testing::twilio_stub::TwilioStub;
 use clairon_bootstrap::{Application, Settings};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::Value;
@@ -52,7 +53,20 @@ pub struct Options {
     pub retry_max_attempts: u32,
     /// `CLAIRON_METRICS_TOKEN` (empty: `/metrics` is open).
     pub metrics_token: &'static str,
+    /// Start the Twilio stand-in and configure the account, an SMS and a WhatsApp sender
+    /// number ([`TWILIO_SID`], [`SMS_FROM`], [`WHATSAPP_FROM`]), with `sms,whatsapp` added to
+    /// the channels switched on.
+    pub twilio: bool,
 }
+
+/// The Twilio account SID of the test apps with `twilio`.
+pub const TWILIO_SID: &str = "AC0000000000000000000000000000c1a1";
+/// Their Twilio auth token.
+pub const TWILIO_TOKEN: &str = "twilio-test-token";
+/// Their SMS sender number.
+pub const SMS_FROM: &str = "+15005550006";
+/// Their WhatsApp sender number.
+pub const WHATSAPP_FROM: &str = "+14155238886";
 
 impl Default for Options {
     fn default() -> Self {
@@ -65,6 +79,7 @@ impl Default for Options {
             retry_base_ms: 50,
             retry_max_attempts: 8,
             metrics_token: "",
+            twilio: false,
         }
     }
 }
@@ -79,6 +94,8 @@ pub struct TestApp {
     pub smtp_fallback: Option<SmtpSink>,
     /// The Telegram stand-in, when started.
     pub telegram: Option<TelegramStub>,
+    /// The Twilio stand-in, when started (`Options::twilio`).
+    pub twilio: Option<TwilioStub>,
     /// The `.eml` directory when no SMTP server runs.
     pub outbox_dir: PathBuf,
     /// An HTTP client.
@@ -195,6 +212,11 @@ pub async fn spawn_app_configured(
     } else {
         None
     };
+    let twilio = if options.twilio {
+        Some(TwilioStub::start(TWILIO_SID, TWILIO_TOKEN).await)
+    } else {
+        None
+    };
     let outbox_dir = dir.path().join("outbox");
     let settings = Settings {
         database_url: database.as_ref().map_or_else(
@@ -236,6 +258,14 @@ pub async fn spawn_app_configured(
         ..Settings::default()
     };
     let mut settings = settings;
+    if let Some(twilio) = &twilio {
+        settings.twilio_api_url = twilio.base_url();
+        settings.twilio_account_sid = TWILIO_SID.into();
+        settings.twilio_auth_token = TWILIO_TOKEN.into();
+        settings.sms_from = SMS_FROM.into();
+        settings.whatsapp_from = WHATSAPP_FROM.into();
+        settings.channels = format!("{},sms,whatsapp", settings.channels);
+    }
     configure(&mut settings);
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
     let database_url = settings.database_url.clone();
@@ -252,6 +282,7 @@ pub async fn spawn_app_configured(
         smtp,
         smtp_fallback,
         telegram,
+        twilio,
         outbox_dir,
         client: test_client(),
         database_url,
@@ -334,6 +365,7 @@ impl TestApp {
             smtp: None,
             smtp_fallback: None,
             telegram: None,
+            twilio: None,
             outbox_dir,
             client: test_client(),
             database_url: self.database_url.clone(),

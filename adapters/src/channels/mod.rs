@@ -10,10 +10,12 @@ pub mod email;
 pub mod fallback;
 pub mod pacing;
 pub mod telegram;
+pub mod twilio;
 pub mod web_push;
 
 pub use email::{EmailConfigError, LettreEmailSender};
 pub use fallback::FallbackEmailSender;
 pub use pacing::{DestinationPacer, PacedTelegramSender};
 pub use telegram::FrankensteinTelegramSender;
+pub use twilio::{TwilioAccount, TwilioSmsSender};
 pub use web_push::{PushPayload, PushTarget, VapidKeys, WebPushSender};

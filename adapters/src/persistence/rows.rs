@@ -120,7 +120,7 @@ impl RecipientRow {
             phone: self
                 .phone
                 .as_deref()
-                .map(PhoneNumber::parse)
+                .map(PhoneNumber::from_stored)
                 .transpose()
                 .map_err(&bad)?,
             locale: self

@@ -10,12 +10,12 @@
 //!   _layouts/email.html                   locale-neutral frame of every HTML email
 //!   {locale}/_layouts/email.{html,txt}    that frame in one language (greeting, button, footer)
 //!   {locale}/_macros/planning.tera        building blocks shared by the planning families
-//!   {locale}/{event_type}/{part}          one family: the six parts below
+//!   {locale}/{event_type}/{part}          one family: the parts below
 //! ```
 //!
-//! A family is an event type (`planning.assigned`, `custom`, `test`, ...) and has six parts:
+//! A family is an event type (`planning.assigned`, `custom`, `test`, ...) and has these parts:
 //! `in_app.title.txt`, `in_app.body.txt`, `email.subject.txt`, `email.txt`, `email.html` and
-//! `telegram.html`. Directories whose name starts with `_` hold shared templates, not families.
+//! `telegram.html`, and `sms.txt` (SMS and WhatsApp). Directories whose name starts with `_` hold shared templates, not families.
 //!
 //! `.html` templates are HTML-escaped with `html-escape`'s double-quoted-attribute escaper
 //! (`&amp; &lt; &gt; &quot;`: safe in text and in `"`-quoted attributes, and exactly the named
@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use clairon_application::ports::SmsContent;
 use clairon_application::ports::{
     EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer,
 };
@@ -41,13 +42,14 @@ use tera::{Context, Tera};
 pub use source::{built_in_files, Origin, TemplateFile, TemplateSet};
 
 /// The parts every family must have, file names inside `{locale}/{event_type}/`.
-pub const PARTS: [&str; 6] = [
+pub const PARTS: [&str; 7] = [
     IN_APP_TITLE,
     IN_APP_BODY,
     EMAIL_SUBJECT,
     EMAIL_TEXT,
     EMAIL_HTML,
     TELEGRAM_HTML,
+    SMS_TEXT,
 ];
 
 /// The families Clairon itself emits; [`TeraTemplateRenderer::check_all`] requires each of them
@@ -67,6 +69,7 @@ const EMAIL_SUBJECT: &str = "email.subject.txt";
 const EMAIL_TEXT: &str = "email.txt";
 const EMAIL_HTML: &str = "email.html";
 const TELEGRAM_HTML: &str = "telegram.html";
+const SMS_TEXT: &str = "sms.txt";
 
 /// Why a template set could not be loaded. Every variant names the offending path.
 #[derive(Debug, thiserror::Error)]
@@ -367,7 +370,7 @@ impl TeraTemplateRenderer {
     }
 
     /// Loads `set` (see the module docs for the layout) and checks that each family is
-    /// complete: all six [`PARTS`] in every locale where it exists, and present in
+    /// complete: all [`PARTS`] in every locale where it exists, and present in
     /// `default_locale`.
     ///
     /// It does not render anything: call [`TeraTemplateRenderer::check_all`] for that.
@@ -558,6 +561,9 @@ impl TeraTemplateRenderer {
                     if let Err(e) = self.telegram(family, &dispatch) {
                         push(e);
                     }
+                    if let Err(e) = self.sms(family, &dispatch) {
+                        push(e);
+                    }
                 }
             }
         }
@@ -634,6 +640,22 @@ impl TeraTemplateRenderer {
         Ok(TelegramContent { html })
     }
 
+    /// The SMS text: plain, blank-line runs tidied; an empty text is an error (an SMS cannot
+    /// be empty).
+    fn sms(&self, family: Family<'_>, context: &Value) -> Result<SmsContent, TemplateError> {
+        let context = tera_context(family, SMS_TEXT, context)?;
+        let text = tidy_text(&self.render(family, SMS_TEXT, &context)?)
+            .trim()
+            .to_owned();
+        if text.is_empty() {
+            return Err(TemplateError::Render {
+                name: family.template(SMS_TEXT),
+                reason: "rendered an empty text".to_owned(),
+            });
+        }
+        Ok(SmsContent { text })
+    }
+
     /// Renders a part that must be one line (a title, a subject): whitespace runs, newlines
     /// included, collapse to one space; an empty result is an error.
     fn one_line(
@@ -679,6 +701,15 @@ impl TemplateRenderer for TeraTemplateRenderer {
         context: &Value,
     ) -> Result<TelegramContent, TemplateError> {
         self.telegram(self.resolve(event_type, locale)?, context)
+    }
+
+    fn render_sms(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<SmsContent, TemplateError> {
+        self.sms(self.resolve(event_type, locale)?, context)
     }
 }
 

@@ -10,6 +10,9 @@
 //! - [`push_stub::PushStub`]: a Web Push service playing one browser's subscription, checking
 //!   the VAPID JWT with OpenSSL and decrypting the payload with Mozilla's `ece`.
 //!
+//! - [`twilio_stub::TwilioStub`]: Twilio's Messages API (SMS and WhatsApp), checking the
+//!   path, Basic auth, form body and E.164 numbers, with scripted Twilio errors.
+//!
 //! Nothing here is compiled into the service itself.
 
 use actix_web::dev::ServerHandle;
@@ -18,10 +21,12 @@ use actix_web::{web, App, FromRequest, Handler, HttpServer, Responder};
 pub mod push_stub;
 pub mod smtp_sink;
 pub mod telegram_stub;
+pub mod twilio_stub;
 
 pub use push_stub::{PushStub, ReceivedPush};
 pub use smtp_sink::{ParsedMailbox, ReceivedEmail, SmtpAttempt, SmtpSink};
 pub use telegram_stub::{ReceivedTelegramMessage, StubChatId, TelegramStub};
+pub use twilio_stub::{ReceivedSms, TwilioStub};
 
 /// Serves `answer` for every request on `listener`, with `state` as app data, on a thread of
 /// its own named `name` (one worker, no signal handling, 1 s shutdown): the provider stand-ins'

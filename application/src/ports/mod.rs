@@ -64,6 +64,11 @@ pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, 
 pub use token_generations::TokenGenerations;
 
 #[cfg(any(test, feature = "mocks"))]
+pub use senders::MockSmsSender;
+pub use senders::{SmsMessage, SmsSender};
+pub use templates::SmsContent;
+
+#[cfg(any(test, feature = "mocks"))]
 pub use api_keys::MockApiKeyDirectory;
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::{MockClock, MockIdGenerator, MockTimer};

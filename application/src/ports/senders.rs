@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use clairon_domain::{DeliveryId, DisplayName, EmailAddress, NotificationId, TelegramChatId};
+use clairon_domain::{
+    DeliveryId, DisplayName, EmailAddress, NotificationId, PhoneNumber, TelegramChatId,
+};
 
 /// What a provider did with a message. A 429 is not a failure of the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,4 +97,30 @@ pub trait TelegramSender: Send + Sync {
     /// "bot was blocked by the user" are [`SendOutcome::Permanent`]; 5xx and network errors are
     /// [`SendOutcome::Transient`]. Never panics.
     async fn send(&self, message: &TelegramMessage) -> SendOutcome;
+}
+
+/// An SMS or a WhatsApp message, rendered and cut to fit, ready for a Messages API (Twilio's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsMessage {
+    /// The delivery it belongs to.
+    pub delivery_id: DeliveryId,
+    /// The recipient's number, E.164.
+    pub to: PhoneNumber,
+    /// Plain text: the template's text, cut to at most 2 SMS segments
+    /// ([`clairon_domain::sms::fit_sms`]), the call-to-action link (whole) on its last line.
+    pub body: String,
+    /// `true` to send it over WhatsApp (`whatsapp:+E164` addresses), `false` as an SMS.
+    pub whatsapp: bool,
+}
+
+/// Sends SMS and WhatsApp messages through one provider account.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Sends `message`. MUST classify failures: 429 is [`SendOutcome::RateLimited`]; a refused
+    /// number (Twilio 21211 invalid, 21614 not a mobile, 21610 unsubscribed) and other 4xx are
+    /// [`SendOutcome::Permanent`]; 5xx, timeouts and network errors are
+    /// [`SendOutcome::Transient`]. Never panics; never logs the credentials, the number or
+    /// the text.
+    async fn send(&self, message: &SmsMessage) -> SendOutcome;
 }

@@ -34,6 +34,14 @@ pub struct TelegramContent {
     pub html: String,
 }
 
+/// SMS content, also sent over WhatsApp: short plain text, without the call-to-action link
+/// (the dispatcher appends it whole after cutting the text to fit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsContent {
+    /// Plain text, not escaped.
+    pub text: String,
+}
+
 /// Why rendering failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -85,4 +93,15 @@ pub trait TemplateRenderer: Send + Sync {
         locale: Locale,
         context: &Value,
     ) -> Result<TelegramContent, TemplateError>;
+
+    /// SMS (and WhatsApp) plain text.
+    ///
+    /// # Errors
+    /// As [`TemplateRenderer::render_in_app`].
+    fn render_sms(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<SmsContent, TemplateError>;
 }

@@ -27,5 +27,6 @@ mod reminders;
 mod routing;
 mod scheduling;
 mod security;
+mod sms;
 mod topics;
 mod unsubscribe;
