@@ -53,7 +53,7 @@ use crate::ports::{
     DispatchObserver, EmailMessage, EmailSender, NotificationRepository, RealtimeEvent,
     RealtimePublisher, RecipientRepository, RepositoryError, RetrySchedule, SendOutcome,
     TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer, Timer,
-    UnsubscribeLinks,
+    UnsubscribeLinks, WebhookMessage, WebhookSender, WEBHOOK_GONE,
 };
 
 /// How the dispatcher claims work.
@@ -206,6 +206,8 @@ pub struct DeliveryDispatcher {
     /// When the deliveries this dispatcher put back for pacing become due, soonest first
     /// (a min-heap), so an idle worker wakes for them rather than a poll interval later.
     deferred: Mutex<BinaryHeap<Reverse<DateTime<Utc>>>>,
+    /// Posts signed webhooks; without one, webhook deliveries are skipped as not configured.
+    webhook: Option<Arc<dyn WebhookSender>>,
 }
 
 impl DeliveryDispatcher {
@@ -242,7 +244,17 @@ impl DeliveryDispatcher {
             heartbeat: None,
             unsubscribe: None,
             deferred: Mutex::new(BinaryHeap::new()),
+            webhook: None,
         }
+    }
+
+    /// Delivers the `webhook` channel through `sender`: each delivery's notification posted as a
+    /// signed `notification.created` webhook (Standard Webhooks 1.0) to the recipient's URL; a
+    /// `410 Gone` disables that URL for the recipient until it changes.
+    #[must_use]
+    pub fn with_webhook(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhook = Some(sender);
+        self
     }
 
     /// Gives every email whose notification's priority offers it
@@ -631,6 +643,9 @@ impl DeliveryDispatcher {
                 if delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
                     self.remember_telegram_gone(claimed, &cause).await;
                 }
+                if delivery.channel == Channel::Webhook && cause.starts_with(WEBHOOK_GONE) {
+                    self.remember_webhook_gone(claimed, &cause).await;
+                }
                 let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
                 update(claimed, delivery.fail_permanent(cause), attempt)
             }
@@ -656,6 +671,30 @@ impl DeliveryDispatcher {
                 recipient_id = %claimed.recipient.id,
                 error = %e,
                 "could not remember that Telegram refused the chat"
+            ),
+        }
+    }
+
+    /// Disables the recipient's webhook URL after a `410 Gone`, so later notifications skip
+    /// it until the URL changes. A failure here is logged, not fatal.
+    async fn remember_webhook_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
+        let Some(url) = &claimed.recipient.webhook_url else {
+            return;
+        };
+        match self
+            .recipients
+            .mark_webhook_disabled(&claimed.recipient.id, url, cause)
+            .await
+        {
+            Ok(()) => tracing::warn!(
+                recipient_id = %claimed.recipient.id,
+                host = %url.host(),
+                "webhook endpoint answered 410 Gone; disabled for this recipient until the URL changes"
+            ),
+            Err(e) => tracing::error!(
+                recipient_id = %claimed.recipient.id,
+                error = %e,
+                "could not remember that the webhook endpoint is gone"
             ),
         }
     }
@@ -748,11 +787,34 @@ impl DeliveryDispatcher {
             Channel::WebPush => Attempt::Skipped(
                 SkipReason::Unreachable(Unreachable::NotConfigured(Channel::WebPush)).to_string(),
             ),
-            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
-                Attempt::Skipped(
-                    SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
-                )
+            Channel::Webhook => {
+                let Some(sender) = &self.webhook else {
+                    return Attempt::Skipped(
+                        Unreachable::NotConfigured(Channel::Webhook).to_string(),
+                    );
+                };
+                if let Err(unreachable) =
+                    recipient.reachability(Channel::Webhook, ChannelSet::all())
+                {
+                    return Attempt::Skipped(unreachable.to_string());
+                }
+                let (Some(url), Some(secret)) = (
+                    recipient.webhook_url.clone(),
+                    recipient.webhook_secret.clone(),
+                ) else {
+                    return Attempt::Skipped(Unreachable::NoWebhook.to_string());
+                };
+                let message = WebhookMessage {
+                    delivery_id: delivery.id.clone(),
+                    url,
+                    secret,
+                    body: crate::webhook::notification_created_body(notification, self.clock.now()),
+                };
+                Attempt::Tried(sender.send(&message).await)
             }
+            other @ (Channel::Slack | Channel::Sms | Channel::WhatsApp) => Attempt::Skipped(
+                SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
+            ),
         }
     }
 }

@@ -166,6 +166,12 @@ pub struct Settings {
     /// Comma-separated origins allowed to call `/api/v1/me` from browsers (CORS), such as
     /// `https://app.example.org`; empty: no CORS.
     pub cors_origins: String,
+    /// Whether signed webhooks may target loopback, private and link-local addresses
+    /// (`CLAIRON_WEBHOOK_ALLOW_PRIVATE`, `false` by default: the SSRF guard refuses them at
+    /// `PUT /recipients/{id}` for a literal address and at send time after resolution).
+    pub webhook_allow_private: bool,
+    /// Timeout of a whole webhook call, in ms (15 s by default); beyond, the try is transient.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -229,6 +235,8 @@ impl Default for Settings {
             smtp_timeout_ms: 30_000,
             telegram_timeout_ms: 30_000,
             cors_origins: String::new(),
+            webhook_allow_private: false,
+            webhook_timeout_ms: 15_000,
         }
     }
 }
@@ -520,6 +528,11 @@ impl Settings {
     /// The timeout of a whole Telegram Bot API call.
     pub fn telegram_timeout(&self) -> Duration {
         Duration::from_millis(self.telegram_timeout_ms.max(1))
+    }
+
+    /// The timeout of a whole webhook call.
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms.max(1))
     }
 
     /// The content bounds of one request.

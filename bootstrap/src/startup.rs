@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
+use clairon_adapters::channels::{ReqwestWebhookSender, WebhookTargets};
 use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
     RecipientTokens,
@@ -44,6 +45,7 @@ use clairon_application::commands::{
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::live::PublishAtCommit;
+use clairon_application::ports::WebhookSender;
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
@@ -262,6 +264,16 @@ impl Components {
             )))
         };
 
+        let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
+            ReqwestWebhookSender::new(
+                WebhookTargets {
+                    allow_private: settings.webhook_allow_private,
+                },
+                settings.webhook_timeout(),
+            )
+            .context("building the webhook client (CLAIRON_WEBHOOK_TIMEOUT_MS)")?,
+        );
+
         // One clock for the handlers and the repositories: adapters read time through it only.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
@@ -335,6 +347,8 @@ impl Components {
                 .into_iter()
                 .chain(telegram.is_some().then_some(Channel::Telegram))
                 .chain(Some(Channel::WebPush))
+                // Webhooks need no account: each recipient brings their URL and secret.
+                .chain(Some(Channel::Webhook))
                 .collect(),
         };
 
@@ -418,7 +432,8 @@ impl Components {
             .with_unsubscribe_links(Arc::new(SignedUnsubscribeLinks::new(
                 public_url.clone(),
                 unsubscribe_tokens.clone(),
-            ))),
+            )))
+            .with_webhook(webhook_sender.clone()),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
@@ -550,6 +565,7 @@ impl Components {
             opt_out: Arc::new(OptOutHandler::new(preference_store, clock.clone())),
             clock: clock.clone(),
             dashboard_zone,
+            webhook_allow_private: settings.webhook_allow_private,
         });
         let observability = Observability {
             metrics,

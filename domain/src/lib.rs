@@ -20,6 +20,7 @@ pub mod recipient;
 pub mod reminders;
 pub mod routing;
 pub mod rules;
+pub mod webhook;
 
 pub use access::ApiScope;
 pub use channel::{Channel, ChannelName, ChannelSet, KNOWN_CHANNELS};
@@ -46,3 +47,4 @@ pub use recipient::{
 pub use routing::{
     EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
 };
+pub use webhook::{is_private_target, WebhookSecret, WebhookUrl};

@@ -11,9 +11,11 @@ pub mod fallback;
 pub mod pacing;
 pub mod telegram;
 pub mod web_push;
+pub mod webhook;
 
 pub use email::{EmailConfigError, LettreEmailSender};
 pub use fallback::FallbackEmailSender;
 pub use pacing::{DestinationPacer, PacedTelegramSender};
 pub use telegram::FrankensteinTelegramSender;
 pub use web_push::{PushPayload, PushTarget, VapidKeys, WebPushSender};
+pub use webhook::{ReqwestWebhookSender, WebhookTargets};

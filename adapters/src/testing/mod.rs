@@ -10,6 +10,10 @@
 //! - [`push_stub::PushStub`]: a Web Push service playing one browser's subscription, checking
 //!   the VAPID JWT with OpenSSL and decrypting the payload with Mozilla's `ece`.
 //!
+//! - [`webhook_stub::WebhookStub`]: a receiver of signed webhooks (Standard Webhooks 1.0) that
+//!   checks the headers and body shape, records requests and answers scripted statuses;
+//!   [`webhook_stub::verify_with_reference`] checks a signature with the reference library.
+//!
 //! Nothing here is compiled into the service itself.
 
 use actix_web::dev::ServerHandle;
@@ -18,10 +22,12 @@ use actix_web::{web, App, FromRequest, Handler, HttpServer, Responder};
 pub mod push_stub;
 pub mod smtp_sink;
 pub mod telegram_stub;
+pub mod webhook_stub;
 
 pub use push_stub::{PushStub, ReceivedPush};
 pub use smtp_sink::{ParsedMailbox, ReceivedEmail, SmtpAttempt, SmtpSink};
 pub use telegram_stub::{ReceivedTelegramMessage, StubChatId, TelegramStub};
+pub use webhook_stub::{verify_with_reference, ReceivedWebhook, WebhookStub};
 
 /// Serves `answer` for every request on `listener`, with `state` as app data, on a thread of
 /// its own named `name` (one worker, no signal handling, 1 s shutdown): the provider stand-ins'
