@@ -76,7 +76,12 @@ async fn a_recipient_with_a_webhook_gets_the_planning_event_signed() {
         .unwrap()
         .clone();
     let artist = event["artist_ids"][0].as_str().unwrap().to_owned();
-    hook_up(&app, &artist, &format!("{}/hooks/clairon?t=tok", stub.base_url())).await;
+    hook_up(
+        &app,
+        &artist,
+        &format!("{}/hooks/clairon?t=tok", stub.base_url()),
+    )
+    .await;
 
     let answer = app.post_event(&event).await;
     assert!(matches!(answer.status, 200 | 202), "{}", answer.json);
@@ -106,13 +111,28 @@ async fn a_410_disables_the_endpoint_and_the_next_delivery_is_skipped_until_the_
     stub.answer_next(410);
 
     let first = notify(&app, "artist-1").await;
-    let failed = app.wait_for_delivery(&first, "webhook", "failed", WAIT).await;
-    assert!(failed["last_error"].as_str().unwrap_or_default().contains("410") || failed.to_string().contains("410"), "{failed}");
+    let failed = app
+        .wait_for_delivery(&first, "webhook", "failed", WAIT)
+        .await;
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("410")
+            || failed.to_string().contains("410"),
+        "{failed}"
+    );
     let recipient = app.get("/api/v1/recipients/artist-1").await;
-    assert!(recipient.json["webhook"]["disabled"].is_string(), "{}", recipient.json);
+    assert!(
+        recipient.json["webhook"]["disabled"].is_string(),
+        "{}",
+        recipient.json
+    );
 
     let second = notify(&app, "artist-1").await;
-    let skipped = app.wait_for_delivery(&second, "webhook", "skipped", WAIT).await;
+    let skipped = app
+        .wait_for_delivery(&second, "webhook", "skipped", WAIT)
+        .await;
     assert!(skipped.to_string().contains("disabled"), "{skipped}");
     assert_eq!(stub.received().len(), 1, "nothing more was posted");
 
@@ -145,9 +165,17 @@ async fn the_secret_is_write_only_required_with_the_url_and_private_targets_are_
     let mut named = fields(&bad);
     named.sort();
     assert_eq!(named, vec!["webhook_secret", "webhook_url"]);
-    assert!(!bad.json.to_string().contains("nope"), "the secret is never repeated");
+    assert!(
+        !bad.json.to_string().contains("nope"),
+        "the secret is never repeated"
+    );
 
-    for private in ["http://127.0.0.1:9/x", "http://10.0.0.8/x", "http://[::1]/x", "http://169.254.169.254/"] {
+    for private in [
+        "http://127.0.0.1:9/x",
+        "http://10.0.0.8/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/",
+    ] {
         let refused = app
             .put(
                 "/api/v1/recipients/artist-1",
@@ -171,6 +199,9 @@ async fn the_secret_is_write_only_required_with_the_url_and_private_targets_are_
         json!({"url": "hooks.example.org", "configured": true, "disabled": null})
     );
     let text = shown.to_string();
-    assert!(!text.contains("whsec_") && !text.contains("secret-path"), "{text}");
+    assert!(
+        !text.contains("whsec_") && !text.contains("secret-path"),
+        "{text}"
+    );
     assert!(!put.json.to_string().contains("whsec_"), "{}", put.json);
 }

@@ -710,6 +710,10 @@ pub struct RecipientProfile {
     pub timezone: Option<String>,
     /// Why Telegram refused their chat id for good, if it did.
     pub telegram_unreachable: Option<String>,
+    /// Their webhook URL (the signing secret is never exported).
+    pub webhook_url: Option<String>,
+    /// Why their webhook endpoint is disabled, if it answered 410.
+    pub webhook_disabled: Option<String>,
 }
 
 impl From<RecipientProfileView> for RecipientProfile {
@@ -723,6 +727,8 @@ impl From<RecipientProfileView> for RecipientProfile {
             locale: r.locale,
             timezone: r.timezone,
             telegram_unreachable: r.telegram_unreachable,
+            webhook_url: r.webhook_url,
+            webhook_disabled: r.webhook_disabled,
         }
     }
 }
