@@ -28,6 +28,7 @@ use clairon_domain::{
     NotificationId, NotificationKind, PhoneNumber, Priority, Recipient, RecipientId, SourceEventId,
     TelegramChatId, TimeZone, Title,
 };
+use clairon_domain::{WebhookSecret, WebhookUrl};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use rstest::rstest;
 
@@ -230,6 +231,9 @@ fn recipient(id: &str) -> Recipient {
         locale: Some(Locale::Fr),
         timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
         telegram_unreachable: None,
+        webhook_url: None,
+        webhook_secret: None,
+        webhook_disabled: None,
     }
 }
 
@@ -1615,6 +1619,58 @@ async fn a_chat_telegram_refused_stays_unreachable_until_the_chat_id_changes(
     assert_eq!(
         back_again.telegram_unreachable, None,
         "a different chat id cleared it for good"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_round_trips_and_a_410_disables_it_until_the_url_changes(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    let recipients = t.recipients();
+    let url = WebhookUrl::parse("https://hooks.example.org/a?t=1").unwrap();
+    let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let mut hooked = recipient("artist-1");
+    hooked.webhook_url = Some(url.clone());
+    hooked.webhook_secret = Some(secret.clone());
+    recipients.upsert_many(&[hooked.clone()]).await.unwrap();
+    let stored = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    assert_eq!(stored.webhook_url.as_ref(), Some(&url));
+    assert_eq!(stored.webhook_secret.as_ref(), Some(&secret));
+    assert_eq!(stored.webhook_disabled, None);
+
+    let other = WebhookUrl::parse("https://hooks.example.org/old").unwrap();
+    recipients
+        .mark_webhook_disabled(&rid("artist-1"), &other, "410 Gone")
+        .await
+        .unwrap();
+    let untouched = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    recipients
+        .mark_webhook_disabled(&rid("artist-1"), &url, "410 Gone: bye")
+        .await
+        .unwrap();
+    let disabled = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    recipients.upsert_many(&[hooked.clone()]).await.unwrap();
+    let same_url = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    let mut moved = hooked.clone();
+    moved.webhook_url = Some(other);
+    recipients.upsert_many(&[moved]).await.unwrap();
+    recipients.upsert_many(&[hooked]).await.unwrap();
+    let back = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+
+    assert_eq!(
+        untouched.webhook_disabled, None,
+        "a mark for another URL is ignored"
+    );
+    assert_eq!(disabled.webhook_disabled.as_deref(), Some("410 Gone: bye"));
+    assert_eq!(
+        same_url.webhook_disabled, disabled.webhook_disabled,
+        "an upsert with the same URL keeps it disabled"
+    );
+    assert_eq!(
+        back.webhook_disabled, None,
+        "a different URL enabled it again"
     );
 }
 

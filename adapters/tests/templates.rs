@@ -65,6 +65,9 @@ fn directory(locale: Locale) -> HashMap<RecipientId, Recipient> {
         locale: Some(locale),
         timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
         telegram_unreachable: None,
+        webhook_url: None,
+        webhook_secret: None,
+        webhook_disabled: None,
     })
     .map(|r| (r.id.clone(), r))
     .collect()

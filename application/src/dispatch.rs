@@ -54,7 +54,7 @@ use crate::ports::{
     DispatchObserver, EmailMessage, EmailSender, FallbackLink, IdGenerator, NotificationRepository,
     RealtimeEvent, RealtimePublisher, RecipientRepository, RepositoryError, RetrySchedule,
     SendOutcome, TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
-    Timer, UnsubscribeLinks,
+    Timer, UnsubscribeLinks, WebhookMessage, WebhookSender, WEBHOOK_GONE,
 };
 use crate::ports::{SmsMessage, SmsSender};
 
@@ -242,6 +242,8 @@ pub struct DeliveryDispatcher {
     ids: Option<Arc<dyn IdGenerator>>,
     /// Sends SMS and WhatsApp messages; `None` when no provider account is configured.
     sms: Option<Arc<dyn SmsSender>>,
+    /// Posts signed webhooks; without one, webhook deliveries are skipped as not configured.
+    webhook: Option<Arc<dyn WebhookSender>>,
 }
 
 impl DeliveryDispatcher {
@@ -280,6 +282,7 @@ impl DeliveryDispatcher {
             deferred: Mutex::new(BinaryHeap::new()),
             ids: None,
             sms: None,
+            webhook: None,
         }
     }
 
@@ -298,6 +301,15 @@ impl DeliveryDispatcher {
     #[must_use]
     pub fn with_sms(mut self, sender: Option<Arc<dyn SmsSender>>) -> Self {
         self.sms = sender;
+        self
+    }
+
+    /// Delivers the `webhook` channel through `sender`: each delivery's notification posted as a
+    /// signed `notification.created` webhook (Standard Webhooks 1.0) to the recipient's URL; a
+    /// `410 Gone` disables that URL for the recipient until it changes.
+    #[must_use]
+    pub fn with_webhook(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhook = Some(sender);
         self
     }
 
@@ -722,6 +734,9 @@ impl DeliveryDispatcher {
                 if delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
                     self.remember_telegram_gone(claimed, &cause).await;
                 }
+                if delivery.channel == Channel::Webhook && cause.starts_with(WEBHOOK_GONE) {
+                    self.remember_webhook_gone(claimed, &cause).await;
+                }
                 let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
                 update(claimed, delivery.fail_permanent(cause), attempt)
             }
@@ -747,6 +762,30 @@ impl DeliveryDispatcher {
                 recipient_id = %claimed.recipient.id,
                 error = %e,
                 "could not remember that Telegram refused the chat"
+            ),
+        }
+    }
+
+    /// Disables the recipient's webhook URL after a `410 Gone`, so later notifications skip
+    /// it until the URL changes. A failure here is logged, not fatal.
+    async fn remember_webhook_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
+        let Some(url) = &claimed.recipient.webhook_url else {
+            return;
+        };
+        match self
+            .recipients
+            .mark_webhook_disabled(&claimed.recipient.id, url, cause)
+            .await
+        {
+            Ok(()) => tracing::warn!(
+                recipient_id = %claimed.recipient.id,
+                host = %url.host(),
+                "webhook endpoint answered 410 Gone; disabled for this recipient until the URL changes"
+            ),
+            Err(e) => tracing::error!(
+                recipient_id = %claimed.recipient.id,
+                error = %e,
+                "could not remember that the webhook endpoint is gone"
             ),
         }
     }
@@ -862,7 +901,32 @@ impl DeliveryDispatcher {
                 };
                 Attempt::Tried(sender.send(&message).await)
             }
-            other @ (Channel::Slack | Channel::Webhook) => Attempt::Skipped(
+            Channel::Webhook => {
+                let Some(sender) = &self.webhook else {
+                    return Attempt::Skipped(
+                        Unreachable::NotConfigured(Channel::Webhook).to_string(),
+                    );
+                };
+                if let Err(unreachable) =
+                    recipient.reachability(Channel::Webhook, ChannelSet::all())
+                {
+                    return Attempt::Skipped(unreachable.to_string());
+                }
+                let (Some(url), Some(secret)) = (
+                    recipient.webhook_url.clone(),
+                    recipient.webhook_secret.clone(),
+                ) else {
+                    return Attempt::Skipped(Unreachable::NoWebhook.to_string());
+                };
+                let message = WebhookMessage {
+                    delivery_id: delivery.id.clone(),
+                    url,
+                    secret,
+                    body: crate::webhook::notification_created_body(notification, self.clock.now()),
+                };
+                Attempt::Tried(sender.send(&message).await)
+            }
+            other @ Channel::Slack => Attempt::Skipped(
                 SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
             ),
         }

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod queries;
 pub mod routing;
 pub mod scheduler;
+pub mod webhook;
 
 #[cfg(test)]
 mod test_support;

@@ -22,6 +22,9 @@ pub fn recipient(id: &str) -> Recipient {
         locale: Some(Locale::Fr),
         timezone: Some(TimeZone::parse("America/Montreal").unwrap()),
         telegram_unreachable: None,
+        webhook_url: None,
+        webhook_secret: None,
+        webhook_disabled: None,
     }
 }
 

@@ -33,6 +33,9 @@ async fn main() -> anyhow::Result<()> {
         locale: Some(Locale::Fr),
         timezone: Some(TimeZone::parse("America/Montreal")?),
         telegram_unreachable: None,
+        webhook_url: None,
+        webhook_secret: None,
+        webhook_disabled: None,
     };
     clairon
         .handlers

@@ -185,6 +185,12 @@ pub struct Settings {
     /// Timeout of a whole Twilio API call, in ms (30 s by default; connecting gets at most
     /// 10 s of it).
     pub twilio_timeout_ms: u64,
+    /// Whether signed webhooks may target loopback, private and link-local addresses
+    /// (`CLAIRON_WEBHOOK_ALLOW_PRIVATE`, `false` by default: the SSRF guard refuses them at
+    /// `PUT /recipients/{id}` for a literal address and at send time after resolution).
+    pub webhook_allow_private: bool,
+    /// Timeout of a whole webhook call, in ms (15 s by default); beyond, the try is transient.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -255,6 +261,8 @@ impl Default for Settings {
             sms_from: String::new(),
             whatsapp_from: String::new(),
             twilio_timeout_ms: 30_000,
+            webhook_allow_private: false,
+            webhook_timeout_ms: 15_000,
         }
     }
 }
@@ -579,6 +587,11 @@ impl Settings {
     /// The timeout of a whole Telegram Bot API call.
     pub fn telegram_timeout(&self) -> Duration {
         Duration::from_millis(self.telegram_timeout_ms.max(1))
+    }
+
+    /// The timeout of a whole webhook call.
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms.max(1))
     }
 
     /// The content bounds of one request.

@@ -13,6 +13,7 @@ use clairon_adapters::channels::TwilioSmsSender;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
+use clairon_adapters::channels::{ReqwestWebhookSender, WebhookTargets};
 use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
     RecipientTokens,
@@ -46,6 +47,7 @@ use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::live::PublishAtCommit;
 use clairon_application::ports::SmsSender;
+use clairon_application::ports::WebhookSender;
 use clairon_application::ports::{
     Clock, DatabaseProblem, DeliveryWaker, DispatcherHealth, EmailSender, HealthProbe, IdGenerator,
     JobAlerts, JobRunRepository, NotificationRepository, OperationsStatsSource,
@@ -273,6 +275,15 @@ impl Components {
             )),
             None => None,
         };
+        let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
+            ReqwestWebhookSender::new(
+                WebhookTargets {
+                    allow_private: settings.webhook_allow_private,
+                },
+                settings.webhook_timeout(),
+            )
+            .context("building the webhook client (CLAIRON_WEBHOOK_TIMEOUT_MS)")?,
+        );
 
         // One clock for the handlers and the repositories: adapters read time through it only.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -359,6 +370,8 @@ impl Components {
                         .filter(|t| t.whatsapp_from.is_some())
                         .map(|_| Channel::WhatsApp),
                 )
+                // Webhooks need no account: each recipient brings their URL and secret.
+                .chain(Some(Channel::Webhook))
                 .collect(),
         };
 
@@ -445,7 +458,8 @@ impl Components {
                 public_url.clone(),
                 unsubscribe_tokens.clone(),
             )))
-            .with_sms(sms.clone()),
+            .with_sms(sms.clone())
+            .with_webhook(webhook_sender.clone()),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
@@ -577,6 +591,7 @@ impl Components {
             opt_out: Arc::new(OptOutHandler::new(preference_store, clock.clone())),
             clock: clock.clone(),
             dashboard_zone,
+            webhook_allow_private: settings.webhook_allow_private,
         });
         let observability = Observability {
             metrics,

@@ -19,7 +19,8 @@ use tracing_subscriber::{fmt, EnvFilter};
 /// email addresses keep their first character and domain (`z***@example.org`), JWTs (recipient
 /// tokens) become `<token>`, generated API keys (`clr_…`) become `clr_***`, anything shaped
 /// like a Telegram bot token (`123456789:AA…`) becomes `<bot-token>`, and the token of an
-/// unsubscribe link (`/unsubscribe/<token>`: it unsubscribes whoever holds it) `<link>`.
+/// unsubscribe link (`/unsubscribe/<token>`: it unsubscribes whoever holds it) `<link>`, and a
+/// webhook signing secret (`whsec_…`) `whsec_***`.
 #[derive(Debug, Clone)]
 pub struct Masker {
     secrets: Vec<String>,
@@ -28,6 +29,8 @@ pub struct Masker {
     generated_key: Regex,
     bot_token: Regex,
     unsubscribe_link: Regex,
+    /// A Standard Webhooks signing secret (`whsec_` + base64).
+    webhook_secret: Regex,
 }
 
 impl Masker {
@@ -53,6 +56,7 @@ impl Masker {
             bot_token: Regex::new(r"\b\d{6,}:[A-Za-z0-9_\-]{30,}").expect("a valid pattern"),
             unsubscribe_link: Regex::new(r"/unsubscribe/[A-Za-z0-9_\-.]+")
                 .expect("a valid pattern"),
+            webhook_secret: Regex::new(r"whsec_[A-Za-z0-9+/=]+").expect("a valid pattern"),
         }
     }
 
@@ -69,6 +73,7 @@ impl Masker {
             (&self.generated_key, "clr_***"),
             (&self.bot_token, "<bot-token>"),
             (&self.unsubscribe_link, "/unsubscribe/<link>"),
+            (&self.webhook_secret, "whsec_***"),
             (&self.email, "$1***@$2"),
         ] {
             if pattern.is_match(&out) {
@@ -198,6 +203,15 @@ mod tests {
         assert_eq!(
             masker.mask("550 <zoe.tremblay@example.org>: unknown user"),
             "550 <z***@example.org>: unknown user"
+        );
+    }
+
+    #[test]
+    fn webhook_signing_secrets_are_hidden() {
+        let masker = Masker::new(Vec::new());
+        assert_eq!(
+            masker.mask("secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw end"),
+            "secret=whsec_*** end"
         );
     }
 

@@ -21,6 +21,7 @@ pub mod reminders;
 pub mod routing;
 pub mod rules;
 pub mod sms;
+pub mod webhook;
 
 pub use access::ApiScope;
 pub use channel::{Channel, ChannelName, ChannelSet, KNOWN_CHANNELS};
@@ -47,3 +48,4 @@ pub use recipient::{
 pub use routing::{
     EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
 };
+pub use webhook::{is_private_target, WebhookSecret, WebhookUrl};

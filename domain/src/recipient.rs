@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::{Channel, ChannelSet};
 use crate::error::{flatten_controls, single_line_text, ValidationError};
+use crate::webhook::{WebhookSecret, WebhookUrl};
 
 /// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`,
 /// other than `.` and `..`.
@@ -356,6 +357,16 @@ pub struct Recipient {
     /// "chat not found", 403 "bot was blocked by the user"). Set by the delivery engine, never
     /// by an upsert; a new chat id clears it. `None` for everyone else.
     pub telegram_unreachable: Option<String>,
+    /// Where their signed webhooks go (Standard Webhooks 1.0); `None` means the webhook channel
+    /// cannot reach them.
+    pub webhook_url: Option<WebhookUrl>,
+    /// The secret their webhooks are signed with; write-only (never answered nor serialised:
+    /// serde skips it, so a serialised recipient reads back without one).
+    #[serde(skip)]
+    pub webhook_secret: Option<WebhookSecret>,
+    /// Why their webhook endpoint is disabled, when it answered `410 Gone`. Set by the delivery
+    /// engine, never by an upsert; a new URL clears it. `None` for everyone else.
+    pub webhook_disabled: Option<String>,
 }
 
 /// Why a channel cannot reach a recipient; becomes a `skipped` delivery's reason.
@@ -377,6 +388,12 @@ pub enum Unreachable {
     /// The recipient has no phone number, which SMS and WhatsApp need.
     #[error("recipient has no phone number")]
     NoPhone,
+    /// The recipient has no webhook URL and secret.
+    #[error("recipient has no webhook URL and secret")]
+    NoWebhook,
+    /// Their webhook endpoint answered `410 Gone`; it stays disabled until the URL changes.
+    #[error("the webhook endpoint is disabled until its URL changes: {0}")]
+    WebhookDisabled(String),
     /// Clairon has no provider configured for this channel (Slack, webhooks, SMS, WhatsApp until
     /// their adapters land).
     #[error("{0} is not configured")]
@@ -413,7 +430,17 @@ impl Recipient {
             // Web Push reaches a recipient through their push subscriptions, which the
             // dispatcher reads: one delivery per subscription, addressed to its endpoint.
             Channel::WebPush => Ok(()),
-            other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp)
+            Channel::Webhook if !providers.contains(Channel::Webhook) => {
+                Err(Unreachable::NotConfigured(Channel::Webhook))
+            }
+            Channel::Webhook if self.webhook_url.is_none() || self.webhook_secret.is_none() => {
+                Err(Unreachable::NoWebhook)
+            }
+            Channel::Webhook => match &self.webhook_disabled {
+                Some(reason) => Err(Unreachable::WebhookDisabled(reason.clone())),
+                None => Ok(()),
+            },
+            other @ (Channel::Slack | Channel::Sms | Channel::WhatsApp)
                 if !providers.contains(other) =>
             {
                 Err(Unreachable::NotConfigured(other))
@@ -422,7 +449,7 @@ impl Recipient {
             Channel::Sms | Channel::WhatsApp if self.phone.is_none() => Err(Unreachable::NoPhone),
             Channel::Sms | Channel::WhatsApp => Ok(()),
             // Their adapters say which address they need; until then, none reaches anyone.
-            other @ (Channel::Slack | Channel::Webhook) => Err(Unreachable::NotConfigured(other)),
+            other @ Channel::Slack => Err(Unreachable::NotConfigured(other)),
         }
     }
 }
@@ -442,6 +469,9 @@ mod tests {
             locale: None,
             timezone: None,
             telegram_unreachable: None,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_disabled: None,
         }
     }
 
@@ -653,6 +683,36 @@ mod tests {
         assert_eq!(
             blocked.reachability(Channel::Email, ChannelSet::all()),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_webhook_needs_its_provider_a_url_and_a_secret_and_is_skipped_once_gone() {
+        let mut hooked = artist(None, None);
+        assert_eq!(
+            hooked.reachability(Channel::Webhook, ChannelSet::all()),
+            Err(Unreachable::NoWebhook)
+        );
+        hooked.webhook_url = Some(WebhookUrl::parse("https://hooks.example.org/x").unwrap());
+        assert_eq!(
+            hooked.reachability(Channel::Webhook, ChannelSet::all()),
+            Err(Unreachable::NoWebhook),
+            "a URL without a secret cannot be signed"
+        );
+        hooked.webhook_secret =
+            Some(WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap());
+        assert_eq!(
+            hooked.reachability(Channel::Webhook, ChannelSet::all()),
+            Ok(())
+        );
+        assert_eq!(
+            hooked.reachability(Channel::Webhook, ChannelSet::default()),
+            Err(Unreachable::NotConfigured(Channel::Webhook))
+        );
+        hooked.webhook_disabled = Some("410 Gone".into());
+        assert_eq!(
+            hooked.reachability(Channel::Webhook, ChannelSet::all()),
+            Err(Unreachable::WebhookDisabled("410 Gone".into()))
         );
     }
 }

@@ -303,6 +303,9 @@ mod tests {
             locale: Some(locale),
             timezone: Some(TimeZone::parse(zone).unwrap()),
             telegram_unreachable: None,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_disabled: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod pacing;
 pub mod telegram;
 pub mod twilio;
 pub mod web_push;
+pub mod webhook;
 
 pub use email::{EmailConfigError, LettreEmailSender};
 pub use fallback::FallbackEmailSender;
@@ -19,3 +20,4 @@ pub use pacing::{DestinationPacer, PacedTelegramSender};
 pub use telegram::FrankensteinTelegramSender;
 pub use twilio::{TwilioAccount, TwilioSmsSender};
 pub use web_push::{PushPayload, PushTarget, VapidKeys, WebPushSender};
+pub use webhook::{ReqwestWebhookSender, WebhookTargets};

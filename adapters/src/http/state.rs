@@ -87,4 +87,7 @@ pub struct Handlers {
     pub clock: Arc<dyn Clock>,
     /// The zone the dashboard's "since yesterday 18:00" is read in (`CLAIRON_DASHBOARD_TIMEZONE`).
     pub dashboard_zone: clairon_domain::TimeZone,
+    /// Whether webhook URLs may name loopback, private or link-local addresses
+    /// (`CLAIRON_WEBHOOK_ALLOW_PRIVATE`); `false` refuses them at `PUT /recipients/{id}`.
+    pub webhook_allow_private: bool,
 }

@@ -12,6 +12,7 @@ use clairon_domain::{
     NotificationKind, PhoneNumber, Priority, Recipient, RecipientId, SourceEventId, TelegramChatId,
     TimeZone, Title, ValidationError,
 };
+use clairon_domain::{WebhookSecret, WebhookUrl};
 use diesel::prelude::*;
 
 use super::connection::DbError;
@@ -56,6 +57,14 @@ pub(crate) struct RecipientRow {
     pub telegram_unreachable_chat_id: Option<String>,
     /// What Telegram said about it.
     pub telegram_unreachable_reason: Option<String>,
+    /// Where their signed webhooks go.
+    pub webhook_url: Option<String>,
+    /// Their webhook signing secret (`whsec_…`).
+    pub webhook_secret: Option<String>,
+    /// The webhook URL that answered 410; only counts while it is still `webhook_url`.
+    pub webhook_disabled_url: Option<String>,
+    /// What that endpoint answered.
+    pub webhook_disabled_reason: Option<String>,
 }
 
 /// Every field an upsert replaces (all but the id and the creation time).
@@ -69,6 +78,8 @@ pub(crate) struct RecipientChanges {
     pub locale: Option<String>,
     pub timezone: Option<String>,
     pub updated_at: NaiveDateTime,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
 }
 
 impl RecipientRow {
@@ -87,6 +98,10 @@ impl RecipientRow {
             updated_at: now,
             telegram_unreachable_chat_id: None,
             telegram_unreachable_reason: None,
+            webhook_url: changes.webhook_url,
+            webhook_secret: changes.webhook_secret,
+            webhook_disabled_url: None,
+            webhook_disabled_reason: None,
         }
     }
 
@@ -101,6 +116,13 @@ impl RecipientRow {
                     .or_else(|| Some("Telegram refused this chat".to_owned())),
                 _ => None,
             };
+        let webhook_disabled = match (&self.webhook_disabled_url, &self.webhook_url) {
+            (Some(gone), Some(current)) if gone == current => self
+                .webhook_disabled_reason
+                .clone()
+                .or_else(|| Some("410 Gone".to_owned())),
+            _ => None,
+        };
         Ok(Recipient {
             id: RecipientId::parse(&self.id).map_err(&bad)?,
             // Leniently: a name stored before line breaks were refused still loads.
@@ -136,6 +158,20 @@ impl RecipientRow {
                 .transpose()
                 .map_err(&bad)?,
             telegram_unreachable,
+            webhook_url: self
+                .webhook_url
+                .as_deref()
+                .map(WebhookUrl::parse)
+                .transpose()
+                .map_err(&bad)?,
+            webhook_secret: self
+                .webhook_secret
+                .as_deref()
+                .map(WebhookSecret::parse)
+                // Never the stored value in a corruption report: only its field.
+                .transpose()
+                .map_err(|e| bad(ValidationError::new(e.field, "does not validate")))?,
+            webhook_disabled,
         })
     }
 }
@@ -154,6 +190,14 @@ impl RecipientChanges {
             locale: recipient.locale.map(|l| l.as_str().to_owned()),
             timezone: recipient.timezone.map(|t| t.name().to_owned()),
             updated_at: now,
+            webhook_url: recipient
+                .webhook_url
+                .as_ref()
+                .map(|u| u.as_str().to_owned()),
+            webhook_secret: recipient
+                .webhook_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
         }
     }
 }

@@ -34,6 +34,14 @@ diesel::table! {
         /// The generation every valid recipient token of theirs carries (claim `gen`): random,
         /// drawn anew when their tokens are revoked; never 0 for a row the application made.
         token_generation -> BigInt,
+        /// Where their signed webhooks are posted (http or https URL).
+        webhook_url -> Nullable<Text>,
+        /// Their webhook signing secret, `whsec_` + base64; never answered nor logged.
+        webhook_secret -> Nullable<Text>,
+        /// The webhook URL that answered 410 Gone; only counts while it is still `webhook_url`.
+        webhook_disabled_url -> Nullable<Text>,
+        /// What the endpoint answered when it was disabled.
+        webhook_disabled_reason -> Nullable<Text>,
     }
 }
 

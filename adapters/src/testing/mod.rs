@@ -12,6 +12,9 @@
 //!
 //! - [`twilio_stub::TwilioStub`]: Twilio's Messages API (SMS and WhatsApp), checking the
 //!   path, Basic auth, form body and E.164 numbers, with scripted Twilio errors.
+//! - [`webhook_stub::WebhookStub`]: a receiver of signed webhooks (Standard Webhooks 1.0) that
+//!   checks the headers and body shape, records requests and answers scripted statuses;
+//!   [`webhook_stub::verify_with_reference`] checks a signature with the reference library.
 //!
 //! Nothing here is compiled into the service itself.
 
@@ -22,11 +25,13 @@ pub mod push_stub;
 pub mod smtp_sink;
 pub mod telegram_stub;
 pub mod twilio_stub;
+pub mod webhook_stub;
 
 pub use push_stub::{PushStub, ReceivedPush};
 pub use smtp_sink::{ParsedMailbox, ReceivedEmail, SmtpAttempt, SmtpSink};
 pub use telegram_stub::{ReceivedTelegramMessage, StubChatId, TelegramStub};
 pub use twilio_stub::{ReceivedSms, TwilioStub};
+pub use webhook_stub::{verify_with_reference, ReceivedWebhook, WebhookStub};
 
 /// Serves `answer` for every request on `listener`, with `state` as app data, on a thread of
 /// its own named `name` (one worker, no signal handling, 1 s shutdown): the provider stand-ins'

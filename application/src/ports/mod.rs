@@ -60,6 +60,7 @@ pub use routing::{RoutingRulesRepository, RulesVersion, TopicRepository};
 pub use senders::{
     EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
 };
+pub use senders::{WebhookMessage, WebhookSender, WEBHOOK_GONE};
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 pub use token_generations::TokenGenerations;
 
@@ -104,6 +105,8 @@ pub use recipient_repository::MockRecipientRepository;
 pub use retry::MockRetrySchedule;
 #[cfg(any(test, feature = "mocks"))]
 pub use routing::{MockRoutingRulesRepository, MockTopicRepository};
+#[cfg(any(test, feature = "mocks"))]
+pub use senders::MockWebhookSender;
 #[cfg(any(test, feature = "mocks"))]
 pub use senders::{MockEmailSender, MockTelegramSender};
 #[cfg(any(test, feature = "mocks"))]

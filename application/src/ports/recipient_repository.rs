@@ -1,7 +1,7 @@
 //! Where recipients are kept.
 
 use async_trait::async_trait;
-use clairon_domain::{Recipient, RecipientId, TelegramChatId};
+use clairon_domain::{Recipient, RecipientId, TelegramChatId, WebhookUrl};
 
 use super::RepositoryError;
 
@@ -52,6 +52,19 @@ pub trait RecipientRepository: Send + Sync {
         &self,
         id: &RecipientId,
         chat_id: &TelegramChatId,
+        reason: &str,
+    ) -> Result<(), RepositoryError>;
+
+    /// Remembers that the webhook endpoint `url` answered `410 Gone` (`reason`): from now on the
+    /// recipient reads back with `webhook_disabled` set, until their webhook URL changes. MUST do
+    /// nothing when the recipient is unknown or their URL is no longer `url`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails.
+    async fn mark_webhook_disabled(
+        &self,
+        id: &RecipientId,
+        url: &WebhookUrl,
         reason: &str,
     ) -> Result<(), RepositoryError>;
 }

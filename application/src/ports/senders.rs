@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use clairon_domain::{
     DeliveryId, DisplayName, EmailAddress, NotificationId, PhoneNumber, TelegramChatId,
 };
+use clairon_domain::{WebhookSecret, WebhookUrl};
 
 /// What a provider did with a message. A 429 is not a failure of the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,3 +125,34 @@ pub trait SmsSender: Send + Sync {
     /// the text.
     async fn send(&self, message: &SmsMessage) -> SendOutcome;
 }
+/// A signed webhook (Standard Webhooks 1.0), ready to post: the sender signs `body` with
+/// `secret` under `delivery_id` and the time of the try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookMessage {
+    /// The delivery it belongs to: the `webhook-id` header, the same on every retry, so the
+    /// receiver can drop a duplicate.
+    pub delivery_id: DeliveryId,
+    /// Where it is posted. Never logged whole (its path or query may carry a token).
+    pub url: WebhookUrl,
+    /// The signing secret (`whsec_…`); its `Debug` hides it.
+    pub secret: WebhookSecret,
+    /// The JSON body, exactly as signed and sent.
+    pub body: Vec<u8>,
+}
+
+/// Posts signed webhooks.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// Posts `message` with the `webhook-id`, `webhook-timestamp` and `webhook-signature`
+    /// headers. MUST classify answers: `2xx` is [`SendOutcome::Sent`]; `410` is
+    /// [`SendOutcome::Permanent`] with a cause starting with [`WEBHOOK_GONE`] (the dispatcher
+    /// then disables the endpoint); `429`, `5xx`, timeouts and network errors are
+    /// [`SendOutcome::Transient`]; any other answer, and a target the SSRF guard refuses, is
+    /// [`SendOutcome::Permanent`]. Never panics.
+    async fn send(&self, message: &WebhookMessage) -> SendOutcome;
+}
+
+/// How a [`WebhookSender`]'s cause for a `410 Gone` answer starts: the endpoint asks not to be
+/// called again (Standard Webhooks 1.0, "Disabling endpoints").
+pub const WEBHOOK_GONE: &str = "410 Gone";

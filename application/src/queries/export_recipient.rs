@@ -47,6 +47,10 @@ pub struct RecipientProfileView {
     pub timezone: Option<String>,
     /// Why Telegram refused their chat id for good, if it did.
     pub telegram_unreachable: Option<String>,
+    /// Their webhook URL, whole (it is theirs); the signing secret is never exported.
+    pub webhook_url: Option<String>,
+    /// Why their webhook endpoint is disabled, if it answered 410.
+    pub webhook_disabled: Option<String>,
 }
 
 impl From<Recipient> for RecipientProfileView {
@@ -60,6 +64,8 @@ impl From<Recipient> for RecipientProfileView {
             locale: r.locale.map(|l| l.as_str()),
             timezone: r.timezone.map(|t| t.name().to_owned()),
             telegram_unreachable: r.telegram_unreachable,
+            webhook_url: r.webhook_url.map(|u| u.as_str().to_owned()),
+            webhook_disabled: r.webhook_disabled,
         }
     }
 }

@@ -30,3 +30,4 @@ mod security;
 mod sms;
 mod topics;
 mod unsubscribe;
+mod webhooks;

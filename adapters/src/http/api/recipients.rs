@@ -14,7 +14,7 @@ use crate::http::credentials::tokens::RecipientTokens;
 use crate::http::extract::{recipient_id, JsonBody};
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::schema::params::{IdempotencyKeyHeader, RecipientPath};
-use crate::http::schema::requests::{ImportBody, RecipientBody};
+use crate::http::schema::requests::{refuse_private_webhook_targets, ImportBody, RecipientBody};
 use crate::http::schema::responses::{ImportResult, IssuedToken, RecipientResponse};
 use crate::http::state::Handlers;
 
@@ -38,6 +38,11 @@ pub async fn put_recipient(
     JsonBody(body): JsonBody<RecipientBody>,
 ) -> Result<HttpResponse, ApiError> {
     let recipient = body.into_recipient(&path)?;
+    refuse_private_webhook_targets(
+        std::slice::from_ref(&recipient),
+        handlers.webhook_allow_private,
+        false,
+    )?;
     let json = RecipientResponse::from(&recipient);
     let outcome = upsert(&handlers, vec![recipient]).await?;
     let status = match outcome.first() {
@@ -82,7 +87,9 @@ pub async fn import_recipients(
     handlers: Data,
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let outcome = upsert(&handlers, body.into_recipients()?).await?;
+    let recipients = body.into_recipients()?;
+    refuse_private_webhook_targets(&recipients, handlers.webhook_allow_private, true)?;
+    let outcome = upsert(&handlers, recipients).await?;
     let created = outcome.iter().filter(|o| **o == Upserted::Created).count();
     Ok(HttpResponse::Ok().json(ImportResult {
         created,

@@ -391,6 +391,20 @@ pub struct RecipientResponse {
     pub timezone: Option<String>,
     /// Why Telegram refused the current chat id for good, or null.
     pub telegram_unreachable: Option<String>,
+    /// Their signed-webhook endpoint (host only, never the secret), or null when none.
+    pub webhook: Option<WebhookView>,
+}
+
+/// A recipient's webhook endpoint as the API shows it: the host alone (the path or query may
+/// carry a token) and whether a signing secret is set; the secret itself is write-only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// The URL's host (`hooks.example.org`, `127.0.0.1`).
+    pub url: String,
+    /// Whether a URL and a secret are set.
+    pub configured: bool,
+    /// Why the endpoint is disabled (it answered `410 Gone`), until the URL changes; or null.
+    pub disabled: Option<String>,
 }
 
 impl From<&Recipient> for RecipientResponse {
@@ -404,6 +418,11 @@ impl From<&Recipient> for RecipientResponse {
             locale: r.locale.map(|l| l.as_str().to_owned()),
             timezone: r.timezone.map(|t| t.name().to_owned()),
             telegram_unreachable: r.telegram_unreachable.clone(),
+            webhook: r.webhook_url.as_ref().map(|url| WebhookView {
+                url: url.host(),
+                configured: r.webhook_secret.is_some(),
+                disabled: r.webhook_disabled.clone(),
+            }),
         }
     }
 }
@@ -702,6 +721,10 @@ pub struct RecipientProfile {
     pub timezone: Option<String>,
     /// Why Telegram refused their chat id for good, if it did.
     pub telegram_unreachable: Option<String>,
+    /// Their webhook URL (the signing secret is never exported).
+    pub webhook_url: Option<String>,
+    /// Why their webhook endpoint is disabled, if it answered 410.
+    pub webhook_disabled: Option<String>,
 }
 
 impl From<RecipientProfileView> for RecipientProfile {
@@ -715,6 +738,8 @@ impl From<RecipientProfileView> for RecipientProfile {
             locale: r.locale,
             timezone: r.timezone,
             telegram_unreachable: r.telegram_unreachable,
+            webhook_url: r.webhook_url,
+            webhook_disabled: r.webhook_disabled,
         }
     }
 }

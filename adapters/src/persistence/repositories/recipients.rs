@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use clairon_application::ports::{RecipientRepository, RepositoryError, Upserted};
-use clairon_domain::{Recipient, RecipientId, TelegramChatId};
+use clairon_domain::{Recipient, RecipientId, TelegramChatId, WebhookUrl};
 use diesel::prelude::*;
 
 use super::CHUNK;
@@ -70,6 +70,22 @@ fn upsert_rows(
                     .set(clear)
                     .execute(conn)?,
                     None => diesel::update(marked).set(clear).execute(conn)?,
+                };
+                // A 410 is about one webhook URL: a new one is enabled again.
+                let disabled = recipients::table
+                    .find(&row.id)
+                    .filter(recipients::webhook_disabled_url.is_not_null());
+                let enable = (
+                    recipients::webhook_disabled_url.eq(None::<String>),
+                    recipients::webhook_disabled_reason.eq(None::<String>),
+                );
+                match &row.webhook_url {
+                    Some(url) => {
+                        diesel::update(disabled.filter(recipients::webhook_disabled_url.ne(url)))
+                            .set(enable)
+                            .execute(conn)?
+                    }
+                    None => diesel::update(disabled).set(enable).execute(conn)?,
                 };
                 return Ok(Upserted::Updated);
             }
@@ -151,6 +167,34 @@ impl RecipientRepository for DieselRecipientRepository {
                 .set((
                     recipients::telegram_unreachable_chat_id.eq(Some(&chat)),
                     recipients::telegram_unreachable_reason.eq(Some(&reason)),
+                ))
+                .execute(conn)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn mark_webhook_disabled(
+        &self,
+        id: &RecipientId,
+        url: &WebhookUrl,
+        reason: &str,
+    ) -> Result<(), RepositoryError> {
+        let (id, url, reason) = (
+            id.as_str().to_owned(),
+            url.as_str().to_owned(),
+            reason.to_owned(),
+        );
+        self.db
+            .call(move |conn| {
+                diesel::update(
+                    recipients::table
+                        .find(&id)
+                        .filter(recipients::webhook_url.eq(&url)),
+                )
+                .set((
+                    recipients::webhook_disabled_url.eq(Some(&url)),
+                    recipients::webhook_disabled_reason.eq(Some(&reason)),
                 ))
                 .execute(conn)?;
                 Ok(())
