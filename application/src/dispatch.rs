@@ -55,6 +55,7 @@ use crate::ports::{
     TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer, Timer,
     UnsubscribeLinks,
 };
+use crate::ports::{PushMessage, PushSender, PushSubscriptions, PUSH_SUBSCRIPTION_GONE};
 
 /// How the dispatcher claims work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +207,8 @@ pub struct DeliveryDispatcher {
     /// When the deliveries this dispatcher put back for pacing become due, soonest first
     /// (a min-heap), so an idle worker wakes for them rather than a poll interval later.
     deferred: Mutex<BinaryHeap<Reverse<DateTime<Utc>>>>,
+    /// Sends Web Push, and the subscriptions it sends to; without it, `web_push` is skipped.
+    push: Option<(Arc<dyn PushSender>, Arc<dyn PushSubscriptions>)>,
 }
 
 impl DeliveryDispatcher {
@@ -242,7 +245,23 @@ impl DeliveryDispatcher {
             heartbeat: None,
             unsubscribe: None,
             deferred: Mutex::new(BinaryHeap::new()),
+            push: None,
         }
+    }
+
+    /// Sends `web_push` deliveries through `sender`, each to the subscription of
+    /// `subscriptions` its address (the endpoint) names, with the payload
+    /// `{id, title, body, action_url}` of its notification; a subscription the push service
+    /// says is gone (`404`/`410`) is deleted, the delivery `failed`. Without it, `web_push`
+    /// deliveries are skipped `unreachable: web_push is not configured`.
+    #[must_use]
+    pub fn with_web_push(
+        mut self,
+        sender: Arc<dyn PushSender>,
+        subscriptions: Arc<dyn PushSubscriptions>,
+    ) -> Self {
+        self.push = Some((sender, subscriptions));
+        self
     }
 
     /// Gives every email whose notification's priority offers it
@@ -631,6 +650,10 @@ impl DeliveryDispatcher {
                 if delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
                     self.remember_telegram_gone(claimed, &cause).await;
                 }
+                if delivery.channel == Channel::WebPush && cause.starts_with(PUSH_SUBSCRIPTION_GONE)
+                {
+                    self.forget_push_subscription(claimed).await;
+                }
                 let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
                 update(claimed, delivery.fail_permanent(cause), attempt)
             }
@@ -658,6 +681,57 @@ impl DeliveryDispatcher {
                 "could not remember that Telegram refused the chat"
             ),
         }
+    }
+
+    /// Deletes the push subscription a `404`/`410` said is gone (RFC 8030 §7.3), so that later
+    /// notifications do not plan deliveries to it. A failure here is logged, not fatal.
+    async fn forget_push_subscription(&self, claimed: &ClaimedDelivery) {
+        let (Some((_, subscriptions)), Some(endpoint)) =
+            (&self.push, claimed.delivery.address.as_deref())
+        else {
+            return;
+        };
+        match subscriptions.forget(&claimed.recipient.id, endpoint).await {
+            Ok(_) => tracing::warn!(
+                recipient_id = %claimed.recipient.id,
+                "the push service says the subscription is gone; deleted"
+            ),
+            Err(e) => tracing::error!(
+                recipient_id = %claimed.recipient.id,
+                error = %e,
+                "could not delete the push subscription the push service said is gone"
+            ),
+        }
+    }
+
+    /// The Web Push try of `claimed`: its subscription looked up by its address, then sent.
+    async fn attempt_web_push(&self, claimed: &ClaimedDelivery) -> Attempt {
+        let Some((sender, subscriptions)) = &self.push else {
+            return Attempt::Skipped(Unreachable::NotConfigured(Channel::WebPush).to_string());
+        };
+        let Some(endpoint) = claimed.delivery.address.as_deref() else {
+            return Attempt::Skipped(Unreachable::NoPushSubscription.to_string());
+        };
+        let subscription = match subscriptions.find(&claimed.recipient.id, endpoint).await {
+            Ok(Some(subscription)) => subscription,
+            // Unsubscribed (or gone) since the delivery was planned.
+            Ok(None) => return Attempt::Skipped(Unreachable::NoPushSubscription.to_string()),
+            Err(e) => return Attempt::Tried(SendOutcome::Transient(e.to_string())),
+        };
+        let notification = &claimed.notification;
+        let message = PushMessage {
+            delivery_id: claimed.delivery.id.clone(),
+            subscription,
+            notification_id: notification.id.clone(),
+            title: notification.title.as_str().to_owned(),
+            body: notification.body.as_str().to_owned(),
+            action_url: notification
+                .action_url
+                .as_ref()
+                .map(|u| u.as_str().to_owned()),
+            priority: notification.priority,
+        };
+        Attempt::Tried(sender.send(&message).await)
     }
 
     async fn attempt(
@@ -743,11 +817,7 @@ impl DeliveryDispatcher {
                 };
                 Attempt::Tried(sender.send(&message).await)
             }
-            // Web Push is addressed per subscription; until the write path fans a notification
-            // out to its recipient's subscriptions, nothing here can name one.
-            Channel::WebPush => Attempt::Skipped(
-                SkipReason::Unreachable(Unreachable::NotConfigured(Channel::WebPush)).to_string(),
-            ),
+            Channel::WebPush => self.attempt_web_push(claimed).await,
             other @ (Channel::Slack | Channel::Webhook | Channel::Sms | Channel::WhatsApp) => {
                 Attempt::Skipped(
                     SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),

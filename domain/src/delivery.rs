@@ -261,6 +261,11 @@ pub struct Delivery {
     /// instant (the end of the recipient's quiet hours). Read back: the stored due time.
     #[serde(default)]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Where it goes when the recipient has several addresses on its channel: for `web_push`,
+    /// the push subscription's endpoint (one delivery per subscription). `None` for channels
+    /// addressed by the recipient's own fields (email, Telegram chat, in-app).
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 impl Delivery {
@@ -284,7 +289,15 @@ impl Delivery {
             created_at: now,
             sent_at: None,
             next_attempt_at: None,
+            address: None,
         }
+    }
+
+    /// The same delivery addressed to `address` (a push subscription's endpoint).
+    #[must_use]
+    pub fn to_address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
     }
 
     /// A delivery waiting for a dispatcher, not due before `until` (UTC): the end of the

@@ -87,4 +87,19 @@ pub struct Handlers {
     pub clock: Arc<dyn Clock>,
     /// The zone the dashboard's "since yesterday 18:00" is read in (`CLAIRON_DASHBOARD_TIMEZONE`).
     pub dashboard_zone: clairon_domain::TimeZone,
+    /// The Web Push routes' store, key and endpoint rule.
+    pub web_push: WebPushState,
+}
+
+/// What the Web Push routes need (`GET /api/v1/push/vapid-public-key`,
+/// `/api/v1/me/push-subscriptions`).
+#[derive(Debug, Clone)]
+pub struct WebPushState {
+    /// Where subscriptions are stored.
+    pub subscriptions: crate::persistence::DieselPushSubscriptions,
+    /// The VAPID public key, base64url of the uncompressed point.
+    pub public_key: String,
+    /// Hosts (`host` or `host:port`, lower case) whose endpoints may be plain `http`
+    /// (`CLAIRON_PUSH_ALLOWED_HOSTS`).
+    pub allowed_http_hosts: Vec<String>,
 }

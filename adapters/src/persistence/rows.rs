@@ -290,6 +290,7 @@ pub(crate) struct DeliveryRow {
     pub sent_at: Option<NaiveDateTime>,
     pub claim_token: Option<String>,
     pub crashes: i32,
+    pub address: Option<String>,
 }
 
 impl DeliveryRow {
@@ -326,6 +327,7 @@ impl DeliveryRow {
             sent_at: d.sent_at.map(db_time),
             claim_token: None,
             crashes: 0,
+            address: d.address.clone(),
         }
     }
 
@@ -350,6 +352,7 @@ impl DeliveryRow {
             created_at: utc(self.created_at),
             sent_at: self.sent_at.map(utc),
             next_attempt_at: Some(utc(self.next_attempt_at)),
+            address: self.address,
         })
     }
 }

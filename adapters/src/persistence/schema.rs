@@ -118,6 +118,9 @@ diesel::table! {
         /// Workers that died holding it (lease lapsed, no outcome) since its last recorded
         /// outcome; at 2 it is parked `dead` ("poison").
         crashes -> Integer,
+        /// Where it goes when the channel has several addresses per recipient: the push
+        /// subscription's endpoint for `web_push`; NULL otherwise.
+        address -> Nullable<Text>,
     }
 }
 
