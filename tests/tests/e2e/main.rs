@@ -28,3 +28,4 @@ mod scheduling;
 mod security;
 mod topics;
 mod unsubscribe;
+mod web_push;
