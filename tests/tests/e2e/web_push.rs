@@ -176,6 +176,13 @@ async fn the_public_key_is_served_and_bad_subscriptions_are_refused_naming_each_
 
     let stub = PushStub::start().await;
     subscribe(&app, &token, &stub).await;
+    let export = app.get("/api/v1/recipients/artist-1/export").await;
+    assert_eq!(export.status, 200, "{}", export.json);
+    assert_eq!(
+        export.json["push_subscriptions"],
+        json!([stub.endpoint()]),
+        "the GDPR export lists the subscription"
+    );
     let mut url =
         reqwest::Url::parse(&format!("{}/api/v1/me/push-subscriptions", app.address)).unwrap();
     url.query_pairs_mut()

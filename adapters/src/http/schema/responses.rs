@@ -726,6 +726,8 @@ pub struct RecipientExport {
     pub consents: Vec<ConsentResponse>,
     /// The keys of the topics they are a member of, sorted.
     pub topics: Vec<String>,
+    /// The endpoints of their Web Push subscriptions, oldest first.
+    pub push_subscriptions: Vec<String>,
 }
 
 impl From<RecipientExportView> for RecipientExport {
@@ -738,6 +740,7 @@ impl From<RecipientExportView> for RecipientExport {
             preferences_updated_at: e.preferences_updated_at,
             consents: e.consents.into_iter().map(Into::into).collect(),
             topics: e.topics,
+            push_subscriptions: e.push_subscriptions,
         }
     }
 }
