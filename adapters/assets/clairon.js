@@ -549,6 +549,49 @@ function mount(root) {
     });
     inbox.start();
     if (!prefs.hidden) loadPreferences();
+    pushButton.hidden = !('serviceWorker' in navigator);
+  }
+
+  // ---- Web Push: "notify me in this browser" ---------------------------------------------
+
+  const pushButton = $('push-enable');
+  const pushStatus = $('push-status');
+  pushButton.addEventListener('click', async () => {
+    if (!inbox) return;
+    try {
+      pushStatus.textContent = await subscribeToPush(inbox);
+    } catch (error) {
+      pushStatus.textContent = `${strings.push_failed} ${error.message}`;
+    }
+  });
+
+  // Asks permission, registers /sw.js, subscribes with the VAPID key, posts the subscription.
+  async function subscribeToPush(client) {
+    if (!('serviceWorker' in navigator) || !('Notification' in window)) {
+      return strings.push_unsupported;
+    }
+    const permission = await Notification.requestPermission();
+    if (permission !== 'granted') return strings.push_denied;
+    const registration = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+    await navigator.serviceWorker.ready;
+    if (!registration.pushManager) return strings.push_unsupported;
+    const keyAnswer = await fetch('/api/v1/push/vapid-public-key', { headers: { Accept: 'application/json' } });
+    if (!keyAnswer.ok) throw new Error(`${keyAnswer.status}`);
+    const { public_key: publicKey } = await keyAnswer.json();
+    const subscription =
+      (await registration.pushManager.getSubscription()) ||
+      (await registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: base64UrlToBytes(publicKey),
+      }));
+    const { endpoint, keys } = subscription.toJSON();
+    await client.request('POST', '/push-subscriptions', { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } });
+    return strings.push_enabled;
+  }
+
+  function base64UrlToBytes(text) {
+    const base64 = text.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(text.length / 4) * 4, '=');
+    return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
   }
 
   for (const radio of root.querySelectorAll('input[name="filter"]')) {

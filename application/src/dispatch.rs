@@ -56,6 +56,7 @@ use crate::ports::{
     SendOutcome, TelegramButton, TelegramMessage, TelegramSender, TemplateError, TemplateRenderer,
     Timer, UnsubscribeLinks, WebhookMessage, WebhookSender, WEBHOOK_GONE,
 };
+use crate::ports::{PushMessage, PushSender, PushSubscriptions, PUSH_SUBSCRIPTION_GONE};
 use crate::ports::{SmsMessage, SmsSender};
 
 /// How the dispatcher claims work.
@@ -244,6 +245,8 @@ pub struct DeliveryDispatcher {
     sms: Option<Arc<dyn SmsSender>>,
     /// Posts signed webhooks; without one, webhook deliveries are skipped as not configured.
     webhook: Option<Arc<dyn WebhookSender>>,
+    /// Sends Web Push, and the subscriptions it sends to; without it, `web_push` is skipped.
+    push: Option<(Arc<dyn PushSender>, Arc<dyn PushSubscriptions>)>,
 }
 
 impl DeliveryDispatcher {
@@ -283,6 +286,7 @@ impl DeliveryDispatcher {
             ids: None,
             sms: None,
             webhook: None,
+            push: None,
         }
     }
 
@@ -310,6 +314,21 @@ impl DeliveryDispatcher {
     #[must_use]
     pub fn with_webhook(mut self, sender: Arc<dyn WebhookSender>) -> Self {
         self.webhook = Some(sender);
+        self
+    }
+
+    /// Sends `web_push` deliveries through `sender`, each to the subscription of
+    /// `subscriptions` its address (the endpoint) names, with the payload
+    /// `{id, title, body, action_url}` of its notification; a subscription the push service
+    /// says is gone (`404`/`410`) is deleted, the delivery `failed`. Without it, `web_push`
+    /// deliveries are skipped `unreachable: web_push is not configured`.
+    #[must_use]
+    pub fn with_web_push(
+        mut self,
+        sender: Arc<dyn PushSender>,
+        subscriptions: Arc<dyn PushSubscriptions>,
+    ) -> Self {
+        self.push = Some((sender, subscriptions));
         self
     }
 
@@ -737,6 +756,10 @@ impl DeliveryDispatcher {
                 if delivery.channel == Channel::Webhook && cause.starts_with(WEBHOOK_GONE) {
                     self.remember_webhook_gone(claimed, &cause).await;
                 }
+                if delivery.channel == Channel::WebPush && cause.starts_with(PUSH_SUBSCRIPTION_GONE)
+                {
+                    self.forget_push_subscription(claimed).await;
+                }
                 let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
                 update(claimed, delivery.fail_permanent(cause), attempt)
             }
@@ -788,6 +811,57 @@ impl DeliveryDispatcher {
                 "could not remember that the webhook endpoint is gone"
             ),
         }
+    }
+
+    /// Deletes the push subscription a `404`/`410` said is gone (RFC 8030 §7.3), so that later
+    /// notifications do not plan deliveries to it. A failure here is logged, not fatal.
+    async fn forget_push_subscription(&self, claimed: &ClaimedDelivery) {
+        let (Some((_, subscriptions)), Some(endpoint)) =
+            (&self.push, claimed.delivery.address.as_deref())
+        else {
+            return;
+        };
+        match subscriptions.forget(&claimed.recipient.id, endpoint).await {
+            Ok(_) => tracing::warn!(
+                recipient_id = %claimed.recipient.id,
+                "the push service says the subscription is gone; deleted"
+            ),
+            Err(e) => tracing::error!(
+                recipient_id = %claimed.recipient.id,
+                error = %e,
+                "could not delete the push subscription the push service said is gone"
+            ),
+        }
+    }
+
+    /// The Web Push try of `claimed`: its subscription looked up by its address, then sent.
+    async fn attempt_web_push(&self, claimed: &ClaimedDelivery) -> Attempt {
+        let Some((sender, subscriptions)) = &self.push else {
+            return Attempt::Skipped(Unreachable::NotConfigured(Channel::WebPush).to_string());
+        };
+        let Some(endpoint) = claimed.delivery.address.as_deref() else {
+            return Attempt::Skipped(Unreachable::NoPushSubscription.to_string());
+        };
+        let subscription = match subscriptions.find(&claimed.recipient.id, endpoint).await {
+            Ok(Some(subscription)) => subscription,
+            // Unsubscribed (or gone) since the delivery was planned.
+            Ok(None) => return Attempt::Skipped(Unreachable::NoPushSubscription.to_string()),
+            Err(e) => return Attempt::Tried(SendOutcome::Transient(e.to_string())),
+        };
+        let notification = &claimed.notification;
+        let message = PushMessage {
+            delivery_id: claimed.delivery.id.clone(),
+            subscription,
+            notification_id: notification.id.clone(),
+            title: notification.title.as_str().to_owned(),
+            body: notification.body.as_str().to_owned(),
+            action_url: notification
+                .action_url
+                .as_ref()
+                .map(|u| u.as_str().to_owned()),
+            priority: notification.priority,
+        };
+        Attempt::Tried(sender.send(&message).await)
     }
 
     async fn attempt(
@@ -873,11 +947,7 @@ impl DeliveryDispatcher {
                 };
                 Attempt::Tried(sender.send(&message).await)
             }
-            // Web Push is addressed per subscription; until the write path fans a notification
-            // out to its recipient's subscriptions, nothing here can name one.
-            Channel::WebPush => Attempt::Skipped(
-                SkipReason::Unreachable(Unreachable::NotConfigured(Channel::WebPush)).to_string(),
-            ),
+            Channel::WebPush => self.attempt_web_push(claimed).await,
             channel @ (Channel::Sms | Channel::WhatsApp) => {
                 let Some(sender) = &self.sms else {
                     return Attempt::Skipped(

@@ -191,6 +191,19 @@ pub struct Settings {
     pub webhook_allow_private: bool,
     /// Timeout of a whole webhook call, in ms (15 s by default); beyond, the try is transient.
     pub webhook_timeout_ms: u64,
+    /// The VAPID private key Web Push requests are signed with (RFC 8292): base64url of its
+    /// 32-byte P-256 scalar. Empty (default): a key pair generated at first start and stored
+    /// in the database (`service_keys`), so every process signs with the same one.
+    pub vapid_private_key: String,
+    /// The VAPID `sub` claim, a `mailto:` or `https:` contact for push services (RFC 8292
+    /// §2.1). Empty (default): `CLAIRON_PUBLIC_URL` when it is `https`, else
+    /// `mailto:webmaster@<its host>`.
+    pub vapid_subject: String,
+    /// Comma-separated hosts (`host` or `host:port`) whose push endpoints may be plain `http`
+    /// (tests: `127.0.0.1`); every other endpoint must be `https`. Empty (default): none.
+    pub push_allowed_hosts: String,
+    /// Timeout of a whole Web Push request, in ms (30 s by default).
+    pub push_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -263,6 +276,10 @@ impl Default for Settings {
             twilio_timeout_ms: 30_000,
             webhook_allow_private: false,
             webhook_timeout_ms: 15_000,
+            vapid_private_key: String::new(),
+            vapid_subject: String::new(),
+            push_allowed_hosts: String::new(),
+            push_timeout_ms: 30_000,
         }
     }
 }
@@ -305,6 +322,16 @@ impl fmt::Debug for Settings {
             .field("retention_days", &self.retention_days)
             .field("job_runs_retention_days", &self.job_runs_retention_days)
             .field("jobs_file", &self.jobs_file)
+            .field(
+                "vapid_private_key",
+                &if self.vapid_private_key.is_empty() {
+                    "<unset>"
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("vapid_subject", &self.vapid_subject)
+            .field("push_allowed_hosts", &self.push_allowed_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -477,6 +504,7 @@ impl Settings {
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = self.api_key_list();
         secrets.push(self.telegram_bot_token.clone());
+        secrets.push(self.vapid_private_key.clone());
         secrets.push(self.token_secret.clone());
         secrets.push(self.twilio_auth_token.clone());
         for url in [&self.database_url, &self.smtp_url, &self.smtp_fallback_url] {
@@ -488,6 +516,71 @@ impl Settings {
         }
         secrets.retain(|s| !s.is_empty());
         secrets
+    }
+
+    /// The configured VAPID key pair, `None` when `CLAIRON_VAPID_PRIVATE_KEY` is empty (the
+    /// stored or generated one is used then).
+    ///
+    /// # Errors
+    /// When it is not base64url of a 32-byte P-256 scalar; the message names
+    /// `CLAIRON_VAPID_PRIVATE_KEY` (never its value).
+    pub fn vapid_keys(&self) -> anyhow::Result<Option<clairon_adapters::channels::VapidKeys>> {
+        if self.vapid_private_key.trim().is_empty() {
+            return Ok(None);
+        }
+        clairon_adapters::channels::VapidKeys::from_base64url(&self.vapid_private_key)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_VAPID_PRIVATE_KEY: {e}"))
+    }
+
+    /// The VAPID `sub` claim (RFC 8292 §2.1): `CLAIRON_VAPID_SUBJECT`, else
+    /// `CLAIRON_PUBLIC_URL` when it is `https`, else `mailto:webmaster@<its host>`.
+    ///
+    /// # Errors
+    /// When `CLAIRON_VAPID_SUBJECT` is neither a `mailto:` nor an `https:` URL (the message
+    /// names it), or the public URL is refused ([`Settings::public_url`]).
+    pub fn vapid_subject(&self) -> anyhow::Result<String> {
+        let subject = self.vapid_subject.trim();
+        if !subject.is_empty() {
+            let parsed = url::Url::parse(subject).map_err(|e| {
+                anyhow::anyhow!("CLAIRON_VAPID_SUBJECT: {subject:?} is not a URL: {e}")
+            })?;
+            let ok = match parsed.scheme() {
+                "mailto" => parsed.path().contains('@'),
+                "https" => parsed.host_str().is_some(),
+                _ => false,
+            };
+            if !ok {
+                anyhow::bail!(
+                    "CLAIRON_VAPID_SUBJECT: {subject:?} is neither a mailto: address nor an https: URL (RFC 8292 §2.1)"
+                );
+            }
+            return Ok(subject.to_owned());
+        }
+        let public = url::Url::parse(self.public_url()?.as_str())
+            .map_err(|e| anyhow::anyhow!("CLAIRON_PUBLIC_URL: {e}"))?;
+        if public.scheme() == "https" {
+            return Ok(public.origin().ascii_serialization());
+        }
+        Ok(format!(
+            "mailto:webmaster@{}",
+            public.host_str().unwrap_or("localhost")
+        ))
+    }
+
+    /// The hosts whose push endpoints may be plain `http` (`CLAIRON_PUSH_ALLOWED_HOSTS`),
+    /// lower-cased.
+    pub fn push_allowed_host_list(&self) -> Vec<String> {
+        self.push_allowed_hosts
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+
+    /// The timeout of a whole Web Push request.
+    pub fn push_timeout(&self) -> Duration {
+        Duration::from_millis(self.push_timeout_ms.max(1))
     }
 
     /// The origins allowed by CORS on `/api/v1/me`.

@@ -21,6 +21,7 @@ use clairon_adapters::http::{
 use clairon_adapters::jobs::ReqwestHttpJobClient;
 use clairon_adapters::links::{PublicUrl, SignedUnsubscribeLinks, UnsubscribeTokens};
 use clairon_adapters::metrics::{MeteredJobRunRepository, Metrics};
+use clairon_adapters::persistence::DieselPushSubscriptions;
 use clairon_adapters::persistence::WriteFailure;
 use clairon_adapters::persistence::{
     Backend, Database, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
@@ -214,6 +215,8 @@ impl Components {
         let planning_fallback = settings.planning_fallback()?;
         let reminder_time = settings.reminder_time()?;
         let dashboard_zone = settings.dashboard_zone()?;
+        let vapid_configured = settings.vapid_keys()?;
+        let vapid_subject = settings.vapid_subject()?;
         // The jobs file is checked whole (names, schedules, chains) before anything is opened.
         let catalog = Arc::new(crate::jobs_file::catalog(
             settings.jobs_file(),
@@ -319,6 +322,27 @@ impl Components {
 
         let recipients: Arc<dyn RecipientRepository> =
             Arc::new(DieselRecipientRepository::new(database.clone()));
+        // Web Push: the configured VAPID key, else the stored one, else one generated now.
+        let push_subscriptions = DieselPushSubscriptions::new(database.clone());
+        let vapid = push_subscriptions
+            .vapid_keys(vapid_configured)
+            .await
+            .context("reading or storing the VAPID key (CLAIRON_VAPID_PRIVATE_KEY empty)")?;
+        let web_push_state = clairon_adapters::http::WebPushState {
+            subscriptions: push_subscriptions.clone(),
+            public_key: vapid.public_key_base64url(),
+            allowed_http_hosts: settings.push_allowed_host_list(),
+        };
+        let push_sender = Arc::new(
+            clairon_adapters::channels::WebPushSender::new(
+                vapid,
+                vapid_subject,
+                clairon_adapters::channels::web_push::MAX_TTL,
+                settings.push_timeout(),
+            )
+            .context("building the Web Push HTTP client")?,
+        );
+        let push_store = Arc::new(push_subscriptions);
         let notifications: Arc<dyn NotificationRepository> =
             Arc::new(DieselNotificationRepository::new(database.clone()));
         let queue = Arc::new(DieselDeliveryQueue::new(database.clone()));
@@ -411,7 +435,8 @@ impl Components {
                 },
                 consent_required,
             )
-            .with_publish_at_commit(publish_at_commit.clone()),
+            .with_publish_at_commit(publish_at_commit.clone())
+            .with_push_subscriptions(push_store.clone()),
         );
         let topic_store: Arc<dyn TopicRepository> =
             Arc::new(DieselTopicRepository::new(database.clone()));
@@ -459,7 +484,8 @@ impl Components {
                 unsubscribe_tokens.clone(),
             )))
             .with_sms(sms.clone())
-            .with_webhook(webhook_sender.clone()),
+            .with_webhook(webhook_sender.clone())
+            .with_web_push(push_sender, push_store),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
@@ -592,6 +618,7 @@ impl Components {
             clock: clock.clone(),
             dashboard_zone,
             webhook_allow_private: settings.webhook_allow_private,
+            web_push: web_push_state,
         });
         let observability = Observability {
             metrics,

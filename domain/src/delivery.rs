@@ -270,6 +270,11 @@ pub struct Delivery {
     /// empty outside a chain and on its last link.
     #[serde(default)]
     pub fallback: Vec<Channel>,
+    /// Where it goes when the recipient has several addresses on its channel: for `web_push`,
+    /// the push subscription's endpoint (one delivery per subscription). `None` for channels
+    /// addressed by the recipient's own fields (email, Telegram chat, in-app).
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 impl Delivery {
@@ -333,7 +338,15 @@ impl Delivery {
             next_attempt_at: None,
             fallback_of: None,
             fallback: Vec::new(),
+            address: None,
         }
+    }
+
+    /// The same delivery addressed to `address` (a push subscription's endpoint).
+    #[must_use]
+    pub fn to_address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
     }
 
     /// A delivery waiting for a dispatcher, not due before `until` (UTC): the end of the

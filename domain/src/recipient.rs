@@ -398,6 +398,10 @@ pub enum Unreachable {
     /// their adapters land).
     #[error("{0} is not configured")]
     NotConfigured(Channel),
+    /// The recipient has no Web Push subscription (no browser opted in through
+    /// `POST /api/v1/me/push-subscriptions`).
+    #[error("no push subscription")]
+    NoPushSubscription,
 }
 
 impl Recipient {
@@ -427,8 +431,12 @@ impl Recipient {
                 Some(reason) => Err(Unreachable::TelegramGone(reason.clone())),
                 None => Ok(()),
             },
-            // Web Push reaches a recipient through their push subscriptions, which the
-            // dispatcher reads: one delivery per subscription, addressed to its endpoint.
+            // Web Push reaches a recipient through their push subscriptions, which the planner
+            // reads (one delivery per subscription, addressed to its endpoint, none:
+            // `NoPushSubscription`); here, only whether the service can sign pushes.
+            Channel::WebPush if !providers.contains(Channel::WebPush) => {
+                Err(Unreachable::NotConfigured(Channel::WebPush))
+            }
             Channel::WebPush => Ok(()),
             Channel::Webhook if !providers.contains(Channel::Webhook) => {
                 Err(Unreachable::NotConfigured(Channel::Webhook))

@@ -20,11 +20,16 @@ use p256::pkcs8::EncodePrivateKey as _;
 use serde::Serialize;
 
 /// The start of the cause of a [`SendOutcome::Permanent`] for a `404`/`410`: the subscription
-/// expired or was unsubscribed (RFC 8030 §7.3), and must be deleted.
-pub const SUBSCRIPTION_GONE: &str = "push subscription gone";
+/// expired or was unsubscribed (RFC 8030 §7.3), and must be deleted (the application's
+/// `PUSH_SUBSCRIPTION_GONE`, which the dispatcher looks for).
+pub const SUBSCRIPTION_GONE: &str = clairon_application::ports::PUSH_SUBSCRIPTION_GONE;
 
 /// How long a VAPID JWT is valid: 12 hours, within RFC 8292 §2's 24-hour bound.
 pub const VAPID_JWT_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The longest `TTL` a push carries: 4 weeks (what push services keep at most; Mozilla's
+/// autopush and FCM cap there).
+pub const MAX_TTL: Duration = Duration::from_secs(28 * 24 * 3600);
 
 /// The default VAPID `sub` claim when `CLAIRON_VAPID_SUBJECT` is not set (RFC 8292 §2.1: a
 /// `mailto:` or `https:` contact for the push service's operator).
@@ -124,6 +129,19 @@ pub fn urgency(priority: Priority) -> &'static str {
         Priority::Normal => "normal",
         Priority::High | Priority::Critical => "high",
     }
+}
+
+/// The `TTL` of a priority (RFC 8030 §5.2: how long the push service keeps a message for an
+/// offline browser), at most the sender's `ttl`: `low` 1 hour (stale soon), `normal` 1 day,
+/// `high` and `critical` 4 weeks (a planning change should still reach a browser that comes
+/// back online).
+pub fn ttl_for(priority: Priority, max: Duration) -> Duration {
+    let wanted = match priority {
+        Priority::Low => Duration::from_secs(3600),
+        Priority::Normal => Duration::from_secs(24 * 3600),
+        Priority::High | Priority::Critical => Duration::from_secs(28 * 24 * 3600),
+    };
+    wanted.min(max)
 }
 
 #[derive(Serialize)]
@@ -260,7 +278,7 @@ impl WebPushSender {
         Ok(self
             .client
             .post(endpoint)
-            .header("TTL", self.ttl.as_secs().to_string())
+            .header("TTL", ttl_for(priority, self.ttl).as_secs().to_string())
             .header("Urgency", urgency(priority))
             .header(reqwest::header::CONTENT_ENCODING, "aes128gcm")
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
@@ -269,6 +287,24 @@ impl WebPushSender {
                 format!("vapid t={jwt}, k={}", self.keys.public_key_base64url()),
             )
             .body(encrypted))
+    }
+}
+
+#[async_trait::async_trait]
+impl clairon_application::ports::PushSender for WebPushSender {
+    async fn send(&self, message: &clairon_application::ports::PushMessage) -> SendOutcome {
+        let target = PushTarget {
+            endpoint: message.subscription.endpoint.clone(),
+            p256dh: message.subscription.p256dh.clone(),
+            auth: message.subscription.auth.clone(),
+        };
+        let payload = PushPayload {
+            id: message.notification_id.to_string(),
+            title: message.title.clone(),
+            body: message.body.clone(),
+            action_url: message.action_url.clone(),
+        };
+        WebPushSender::send(self, &target, &payload, message.priority).await
     }
 }
 

@@ -66,6 +66,7 @@ pub use openapi::ApiDoc;
 pub use pages::sessions::AdminSessions;
 pub use problem::{ApiError, FieldError};
 pub use state::Handlers;
+pub use state::WebPushState;
 
 use self::api::{
     admin, deliveries, events, gdpr, inbox, job_runs, notifications, preferences, recipients,
@@ -112,6 +113,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
         .configure(pages::inbox::routes)
         .configure(pages::unsubscribe::routes)
         .configure(openapi::routes)
+        // Before `/api/v1`: a public key, asked for by browsers that hold no API key.
+        .configure(api::push::routes)
         // Before `/api/v1`: recipient tokens only, never API keys.
         .service(
             web::scope("/api/v1/me")
@@ -123,6 +126,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, options: &HttpOptions) {
                 .wrap(security::me_cors(&options.cors_origins))
                 .configure(rest::routes)
                 .configure(stream::routes)
+                .configure(me::push::routes)
                 .default_service(web::to(not_found)),
         )
         .service(

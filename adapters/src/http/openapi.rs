@@ -16,10 +16,12 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::api::push as api_push;
 use super::api::{
     admin, deliveries, events, gdpr, inbox, job_runs, notifications, preferences, recipients,
     routing_rules, topics,
 };
+use super::me::push as me_push;
 use super::me::{rest, stream};
 use super::pages::{dashboard, inbox as inbox_page, unsubscribe};
 use super::probes;
@@ -67,6 +69,7 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         docs_redirect,
         inbox_page::inbox_page,
         inbox_page::client_js,
+        inbox_page::service_worker_js,
         unsubscribe::unsubscribe_page,
         unsubscribe::one_click_unsubscribe,
         recipients::put_recipient,
@@ -100,6 +103,9 @@ pub const ADMIN_SESSION_SCHEME: &str = "admin_session";
         rest::me_put_preferences,
         rest::me_post_consent,
         rest::me_get_consents,
+        api_push::vapid_public_key,
+        me_push::me_post_push_subscription,
+        me_push::me_delete_push_subscription,
         stream::sse,
         stream::websocket,
         events::post_event,

@@ -90,4 +90,19 @@ pub struct Handlers {
     /// Whether webhook URLs may name loopback, private or link-local addresses
     /// (`CLAIRON_WEBHOOK_ALLOW_PRIVATE`); `false` refuses them at `PUT /recipients/{id}`.
     pub webhook_allow_private: bool,
+    /// The Web Push routes' store, key and endpoint rule.
+    pub web_push: WebPushState,
+}
+
+/// What the Web Push routes need (`GET /api/v1/push/vapid-public-key`,
+/// `/api/v1/me/push-subscriptions`).
+#[derive(Debug, Clone)]
+pub struct WebPushState {
+    /// Where subscriptions are stored.
+    pub subscriptions: crate::persistence::DieselPushSubscriptions,
+    /// The VAPID public key, base64url of the uncompressed point.
+    pub public_key: String,
+    /// Hosts (`host` or `host:port`, lower case) whose endpoints may be plain `http`
+    /// (`CLAIRON_PUSH_ALLOWED_HOSTS`).
+    pub allowed_http_hosts: Vec<String>,
 }

@@ -336,6 +336,7 @@ pub(crate) struct DeliveryRow {
     pub crashes: i32,
     pub fallback_of: Option<String>,
     pub fallback: Option<String>,
+    pub address: Option<String>,
 }
 
 impl DeliveryRow {
@@ -380,6 +381,7 @@ impl DeliveryRow {
                     .collect::<Vec<_>>()
                     .join(",")
             }),
+            address: d.address.clone(),
         }
     }
 
@@ -418,6 +420,7 @@ impl DeliveryRow {
                     .collect::<Result<_, _>>()
                     .map_err(&bad)?,
             },
+            address: self.address,
         })
     }
 }

@@ -130,6 +130,9 @@ diesel::table! {
         fallback_of -> Nullable<Text>,
         /// The channels still to try if this one gives up, in order, comma-separated.
         fallback -> Nullable<Text>,
+        /// Where it goes when the channel has several addresses per recipient: the push
+        /// subscription's endpoint for `web_push`; NULL otherwise.
+        address -> Nullable<Text>,
     }
 }
 

@@ -27,8 +27,8 @@ use clairon_domain::{
 
 use crate::ports::{
     Clock, ConsentRepository, DeliveryWaker, IdGenerator, NewNotification, NewReminder,
-    NotificationRepository, PreferenceRepository, RecipientRepository, ReminderChanges,
-    RepositoryError,
+    NotificationRepository, PreferenceRepository, PushSubscriptions, RecipientRepository,
+    ReminderChanges, RepositoryError,
 };
 
 /// Service-wide channel settings.
@@ -390,6 +390,8 @@ struct Choices {
     preferences: HashMap<RecipientId, Preferences>,
     consents: HashMap<RecipientId, ConsentState>,
     defaults: Preferences,
+    /// Each recipient's push subscription endpoints (absent: none).
+    push_endpoints: HashMap<RecipientId, Vec<String>>,
 }
 
 impl Choices {
@@ -399,6 +401,10 @@ impl Choices {
 
     fn consented(&self, id: &RecipientId, channel: ChannelName) -> bool {
         self.consents.get(id).is_some_and(|s| s.granted(channel))
+    }
+
+    fn push_endpoints(&self, id: &RecipientId) -> &[String] {
+        self.push_endpoints.get(id).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -415,6 +421,8 @@ pub struct CreateNotificationHandler {
     consent_required: ConsentRequired,
     /// Publish at commit (issue 14); `None`: the dispatcher publishes in-app deliveries.
     live: Option<Arc<crate::live::PublishAtCommit>>,
+    /// Where the recipients' push subscriptions are read; `None`: nobody has one.
+    push: Option<Arc<dyn PushSubscriptions>>,
 }
 
 impl CreateNotificationHandler {
@@ -441,7 +449,17 @@ impl CreateNotificationHandler {
             choices: None,
             consent_required: ConsentRequired::default(),
             live: None,
+            push: None,
         }
+    }
+
+    /// The same handler giving a recipient one `web_push` delivery per push subscription
+    /// `subscriptions` holds for them, addressed to its endpoint; without subscriptions (or
+    /// without this), `web_push` is skipped `unreachable: no push subscription`.
+    #[must_use]
+    pub fn with_push_subscriptions(mut self, subscriptions: Arc<dyn PushSubscriptions>) -> Self {
+        self.push = Some(subscriptions);
+        self
     }
 
     /// The same handler applying the recipients' preferences and consents read from
@@ -467,13 +485,22 @@ impl CreateNotificationHandler {
         &self,
         drafts: impl IntoIterator<Item = &'a NotificationDraft>,
     ) -> Result<Choices, RepositoryError> {
-        let Some(sources) = &self.choices else {
-            return Ok(Choices::default());
-        };
         let mut ids: Vec<RecipientId> =
             drafts.into_iter().map(|d| d.recipient_id.clone()).collect();
         ids.sort();
         ids.dedup();
+        let push_endpoints = match &self.push {
+            Some(push) if !ids.is_empty() && self.policy.enabled.contains(Channel::WebPush) => {
+                push.endpoints(&ids).await?
+            }
+            _ => HashMap::new(),
+        };
+        let Some(sources) = &self.choices else {
+            return Ok(Choices {
+                push_endpoints,
+                ..Choices::default()
+            });
+        };
         if ids.is_empty() {
             return Ok(Choices::default());
         }
@@ -497,6 +524,7 @@ impl CreateNotificationHandler {
             preferences,
             consents,
             defaults: Preferences::default(),
+            push_endpoints,
         })
     }
 
@@ -707,18 +735,36 @@ impl CreateNotificationHandler {
                 if draft.fallback.contains(&channel) {
                     continue;
                 }
-                let delivery_id = self.ids.delivery_id();
-                let (rid, nid) = (recipient.id.clone(), id.clone());
-                let delivery = match self.decide(choices, recipient, &draft, channel, reach, due) {
-                    Decision::Now => Delivery::pending(delivery_id, nid, rid, channel, now),
-                    Decision::After(until) => {
-                        Delivery::postponed(delivery_id, nid, rid, channel, until, now)
-                    }
-                    Decision::Skip(why) => {
-                        Delivery::skipped(delivery_id, nid, rid, channel, why.to_string(), now)
-                    }
-                };
-                deliveries.push(delivery);
+                let decision = self.decide(choices, recipient, &draft, channel, reach, due);
+                // Web Push: one delivery per subscription, addressed to its endpoint (`decide`
+                // skipped it when there is none).
+                let addresses: Vec<Option<&String>> =
+                    if channel == Channel::WebPush && !matches!(decision, Decision::Skip(_)) {
+                        choices
+                            .push_endpoints(&recipient.id)
+                            .iter()
+                            .map(Some)
+                            .collect()
+                    } else {
+                        vec![None]
+                    };
+                for address in addresses {
+                    let delivery_id = self.ids.delivery_id();
+                    let (rid, nid) = (recipient.id.clone(), id.clone());
+                    let delivery = match &decision {
+                        Decision::Now => Delivery::pending(delivery_id, nid, rid, channel, now),
+                        Decision::After(until) => {
+                            Delivery::postponed(delivery_id, nid, rid, channel, *until, now)
+                        }
+                        Decision::Skip(why) => {
+                            Delivery::skipped(delivery_id, nid, rid, channel, why.to_string(), now)
+                        }
+                    };
+                    deliveries.push(match address {
+                        Some(endpoint) => delivery.to_address(endpoint.clone()),
+                        None => delivery,
+                    });
+                }
             }
             deliveries.extend(self.chain(choices, recipient, &draft, &id, due, now));
             let new = NewNotification {
@@ -841,6 +887,9 @@ impl CreateNotificationHandler {
         }
         if let Err(why) = reach {
             return Decision::Skip(SkipReason::Unreachable(why));
+        }
+        if channel == Channel::WebPush && choices.push_endpoints(&recipient.id).is_empty() {
+            return Decision::Skip(SkipReason::Unreachable(Unreachable::NoPushSubscription));
         }
         let name = ChannelName::from(channel);
         if self.consent_required.requires(name) && !choices.consented(&recipient.id, name) {

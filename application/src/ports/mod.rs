@@ -24,6 +24,7 @@ mod routing;
 mod senders;
 mod templates;
 mod token_generations;
+mod web_push;
 
 pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
@@ -63,6 +64,11 @@ pub use senders::{
 pub use senders::{WebhookMessage, WebhookSender, WEBHOOK_GONE};
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 pub use token_generations::TokenGenerations;
+#[cfg(any(test, feature = "mocks"))]
+pub use web_push::{MockPushSender, MockPushSubscriptions};
+pub use web_push::{
+    PushMessage, PushSender, PushSubscription, PushSubscriptions, PUSH_SUBSCRIPTION_GONE,
+};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use senders::MockSmsSender;

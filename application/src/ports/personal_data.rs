@@ -25,6 +25,8 @@ pub struct RecipientData {
     pub consents: Vec<Consent>,
     /// The topics they are a member of, sorted by key.
     pub topics: Vec<TopicKey>,
+    /// The endpoints of their Web Push subscriptions, oldest first.
+    pub push_subscriptions: Vec<String>,
 }
 
 /// How many rows an erasure removed.

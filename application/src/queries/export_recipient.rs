@@ -88,6 +88,8 @@ pub struct RecipientExportView {
     pub consents: Vec<ConsentView>,
     /// The keys of the topics they are a member of, sorted.
     pub topics: Vec<String>,
+    /// The endpoints of their Web Push subscriptions (the browsers they opted in from).
+    pub push_subscriptions: Vec<String>,
 }
 
 /// Handles [`ExportRecipient`].
@@ -128,6 +130,7 @@ impl ExportRecipientHandler {
             preferences_updated_at: data.preferences.map(|p| p.updated_at),
             consents: data.consents.into_iter().map(Into::into).collect(),
             topics: data.topics.iter().map(|t| t.as_str().to_owned()).collect(),
+            push_subscriptions: data.push_subscriptions,
         })
     }
 }
@@ -158,6 +161,7 @@ mod tests {
                 preferences: None,
                 consents: Vec::new(),
                 topics: Vec::new(),
+                push_subscriptions: Vec::new(),
             }))
         });
         let handler = ExportRecipientHandler::new(Arc::new(store), clock());

@@ -34,6 +34,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/me/preferences"),
     ("post", "/api/v1/me/consents"),
     ("get", "/api/v1/me/consents"),
+    ("post", "/api/v1/me/push-subscriptions"),
+    ("delete", "/api/v1/me/push-subscriptions"),
+    ("get", "/api/v1/push/vapid-public-key"),
+    ("get", "/sw.js"),
     ("get", "/api/v1/me/ws"),
     ("post", "/api/v1/recipients/import"),
     ("put", "/api/v1/recipients/{id}"),
@@ -335,7 +339,7 @@ api_key = "{admin_session}"
 # (One filter per block: schemathesis joins a block's filters with "or", so a method filter
 # would widen the block to every POST.)
 [[operations]]
-include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|recipients/\\{{id\\}}/(preferences|consents)|me/(preferences|consents)|notifications|notifications/test|notifications/plannings/.*|events|topics/.*|routing-rules|job-runs|job-runs/\\{{id\\}})$"
+include-path-regex = "^/api/v1/(recipients/import|recipients/\\{{id\\}}|recipients/\\{{id\\}}/(preferences|consents)|me/(preferences|consents|push-subscriptions)|notifications|notifications/test|notifications/plannings/.*|events|topics/.*|routing-rules|job-runs|job-runs/\\{{id\\}})$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
 
 # `since` must be in the past, which a JSON Schema `date-time` cannot say: a future one is a 400

@@ -30,4 +30,5 @@ mod security;
 mod sms;
 mod topics;
 mod unsubscribe;
+mod web_push;
 mod webhooks;

@@ -765,3 +765,40 @@ async fn a_token_secret_shorter_than_32_bytes_stops_the_start_with_a_message_say
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn the_vapid_public_key_needs_no_credential_and_push_subscriptions_take_recipient_tokens_only(
+) {
+    let app = spawn_app().await;
+    let open = app
+        .call_with_key(None, Method::GET, "/api/v1/push/vapid-public-key", None)
+        .await;
+    assert_eq!(open.status, 200, "{}", open.json);
+    assert!(open.json["public_key"].is_string(), "{}", open.json);
+    let body =
+        json!({"endpoint": "https://push.example.org/x", "keys": {"p256dh": "x", "auth": "y"}});
+    for key in [None, Some(API_KEY)] {
+        let refused = app
+            .call_with_key(
+                key,
+                Method::POST,
+                "/api/v1/me/push-subscriptions",
+                Some(&body),
+            )
+            .await;
+        assert_eq!(
+            refused.status, 401,
+            "an API key is no recipient token: {}",
+            refused.json
+        );
+        let refused = app
+            .call_with_key(
+                key,
+                Method::DELETE,
+                "/api/v1/me/push-subscriptions?endpoint=x",
+                None,
+            )
+            .await;
+        assert_eq!(refused.status, 401, "{}", refused.json);
+    }
+}

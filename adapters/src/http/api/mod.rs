@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod job_runs;
 pub mod notifications;
 pub mod preferences;
+pub mod push;
 pub mod recipients;
 pub mod routing_rules;
 pub mod topics;

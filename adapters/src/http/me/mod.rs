@@ -2,5 +2,6 @@
 //! keys): the REST routes ([`rest`]) and the live inbox over WebSocket and Server-Sent Events
 //! ([`stream`]).
 
+pub mod push;
 pub mod rest;
 pub mod stream;

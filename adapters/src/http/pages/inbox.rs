@@ -9,6 +9,7 @@ use crate::http::problem::ApiError;
 
 const INBOX_PAGE: &str = include_str!("../../../assets/inbox.html.tera");
 const CLIENT_JS: &str = include_str!("../../../assets/clairon.js");
+const SERVICE_WORKER_JS: &str = include_str!("../../../assets/sw.js");
 
 /// `GET /inbox`: the notification center page (token pasted or `?token=`, `?lang=fr|en`, else
 /// the browser's `Accept-Language`).
@@ -48,8 +49,24 @@ pub async fn client_js() -> HttpResponse {
         .body(CLIENT_JS)
 }
 
+/// `GET /sw.js`: the Web Push service worker (embedded): shows each push as a notification
+/// and opens its `action_url` on click. Served at the root with `Service-Worker-Allowed: /` so
+/// it may control every page of the origin; not cached long, so an update reaches browsers.
+#[utoipa::path(
+    get, path = "/sw.js", tag = "operations",
+    responses((status = 200, description = "The service worker the inbox page registers for Web Push.", content_type = "text/javascript", body = String)),
+)]
+pub async fn service_worker_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Service-Worker-Allowed", "/"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(SERVICE_WORKER_JS)
+}
+
 /// Registers the notification center page and its JavaScript client.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/inbox").get(inbox_page))
-        .service(web::resource("/static/clairon.js").get(client_js));
+        .service(web::resource("/static/clairon.js").get(client_js))
+        .service(web::resource("/sw.js").get(service_worker_js));
 }

@@ -273,3 +273,12 @@ pub enum JobTriggerName {
     /// An API call (`POST /api/v1/admin/jobs/{job}/run`).
     Api,
 }
+
+/// `?endpoint=` of `DELETE /api/v1/me/push-subscriptions`.
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PushEndpointQuery {
+    /// The endpoint of the subscription to delete, as it was posted.
+    #[param(min_length = 1, max_length = 2000)]
+    pub endpoint: String,
+}

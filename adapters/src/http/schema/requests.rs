@@ -1399,3 +1399,126 @@ impl JobRunEndBody {
         errors.finish(command)
     }
 }
+
+/// The browser's keys of a push subscription (W3C Push API `PushSubscription.toJSON().keys`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PushKeysBody {
+    /// The browser's P-256 public key (RFC 8291 §3.1): base64url of the 65-byte uncompressed
+    /// point (`0x04` first), 87 characters without padding.
+    #[schema(min_length = 87, max_length = 88, pattern = r"^[A-Za-z0-9_-]+=?$")]
+    pub p256dh: String,
+    /// The authentication secret (RFC 8291 §3.2): base64url of 16 bytes, 22 characters
+    /// without padding.
+    #[schema(min_length = 22, max_length = 24, pattern = r"^[A-Za-z0-9_-]+={0,2}$")]
+    pub auth: String,
+}
+
+/// `POST /api/v1/me/push-subscriptions`: a browser's push subscription, as
+/// `PushSubscription.toJSON()` gives it (`expirationTime` and other members are ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"endpoint": "https://updates.push.services.mozilla.com/wpush/v2/gAAAA", "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", "auth": "tBHItJI5svbpez7KI4CCXg"}}))]
+pub struct PushSubscriptionBody {
+    /// The push service URL (RFC 8030): `https` (plain `http` only for the hosts of
+    /// `CLAIRON_PUSH_ALLOWED_HOSTS`), at most 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, format = Uri)]
+    pub endpoint: String,
+    /// The browser's keys.
+    pub keys: PushKeysBody,
+}
+
+/// Longest push endpoint accepted, in bytes.
+pub const MAX_PUSH_ENDPOINT_BYTES: usize = 2000;
+
+/// Checks a push endpoint: an absolute `https` URL with a host, or `http` when its host (or
+/// `host:port`) is in `allowed_http_hosts`; no user name, no fragment, at most
+/// [`MAX_PUSH_ENDPOINT_BYTES`].
+///
+/// # Errors
+/// The message of what is wrong.
+pub fn check_push_endpoint(endpoint: &str, allowed_http_hosts: &[String]) -> Result<(), String> {
+    if endpoint.len() > MAX_PUSH_ENDPOINT_BYTES {
+        return Err(format!("at most {MAX_PUSH_ENDPOINT_BYTES} bytes"));
+    }
+    let url = url::Url::parse(endpoint).map_err(|e| format!("not an absolute URL: {e}"))?;
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return Err("has no host".into());
+    };
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err("must not hold credentials or a fragment".into());
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let with_port = url.port().map(|p| format!("{host}:{p}"));
+            let allowed = allowed_http_hosts
+                .iter()
+                .any(|h| *h == host || Some(h) == with_port.as_ref());
+            if allowed {
+                Ok(())
+            } else {
+                Err("must be https (plain http only for CLAIRON_PUSH_ALLOWED_HOSTS)".into())
+            }
+        }
+        other => Err(format!("must be https, not {other}")),
+    }
+}
+
+fn base64url_bytes(raw: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim_end_matches('='))
+        .ok()
+}
+
+impl PushSubscriptionBody {
+    /// The validated subscription, its keys written without padding.
+    ///
+    /// # Errors
+    /// [`ApiError::Unprocessable`] naming each bad field: `endpoint` (see
+    /// [`check_push_endpoint`]), `keys.p256dh` (not a P-256 point, uncompressed, 65 bytes),
+    /// `keys.auth` (not 16 bytes).
+    pub fn into_subscription(
+        self,
+        allowed_http_hosts: &[String],
+    ) -> Result<clairon_application::ports::PushSubscription, ApiError> {
+        let mut errors = Vec::new();
+        if let Err(message) = check_push_endpoint(&self.endpoint, allowed_http_hosts) {
+            errors.push(FieldError {
+                field: "endpoint".into(),
+                message,
+            });
+        }
+        let point = base64url_bytes(&self.keys.p256dh).filter(|bytes| {
+            bytes.len() == 65 && bytes[0] == 4 && p256::PublicKey::from_sec1_bytes(bytes).is_ok()
+        });
+        if point.is_none() {
+            errors.push(FieldError {
+                field: "keys.p256dh".into(),
+                message: "not base64url of an uncompressed P-256 point (65 bytes, 0x04 first)"
+                    .into(),
+            });
+        }
+        if base64url_bytes(&self.keys.auth)
+            .filter(|b| b.len() == 16)
+            .is_none()
+        {
+            errors.push(FieldError {
+                field: "keys.auth".into(),
+                message: "not base64url of 16 bytes".into(),
+            });
+        }
+        if !errors.is_empty() {
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ApiError::Unprocessable { detail, errors });
+        }
+        Ok(clairon_application::ports::PushSubscription {
+            endpoint: self.endpoint,
+            p256dh: self.keys.p256dh.trim_end_matches('=').to_owned(),
+            auth: self.keys.auth.trim_end_matches('=').to_owned(),
+        })
+    }
+}

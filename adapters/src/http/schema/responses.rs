@@ -762,6 +762,8 @@ pub struct RecipientExport {
     pub consents: Vec<ConsentResponse>,
     /// The keys of the topics they are a member of, sorted.
     pub topics: Vec<String>,
+    /// The endpoints of their Web Push subscriptions, oldest first.
+    pub push_subscriptions: Vec<String>,
 }
 
 impl From<RecipientExportView> for RecipientExport {
@@ -774,6 +776,7 @@ impl From<RecipientExportView> for RecipientExport {
             preferences_updated_at: e.preferences_updated_at,
             consents: e.consents.into_iter().map(Into::into).collect(),
             topics: e.topics,
+            push_subscriptions: e.push_subscriptions,
         }
     }
 }
@@ -1020,4 +1023,22 @@ impl From<&clairon_application::ports::RulesVersion> for RoutingRulesResponse {
 pub struct RulesVersionStored {
     /// The new version number.
     pub version: i64,
+}
+
+/// `GET /api/v1/push/vapid-public-key`: the key browsers subscribe with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VapidPublicKey {
+    /// The VAPID public key (RFC 8292 §3.2): base64url, no padding, of the 65-byte uncompressed
+    /// P-256 point — the `applicationServerKey` of `PushManager.subscribe`.
+    #[schema(
+        example = "BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo"
+    )]
+    pub public_key: String,
+}
+
+/// `POST /api/v1/me/push-subscriptions` → 201: the subscription stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushSubscriptionCreated {
+    /// Its endpoint, as posted: what `DELETE /api/v1/me/push-subscriptions?endpoint=` takes.
+    pub endpoint: String,
 }

@@ -120,12 +120,21 @@ impl PersonalDataStore for DieselPersonalDataStore {
                             .map_err(|e| DbError::Corrupt(format!("topic_subscriptions {k}: {e}")))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                let push_subscriptions = push_subscriptions::table
+                    .filter(push_subscriptions::recipient_id.eq(&id))
+                    .order((
+                        push_subscriptions::created_at.asc(),
+                        push_subscriptions::endpoint.asc(),
+                    ))
+                    .select(push_subscriptions::endpoint)
+                    .load::<String>(conn)?;
                 Ok(Some(RecipientData {
                     recipient: row.into_domain()?,
                     notifications: details,
                     preferences: super::preferences::load_preferences(conn, &id)?,
                     consents: super::preferences::load_consents(conn, &id)?,
                     topics,
+                    push_subscriptions,
                 }))
             })
             .await

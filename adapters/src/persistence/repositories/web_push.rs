@@ -1,7 +1,10 @@
 //! [`DieselPushSubscriptions`]: the browsers recipients opted in to Web Push from, and the
 //! VAPID key the service generated (table `service_keys`).
 
-use clairon_application::ports::RepositoryError;
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use clairon_application::ports::{PushSubscription, PushSubscriptions, RepositoryError};
 use clairon_domain::RecipientId;
 use diesel::prelude::*;
 
@@ -172,5 +175,80 @@ impl DieselPushSubscriptions {
             })
             .await?;
         VapidKeys::from_base64url(&stored).map_err(|e| RepositoryError::Corrupt(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl PushSubscriptions for DieselPushSubscriptions {
+    async fn endpoints(
+        &self,
+        recipients: &[RecipientId],
+    ) -> Result<HashMap<RecipientId, Vec<String>>, RepositoryError> {
+        let ids: Vec<String> = recipients.iter().map(|r| r.as_str().to_owned()).collect();
+        let rows = self
+            .db
+            .call(move |conn| {
+                let mut rows = Vec::new();
+                for chunk in ids.chunks(500) {
+                    rows.extend(
+                        push_subscriptions::table
+                            .filter(push_subscriptions::recipient_id.eq_any(chunk))
+                            .order((
+                                push_subscriptions::recipient_id.asc(),
+                                push_subscriptions::created_at.asc(),
+                                push_subscriptions::endpoint.asc(),
+                            ))
+                            .select((
+                                push_subscriptions::recipient_id,
+                                push_subscriptions::endpoint,
+                            ))
+                            .load::<(String, String)>(conn)?,
+                    );
+                }
+                Ok(rows)
+            })
+            .await?;
+        let mut by_recipient: HashMap<RecipientId, Vec<String>> = HashMap::new();
+        for (recipient, endpoint) in rows {
+            let id = RecipientId::parse(&recipient)
+                .map_err(|e| RepositoryError::Corrupt(format!("push_subscriptions: {e}")))?;
+            by_recipient.entry(id).or_default().push(endpoint);
+        }
+        Ok(by_recipient)
+    }
+
+    async fn find(
+        &self,
+        recipient: &RecipientId,
+        endpoint: &str,
+    ) -> Result<Option<PushSubscription>, RepositoryError> {
+        let (recipient, endpoint) = (recipient.as_str().to_owned(), endpoint.to_owned());
+        self.db
+            .call(move |conn| {
+                let row = push_subscriptions::table
+                    .filter(push_subscriptions::recipient_id.eq(&recipient))
+                    .filter(push_subscriptions::endpoint.eq(&endpoint))
+                    .select((
+                        push_subscriptions::endpoint,
+                        push_subscriptions::p256dh,
+                        push_subscriptions::auth,
+                    ))
+                    .first::<(String, String, String)>(conn)
+                    .optional()?;
+                Ok(row.map(|(endpoint, p256dh, auth)| PushSubscription {
+                    endpoint,
+                    p256dh,
+                    auth,
+                }))
+            })
+            .await
+    }
+
+    async fn forget(
+        &self,
+        recipient: &RecipientId,
+        endpoint: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.remove(recipient, endpoint).await
     }
 }
