@@ -66,6 +66,9 @@ pub enum DeliveryStatusName {
     Skipped,
     /// Cancelled before it went out (a cancelled reminder).
     Cancelled,
+    /// Held for the recipient's digest of the channel, until its window's end
+    /// (`next_attempt_at`).
+    Batched,
 }
 
 /// A channel, as the API names it.
