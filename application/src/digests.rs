@@ -274,3 +274,95 @@ pub fn digest_context(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{
+        DigestItem, EmailContent, MockDigestStore, MockEmailSender, MockRecipientRepository,
+        MockTemplateRenderer,
+    };
+    use crate::test_support::{fixed_clock, recipient, sequential_ids};
+    use clairon_domain::{DeliveryId, NotificationId, RecipientId};
+    use rstest::rstest;
+
+    fn key() -> DigestKey {
+        DigestKey {
+            recipient_id: RecipientId::parse("artist-1").unwrap(),
+            channel: Channel::Email,
+            window_end: fixed_clock().now(),
+        }
+    }
+
+    fn open() -> OpenDigest {
+        OpenDigest {
+            id: DeliveryId::parse("digest-1").unwrap(),
+            sent_as: None,
+            items: vec![DigestItem {
+                delivery_id: DeliveryId::parse("d-1").unwrap(),
+                notification_id: NotificationId::parse("n-1").unwrap(),
+                title: "Répétition avancée".into(),
+                created_at: fixed_clock().now(),
+                action_url: None,
+            }],
+        }
+    }
+
+    fn job(answer: SendOutcome, settles: bool) -> DigestJob {
+        let mut store = MockDigestStore::new();
+        store.expect_due().returning(|_, _| Ok(vec![key()]));
+        store
+            .expect_open()
+            .returning(|_, _, _| Ok((Some(open()), 1)));
+        store
+            .expect_settle()
+            .times(usize::from(settles))
+            .returning(|_, listed, _, _| Ok(listed.len() as u64));
+        let mut recipients = MockRecipientRepository::new();
+        recipients
+            .expect_get()
+            .returning(|_| Ok(Some(recipient("artist-1"))));
+        let mut templates = MockTemplateRenderer::new();
+        templates.expect_render_email().returning(|_, _, context| {
+            assert_eq!(context["data"]["count"], 1);
+            assert_eq!(context["data"]["items"][0]["title"], "Répétition avancée");
+            Ok(EmailContent {
+                subject: "Votre résumé".into(),
+                text: "…".into(),
+                html: "<p>…</p>".into(),
+            })
+        });
+        let mut email = MockEmailSender::new();
+        email.expect_send().returning(move |message| {
+            assert_eq!(
+                message.delivery_id.as_str(),
+                "digest-1",
+                "the digest's stable id"
+            );
+            answer.clone()
+        });
+        DigestJob::new(
+            Arc::new(store),
+            Arc::new(recipients),
+            Arc::new(templates),
+            Arc::new(email),
+            Arc::new(sequential_ids()),
+            Arc::new(fixed_clock()),
+            Locale::Fr,
+        )
+    }
+
+    #[rstest]
+    #[case::sent(SendOutcome::Sent { provider_message_id: "m-1".into() }, true, DigestRunStats { sent: 1, deliveries: 1, read_before: 1, ..Default::default() })]
+    #[case::refused(SendOutcome::Permanent("550".into()), true, DigestRunStats { failed: 1, read_before: 1, ..Default::default() })]
+    #[case::transient(SendOutcome::Transient("451".into()), false, DigestRunStats { deferred: 1, read_before: 1, ..Default::default() })]
+    #[tokio::test]
+    async fn each_answer_of_the_provider_settles_the_digest_or_leaves_it_for_the_next_run(
+        #[case] answer: SendOutcome,
+        #[case] settles: bool,
+        #[case] expected: DigestRunStats,
+    ) {
+        let stats = job(answer, settles).run().await.unwrap();
+        assert_eq!(stats, expected);
+    }
+}

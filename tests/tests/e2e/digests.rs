@@ -55,7 +55,7 @@ async fn email_delivery(app: &TestApp, id: &str) -> Value {
 
 async fn run_digests(app: &TestApp) -> Value {
     let answer = app.post("/api/v1/admin/jobs/digests/run", &json!({})).await;
-    assert!(answer.status.is_success(), "{}", answer.json);
+    assert!((200..300).contains(&answer.status), "{}", answer.json);
     answer.json
 }
 
