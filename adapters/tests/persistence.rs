@@ -3052,3 +3052,160 @@ async fn the_vapid_key_is_generated_once_and_read_back_unless_one_is_configured(
         "a configured key is not stored over the generated one"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Digests (issue 13)
+// ---------------------------------------------------------------------------------------------
+
+/// `n` with one email delivery batched for the digest ending at `window_end`.
+fn batched(n: Notification, window_end: DateTime<Utc>) -> NewNotification {
+    let number = n.id.as_str()[24..].parse().unwrap();
+    let delivery = Delivery::batched(
+        did(number, Channel::Email),
+        n.id.clone(),
+        n.recipient_id.clone(),
+        Channel::Email,
+        window_end,
+        n.created_at,
+    );
+    NewNotification {
+        notification: n,
+        deliveries: vec![delivery],
+        deliver_at: None,
+    }
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_is_opened_once_per_window_leaves_read_notifications_out_and_settles_its_deliveries(
+    #[case] engine: Engine,
+) {
+    use clairon_adapters::persistence::DieselDigestStore;
+    use clairon_application::ports::{DigestKey, DigestOutcome, DigestStore};
+
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let end = at(3600);
+    let notes = t.notifications();
+    notes
+        .insert_batch(&[
+            batched(notification(1, "artist-1", None, at(10)), end),
+            batched(notification(2, "artist-1", None, at(20)), end),
+            batched(notification(3, "artist-1", None, at(30)), end),
+        ])
+        .await
+        .unwrap();
+    // The dispatcher never claims a batched delivery.
+    assert!(t
+        .queue()
+        .claim_due(at(7200), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap()
+        .is_empty());
+    notes
+        .mark_read(&nid(2), Some(rid("artist-1")), at(40))
+        .await
+        .unwrap();
+    let store = DieselDigestStore::new(t.db.clone());
+    assert!(
+        store.due(at(3599), 10).await.unwrap().is_empty(),
+        "nothing is due before the window's end"
+    );
+    let keys = store.due(at(3600), 10).await.unwrap();
+    let key = DigestKey {
+        recipient_id: rid("artist-1"),
+        channel: Channel::Email,
+        window_end: end,
+    };
+    assert_eq!(keys, vec![key.clone()]);
+
+    // Opened: the read one is skipped, two are listed.
+    let first_id = did(900, Channel::Email);
+    let (open, skipped) = store.open(&key, first_id.clone(), at(3601)).await.unwrap();
+    let open = open.expect("something to send");
+    assert_eq!(skipped, 1);
+    assert_eq!(open.id, first_id);
+    assert_eq!(open.sent_as, None);
+    let titles: Vec<String> = open.items.iter().map(|i| i.title.clone()).collect();
+    assert_eq!(titles, vec!["Notification 1", "Notification 3"]);
+
+    // A second run (or one after a crash) finds the same digest, never a second one.
+    let (again, skipped_again) = store
+        .open(&key, did(901, Channel::Email), at(3602))
+        .await
+        .unwrap();
+    assert_eq!(again.expect("still to send").id, first_id);
+    assert_eq!(skipped_again, 0);
+
+    let listed: Vec<DeliveryId> = open.items.iter().map(|i| i.delivery_id.clone()).collect();
+    let moved = store
+        .settle(
+            &first_id,
+            &listed,
+            &DigestOutcome::Sent {
+                provider_message_id: "digest-1@clairon".into(),
+            },
+            at(3603),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    assert!(store.due(at(7200), 10).await.unwrap().is_empty());
+    let (nothing, _) = store
+        .open(&key, did(902, Channel::Email), at(3604))
+        .await
+        .unwrap();
+    assert_eq!(nothing, None, "an empty digest is not sent");
+
+    let deliveries = t.deliveries_of(&[1, 2, 3]).await;
+    assert_eq!(
+        deliveries,
+        vec![
+            ("sent".to_owned(), Some("digest-1@clairon".to_owned()), None),
+            (
+                "skipped".to_owned(),
+                None,
+                Some("read before the digest".to_owned())
+            ),
+            ("sent".to_owned(), Some("digest-1@clairon".to_owned()), None),
+        ]
+    );
+}
+
+impl TestDb {
+    /// (status, provider id, last error) of the email delivery of each notification `numbers`.
+    async fn deliveries_of(
+        &self,
+        numbers: &[u32],
+    ) -> Vec<(String, Option<String>, Option<String>)> {
+        let page = DeliveryRepository::list(
+            &self.queue(),
+            &clairon_application::ports::DeliveryListQuery {
+                status: None,
+                channel: Some(Channel::Email),
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+        let mut found = Vec::new();
+        for n in numbers {
+            let id = did(*n, Channel::Email);
+            let d = page
+                .items
+                .iter()
+                .find(|d| d.id == id)
+                .cloned()
+                .expect("the delivery");
+            found.push((
+                d.status.as_str().to_owned(),
+                d.provider_message_id,
+                d.last_error,
+            ));
+        }
+        found
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod commands;
+pub mod digests;
 pub mod dispatch;
 pub mod events;
 pub mod live;

@@ -118,6 +118,9 @@ pub struct Settings {
     pub retention_interval_secs: u64,
     /// Interval of the expired `Idempotency-Key` purge, in s (3,600 by default).
     pub idempotency_purge_interval_secs: u64,
+    /// Interval of the `digests` job (`CLAIRON_DIGEST_INTERVAL_SECS`), in s (60 by default):
+    /// how late after its window's end a digest may go out.
+    pub digest_interval_secs: u64,
     /// A TOML file of scheduled HTTP jobs (`[[job]]` with `name`, `schedule` or `after`,
     /// `timezone`, `request = {method, url, timeout_s}`); empty (default): the built-in jobs only.
     pub jobs_file: PathBuf,
@@ -248,6 +251,7 @@ impl Default for Settings {
             reaper_interval_secs: 60,
             retention_interval_secs: 24 * 3600,
             idempotency_purge_interval_secs: 3600,
+            digest_interval_secs: 60,
             jobs_file: PathBuf::new(),
             dashboard_timezone: "UTC".into(),
             metrics_token: String::new(),

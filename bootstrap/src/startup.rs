@@ -492,6 +492,23 @@ impl Components {
             metrics.clone(),
         ));
         let alerts: Arc<dyn JobAlerts> = Arc::new(RoutedJobAlerts::new(bus.clone(), clock.clone()));
+        // Digests (issue 13): the `digests` job sends through the same senders as the
+        // dispatcher.
+        let mut digest_job = clairon_application::digests::DigestJob::new(
+            Arc::new(clairon_adapters::persistence::DieselDigestStore::new(
+                database.clone(),
+            )),
+            recipients.clone(),
+            templates.clone(),
+            email.clone(),
+            ids.clone(),
+            clock.clone(),
+            locale,
+        );
+        if let Some(telegram) = &telegram {
+            digest_job = digest_job.with_telegram(telegram.clone());
+        }
+        let digest_job = Arc::new(digest_job);
         let run_job = Arc::new(
             RunJobHandler::new(
                 Arc::new(DieselHousekeeping::new(database.clone())),
@@ -504,7 +521,8 @@ impl Components {
             )
             .with_catalog(catalog.clone())
             .with_http(Arc::new(ReqwestHttpJobClient::new()))
-            .with_alerts(alerts.clone()),
+            .with_alerts(alerts.clone())
+            .with_digests(digest_job),
         );
         let scheduler = Arc::new(JobScheduler::new(
             run_job.clone(),

@@ -51,6 +51,11 @@ pub enum DeliveryStatus {
     Skipped,
     /// Withdrawn before it was sent.
     Cancelled,
+    /// Held for the recipient's digest of its channel (issue 13): never claimed by a
+    /// dispatcher; `next_attempt_at` is the end of its digest window. The digest job moves it
+    /// to `sent` (with the digest's provider id), `skipped` (read before the digest),
+    /// `failed` (the digest was refused) or a withdrawal `cancelled` it.
+    Batched,
 }
 
 impl DeliveryStatus {
@@ -65,6 +70,7 @@ impl DeliveryStatus {
             Self::Dead => "dead",
             Self::Skipped => "skipped",
             Self::Cancelled => "cancelled",
+            Self::Batched => "batched",
         }
     }
 
@@ -82,6 +88,7 @@ impl DeliveryStatus {
             "dead" => Self::Dead,
             "skipped" => Self::Skipped,
             "cancelled" => Self::Cancelled,
+            "batched" => Self::Batched,
             other => {
                 return Err(ValidationError::new(
                     "status",
@@ -92,7 +99,7 @@ impl DeliveryStatus {
     }
 
     /// Every status, in the order of the life of a delivery.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Pending,
         Self::Sending,
         Self::Sent,
@@ -101,6 +108,7 @@ impl DeliveryStatus {
         Self::Dead,
         Self::Skipped,
         Self::Cancelled,
+        Self::Batched,
     ];
 
     /// Whether nothing will happen to the delivery any more without an operator: it is neither
@@ -112,8 +120,8 @@ impl DeliveryStatus {
         )
     }
 
-    /// The statuses that may still be sent (`pending`, `sending`, `retrying`): the queue's
-    /// depth, never purged.
+    /// The statuses that may still be sent (`pending`, `sending`, `retrying`, `batched`): the
+    /// queue's depth, never purged.
     pub fn unsettled() -> impl Iterator<Item = Self> {
         Self::ALL.into_iter().filter(|s| !s.is_final())
     }
@@ -131,12 +139,17 @@ impl DeliveryStatus {
     /// | `sending` | `pending`, `retrying` | its lease lapsed and housekeeping released it |
     /// | `sending` | `sent`, `retrying`, `dead`, `failed`, `skipped` | the dispatcher's outcome |
     /// | `failed`, `dead` | `pending` | an operator's retry |
+    /// | `batched` | `sent`, `skipped`, `failed` | the digest job: sent in the digest, read before it, the digest refused |
+    /// | `batched` | `cancelled` | withdrawn (a consent revoked, an erasure) |
     ///
     /// Nothing leaves `sent`, `skipped` or `cancelled`.
     pub fn can_move_to(self, to: Self) -> bool {
-        use DeliveryStatus::{Cancelled, Dead, Failed, Pending, Retrying, Sending, Sent, Skipped};
+        use DeliveryStatus::{
+            Batched, Cancelled, Dead, Failed, Pending, Retrying, Sending, Sent, Skipped,
+        };
         match self {
             Pending | Retrying => matches!(to, Sending | Cancelled),
+            Batched => matches!(to, Sent | Skipped | Failed | Cancelled),
             Sending => matches!(
                 to,
                 Sending | Pending | Retrying | Sent | Dead | Failed | Skipped
@@ -381,6 +394,71 @@ impl Delivery {
         }
     }
 
+    /// A delivery held for the recipient's digest of its channel, the digest going out at
+    /// `window_end` (UTC).
+    pub fn batched(
+        id: DeliveryId,
+        notification_id: NotificationId,
+        recipient_id: RecipientId,
+        channel: Channel,
+        window_end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            status: DeliveryStatus::Batched,
+            next_attempt_at: Some(window_end),
+            ..Self::pending(id, notification_id, recipient_id, channel, now)
+        }
+    }
+
+    /// It went out in a digest the provider accepted at `at` as `provider_message_id`:
+    /// `batched → sent`, one try counted (the digest's).
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `batched`.
+    pub fn sent_in_digest(
+        &self,
+        provider_message_id: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
+        if self.status != DeliveryStatus::Batched {
+            return Err(IllegalTransition {
+                from: self.status,
+                to: DeliveryStatus::Sent,
+            });
+        }
+        Ok(DeliveryTransition {
+            attempts: self.attempt_number(),
+            provider_message_id: Some(provider_message_id.into()),
+            sent_at: Some(at),
+            ..self.move_to(DeliveryStatus::Sent)?
+        })
+    }
+
+    /// Left out of its digest (read in the inbox before it went out, or its digest refused):
+    /// `batched → skipped` or `batched → failed` with the reason, nothing tried.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless it is `batched` and `to` is `skipped` or `failed`.
+    pub fn left_out_of_digest(
+        &self,
+        to: DeliveryStatus,
+        reason: impl Into<String>,
+    ) -> Result<DeliveryTransition, IllegalTransition> {
+        if self.status != DeliveryStatus::Batched
+            || !matches!(to, DeliveryStatus::Skipped | DeliveryStatus::Failed)
+        {
+            return Err(IllegalTransition {
+                from: self.status,
+                to,
+            });
+        }
+        Ok(DeliveryTransition {
+            last_error: Some(reason.into()),
+            ..self.move_to(to)?
+        })
+    }
+
     /// The number of the try a dispatcher is making now: one more than the tries so far
     /// (saturating).
     pub fn attempt_number(&self) -> u32 {
@@ -547,7 +625,9 @@ mod tests {
     use super::*;
     use chrono::TimeZone as _;
     use rstest::rstest;
-    use DeliveryStatus::{Cancelled, Dead, Failed, Pending, Retrying, Sending, Sent, Skipped};
+    use DeliveryStatus::{
+        Batched, Cancelled, Dead, Failed, Pending, Retrying, Sending, Sent, Skipped,
+    };
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2027, 3, 1, 9, minute, 0).unwrap()
@@ -569,7 +649,11 @@ mod tests {
     }
 
     /// Every move the matrix allows, and nothing else.
-    const LEGAL: [(DeliveryStatus, DeliveryStatus); 13] = [
+    const LEGAL: [(DeliveryStatus, DeliveryStatus); 17] = [
+        (Batched, Sent),
+        (Batched, Skipped),
+        (Batched, Failed),
+        (Batched, Cancelled),
         (Pending, Sending),
         (Pending, Cancelled),
         (Retrying, Sending),
@@ -587,9 +671,13 @@ mod tests {
 
     #[rstest]
     fn a_move_is_allowed_exactly_when_the_matrix_lists_it(
-        #[values(Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled)]
+        #[values(
+            Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled, Batched
+        )]
         from: DeliveryStatus,
-        #[values(Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled)]
+        #[values(
+            Pending, Sending, Sent, Retrying, Failed, Dead, Skipped, Cancelled, Batched
+        )]
         to: DeliveryStatus,
     ) {
         assert_eq!(
@@ -787,7 +875,7 @@ mod tests {
     fn the_unsettled_statuses_are_those_that_may_still_be_sent() {
         assert_eq!(
             DeliveryStatus::unsettled().collect::<Vec<_>>(),
-            vec![Pending, Sending, Retrying]
+            vec![Pending, Sending, Retrying, Batched]
         );
     }
 
@@ -897,5 +985,49 @@ mod tests {
                 "the last link ends the chain"
             );
         }
+    }
+
+    #[test]
+    fn a_batched_delivery_is_never_claimed_and_goes_out_with_its_digests_provider_id() {
+        let d = delivery(Batched, 0);
+        assert!(
+            d.claim().is_err(),
+            "a dispatcher never takes a batched delivery"
+        );
+        let moved = d.sent_in_digest("digest-1@clairon", at(5)).unwrap();
+        assert_eq!((moved.from, moved.to), (Batched, Sent));
+        assert_eq!(
+            moved.provider_message_id.as_deref(),
+            Some("digest-1@clairon")
+        );
+        assert_eq!((moved.sent_at, moved.attempts), (Some(at(5)), 1));
+        assert!(delivery(Pending, 0).sent_in_digest("x", at(5)).is_err());
+    }
+
+    #[test]
+    fn a_batched_delivery_read_before_its_digest_is_skipped_with_the_reason() {
+        let moved = delivery(Batched, 0)
+            .left_out_of_digest(Skipped, "read before the digest")
+            .unwrap();
+        assert_eq!(moved.to, Skipped);
+        assert_eq!(moved.last_error.as_deref(), Some("read before the digest"));
+        assert!(delivery(Batched, 0).left_out_of_digest(Sent, "no").is_err());
+        assert!(delivery(Sending, 0)
+            .left_out_of_digest(Skipped, "no")
+            .is_err());
+    }
+
+    #[test]
+    fn a_batched_delivery_waits_for_its_window_end() {
+        let d = Delivery::batched(
+            DeliveryId::parse("d-1").unwrap(),
+            NotificationId::parse("n-1").unwrap(),
+            RecipientId::parse("r-1").unwrap(),
+            Channel::Email,
+            at(30),
+            at(0),
+        );
+        assert_eq!((d.status, d.next_attempt_at), (Batched, Some(at(30))));
+        assert!(!Batched.is_final(), "never purged while it waits");
     }
 }

@@ -18,6 +18,10 @@
 //! ambiguous one takes the earlier instant). `critical` overrides all of it (never consent,
 //! which is [`crate::consent`]'s).
 //!
+//! A `digest` key (issue 13) gathers a channel's non-`critical` notifications into one message
+//! per window: `{"digest": {"email": {"frequency": "daily", "at": "08:00"}}}`, read by
+//! [`Preferences::digest_window`]; the schedules are [`crate::digest`]'s.
+//!
 //! Pure: callers pass the due instant and the zone.
 
 use std::collections::BTreeMap;
@@ -27,6 +31,7 @@ use chrono::{DateTime, Days, NaiveTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::channel::ChannelName;
+use crate::digest::{DigestSchedule, DigestWindow};
 use crate::error::ValidationError;
 use crate::notification::{EventType, Priority};
 use crate::recipient::{TimeZone, Unreachable};
@@ -217,6 +222,7 @@ pub struct Preferences {
     channels: BTreeMap<ChannelName, bool>,
     event_types: BTreeMap<EventTypePattern, BTreeMap<ChannelName, bool>>,
     quiet_hours: Option<QuietHours>,
+    digest: BTreeMap<ChannelName, DigestSchedule>,
 }
 
 impl Preferences {
@@ -227,7 +233,9 @@ impl Preferences {
     /// Every [`ValidationError`] found, each on its field: `channels.<name>` (unknown channel,
     /// not a boolean, `in_app` switched off), `event_types.<key>` (malformed key, not an
     /// object), `event_types.<key>.<name>`, `event_types` (over [`MAX_EVENT_TYPE_ENTRIES`]),
-    /// `quiet_hours`, `quiet_hours.start`, `quiet_hours.end`, or an unknown top-level key.
+    /// `quiet_hours`, `quiet_hours.start`, `quiet_hours.end`, `digest`, `digest.<channel>`
+    /// (unknown channel, `in_app`), `digest.<channel>.<field>` ([`DigestSchedule::parse_entry`]),
+    /// or an unknown top-level key.
     pub fn parse(document: &Value) -> Result<Self, Vec<ValidationError>> {
         let mut errors = Vec::new();
         let preferences = Self::read(document, &mut errors);
@@ -259,9 +267,11 @@ impl Preferences {
                 "event_types" => preferences.event_types = event_types(value, errors),
                 "quiet_hours" if value.is_null() => {}
                 "quiet_hours" => preferences.quiet_hours = parse_quiet_hours(value, errors),
+                "digest" if value.is_null() => {}
+                "digest" => preferences.digest = digest_entries(value, errors),
                 other => errors.push(ValidationError::new(
                     other,
-                    "unknown field; expected channels, event_types, quiet_hours",
+                    "unknown field; expected channels, event_types, quiet_hours, digest",
                 )),
             }
         }
@@ -269,7 +279,8 @@ impl Preferences {
     }
 
     /// The document as JSON, every key present: `{"channels": {…}, "event_types": {…},
-    /// "quiet_hours": null | {"start", "end"}}`.
+    /// "quiet_hours": null | {"start", "end"}}`, and `"digest": {"<channel>": {…}}` when a
+    /// channel is digested ([`DigestSchedule::to_json`]).
     pub fn to_json(&self) -> Value {
         let channels: Map<String, Value> = self
             .channels
@@ -287,11 +298,45 @@ impl Preferences {
                 (key.as_str().to_owned(), Value::Object(inner))
             })
             .collect();
-        json!({
+        let mut document = json!({
             "channels": channels,
             "event_types": event_types,
             "quiet_hours": self.quiet_hours.map(QuietHours::to_json),
-        })
+        });
+        if !self.digest.is_empty() {
+            let digest: Map<String, Value> = self
+                .digest
+                .iter()
+                .map(|(c, schedule)| (c.as_str().to_owned(), schedule.to_json()))
+                .collect();
+            document["digest"] = Value::Object(digest);
+        }
+        document
+    }
+
+    /// The digested channels and their schedules (issue 13, "Digests"): a channel not named
+    /// here is not digested (`off`).
+    pub fn digest(&self) -> &BTreeMap<ChannelName, DigestSchedule> {
+        &self.digest
+    }
+
+    /// The digest window a notification of `priority` on `channel`, created at `at` (UTC), is
+    /// batched into for a recipient in `zone`; `None` when it goes out on its own: the channel
+    /// is not digested, it is `in_app` (the inbox is the record), or the notification is
+    /// `critical` (sent at once).
+    pub fn digest_window(
+        &self,
+        channel: ChannelName,
+        priority: Priority,
+        at: DateTime<Utc>,
+        zone: TimeZone,
+    ) -> Option<DigestWindow> {
+        if channel == ChannelName::IN_APP || priority == Priority::Critical {
+            return None;
+        }
+        self.digest
+            .get(&channel)
+            .map(|schedule| schedule.window_containing(at, zone))
     }
 
     /// The channel switches.
@@ -410,6 +455,38 @@ fn switches(
                 found.insert(channel, on);
             }
             _ => {}
+        }
+    }
+    found
+}
+
+/// The `digest` object: outbound channel name → [`DigestSchedule::parse_entry`]'s entry
+/// (`{"frequency": "off"}` leaves the channel out).
+fn digest_entries(
+    value: &Value,
+    errors: &mut Vec<ValidationError>,
+) -> BTreeMap<ChannelName, DigestSchedule> {
+    let mut found = BTreeMap::new();
+    let Some(object) = value.as_object() else {
+        errors.push(ValidationError::new(
+            "digest",
+            "must be null or an object of outbound channel names to {\"frequency\", \"day\"?, \"at\"}",
+        ));
+        return found;
+    };
+    for (name, entry) in object {
+        let field = format!("digest.{name}");
+        let channel = ChannelName::parse_as(&field, name).map_err(|e| errors.push(e));
+        if matches!(channel, Ok(c) if c == ChannelName::IN_APP) {
+            errors.push(ValidationError::new(
+                &field,
+                "in_app is never digested: the inbox is the record",
+            ));
+            continue;
+        }
+        let schedule = DigestSchedule::parse_entry(&field, entry).map_err(|e| errors.extend(e));
+        if let (Ok(channel), Ok(Some(schedule))) = (channel, schedule) {
+            found.insert(channel, schedule);
         }
     }
     found
@@ -551,6 +628,61 @@ mod tests {
     )]
     fn every_bad_field_is_named(#[case] document: Value, #[case] expected: &[&str]) {
         assert_eq!(fields(document), expected);
+    }
+
+    #[test]
+    fn the_digest_example_parses_and_round_trips() {
+        let document = json!({
+            "channels": {},
+            "event_types": {},
+            "quiet_hours": null,
+            "digest": {
+                "email": {"frequency": "daily", "at": "08:00"},
+                "telegram": {"frequency": "weekly", "day": "monday", "at": "09:00"}
+            }
+        });
+        let parsed = prefs(document.clone());
+        assert_eq!(parsed.to_json(), document);
+        assert_eq!(parsed.digest().len(), 2);
+    }
+
+    #[test]
+    fn a_digest_switched_off_is_no_digest() {
+        let parsed = prefs(json!({"digest": {"email": {"frequency": "off"}}}));
+        assert!(parsed.digest().is_empty());
+        assert_eq!(parsed.to_json().get("digest"), None);
+    }
+
+    #[rstest]
+    #[case::not_an_object(json!({"digest": "daily"}), &["digest"])]
+    #[case::in_app(json!({"digest": {"in_app": {"frequency": "daily", "at": "08:00"}}}), &["digest.in_app"])]
+    #[case::unknown_channel(json!({"digest": {"fax": {"frequency": "daily", "at": "08:00"}}}), &["digest.fax"])]
+    #[case::bad_fields(
+        json!({"digest": {"email": {"frequency": "hourly", "at": "8h"}, "telegram": {"frequency": "weekly", "at": "09:00"}}}),
+        &["digest.email.at", "digest.email.frequency", "digest.telegram.day"]
+    )]
+    fn every_bad_digest_field_is_named(#[case] document: Value, #[case] expected: &[&str]) {
+        assert_eq!(fields(document), expected);
+    }
+
+    #[rstest]
+    #[case::digested("email", "normal", Some("2027-03-11T08:00:00Z"))]
+    #[case::critical_goes_at_once("email", "critical", None)]
+    #[case::in_app_is_never_digested("in_app", "normal", None)]
+    #[case::another_channel_is_not_digested("telegram", "normal", None)]
+    fn a_digested_channel_batches_a_notification_into_the_window_holding_it(
+        #[case] channel_name: &str,
+        #[case] priority: &str,
+        #[case] end: Option<&str>,
+    ) {
+        let parsed = prefs(json!({"digest": {"email": {"frequency": "daily", "at": "08:00"}}}));
+        let window = parsed.digest_window(
+            channel(channel_name),
+            Priority::parse(priority).unwrap(),
+            noon(),
+            zone("UTC"),
+        );
+        assert_eq!(window.map(|w| w.end), end.map(utc));
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod schema;
 pub use connection::{Backend, Database, PersistenceError, WriteFailure, WRITE_FAILURE_MEMORY};
 pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
-    DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
+    DieselDigestStore, DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
     DieselNotificationRepository, DieselOperationsStats, DieselPersonalDataStore,
     DieselPreferenceRepository, DieselPushSubscriptions, DieselRecipientRepository,
     DieselRoutingRulesRepository, DieselTokenGenerations, DieselTopicRepository,

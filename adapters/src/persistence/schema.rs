@@ -412,3 +412,30 @@ diesel::table! {
 
 diesel::joinable!(topic_subscriptions -> topics (topic_key));
 diesel::allow_tables_to_appear_in_same_query!(topics, topic_subscriptions);
+
+diesel::table! {
+    /// One digest (issue 13): a recipient's batched deliveries of one channel and window, sent
+    /// as one message. Unique on (recipient, channel, window end): its idempotency key.
+    digests (id) {
+        /// UUIDv7 text: the digest's email `Message-ID` and Telegram delivery id.
+        id -> Text,
+        /// Whose digest.
+        recipient_id -> Text,
+        /// The digested channel (`email`, `telegram`).
+        channel -> Text,
+        /// UTC: the window's end, the `next_attempt_at` of its batched deliveries.
+        window_end -> Timestamp,
+        /// `sending`, then `sent` or `failed`.
+        status -> Text,
+        /// How many notifications it lists.
+        item_count -> Integer,
+        /// The provider's id of the message, once sent.
+        provider_message_id -> Nullable<Text>,
+        /// Why it failed.
+        last_error -> Nullable<Text>,
+        /// UTC: when it was opened.
+        created_at -> Timestamp,
+        /// UTC: when the provider took it.
+        sent_at -> Nullable<Timestamp>,
+    }
+}

@@ -136,6 +136,16 @@ fn event_data(event_type: &str) -> Value {
             "message": "database <unavailable> & retrying",
             "error_details": "connection refused\n  at pool.get()",
         }),
+        // The digest job's data (`clairon_application::digests`), a title to escape and an
+        // item without link.
+        "digest" => json!({
+            "count": 2,
+            "window_end": "mardi 12 janvier 2027 à 08:00",
+            "items": [
+                { "title": "Répétition <déplacée> & avancée", "at": "lundi 11 janvier 2027 à 09:30", "link": "https://clairon.example/n/2?a=1&b=2" },
+                { "title": "Nouveau projet \"Carmen\"", "at": "lundi 11 janvier 2027 à 17:05", "link": null },
+            ],
+        }),
         _ => json!({ "project": project, "role": "Soprano", "job": "sync" }),
     }
 }

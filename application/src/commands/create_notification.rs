@@ -759,6 +759,9 @@ impl CreateNotificationHandler {
                         Decision::Skip(why) => {
                             Delivery::skipped(delivery_id, nid, rid, channel, why.to_string(), now)
                         }
+                        Decision::Batch(window_end) => {
+                            Delivery::batched(delivery_id, nid, rid, channel, *window_end, now)
+                        }
                     };
                     deliveries.push(match address {
                         Some(endpoint) => delivery.to_address(endpoint.clone()),
@@ -802,6 +805,9 @@ enum Decision {
     After(DateTime<Utc>),
     /// `skipped`, with the reason.
     Skip(SkipReason),
+    /// `batched` for the recipient's digest of the channel, going out at this window end
+    /// (UTC).
+    Batch(DateTime<Utc>),
 }
 
 impl CreateNotificationHandler {
@@ -857,6 +863,8 @@ impl CreateNotificationHandler {
                 }
                 Decision::Now => Delivery::pending(id, nid, rid, channel, now),
                 Decision::After(until) => Delivery::postponed(id, nid, rid, channel, until, now),
+                // A digested chain channel: the digest takes it (the chain ends there).
+                Decision::Batch(end) => Delivery::batched(id, nid, rid, channel, end, now),
             };
             let rest = viable
                 .iter()
@@ -896,16 +904,20 @@ impl CreateNotificationHandler {
             return Decision::Skip(SkipReason::NoConsent(name));
         }
         let zone = recipient.timezone.unwrap_or(TimeZone::UTC);
-        match choices.preferences(&recipient.id).decide(
-            name,
-            &draft.event_type,
-            draft.priority,
-            due,
-            zone,
+        let preferences = choices.preferences(&recipient.id);
+        let verdict = preferences.decide(name, &draft.event_type, draft.priority, due, zone);
+        match (
+            verdict,
+            preferences.digest_window(name, draft.priority, due, zone),
         ) {
-            PreferenceVerdict::Allowed => Decision::Now,
-            PreferenceVerdict::Postponed(until) => Decision::After(until),
-            PreferenceVerdict::OptedOut(entry) => Decision::Skip(SkipReason::OptedOut(entry)),
+            // A digested channel (issue 13) holds what it allows, quiet hours included: the
+            // digest goes out at its window's end instead.
+            (PreferenceVerdict::Allowed | PreferenceVerdict::Postponed(_), Some(window)) => {
+                Decision::Batch(window.end)
+            }
+            (PreferenceVerdict::Allowed, None) => Decision::Now,
+            (PreferenceVerdict::Postponed(until), None) => Decision::After(until),
+            (PreferenceVerdict::OptedOut(entry), _) => Decision::Skip(SkipReason::OptedOut(entry)),
         }
     }
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clairon_domain::jobs::JobName;
 use serde_json::json;
 
+use crate::digests::DigestJob;
 use crate::ports::{
     Clock, Finished, Housekeeping, HttpJobClient, HttpJobOutcome, HttpJobRequest, Job, JobAlerts,
     JobFailed, JobRun, JobRunEnd, JobRunRepository, JobStatus, JobTrigger, RepositoryError,
@@ -92,6 +93,7 @@ pub struct RunJobHandler {
     catalog: Arc<JobCatalog>,
     http: Option<Arc<dyn HttpJobClient>>,
     alerts: Option<Arc<dyn JobAlerts>>,
+    digests: Option<Arc<DigestJob>>,
 }
 
 impl RunJobHandler {
@@ -112,6 +114,7 @@ impl RunJobHandler {
             catalog: Arc::new(catalog),
             http: None,
             alerts: None,
+            digests: None,
         }
     }
 
@@ -134,6 +137,14 @@ impl RunJobHandler {
     #[must_use]
     pub fn with_alerts(mut self, alerts: Arc<dyn JobAlerts>) -> Self {
         self.alerts = Some(alerts);
+        self
+    }
+
+    /// The same handler sending digests with `digests` (without: a `digests` run does
+    /// nothing and says so in its stats).
+    #[must_use]
+    pub fn with_digests(mut self, digests: Arc<DigestJob>) -> Self {
+        self.digests = Some(digests);
         self
     }
 
@@ -354,6 +365,10 @@ impl RunJobHandler {
                 let purged = self.housekeeping.purge_idempotency_keys(now).await?;
                 Ok(json!({ "idempotency_keys": purged }))
             }
+            Job::Digests => match &self.digests {
+                Some(digests) => Ok(digests.run().await?.to_json()),
+                None => Ok(json!({ "sent": 0, "configured": false })),
+            },
         }
     }
 }

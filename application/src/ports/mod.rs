@@ -8,6 +8,7 @@ mod api_keys;
 mod clock;
 mod delivery_queue;
 mod delivery_repository;
+mod digests;
 mod health;
 mod idempotency;
 mod inbox_feed;
@@ -33,6 +34,7 @@ pub use delivery_queue::{
     FallbackLink, POISON_CRASHES,
 };
 pub use delivery_repository::{DeliveryListQuery, DeliveryPage, DeliveryRepository, Requeued};
+pub use digests::{DigestItem, DigestKey, DigestOutcome, DigestStore, OpenDigest};
 pub use health::{DatabaseProblem, DispatcherHealth, HealthProbe};
 pub use idempotency::{Begun, IdempotencyStore, IdempotentRequest, StoredResponse};
 pub use inbox_feed::{InboxFeed, SequencedNotification};
@@ -83,6 +85,8 @@ pub use clock::{MockClock, MockIdGenerator, MockTimer};
 pub use delivery_queue::{MockDeliveryQueue, MockDeliveryWaker};
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery_repository::MockDeliveryRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use digests::MockDigestStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use health::MockHealthProbe;
 #[cfg(any(test, feature = "mocks"))]

@@ -18,19 +18,27 @@ pub enum Job {
     Retention,
     /// Deletes expired `Idempotency-Key` records.
     IdempotencyPurge,
+    /// Sends the digests whose window ended (issue 13; [`crate::digests::DigestJob`]).
+    Digests,
 }
 
 impl Job {
     /// Every job, in display order.
-    pub const ALL: [Job; 3] = [Job::LeaseReaper, Job::Retention, Job::IdempotencyPurge];
+    pub const ALL: [Job; 4] = [
+        Job::LeaseReaper,
+        Job::Retention,
+        Job::IdempotencyPurge,
+        Job::Digests,
+    ];
 
-    /// `lease_reaper`, `retention` or `idempotency_purge`: the name in `job_runs.job`, the API
+    /// `lease_reaper`, `retention`, `idempotency_purge` or `digests`: the name in `job_runs.job`, the API
     /// and the metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LeaseReaper => "lease_reaper",
             Self::Retention => "retention",
             Self::IdempotencyPurge => "idempotency_purge",
+            Self::Digests => "digests",
         }
     }
 

@@ -9,6 +9,7 @@ mod database;
 mod dataset;
 mod default_limits;
 mod delivery_engine;
+mod digests;
 mod erasure_traces;
 mod events;
 mod fallback;

@@ -62,7 +62,7 @@ pub async fn list(
             .map_err(|_| {
                 errors.push(FieldError {
                     field: "status".into(),
-                    message: "must be one of pending, sending, sent, retrying, failed, dead, skipped, cancelled".into(),
+                    message: "must be one of pending, sending, sent, retrying, failed, dead, skipped, cancelled, batched".into(),
                 });
             })
             .ok()

@@ -66,6 +66,9 @@ pub enum DeliveryStatusName {
     Skipped,
     /// Cancelled before it went out (a cancelled reminder).
     Cancelled,
+    /// Held for the recipient's digest of the channel, until its window's end
+    /// (`next_attempt_at`).
+    Batched,
 }
 
 /// A channel, as the API names it.
@@ -175,7 +178,7 @@ pub enum PlanningEventName {
     Reminder,
 }
 
-/// A job's name: a built-in job (`lease_reaper`, `retention`, `idempotency_purge`), a job of
+/// A job's name: a built-in job (`lease_reaper`, `retention`, `idempotency_purge`, `digests`), a job of
 /// `CLAIRON_JOBS_FILE` (`sync-gazelle`), or an outside system's job reported through
 /// `POST /api/v1/job-runs`.
 #[derive(Debug, ToSchema)]

@@ -783,6 +783,34 @@ pub struct QuietHoursBody {
     pub end: String,
 }
 
+/// One outbound channel's digest (issue 13): its non-`critical` notifications gathered into
+/// one message at the end of each window, local time in the recipient's zone (UTC when they
+/// have none); `off` (the default) sends each on its own.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "frequency", rename_all = "lowercase")]
+pub enum DigestEntryBody {
+    /// Every day at `at`.
+    Daily {
+        /// The window's end (`08:00`).
+        #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "08:00")]
+        at: String,
+    },
+    /// Every week on `day` at `at`.
+    Weekly {
+        /// The day of the week, in English, lower case.
+        #[schema(
+            pattern = "^(monday|tuesday|wednesday|thursday|friday|saturday|sunday)$",
+            example = "monday"
+        )]
+        day: String,
+        /// The window's end (`09:00`).
+        #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "09:00")]
+        at: String,
+    },
+    /// No digest.
+    Off {},
+}
+
 /// `PUT …/preferences`: the whole document (a missing key means "allowed"). `channels` maps a
 /// channel name (`clairon_domain::KNOWN_CHANNELS`) to `true`/`false`; `in_app` cannot be
 /// `false`. `event_types` maps an exact event type (`planning.modified`) or a prefix ending in
@@ -805,6 +833,10 @@ pub struct PreferencesBody {
     /// Quiet hours, or `null` for none.
     #[schema(value_type = Option<QuietHoursBody>)]
     pub quiet_hours: Option<Value>,
+    /// Digested outbound channels (`email`, `telegram`, …; never `in_app`): a 422 names
+    /// `digest.<channel>.<field>`.
+    #[schema(value_type = Option<std::collections::HashMap<String, DigestEntryBody>>)]
+    pub digest: Option<Value>,
     /// Any other key: refused (422 naming it).
     #[serde(flatten)]
     #[schema(ignore)]
@@ -822,6 +854,7 @@ impl PreferencesBody {
             ("channels", self.channels),
             ("event_types", self.event_types),
             ("quiet_hours", self.quiet_hours),
+            ("digest", self.digest),
         ] {
             if let Some(value) = value {
                 document.insert(key.to_owned(), value);

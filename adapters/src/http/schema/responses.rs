@@ -628,8 +628,8 @@ pub struct DeliveryResponse {
     /// `in_app|email|telegram|slack|webhook|sms|whatsapp|web_push`.
     #[schema(pattern = "^(in_app|email|telegram|slack|webhook|sms|whatsapp|web_push)$")]
     pub channel: &'static str,
-    /// `pending|sending|sent|retrying|failed|dead|skipped|cancelled`.
-    #[schema(pattern = "^(pending|sending|sent|retrying|failed|dead|skipped|cancelled)$")]
+    /// `pending|sending|sent|retrying|failed|dead|skipped|cancelled|batched`.
+    #[schema(pattern = "^(pending|sending|sent|retrying|failed|dead|skipped|cancelled|batched)$")]
     pub status: &'static str,
     /// Tries made.
     pub attempts: u32,

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod deliveries;
+mod digests;
 mod idempotency;
 mod inbox_feed;
 mod notification_writes;
@@ -18,6 +19,7 @@ mod web_push;
 
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
+pub use digests::DieselDigestStore;
 pub use idempotency::DieselIdempotencyStore;
 pub use notifications::DieselNotificationRepository;
 pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};

@@ -1,0 +1,2 @@
+DROP INDEX deliveries_batched;
+DROP TABLE digests;
