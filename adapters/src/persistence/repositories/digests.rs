@@ -96,19 +96,21 @@ fn open_in(
     id: &DeliveryId,
     now: DateTime<Utc>,
 ) -> Result<(Option<OpenDigest>, u64), DbError> {
+    /// A notification listed in a digest: id, title, created at, action URL, read at.
+    type NoteRow = (
+        String,
+        String,
+        chrono::NaiveDateTime,
+        Option<String>,
+        Option<chrono::NaiveDateTime>,
+    );
     let at = db_time(now);
     let rows = batched_of(conn, key)?;
     let mut notes: Vec<(String, String, chrono::NaiveDateTime, Option<String>, bool)> =
         Vec::with_capacity(rows.len());
     let ids: Vec<String> = rows.iter().map(|r| r.notification_id.clone()).collect();
     for chunk in ids.chunks(CHUNK) {
-        let found: Vec<(
-            String,
-            String,
-            chrono::NaiveDateTime,
-            Option<String>,
-            Option<chrono::NaiveDateTime>,
-        )> = notifications::table
+        let found: Vec<NoteRow> = notifications::table
             .filter(notifications::id.eq_any(chunk))
             .select((
                 notifications::id,
