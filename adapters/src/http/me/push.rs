@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::http::credentials::tokens::Me;
 use crate::http::extract::JsonBody;
-use crate::http::problem::{self, ApiError, Problem};
+use crate::http::problem::{self, ApiError, FieldError, Problem};
 use crate::http::schema::params::PushEndpointQuery;
 use crate::http::schema::requests::PushSubscriptionBody;
 use crate::http::schema::responses::PushSubscriptionCreated;
@@ -66,6 +66,7 @@ pub async fn me_post_push_subscription(
     params(PushEndpointQuery),
     responses(
         (status = 204, description = "No subscription at that endpoint any more."),
+        (status = 422, description = "`endpoint` empty or longer than 2,000 characters.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The token's recipient no longer exists.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("recipient_token" = [])),
@@ -75,6 +76,13 @@ pub async fn me_delete_push_subscription(
     me: Me,
     query: web::Query<PushEndpointQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let length = query.endpoint.chars().count();
+    if length == 0 || length > 2000 {
+        return Err(ApiError::invalid_fields(vec![FieldError {
+            field: "endpoint".into(),
+            message: "must be the subscription's endpoint: 1 to 2,000 characters".into(),
+        }]));
+    }
     known(&handlers, &me).await?;
     handlers
         .web_push
