@@ -59,6 +59,9 @@ pub struct Options {
     pub twilio: bool,
 }
 
+/// Interval of the built-in jobs in the test apps, in s (a year: none falls inside a test).
+pub const QUIET_JOB_INTERVAL_SECS: u64 = 365 * 86_400;
+
 /// The Twilio account SID of the test apps with `twilio`.
 pub const TWILIO_SID: &str = "AC0000000000000000000000000000c1a1";
 /// Their Twilio auth token.
@@ -255,6 +258,13 @@ pub async fn spawn_app_configured(
         // Rate limits have their own tests; elsewhere they would only slow the tests down.
         rate_limit_per_sec: 0,
         token_rate_limit_per_sec: 0,
+        // The built-in jobs' occurrences are multiples of their interval since the epoch: at 60 s
+        // one falls inside a test now and then and adds a run of its own to what it counts. Tests
+        // run them by hand; one about the schedule sets its interval.
+        reaper_interval_secs: QUIET_JOB_INTERVAL_SECS,
+        idempotency_purge_interval_secs: QUIET_JOB_INTERVAL_SECS,
+        digest_interval_secs: QUIET_JOB_INTERVAL_SECS,
+        retention_interval_secs: QUIET_JOB_INTERVAL_SECS,
         ..Settings::default()
     };
     let mut settings = settings;
@@ -350,6 +360,10 @@ impl TestApp {
             dispatch_poll_ms: 50,
             token_secret: TOKEN_SECRET.into(),
             log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+            reaper_interval_secs: QUIET_JOB_INTERVAL_SECS,
+            idempotency_purge_interval_secs: QUIET_JOB_INTERVAL_SECS,
+            digest_interval_secs: QUIET_JOB_INTERVAL_SECS,
+            retention_interval_secs: QUIET_JOB_INTERVAL_SECS,
             ..Settings::default()
         };
         let mut settings = settings;
