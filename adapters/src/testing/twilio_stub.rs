@@ -76,6 +76,7 @@ struct State {
     rejected: Vec<String>,
     scripted: std::collections::VecDeque<Failure>,
     numbers: std::collections::HashMap<String, Failure>,
+    sms_numbers: std::collections::HashMap<String, Failure>,
 }
 
 /// The running stand-in; stopped when dropped.
@@ -106,6 +107,7 @@ impl TwilioStub {
             rejected: Vec::new(),
             scripted: std::collections::VecDeque::new(),
             numbers: std::collections::HashMap::new(),
+            sms_numbers: std::collections::HashMap::new(),
         }));
         let data = web::Data::from(Arc::clone(&state));
         let handle =
@@ -150,6 +152,19 @@ impl TwilioStub {
     /// Answers every request to `number` (`+E164`, either channel) with `status` and `code`.
     pub fn fail_number(&self, number: &str, status: u16, code: Option<u32>, message: &str) {
         self.lock().numbers.insert(
+            number.to_owned(),
+            Failure {
+                status,
+                code,
+                message: message.to_owned(),
+            },
+        );
+    }
+
+    /// Answers every SMS to `number` (`+E164`) with `status` and `code`; WhatsApp messages to
+    /// the same number are accepted (a number that is not mobile takes no SMS, 21614).
+    pub fn fail_sms_to(&self, number: &str, status: u16, code: Option<u32>, message: &str) {
+        self.lock().sms_numbers.insert(
             number.to_owned(),
             Failure {
                 status,
@@ -314,6 +329,7 @@ async fn answer(
         );
     }
     let to_number = to_whatsapp.unwrap_or(&to).to_owned();
+    let is_whatsapp = to_whatsapp.is_some();
     if !is_e164(&to_number) {
         return refuse(&mut state, 400, 21211, "Invalid 'To' Phone Number");
     }
@@ -329,7 +345,12 @@ async fn answer(
     let failure = state
         .scripted
         .pop_front()
-        .or_else(|| state.numbers.get(&to_number).cloned());
+        .or_else(|| state.numbers.get(&to_number).cloned())
+        .or_else(|| {
+            (!is_whatsapp)
+                .then(|| state.sms_numbers.get(&to_number).cloned())
+                .flatten()
+        });
     if let Some(failure) = failure {
         state.failed.push(received);
         return failure.response();

@@ -12,6 +12,7 @@ mod delivery_engine;
 mod digests;
 mod erasure_traces;
 mod events;
+mod every_channel;
 mod fallback;
 mod gdpr;
 mod hostile_input;
