@@ -101,6 +101,15 @@ async fn wait_for(browser: &fantoccini::Client, what: &str, ok: impl Fn(&Value) 
 /// them). `None` (after printing `skipped:`) without Debian's `chromium` and `chromium-driver`,
 /// except under `CI`, where their absence fails the test.
 pub(super) async fn headless() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
+    headless_with_prefs(json!({})).await
+}
+
+/// Like [`headless`], with Chromium's profile preferences `prefs` (for instance
+/// `{"profile.default_content_setting_values.notifications": 1}`: notifications allowed, as
+/// if the user had answered the permission prompt).
+pub(super) async fn headless_with_prefs(
+    prefs: Value,
+) -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
     let found =
         std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     if !found {
@@ -132,6 +141,7 @@ pub(super) async fn headless() -> Option<(Driver, fantoccini::Client, tempfile::
                 "--disable-dev-shm-usage",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
+            "prefs": prefs,
         }),
     );
     let deadline = Instant::now() + PATIENCE;

@@ -4,6 +4,7 @@ mod admin_dashboard;
 mod amplification;
 mod bad_input;
 mod browser;
+mod browser_push;
 mod contract;
 mod database;
 mod dataset;
