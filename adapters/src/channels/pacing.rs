@@ -9,7 +9,7 @@
 //! blocking) and no 429 pauses the whole channel. SMTP needs no bucket: the connection pool
 //! (`CLAIRON_SMTP_POOL_SIZE`) already bounds how many messages are in flight.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +25,10 @@ const LANES_KEPT: usize = 10_000;
 /// the database's clock are not exact).
 const SLOT_TOLERANCE: Duration = Duration::from_millis(20);
 
+/// A slot at most this far away is waited for in place: putting the message back would cost a
+/// database round trip and a later claim for less than that.
+const INLINE_WAIT: Duration = Duration::from_millis(50);
+
 /// A reserved slot nobody came back for (the delivery was cancelled, or taken by another
 /// process) is given up after this long.
 const RESERVATION_KEPT: Duration = Duration::from_secs(60);
@@ -37,19 +41,72 @@ struct Lane {
     last_sent: Option<Instant>,
 }
 
+/// The account's calendar (a bot, a Twilio account): time cut into periods of one `interval`
+/// from the first message, each period taken by at most one message. A message gets the first
+/// free period at or after its destination's slot, so the account's pace is kept by reservation,
+/// like the destinations', and nobody waits for it inside a batch.
+struct AccountSlots {
+    interval: Duration,
+    origin: Option<Instant>,
+    taken: BTreeSet<u64>,
+}
+
+impl AccountSlots {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            origin: None,
+            taken: BTreeSet::new(),
+        }
+    }
+
+    fn period_of(&self, origin: Instant, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(origin).as_nanos();
+        u64::try_from(since / self.interval.as_nanos().max(1)).unwrap_or(u64::MAX)
+    }
+
+    fn start_of(&self, origin: Instant, period: u64) -> Instant {
+        let nanos = self.interval.as_nanos().saturating_mul(u128::from(period));
+        origin + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// Takes the first free period at or after `at` (`now` at the earliest) and returns when
+    /// the message may leave: `at`, or the start of a later period.
+    fn take(&mut self, at: Instant, now: Instant) -> Instant {
+        let origin = *self.origin.get_or_insert(now);
+        // Periods already past are nobody's any more.
+        let current = self.period_of(origin, now);
+        self.taken = self.taken.split_off(&current);
+        let at = at.max(now);
+        let mut period = self.period_of(origin, at);
+        while self.taken.contains(&period) {
+            period += 1;
+        }
+        self.taken.insert(period);
+        at.max(self.start_of(origin, period))
+    }
+}
+
+/// The lanes of the destinations and the account's calendar, under one lock.
+struct PacerState {
+    lanes: HashMap<String, Lane>,
+    account: Option<AccountSlots>,
+}
+
 /// The pace of each destination (a chat, a webhook URL), one message every
 /// `1 / per_destination` s, and optionally of the whole account (a bot, a Twilio account).
 ///
 /// A message that cannot go now is not waited for: [`Self::admit`] reserves the destination's
-/// next free slot for it and says how long until then, so the delivery is put back due exactly
-/// then, and the messages queued for one chat go out one a second in their order instead of all
-/// coming back at once to be refused again. The account's bucket (`governor`, spaced GCRA) is
-/// waited for: it holds back every destination alike, for at most one interval a message. As
-/// that wait varies, a message that had its slot still leaves at least one interval after the
+/// next free slot for it, and the account's first free period at or after that slot, and says
+/// how long until then, so the delivery is put back due exactly then, and the messages queued
+/// for one chat go out one a second in their order instead of all coming back at once to be
+/// refused again. The account's bucket (`governor`, spaced GCRA) is still waited for as a
+/// backstop, for messages that came back late and bunched: a wait of at most one account
+/// interval a message. A message that had its slot still leaves at least one interval after the
 /// destination's previous one (a short wait, within the account's jitter).
 pub struct DestinationPacer {
     interval: Duration,
-    lanes: Mutex<HashMap<String, Lane>>,
+    state: Mutex<PacerState>,
     overall: Option<DefaultDirectRateLimiter>,
 }
 
@@ -60,22 +117,33 @@ impl DestinationPacer {
     pub fn new(per_destination: NonZeroU32, overall: Option<NonZeroU32>) -> Self {
         Self {
             interval: Duration::from_secs(1) / per_destination.get(),
-            lanes: Mutex::new(HashMap::new()),
+            state: Mutex::new(PacerState {
+                lanes: HashMap::new(),
+                account: overall.map(|n| AccountSlots::new(Duration::from_secs(1) / n.get())),
+            }),
             // Spaced too: 30 per second is one every 33 ms, never 30 at once then a wait.
             overall: overall
                 .map(|n| RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN))),
         }
     }
 
-    /// Takes a slot for the message `ticket` (its delivery id) to `destination`, then waits
-    /// for the account's bucket.
+    /// Takes a slot for the message `ticket` (its delivery id) to `destination` (and a period of
+    /// the account's, when it has a pace), then waits for the account's bucket (the backstop).
     ///
     /// # Errors
-    /// The wait until the slot reserved for `ticket`, when the destination's next free slot
-    /// is later than now: the caller puts the message back until then, and the slot is its
-    /// own when it comes back with the same ticket.
+    /// The wait until the slot reserved for `ticket`, when the destination's next free slot or
+    /// the account's first free period after it is later than now: the caller puts the message
+    /// back until then, and the slot is its own when it comes back with the same ticket.
     pub async fn admit(&self, destination: &str, ticket: &str) -> Result<(), Duration> {
-        self.reserve(destination, ticket, Instant::now())?;
+        match self.reserve(destination, ticket, Instant::now()) {
+            Ok(()) => {}
+            // A slot this close is cheaper waited for than put back and claimed again.
+            Err(wait) if wait <= INLINE_WAIT => {
+                tokio::time::sleep(wait).await;
+                self.reserve(destination, ticket, Instant::now())?;
+            }
+            Err(wait) => return Err(wait),
+        }
         if let Some(overall) = &self.overall {
             overall.until_ready().await;
         }
@@ -89,8 +157,8 @@ impl DestinationPacer {
     /// Records that a message to `destination` leaves now or after the returned wait: at
     /// least one interval after the one before it.
     fn leave(&self, destination: &str, now: Instant) -> Duration {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(lane) = lanes.get_mut(destination) else {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(lane) = state.lanes.get_mut(destination) else {
             return Duration::ZERO;
         };
         let at = lane
@@ -101,7 +169,8 @@ impl DestinationPacer {
     }
 
     fn reserve(&self, destination: &str, ticket: &str, now: Instant) -> Result<(), Duration> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let PacerState { lanes, account } = &mut *state;
         if lanes.len() > LANES_KEPT {
             lanes.retain(|_, lane| {
                 lane.next_free + self.interval > now || !lane.reserved.is_empty()
@@ -122,6 +191,9 @@ impl DestinationPacer {
             return Err(slot - now);
         }
         let slot = lane.next_free.max(now);
+        let slot = account
+            .as_mut()
+            .map_or(slot, |account| account.take(slot, now));
         lane.next_free = slot + self.interval;
         if slot <= now + SLOT_TOLERANCE {
             return Ok(());
@@ -260,6 +332,44 @@ mod tests {
     }
 
     #[test]
+    fn the_accounts_pace_is_kept_by_reserving_its_periods_not_by_waiting() {
+        // 1 per second per chat, 10 per second for the account: periods of 100 ms.
+        let pacer = DestinationPacer::new(
+            NonZeroU32::new(1).unwrap(),
+            Some(NonZeroU32::new(10).unwrap()),
+        );
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(pacer.reserve("1", "a", t0), Ok(()), "the first period is free");
+        assert_eq!(
+            pacer.reserve("2", "b", t0),
+            Err(ms(100)),
+            "another chat, but the account's period is taken: the next one"
+        );
+        assert_eq!(pacer.reserve("3", "c", t0), Err(ms(200)));
+        assert_eq!(
+            pacer.reserve("1", "d", t0),
+            Err(ms(1000)),
+            "chat 1's next slot is a second away, and the account is free then"
+        );
+        assert_eq!(
+            pacer.reserve("2", "b", t0 + ms(100)),
+            Ok(()),
+            "b comes back for its period"
+        );
+        assert_eq!(
+            pacer.reserve("4", "e", t0 + ms(250)),
+            Err(ms(50)),
+            "the period of 200 ms is c's: e gets the one of 300 ms"
+        );
+        assert_eq!(
+            pacer.reserve("5", "f", t0 + ms(2000)),
+            Ok(()),
+            "past periods are forgotten, a quiet account lets a message go at once"
+        );
+    }
+
+    #[test]
     fn a_message_leaves_at_least_one_interval_after_the_one_before_it_whatever_its_slot() {
         let pacer = DestinationPacer::new(NonZeroU32::new(1).unwrap(), None);
         let t0 = Instant::now();
@@ -275,8 +385,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_bots_own_bucket_spaces_messages_to_any_chat() {
-        let paced = paced(2, 10, 1);
+    async fn a_message_whose_bot_period_is_far_is_put_back_and_a_close_one_waited_for() {
+        // 10 per second per bot: periods of 100 ms, more than the inline wait.
+        let paced = paced(1, 10, 1);
+        assert!(matches!(
+            paced.send(&message("1", "d-1")).await,
+            SendOutcome::Sent { .. }
+        ));
+        let SendOutcome::Paced { ready_in } = paced.send(&message("2", "d-2")).await else {
+            panic!("the bot's next period is 100 ms away: put back, not waited for");
+        };
+        assert!(
+            ready_in > INLINE_WAIT && ready_in <= Duration::from_millis(100),
+            "{ready_in:?}"
+        );
+        // 30 per second: the next period is 33 ms away, waited for in place.
+        let paced = paced(2, 30, 1);
         let start = Instant::now();
         for chat in ["1", "2"] {
             assert!(matches!(
@@ -284,10 +408,10 @@ mod tests {
                 SendOutcome::Sent { .. }
             ));
         }
-        // A lower bound only (what the bucket guarantees), never an upper one.
+        // A lower bound only (what the pace guarantees), never an upper one.
         assert!(
-            start.elapsed() >= Duration::from_millis(90),
-            "10 per second per bot, spaced: the second message waited for the bot's token"
+            start.elapsed() >= Duration::from_millis(30),
+            "30 per second per bot, spaced: the second message waited for its period"
         );
     }
 }
