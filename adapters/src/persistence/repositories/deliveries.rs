@@ -44,12 +44,25 @@ use crate::persistence::schema::{deliveries, delivery_attempts, notifications, r
 #[derive(Debug, Clone)]
 pub struct DieselDeliveryQueue {
     db: Database,
+    /// Whether recording `sent`, `failed` or `dead` also writes its host event (issue 12).
+    host_events: bool,
 }
 
 impl DieselDeliveryQueue {
     /// A queue on `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            host_events: false,
+        }
+    }
+
+    /// The same queue, writing a `delivery.sent|failed|dead` host event in the transaction of
+    /// each such outcome it records when `on` (`CLAIRON_EVENTS_WEBHOOK_URL` is set).
+    #[must_use]
+    pub fn with_host_events(mut self, on: bool) -> Self {
+        self.host_events = on;
+        self
     }
 
     /// The audit trail of one delivery: its attempt rows, first try first.
@@ -312,6 +325,7 @@ fn record(
     conn: &mut AnyConnection,
     updates: &[DeliveryUpdate],
     now: chrono::NaiveDateTime,
+    host_events: bool,
 ) -> Result<Vec<DeliveryId>, DbError> {
     let recorded: HashSet<String> = match conn {
         AnyConnection::Postgresql(pg) => record_batch_pg(pg, updates, now)?,
@@ -336,6 +350,7 @@ fn record(
     let mut attempts = Vec::new();
     let mut links = Vec::new();
     let mut lost = Vec::new();
+    let mut reported = Vec::new();
     for update in updates {
         if !recorded.contains(update.id.as_str()) {
             // Another claim holds it now (or it is gone): its holder records its own outcome.
@@ -349,6 +364,14 @@ fn record(
         if let Some(link) = &update.fallback {
             links.push(DeliveryRow::new(&link.delivery, link.priority));
         }
+        if host_events && super::host_events::reported(update.status) {
+            reported.push(update.id.as_str().to_owned());
+        }
+    }
+    // The host application's events of these outcomes (issue 12): in this transaction, so an
+    // event is never told of an outcome that was not recorded, nor an outcome lost to it.
+    if !reported.is_empty() {
+        super::host_events::record_deliveries(conn, &reported, now)?;
     }
     for chunk in attempts.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(delivery_attempts::table)
@@ -503,8 +526,11 @@ impl DeliveryQueue for DieselDeliveryQueue {
         }
         let updates = updates.to_vec();
         let now = db_time(self.db.now());
+        let host_events = self.host_events;
         self.db
-            .call(move |conn| write_transaction(conn, |conn| record(conn, &updates, now)))
+            .call(move |conn| {
+                write_transaction(conn, |conn| record(conn, &updates, now, host_events))
+            })
             .await
     }
 

@@ -414,9 +414,21 @@ impl Housekeeping for DieselHousekeeping {
             total.attempts += purged.attempts;
             match last {
                 Some(last) => after = Some(last),
-                None => return Ok(total),
+                None => break,
             }
         }
+        // The host events sent before the same cutoff (issue 12): the host has them; pending
+        // and dead ones are kept for the operator.
+        let events = self
+            .db
+            .call(move |conn| {
+                write_transaction(conn, |conn| super::host_events::purge_sent(conn, cutoff))
+            })
+            .await?;
+        if events > 0 {
+            tracing::info!(host_events = events, "purged host events sent before the retention cutoff");
+        }
+        Ok(total)
     }
 
     async fn purge_job_runs(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
