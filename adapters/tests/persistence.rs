@@ -16,7 +16,6 @@ use clairon_adapters::persistence::{
     DieselPushSubscriptions, DieselRecipientRepository, PersistenceError,
 };
 use clairon_adapters::persistence::{DieselHostEventOutbox, HostEventRecord};
-use clairon_application::ports::{FallbackLink, HostEventOutbox};
 use clairon_application::ports::{
     AttemptRecord, Begun, ChannelStatusCount, ClaimToken, ClaimedDelivery, DeliveryListQuery,
     DeliveryQueue, DeliveryRepository, DeliveryUpdate, Housekeeping, IdempotencyStore,
@@ -24,6 +23,7 @@ use clairon_application::ports::{
     OperationsStatsSource, Purged, ReadFilter, RecipientRepository, ReminderChanges,
     RepositoryError, Requeued, StoredResponse, Upserted,
 };
+use clairon_application::ports::{FallbackLink, HostEventOutbox};
 use clairon_domain::{
     ActionLabel, ActionUrl, AttemptOutcome, Body, Channel, ChannelSet, Delivery, DeliveryId,
     DeliveryStatus, DisplayName, EmailAddress, EventType, Locale, Metadata, Notification,
@@ -2567,11 +2567,6 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
 }
 
 // ---------------------------------------------------------------------------------------------
-// No poison pill: fenced claims, lease renewal, crash counting, unreadable rows, write health
-// ---------------------------------------------------------------------------------------------
-
-/// The stored delivery `id`, as the read model shows it.
-// ---------------------------------------------------------------------------------------------
 // Host events (issue 12): written in the transaction of the change they report
 // ---------------------------------------------------------------------------------------------
 
@@ -2679,7 +2674,10 @@ async fn without_the_events_webhook_recording_and_reading_write_no_host_event(
         .await
         .unwrap();
     queue.record(&[sent_under(&claimed[0])]).await.unwrap();
-    t.notifications().mark_read(&nid(1), None, at(200)).await.unwrap();
+    t.notifications()
+        .mark_read(&nid(1), None, at(200))
+        .await
+        .unwrap();
     t.notifications()
         .mark_all_read(&rid("artist-1"), at(300))
         .await
@@ -2817,7 +2815,13 @@ async fn a_claimed_host_event_is_leased_then_settled_and_sent_ones_are_purged(
         .await
         .unwrap();
     let outbox = host_outbox(&t);
-    let ids: Vec<String> = outbox.all().await.unwrap().into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = outbox
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(ids.len(), 3);
 
     let first = outbox.claim_due(at(10), LEASE, 2).await.unwrap();
@@ -2856,7 +2860,10 @@ async fn a_claimed_host_event_is_leased_then_settled_and_sent_ones_are_purged(
 
     assert!(not_yet.is_empty(), "a retry waits for its time");
     assert_eq!(retried.len(), 1);
-    assert_eq!((retried[0].id.as_str(), retried[0].attempts), (ids[1].as_str(), 1));
+    assert_eq!(
+        (retried[0].id.as_str(), retried[0].attempts),
+        (ids[1].as_str(), 1)
+    );
     assert_eq!(
         stored
             .iter()
@@ -2870,7 +2877,11 @@ async fn a_claimed_host_event_is_leased_then_settled_and_sent_ones_are_purged(
     );
     assert!(stored[0].sent_at.is_some());
 
-    assert_eq!(outbox.purge_sent(at(50)).await.unwrap(), 0, "sent at the cutoff: kept");
+    assert_eq!(
+        outbox.purge_sent(at(50)).await.unwrap(),
+        0,
+        "sent at the cutoff: kept"
+    );
     assert_eq!(outbox.purge_sent(at(51)).await.unwrap(), 1);
     assert_eq!(
         outbox
@@ -2885,6 +2896,88 @@ async fn a_claimed_host_event_is_leased_then_settled_and_sent_ones_are_purged(
     );
 }
 
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_the_claim_parks_as_poison_writes_its_delivery_dead_host_event(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let queue = host_queue(&t);
+    // Its worker dies twice: the third claim parks it instead of handing it out.
+    for secs in [10, 40] {
+        let claimed = queue
+            .claim_due(at(secs), LEASE, 10, ChannelSet::all())
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+    }
+    let parked = queue
+        .claim_due(at(70), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    assert!(parked.is_empty());
+    let events = host_outbox(&t).all().await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event_type, "delivery.dead");
+    let data = &payload(&events[0])["data"];
+    assert_eq!(data["delivery_id"], did(1, Channel::InApp).as_str());
+    assert!(
+        data["error"].as_str().unwrap().starts_with("poison"),
+        "{data}"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_the_reaper_parks_as_poison_writes_its_delivery_dead_host_event(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let queue = host_queue(&t);
+    let housekeeping = DieselHousekeeping::new(t.db.clone()).with_host_events(true);
+    queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    housekeeping.release_expired_leases(at(40)).await.unwrap();
+    let released = host_outbox(&t).all().await.unwrap();
+    queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    housekeeping.release_expired_leases(at(70)).await.unwrap();
+
+    assert!(released.is_empty(), "a released lease is no event");
+    let events = host_outbox(&t).all().await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["delivery.dead"]
+    );
+    let data = &payload(&events[0])["data"];
+    assert_eq!(data["delivery_id"], did(1, Channel::InApp).as_str());
+    assert!(
+        data["error"].as_str().unwrap().starts_with("poison"),
+        "{data}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// No poison pill: fenced claims, lease renewal, crash counting, unreadable rows, write health
+// ---------------------------------------------------------------------------------------------
+
+/// The stored delivery `id`, as the read model shows it.
 async fn stored_delivery(t: &TestDb, n: u32, channel: Channel) -> Delivery {
     let details = t.notifications().get(&nid(n)).await.unwrap().unwrap();
     details

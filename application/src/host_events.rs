@@ -105,7 +105,11 @@ impl HostEventWorker {
         Ok(round)
     }
 
-    async fn post(&self, event: &HostEvent, round: &mut HostEventRound) -> Result<(), RepositoryError> {
+    async fn post(
+        &self,
+        event: &HostEvent,
+        round: &mut HostEventRound,
+    ) -> Result<(), RepositoryError> {
         let attempts = event.attempts.saturating_add(1);
         match self.sender.send(event).await {
             HostEventOutcome::Delivered => {

@@ -734,9 +734,8 @@ impl Settings {
         let secret = self.events_webhook_secret.trim();
         if self.events_webhook_url.trim().is_empty() {
             if !secret.is_empty() {
-                clairon_domain::WebhookSecret::parse(secret).map_err(|e| {
-                    anyhow::anyhow!("CLAIRON_EVENTS_WEBHOOK_SECRET {}", e.message)
-                })?;
+                clairon_domain::WebhookSecret::parse(secret)
+                    .map_err(|e| anyhow::anyhow!("CLAIRON_EVENTS_WEBHOOK_SECRET {}", e.message))?;
             }
             return Ok(None);
         }
@@ -1054,7 +1053,6 @@ mod twilio_tests {
     }
 }
 
-
 #[cfg(test)]
 mod host_events_tests {
     use super::Settings;
@@ -1072,13 +1070,22 @@ mod host_events_tests {
 
     #[rstest]
     #[case::not_a_url(events("host.example/events", SECRET), "CLAIRON_EVENTS_WEBHOOK_URL")]
-    #[case::not_http(events("ftp://host.example/events", SECRET), "CLAIRON_EVENTS_WEBHOOK_URL")]
-    #[case::no_secret(events("https://host.example/events", ""), "CLAIRON_EVENTS_WEBHOOK_SECRET")]
+    #[case::not_http(
+        events("ftp://host.example/events", SECRET),
+        "CLAIRON_EVENTS_WEBHOOK_URL"
+    )]
+    #[case::no_secret(
+        events("https://host.example/events", ""),
+        "CLAIRON_EVENTS_WEBHOOK_SECRET"
+    )]
     #[case::no_prefix(
         events("https://host.example/events", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         "CLAIRON_EVENTS_WEBHOOK_SECRET"
     )]
-    #[case::too_short(events("https://host.example/events", "whsec_c2hvcnQ="), "CLAIRON_EVENTS_WEBHOOK_SECRET")]
+    #[case::too_short(
+        events("https://host.example/events", "whsec_c2hvcnQ="),
+        "CLAIRON_EVENTS_WEBHOOK_SECRET"
+    )]
     #[case::bad_secret_without_url(events("", "secret"), "CLAIRON_EVENTS_WEBHOOK_SECRET")]
     #[case::no_tries(Settings { events_webhook_max_attempts: 0, ..events("https://host.example/events", SECRET) }, "CLAIRON_EVENTS_WEBHOOK_MAX_ATTEMPTS")]
     fn a_bad_events_webhook_setting_is_refused_naming_its_variable(
@@ -1087,7 +1094,10 @@ mod host_events_tests {
     ) {
         let error = settings.host_events().unwrap_err().to_string();
         assert!(error.starts_with(variable), "{error}");
-        assert!(!error.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{error}");
+        assert!(
+            !error.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "{error}"
+        );
     }
 
     #[test]

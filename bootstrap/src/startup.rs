@@ -347,9 +347,13 @@ impl Components {
             .context("building the Web Push HTTP client")?,
         );
         let push_store = Arc::new(push_subscriptions);
-        let notifications: Arc<dyn NotificationRepository> =
-            Arc::new(DieselNotificationRepository::new(database.clone()).with_host_events(host_events.is_some()));
-        let queue = Arc::new(DieselDeliveryQueue::new(database.clone()).with_host_events(host_events.is_some()));
+        let notifications: Arc<dyn NotificationRepository> = Arc::new(
+            DieselNotificationRepository::new(database.clone())
+                .with_host_events(host_events.is_some()),
+        );
+        let queue = Arc::new(
+            DieselDeliveryQueue::new(database.clone()).with_host_events(host_events.is_some()),
+        );
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
         let waker = Arc::new(NotifyWaker::default());
         let feed = Arc::new(DieselNotificationRepository::new(database.clone()));
@@ -515,7 +519,10 @@ impl Components {
         let digest_job = Arc::new(digest_job);
         let run_job = Arc::new(
             RunJobHandler::new(
-                Arc::new(DieselHousekeeping::new(database.clone())),
+                Arc::new(
+                    DieselHousekeeping::new(database.clone())
+                        .with_host_events(host_events.is_some()),
+                ),
                 job_runs.clone(),
                 clock.clone(),
                 RetentionPolicy {
@@ -652,7 +659,11 @@ impl Components {
         let host_events = match host_events {
             Some(config) => {
                 tracing::info!(host = %config.url.host(), "delivery events posted to the host application");
-                Some(crate::host_events::worker(config, &database, clock.clone())?)
+                Some(crate::host_events::worker(
+                    config,
+                    &database,
+                    clock.clone(),
+                )?)
             }
             None => None,
         };

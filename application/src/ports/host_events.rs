@@ -88,8 +88,7 @@ pub trait HostEventOutbox: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`]; the event is then tried again after its lease.
-    async fn mark_dead(&self, id: &str, attempts: u32, error: &str)
-        -> Result<(), RepositoryError>;
+    async fn mark_dead(&self, id: &str, attempts: u32, error: &str) -> Result<(), RepositoryError>;
 }
 
 /// Posts one host event, signed (Standard Webhooks 1.0). Never fails: the answer is classified.

@@ -14,6 +14,7 @@ mod erasure_traces;
 mod events;
 mod fallback;
 mod gdpr;
+mod host_events;
 mod hostile_input;
 mod idempotency;
 mod idempotent_work;

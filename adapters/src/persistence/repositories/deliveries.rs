@@ -180,6 +180,7 @@ fn claim(
     limit: i64,
     channels: &[&'static str],
     token: &ClaimToken,
+    host_events: bool,
 ) -> Result<Vec<ClaimedDelivery>, DbError> {
     let due: Vec<(String, String, i32)> = match conn {
         AnyConnection::Postgresql(pg) => due_rows!(now, limit, channels)
@@ -208,6 +209,11 @@ fn claim(
         }
     }
     park_poisoned(conn, &poisoned, now)?;
+    if host_events && !poisoned.is_empty() {
+        // Parked `dead`: the host application hears of it as of any other dead delivery.
+        let ids: Vec<String> = poisoned.iter().map(|(id, _)| id.clone()).collect();
+        super::host_events::record_deliveries(conn, &ids, now)?;
+    }
     // A suspect is claimed alone: if it is what crashed its worker, this time it takes no
     // innocent delivery down with it (and they do not pile up crashes of its making).
     let (ids, crashes) = match suspect {
@@ -281,6 +287,7 @@ fn claim(
     let mut by_id: HashMap<String, DeliveryRow> =
         claimed.into_iter().map(|d| (d.id.clone(), d)).collect();
     let mut batch = Vec::with_capacity(ids.len());
+    let mut parked = Vec::new();
     for row in ids.iter().filter_map(|id| by_id.remove(id)) {
         let id = row.id.clone();
         let notification = match notifications_by_id.get(&row.notification_id) {
@@ -306,8 +313,13 @@ fn claim(
             }
             (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => {
                 park_unreadable(conn, &id, &reason, now)?;
+                parked.push(id);
             }
         }
+    }
+    if host_events && !parked.is_empty() {
+        // Parked `failed`: reported like any failed delivery.
+        super::host_events::record_deliveries(conn, &parked, now)?;
     }
     Ok(batch)
 }
@@ -506,11 +518,20 @@ impl DeliveryQueue for DieselDeliveryQueue {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let (now, lease_until) = (db_time(now), db_time(lease_until));
         let token = ClaimToken::new(uuid::Uuid::now_v7().to_string());
+        let host_events = self.host_events;
         let claimed = self
             .db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
-                    claim(conn, now, lease_until, i64::from(limit), &channels, &token)
+                    claim(
+                        conn,
+                        now,
+                        lease_until,
+                        i64::from(limit),
+                        &channels,
+                        &token,
+                        host_events,
+                    )
                 })
             })
             .await?;

@@ -244,9 +244,7 @@ impl DieselHostEventOutbox {
     pub async fn purge_sent(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
         let cutoff = db_time(cutoff);
         self.db
-            .call(move |conn| {
-                write_transaction(conn, |conn| purge_sent(conn, cutoff))
-            })
+            .call(move |conn| write_transaction(conn, |conn| purge_sent(conn, cutoff)))
             .await
     }
 
@@ -397,12 +395,7 @@ impl HostEventOutbox for DieselHostEventOutbox {
         .await
     }
 
-    async fn mark_dead(
-        &self,
-        id: &str,
-        attempts: u32,
-        error: &str,
-    ) -> Result<(), RepositoryError> {
+    async fn mark_dead(&self, id: &str, attempts: u32, error: &str) -> Result<(), RepositoryError> {
         let error = error.to_owned();
         self.set_outcome(id, move |conn, id| {
             Ok(diesel::update(
