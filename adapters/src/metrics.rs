@@ -54,6 +54,7 @@ pub struct Metrics {
     job_runs: IntCounterVec,
     job_duration: HistogramVec,
     auth_failures: IntCounterVec,
+    host_events: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -178,9 +179,27 @@ impl Metrics {
                 "Refused credentials (unknown or revoked API keys, failed /admin sign-ins, forged unsubscribe links), by credential (api_key, admin_login, unsubscribe_link) and answer (401, or 404 for an unsubscribe link: refused; 429: the client address is over its failure limit).",
                 &["credential", "answer"],
             ),
+            host_events: counter(
+                &r,
+                "clairon_host_events_total",
+                "Delivery events posted to the host application (CLAIRON_EVENTS_WEBHOOK_URL), by outcome of the try (sent, retried, dead).",
+                &["outcome"],
+            ),
             registry: r,
         }
         .with_known_series()
+    }
+
+    /// Counts the tries of one round of the host-event worker (issue 12): `sent` answered
+    /// `2xx`, `retried` to be tried again, `dead` given up on.
+    pub fn observe_host_events(&self, sent: usize, retried: usize, dead: usize) {
+        for (outcome, n) in [("sent", sent), ("retried", retried), ("dead", dead)] {
+            if n > 0 {
+                self.host_events
+                    .with_label_values(&[outcome])
+                    .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        }
     }
 
     /// Counts one HTTP request: `route` is the matched pattern (`/api/v1/recipients/{id}`) or

@@ -15,6 +15,7 @@ use clairon_adapters::persistence::{
     DieselIdempotencyStore, DieselNotificationRepository, DieselOperationsStats,
     DieselPushSubscriptions, DieselRecipientRepository, PersistenceError,
 };
+use clairon_adapters::persistence::{DieselHostEventOutbox, HostEventRecord};
 use clairon_application::ports::{
     AttemptRecord, Begun, ChannelStatusCount, ClaimToken, ClaimedDelivery, DeliveryListQuery,
     DeliveryQueue, DeliveryRepository, DeliveryUpdate, Housekeeping, IdempotencyStore,
@@ -22,6 +23,7 @@ use clairon_application::ports::{
     OperationsStatsSource, Purged, ReadFilter, RecipientRepository, ReminderChanges,
     RepositoryError, Requeued, StoredResponse, Upserted,
 };
+use clairon_application::ports::{FallbackLink, HostEventOutbox};
 use clairon_domain::{
     ActionLabel, ActionUrl, AttemptOutcome, Body, Channel, ChannelSet, Delivery, DeliveryId,
     DeliveryStatus, DisplayName, EmailAddress, EventType, Locale, Metadata, Notification,
@@ -2562,6 +2564,413 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
         .await
         .unwrap();
     assert_eq!(numbers(&left.items), vec![3, 2], "the unsent one is kept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host events (issue 12): written in the transaction of the change they report
+// ---------------------------------------------------------------------------------------------
+
+fn host_queue(t: &TestDb) -> DieselDeliveryQueue {
+    DieselDeliveryQueue::new(t.db.clone()).with_host_events(true)
+}
+
+fn host_notifications(t: &TestDb) -> DieselNotificationRepository {
+    DieselNotificationRepository::new(t.db.clone()).with_host_events(true)
+}
+
+fn host_outbox(t: &TestDb) -> DieselHostEventOutbox {
+    DieselHostEventOutbox::new(t.db.clone())
+}
+
+fn payload(record: &HostEventRecord) -> serde_json::Value {
+    serde_json::from_str(&record.payload).expect("the payload is JSON")
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_a_delivery_sent_or_dead_writes_its_host_event_and_a_retry_writes_none(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    t.notifications()
+        .insert_batch(&[with_deliveries(
+            notification(1, "artist-1", None, at(0)),
+            &[Channel::Email, Channel::Telegram, Channel::InApp],
+        )])
+        .await
+        .unwrap();
+    let queue = host_queue(&t);
+    let claimed = queue
+        .claim_due(at(1), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let claim = claimed[0].claim.clone();
+    let mut retrying = outcome(did(1, Channel::InApp), DeliveryStatus::Retrying, 1, &claim);
+    retrying.next_attempt_at = Some(at(60));
+
+    let lost = queue
+        .record(&[
+            outcome(did(1, Channel::Email), DeliveryStatus::Sent, 1, &claim),
+            outcome(did(1, Channel::Telegram), DeliveryStatus::Dead, 8, &claim),
+            retrying,
+        ])
+        .await
+        .unwrap();
+
+    assert!(lost.is_empty());
+    let events = host_outbox(&t).all().await.unwrap();
+    let mut types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        vec!["delivery.dead", "delivery.sent"],
+        "a retry is no event"
+    );
+    let sent = events
+        .iter()
+        .find(|e| e.event_type == "delivery.sent")
+        .unwrap();
+    assert_eq!((sent.status.as_str(), sent.attempts), ("pending", 0));
+    let body = payload(sent);
+    assert_eq!(body["type"], "delivery.sent");
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+    let data = &body["data"];
+    assert_eq!(data["delivery_id"], did(1, Channel::Email).as_str());
+    assert_eq!(data["notification_id"], nid(1).as_str());
+    assert_eq!(data["recipient_id"], "artist-1");
+    assert_eq!(data["channel"], "email");
+    assert_eq!(data["status"], "sent");
+    assert_eq!(data["attempts"], 1);
+    assert_eq!(data["provider_message_id"], "<m@clairon>");
+    assert_eq!(data["error"], serde_json::Value::Null);
+    assert_eq!(data["fallback_of"], serde_json::Value::Null);
+    let dead = payload(
+        events
+            .iter()
+            .find(|e| e.event_type == "delivery.dead")
+            .unwrap(),
+    );
+    assert_eq!(dead["data"]["error"], "451 try later");
+    assert_eq!(dead["data"]["attempts"], 8);
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_events_webhook_recording_and_reading_write_no_host_event(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=2).await;
+    let queue = t.queue();
+    let claimed = queue
+        .claim_due(at(100), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    queue.record(&[sent_under(&claimed[0])]).await.unwrap();
+    t.notifications()
+        .mark_read(&nid(1), None, at(200))
+        .await
+        .unwrap();
+    t.notifications()
+        .mark_all_read(&rid("artist-1"), at(300))
+        .await
+        .unwrap();
+
+    assert!(host_outbox(&t).all().await.unwrap().is_empty());
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_transaction_rolls_back_leaves_no_host_event(#[case] engine: Engine) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    t.notifications()
+        .insert_batch(&[with_deliveries(
+            notification(1, "artist-1", None, at(0)),
+            &[Channel::Telegram, Channel::Email],
+        )])
+        .await
+        .unwrap();
+    let queue = host_queue(&t);
+    let claimed = queue
+        .claim_due(at(1), LEASE, 1, [Channel::Telegram].into_iter().collect())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // The outcome gives up on Telegram with a next link whose id is already taken (the email
+    // delivery): its INSERT fails after the host event was written, and the whole record
+    // rolls back.
+    let mut dead = outcome(
+        did(1, Channel::Telegram),
+        DeliveryStatus::Dead,
+        8,
+        &claimed[0].claim,
+    );
+    dead.fallback = Some(FallbackLink {
+        delivery: Delivery::pending(
+            did(1, Channel::Email),
+            nid(1),
+            rid("artist-1"),
+            Channel::Email,
+            at(2),
+        ),
+        priority: Priority::Normal,
+    });
+
+    let refused = queue.record(&[dead]).await;
+
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(
+        host_outbox(&t).all().await.unwrap().is_empty(),
+        "no event of an outcome that was not recorded"
+    );
+    assert_eq!(
+        stored_delivery(&t, 1, Channel::Telegram).await.status,
+        DeliveryStatus::Sending,
+        "nor the outcome itself"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_read_and_reading_all_write_one_notification_read_event_per_notification_changed(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2"]).await;
+    given_inbox(&t, "artist-1", 1..=4).await;
+    given_inbox(&t, "artist-2", 5..=5).await;
+    let repo = host_notifications(&t);
+
+    repo.mark_read(&nid(2), Some(rid("artist-1")), at(10))
+        .await
+        .unwrap();
+    repo.mark_read(&nid(2), None, at(20)).await.unwrap();
+    repo.mark_read(&nid(5), Some(rid("artist-1")), at(20))
+        .await
+        .unwrap();
+    let first = host_outbox(&t).all().await.unwrap();
+    repo.mark_all_read(&rid("artist-1"), at(30)).await.unwrap();
+    repo.mark_all_read(&rid("artist-1"), at(40)).await.unwrap();
+    let all = host_outbox(&t).all().await.unwrap();
+
+    assert_eq!(
+        first.len(),
+        1,
+        "a second read and someone else's notification are no event"
+    );
+    let read = payload(&first[0]);
+    assert_eq!(read["type"], "notification.read");
+    assert_eq!(read["data"]["notification_id"], nid(2).as_str());
+    assert_eq!(read["data"]["recipient_id"], "artist-1");
+    assert_eq!(
+        read["data"]["read_at"],
+        at(10).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
+    let mut by_read_all: Vec<String> = all[1..]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.event_type, "notification.read");
+            payload(e)["data"]["notification_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    by_read_all.sort_unstable();
+    assert_eq!(
+        by_read_all,
+        vec![
+            nid(1).as_str().to_owned(),
+            nid(3).as_str().to_owned(),
+            nid(4).as_str().to_owned()
+        ],
+        "read-all reports what it changed, once"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_host_event_is_leased_then_settled_and_sent_ones_are_purged(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=3).await;
+    host_notifications(&t)
+        .mark_all_read(&rid("artist-1"), at(10))
+        .await
+        .unwrap();
+    let outbox = host_outbox(&t);
+    let ids: Vec<String> = outbox
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    let first = outbox.claim_due(at(10), LEASE, 2).await.unwrap();
+    let meanwhile = outbox.claim_due(at(11), LEASE, 10).await.unwrap();
+    let lapsed = outbox
+        .claim_due(at(10) + chrono::Duration::seconds(30), LEASE, 10)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        first.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids[..2].to_vec(),
+        "oldest first, up to the limit"
+    );
+    assert_eq!(first[0].attempts, 0);
+    assert!(first[0].payload.contains("notification.read"));
+    assert_eq!(
+        meanwhile.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![ids[2].clone()],
+        "a leased event is not claimed again"
+    );
+    assert_eq!(lapsed.len(), 2, "until its lease lapses");
+
+    outbox.mark_sent(&ids[0], 1, at(50)).await.unwrap();
+    outbox
+        .mark_retry(&ids[1], 1, at(100), "the host at 127.0.0.1 answered 500")
+        .await
+        .unwrap();
+    outbox
+        .mark_dead(&ids[2], 12, "the host at 127.0.0.1 timed out")
+        .await
+        .unwrap();
+    let not_yet = outbox.claim_due(at(99), LEASE, 10).await.unwrap();
+    let retried = outbox.claim_due(at(100), LEASE, 10).await.unwrap();
+    let stored = outbox.all().await.unwrap();
+
+    assert!(not_yet.is_empty(), "a retry waits for its time");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].id.as_str(), retried[0].attempts),
+        (ids[1].as_str(), 1)
+    );
+    assert_eq!(
+        stored
+            .iter()
+            .map(|e| (e.status.as_str(), e.attempts))
+            .collect::<Vec<_>>(),
+        vec![("sent", 1), ("pending", 1), ("dead", 12)]
+    );
+    assert_eq!(
+        stored[1].last_error.as_deref(),
+        Some("the host at 127.0.0.1 answered 500")
+    );
+    assert!(stored[0].sent_at.is_some());
+
+    assert_eq!(
+        outbox.purge_sent(at(50)).await.unwrap(),
+        0,
+        "sent at the cutoff: kept"
+    );
+    assert_eq!(outbox.purge_sent(at(51)).await.unwrap(), 1);
+    assert_eq!(
+        outbox
+            .all()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.status.as_str())
+            .collect::<Vec<_>>(),
+        vec!["pending", "dead"],
+        "pending and dead ones are kept"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_the_claim_parks_as_poison_writes_its_delivery_dead_host_event(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let queue = host_queue(&t);
+    // Its worker dies twice: the third claim parks it instead of handing it out.
+    for secs in [10, 40] {
+        let claimed = queue
+            .claim_due(at(secs), LEASE, 10, ChannelSet::all())
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+    }
+    let parked = queue
+        .claim_due(at(70), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    assert!(parked.is_empty());
+    let events = host_outbox(&t).all().await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event_type, "delivery.dead");
+    let data = &payload(&events[0])["data"];
+    assert_eq!(data["delivery_id"], did(1, Channel::InApp).as_str());
+    assert!(
+        data["error"].as_str().unwrap().starts_with("poison"),
+        "{data}"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_the_reaper_parks_as_poison_writes_its_delivery_dead_host_event(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    given_inbox(&t, "artist-1", 1..=1).await;
+    let queue = host_queue(&t);
+    let housekeeping = DieselHousekeeping::new(t.db.clone()).with_host_events(true);
+    queue
+        .claim_due(at(10), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    housekeeping.release_expired_leases(at(40)).await.unwrap();
+    let released = host_outbox(&t).all().await.unwrap();
+    queue
+        .claim_due(at(40), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    housekeeping.release_expired_leases(at(70)).await.unwrap();
+
+    assert!(released.is_empty(), "a released lease is no event");
+    let events = host_outbox(&t).all().await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["delivery.dead"]
+    );
+    let data = &payload(&events[0])["data"];
+    assert_eq!(data["delivery_id"], did(1, Channel::InApp).as_str());
+    assert!(
+        data["error"].as_str().unwrap().starts_with("poison"),
+        "{data}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

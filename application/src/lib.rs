@@ -14,6 +14,7 @@ pub mod commands;
 pub mod digests;
 pub mod dispatch;
 pub mod events;
+pub mod host_events;
 pub mod live;
 pub mod ports;
 pub mod queries;

@@ -4,6 +4,7 @@
 //! The only crate that knows all the others. `anyhow` lives here and in `main`, nowhere else.
 
 pub mod api_keys;
+pub mod host_events;
 pub mod jobs;
 pub mod jobs_file;
 pub mod replay;

@@ -207,6 +207,18 @@ pub struct Settings {
     pub push_allowed_hosts: String,
     /// Timeout of a whole Web Push request, in ms (30 s by default).
     pub push_timeout_ms: u64,
+    /// Where delivery events are posted to the host application (issue 12): an `http(s)` URL,
+    /// signed per Standard Webhooks 1.0. Empty (default): no events are written nor posted.
+    pub events_webhook_url: String,
+    /// The `whsec_…` secret the host events are signed with (secret: masked in logs); required
+    /// with `CLAIRON_EVENTS_WEBHOOK_URL`.
+    pub events_webhook_secret: String,
+    /// Timeout of a whole POST to the host, in ms (5 s by default); beyond, the try failed and
+    /// is retried.
+    pub events_webhook_timeout_ms: u64,
+    /// Tries of one host event before it is parked `dead` (12 by default; the delay between
+    /// tries is `CLAIRON_RETRY_BASE_MS`/`_FACTOR`/`_CAP_SECS`'s backoff with full jitter).
+    pub events_webhook_max_attempts: u32,
 }
 
 impl Default for Settings {
@@ -284,6 +296,10 @@ impl Default for Settings {
             vapid_subject: String::new(),
             push_allowed_hosts: String::new(),
             push_timeout_ms: 30_000,
+            events_webhook_url: String::new(),
+            events_webhook_secret: String::new(),
+            events_webhook_timeout_ms: 5_000,
+            events_webhook_max_attempts: 12,
         }
     }
 }
@@ -336,6 +352,20 @@ impl fmt::Debug for Settings {
             )
             .field("vapid_subject", &self.vapid_subject)
             .field("push_allowed_hosts", &self.push_allowed_hosts)
+            .field(
+                "events_webhook_url",
+                &clairon_domain::WebhookUrl::parse(&self.events_webhook_url)
+                    .map(|u| u.host())
+                    .unwrap_or_default(),
+            )
+            .field(
+                "events_webhook_secret",
+                &if self.events_webhook_secret.is_empty() {
+                    "<unset>"
+                } else {
+                    "<redacted>"
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -511,6 +541,7 @@ impl Settings {
         secrets.push(self.vapid_private_key.clone());
         secrets.push(self.token_secret.clone());
         secrets.push(self.twilio_auth_token.clone());
+        secrets.push(self.events_webhook_secret.clone());
         for url in [&self.database_url, &self.smtp_url, &self.smtp_fallback_url] {
             if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) {
                 if let Some((_, password)) = url[scheme + 3..at.max(scheme + 3)].split_once(':') {
@@ -691,6 +722,48 @@ impl Settings {
         Duration::from_millis(self.webhook_timeout_ms.max(1))
     }
 
+    /// Where and how delivery events are posted to the host application (issue 12): `None`
+    /// when `CLAIRON_EVENTS_WEBHOOK_URL` is empty.
+    ///
+    /// # Errors
+    /// When `CLAIRON_EVENTS_WEBHOOK_URL` is not an absolute `http(s)` URL with a host and no
+    /// user info, or `CLAIRON_EVENTS_WEBHOOK_SECRET` is missing or not `whsec_` + base64 of 24
+    /// to 64 bytes (the message names the variable, never the secret), or
+    /// `CLAIRON_EVENTS_WEBHOOK_MAX_ATTEMPTS` is 0.
+    pub fn host_events(&self) -> anyhow::Result<Option<HostEventsConfig>> {
+        let secret = self.events_webhook_secret.trim();
+        if self.events_webhook_url.trim().is_empty() {
+            if !secret.is_empty() {
+                clairon_domain::WebhookSecret::parse(secret)
+                    .map_err(|e| anyhow::anyhow!("CLAIRON_EVENTS_WEBHOOK_SECRET {}", e.message))?;
+            }
+            return Ok(None);
+        }
+        let url = clairon_domain::WebhookUrl::parse(&self.events_webhook_url)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_EVENTS_WEBHOOK_URL {}", e.message))?;
+        if secret.is_empty() {
+            anyhow::bail!(
+                "CLAIRON_EVENTS_WEBHOOK_SECRET must be set with CLAIRON_EVENTS_WEBHOOK_URL (whsec_ followed by the base64 of 24 to 64 random bytes: `echo whsec_$(openssl rand -base64 32)`)"
+            );
+        }
+        let secret = clairon_domain::WebhookSecret::parse(secret)
+            .map_err(|e| anyhow::anyhow!("CLAIRON_EVENTS_WEBHOOK_SECRET {}", e.message))?;
+        if self.events_webhook_max_attempts == 0 {
+            anyhow::bail!("CLAIRON_EVENTS_WEBHOOK_MAX_ATTEMPTS must be at least 1");
+        }
+        Ok(Some(HostEventsConfig {
+            url,
+            secret,
+            timeout: Duration::from_millis(self.events_webhook_timeout_ms.max(1)),
+            retry: clairon_adapters::retry::BackonRetrySchedule::new(
+                Duration::from_millis(self.retry_base_ms),
+                self.retry_factor,
+                Duration::from_secs(self.retry_cap_secs),
+                self.events_webhook_max_attempts,
+            ),
+        }))
+    }
+
     /// The content bounds of one request.
     pub fn content_limits(&self) -> clairon_application::commands::ContentLimits {
         clairon_application::commands::ContentLimits {
@@ -703,6 +776,20 @@ impl Settings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.dispatch_poll_ms.max(10))
     }
+}
+
+/// The host-event webhook's configuration (issue 12), from `CLAIRON_EVENTS_WEBHOOK_*`.
+#[derive(Debug, Clone)]
+pub struct HostEventsConfig {
+    /// `CLAIRON_EVENTS_WEBHOOK_URL`.
+    pub url: clairon_domain::WebhookUrl,
+    /// `CLAIRON_EVENTS_WEBHOOK_SECRET` (its `Debug` hides it).
+    pub secret: clairon_domain::WebhookSecret,
+    /// `CLAIRON_EVENTS_WEBHOOK_TIMEOUT_MS`.
+    pub timeout: Duration,
+    /// The delays between tries (`CLAIRON_RETRY_*`), dead after
+    /// `CLAIRON_EVENTS_WEBHOOK_MAX_ATTEMPTS`.
+    pub retry: clairon_adapters::retry::BackonRetrySchedule,
 }
 
 #[cfg(test)]
@@ -963,5 +1050,65 @@ mod twilio_tests {
         assert_eq!(account.api_url, "https://api.twilio.com");
         assert!(settings.secrets().contains(&"tok-secret".to_owned()));
         assert!(!format!("{settings:?}").contains("tok-secret"));
+    }
+}
+
+#[cfg(test)]
+mod host_events_tests {
+    use super::Settings;
+    use rstest::rstest;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn events(url: &str, secret: &str) -> Settings {
+        Settings {
+            events_webhook_url: url.into(),
+            events_webhook_secret: secret.into(),
+            ..Settings::default()
+        }
+    }
+
+    #[rstest]
+    #[case::not_a_url(events("host.example/events", SECRET), "CLAIRON_EVENTS_WEBHOOK_URL")]
+    #[case::not_http(
+        events("ftp://host.example/events", SECRET),
+        "CLAIRON_EVENTS_WEBHOOK_URL"
+    )]
+    #[case::no_secret(
+        events("https://host.example/events", ""),
+        "CLAIRON_EVENTS_WEBHOOK_SECRET"
+    )]
+    #[case::no_prefix(
+        events("https://host.example/events", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "CLAIRON_EVENTS_WEBHOOK_SECRET"
+    )]
+    #[case::too_short(
+        events("https://host.example/events", "whsec_c2hvcnQ="),
+        "CLAIRON_EVENTS_WEBHOOK_SECRET"
+    )]
+    #[case::bad_secret_without_url(events("", "secret"), "CLAIRON_EVENTS_WEBHOOK_SECRET")]
+    #[case::no_tries(Settings { events_webhook_max_attempts: 0, ..events("https://host.example/events", SECRET) }, "CLAIRON_EVENTS_WEBHOOK_MAX_ATTEMPTS")]
+    fn a_bad_events_webhook_setting_is_refused_naming_its_variable(
+        #[case] settings: Settings,
+        #[case] variable: &str,
+    ) {
+        let error = settings.host_events().unwrap_err().to_string();
+        assert!(error.starts_with(variable), "{error}");
+        assert!(
+            !error.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn host_events_are_off_until_a_url_is_set_and_the_secret_is_masked() {
+        assert!(Settings::default().host_events().unwrap().is_none());
+        let settings = events("http://127.0.0.1:9000/clairon/events", SECRET);
+        let config = settings.host_events().unwrap().unwrap();
+        assert_eq!(config.url.as_str(), "http://127.0.0.1:9000/clairon/events");
+        assert_eq!(config.timeout, std::time::Duration::from_secs(5));
+        assert!(settings.secrets().contains(&SECRET.to_owned()));
+        assert!(!format!("{settings:?}").contains(SECRET));
+        assert!(!format!("{config:?}").contains(SECRET));
     }
 }

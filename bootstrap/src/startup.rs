@@ -196,6 +196,9 @@ pub struct Components {
     /// nor stored; `None` otherwise. Only its hash is stored: this is its one other copy, for
     /// a host that shows it its own way (and the tests).
     pub generated_api_key: Option<String>,
+    /// Posts delivery events to the host application (`CLAIRON_EVENTS_WEBHOOK_URL`); `None`
+    /// when it is not set.
+    pub host_events: Option<Arc<clairon_application::host_events::HostEventWorker>>,
 }
 
 impl Components {
@@ -217,6 +220,7 @@ impl Components {
         let dashboard_zone = settings.dashboard_zone()?;
         let vapid_configured = settings.vapid_keys()?;
         let vapid_subject = settings.vapid_subject()?;
+        let host_events = settings.host_events()?;
         // The jobs file is checked whole (names, schedules, chains) before anything is opened.
         let catalog = Arc::new(crate::jobs_file::catalog(
             settings.jobs_file(),
@@ -343,9 +347,13 @@ impl Components {
             .context("building the Web Push HTTP client")?,
         );
         let push_store = Arc::new(push_subscriptions);
-        let notifications: Arc<dyn NotificationRepository> =
-            Arc::new(DieselNotificationRepository::new(database.clone()));
-        let queue = Arc::new(DieselDeliveryQueue::new(database.clone()));
+        let notifications: Arc<dyn NotificationRepository> = Arc::new(
+            DieselNotificationRepository::new(database.clone())
+                .with_host_events(host_events.is_some()),
+        );
+        let queue = Arc::new(
+            DieselDeliveryQueue::new(database.clone()).with_host_events(host_events.is_some()),
+        );
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
         let waker = Arc::new(NotifyWaker::default());
         let feed = Arc::new(DieselNotificationRepository::new(database.clone()));
@@ -511,7 +519,10 @@ impl Components {
         let digest_job = Arc::new(digest_job);
         let run_job = Arc::new(
             RunJobHandler::new(
-                Arc::new(DieselHousekeeping::new(database.clone())),
+                Arc::new(
+                    DieselHousekeeping::new(database.clone())
+                        .with_host_events(host_events.is_some()),
+                ),
                 job_runs.clone(),
                 clock.clone(),
                 RetentionPolicy {
@@ -645,6 +656,17 @@ impl Components {
             metrics_token: Some(settings.metrics_token.clone()).filter(|t| !t.is_empty()),
         };
         let (api_keys, generated_api_key) = api_keys(settings, &database, &public_url).await?;
+        let host_events = match host_events {
+            Some(config) => {
+                tracing::info!(host = %config.url.host(), "delivery events posted to the host application");
+                Some(crate::host_events::worker(
+                    config,
+                    &database,
+                    clock.clone(),
+                )?)
+            }
+            None => None,
+        };
         Ok(Self {
             database,
             bus,
@@ -663,6 +685,7 @@ impl Components {
             scheduler,
             dispatcher_state,
             generated_api_key,
+            host_events,
         })
     }
 
@@ -913,6 +936,14 @@ impl Application {
             stop_rx.clone(),
         ));
         let jobs = crate::jobs::spawn(self.components.scheduler.clone(), &stop_rx);
+        let host_events = self.components.host_events.clone().map(|worker| {
+            crate::host_events::spawn(
+                worker,
+                self.components.observability.metrics.clone(),
+                self.poll,
+                stop_rx.clone(),
+            )
+        });
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let served = tokio::select! {
@@ -932,6 +963,9 @@ impl Application {
             job.await.context("job timer task")?;
         }
         recorder.await.context("recorder task")?;
+        if let Some(host_events) = host_events {
+            host_events.await.context("host events task")?;
+        }
         tracing::info!("stopped");
         served.context("HTTP server task")?.context("HTTP server")
     }

@@ -8,6 +8,7 @@
 
 pub mod email;
 pub mod fallback;
+pub mod host_events;
 pub mod pacing;
 pub mod telegram;
 pub mod twilio;
@@ -16,6 +17,7 @@ pub mod webhook;
 
 pub use email::{EmailConfigError, LettreEmailSender};
 pub use fallback::FallbackEmailSender;
+pub use host_events::ReqwestHostEventSender;
 pub use pacing::{DestinationPacer, PacedTelegramSender};
 pub use telegram::FrankensteinTelegramSender;
 pub use twilio::{TwilioAccount, TwilioSmsSender};

@@ -439,3 +439,28 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// The outbox of delivery events posted to the host application (issue 12,
+    /// `CLAIRON_EVENTS_WEBHOOK_URL`), written in the transaction of the change it reports.
+    host_events (id) {
+        /// UUIDv7 text: the `webhook-id`, the same on every retry.
+        id -> Text,
+        /// `delivery.sent`, `delivery.failed`, `delivery.dead` or `notification.read`.
+        event_type -> Text,
+        /// The JSON body posted: `{"type", "timestamp", "data"}`.
+        payload -> Text,
+        /// `pending`, then `sent` or `dead`.
+        status -> Text,
+        /// Tries so far.
+        attempts -> Integer,
+        /// UTC: when it is due (pushed forward by a claim: its lease).
+        next_attempt_at -> Timestamp,
+        /// Why the last try failed.
+        last_error -> Nullable<Text>,
+        /// UTC: when the change it reports was written.
+        created_at -> Timestamp,
+        /// UTC: when the host answered `2xx`.
+        sent_at -> Nullable<Timestamp>,
+    }
+}

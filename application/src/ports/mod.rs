@@ -10,6 +10,7 @@ mod delivery_queue;
 mod delivery_repository;
 mod digests;
 mod health;
+mod host_events;
 mod idempotency;
 mod inbox_feed;
 mod jobs;
@@ -123,6 +124,12 @@ pub use senders::{MockEmailSender, MockTelegramSender};
 pub use templates::MockTemplateRenderer;
 #[cfg(any(test, feature = "mocks"))]
 pub use token_generations::MockTokenGenerations;
+
+pub use host_events::{
+    HostEvent, HostEventOutbox, HostEventOutcome, HostEventSender, HOST_EVENT_TYPES,
+};
+#[cfg(any(test, feature = "mocks"))]
+pub use host_events::{MockHostEventOutbox, MockHostEventSender};
 
 /// Why a repository call failed. Adapters translate their driver's errors into these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

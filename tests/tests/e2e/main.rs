@@ -16,6 +16,7 @@ mod events;
 mod every_channel;
 mod fallback;
 mod gdpr;
+mod host_events;
 mod hostile_input;
 mod idempotency;
 mod idempotent_work;

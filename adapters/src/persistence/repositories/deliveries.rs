@@ -44,12 +44,25 @@ use crate::persistence::schema::{deliveries, delivery_attempts, notifications, r
 #[derive(Debug, Clone)]
 pub struct DieselDeliveryQueue {
     db: Database,
+    /// Whether recording `sent`, `failed` or `dead` also writes its host event (issue 12).
+    host_events: bool,
 }
 
 impl DieselDeliveryQueue {
     /// A queue on `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            host_events: false,
+        }
+    }
+
+    /// The same queue, writing a `delivery.sent|failed|dead` host event in the transaction of
+    /// each such outcome it records when `on` (`CLAIRON_EVENTS_WEBHOOK_URL` is set).
+    #[must_use]
+    pub fn with_host_events(mut self, on: bool) -> Self {
+        self.host_events = on;
+        self
     }
 
     /// The audit trail of one delivery: its attempt rows, first try first.
@@ -167,6 +180,7 @@ fn claim(
     limit: i64,
     channels: &[&'static str],
     token: &ClaimToken,
+    host_events: bool,
 ) -> Result<Vec<ClaimedDelivery>, DbError> {
     let due: Vec<(String, String, i32)> = match conn {
         AnyConnection::Postgresql(pg) => due_rows!(now, limit, channels)
@@ -195,6 +209,11 @@ fn claim(
         }
     }
     park_poisoned(conn, &poisoned, now)?;
+    if host_events && !poisoned.is_empty() {
+        // Parked `dead`: the host application hears of it as of any other dead delivery.
+        let ids: Vec<String> = poisoned.iter().map(|(id, _)| id.clone()).collect();
+        super::host_events::record_deliveries(conn, &ids, now)?;
+    }
     // A suspect is claimed alone: if it is what crashed its worker, this time it takes no
     // innocent delivery down with it (and they do not pile up crashes of its making).
     let (ids, crashes) = match suspect {
@@ -268,6 +287,7 @@ fn claim(
     let mut by_id: HashMap<String, DeliveryRow> =
         claimed.into_iter().map(|d| (d.id.clone(), d)).collect();
     let mut batch = Vec::with_capacity(ids.len());
+    let mut parked = Vec::new();
     for row in ids.iter().filter_map(|id| by_id.remove(id)) {
         let id = row.id.clone();
         let notification = match notifications_by_id.get(&row.notification_id) {
@@ -293,8 +313,13 @@ fn claim(
             }
             (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => {
                 park_unreadable(conn, &id, &reason, now)?;
+                parked.push(id);
             }
         }
+    }
+    if host_events && !parked.is_empty() {
+        // Parked `failed`: reported like any failed delivery.
+        super::host_events::record_deliveries(conn, &parked, now)?;
     }
     Ok(batch)
 }
@@ -312,6 +337,7 @@ fn record(
     conn: &mut AnyConnection,
     updates: &[DeliveryUpdate],
     now: chrono::NaiveDateTime,
+    host_events: bool,
 ) -> Result<Vec<DeliveryId>, DbError> {
     let recorded: HashSet<String> = match conn {
         AnyConnection::Postgresql(pg) => record_batch_pg(pg, updates, now)?,
@@ -336,6 +362,7 @@ fn record(
     let mut attempts = Vec::new();
     let mut links = Vec::new();
     let mut lost = Vec::new();
+    let mut reported = Vec::new();
     for update in updates {
         if !recorded.contains(update.id.as_str()) {
             // Another claim holds it now (or it is gone): its holder records its own outcome.
@@ -349,6 +376,14 @@ fn record(
         if let Some(link) = &update.fallback {
             links.push(DeliveryRow::new(&link.delivery, link.priority));
         }
+        if host_events && super::host_events::reported(update.status) {
+            reported.push(update.id.as_str().to_owned());
+        }
+    }
+    // The host application's events of these outcomes (issue 12): in this transaction, so an
+    // event is never told of an outcome that was not recorded, nor an outcome lost to it.
+    if !reported.is_empty() {
+        super::host_events::record_deliveries(conn, &reported, now)?;
     }
     for chunk in attempts.chunks(CHUNK) {
         on_inner!(conn, |c| diesel::insert_into(delivery_attempts::table)
@@ -483,11 +518,20 @@ impl DeliveryQueue for DieselDeliveryQueue {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let (now, lease_until) = (db_time(now), db_time(lease_until));
         let token = ClaimToken::new(uuid::Uuid::now_v7().to_string());
+        let host_events = self.host_events;
         let claimed = self
             .db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
-                    claim(conn, now, lease_until, i64::from(limit), &channels, &token)
+                    claim(
+                        conn,
+                        now,
+                        lease_until,
+                        i64::from(limit),
+                        &channels,
+                        &token,
+                        host_events,
+                    )
                 })
             })
             .await?;
@@ -503,8 +547,11 @@ impl DeliveryQueue for DieselDeliveryQueue {
         }
         let updates = updates.to_vec();
         let now = db_time(self.db.now());
+        let host_events = self.host_events;
         self.db
-            .call(move |conn| write_transaction(conn, |conn| record(conn, &updates, now)))
+            .call(move |conn| {
+                write_transaction(conn, |conn| record(conn, &updates, now, host_events))
+            })
             .await
     }
 

@@ -5,6 +5,7 @@
 mod api_keys;
 mod deliveries;
 mod digests;
+pub(crate) mod host_events;
 mod idempotency;
 mod inbox_feed;
 mod notification_writes;
@@ -20,6 +21,7 @@ mod web_push;
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
 pub use digests::DieselDigestStore;
+pub use host_events::{DieselHostEventOutbox, HostEventRecord};
 pub use idempotency::DieselIdempotencyStore;
 pub use notifications::DieselNotificationRepository;
 pub use operations::{DieselHousekeeping, DieselJobRunRepository, DieselOperationsStats};

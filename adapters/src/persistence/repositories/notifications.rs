@@ -29,6 +29,8 @@ use crate::persistence::schema::{deliveries, delivery_attempts, notifications};
 pub struct DieselNotificationRepository {
     pub(super) db: Database,
     writes: NotificationWriter,
+    /// Whether marking read also writes `notification.read` host events (issue 12).
+    host_events: bool,
 }
 
 impl DieselNotificationRepository {
@@ -42,7 +44,17 @@ impl DieselNotificationRepository {
         Self {
             writes: NotificationWriter::new(db.clone(), writers),
             db,
+            host_events: false,
         }
+    }
+
+    /// The same repository, writing a `notification.read` host event in the transaction of
+    /// each notification it marks read (`mark_read`, `mark_all_read`) when `on`
+    /// (`CLAIRON_EVENTS_WEBHOOK_URL` is set).
+    #[must_use]
+    pub fn with_host_events(mut self, on: bool) -> Self {
+        self.host_events = on;
+        self
     }
 
     /// Concurrent notification-writing transactions on PostgreSQL: enough to overlap one
@@ -286,6 +298,7 @@ impl NotificationRepository for DieselNotificationRepository {
     ) -> Result<Option<Notification>, RepositoryError> {
         let id = id.as_str().to_owned();
         let at = db_time(at);
+        let host_events = self.host_events;
         self.db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
@@ -300,13 +313,20 @@ impl NotificationRepository for DieselNotificationRepository {
                     }
                     // `read_at IS NULL` keeps a read time another writer set meanwhile
                     // (PostgreSQL); the row is read again to return whichever time won.
-                    diesel::update(
+                    let changed = diesel::update(
                         notifications::table
                             .find(&id)
                             .filter(notifications::read_at.is_null()),
                     )
                     .set(notifications::read_at.eq(at))
                     .execute(conn)?;
+                    if host_events && changed > 0 {
+                        super::host_events::record_reads(
+                            conn,
+                            &[(id.clone(), row.recipient_id.clone())],
+                            at,
+                        )?;
+                    }
                     find_row(conn, &id)?
                         .map(NotificationRow::into_domain)
                         .transpose()
@@ -323,19 +343,31 @@ impl NotificationRepository for DieselNotificationRepository {
         let recipient = recipient_id.as_str().to_owned();
         let at = db_time(at);
         let now = db_time(self.db.now());
+        let host_events = self.host_events;
         self.db
             .call(move |conn| {
-                let mut changed: Vec<String> = diesel::update(
-                    notifications::table
-                        .filter(notifications::recipient_id.eq(recipient))
-                        .filter(visible_at!(now))
-                        .filter(notifications::read_at.is_null()),
-                )
-                .set(notifications::read_at.eq(at))
-                .returning(notifications::id)
-                .get_results(conn)?;
-                changed.sort_unstable_by(|a, b| b.cmp(a));
-                parse_ids(changed)
+                write_transaction(conn, |conn| {
+                    let mut changed: Vec<String> = diesel::update(
+                        notifications::table
+                            .filter(notifications::recipient_id.eq(&recipient))
+                            .filter(visible_at!(now))
+                            .filter(notifications::read_at.is_null()),
+                    )
+                    .set(notifications::read_at.eq(at))
+                    .returning(notifications::id)
+                    .get_results(conn)?;
+                    changed.sort_unstable_by(|a, b| b.cmp(a));
+                    if host_events && !changed.is_empty() {
+                        // One multi-row INSERT per chunk, in the read-all's transaction.
+                        let read: Vec<(String, String)> = changed
+                            .iter()
+                            .rev()
+                            .map(|id| (id.clone(), recipient.clone()))
+                            .collect();
+                        super::host_events::record_reads(conn, &read, at)?;
+                    }
+                    parse_ids(changed)
+                })
             })
             .await
     }

@@ -321,12 +321,25 @@ fn purge_page(
 #[derive(Debug, Clone)]
 pub struct DieselHousekeeping {
     db: Database,
+    /// Whether a delivery the reaper parks `dead` also writes its host event (issue 12).
+    host_events: bool,
 }
 
 impl DieselHousekeeping {
     /// Housekeeping on `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            host_events: false,
+        }
+    }
+
+    /// The same housekeeping, writing a `delivery.dead` host event in the transaction of each
+    /// delivery the reaper parks as poison when `on` (`CLAIRON_EVENTS_WEBHOOK_URL` is set).
+    #[must_use]
+    pub fn with_host_events(mut self, on: bool) -> Self {
+        self.host_events = on;
+        self
     }
 }
 
@@ -334,6 +347,7 @@ impl DieselHousekeeping {
 impl Housekeeping for DieselHousekeeping {
     async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
         let now = db_time(now);
+        let host_events = self.host_events;
         self.db
             .call(move |conn| {
                 write_transaction(conn, |conn| {
@@ -368,6 +382,10 @@ impl Housekeeping for DieselHousekeeping {
                                 deliveries::updated_at.eq(now),
                             ))
                             .execute(conn)?;
+                    }
+                    if host_events && !poisoned.is_empty() {
+                        let ids: Vec<String> = poisoned.iter().map(|(id, _)| id.clone()).collect();
+                        super::host_events::record_deliveries(conn, &ids, now)?;
                     }
                     let never_tried = diesel::update(expired().filter(deliveries::attempts.le(0)))
                         .set((
@@ -414,9 +432,24 @@ impl Housekeeping for DieselHousekeeping {
             total.attempts += purged.attempts;
             match last {
                 Some(last) => after = Some(last),
-                None => return Ok(total),
+                None => break,
             }
         }
+        // The host events sent before the same cutoff (issue 12): the host has them; pending
+        // and dead ones are kept for the operator.
+        let events = self
+            .db
+            .call(move |conn| {
+                write_transaction(conn, |conn| super::host_events::purge_sent(conn, cutoff))
+            })
+            .await?;
+        if events > 0 {
+            tracing::info!(
+                host_events = events,
+                "purged host events sent before the retention cutoff"
+            );
+        }
+        Ok(total)
     }
 
     async fn purge_job_runs(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
