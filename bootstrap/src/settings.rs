@@ -207,6 +207,13 @@ pub struct Settings {
     pub push_allowed_hosts: String,
     /// Timeout of a whole Web Push request, in ms (30 s by default).
     pub push_timeout_ms: u64,
+    /// More than this many deliveries going `dead` within an hour emits
+    /// `deliveries.dead_letters` (to topic `admins` by the built-in rule), at most once an hour
+    /// (`CLAIRON_ALERT_DEAD_LETTERS`, 10 by default; `0`: never).
+    pub alert_dead_letters: u32,
+    /// Interval of the `dead_letter_alert` job that counts them, in s
+    /// (`CLAIRON_DEAD_LETTER_ALERT_INTERVAL_SECS`, 60 by default).
+    pub dead_letter_alert_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -284,6 +291,8 @@ impl Default for Settings {
             vapid_subject: String::new(),
             push_allowed_hosts: String::new(),
             push_timeout_ms: 30_000,
+            alert_dead_letters: 10,
+            dead_letter_alert_interval_secs: 60,
         }
     }
 }
@@ -336,6 +345,7 @@ impl fmt::Debug for Settings {
             )
             .field("vapid_subject", &self.vapid_subject)
             .field("push_allowed_hosts", &self.push_allowed_hosts)
+            .field("alert_dead_letters", &self.alert_dead_letters)
             .finish_non_exhaustive()
     }
 }

@@ -509,6 +509,18 @@ impl Components {
             digest_job = digest_job.with_telegram(telegram.clone());
         }
         let digest_job = Arc::new(digest_job);
+        // The dead-letter alert (issue 13): counted by the `dead_letter_alert` job, raised on the
+        // bus like `job.failed`, at most once an hour across processes.
+        let dead_letters = Arc::new(clairon_adapters::persistence::DieselDeadLetters::new(
+            database.clone(),
+        ));
+        let dead_letter_alert = Arc::new(clairon_application::dead_letters::DeadLetterAlert::new(
+            dead_letters.clone(),
+            dead_letters,
+            bus.clone(),
+            clock.clone(),
+            settings.alert_dead_letters,
+        ));
         let run_job = Arc::new(
             RunJobHandler::new(
                 Arc::new(DieselHousekeeping::new(database.clone())),
@@ -522,7 +534,8 @@ impl Components {
             .with_catalog(catalog.clone())
             .with_http(Arc::new(ReqwestHttpJobClient::new()))
             .with_alerts(alerts.clone())
-            .with_digests(digest_job),
+            .with_digests(digest_job)
+            .with_dead_letters(dead_letter_alert),
         );
         let scheduler = Arc::new(JobScheduler::new(
             run_job.clone(),

@@ -23,3 +23,4 @@ pub use repositories::{
     DieselPreferenceRepository, DieselPushSubscriptions, DieselRecipientRepository,
     DieselRoutingRulesRepository, DieselTokenGenerations, DieselTopicRepository,
 };
+pub use repositories::DieselDeadLetters;

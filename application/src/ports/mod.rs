@@ -26,6 +26,7 @@ mod senders;
 mod templates;
 mod token_generations;
 mod web_push;
+mod alerts;
 
 pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
@@ -66,6 +67,9 @@ pub use senders::{
 pub use senders::{WebhookMessage, WebhookSender, WEBHOOK_GONE};
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 pub use token_generations::TokenGenerations;
+pub use alerts::{AlertThrottle, DeadLetter, DeadLetterSource, DeadLetters};
+#[cfg(any(test, feature = "mocks"))]
+pub use alerts::{MockAlertThrottle, MockDeadLetterSource};
 #[cfg(any(test, feature = "mocks"))]
 pub use web_push::{MockPushSender, MockPushSubscriptions};
 pub use web_push::{

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod contract;
 mod database;
+mod dead_letters;
 mod dataset;
 mod default_limits;
 mod delivery_engine;

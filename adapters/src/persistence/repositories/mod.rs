@@ -16,6 +16,7 @@ mod recipients;
 mod routing;
 mod token_generations;
 mod web_push;
+mod alerts;
 
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
@@ -29,6 +30,7 @@ pub use recipients::DieselRecipientRepository;
 pub use routing::{DieselRoutingRulesRepository, DieselTopicRepository};
 pub use token_generations::DieselTokenGenerations;
 pub use web_push::DieselPushSubscriptions;
+pub use alerts::DieselDeadLetters;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's
 /// 65,535 bind parameters, even for the widest row (14 columns).
