@@ -3228,16 +3228,25 @@ async fn an_alert_is_raised_at_most_once_an_hour_and_again_once_the_hour_has_pas
     let hour = chrono::TimeDelta::hours(1);
     let alert = "deliveries.dead_letters";
 
-    assert!(throttle.try_raise(alert, at(0), hour).await.unwrap(), "never raised");
+    assert!(
+        throttle.try_raise(alert, at(0), hour).await.unwrap(),
+        "never raised"
+    );
     assert!(!throttle.try_raise(alert, at(1800), hour).await.unwrap());
     assert!(!throttle.try_raise(alert, at(3599), hour).await.unwrap());
     assert!(
         throttle.try_raise(alert, at(3600), hour).await.unwrap(),
         "an hour after"
     );
-    assert!(!throttle.try_raise(alert, at(3600), hour).await.unwrap(), "once");
     assert!(
-        throttle.try_raise("other.alert", at(3600), hour).await.unwrap(),
+        !throttle.try_raise(alert, at(3600), hour).await.unwrap(),
+        "once"
+    );
+    assert!(
+        throttle
+            .try_raise("other.alert", at(3600), hour)
+            .await
+            .unwrap(),
         "each alert has its own hour"
     );
 

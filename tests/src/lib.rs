@@ -210,13 +210,19 @@ impl SettableClock {
 
     /// From now on, the clock shows `now`.
     pub fn set(&self, now: chrono::DateTime<chrono::Utc>) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
     }
 }
 
 impl clairon_application::ports::Clock for SettableClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -16,6 +16,7 @@ mod rows;
 mod schema;
 
 pub use connection::{Backend, Database, PersistenceError, WriteFailure, WRITE_FAILURE_MEMORY};
+pub use repositories::DieselDeadLetters;
 pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
     DieselDigestStore, DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,
@@ -23,4 +24,3 @@ pub use repositories::{
     DieselPreferenceRepository, DieselPushSubscriptions, DieselRecipientRepository,
     DieselRoutingRulesRepository, DieselTokenGenerations, DieselTopicRepository,
 };
-pub use repositories::DieselDeadLetters;

@@ -18,8 +18,8 @@ use crate::dead_letters::DeadLetterAlert;
 use crate::digests::DigestJob;
 use crate::ports::{
     Clock, Finished, Housekeeping, HttpJobClient, HttpJobOutcome, HttpJobRequest, Job, JobAlerts,
-    JobFailed, JobRun, JobRunEnd, JobRunQuery, JobRunRepository, JobSource, JobStatus,
-    JobTrigger, RepositoryError,
+    JobFailed, JobRun, JobRunEnd, JobRunQuery, JobRunRepository, JobSource, JobStatus, JobTrigger,
+    RepositoryError,
 };
 use crate::scheduler::{JobCatalog, JobDefinition, JobWork};
 
@@ -841,9 +841,11 @@ mod tests {
             .times(1)
             .return_const(());
         let mut jobs = JobCatalog::builtin(&[]);
-        let mut long = http_job("sync-gazelle", "http://jobs.test/sync", JobTiming::After(
-            JobName::parse("retention").unwrap(),
-        ));
+        let mut long = http_job(
+            "sync-gazelle",
+            "http://jobs.test/sync",
+            JobTiming::After(JobName::parse("retention").unwrap()),
+        );
         long.work = JobWork::Http(HttpJobRequest {
             method: "POST".into(),
             url: "http://jobs.test/sync".into(),
@@ -872,13 +874,21 @@ mod tests {
         assert_eq!(abandoned, JobStatus::Error);
         assert_eq!(message.as_deref(), Some(ABANDONED));
         assert!(error.unwrap().contains("61 min"));
-        assert_eq!(status("seed-digests").0, JobStatus::Running, "ten minutes is not abandoned");
+        assert_eq!(
+            status("seed-digests").0,
+            JobStatus::Running,
+            "ten minutes is not abandoned"
+        );
         assert_eq!(
             status("seed-inventory-sync").0,
             JobStatus::Running,
             "an outside system ends its own runs"
         );
-        assert_eq!(status("seed-sync-gazelle").0, JobStatus::Running, "within its timeout");
+        assert_eq!(
+            status("seed-sync-gazelle").0,
+            JobStatus::Running,
+            "within its timeout"
+        );
     }
 
     #[tokio::test]

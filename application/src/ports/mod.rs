@@ -4,6 +4,7 @@
 //! them with mockall. No SDK type crosses a port: arguments and results are domain types or the
 //! plain structs defined here.
 
+mod alerts;
 mod api_keys;
 mod clock;
 mod delivery_queue;
@@ -26,8 +27,10 @@ mod senders;
 mod templates;
 mod token_generations;
 mod web_push;
-mod alerts;
 
+pub use alerts::{AlertThrottle, DeadLetter, DeadLetterSource, DeadLetters};
+#[cfg(any(test, feature = "mocks"))]
+pub use alerts::{MockAlertThrottle, MockDeadLetterSource};
 pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
 pub use delivery_queue::{
@@ -67,9 +70,6 @@ pub use senders::{
 pub use senders::{WebhookMessage, WebhookSender, WEBHOOK_GONE};
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 pub use token_generations::TokenGenerations;
-pub use alerts::{AlertThrottle, DeadLetter, DeadLetterSource, DeadLetters};
-#[cfg(any(test, feature = "mocks"))]
-pub use alerts::{MockAlertThrottle, MockDeadLetterSource};
 #[cfg(any(test, feature = "mocks"))]
 pub use web_push::{MockPushSender, MockPushSubscriptions};
 pub use web_push::{

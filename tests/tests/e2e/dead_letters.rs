@@ -110,7 +110,10 @@ async fn eleven_dead_deliveries_within_the_hour_alert_the_admins_once_and_a_seco
     notify(&app, 10).await;
     let deadline = Instant::now() + WAIT;
     while dead_deliveries(&app).await.len() < 11 {
-        assert!(Instant::now() < deadline, "the eleventh email never went dead");
+        assert!(
+            Instant::now() < deadline,
+            "the eleventh email never went dead"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -127,7 +130,10 @@ async fn eleven_dead_deliveries_within_the_hour_alert_the_admins_once_and_a_seco
     let alert = &inbox[0];
     assert_eq!(alert["event_type"], "deliveries.dead_letters", "{alert}");
     assert_eq!(alert["priority"], "high", "the built-in rule: {alert}");
-    assert_eq!(alert["title"], "11 envois abandonnés en une heure", "{alert}");
+    assert_eq!(
+        alert["title"], "11 envois abandonnés en une heure",
+        "{alert}"
+    );
     let data = &alert["metadata"]["data"];
     assert_eq!(data["count"], 11, "{alert}");
     assert_eq!(data["threshold"], 10, "{alert}");
@@ -145,7 +151,10 @@ async fn eleven_dead_deliveries_within_the_hour_alert_the_admins_once_and_a_seco
     );
     assert_eq!(samples[0]["channel"], "email");
     assert!(
-        samples[0]["error"].as_str().unwrap_or_default().contains("451"),
+        samples[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("451"),
         "{alert}"
     );
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
 use clairon_tests::{spawn_app, spawn_app_at, Engine, Options, SettableClock, TestApp};
-use rstest::rstest;
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+use rstest::rstest;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -222,7 +222,10 @@ async fn a_daily_email_digest_across_the_spring_forward_night_goes_out_at_eight_
     let text: String = digest.parts.iter().map(|(_, body)| body.clone()).collect();
     assert!(text.contains("Répétition avancée"), "{text}");
     assert!(text.contains("Concert complet"), "{text}");
-    assert!(!text.contains("Costumes à essayer"), "the read one is left out: {text}");
+    assert!(
+        !text.contains("Costumes à essayer"),
+        "the read one is left out: {text}"
+    );
     assert!(
         text.contains("dimanche 14 mars 2027, 8 h"),
         "the window ends at 08:00 local time: {text}"
@@ -276,7 +279,10 @@ async fn batched_deliveries_count_as_scheduled_for_later_in_the_metrics_the_stat
         .unwrap();
 
     assert_eq!(
-        sample(&metrics, r#"clairon_queue_depth{channel="email",status="batched"}"#),
+        sample(
+            &metrics,
+            r#"clairon_queue_depth{channel="email",status="batched"}"#
+        ),
         Some(2.0),
         "{metrics}"
     );
@@ -288,7 +294,11 @@ async fn batched_deliveries_count_as_scheduled_for_later_in_the_metrics_the_stat
             assert!(sample(&metrics, &series).is_some(), "{series} missing");
         }
         let row = format!(r#"<tr data-channel="{channel}">"#);
-        assert_eq!(dashboard.matches(&row).count(), 2, "{channel}: a deliveries row and a queue row");
+        assert_eq!(
+            dashboard.matches(&row).count(),
+            2,
+            "{channel}: a deliveries row and a queue row"
+        );
     }
     assert_eq!(stats.status, 200, "{}", stats.json);
     let email = stats.json["deliveries"]["by_channel"]
@@ -299,7 +309,11 @@ async fn batched_deliveries_count_as_scheduled_for_later_in_the_metrics_the_stat
         .cloned()
         .unwrap();
     assert_eq!(email["by_status"]["batched"], 2, "{email}");
-    assert_eq!(stats.json["queue"]["scheduled_later"]["email"], 2, "{}", stats.json);
+    assert_eq!(
+        stats.json["queue"]["scheduled_later"]["email"], 2,
+        "{}",
+        stats.json
+    );
     assert!(
         stats.json["queue"]["oldest_due_age_seconds"]["email"].is_null(),
         "nothing of the email queue is due: {}",

@@ -515,14 +515,22 @@ async fn a_run_its_process_left_running_is_ended_abandoned_by_the_lease_reaper_a
     let external = app
         .get("/api/v1/admin/job-runs?job=inventory-sync&limit=5")
         .await;
-    assert_eq!(external.json["items"][0]["status"], "running", "{}", external.json);
+    assert_eq!(
+        external.json["items"][0]["status"], "running",
+        "{}",
+        external.json
+    );
     let inbox = app
         .get("/api/v1/recipients/admin-1/notifications?limit=10")
         .await;
     let items = inbox.json["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{}", inbox.json);
     assert_eq!(items[0]["event_type"], "job.failed");
-    assert_eq!(items[0]["metadata"]["data"]["job"], "retention", "{}", inbox.json);
+    assert_eq!(
+        items[0]["metadata"]["data"]["job"], "retention",
+        "{}",
+        inbox.json
+    );
 
     // The next reaper finds nothing more to end.
     let again = app

@@ -2,6 +2,7 @@
 //! and the notification write path (`notification_writes/`: rows, inbox numbering, mentions,
 //! reminders, group commit).
 
+mod alerts;
 mod api_keys;
 mod deliveries;
 mod digests;
@@ -16,8 +17,8 @@ mod recipients;
 mod routing;
 mod token_generations;
 mod web_push;
-mod alerts;
 
+pub use alerts::DieselDeadLetters;
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
 pub use digests::DieselDigestStore;
@@ -30,7 +31,6 @@ pub use recipients::DieselRecipientRepository;
 pub use routing::{DieselRoutingRulesRepository, DieselTopicRepository};
 pub use token_generations::DieselTokenGenerations;
 pub use web_push::DieselPushSubscriptions;
-pub use alerts::DieselDeadLetters;
 
 /// Rows per multi-row INSERT, and ids per `IN` list: far below SQLite's 32,766 and PostgreSQL's
 /// 65,535 bind parameters, even for the widest row (14 columns).
