@@ -33,11 +33,13 @@ const HTTP_BUCKETS: &[f64] = &[
 /// Job run duration buckets, in seconds.
 const JOB_BUCKETS: &[f64] = &[0.001, 0.01, 0.1, 1.0, 10.0, 60.0, 600.0];
 
-/// The statuses a delivery waits in, reported by `clairon_queue_depth`.
-const QUEUED: [DeliveryStatus; 3] = [
+/// The statuses a delivery waits in, reported by `clairon_queue_depth` (`batched`: held for a
+/// digest, issue 13).
+const QUEUED: [DeliveryStatus; 4] = [
     DeliveryStatus::Pending,
     DeliveryStatus::Retrying,
     DeliveryStatus::Sending,
+    DeliveryStatus::Batched,
 ];
 
 /// Every metric Clairon exports.
@@ -132,7 +134,7 @@ impl Metrics {
             queue_depth: gauge(
                 &r,
                 "clairon_queue_depth",
-                "Deliveries waiting in the queue (read from the database at scrape time), by channel and status (pending, retrying, sending).",
+                "Deliveries waiting in the queue (read from the database at scrape time), by channel and status (pending, retrying, sending; batched: held for a digest).",
                 &["channel", "status"],
             ),
             oldest_due: gauge(

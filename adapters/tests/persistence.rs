@@ -3618,3 +3618,59 @@ impl TestDb {
         found
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Alert throttle (issue 13: `deliveries.dead_letters` at most once an hour)
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn an_alert_is_raised_at_most_once_an_hour_and_again_once_the_hour_has_passed(
+    #[case] engine: Engine,
+) {
+    use clairon_adapters::persistence::DieselDeadLetters;
+    use clairon_application::ports::AlertThrottle;
+    let t = open_or_skip!(engine);
+    let throttle = DieselDeadLetters::new(t.db.clone());
+    let hour = chrono::TimeDelta::hours(1);
+    let alert = "deliveries.dead_letters";
+
+    assert!(
+        throttle.try_raise(alert, at(0), hour).await.unwrap(),
+        "never raised"
+    );
+    assert!(!throttle.try_raise(alert, at(1800), hour).await.unwrap());
+    assert!(!throttle.try_raise(alert, at(3599), hour).await.unwrap());
+    assert!(
+        throttle.try_raise(alert, at(3600), hour).await.unwrap(),
+        "an hour after"
+    );
+    assert!(
+        !throttle.try_raise(alert, at(3600), hour).await.unwrap(),
+        "once"
+    );
+    assert!(
+        throttle
+            .try_raise("other.alert", at(3600), hour)
+            .await
+            .unwrap(),
+        "each alert has its own hour"
+    );
+
+    // Eight processes checking at once, two hours later: one raises it.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let throttle = throttle.clone();
+            tokio::spawn(async move { throttle.try_raise(alert, at(7200), hour).await })
+        })
+        .collect();
+    let mut raised = 0;
+    for racer in racers {
+        if racer.await.unwrap().unwrap() {
+            raised += 1;
+        }
+    }
+    assert_eq!(raised, 1);
+}

@@ -1152,6 +1152,8 @@ fn event_context(event_type: &str, locale: Locale, data: Value) -> Value {
 #[case::application_en("project.role.application.created", Locale::En, json!({"project": {"id": "7", "name": "Carmen"}, "role": "Soprano", "applicant": {"id": "a-2", "name": "Liam"}}), "New application: Liam for Soprano", "Liam has applied for the role “Soprano” in the project “Carmen”.")]
 #[case::job_fr("job.failed", Locale::Fr, json!({"job": "retention", "run_id": "r-1", "message": "disk full"}), "Échec de la tâche retention", "La tâche « retention » a échoué (exécution r-1).\ndisk full")]
 #[case::job_en("job.failed", Locale::En, json!({"job": "retention", "run_id": "r-1", "message": "disk full"}), "Job retention failed", "The job “retention” failed (run r-1).\ndisk full")]
+#[case::dead_letters_fr("deliveries.dead_letters", Locale::Fr, json!({"count": 11, "threshold": 10, "samples": [{"delivery_id": "d-1", "channel": "email", "error": "451 try later"}, {"delivery_id": "d-2", "channel": "telegram", "error": null}]}), "11 envois abandonnés en une heure", "11 envois sont passés « dead » (essais épuisés) dans l’heure, au-delà du seuil de 10. Ils attendent une relance dans le tableau de bord.\nd-1 (email) : 451 try later\nd-2 (telegram) : aucune erreur enregistrée")]
+#[case::dead_letters_en("deliveries.dead_letters", Locale::En, json!({"count": 11, "threshold": 10, "samples": [{"delivery_id": "d-1", "channel": "email", "error": "451 try later"}]}), "11 deliveries gave up within the hour", "11 deliveries went dead (out of attempts) within the hour, more than the threshold of 10. They wait for a retry on the dashboard.\nd-1 (email): 451 try later")]
 fn a_domain_event_reads_its_data_in_the_recipients_language(
     #[case] event_type: &str,
     #[case] locale: Locale,

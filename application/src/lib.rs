@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod commands;
+pub mod dead_letters;
 pub mod digests;
 pub mod dispatch;
 pub mod events;

@@ -28,6 +28,7 @@ pub fn schedule(settings: &Settings) -> Vec<(Job, Duration)> {
                 Job::Retention => settings.retention_interval_secs,
                 Job::IdempotencyPurge => settings.idempotency_purge_interval_secs,
                 Job::Digests => settings.digest_interval_secs,
+                Job::DeadLetterAlert => settings.dead_letter_alert_interval_secs,
             };
             (job, Duration::from_secs(secs.max(1)))
         })

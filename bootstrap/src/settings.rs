@@ -219,6 +219,13 @@ pub struct Settings {
     /// Tries of one host event before it is parked `dead` (12 by default; the delay between
     /// tries is `CLAIRON_RETRY_BASE_MS`/`_FACTOR`/`_CAP_SECS`'s backoff with full jitter).
     pub events_webhook_max_attempts: u32,
+    /// More than this many deliveries going `dead` within an hour emits
+    /// `deliveries.dead_letters` (to topic `admins` by the built-in rule), at most once an hour
+    /// (`CLAIRON_ALERT_DEAD_LETTERS`, 10 by default; `0`: never).
+    pub alert_dead_letters: u32,
+    /// Interval of the `dead_letter_alert` job that counts them, in s
+    /// (`CLAIRON_DEAD_LETTER_ALERT_INTERVAL_SECS`, 60 by default).
+    pub dead_letter_alert_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -300,6 +307,8 @@ impl Default for Settings {
             events_webhook_secret: String::new(),
             events_webhook_timeout_ms: 5_000,
             events_webhook_max_attempts: 12,
+            alert_dead_letters: 10,
+            dead_letter_alert_interval_secs: 60,
         }
     }
 }
@@ -366,6 +375,7 @@ impl fmt::Debug for Settings {
                     "<redacted>"
                 },
             )
+            .field("alert_dead_letters", &self.alert_dead_letters)
             .finish_non_exhaustive()
     }
 }

@@ -210,6 +210,19 @@ impl Components {
     /// On an invalid setting or a broken template (the message names the variable to fix), an
     /// unreachable database, or a failed migration.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Components::build`] reading "now" from `clock` (handlers, repositories, jobs): the
+    /// tests' settable clock (a digest window across a DST change); the binary uses the
+    /// system's.
+    ///
+    /// # Errors
+    /// As [`Components::build`].
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         settings.check()?;
         let public_url = settings.public_url()?;
         let locale = settings.locale()?;
@@ -293,7 +306,6 @@ impl Components {
         );
 
         // One clock for the handlers and the repositories: adapters read time through it only.
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
             .await
             .context("CLAIRON_DATABASE_URL")?
@@ -517,6 +529,18 @@ impl Components {
             digest_job = digest_job.with_telegram(telegram.clone());
         }
         let digest_job = Arc::new(digest_job);
+        // The dead-letter alert (issue 13): counted by the `dead_letter_alert` job, raised on the
+        // bus like `job.failed`, at most once an hour across processes.
+        let dead_letters = Arc::new(clairon_adapters::persistence::DieselDeadLetters::new(
+            database.clone(),
+        ));
+        let dead_letter_alert = Arc::new(clairon_application::dead_letters::DeadLetterAlert::new(
+            dead_letters.clone(),
+            dead_letters,
+            bus.clone(),
+            clock.clone(),
+            settings.alert_dead_letters,
+        ));
         let run_job = Arc::new(
             RunJobHandler::new(
                 Arc::new(
@@ -533,7 +557,8 @@ impl Components {
             .with_catalog(catalog.clone())
             .with_http(Arc::new(ReqwestHttpJobClient::new()))
             .with_alerts(alerts.clone())
-            .with_digests(digest_job),
+            .with_digests(digest_job)
+            .with_dead_letters(dead_letter_alert),
         );
         let scheduler = Arc::new(JobScheduler::new(
             run_job.clone(),
@@ -806,6 +831,17 @@ impl Application {
     /// # Errors
     /// As [`Components::build`], or when the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] on `clock` ([`Components::build_with_clock`]).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         // Bound before the database is opened: a taken port fails the start with nothing written.
         let listener = std::net::TcpListener::bind(settings.bind_addr()?)
             .with_context(|| format!("CLAIRON_BIND: cannot listen on {}", settings.bind))?;
@@ -814,7 +850,7 @@ impl Application {
             // `http://{CLAIRON_BIND}` with the port actually bound (port 0 picks one).
             settings.public_url = format!("http://{}", listener.local_addr()?);
         }
-        let components = Components::build(&settings).await?;
+        let components = Components::build_with_clock(&settings, clock).await?;
         let port = listener.local_addr()?.port();
         let handlers = web::Data::from(components.handlers.clone());
         let keys = web::Data::new(components.api_keys.clone());

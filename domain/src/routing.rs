@@ -372,16 +372,27 @@ impl RoutingRules {
     }
 
     /// The set in force while none was ever stored: `job.failed` → topic `admins`, priority
-    /// `high` (Clairon's own failed jobs, and any host's, reach the operators).
+    /// `high` (Clairon's own failed jobs, and any host's, reach the operators), and
+    /// `deliveries.dead_letters` (issue 13: too many deliveries gave up within the hour) the same.
     pub fn default_set() -> Self {
         Self {
-            rules: vec![RoutingRule {
-                event: EventPattern("job.failed".to_owned()),
-                topics: vec![TopicKey("admins".to_owned())],
-                channels: None,
-                priority: Some(Priority::High),
-                fallback: Vec::new(),
-            }],
+            rules: vec![
+                RoutingRule {
+                    event: EventPattern("job.failed".to_owned()),
+                    topics: vec![TopicKey("admins".to_owned())],
+                    channels: None,
+                    priority: Some(Priority::High),
+                    fallback: Vec::new(),
+                },
+                // Issue 13: too many deliveries going `dead` within the hour.
+                RoutingRule {
+                    event: EventPattern("deliveries.dead_letters".to_owned()),
+                    topics: vec![TopicKey("admins".to_owned())],
+                    channels: None,
+                    priority: Some(Priority::High),
+                    fallback: Vec::new(),
+                },
+            ],
         }
     }
 
@@ -593,6 +604,15 @@ mod tests {
         let rule = set.for_event("job.failed").unwrap();
         assert_eq!(rule.topics, vec![TopicKey::parse("admins").unwrap()]);
         assert_eq!(rule.priority, Some(Priority::High));
+    }
+
+    #[test]
+    fn the_default_set_sends_the_dead_letter_alert_to_the_admins() {
+        let set = RoutingRules::default_set();
+        let rule = set.for_event("deliveries.dead_letters").unwrap();
+        assert_eq!(rule.topics, vec![TopicKey::parse("admins").unwrap()]);
+        assert_eq!(rule.priority, Some(Priority::High));
+        assert_eq!(rule.channels, None, "every channel the admins have");
     }
 
     #[rstest]

@@ -195,6 +195,53 @@ pub async fn spawn_app_configured(
     options: Options,
     configure: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
+    spawn_app_on_clock(options, configure, None).await
+}
+
+/// A clock a test sets by hand: an app spawned with [`spawn_app_at`] reads "now" from it
+/// everywhere (handlers, repositories, the dispatcher, the jobs), so a test can put it on a date
+/// (a DST change) and move it past an instant instead of waiting. Its jobs' schedules wait
+/// while it stands still.
+#[derive(Debug)]
+pub struct SettableClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl SettableClock {
+    /// A clock showing `now` until [`SettableClock::set`].
+    pub fn at(now: chrono::DateTime<chrono::Utc>) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::Mutex::new(now)))
+    }
+
+    /// From now on, the clock shows `now`.
+    pub fn set(&self, now: chrono::DateTime<chrono::Utc>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+    }
+}
+
+impl clairon_application::ports::Clock for SettableClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Like [`spawn_app_with`], on `clock` instead of the system's.
+pub async fn spawn_app_at(
+    options: Options,
+    clock: std::sync::Arc<SettableClock>,
+) -> Option<TestApp> {
+    spawn_app_on_clock(options, |_| {}, Some(clock)).await
+}
+
+async fn spawn_app_on_clock(
+    options: Options,
+    configure: impl FnOnce(&mut Settings),
+    clock: Option<std::sync::Arc<SettableClock>>,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("a temp dir");
     let database = match options.engine {
         Engine::Sqlite => None,
@@ -279,7 +326,11 @@ pub async fn spawn_app_configured(
     configure(&mut settings);
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
     let database_url = settings.database_url.clone();
-    let app = Application::build(settings).await.expect("the app builds");
+    let app = match clock {
+        Some(clock) => Application::build_with_clock(settings, clock).await,
+        None => Application::build(settings).await,
+    }
+    .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let generated_api_key = app.components().generated_api_key.clone();
     // What SIGTERM does in production, triggered by `TestApp::shut_down` instead.

@@ -387,12 +387,12 @@ mod tests {
     #[tokio::test]
     async fn a_message_whose_bot_period_is_far_is_put_back_and_a_close_one_waited_for() {
         // 10 per second per bot: periods of 100 ms, more than the inline wait.
-        let paced = paced(1, 10, 1);
+        let slow = paced(1, 10, 1);
         assert!(matches!(
-            paced.send(&message("1", "d-1")).await,
+            slow.send(&message("1", "d-1")).await,
             SendOutcome::Sent { .. }
         ));
-        let SendOutcome::Paced { ready_in } = paced.send(&message("2", "d-2")).await else {
+        let SendOutcome::Paced { ready_in } = slow.send(&message("2", "d-2")).await else {
             panic!("the bot's next period is 100 ms away: put back, not waited for");
         };
         assert!(

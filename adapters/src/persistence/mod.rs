@@ -16,6 +16,7 @@ mod rows;
 mod schema;
 
 pub use connection::{Backend, Database, PersistenceError, WriteFailure, WRITE_FAILURE_MEMORY};
+pub use repositories::DieselDeadLetters;
 pub use repositories::{
     ApiKeyRecord, DieselApiKeyStore, DieselConsentRepository, DieselDeliveryQueue,
     DieselDigestStore, DieselHousekeeping, DieselIdempotencyStore, DieselJobRunRepository,

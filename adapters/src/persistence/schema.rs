@@ -464,3 +464,14 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// When each throttled alert was last raised (issue 13: `deliveries.dead_letters`, at most
+    /// once an hour); moved forward by compare-and-set, so of several processes one raises it.
+    alert_throttles (alert) {
+        /// The alert's event type (`deliveries.dead_letters`).
+        alert -> Text,
+        /// UTC: when it was last raised.
+        raised_at -> Timestamp,
+    }
+}

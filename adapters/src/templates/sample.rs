@@ -146,6 +146,19 @@ fn event_data(event_type: &str) -> Value {
                 { "title": "Nouveau projet \"Carmen\"", "at": "lundi 11 janvier 2027 à 17:05", "link": null },
             ],
         }),
+        // The dead-letter alert's data (`clairon_application::dead_letters`): an error to
+        // escape and a sample without one.
+        "deliveries.dead_letters" => json!({
+            "count": 11,
+            "threshold": 10,
+            "window_minutes": 60,
+            "window_start": "2027-02-09T00:29:00+00:00",
+            "window_end": "2027-02-09T01:29:00+00:00",
+            "samples": [
+                { "delivery_id": "01890a5d-ac96-774b-b9aa-000000000004", "channel": "email", "error": "451 <try> & later", "dead_at": "2027-02-09T01:28:00+00:00" },
+                { "delivery_id": "01890a5d-ac96-774b-b9aa-000000000005", "channel": "telegram", "error": null, "dead_at": "2027-02-09T01:27:00+00:00" },
+            ],
+        }),
         _ => json!({ "project": project, "role": "Soprano", "job": "sync" }),
     }
 }

@@ -14,10 +14,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clairon_domain::jobs::JobName;
 use serde_json::json;
 
+use crate::dead_letters::DeadLetterAlert;
 use crate::digests::DigestJob;
 use crate::ports::{
     Clock, Finished, Housekeeping, HttpJobClient, HttpJobOutcome, HttpJobRequest, Job, JobAlerts,
-    JobFailed, JobRun, JobRunEnd, JobRunRepository, JobStatus, JobTrigger, RepositoryError,
+    JobFailed, JobRun, JobRunEnd, JobRunQuery, JobRunRepository, JobSource, JobStatus, JobTrigger,
+    RepositoryError,
 };
 use crate::scheduler::{JobCatalog, JobDefinition, JobWork};
 
@@ -84,6 +86,14 @@ pub enum RunJobError {
 /// The longest part of an HTTP job's answer kept in a run's `error`, in characters.
 const MAX_ERROR_BODY: usize = 2000;
 
+/// How long after its start a Clairon run still `running` is taken for abandoned (its process
+/// stopped mid-run: killed, crashed, the machine lost) by the lease reaper: 1 hour, or, for a
+/// jobs file job whose `timeout_s` is longer, its timeout and a minute more.
+pub const ABANDONED_AFTER: TimeDelta = TimeDelta::hours(1);
+
+/// The `message` of a run the lease reaper found abandoned.
+pub const ABANDONED: &str = "abandoned: the process running it stopped";
+
 /// Handles [`RunJob`].
 pub struct RunJobHandler {
     housekeeping: Arc<dyn Housekeeping>,
@@ -94,6 +104,7 @@ pub struct RunJobHandler {
     http: Option<Arc<dyn HttpJobClient>>,
     alerts: Option<Arc<dyn JobAlerts>>,
     digests: Option<Arc<DigestJob>>,
+    dead_letters: Option<Arc<DeadLetterAlert>>,
 }
 
 impl RunJobHandler {
@@ -115,6 +126,7 @@ impl RunJobHandler {
             http: None,
             alerts: None,
             digests: None,
+            dead_letters: None,
         }
     }
 
@@ -145,6 +157,14 @@ impl RunJobHandler {
     #[must_use]
     pub fn with_digests(mut self, digests: Arc<DigestJob>) -> Self {
         self.digests = Some(digests);
+        self
+    }
+
+    /// The same handler checking the dead letters with `dead_letters` (without: a
+    /// `dead_letter_alert` run does nothing and says so in its stats).
+    #[must_use]
+    pub fn with_dead_letters(mut self, dead_letters: Arc<DeadLetterAlert>) -> Self {
+        self.dead_letters = Some(dead_letters);
         self
     }
 
@@ -346,7 +366,8 @@ impl RunJobHandler {
         match job {
             Job::LeaseReaper => {
                 let released = self.housekeeping.release_expired_leases(now).await?;
-                Ok(json!({ "released": released }))
+                let abandoned = self.abandon_orphaned_runs(now).await?;
+                Ok(json!({ "released": released, "abandoned_runs": abandoned }))
             }
             Job::Retention => {
                 let cutoff = now - TimeDelta::days(i64::from(self.retention.notification_days));
@@ -369,7 +390,76 @@ impl RunJobHandler {
                 Some(digests) => Ok(digests.run().await?.to_json()),
                 None => Ok(json!({ "sent": 0, "configured": false })),
             },
+            Job::DeadLetterAlert => match &self.dead_letters {
+                Some(check) => Ok(check.check().await?.to_json()),
+                None => Ok(json!({ "raised": false, "configured": false })),
+            },
         }
+    }
+
+    /// How long a run of `job` may stay `running` before it is taken for abandoned:
+    /// [`ABANDONED_AFTER`], or an HTTP job's timeout and a minute more when that is longer.
+    fn abandon_after(&self, job: &str) -> TimeDelta {
+        match self.catalog.get(job).map(|d| &d.work) {
+            Some(JobWork::Http(request)) => TimeDelta::from_std(request.timeout)
+                .ok()
+                .and_then(|t| t.checked_add(&TimeDelta::minutes(1)))
+                .map_or(ABANDONED_AFTER, |t| t.max(ABANDONED_AFTER)),
+            _ => ABANDONED_AFTER,
+        }
+    }
+
+    /// Ends as `error` ([`ABANDONED`]) every Clairon run still `running` longer than its job
+    /// may run ([`RunJobHandler::abandon_after`]) at `now`: the process running it stopped
+    /// before recording its end (outside systems' runs are theirs to end). Each is ended by the
+    /// conditional [`JobRunRepository::finish`] (two reapers cannot both end it) and emits
+    /// `job.failed` like any error. Returns how many were ended.
+    async fn abandon_orphaned_runs(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        let mut abandoned = 0;
+        let mut cursor = None;
+        loop {
+            let page = self
+                .runs
+                .list(&JobRunQuery {
+                    job: None,
+                    status: Some(JobStatus::Running),
+                    source: Some(JobSource::Internal),
+                    limit: 100,
+                    cursor,
+                })
+                .await?;
+            for run in &page.items {
+                let limit = self.abandon_after(&run.job);
+                let running_for = now - run.started_at;
+                if running_for < limit {
+                    continue;
+                }
+                let end = JobRunEnd {
+                    status: JobStatus::Error,
+                    finished_at: now,
+                    duration_ms: None,
+                    message: Some(ABANDONED.to_owned()),
+                    stats: None,
+                    error: Some(format!(
+                        "still running {} min after it started at {} (a run of {} may take {} min): the process running it stopped before recording how it ended",
+                        running_for.num_minutes(),
+                        run.started_at.to_rfc3339(),
+                        run.job,
+                        limit.num_minutes()
+                    )),
+                };
+                if let Finished::Ended(ended) = self.runs.finish(&run.id, &end).await? {
+                    abandoned += 1;
+                    tracing::warn!(job = %ended.job, run_id = %ended.id, "abandoned job run ended as error");
+                    self.alert(&ended).await;
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(abandoned)
     }
 }
 
@@ -380,8 +470,7 @@ mod tests {
 
     use super::*;
     use crate::ports::{
-        JobRunPage, JobRunQuery, MockHousekeeping, MockHttpJobClient, MockJobAlerts, Purged,
-        TaskType,
+        JobRunPage, MockHousekeeping, MockHttpJobClient, MockJobAlerts, Purged, TaskType,
     };
     use crate::scheduler::JobTiming;
     use crate::test_support::fixed_clock;
@@ -435,8 +524,19 @@ mod tests {
             Ok(self.0.lock().unwrap().iter().find(|r| r.id == id).cloned())
         }
 
-        async fn list(&self, _: &JobRunQuery) -> Result<JobRunPage, RepositoryError> {
-            unimplemented!("not used here")
+        async fn list(&self, query: &JobRunQuery) -> Result<JobRunPage, RepositoryError> {
+            let runs = self.0.lock().unwrap();
+            let items = runs
+                .iter()
+                .rev()
+                .filter(|r| query.status.is_none_or(|s| r.status == s))
+                .filter(|r| query.source.is_none_or(|s| r.source == s))
+                .cloned()
+                .collect();
+            Ok(JobRunPage {
+                items,
+                next_cursor: None,
+            })
         }
     }
 
@@ -706,6 +806,89 @@ mod tests {
         assert!(second.is_empty());
         assert_eq!(runs.0.lock().unwrap().len(), 2);
         assert_eq!(first[0].stats, json!({}), "an empty body is no stats");
+    }
+
+    #[tokio::test]
+    async fn the_lease_reaper_ends_an_internal_run_left_running_over_an_hour_as_abandoned_and_alerts(
+    ) {
+        let now = fixed_clock().now();
+        let runs = Arc::new(Runs::default());
+        let seed = |job: &str, source: JobSource, started: TimeDelta| {
+            let mut run = JobRun::internal(job, JobTrigger::Schedule, now - started);
+            run.source = source;
+            runs.0.lock().unwrap().push(JobRun {
+                id: format!("seed-{job}"),
+                ..run
+            });
+        };
+        seed("retention", JobSource::Internal, TimeDelta::minutes(61));
+        seed("digests", JobSource::Internal, TimeDelta::minutes(10));
+        seed("inventory-sync", JobSource::External, TimeDelta::hours(5));
+        // A jobs file job whose timeout is longer than the hour may run that long.
+        seed("sync-gazelle", JobSource::Internal, TimeDelta::minutes(90));
+        let mut housekeeping = MockHousekeeping::new();
+        housekeeping
+            .expect_release_expired_leases()
+            .returning(|_| Ok(0));
+        let mut alerts = MockJobAlerts::new();
+        alerts
+            .expect_job_failed()
+            .withf(|a| {
+                a.job == "retention"
+                    && a.run_id == "seed-retention"
+                    && a.message.as_deref() == Some(ABANDONED)
+            })
+            .times(1)
+            .return_const(());
+        let mut jobs = JobCatalog::builtin(&[]);
+        let mut long = http_job(
+            "sync-gazelle",
+            "http://jobs.test/sync",
+            JobTiming::After(JobName::parse("retention").unwrap()),
+        );
+        long.work = JobWork::Http(HttpJobRequest {
+            method: "POST".into(),
+            url: "http://jobs.test/sync".into(),
+            timeout: Duration::from_secs(2 * 3600),
+        });
+        jobs.push(long);
+        let handler = RunJobHandler::new(
+            Arc::new(housekeeping),
+            runs.clone(),
+            Arc::new(fixed_clock()),
+            RetentionPolicy::default(),
+        )
+        .with_catalog(Arc::new(JobCatalog::new(jobs).unwrap()))
+        .with_alerts(Arc::new(alerts));
+
+        let done = handler.execute(by_hand("lease_reaper")).await.unwrap();
+
+        assert_eq!(done[0].status, JobStatus::Success);
+        assert_eq!(done[0].stats["abandoned_runs"], 1, "{}", done[0].stats);
+        let status = |id: &str| {
+            let all = runs.0.lock().unwrap();
+            let run = all.iter().find(|r| r.id == id).unwrap().clone();
+            (run.status, run.message, run.error)
+        };
+        let (abandoned, message, error) = status("seed-retention");
+        assert_eq!(abandoned, JobStatus::Error);
+        assert_eq!(message.as_deref(), Some(ABANDONED));
+        assert!(error.unwrap().contains("61 min"));
+        assert_eq!(
+            status("seed-digests").0,
+            JobStatus::Running,
+            "ten minutes is not abandoned"
+        );
+        assert_eq!(
+            status("seed-inventory-sync").0,
+            JobStatus::Running,
+            "an outside system ends its own runs"
+        );
+        assert_eq!(
+            status("seed-sync-gazelle").0,
+            JobStatus::Running,
+            "within its timeout"
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! them with mockall. No SDK type crosses a port: arguments and results are domain types or the
 //! plain structs defined here.
 
+mod alerts;
 mod api_keys;
 mod clock;
 mod delivery_queue;
@@ -28,6 +29,9 @@ mod templates;
 mod token_generations;
 mod web_push;
 
+pub use alerts::{AlertThrottle, DeadLetter, DeadLetterSource, DeadLetters};
+#[cfg(any(test, feature = "mocks"))]
+pub use alerts::{MockAlertThrottle, MockDeadLetterSource};
 pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
 pub use delivery_queue::{

@@ -20,25 +20,31 @@ pub enum Job {
     IdempotencyPurge,
     /// Sends the digests whose window ended (issue 13; [`crate::digests::DigestJob`]).
     Digests,
+    /// Raises `deliveries.dead_letters` when more than `CLAIRON_ALERT_DEAD_LETTERS` deliveries
+    /// went `dead` within the hour, at most once an hour (issue 13;
+    /// [`crate::dead_letters::DeadLetterAlert`]).
+    DeadLetterAlert,
 }
 
 impl Job {
     /// Every job, in display order.
-    pub const ALL: [Job; 4] = [
+    pub const ALL: [Job; 5] = [
         Job::LeaseReaper,
         Job::Retention,
         Job::IdempotencyPurge,
         Job::Digests,
+        Job::DeadLetterAlert,
     ];
 
-    /// `lease_reaper`, `retention`, `idempotency_purge` or `digests`: the name in `job_runs.job`, the API
-    /// and the metrics.
+    /// `lease_reaper`, `retention`, `idempotency_purge`, `digests` or `dead_letter_alert`: the
+    /// name in `job_runs.job`, the API and the metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LeaseReaper => "lease_reaper",
             Self::Retention => "retention",
             Self::IdempotencyPurge => "idempotency_purge",
             Self::Digests => "digests",
+            Self::DeadLetterAlert => "dead_letter_alert",
         }
     }
 
@@ -426,12 +432,12 @@ pub struct ChannelStatusCount {
 /// The delivery queue at one instant.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueueDepth {
-    /// Deliveries `pending`, `retrying` or `sending`, by channel and status (scheduled ones not
-    /// yet due included).
+    /// Deliveries `pending`, `retrying`, `sending` or `batched`, by channel and status
+    /// (scheduled ones not yet due included).
     pub counts: Vec<ChannelStatusCount>,
     /// Deliveries `pending` or `retrying` whose `next_attempt_at` is still in the future
-    /// (reminders, scheduled notifications, retries waiting), by channel: work for later,
-    /// never a sign of a stuck queue.
+    /// (reminders, scheduled notifications, quiet hours, retries waiting) and every `batched`
+    /// one (held for a digest), by channel: work for later, never a sign of a stuck queue.
     pub scheduled_later: Vec<(Channel, u64)>,
     /// Per channel, the age in seconds of the oldest delivery that is due (`pending` or
     /// `retrying` with `next_attempt_at <= now`) and not sent yet; channels with none are left

@@ -292,12 +292,13 @@ mod tests {
                 "retention",
                 "idempotency_purge",
                 "digests",
+                "dead_letter_alert",
                 "timeline-report",
                 "backup",
                 "sync-gazelle"
             ]
         );
-        let sync = &stats[6];
+        let sync = &stats[7];
         assert_eq!(
             (sync.runs, sync.succeeded, sync.failed, sync.running),
             (3, 2, 1, 1)
@@ -307,11 +308,11 @@ mod tests {
         assert_eq!(sync.p95_duration_ms, Some(6000));
         assert_eq!(sync.mean_duration_ms, Some(3000));
         assert_eq!(sync.last_run.as_ref().unwrap().status, JobStatus::Running);
-        let report = &stats[4];
+        let report = &stats[5];
         assert_eq!((report.runs, report.skipped), (1, 1));
         assert_eq!(report.success_rate, Some(0.0));
         assert_eq!(report.mean_duration_ms, None, "a skipped run did not run");
-        assert_eq!(stats[5].runs, 0);
+        assert_eq!(stats[6].runs, 0);
     }
 
     #[rstest]

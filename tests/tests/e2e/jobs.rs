@@ -432,3 +432,109 @@ async fn two_processes_sharing_one_schedule_on_postgres_never_run_an_occurrence_
     let distinct: HashSet<&str> = occurrences.iter().copied().collect();
     assert_eq!(distinct.len(), occurrences.len(), "{occurrences:?}");
 }
+
+/// Runs `statement` on the app's database, as an operator with `sqlite3`/`psql` would.
+fn sql(app: &TestApp, statement: &str) {
+    use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+    let url = &app.database_url;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut c = SqliteConnection::establish(path).unwrap();
+        diesel::sql_query(statement).execute(&mut c).unwrap();
+    } else {
+        let mut c = PgConnection::establish(url).unwrap();
+        diesel::sql_query(statement).execute(&mut c).unwrap();
+    }
+}
+
+#[rstest::rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test]
+async fn a_run_its_process_left_running_is_ended_abandoned_by_the_lease_reaper_and_alerts_the_admins(
+    #[case] engine: Engine,
+) {
+    let Some(app) = spawn_app_configured(
+        Options {
+            engine,
+            ..Options::default()
+        },
+        // Only the runs by hand reap.
+        |s| s.reaper_interval_secs = 365 * 24 * 3600,
+    )
+    .await
+    else {
+        return;
+    };
+    app.put(
+        "/api/v1/recipients/admin-1",
+        &json!({"name": "Régie", "locale": "fr"}),
+    )
+    .await;
+    let topic = app
+        .put(
+            "/api/v1/topics/admins",
+            &json!({"name": "Admins", "recipient_ids": ["admin-1"]}),
+        )
+        .await;
+    assert_eq!(topic.status, 201, "{}", topic.json);
+    // A retention run whose process was killed mid-run two hours ago, and an outside system's
+    // sync still running (its reporter ends it, not Clairon).
+    sql(
+        &app,
+        &format!(
+            "INSERT INTO job_runs (id, job, \"trigger\", started_at, status, stats, source, task_type) VALUES \
+             ('00000000-0000-7000-8000-000000000001', 'retention', 'schedule', '{}', 'running', '{{}}', 'internal', 'other'), \
+             ('00000000-0000-7000-8000-000000000002', 'inventory-sync', 'schedule', '{}', 'running', '{{}}', 'external', 'sync')",
+            (chrono::Utc::now() - chrono::TimeDelta::hours(2)).format("%Y-%m-%d %H:%M:%S"),
+            (chrono::Utc::now() - chrono::TimeDelta::hours(2)).format("%Y-%m-%d %H:%M:%S"),
+        ),
+    );
+
+    let reaper = app
+        .post("/api/v1/admin/jobs/lease_reaper/run", &json!({}))
+        .await;
+
+    assert_eq!(reaper.status, 200, "{}", reaper.json);
+    assert_eq!(reaper.json["stats"]["abandoned_runs"], 1, "{}", reaper.json);
+    let run = app
+        .get("/api/v1/admin/job-runs?job=retention&limit=5")
+        .await;
+    let abandoned = run.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "00000000-0000-7000-8000-000000000001")
+        .cloned()
+        .unwrap_or_else(|| panic!("the seeded run: {}", run.json));
+    assert_eq!(abandoned["status"], "error", "{abandoned}");
+    assert_eq!(
+        abandoned["message"], "abandoned: the process running it stopped",
+        "{abandoned}"
+    );
+    assert!(abandoned["finished_at"].is_string(), "{abandoned}");
+    let external = app
+        .get("/api/v1/admin/job-runs?job=inventory-sync&limit=5")
+        .await;
+    assert_eq!(
+        external.json["items"][0]["status"], "running",
+        "{}",
+        external.json
+    );
+    let inbox = app
+        .get("/api/v1/recipients/admin-1/notifications?limit=10")
+        .await;
+    let items = inbox.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", inbox.json);
+    assert_eq!(items[0]["event_type"], "job.failed");
+    assert_eq!(
+        items[0]["metadata"]["data"]["job"], "retention",
+        "{}",
+        inbox.json
+    );
+
+    // The next reaper finds nothing more to end.
+    let again = app
+        .post("/api/v1/admin/jobs/lease_reaper/run", &json!({}))
+        .await;
+    assert_eq!(again.json["stats"]["abandoned_runs"], 0, "{}", again.json);
+}

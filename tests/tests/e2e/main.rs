@@ -8,6 +8,7 @@ mod browser_push;
 mod contract;
 mod database;
 mod dataset;
+mod dead_letters;
 mod default_limits;
 mod delivery_engine;
 mod digests;

@@ -45,7 +45,10 @@ async fn the_default_set_is_version_0_and_each_put_stores_the_next_version() {
     assert_eq!(initial.json["version"], 0);
     assert_eq!(
         initial.json["rules"],
-        json!([{ "event": "job.failed", "topics": ["admins"], "priority": "high" }])
+        json!([
+            { "event": "job.failed", "topics": ["admins"], "priority": "high" },
+            { "event": "deliveries.dead_letters", "topics": ["admins"], "priority": "high" }
+        ])
     );
 
     let first = put_rules(&app, json!([{ "event": "sync.*", "topics": ["admins"] }])).await;

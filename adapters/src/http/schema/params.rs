@@ -178,7 +178,7 @@ pub enum PlanningEventName {
     Reminder,
 }
 
-/// A job's name: a built-in job (`lease_reaper`, `retention`, `idempotency_purge`, `digests`), a job of
+/// A job's name: a built-in job (`lease_reaper`, `retention`, `idempotency_purge`, `digests`, `dead_letter_alert`), a job of
 /// `CLAIRON_JOBS_FILE` (`sync-gazelle`), or an outside system's job reported through
 /// `POST /api/v1/job-runs`.
 #[derive(Debug, ToSchema)]

@@ -2,6 +2,7 @@
 //! and the notification write path (`notification_writes/`: rows, inbox numbering, mentions,
 //! reminders, group commit).
 
+mod alerts;
 mod api_keys;
 mod deliveries;
 mod digests;
@@ -18,6 +19,7 @@ mod routing;
 mod token_generations;
 mod web_push;
 
+pub use alerts::DieselDeadLetters;
 pub use api_keys::{ApiKeyRecord, DieselApiKeyStore};
 pub use deliveries::DieselDeliveryQueue;
 pub use digests::DieselDigestStore;

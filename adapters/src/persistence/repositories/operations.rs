@@ -604,12 +604,18 @@ impl OperationsStatsSource for DieselOperationsStats {
                     .group_by(deliveries::channel)
                     .select((deliveries::channel, min(deliveries::next_attempt_at)))
                     .load(conn)?;
+                // Later: waiting for a time still to come, and everything held for a digest
+                // (`batched`: the digests job, not a dispatcher, sends it at its window's end).
                 let later: Vec<(String, i64)> = deliveries::table
-                    .filter(deliveries::status.eq_any([
-                        DeliveryStatus::Pending.as_str(),
-                        DeliveryStatus::Retrying.as_str(),
-                    ]))
-                    .filter(deliveries::next_attempt_at.gt(at))
+                    .filter(
+                        deliveries::status
+                            .eq_any([
+                                DeliveryStatus::Pending.as_str(),
+                                DeliveryStatus::Retrying.as_str(),
+                            ])
+                            .and(deliveries::next_attempt_at.gt(at))
+                            .or(deliveries::status.eq(DeliveryStatus::Batched.as_str())),
+                    )
                     .group_by(deliveries::channel)
                     .select((deliveries::channel, count_star()))
                     .load(conn)?;

@@ -1,0 +1,2 @@
+DROP INDEX deliveries_dead;
+DROP TABLE alert_throttles;
