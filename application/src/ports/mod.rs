@@ -26,6 +26,7 @@ mod senders;
 mod templates;
 mod token_generations;
 mod web_push;
+mod coalescing;
 
 pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
@@ -123,6 +124,10 @@ pub use senders::{MockEmailSender, MockTelegramSender};
 pub use templates::MockTemplateRenderer;
 #[cfg(any(test, feature = "mocks"))]
 pub use token_generations::MockTokenGenerations;
+
+pub use coalescing::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
+#[cfg(any(test, feature = "mocks"))]
+pub use coalescing::MockCoalescingRepository;
 
 /// Why a repository call failed. Adapters translate their driver's errors into these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
