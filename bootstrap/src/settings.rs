@@ -207,6 +207,13 @@ pub struct Settings {
     pub push_allowed_hosts: String,
     /// Timeout of a whole Web Push request, in ms (30 s by default).
     pub push_timeout_ms: u64,
+    /// The coalescing window of planning changes, in s (`CLAIRON_COALESCE_SECS`, 120 by
+    /// default; issue 13): the outbound messages (every channel but the inbox) of a
+    /// `planning.modified` notice below `critical` wait this long, and further modifications
+    /// of the same planning meanwhile make one message per recipient and channel with the net
+    /// change. The window is fixed from the first event, so this is also the longest delay it
+    /// adds. 0: off, each modification goes out at once.
+    pub coalesce_secs: u64,
 }
 
 impl Default for Settings {
@@ -284,6 +291,7 @@ impl Default for Settings {
             vapid_subject: String::new(),
             push_allowed_hosts: String::new(),
             push_timeout_ms: 30_000,
+            coalesce_secs: clairon_domain::coalescing::DEFAULT_WINDOW_SECS,
         }
     }
 }

@@ -255,6 +255,9 @@ pub async fn spawn_app_configured(
         // Rate limits have their own tests; elsewhere they would only slow the tests down.
         rate_limit_per_sec: 0,
         token_rate_limit_per_sec: 0,
+        // Coalesced planning changes hold outbound messages; most tests expect them at once
+        // (tests/e2e/coalescing.rs turns it on).
+        coalesce_secs: 0,
         ..Settings::default()
     };
     let mut settings = settings;
@@ -350,6 +353,7 @@ impl TestApp {
             dispatch_poll_ms: 50,
             token_secret: TOKEN_SECRET.into(),
             log: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+            coalesce_secs: 0,
             ..Settings::default()
         };
         let mut settings = settings;

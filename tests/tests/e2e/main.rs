@@ -3,6 +3,7 @@
 mod admin_dashboard;
 mod amplification;
 mod bad_input;
+mod coalescing;
 mod browser;
 mod contract;
 mod database;
