@@ -296,7 +296,10 @@ mod tests {
     fn an_earlier_notice_is_open_while_something_is_pending_and_nothing_went_out() {
         use DeliveryStatus::*;
         assert!(is_open([Pending, Skipped]));
-        assert!(is_open([Failed, Pending]), "a chain's next link still waits");
+        assert!(
+            is_open([Failed, Pending]),
+            "a chain's next link still waits"
+        );
         assert!(!is_open([Pending, Sent]), "one channel already told them");
         assert!(!is_open([Sending]));
         assert!(!is_open([Retrying, Pending]));

@@ -900,8 +900,7 @@ impl CreateNotificationHandler {
     /// `planning.modified` notice below `critical`): `due` plus the window.
     fn held_until(&self, draft: &NotificationDraft, due: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let (window, _) = self.coalescing.as_ref()?;
-        match clairon_domain::coalescing::role(&draft.event_type, draft.priority, &draft.metadata)
-        {
+        match clairon_domain::coalescing::role(&draft.event_type, draft.priority, &draft.metadata) {
             Some((_, clairon_domain::coalescing::CoalesceRole::Coalesce)) => Some(due + *window),
             _ => None,
         }

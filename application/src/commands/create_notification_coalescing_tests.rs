@@ -68,9 +68,7 @@ fn recording(
     store
         .expect_insert_coalescing()
         .returning(move |batch, changes| {
-            sink.lock()
-                .unwrap()
-                .push((batch.to_vec(), changes.clone()));
+            sink.lock().unwrap().push((batch.to_vec(), changes.clone()));
             Ok(outcome.clone())
         });
     (store, seen)
@@ -139,11 +137,18 @@ async fn a_critical_modification_is_not_held_and_a_cancellation_supersedes_witho
 
     // Assert: only the cancellation went to the store, its email due at once.
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 1, "the critical modification was written plainly");
+    assert_eq!(
+        seen.len(),
+        1,
+        "the critical modification was written plainly"
+    );
     let (batch, changes) = &seen[0];
     assert_eq!(changes.entries[0].role, CoalesceRole::Supersede);
     assert!(
-        batch[0].deliveries.iter().all(|d| d.next_attempt_at.is_none()),
+        batch[0]
+            .deliveries
+            .iter()
+            .all(|d| d.next_attempt_at.is_none()),
         "{:?}",
         batch[0].deliveries
     );

@@ -6,6 +6,7 @@
 
 mod api_keys;
 mod clock;
+mod coalescing;
 mod delivery_queue;
 mod delivery_repository;
 mod digests;
@@ -26,7 +27,6 @@ mod senders;
 mod templates;
 mod token_generations;
 mod web_push;
-mod coalescing;
 
 pub use api_keys::ApiKeyDirectory;
 pub use clock::{Clock, IdGenerator, Timer};
@@ -125,9 +125,9 @@ pub use templates::MockTemplateRenderer;
 #[cfg(any(test, feature = "mocks"))]
 pub use token_generations::MockTokenGenerations;
 
-pub use coalescing::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
 #[cfg(any(test, feature = "mocks"))]
 pub use coalescing::MockCoalescingRepository;
+pub use coalescing::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
 
 /// Why a repository call failed. Adapters translate their driver's errors into these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

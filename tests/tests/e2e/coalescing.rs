@@ -240,7 +240,13 @@ async fn a_cancellation_makes_the_held_modifications_moot_and_goes_out_at_once()
     // Act
     let cancelled = post(
         &app,
-        &event("ev-9", "cancelled", "Carmen (reprise)", OUTREMONT, json!({})),
+        &event(
+            "ev-9",
+            "cancelled",
+            "Carmen (reprise)",
+            OUTREMONT,
+            json!({}),
+        ),
     )
     .await;
 

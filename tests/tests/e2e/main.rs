@@ -3,8 +3,8 @@
 mod admin_dashboard;
 mod amplification;
 mod bad_input;
-mod coalescing;
 mod browser;
+mod coalescing;
 mod contract;
 mod database;
 mod dataset;

@@ -262,7 +262,9 @@ fn settle(
             .filter(|(_, s, _)| *s == DeliveryStatus::Pending)
             .collect();
         let metadata: Metadata = serde_json::from_str(stored).map_err(|e| {
-            DbError::Corrupt(format!("notifications {id:?}: metadata is not a JSON object: {e}"))
+            DbError::Corrupt(format!(
+                "notifications {id:?}: metadata is not a JSON object: {e}"
+            ))
         })?;
         open.push(OpenNotice {
             changes: coalescing::changes_told(&metadata),
