@@ -3276,14 +3276,20 @@ mod coalescing {
         let repo = t.notifications();
         let first = modification(1, "Carmen", "Tosca", 120);
         let quiet = repo
-            .insert_coalescing(&[first.clone()], &held(&first, CoalesceRole::Coalesce))
+            .insert_coalescing(
+                std::slice::from_ref(&first),
+                &held(&first, CoalesceRole::Coalesce),
+            )
             .await
             .unwrap();
         let second = modification(2, "Tosca", "Aida", 130);
 
         // Act
         let outcome = repo
-            .insert_coalescing(&[second.clone()], &held(&second, CoalesceRole::Coalesce))
+            .insert_coalescing(
+                std::slice::from_ref(&second),
+                &held(&second, CoalesceRole::Coalesce),
+            )
             .await
             .unwrap();
 
@@ -3328,14 +3334,20 @@ mod coalescing {
         given_recipients(&t, &["artist-1"]).await;
         let repo = t.notifications();
         let first = modification(1, "Carmen", "Tosca", 120);
-        repo.insert_coalescing(&[first.clone()], &held(&first, CoalesceRole::Coalesce))
-            .await
-            .unwrap();
+        repo.insert_coalescing(
+            std::slice::from_ref(&first),
+            &held(&first, CoalesceRole::Coalesce),
+        )
+        .await
+        .unwrap();
         let back = modification(2, "Tosca", "Carmen", 130);
 
         // Act
         let outcome = repo
-            .insert_coalescing(&[back.clone()], &held(&back, CoalesceRole::Coalesce))
+            .insert_coalescing(
+                std::slice::from_ref(&back),
+                &held(&back, CoalesceRole::Coalesce),
+            )
             .await
             .unwrap();
 
@@ -3360,16 +3372,22 @@ mod coalescing {
         given_recipients(&t, &["artist-1"]).await;
         let repo = t.notifications();
         let first = modification(1, "Carmen", "Tosca", 120);
-        repo.insert_coalescing(&[first.clone()], &held(&first, CoalesceRole::Coalesce))
-            .await
-            .unwrap();
+        repo.insert_coalescing(
+            std::slice::from_ref(&first),
+            &held(&first, CoalesceRole::Coalesce),
+        )
+        .await
+        .unwrap();
         t.execute_raw("UPDATE deliveries SET status = 'sent' WHERE channel = 'email'")
             .await;
         let second = modification(2, "Tosca", "Aida", 130);
 
         // Act
         let outcome = repo
-            .insert_coalescing(&[second.clone()], &held(&second, CoalesceRole::Coalesce))
+            .insert_coalescing(
+                std::slice::from_ref(&second),
+                &held(&second, CoalesceRole::Coalesce),
+            )
             .await
             .unwrap();
 
@@ -3400,9 +3418,12 @@ mod coalescing {
         given_recipients(&t, &["artist-1"]).await;
         let repo = t.notifications();
         let first = modification(1, "Carmen", "Tosca", 120);
-        repo.insert_coalescing(&[first.clone()], &held(&first, CoalesceRole::Coalesce))
-            .await
-            .unwrap();
+        repo.insert_coalescing(
+            std::slice::from_ref(&first),
+            &held(&first, CoalesceRole::Coalesce),
+        )
+        .await
+        .unwrap();
         let mut cancelled = modification(2, "Tosca", "Tosca", 0);
         cancelled.notification.event_type = EventType::parse("planning.cancelled").unwrap();
         cancelled.deliveries[1].next_attempt_at = None;

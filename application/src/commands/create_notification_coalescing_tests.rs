@@ -55,13 +55,11 @@ fn directory() -> HashMap<RecipientId, Recipient> {
     HashMap::from([(zoe.id.clone(), zoe)])
 }
 
+/// What a store was asked to write, call by call.
+type Seen = Arc<Mutex<Vec<(Vec<NewNotification>, CoalesceChanges)>>>;
+
 /// A store recording what it is asked to write, answering `outcome`.
-fn recording(
-    outcome: CoalesceOutcome,
-) -> (
-    MockCoalescingRepository,
-    Arc<Mutex<Vec<(Vec<NewNotification>, CoalesceChanges)>>>,
-) {
+fn recording(outcome: CoalesceOutcome) -> (MockCoalescingRepository, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let mut store = MockCoalescingRepository::new();
