@@ -3674,3 +3674,240 @@ async fn an_alert_is_raised_at_most_once_an_hour_and_again_once_the_hour_has_pas
     }
     assert_eq!(raised, 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Coalesced planning changes (issue 13): CoalescingRepository::insert_coalescing
+// ---------------------------------------------------------------------------------------------
+
+mod coalescing {
+    use super::*;
+    use clairon_application::ports::{CoalesceChanges, CoalesceEntry, CoalescingRepository};
+    use clairon_domain::coalescing::CoalesceRole;
+    use clairon_domain::PlanningId;
+
+    /// A held `planning.modified` notice `n` of `pl-1` for `artist-1` that changed the title
+    /// `from` → `to`: in-app at once, email due at `at(due)`.
+    fn modification(n: u32, from: &str, to: &str, due: i64) -> NewNotification {
+        let mut notification = notification(n, "artist-1", None, at(0));
+        notification.event_type = EventType::parse("planning.modified").unwrap();
+        notification.priority = Priority::High;
+        notification.metadata = match serde_json::json!({
+            "planning": { "id": "pl-1" },
+            "changes": [{ "field": "title", "from": from, "to": to }]
+        }) {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let mut new = with_deliveries(notification, &[Channel::InApp, Channel::Email]);
+        new.deliveries[1].next_attempt_at = Some(at(due));
+        new
+    }
+
+    fn held(new: &NewNotification, role: CoalesceRole) -> CoalesceChanges {
+        CoalesceChanges {
+            entries: vec![CoalesceEntry {
+                notification_id: new.notification.id.clone(),
+                recipient_id: new.notification.recipient_id.clone(),
+                planning_id: PlanningId::parse("pl-1").unwrap(),
+                role,
+            }],
+            reminders: None,
+            now: at(5),
+        }
+    }
+
+    async fn email(t: &TestDb, n: u32) -> Delivery {
+        t.notifications()
+            .get(&nid(n))
+            .await
+            .unwrap()
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .find(|d| d.channel == Channel::Email)
+            .unwrap()
+    }
+
+    #[rstest]
+    #[case::sqlite(Engine::Sqlite)]
+    #[case::postgres(Engine::Postgres)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_later_modification_takes_in_the_earlier_pending_email_with_the_net_change_and_its_due_time(
+        #[case] engine: Engine,
+    ) {
+        // Arrange
+        let t = open_or_skip!(engine);
+        given_recipients(&t, &["artist-1"]).await;
+        let repo = t.notifications();
+        let first = modification(1, "Carmen", "Tosca", 120);
+        let quiet = repo
+            .insert_coalescing(
+                std::slice::from_ref(&first),
+                &held(&first, CoalesceRole::Coalesce),
+            )
+            .await
+            .unwrap();
+        let second = modification(2, "Tosca", "Aida", 130);
+
+        // Act
+        let outcome = repo
+            .insert_coalescing(
+                std::slice::from_ref(&second),
+                &held(&second, CoalesceRole::Coalesce),
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(quiet.superseded.is_empty(), "nothing to take in at first");
+        assert_eq!(outcome.superseded, vec![first.deliveries[1].id.clone()]);
+        let earlier = email(&t, 1).await;
+        assert_eq!(earlier.status, DeliveryStatus::Skipped);
+        assert_eq!(
+            earlier.last_error.as_deref(),
+            Some(format!("coalesced: {}", nid(2).as_str()).as_str())
+        );
+        let details = repo.get(&nid(2)).await.unwrap().unwrap();
+        assert_eq!(
+            details.notification.metadata["coalesced"],
+            serde_json::json!({
+                "changes": [{ "field": "title", "from": "Carmen", "to": "Aida" }],
+                "notifications": [nid(1).as_str()]
+            })
+        );
+        let later = email(&t, 2).await;
+        assert_eq!(later.status, DeliveryStatus::Pending);
+        assert_eq!(
+            later.next_attempt_at.map(|d| d.timestamp_micros()),
+            Some(at(120).timestamp_micros()),
+            "the window is fixed from the first modification"
+        );
+        assert_eq!(
+            statuses(&t, 1).await[0],
+            DeliveryStatus::Pending,
+            "the in-app delivery of the earlier notice is left alone"
+        );
+    }
+
+    #[rstest]
+    #[case::sqlite(Engine::Sqlite)]
+    #[case::postgres(Engine::Postgres)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_modification_undoing_the_earlier_one_leaves_nothing_to_send(#[case] engine: Engine) {
+        // Arrange
+        let t = open_or_skip!(engine);
+        given_recipients(&t, &["artist-1"]).await;
+        let repo = t.notifications();
+        let first = modification(1, "Carmen", "Tosca", 120);
+        repo.insert_coalescing(
+            std::slice::from_ref(&first),
+            &held(&first, CoalesceRole::Coalesce),
+        )
+        .await
+        .unwrap();
+        let back = modification(2, "Tosca", "Carmen", 130);
+
+        // Act
+        let outcome = repo
+            .insert_coalescing(
+                std::slice::from_ref(&back),
+                &held(&back, CoalesceRole::Coalesce),
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(outcome.unneeded, vec![back.deliveries[1].id.clone()]);
+        let later = email(&t, 2).await;
+        assert_eq!(later.status, DeliveryStatus::Skipped);
+        assert_eq!(
+            later.last_error.as_deref(),
+            Some("coalesced: no net change")
+        );
+        assert_eq!(email(&t, 1).await.status, DeliveryStatus::Skipped);
+    }
+
+    #[rstest]
+    #[case::sqlite(Engine::Sqlite)]
+    #[case::postgres(Engine::Postgres)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_earlier_modification_whose_email_went_out_is_not_taken_in(#[case] engine: Engine) {
+        // Arrange: the first email was sent.
+        let t = open_or_skip!(engine);
+        given_recipients(&t, &["artist-1"]).await;
+        let repo = t.notifications();
+        let first = modification(1, "Carmen", "Tosca", 120);
+        repo.insert_coalescing(
+            std::slice::from_ref(&first),
+            &held(&first, CoalesceRole::Coalesce),
+        )
+        .await
+        .unwrap();
+        t.execute_raw("UPDATE deliveries SET status = 'sent' WHERE channel = 'email'")
+            .await;
+        let second = modification(2, "Tosca", "Aida", 130);
+
+        // Act
+        let outcome = repo
+            .insert_coalescing(
+                std::slice::from_ref(&second),
+                &held(&second, CoalesceRole::Coalesce),
+            )
+            .await
+            .unwrap();
+
+        // Assert: the second tells its own change, at its own time.
+        assert!(outcome.superseded.is_empty(), "{outcome:?}");
+        let details = repo.get(&nid(2)).await.unwrap().unwrap();
+        assert!(
+            !details.notification.metadata.contains_key("coalesced"),
+            "{:?}",
+            details.notification.metadata
+        );
+        assert_eq!(
+            email(&t, 2)
+                .await
+                .next_attempt_at
+                .map(|d| d.timestamp_micros()),
+            Some(at(130).timestamp_micros())
+        );
+    }
+
+    #[rstest]
+    #[case::sqlite(Engine::Sqlite)]
+    #[case::postgres(Engine::Postgres)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancellation_skips_the_held_email_and_keeps_its_own(#[case] engine: Engine) {
+        // Arrange
+        let t = open_or_skip!(engine);
+        given_recipients(&t, &["artist-1"]).await;
+        let repo = t.notifications();
+        let first = modification(1, "Carmen", "Tosca", 120);
+        repo.insert_coalescing(
+            std::slice::from_ref(&first),
+            &held(&first, CoalesceRole::Coalesce),
+        )
+        .await
+        .unwrap();
+        let mut cancelled = modification(2, "Tosca", "Tosca", 0);
+        cancelled.notification.event_type = EventType::parse("planning.cancelled").unwrap();
+        cancelled.deliveries[1].next_attempt_at = None;
+
+        // Act
+        let outcome = repo
+            .insert_coalescing(
+                &[cancelled.clone()],
+                &held(&cancelled, CoalesceRole::Supersede),
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(outcome.superseded, vec![first.deliveries[1].id.clone()]);
+        assert_eq!(email(&t, 2).await.status, DeliveryStatus::Pending);
+        assert_eq!(
+            email(&t, 1).await.last_error.as_deref(),
+            Some(format!("coalesced: {}", nid(2).as_str()).as_str())
+        );
+    }
+}

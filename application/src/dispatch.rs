@@ -79,13 +79,16 @@ impl Default for DispatchSettings {
 }
 
 /// The template context of a notification at dispatch time: its metadata (for planning
-/// notifications, the localised planning context), plus `notification`, `recipient` and `locale`.
+/// notifications, the localised planning context; `changes` being the net change when it took
+/// in earlier modifications, `clairon_domain::coalescing::outbound_context`), plus
+/// `notification`, `recipient` and `locale`.
 pub fn dispatch_context(
     notification: &Notification,
     recipient: &Recipient,
     locale: Locale,
 ) -> Value {
     let mut context = notification.metadata.clone();
+    clairon_domain::coalescing::outbound_context(&mut context);
     context.insert(
         "notification".into(),
         json!({

@@ -226,6 +226,13 @@ pub struct Settings {
     /// Interval of the `dead_letter_alert` job that counts them, in s
     /// (`CLAIRON_DEAD_LETTER_ALERT_INTERVAL_SECS`, 60 by default).
     pub dead_letter_alert_interval_secs: u64,
+    /// The coalescing window of planning changes, in s (`CLAIRON_COALESCE_SECS`, 120 by
+    /// default; issue 13): the outbound messages (every channel but the inbox) of a
+    /// `planning.modified` notice below `critical` wait this long, and further modifications
+    /// of the same planning meanwhile make one message per recipient and channel with the net
+    /// change. The window is fixed from the first event, so this is also the longest delay it
+    /// adds. 0: off, each modification goes out at once.
+    pub coalesce_secs: u64,
 }
 
 impl Default for Settings {
@@ -309,6 +316,7 @@ impl Default for Settings {
             events_webhook_max_attempts: 12,
             alert_dead_letters: 10,
             dead_letter_alert_interval_secs: 60,
+            coalesce_secs: clairon_domain::coalescing::DEFAULT_WINDOW_SECS,
         }
     }
 }

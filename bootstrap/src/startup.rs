@@ -456,7 +456,13 @@ impl Components {
                 consent_required,
             )
             .with_publish_at_commit(publish_at_commit.clone())
-            .with_push_subscriptions(push_store.clone()),
+            .with_push_subscriptions(push_store.clone())
+            // Coalesced planning changes (CLAIRON_COALESCE_SECS; 0: off), written by a
+            // notification repository of the same database.
+            .with_coalescing(
+                Duration::from_secs(settings.coalesce_secs),
+                Arc::new(DieselNotificationRepository::new(database.clone())),
+            ),
         );
         let topic_store: Arc<dyn TopicRepository> =
             Arc::new(DieselTopicRepository::new(database.clone()));

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod channel;
+pub mod coalescing;
 pub mod consent;
 pub mod delivery;
 pub mod digest;

@@ -537,6 +537,10 @@ pub enum SkipReason {
     OptedOut(String),
     /// A consent revocation withdrew a pending delivery.
     ConsentRevoked,
+    /// Coalesced planning changes (issue 13, `crate::coalescing`): an earlier modification's
+    /// pending delivery taken into a later notice (the detail is that notice's id), or a new
+    /// one with nothing left to tell (`no net change`).
+    Coalesced(String),
 }
 
 impl fmt::Display for SkipReason {
@@ -547,6 +551,7 @@ impl fmt::Display for SkipReason {
             Self::NoConsent(channel) => write!(f, "no_consent: {channel}"),
             Self::OptedOut(entry) => write!(f, "opted_out: {entry}"),
             Self::ConsentRevoked => f.write_str("consent_revoked"),
+            Self::Coalesced(detail) => write!(f, "coalesced: {detail}"),
         }
     }
 }
@@ -880,6 +885,7 @@ mod tests {
     #[case(SkipReason::NoConsent(ChannelName::parse("sms").unwrap()), "no_consent: sms")]
     #[case(SkipReason::OptedOut("channels.email".into()), "opted_out: channels.email")]
     #[case(SkipReason::ConsentRevoked, "consent_revoked")]
+    #[case(SkipReason::Coalesced("no net change".into()), "coalesced: no net change")]
     fn a_reason_is_its_code_and_its_detail(#[case] reason: SkipReason, #[case] expected: &str) {
         assert_eq!(reason.to_string(), expected);
     }

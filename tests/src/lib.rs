@@ -312,6 +312,9 @@ async fn spawn_app_on_clock(
         idempotency_purge_interval_secs: QUIET_JOB_INTERVAL_SECS,
         digest_interval_secs: QUIET_JOB_INTERVAL_SECS,
         retention_interval_secs: QUIET_JOB_INTERVAL_SECS,
+        // Coalesced planning changes hold outbound messages; most tests expect them at once
+        // (tests/e2e/coalescing.rs turns it on).
+        coalesce_secs: 0,
         ..Settings::default()
     };
     let mut settings = settings;
@@ -415,6 +418,7 @@ impl TestApp {
             idempotency_purge_interval_secs: QUIET_JOB_INTERVAL_SECS,
             digest_interval_secs: QUIET_JOB_INTERVAL_SECS,
             retention_interval_secs: QUIET_JOB_INTERVAL_SECS,
+            coalesce_secs: 0,
             ..Settings::default()
         };
         let mut settings = settings;

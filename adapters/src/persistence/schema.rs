@@ -86,6 +86,9 @@ diesel::table! {
         seq -> Nullable<BigInt>,
         /// The `X-Request-Id` of the HTTP request that created it; NULL when made in process.
         request_id -> Nullable<Text>,
+        /// The planning id of a held `planning.modified` notice (coalesced changes, issue 13);
+        /// NULL otherwise.
+        coalesce_key -> Nullable<Text>,
     }
 }
 

@@ -30,6 +30,7 @@ use crate::ports::{
     NotificationRepository, PreferenceRepository, PushSubscriptions, RecipientRepository,
     ReminderChanges, RepositoryError,
 };
+use crate::ports::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
 
 /// Service-wide channel settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,6 +424,9 @@ pub struct CreateNotificationHandler {
     live: Option<Arc<crate::live::PublishAtCommit>>,
     /// Where the recipients' push subscriptions are read; `None`: nobody has one.
     push: Option<Arc<dyn PushSubscriptions>>,
+    /// Coalesced planning changes (issue 13): the window and where they are settled; `None`:
+    /// off (`CLAIRON_COALESCE_SECS=0`).
+    coalescing: Option<(chrono::TimeDelta, Arc<dyn CoalescingRepository>)>,
 }
 
 impl CreateNotificationHandler {
@@ -450,7 +454,27 @@ impl CreateNotificationHandler {
             consent_required: ConsentRequired::default(),
             live: None,
             push: None,
+            coalescing: None,
         }
+    }
+
+    /// The same handler coalescing planning changes (issue 13, `clairon_domain::coalescing`):
+    /// the outbound deliveries (every channel but `in_app`) of a `planning.modified` notice
+    /// below `critical` are due `window` after it (quiet hours read then), and a later
+    /// modification of the same planning for the same recipient within that time takes them
+    /// in, written through `store` in the notifications' transaction; a `planning.cancelled`
+    /// notice makes them moot. A zero `window` leaves coalescing off.
+    #[must_use]
+    pub fn with_coalescing(
+        mut self,
+        window: std::time::Duration,
+        store: Arc<dyn CoalescingRepository>,
+    ) -> Self {
+        self.coalescing = chrono::TimeDelta::from_std(window)
+            .ok()
+            .filter(|w| *w > chrono::TimeDelta::zero())
+            .map(|w| (w, store));
+        self
     }
 
     /// The same handler giving a recipient one `web_push` delivery per push subscription
@@ -615,7 +639,19 @@ impl CreateNotificationHandler {
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
         self.limits.check_drafts(&drafts)?;
         let choices = self.load_choices(&drafts).await?;
-        let (mut batch, created) = self.prepare(directory, &choices, drafts, deliver_at)?;
+        let (mut batch, mut created) = self.prepare(directory, &choices, drafts, deliver_at)?;
+        if let Some((store, entries)) = self.coalesce_entries(&batch) {
+            // In-app deliveries then go through the dispatcher, at once all the same.
+            let changes = CoalesceChanges {
+                entries,
+                reminders: None,
+                now: self.clock.now(),
+            };
+            let outcome = store.insert_coalescing(&batch, &changes).await?;
+            settle_unneeded(&batch, &mut created, &outcome);
+            self.wake_for(&batch);
+            return Ok(created);
+        }
         // Publish at commit (crate::live): in-app deliveries taken, published, recorded later.
         match &self.live {
             Some(live) => live.write(&mut batch, directory).await?,
@@ -647,7 +683,7 @@ impl CreateNotificationHandler {
         let choices = self
             .load_choices(drafts.iter().chain(reminders.iter().map(|r| &r.draft)))
             .await?;
-        let (batch, created) = self.prepare(directory, &choices, drafts, None)?;
+        let (batch, mut created) = self.prepare(directory, &choices, drafts, None)?;
         let mut schedule = Vec::with_capacity(reminders.len());
         for reminder in reminders {
             let (mut prepared, _) = self.prepare(
@@ -669,10 +705,23 @@ impl CreateNotificationHandler {
             keep,
             now: self.clock.now(),
         };
-        let written = self
-            .notifications
-            .insert_with_reminders(&batch, &changes)
-            .await?;
+        let written = match self.coalesce_entries(&batch) {
+            Some((store, entries)) => {
+                let coalescing = CoalesceChanges {
+                    entries,
+                    reminders: Some(changes.clone()),
+                    now: changes.now,
+                };
+                let outcome = store.insert_coalescing(&batch, &coalescing).await?;
+                settle_unneeded(&batch, &mut created, &outcome);
+                outcome.reminders
+            }
+            None => {
+                self.notifications
+                    .insert_with_reminders(&batch, &changes)
+                    .await?
+            }
+        };
         self.wake_for(&batch);
         let reminders: Vec<NewNotification> = changes
             .schedule
@@ -731,11 +780,17 @@ impl CreateNotificationHandler {
             let recipient = &directory[&draft.recipient_id];
             let id = self.ids.notification_id();
             let mut deliveries = Vec::new();
+            let held = self.held_until(&draft, due);
             for (channel, reach) in self.policy.plan(recipient, draft.channels) {
                 if draft.fallback.contains(&channel) {
                     continue;
                 }
-                let decision = self.decide(choices, recipient, &draft, channel, reach, due);
+                let at = outbound_due(channel, held, due);
+                let decision = hold(
+                    self.decide(choices, recipient, &draft, channel, reach, at),
+                    channel,
+                    held,
+                );
                 // Web Push: one delivery per subscription, addressed to its endpoint (`decide`
                 // skipped it when there is none).
                 let addresses: Vec<Option<&String>> =
@@ -769,7 +824,7 @@ impl CreateNotificationHandler {
                     });
                 }
             }
-            deliveries.extend(self.chain(choices, recipient, &draft, &id, due, now));
+            deliveries.extend(self.chain(choices, recipient, &draft, &id, (due, held), now));
             let new = NewNotification {
                 notification: Notification {
                     id,
@@ -793,6 +848,86 @@ impl CreateNotificationHandler {
             batch.push(new);
         }
         Ok((batch, created))
+    }
+}
+
+/// When a channel of a notification is decided at: `held` (the end of its coalescing window)
+/// for an outbound channel of a held notice, `due` otherwise.
+fn outbound_due(
+    channel: Channel,
+    held: Option<DateTime<Utc>>,
+    due: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match held {
+        Some(at) if channel != Channel::InApp => at,
+        _ => due,
+    }
+}
+
+/// A held notice's outbound channel that may go at once waits for the end of its window.
+fn hold(decision: Decision, channel: Channel, held: Option<DateTime<Utc>>) -> Decision {
+    match (decision, held) {
+        (Decision::Now, Some(at)) if channel != Channel::InApp => Decision::After(at),
+        (decision, _) => decision,
+    }
+}
+
+/// Marks in `created` (the answer, built from `batch` before it was written) the deliveries
+/// coalescing settled `skipped` because nothing was left to tell.
+fn settle_unneeded(
+    batch: &[NewNotification],
+    created: &mut [CreatedNotification],
+    outcome: &CoalesceOutcome,
+) {
+    if outcome.unneeded.is_empty() {
+        return;
+    }
+    for (new, answer) in batch.iter().zip(created.iter_mut()) {
+        for (delivery, plan) in new.deliveries.iter().zip(answer.deliveries.iter_mut()) {
+            if outcome.unneeded.contains(&delivery.id) {
+                plan.status = DeliveryStatus::Skipped;
+                plan.reason = Some(
+                    SkipReason::Coalesced(clairon_domain::coalescing::NO_NET_CHANGE.into())
+                        .to_string(),
+                );
+            }
+        }
+    }
+}
+
+impl CreateNotificationHandler {
+    /// The end of `draft`'s coalescing window when it is held (coalescing on, a
+    /// `planning.modified` notice below `critical`): `due` plus the window.
+    fn held_until(&self, draft: &NotificationDraft, due: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (window, _) = self.coalescing.as_ref()?;
+        match clairon_domain::coalescing::role(&draft.event_type, draft.priority, &draft.metadata) {
+            Some((_, clairon_domain::coalescing::CoalesceRole::Coalesce)) => Some(due + *window),
+            _ => None,
+        }
+    }
+
+    /// The notifications of `batch` that take part in coalescing, with the store that settles
+    /// them; `None` when coalescing is off or none does.
+    fn coalesce_entries(
+        &self,
+        batch: &[NewNotification],
+    ) -> Option<(Arc<dyn CoalescingRepository>, Vec<CoalesceEntry>)> {
+        let (_, store) = self.coalescing.as_ref()?;
+        let entries: Vec<CoalesceEntry> = batch
+            .iter()
+            .filter_map(|new| {
+                let n = &new.notification;
+                clairon_domain::coalescing::role(&n.event_type, n.priority, &n.metadata).map(
+                    |(planning_id, role)| CoalesceEntry {
+                        notification_id: n.id.clone(),
+                        recipient_id: n.recipient_id.clone(),
+                        planning_id,
+                        role,
+                    },
+                )
+            })
+            .collect();
+        (!entries.is_empty()).then(|| (store.clone(), entries))
     }
 }
 
@@ -824,7 +959,7 @@ impl CreateNotificationHandler {
         recipient: &Recipient,
         draft: &NotificationDraft,
         notification: &NotificationId,
-        due: DateTime<Utc>,
+        (due, held): (DateTime<Utc>, Option<DateTime<Utc>>),
         now: DateTime<Utc>,
     ) -> Vec<Delivery> {
         let mut chain: Vec<Channel> = Vec::with_capacity(draft.fallback.len());
@@ -837,7 +972,9 @@ impl CreateNotificationHandler {
             .into_iter()
             .map(|c| {
                 let reach = recipient.reachability(c, self.policy.providers);
-                (c, self.decide(choices, recipient, draft, c, reach, due))
+                let at = outbound_due(c, held, due);
+                let decision = self.decide(choices, recipient, draft, c, reach, at);
+                (c, hold(decision, c, held))
             })
             .collect();
         let viable: Vec<Channel> = decided
@@ -1430,3 +1567,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "create_notification_coalescing_tests.rs"]
+mod coalescing_tests;

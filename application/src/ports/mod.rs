@@ -7,6 +7,7 @@
 mod alerts;
 mod api_keys;
 mod clock;
+mod coalescing;
 mod delivery_queue;
 mod delivery_repository;
 mod digests;
@@ -134,6 +135,9 @@ pub use host_events::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use host_events::{MockHostEventOutbox, MockHostEventSender};
+#[cfg(any(test, feature = "mocks"))]
+pub use coalescing::MockCoalescingRepository;
+pub use coalescing::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
 
 /// Why a repository call failed. Adapters translate their driver's errors into these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -250,6 +250,8 @@ async fn the_replay_command_delivers_every_notification_of_the_dataset() {
         database_url: format!("sqlite://{}", dir.path().join("replay.db").display()),
         email_outbox_dir: dir.path().join("outbox"),
         api_keys: "k".into(),
+        // Every modification's email, at once: the report counts them after draining.
+        coalesce_secs: 0,
         ..clairon_bootstrap::Settings::default()
     };
     let components = clairon_bootstrap::Components::build(&settings)

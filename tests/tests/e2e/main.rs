@@ -5,6 +5,7 @@ mod amplification;
 mod bad_input;
 mod browser;
 mod browser_push;
+mod coalescing;
 mod contract;
 mod database;
 mod dataset;

@@ -125,6 +125,17 @@ fn parse_ids(ids: Vec<String>) -> Result<Vec<NotificationId>, DbError> {
 }
 
 #[async_trait]
+impl clairon_application::ports::CoalescingRepository for DieselNotificationRepository {
+    async fn insert_coalescing(
+        &self,
+        batch: &[NewNotification],
+        changes: &clairon_application::ports::CoalesceChanges,
+    ) -> Result<clairon_application::ports::CoalesceOutcome, RepositoryError> {
+        self.writes.insert_coalescing(batch, changes).await
+    }
+}
+
+#[async_trait]
 impl NotificationRepository for DieselNotificationRepository {
     async fn insert_batch(&self, batch: &[NewNotification]) -> Result<(), RepositoryError> {
         self.writes.insert_batch(batch).await

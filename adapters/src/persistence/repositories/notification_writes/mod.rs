@@ -13,6 +13,7 @@
 //! The inbox feed (`inbox_feed.rs`) and the notification reads only read what this module
 //! wrote; nothing else inserts notifications.
 
+mod coalescing;
 mod group_commit;
 pub(crate) mod numbering;
 mod reminders;

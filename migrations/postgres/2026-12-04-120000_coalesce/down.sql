@@ -1,0 +1,2 @@
+DROP INDEX notifications_coalesce_key_idx;
+ALTER TABLE notifications DROP COLUMN coalesce_key;
