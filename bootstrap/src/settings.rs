@@ -207,6 +207,13 @@ pub struct Settings {
     pub push_allowed_hosts: String,
     /// Timeout of a whole Web Push request, in ms (30 s by default).
     pub push_timeout_ms: u64,
+    /// Comma-separated hosts a recipient's Slack webhook URL may name besides
+    /// `https://hooks.slack.com/`, over `http` or `https` (`CLAIRON_SLACK_ALLOWED_HOSTS`; tests:
+    /// `127.0.0.1`). Empty (default): Slack's own host only.
+    pub slack_allowed_hosts: String,
+    /// Timeout of a whole Slack webhook call, in ms (15 s by default); beyond, the try is
+    /// transient.
+    pub slack_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -284,6 +291,8 @@ impl Default for Settings {
             vapid_subject: String::new(),
             push_allowed_hosts: String::new(),
             push_timeout_ms: 30_000,
+            slack_allowed_hosts: String::new(),
+            slack_timeout_ms: 15_000,
         }
     }
 }
@@ -336,6 +345,7 @@ impl fmt::Debug for Settings {
             )
             .field("vapid_subject", &self.vapid_subject)
             .field("push_allowed_hosts", &self.push_allowed_hosts)
+            .field("slack_allowed_hosts", &self.slack_allowed_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -915,6 +925,17 @@ impl Settings {
     /// The timeout of a whole Twilio API call.
     pub fn twilio_timeout(&self) -> Duration {
         Duration::from_millis(self.twilio_timeout_ms.max(1))
+    }
+
+    /// The hosts a Slack webhook URL may name (`CLAIRON_SLACK_ALLOWED_HOSTS`), besides
+    /// `https://hooks.slack.com/`.
+    pub fn slack_hosts(&self) -> clairon_domain::SlackHosts {
+        clairon_domain::SlackHosts::parse(&self.slack_allowed_hosts)
+    }
+
+    /// The timeout of a whole Slack webhook call.
+    pub fn slack_timeout(&self) -> Duration {
+        Duration::from_millis(self.slack_timeout_ms.max(1))
     }
 }
 

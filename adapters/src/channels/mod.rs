@@ -9,6 +9,7 @@
 pub mod email;
 pub mod fallback;
 pub mod pacing;
+pub mod slack;
 pub mod telegram;
 pub mod twilio;
 pub mod web_push;
@@ -17,6 +18,7 @@ pub mod webhook;
 pub use email::{EmailConfigError, LettreEmailSender};
 pub use fallback::FallbackEmailSender;
 pub use pacing::{DestinationPacer, PacedTelegramSender};
+pub use slack::{PacedSlackSender, ReqwestSlackSender};
 pub use telegram::FrankensteinTelegramSender;
 pub use twilio::{TwilioAccount, TwilioSmsSender};
 pub use web_push::{PushPayload, PushTarget, VapidKeys, WebPushSender};

@@ -28,6 +28,7 @@ mod reminders;
 mod routing;
 mod scheduling;
 mod security;
+mod slack;
 mod sms;
 mod topics;
 mod unsubscribe;
