@@ -24,7 +24,7 @@ pub const SLACK_BUTTON_MAX: usize = 75;
 pub const SLACK_URL_MAX: usize = 3000;
 
 /// The Slack message of one delivery of `notification` to `url`, written in `locale`: the
-/// title as the header, the `slack.md` template's render as the section, the local time (in
+/// title as the header, the `slack.txt` template's render as the section, the local time (in
 /// the planning's zone, else the recipient's, else UTC) with the kind and event type as the
 /// context, and a button to the `action_url` when there is one.
 ///

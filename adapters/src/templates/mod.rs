@@ -15,8 +15,9 @@
 //!
 //! A family is an event type (`planning.assigned`, `custom`, `test`, ...) and has these parts:
 //! `in_app.title.txt`, `in_app.body.txt`, `email.subject.txt`, `email.txt`, `email.html` and
-//! `telegram.html`, and `sms.txt` (SMS and WhatsApp), and `slack.md` (Slack `mrkdwn`: rendered with every
-//! string of its context escaped for Slack, `&amp; &lt; &gt;`, and not HTML-escaped). Directories whose name starts with `_` hold shared templates, not families.
+//! `telegram.html`, and `sms.txt` (SMS and WhatsApp), and `slack.txt` (Slack `mrkdwn`: rendered
+//! with every string of its context escaped for Slack, `&amp; &lt; &gt;`, and not HTML-escaped).
+//! Directories whose name starts with `_` hold shared templates, not families.
 //!
 //! `.html` templates are HTML-escaped with `html-escape`'s double-quoted-attribute escaper
 //! (`&amp; &lt; &gt; &quot;`: safe in text and in `"`-quoted attributes, and exactly the named
@@ -52,7 +53,7 @@ pub const PARTS: [&str; 8] = [
     EMAIL_HTML,
     TELEGRAM_HTML,
     SMS_TEXT,
-    SLACK_MD,
+    SLACK_TEXT,
 ];
 
 /// The families Clairon itself emits; [`TeraTemplateRenderer::check_all`] requires each of them
@@ -73,7 +74,7 @@ const EMAIL_TEXT: &str = "email.txt";
 const EMAIL_HTML: &str = "email.html";
 const TELEGRAM_HTML: &str = "telegram.html";
 const SMS_TEXT: &str = "sms.txt";
-const SLACK_MD: &str = "slack.md";
+const SLACK_TEXT: &str = "slack.txt";
 
 /// Why a template set could not be loaded. Every variant names the offending path.
 #[derive(Debug, thiserror::Error)]
@@ -663,18 +664,18 @@ impl TeraTemplateRenderer {
         Ok(SmsContent { text })
     }
 
-    /// The Slack section text: `slack.md` rendered with every string of `context` escaped for
+    /// The Slack section text: `slack.txt` rendered with every string of `context` escaped for
     /// `mrkdwn` ([`clairon_domain::slack::escape_mrkdwn`]: the template's own markup stays, the
     /// values cannot add any), blank-line runs tidied; an empty text is an error (Slack refuses
     /// an empty section).
     fn slack(&self, family: Family<'_>, context: &Value) -> Result<SlackContent, TemplateError> {
-        let context = tera_context(family, SLACK_MD, &escape_strings(context))?;
-        let mrkdwn = tidy_text(&self.render(family, SLACK_MD, &context)?)
+        let context = tera_context(family, SLACK_TEXT, &escape_strings(context))?;
+        let mrkdwn = tidy_text(&self.render(family, SLACK_TEXT, &context)?)
             .trim()
             .to_owned();
         if mrkdwn.is_empty() {
             return Err(TemplateError::Render {
-                name: family.template(SLACK_MD),
+                name: family.template(SLACK_TEXT),
                 reason: "rendered an empty text".to_owned(),
             });
         }

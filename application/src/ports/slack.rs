@@ -28,7 +28,7 @@ pub struct SlackMessage {
     /// The `header` block's text: the notification's title, plain (no escaping: a
     /// `plain_text` object), at most 150 characters.
     pub title: String,
-    /// The `section` block's text: the `slack.md` template's render, `mrkdwn`, every value
+    /// The `section` block's text: the `slack.txt` template's render, `mrkdwn`, every value
     /// escaped, at most 3,000 characters.
     pub body: String,
     /// The `context` block's text, `mrkdwn`, escaped: when (the recipient's local time) and
