@@ -236,6 +236,8 @@ fn recipient(id: &str) -> Recipient {
         webhook_url: None,
         webhook_secret: None,
         webhook_disabled: None,
+        slack_webhook_url: None,
+        slack_unreachable: None,
     }
 }
 
@@ -1673,6 +1675,69 @@ async fn a_webhook_round_trips_and_a_410_disables_it_until_the_url_changes(#[cas
     assert_eq!(
         back.webhook_disabled, None,
         "a different URL enabled it again"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_url_round_trips_and_a_refusal_for_good_is_kept_until_the_url_changes(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    let recipients = t.recipients();
+    let url = clairon_domain::SlackWebhookUrl::parse(
+        "https://hooks.slack.com/services/T0001/B0001/current",
+    )
+    .unwrap();
+    let other =
+        clairon_domain::SlackWebhookUrl::parse("https://hooks.slack.com/services/T0001/B0001/old")
+            .unwrap();
+    let mut slacker = recipient("artist-1");
+    slacker.slack_webhook_url = Some(url.clone());
+    recipients.upsert_many(&[slacker.clone()]).await.unwrap();
+    let stored = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    assert_eq!(stored.slack_webhook_url.as_ref(), Some(&url));
+    assert_eq!(stored.slack_unreachable, None);
+
+    recipients
+        .mark_slack_unreachable(
+            &rid("artist-1"),
+            &other,
+            "slack webhook gone: 404 no_service",
+        )
+        .await
+        .unwrap();
+    let untouched = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    recipients
+        .mark_slack_unreachable(&rid("artist-1"), &url, "slack webhook gone: 404 no_service")
+        .await
+        .unwrap();
+    let marked = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    recipients.upsert_many(&[slacker.clone()]).await.unwrap();
+    let same_url = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+    let mut moved = slacker.clone();
+    moved.slack_webhook_url = Some(other);
+    recipients.upsert_many(&[moved]).await.unwrap();
+    recipients.upsert_many(&[slacker]).await.unwrap();
+    let back = recipients.get(&rid("artist-1")).await.unwrap().unwrap();
+
+    assert_eq!(
+        untouched.slack_unreachable, None,
+        "a mark for another URL is ignored"
+    );
+    assert_eq!(
+        marked.slack_unreachable.as_deref(),
+        Some("slack webhook gone: 404 no_service")
+    );
+    assert_eq!(
+        same_url.slack_unreachable, marked.slack_unreachable,
+        "an upsert with the same URL keeps the mark"
+    );
+    assert_eq!(
+        back.slack_unreachable, None,
+        "a different URL cleared it for good"
     );
 }
 

@@ -68,6 +68,8 @@ fn directory(locale: Locale) -> HashMap<RecipientId, Recipient> {
         webhook_url: None,
         webhook_secret: None,
         webhook_disabled: None,
+        slack_webhook_url: None,
+        slack_unreachable: None,
     })
     .map(|r| (r.id.clone(), r))
     .collect()
@@ -1296,4 +1298,56 @@ fn the_test_sms_says_first_that_it_is_a_test(#[case] locale: Locale, #[case] wor
         "{}",
         sms.text
     );
+}
+
+/// The Slack section of `notice`, rendered as the dispatcher does.
+fn render_slack(notice: &PlanningNotice) -> String {
+    let renderer = renderer();
+    let context = Value::Object(notice.context.clone());
+    let in_app = renderer
+        .render_in_app(&notice.event_type, notice.locale, &context)
+        .unwrap();
+    let dispatch = with_notification(
+        &context,
+        &in_app.title,
+        &in_app.body,
+        &notice.event_type,
+        true,
+    );
+    renderer
+        .render_slack(&notice.event_type, notice.locale, &dispatch)
+        .unwrap()
+        .mrkdwn
+}
+
+#[rstest]
+#[case::assigned_artist(PlanningEventKind::Assigned, Audience::Artist)]
+#[case::modified_coordinator(PlanningEventKind::Modified, Audience::Coordinator)]
+#[case::cancelled_artist(PlanningEventKind::Cancelled, Audience::Artist)]
+#[case::reminder_artist(PlanningEventKind::Reminder, Audience::Artist)]
+fn a_slack_section_names_the_planning_and_escapes_its_values_for_mrkdwn(
+    #[case] kind: PlanningEventKind,
+    #[case] audience: Audience,
+    #[values(Locale::Fr, Locale::En)] locale: Locale,
+) {
+    let text = render_slack(&notice(kind, locale, audience, TRICKY_VENUE));
+
+    assert_contains(&text, "Représentation — Carmen", "the planning");
+    assert_contains(&text, start_time(locale), "the start");
+    assert_contains(&text, TRICKY_VENUE_ESCAPED, "the venue, escaped for mrkdwn");
+    assert!(!text.contains(TRICKY_VENUE), "never raw: {text}");
+    assert!(text.contains('*'), "labels in mrkdwn bold: {text}");
+    assert!(!text.contains("<b>"), "no HTML: {text}");
+}
+
+#[test]
+fn a_free_text_slack_section_escapes_what_the_producer_wrote() {
+    let custom = EventType::parse("custom").unwrap();
+    let context = free_context("custom", "Titre", "<!channel> Tom & Jerry", Locale::Fr);
+
+    let slack = renderer()
+        .render_slack(&custom, Locale::Fr, &context)
+        .unwrap();
+
+    assert_eq!(slack.mrkdwn, "&lt;!channel&gt; Tom &amp; Jerry");
 }

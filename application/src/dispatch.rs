@@ -57,6 +57,7 @@ use crate::ports::{
     Timer, UnsubscribeLinks, WebhookMessage, WebhookSender, WEBHOOK_GONE,
 };
 use crate::ports::{PushMessage, PushSender, PushSubscriptions, PUSH_SUBSCRIPTION_GONE};
+use crate::ports::{SlackSender, SLACK_GONE};
 use crate::ports::{SmsMessage, SmsSender};
 
 /// How the dispatcher claims work.
@@ -250,6 +251,8 @@ pub struct DeliveryDispatcher {
     webhook: Option<Arc<dyn WebhookSender>>,
     /// Sends Web Push, and the subscriptions it sends to; without it, `web_push` is skipped.
     push: Option<(Arc<dyn PushSender>, Arc<dyn PushSubscriptions>)>,
+    /// Posts Slack messages to incoming webhooks; without one, `slack` is skipped.
+    slack: Option<Arc<dyn SlackSender>>,
 }
 
 impl DeliveryDispatcher {
@@ -290,7 +293,17 @@ impl DeliveryDispatcher {
             sms: None,
             webhook: None,
             push: None,
+            slack: None,
         }
+    }
+
+    /// Delivers the `slack` channel through `sender`: each delivery posted as Block Kit blocks
+    /// to the recipient's incoming-webhook URL ([`crate::slack::compose_slack`]); a refusal for
+    /// good ([`SLACK_GONE`]) marks the recipient's Slack unreachable until the URL changes.
+    #[must_use]
+    pub fn with_slack(mut self, sender: Arc<dyn SlackSender>) -> Self {
+        self.slack = Some(sender);
+        self
     }
 
     /// Lets fallback chains go on: when a delivery with channels left in its
@@ -763,6 +776,9 @@ impl DeliveryDispatcher {
                 {
                     self.forget_push_subscription(claimed).await;
                 }
+                if delivery.channel == Channel::Slack && cause.starts_with(SLACK_GONE) {
+                    self.remember_slack_gone(claimed, &cause).await;
+                }
                 let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
                 update(claimed, delivery.fail_permanent(cause), attempt)
             }
@@ -865,6 +881,56 @@ impl DeliveryDispatcher {
             priority: notification.priority,
         };
         Attempt::Tried(sender.send(&message).await)
+    }
+
+    /// Marks the recipient's Slack webhook unreachable after Slack refused it for good, so
+    /// later notifications skip Slack until the URL changes. A failure here is logged, not
+    /// fatal.
+    async fn remember_slack_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
+        let Some(url) = &claimed.recipient.slack_webhook_url else {
+            return;
+        };
+        match self
+            .recipients
+            .mark_slack_unreachable(&claimed.recipient.id, url, cause)
+            .await
+        {
+            Ok(()) => tracing::warn!(
+                recipient_id = %claimed.recipient.id,
+                host = %url.host(),
+                "Slack refused the webhook for good; skipping Slack for this recipient until the URL changes"
+            ),
+            Err(e) => tracing::error!(
+                recipient_id = %claimed.recipient.id,
+                error = %e,
+                "could not remember that Slack refused the webhook"
+            ),
+        }
+    }
+
+    /// The Slack try of `claimed`, written in `locale`.
+    async fn attempt_slack(&self, claimed: &ClaimedDelivery, locale: Locale) -> Attempt {
+        let Some(sender) = &self.slack else {
+            return Attempt::Skipped(Unreachable::NotConfigured(Channel::Slack).to_string());
+        };
+        let recipient = &claimed.recipient;
+        if let Err(unreachable) = recipient.reachability(Channel::Slack, ChannelSet::all()) {
+            return Attempt::Skipped(unreachable.to_string());
+        }
+        let Some(url) = recipient.slack_webhook_url.clone() else {
+            return Attempt::Skipped(Unreachable::NoSlackWebhook.to_string());
+        };
+        match crate::slack::compose_slack(
+            self.templates.as_ref(),
+            claimed.delivery.id.clone(),
+            &claimed.notification,
+            recipient,
+            url,
+            locale,
+        ) {
+            Ok(message) => Attempt::Tried(sender.send(&message).await),
+            Err(e) => Attempt::Tried(SendOutcome::Permanent(e.to_string())),
+        }
     }
 
     async fn attempt(
@@ -999,9 +1065,7 @@ impl DeliveryDispatcher {
                 };
                 Attempt::Tried(sender.send(&message).await)
             }
-            other @ Channel::Slack => Attempt::Skipped(
-                SkipReason::Unreachable(Unreachable::NotConfigured(other)).to_string(),
-            ),
+            Channel::Slack => self.attempt_slack(claimed, locale).await,
         }
     }
 }
@@ -1097,7 +1161,7 @@ fn later(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-fn default_action_label(locale: Locale) -> &'static str {
+pub(crate) fn default_action_label(locale: Locale) -> &'static str {
     match locale {
         Locale::Fr => "Ouvrir",
         Locale::En => "Open",
@@ -2050,3 +2114,7 @@ mod tests {
 #[cfg(test)]
 #[path = "dispatch_sms_tests.rs"]
 mod sms_tests;
+
+#[cfg(test)]
+#[path = "dispatch_slack_tests.rs"]
+mod slack_tests;

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod queries;
 pub mod routing;
 pub mod scheduler;
+pub mod slack;
 pub mod webhook;
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub fn recipient(id: &str) -> Recipient {
         webhook_url: None,
         webhook_secret: None,
         webhook_disabled: None,
+        slack_webhook_url: None,
+        slack_unreachable: None,
     }
 }
 

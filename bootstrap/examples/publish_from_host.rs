@@ -36,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         webhook_url: None,
         webhook_secret: None,
         webhook_disabled: None,
+        slack_webhook_url: None,
+        slack_unreachable: None,
     };
     clairon
         .handlers

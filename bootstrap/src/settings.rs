@@ -233,6 +233,13 @@ pub struct Settings {
     /// change. The window is fixed from the first event, so this is also the longest delay it
     /// adds. 0: off, each modification goes out at once.
     pub coalesce_secs: u64,
+    /// Comma-separated hosts a recipient's Slack webhook URL may name besides
+    /// `https://hooks.slack.com/`, over `http` or `https` (`CLAIRON_SLACK_ALLOWED_HOSTS`; tests:
+    /// `127.0.0.1`). Empty (default): Slack's own host only.
+    pub slack_allowed_hosts: String,
+    /// Timeout of a whole Slack webhook call, in ms (15 s by default); beyond, the try is
+    /// transient.
+    pub slack_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -317,6 +324,8 @@ impl Default for Settings {
             alert_dead_letters: 10,
             dead_letter_alert_interval_secs: 60,
             coalesce_secs: clairon_domain::coalescing::DEFAULT_WINDOW_SECS,
+            slack_allowed_hosts: String::new(),
+            slack_timeout_ms: 15_000,
         }
     }
 }
@@ -384,6 +393,7 @@ impl fmt::Debug for Settings {
                 },
             )
             .field("alert_dead_letters", &self.alert_dead_letters)
+            .field("slack_allowed_hosts", &self.slack_allowed_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -1020,6 +1030,17 @@ impl Settings {
     /// The timeout of a whole Twilio API call.
     pub fn twilio_timeout(&self) -> Duration {
         Duration::from_millis(self.twilio_timeout_ms.max(1))
+    }
+
+    /// The hosts a Slack webhook URL may name (`CLAIRON_SLACK_ALLOWED_HOSTS`), besides
+    /// `https://hooks.slack.com/`.
+    pub fn slack_hosts(&self) -> clairon_domain::SlackHosts {
+        clairon_domain::SlackHosts::parse(&self.slack_allowed_hosts)
+    }
+
+    /// The timeout of a whole Slack webhook call.
+    pub fn slack_timeout(&self) -> Duration {
+        Duration::from_millis(self.slack_timeout_ms.max(1))
     }
 }
 

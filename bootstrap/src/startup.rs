@@ -13,6 +13,7 @@ use clairon_adapters::channels::TwilioSmsSender;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
+use clairon_adapters::channels::{PacedSlackSender, ReqwestSlackSender};
 use clairon_adapters::channels::{ReqwestWebhookSender, WebhookTargets};
 use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
@@ -47,6 +48,7 @@ use clairon_application::commands::{
 use clairon_application::dispatch::{DeliveryDispatcher, DispatchSettings};
 use clairon_application::events::{EventBus, PlanningListener};
 use clairon_application::live::PublishAtCommit;
+use clairon_application::ports::SlackSender;
 use clairon_application::ports::SmsSender;
 use clairon_application::ports::WebhookSender;
 use clairon_application::ports::{
@@ -305,6 +307,15 @@ impl Components {
             .context("building the webhook client (CLAIRON_WEBHOOK_TIMEOUT_MS)")?,
         );
 
+        // Slack: one message a second per webhook URL (Slack's limit for incoming webhooks).
+        let slack_sender: Arc<dyn SlackSender> = Arc::new(PacedSlackSender::new(
+            Arc::new(
+                ReqwestSlackSender::new(settings.slack_hosts(), settings.slack_timeout())
+                    .context("building the Slack client (CLAIRON_SLACK_TIMEOUT_MS)")?,
+            ),
+            std::num::NonZeroU32::MIN,
+        ));
+
         // One clock for the handlers and the repositories: adapters read time through it only.
         let database = Database::connect(&settings.database_url, settings.database_pool_size)
             .await
@@ -416,6 +427,9 @@ impl Components {
                 )
                 // Webhooks need no account: each recipient brings their URL and secret.
                 .chain(Some(Channel::Webhook))
+                // Slack neither: each recipient brings their incoming-webhook URL; whether it
+                // is on is CLAIRON_CHANNELS's business, as for every channel.
+                .chain(Some(Channel::Slack))
                 .collect(),
         };
 
@@ -511,7 +525,8 @@ impl Components {
             )))
             .with_sms(sms.clone())
             .with_webhook(webhook_sender.clone())
-            .with_web_push(push_sender, push_store),
+            .with_web_push(push_sender, push_store)
+            .with_slack(slack_sender.clone()),
         );
         let job_runs: Arc<dyn JobRunRepository> = Arc::new(MeteredJobRunRepository::new(
             Arc::new(DieselJobRunRepository::new(database.clone())),
@@ -678,6 +693,7 @@ impl Components {
             clock: clock.clone(),
             dashboard_zone,
             webhook_allow_private: settings.webhook_allow_private,
+            slack_hosts: settings.slack_hosts(),
             web_push: web_push_state,
         });
         let observability = Observability {

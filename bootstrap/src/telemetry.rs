@@ -20,7 +20,8 @@ use tracing_subscriber::{fmt, EnvFilter};
 /// tokens) become `<token>`, generated API keys (`clr_…`) become `clr_***`, anything shaped
 /// like a Telegram bot token (`123456789:AA…`) becomes `<bot-token>`, and the token of an
 /// unsubscribe link (`/unsubscribe/<token>`: it unsubscribes whoever holds it) `<link>`, and a
-/// webhook signing secret (`whsec_…`) `whsec_***`.
+/// webhook signing secret (`whsec_…`) `whsec_***`, and a Slack incoming-webhook URL's secret
+/// path (`hooks.slack.com/…`, `/services/T…/B…/…` on any host) `<slack-webhook>`.
 #[derive(Debug, Clone)]
 pub struct Masker {
     secrets: Vec<String>,
@@ -31,6 +32,8 @@ pub struct Masker {
     unsubscribe_link: Regex,
     /// A Standard Webhooks signing secret (`whsec_` + base64).
     webhook_secret: Regex,
+    /// The secret path of a Slack incoming webhook, on Slack's host or another.
+    slack_webhook: Regex,
 }
 
 impl Masker {
@@ -57,6 +60,10 @@ impl Masker {
             unsubscribe_link: Regex::new(r"/unsubscribe/[A-Za-z0-9_\-.]+")
                 .expect("a valid pattern"),
             webhook_secret: Regex::new(r"whsec_[A-Za-z0-9+/=]+").expect("a valid pattern"),
+            slack_webhook: Regex::new(
+                r"hooks\.slack\.com/[^\s<>'`]+|/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9_\-]+",
+            )
+            .expect("a valid pattern"),
         }
     }
 
@@ -74,6 +81,7 @@ impl Masker {
             (&self.bot_token, "<bot-token>"),
             (&self.unsubscribe_link, "/unsubscribe/<link>"),
             (&self.webhook_secret, "whsec_***"),
+            (&self.slack_webhook, "<slack-webhook>"),
             (&self.email, "$1***@$2"),
         ] {
             if pattern.is_match(&out) {
@@ -203,6 +211,21 @@ mod tests {
         assert_eq!(
             masker.mask("550 <zoe.tremblay@example.org>: unknown user"),
             "550 <z***@example.org>: unknown user"
+        );
+    }
+
+    #[test]
+    fn slack_webhook_urls_lose_their_secret_path() {
+        let masker = Masker::new(Vec::new());
+        assert_eq!(
+            masker.mask(
+                "url=https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX end"
+            ),
+            "url=https://<slack-webhook> end"
+        );
+        assert_eq!(
+            masker.mask("url=http://127.0.0.1:9/services/T0CLAIRON/B0CLAIRON/abc-1 end"),
+            "url=http://127.0.0.1:9<slack-webhook> end"
         );
     }
 

@@ -21,6 +21,7 @@ pub mod recipient;
 pub mod reminders;
 pub mod routing;
 pub mod rules;
+pub mod slack;
 pub mod sms;
 pub mod webhook;
 
@@ -49,4 +50,5 @@ pub use recipient::{
 pub use routing::{
     EventPattern, GenericEvent, RawRule, RoutingRule, RoutingRules, Topic, TopicKey, TopicName,
 };
+pub use slack::{SlackHosts, SlackWebhookUrl};
 pub use webhook::{is_private_target, WebhookSecret, WebhookUrl};

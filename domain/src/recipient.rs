@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::{Channel, ChannelSet};
 use crate::error::{flatten_controls, single_line_text, ValidationError};
+use crate::slack::SlackWebhookUrl;
 use crate::webhook::{WebhookSecret, WebhookUrl};
 
 /// The host application's id of a recipient: 1 to 128 characters among `A-Z a-z 0-9 _ - . : @`,
@@ -367,6 +368,15 @@ pub struct Recipient {
     /// Why their webhook endpoint is disabled, when it answered `410 Gone`. Set by the delivery
     /// engine, never by an upsert; a new URL clears it. `None` for everyone else.
     pub webhook_disabled: Option<String>,
+    /// Their Slack incoming-webhook URL; `None` means the Slack channel cannot reach them.
+    /// Write-only: the URL is the credential, so it is never answered nor serialised (serde
+    /// skips it, so a serialised recipient reads back without one).
+    #[serde(skip)]
+    pub slack_webhook_url: Option<SlackWebhookUrl>,
+    /// Why Slack cannot reach their current webhook URL, when it said so for good (`404`/`410`,
+    /// `no_service`, `channel_not_found`, `invalid_token`). Set by the delivery engine, never by
+    /// an upsert; a new URL clears it. `None` for everyone else.
+    pub slack_unreachable: Option<String>,
 }
 
 /// Why a channel cannot reach a recipient; becomes a `skipped` delivery's reason.
@@ -402,6 +412,12 @@ pub enum Unreachable {
     /// `POST /api/v1/me/push-subscriptions`).
     #[error("no push subscription")]
     NoPushSubscription,
+    /// The recipient has no Slack webhook URL.
+    #[error("recipient has no Slack webhook URL")]
+    NoSlackWebhook,
+    /// Slack refused their webhook URL for good; it stays unreachable until the URL changes.
+    #[error("Slack cannot reach this webhook until its URL changes: {0}")]
+    SlackGone(String),
 }
 
 impl Recipient {
@@ -456,8 +472,12 @@ impl Recipient {
             // Twilio's Messages API sends SMS and WhatsApp to an E.164 number.
             Channel::Sms | Channel::WhatsApp if self.phone.is_none() => Err(Unreachable::NoPhone),
             Channel::Sms | Channel::WhatsApp => Ok(()),
-            // Their adapters say which address they need; until then, none reaches anyone.
-            other @ Channel::Slack => Err(Unreachable::NotConfigured(other)),
+            // Slack needs no account: each recipient brings their incoming-webhook URL.
+            Channel::Slack if self.slack_webhook_url.is_none() => Err(Unreachable::NoSlackWebhook),
+            Channel::Slack => match &self.slack_unreachable {
+                Some(reason) => Err(Unreachable::SlackGone(reason.clone())),
+                None => Ok(()),
+            },
         }
     }
 }
@@ -480,6 +500,8 @@ mod tests {
             webhook_url: None,
             webhook_secret: None,
             webhook_disabled: None,
+            slack_webhook_url: None,
+            slack_unreachable: None,
         }
     }
 
@@ -721,6 +743,31 @@ mod tests {
         assert_eq!(
             hooked.reachability(Channel::Webhook, ChannelSet::all()),
             Err(Unreachable::WebhookDisabled("410 Gone".into()))
+        );
+    }
+
+    #[test]
+    fn slack_needs_its_provider_and_a_webhook_url_and_is_skipped_once_gone() {
+        let mut slacker = artist(None, None);
+        assert_eq!(
+            slacker.reachability(Channel::Slack, ChannelSet::all()),
+            Err(Unreachable::NoSlackWebhook)
+        );
+        slacker.slack_webhook_url = Some(
+            crate::slack::SlackWebhookUrl::parse("https://hooks.slack.com/services/T/B/x").unwrap(),
+        );
+        assert_eq!(
+            slacker.reachability(Channel::Slack, ChannelSet::all()),
+            Ok(())
+        );
+        assert_eq!(
+            slacker.reachability(Channel::Slack, ChannelSet::default()),
+            Err(Unreachable::NotConfigured(Channel::Slack))
+        );
+        slacker.slack_unreachable = Some("404 no_service".into());
+        assert_eq!(
+            slacker.reachability(Channel::Slack, ChannelSet::all()),
+            Err(Unreachable::SlackGone("404 no_service".into()))
         );
     }
 }

@@ -306,6 +306,8 @@ mod tests {
             webhook_url: None,
             webhook_secret: None,
             webhook_disabled: None,
+            slack_webhook_url: None,
+            slack_unreachable: None,
         }
     }
 

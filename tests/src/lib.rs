@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clairon_adapters::testing::smtp_sink::SmtpSink;
 use clairon_adapters::testing::telegram_stub::TelegramStub;
 use clairon_adapters::testing::twilio_stub::TwilioStub;
+use clairon_adapters::testing::SlackStub;
 use clairon_bootstrap::{Application, Settings};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::Value;
@@ -57,6 +58,9 @@ pub struct Options {
     /// number ([`TWILIO_SID`], [`SMS_FROM`], [`WHATSAPP_FROM`]), with `sms,whatsapp` added to
     /// the channels switched on.
     pub twilio: bool,
+    /// Start the Slack incoming-webhook stand-in, with its host (`127.0.0.1`) in
+    /// `CLAIRON_SLACK_ALLOWED_HOSTS` and `slack` added to the channels switched on.
+    pub slack: bool,
 }
 
 /// Interval of the built-in jobs in the test apps, in s (a year: none falls inside a test).
@@ -83,6 +87,7 @@ impl Default for Options {
             retry_max_attempts: 8,
             metrics_token: "",
             twilio: false,
+            slack: false,
         }
     }
 }
@@ -99,6 +104,8 @@ pub struct TestApp {
     pub telegram: Option<TelegramStub>,
     /// The Twilio stand-in, when started (`Options::twilio`).
     pub twilio: Option<TwilioStub>,
+    /// The Slack stand-in, when started (`Options::slack`).
+    pub slack: Option<SlackStub>,
     /// The `.eml` directory when no SMTP server runs.
     pub outbox_dir: PathBuf,
     /// An HTTP client.
@@ -267,6 +274,11 @@ async fn spawn_app_on_clock(
     } else {
         None
     };
+    let slack = if options.slack {
+        Some(SlackStub::start().await)
+    } else {
+        None
+    };
     let outbox_dir = dir.path().join("outbox");
     let settings = Settings {
         database_url: database.as_ref().map_or_else(
@@ -326,6 +338,10 @@ async fn spawn_app_on_clock(
         settings.whatsapp_from = WHATSAPP_FROM.into();
         settings.channels = format!("{},sms,whatsapp", settings.channels);
     }
+    if slack.is_some() {
+        settings.slack_allowed_hosts = "127.0.0.1".into();
+        settings.channels = format!("{},slack", settings.channels);
+    }
     configure(&mut settings);
     clairon_bootstrap::telemetry::init(&settings.log, "pretty");
     let database_url = settings.database_url.clone();
@@ -347,6 +363,7 @@ async fn spawn_app_on_clock(
         smtp_fallback,
         telegram,
         twilio,
+        slack,
         outbox_dir,
         client: test_client(),
         database_url,
@@ -435,6 +452,7 @@ impl TestApp {
             smtp_fallback: None,
             telegram: None,
             twilio: None,
+            slack: None,
             outbox_dir,
             client: test_client(),
             database_url: self.database_url.clone(),

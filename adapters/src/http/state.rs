@@ -90,6 +90,9 @@ pub struct Handlers {
     /// Whether webhook URLs may name loopback, private or link-local addresses
     /// (`CLAIRON_WEBHOOK_ALLOW_PRIVATE`); `false` refuses them at `PUT /recipients/{id}`.
     pub webhook_allow_private: bool,
+    /// The hosts a Slack webhook URL may name besides `https://hooks.slack.com/`
+    /// (`CLAIRON_SLACK_ALLOWED_HOSTS`); others are refused at `PUT /recipients/{id}` with a 422.
+    pub slack_hosts: clairon_domain::SlackHosts,
     /// The Web Push routes' store, key and endpoint rule.
     pub web_push: WebPushState,
 }

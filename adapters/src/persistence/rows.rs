@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use clairon_application::ports::{AttemptRecord, DeliveryUpdate};
+use clairon_domain::SlackWebhookUrl;
 use clairon_domain::{
     ActionLabel, ActionUrl, AttemptOutcome, Body, Channel, Delivery, DeliveryId, DeliveryStatus,
     DisplayName, EmailAddress, EventType, Locale, Metadata, Notification, NotificationId,
@@ -65,6 +66,13 @@ pub(crate) struct RecipientRow {
     pub webhook_disabled_url: Option<String>,
     /// What that endpoint answered.
     pub webhook_disabled_reason: Option<String>,
+    /// Their Slack incoming-webhook URL.
+    pub slack_webhook_url: Option<String>,
+    /// The Slack webhook URL Slack refused for good; only counts while it is still
+    /// `slack_webhook_url`.
+    pub slack_unreachable_url: Option<String>,
+    /// What Slack answered.
+    pub slack_unreachable_reason: Option<String>,
 }
 
 /// Every field an upsert replaces (all but the id and the creation time).
@@ -80,6 +88,7 @@ pub(crate) struct RecipientChanges {
     pub updated_at: NaiveDateTime,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
+    pub slack_webhook_url: Option<String>,
 }
 
 impl RecipientRow {
@@ -102,6 +111,9 @@ impl RecipientRow {
             webhook_secret: changes.webhook_secret,
             webhook_disabled_url: None,
             webhook_disabled_reason: None,
+            slack_webhook_url: changes.slack_webhook_url,
+            slack_unreachable_url: None,
+            slack_unreachable_reason: None,
         }
     }
 
@@ -121,6 +133,13 @@ impl RecipientRow {
                 .webhook_disabled_reason
                 .clone()
                 .or_else(|| Some("410 Gone".to_owned())),
+            _ => None,
+        };
+        let slack_unreachable = match (&self.slack_unreachable_url, &self.slack_webhook_url) {
+            (Some(gone), Some(current)) if gone == current => self
+                .slack_unreachable_reason
+                .clone()
+                .or_else(|| Some("Slack refused this webhook".to_owned())),
             _ => None,
         };
         Ok(Recipient {
@@ -172,6 +191,14 @@ impl RecipientRow {
                 .transpose()
                 .map_err(|e| bad(ValidationError::new(e.field, "does not validate")))?,
             webhook_disabled,
+            slack_webhook_url: self
+                .slack_webhook_url
+                .as_deref()
+                .map(SlackWebhookUrl::parse)
+                // Never the stored URL in a corruption report: it is the credential.
+                .transpose()
+                .map_err(|e| bad(ValidationError::new(e.field, "does not validate")))?,
+            slack_unreachable,
         })
     }
 }
@@ -198,6 +225,10 @@ impl RecipientChanges {
                 .webhook_secret
                 .as_ref()
                 .map(|s| s.expose().to_owned()),
+            slack_webhook_url: recipient
+                .slack_webhook_url
+                .as_ref()
+                .map(|u| u.expose().to_owned()),
         }
     }
 }

@@ -42,6 +42,13 @@ diesel::table! {
         webhook_disabled_url -> Nullable<Text>,
         /// What the endpoint answered when it was disabled.
         webhook_disabled_reason -> Nullable<Text>,
+        /// Their Slack incoming-webhook URL; never answered nor logged (it is the credential).
+        slack_webhook_url -> Nullable<Text>,
+        /// The Slack webhook URL Slack refused for good; only counts while it is still
+        /// `slack_webhook_url`.
+        slack_unreachable_url -> Nullable<Text>,
+        /// What Slack answered when it refused it.
+        slack_unreachable_reason -> Nullable<Text>,
     }
 }
 

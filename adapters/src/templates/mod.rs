@@ -15,7 +15,9 @@
 //!
 //! A family is an event type (`planning.assigned`, `custom`, `test`, ...) and has these parts:
 //! `in_app.title.txt`, `in_app.body.txt`, `email.subject.txt`, `email.txt`, `email.html` and
-//! `telegram.html`, and `sms.txt` (SMS and WhatsApp). Directories whose name starts with `_` hold shared templates, not families.
+//! `telegram.html`, and `sms.txt` (SMS and WhatsApp), and `slack.txt` (Slack `mrkdwn`: rendered
+//! with every string of its context escaped for Slack, `&amp; &lt; &gt;`, and not HTML-escaped).
+//! Directories whose name starts with `_` hold shared templates, not families.
 //!
 //! `.html` templates are HTML-escaped with `html-escape`'s double-quoted-attribute escaper
 //! (`&amp; &lt; &gt; &quot;`: safe in text and in `"`-quoted attributes, and exactly the named
@@ -31,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use clairon_application::ports::SlackContent;
 use clairon_application::ports::SmsContent;
 use clairon_application::ports::{
     EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer,
@@ -42,7 +45,7 @@ use tera::{Context, Tera};
 pub use source::{built_in_files, Origin, TemplateFile, TemplateSet};
 
 /// The parts every family must have, file names inside `{locale}/{event_type}/`.
-pub const PARTS: [&str; 7] = [
+pub const PARTS: [&str; 8] = [
     IN_APP_TITLE,
     IN_APP_BODY,
     EMAIL_SUBJECT,
@@ -50,6 +53,7 @@ pub const PARTS: [&str; 7] = [
     EMAIL_HTML,
     TELEGRAM_HTML,
     SMS_TEXT,
+    SLACK_TEXT,
 ];
 
 /// The families Clairon itself emits; [`TeraTemplateRenderer::check_all`] requires each of them
@@ -70,6 +74,7 @@ const EMAIL_TEXT: &str = "email.txt";
 const EMAIL_HTML: &str = "email.html";
 const TELEGRAM_HTML: &str = "telegram.html";
 const SMS_TEXT: &str = "sms.txt";
+const SLACK_TEXT: &str = "slack.txt";
 
 /// Why a template set could not be loaded. Every variant names the offending path.
 #[derive(Debug, thiserror::Error)]
@@ -564,6 +569,9 @@ impl TeraTemplateRenderer {
                     if let Err(e) = self.sms(family, &dispatch) {
                         push(e);
                     }
+                    if let Err(e) = self.slack(family, &dispatch) {
+                        push(e);
+                    }
                 }
             }
         }
@@ -656,6 +664,24 @@ impl TeraTemplateRenderer {
         Ok(SmsContent { text })
     }
 
+    /// The Slack section text: `slack.txt` rendered with every string of `context` escaped for
+    /// `mrkdwn` ([`clairon_domain::slack::escape_mrkdwn`]: the template's own markup stays, the
+    /// values cannot add any), blank-line runs tidied; an empty text is an error (Slack refuses
+    /// an empty section).
+    fn slack(&self, family: Family<'_>, context: &Value) -> Result<SlackContent, TemplateError> {
+        let context = tera_context(family, SLACK_TEXT, &escape_strings(context))?;
+        let mrkdwn = tidy_text(&self.render(family, SLACK_TEXT, &context)?)
+            .trim()
+            .to_owned();
+        if mrkdwn.is_empty() {
+            return Err(TemplateError::Render {
+                name: family.template(SLACK_TEXT),
+                reason: "rendered an empty text".to_owned(),
+            });
+        }
+        Ok(SlackContent { mrkdwn })
+    }
+
     /// Renders a part that must be one line (a title, a subject): whitespace runs, newlines
     /// included, collapse to one space; an empty result is an error.
     fn one_line(
@@ -711,6 +737,15 @@ impl TemplateRenderer for TeraTemplateRenderer {
     ) -> Result<SmsContent, TemplateError> {
         self.sms(self.resolve(event_type, locale)?, context)
     }
+
+    fn render_slack(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<SlackContent, TemplateError> {
+        self.slack(self.resolve(event_type, locale)?, context)
+    }
 }
 
 /// Which family part a template is, if any: `Some((locale, event_type, part))` for
@@ -755,6 +790,21 @@ fn classify(
         )));
     }
     Ok(Some((locale, family.to_owned(), part.to_owned())))
+}
+
+/// `value` with every string in it (object values and array items, at any depth; keys are
+/// left alone) escaped for Slack's `mrkdwn`.
+fn escape_strings(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(clairon_domain::slack::escape_mrkdwn(s)),
+        Value::Array(items) => Value::Array(items.iter().map(escape_strings).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), escape_strings(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn missing_parts(present: &BTreeSet<String>) -> Vec<String> {

@@ -184,6 +184,8 @@ fn directory(locale: Locale) -> HashMap<RecipientId, Recipient> {
         webhook_url: None,
         webhook_secret: None,
         webhook_disabled: None,
+        slack_webhook_url: None,
+        slack_unreachable: None,
     })
     .map(|r| (r.id.clone(), r))
     .collect()

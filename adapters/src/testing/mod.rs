@@ -15,6 +15,9 @@
 //! - [`webhook_stub::WebhookStub`]: a receiver of signed webhooks (Standard Webhooks 1.0) that
 //!   checks the headers and body shape, records requests and answers scripted statuses;
 //!   [`webhook_stub::verify_with_reference`] checks a signature with the reference library.
+//! - [`slack_stub::SlackStub`]: Slack's incoming webhooks, checking the JSON and Block Kit
+//!   shape, with scripted Slack answers (429 + `Retry-After`, `no_service`, `invalid_token`,
+//!   `channel_not_found`, 500).
 //!
 //! Nothing here is compiled into the service itself.
 
@@ -22,12 +25,14 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, FromRequest, Handler, HttpServer, Responder};
 
 pub mod push_stub;
+pub mod slack_stub;
 pub mod smtp_sink;
 pub mod telegram_stub;
 pub mod twilio_stub;
 pub mod webhook_stub;
 
 pub use push_stub::{PushStub, ReceivedPush};
+pub use slack_stub::{ReceivedSlackMessage, SlackAnswer, SlackStub};
 pub use smtp_sink::{ParsedMailbox, ReceivedEmail, SmtpAttempt, SmtpSink};
 pub use telegram_stub::{ReceivedTelegramMessage, StubChatId, TelegramStub};
 pub use twilio_stub::{ReceivedSms, TwilioStub};

@@ -148,6 +148,8 @@ impl SendTestNotificationHandler {
                     webhook_url: None,
                     webhook_secret: None,
                     webhook_disabled: None,
+                    slack_webhook_url: None,
+                    slack_unreachable: None,
                 },
                 false,
             ),

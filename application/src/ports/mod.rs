@@ -26,6 +26,7 @@ mod recipient_repository;
 mod retry;
 mod routing;
 mod senders;
+mod slack;
 mod templates;
 mod token_generations;
 mod web_push;
@@ -70,6 +71,8 @@ pub use senders::{
     EmailMessage, EmailSender, SendOutcome, TelegramButton, TelegramMessage, TelegramSender,
 };
 pub use senders::{WebhookMessage, WebhookSender, WEBHOOK_GONE};
+pub use slack::{SlackButton, SlackMessage, SlackSender, SLACK_GONE};
+pub use templates::SlackContent;
 pub use templates::{EmailContent, InAppContent, TelegramContent, TemplateError, TemplateRenderer};
 pub use token_generations::TokenGenerations;
 #[cfg(any(test, feature = "mocks"))]
@@ -125,6 +128,8 @@ pub use routing::{MockRoutingRulesRepository, MockTopicRepository};
 pub use senders::MockWebhookSender;
 #[cfg(any(test, feature = "mocks"))]
 pub use senders::{MockEmailSender, MockTelegramSender};
+#[cfg(any(test, feature = "mocks"))]
+pub use slack::MockSlackSender;
 #[cfg(any(test, feature = "mocks"))]
 pub use templates::MockTemplateRenderer;
 #[cfg(any(test, feature = "mocks"))]

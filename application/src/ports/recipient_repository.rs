@@ -1,6 +1,7 @@
 //! Where recipients are kept.
 
 use async_trait::async_trait;
+use clairon_domain::SlackWebhookUrl;
 use clairon_domain::{Recipient, RecipientId, TelegramChatId, WebhookUrl};
 
 use super::RepositoryError;
@@ -65,6 +66,20 @@ pub trait RecipientRepository: Send + Sync {
         &self,
         id: &RecipientId,
         url: &WebhookUrl,
+        reason: &str,
+    ) -> Result<(), RepositoryError>;
+
+    /// Remembers that Slack refused the incoming webhook `url` for good (`reason`: `404`/`410`,
+    /// `no_service`, `channel_not_found`, `invalid_token`): from now on the recipient reads back
+    /// with `slack_unreachable` set, until their Slack webhook URL changes. MUST do nothing when
+    /// the recipient is unknown or their URL is no longer `url`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database fails.
+    async fn mark_slack_unreachable(
+        &self,
+        id: &RecipientId,
+        url: &SlackWebhookUrl,
         reason: &str,
     ) -> Result<(), RepositoryError>;
 }

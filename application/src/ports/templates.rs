@@ -42,6 +42,14 @@ pub struct SmsContent {
     pub text: String,
 }
 
+/// Slack content: the `section` block's text in Slack's `mrkdwn`, every interpolated value
+/// escaped (`&amp; &lt; &gt;`: [`clairon_domain::slack::escape_mrkdwn`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackContent {
+    /// `mrkdwn` text, not empty.
+    pub mrkdwn: String,
+}
+
 /// Why rendering failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -104,4 +112,15 @@ pub trait TemplateRenderer: Send + Sync {
         locale: Locale,
         context: &Value,
     ) -> Result<SmsContent, TemplateError>;
+
+    /// Slack `mrkdwn` text (the `section` block of a Slack message).
+    ///
+    /// # Errors
+    /// As [`TemplateRenderer::render_in_app`].
+    fn render_slack(
+        &self,
+        event_type: &EventType,
+        locale: Locale,
+        context: &Value,
+    ) -> Result<SlackContent, TemplateError>;
 }

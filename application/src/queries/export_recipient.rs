@@ -51,6 +51,10 @@ pub struct RecipientProfileView {
     pub webhook_url: Option<String>,
     /// Why their webhook endpoint is disabled, if it answered 410.
     pub webhook_disabled: Option<String>,
+    /// Whether they have a Slack webhook URL; the URL is a credential and is never exported.
+    pub slack_configured: bool,
+    /// Why Slack refused their webhook URL for good, if it did.
+    pub slack_unreachable: Option<String>,
 }
 
 impl From<Recipient> for RecipientProfileView {
@@ -66,6 +70,8 @@ impl From<Recipient> for RecipientProfileView {
             telegram_unreachable: r.telegram_unreachable,
             webhook_url: r.webhook_url.map(|u| u.as_str().to_owned()),
             webhook_disabled: r.webhook_disabled,
+            slack_configured: r.slack_webhook_url.is_some(),
+            slack_unreachable: r.slack_unreachable,
         }
     }
 }

@@ -33,6 +33,7 @@ mod reminders;
 mod routing;
 mod scheduling;
 mod security;
+mod slack;
 mod sms;
 mod topics;
 mod unsubscribe;

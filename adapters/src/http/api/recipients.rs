@@ -14,6 +14,7 @@ use crate::http::credentials::tokens::RecipientTokens;
 use crate::http::extract::{recipient_id, JsonBody};
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::schema::params::{IdempotencyKeyHeader, RecipientPath};
+use crate::http::schema::requests::refuse_unlisted_slack_hosts;
 use crate::http::schema::requests::{refuse_private_webhook_targets, ImportBody, RecipientBody};
 use crate::http::schema::responses::{ImportResult, IssuedToken, RecipientResponse};
 use crate::http::state::Handlers;
@@ -41,6 +42,11 @@ pub async fn put_recipient(
     refuse_private_webhook_targets(
         std::slice::from_ref(&recipient),
         handlers.webhook_allow_private,
+        false,
+    )?;
+    refuse_unlisted_slack_hosts(
+        std::slice::from_ref(&recipient),
+        &handlers.slack_hosts,
         false,
     )?;
     let json = RecipientResponse::from(&recipient);
@@ -89,6 +95,7 @@ pub async fn import_recipients(
 ) -> Result<HttpResponse, ApiError> {
     let recipients = body.into_recipients()?;
     refuse_private_webhook_targets(&recipients, handlers.webhook_allow_private, true)?;
+    refuse_unlisted_slack_hosts(&recipients, &handlers.slack_hosts, true)?;
     let outcome = upsert(&handlers, recipients).await?;
     let created = outcome.iter().filter(|o| **o == Upserted::Created).count();
     Ok(HttpResponse::Ok().json(ImportResult {

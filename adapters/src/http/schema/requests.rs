@@ -13,6 +13,7 @@ use clairon_domain::{
     TimeZone, Title, ValidationError,
 };
 use clairon_domain::{GenericEvent, RawRule, RoutingRules, SourceEventId, TopicKey, TopicName};
+use clairon_domain::{SlackHosts, SlackWebhookUrl};
 use clairon_domain::{WebhookSecret, WebhookUrl};
 use serde::Deserialize;
 use serde_json::Value;
@@ -121,6 +122,15 @@ pub struct RecipientBody {
     /// `webhook_url`. Never answered.
     #[schema(write_only, example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub webhook_secret: Option<String>,
+    /// Write-only Slack incoming-webhook URL (it is the credential: never answered, `GET` shows
+    /// `slack.configured`): an `https://hooks.slack.com/` URL (other hosts only when
+    /// `CLAIRON_SLACK_ALLOWED_HOSTS` lists them), at most 2,048 bytes; empty or null for none.
+    #[schema(
+        write_only,
+        max_length = 2048,
+        example = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    )]
+    pub slack_webhook_url: Option<String>,
 }
 
 impl RecipientBody {
@@ -182,6 +192,14 @@ impl RecipientBody {
             };
             errors.push(field, "is required with webhook_url (whsec_ + base64)");
         }
+        let slack_webhook_url = errors.take(
+            prefix,
+            self.slack_webhook_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(SlackWebhookUrl::parse)
+                .transpose(),
+        );
         Some(Recipient {
             id: id?,
             name: name?,
@@ -194,6 +212,8 @@ impl RecipientBody {
             webhook_url: webhook_url?,
             webhook_secret: webhook_secret?,
             webhook_disabled: None,
+            slack_webhook_url: slack_webhook_url?,
+            slack_unreachable: None,
         })
     }
 
@@ -243,6 +263,34 @@ pub fn refuse_private_webhook_targets(
                 field,
                 "must not target a loopback, private or link-local address",
             );
+        }
+    }
+    errors.finish(Some(()))
+}
+
+/// Refuses Slack webhook URLs whose host `hosts` does not allow: `https://hooks.slack.com/`
+/// only, unless `CLAIRON_SLACK_ALLOWED_HOSTS` lists the host. `in_import` names the fields
+/// `recipients[i].slack_webhook_url`.
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] naming each refused `slack_webhook_url`.
+pub fn refuse_unlisted_slack_hosts(
+    recipients: &[Recipient],
+    hosts: &SlackHosts,
+    in_import: bool,
+) -> Result<(), ApiError> {
+    let mut errors = Errors::default();
+    for (i, recipient) in recipients.iter().enumerate() {
+        let Some(url) = &recipient.slack_webhook_url else {
+            continue;
+        };
+        if let Err(refused) = hosts.check(url) {
+            let field = if in_import {
+                format!("recipients[{i}].{}", refused.field)
+            } else {
+                refused.field.clone()
+            };
+            errors.push(field, refused.message);
         }
     }
     errors.finish(Some(()))

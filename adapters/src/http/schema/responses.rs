@@ -393,6 +393,19 @@ pub struct RecipientResponse {
     pub telegram_unreachable: Option<String>,
     /// Their signed-webhook endpoint (host only, never the secret), or null when none.
     pub webhook: Option<WebhookView>,
+    /// Whether they have a Slack webhook URL (the URL itself is write-only), and why Slack
+    /// cannot reach it when it refused it for good.
+    pub slack: SlackView,
+}
+
+/// A recipient's Slack as the API shows it: never the URL (it is the credential).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlackView {
+    /// Whether a Slack incoming-webhook URL is set.
+    pub configured: bool,
+    /// Why Slack refused the current URL for good (`404`/`410`, `no_service`,
+    /// `channel_not_found`, `invalid_token`), until the URL changes; or null.
+    pub unreachable: Option<String>,
 }
 
 /// A recipient's webhook endpoint as the API shows it: the host alone (the path or query may
@@ -423,6 +436,10 @@ impl From<&Recipient> for RecipientResponse {
                 configured: r.webhook_secret.is_some(),
                 disabled: r.webhook_disabled.clone(),
             }),
+            slack: SlackView {
+                configured: r.slack_webhook_url.is_some(),
+                unreachable: r.slack_unreachable.clone(),
+            },
         }
     }
 }
@@ -725,6 +742,10 @@ pub struct RecipientProfile {
     pub webhook_url: Option<String>,
     /// Why their webhook endpoint is disabled, if it answered 410.
     pub webhook_disabled: Option<String>,
+    /// Whether they have a Slack webhook URL (the URL, a credential, is never exported).
+    pub slack_configured: bool,
+    /// Why Slack refused their webhook URL for good, if it did.
+    pub slack_unreachable: Option<String>,
 }
 
 impl From<RecipientProfileView> for RecipientProfile {
@@ -740,6 +761,8 @@ impl From<RecipientProfileView> for RecipientProfile {
             telegram_unreachable: r.telegram_unreachable,
             webhook_url: r.webhook_url,
             webhook_disabled: r.webhook_disabled,
+            slack_configured: r.slack_configured,
+            slack_unreachable: r.slack_unreachable,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use clairon_application::ports::{RecipientRepository, RepositoryError, Upserted};
+use clairon_domain::SlackWebhookUrl;
 use clairon_domain::{Recipient, RecipientId, TelegramChatId, WebhookUrl};
 use diesel::prelude::*;
 
@@ -86,6 +87,22 @@ fn upsert_rows(
                             .execute(conn)?
                     }
                     None => diesel::update(disabled).set(enable).execute(conn)?,
+                };
+                // A Slack refusal is about one webhook URL: a new one starts afresh.
+                let refused = recipients::table
+                    .find(&row.id)
+                    .filter(recipients::slack_unreachable_url.is_not_null());
+                let reachable = (
+                    recipients::slack_unreachable_url.eq(None::<String>),
+                    recipients::slack_unreachable_reason.eq(None::<String>),
+                );
+                match &row.slack_webhook_url {
+                    Some(url) => {
+                        diesel::update(refused.filter(recipients::slack_unreachable_url.ne(url)))
+                            .set(reachable)
+                            .execute(conn)?
+                    }
+                    None => diesel::update(refused).set(reachable).execute(conn)?,
                 };
                 return Ok(Upserted::Updated);
             }
@@ -195,6 +212,34 @@ impl RecipientRepository for DieselRecipientRepository {
                 .set((
                     recipients::webhook_disabled_url.eq(Some(&url)),
                     recipients::webhook_disabled_reason.eq(Some(&reason)),
+                ))
+                .execute(conn)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn mark_slack_unreachable(
+        &self,
+        id: &RecipientId,
+        url: &SlackWebhookUrl,
+        reason: &str,
+    ) -> Result<(), RepositoryError> {
+        let (id, url, reason) = (
+            id.as_str().to_owned(),
+            url.expose().to_owned(),
+            reason.to_owned(),
+        );
+        self.db
+            .call(move |conn| {
+                diesel::update(
+                    recipients::table
+                        .find(&id)
+                        .filter(recipients::slack_webhook_url.eq(&url)),
+                )
+                .set((
+                    recipients::slack_unreachable_url.eq(Some(&url)),
+                    recipients::slack_unreachable_reason.eq(Some(&reason)),
                 ))
                 .execute(conn)?;
                 Ok(())
