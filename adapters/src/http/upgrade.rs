@@ -100,44 +100,44 @@ where
         let addr = listener.local_addr()?;
         let factory = self.factory.clone();
         let shutdown = self.builder.graceful_shutdown_signal();
-        self.builder = self
-            .builder
-            .listen(format!("clairon-http-{addr}"), listener, move || {
-                let shutdown = shutdown.clone();
-                let config = move || AppConfig::__priv_test_new(false, addr.to_string(), addr);
-                let upgrade_factory = factory.clone();
-                let upgrades = fn_factory(move || {
-                    let app = upgrade_factory().into_factory();
-                    async move {
-                        let app = app
-                            .new_service(config())
-                            .await
-                            .map_err(|e| format!("the app of upgrade requests: {e:?}"))?;
-                        let app = Rc::new(app);
-                        Ok::<_, String>(fn_service(
-                            move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
-                                upgraded(app.clone(), req, framed)
-                            },
-                        ))
-                    }
-                });
-                let app = factory()
-                    .into_factory()
-                    .map_err(|err| err.into().error_response());
-                HttpService::build()
-                    .graceful_shutdown_signal(move || {
-                        let signal = shutdown.clone();
-                        async move { signal.notified().await }
-                    })
-                    .keep_alive(KeepAlive::default())
-                    .client_request_timeout(Duration::from_secs(5))
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .h1_allow_half_closed(true)
-                    .local_addr(addr)
-                    .upgrade(upgrades)
-                    .finish(map_config(app, move |()| config()))
-                    .tcp()
-            })?;
+        self.builder =
+            self.builder
+                .listen(format!("clairon-http-{addr}"), listener, move || {
+                    let shutdown = shutdown.clone();
+                    let config = move || AppConfig::__priv_test_new(false, addr.to_string(), addr);
+                    let upgrade_factory = factory.clone();
+                    let upgrades = fn_factory(move || {
+                        let app = upgrade_factory().into_factory();
+                        async move {
+                            let app = app
+                                .new_service(config())
+                                .await
+                                .map_err(|e| format!("the app of upgrade requests: {e:?}"))?;
+                            let app = Rc::new(app);
+                            Ok::<_, String>(fn_service(
+                                move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+                                    upgraded(app.clone(), req, framed)
+                                },
+                            ))
+                        }
+                    });
+                    let app = factory()
+                        .into_factory()
+                        .map_err(|err| err.into().error_response());
+                    HttpService::build()
+                        .graceful_shutdown_signal(move || {
+                            let signal = shutdown.clone();
+                            async move { signal.notified().await }
+                        })
+                        .keep_alive(KeepAlive::default())
+                        .client_request_timeout(Duration::from_secs(5))
+                        .client_disconnect_timeout(Duration::from_secs(1))
+                        .h1_allow_half_closed(true)
+                        .local_addr(addr)
+                        .upgrade(upgrades)
+                        .finish(map_config(app, move |()| config()))
+                        .tcp()
+                })?;
         Ok(self)
     }
 

@@ -16,10 +16,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_http::ws::{CloseCode, CloseReason, OpCode};
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use actix_http::ws::{CloseCode, CloseReason, OpCode};
 use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
 use clairon_application::ports::{Clock, InboxFeed, SequencedNotification};
 use clairon_application::queries::UnreadCount;
