@@ -60,8 +60,11 @@ impl fmt::Debug for Takeover {
 pub struct LiveHttpServer<F, I, S, B> {
     factory: F,
     builder: ServerBuilder,
-    _app: PhantomData<fn() -> (I, S, B)>,
+    _app: PhantomData<AppTypes<I, S, B>>,
 }
+
+/// The app factory's types, for [`LiveHttpServer`]'s marker (no value of them is held).
+type AppTypes<I, S, B> = fn() -> (I, S, B);
 
 impl<F, I, S, B> LiveHttpServer<F, I, S, B>
 where

@@ -84,7 +84,9 @@ impl Wire {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
                     self.pending.extend_from_slice(&chunk[..n]);
-                    if n < chunk.len() {
+                    // Decode what came before reading more: a flood stays in the kernel's
+                    // buffer (and the socket stays readable), not in ours.
+                    if n < chunk.len() || self.pending.len() >= 4 * READ_CHUNK {
                         break;
                     }
                 }
