@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context as _;
 use clairon_adapters::channels::TwilioSmsSender;
 use clairon_adapters::channels::{
@@ -889,7 +889,9 @@ impl Application {
         let options = HttpOptions {
             cors_origins: settings.cors_origin_list(),
         };
-        let server = HttpServer::new(move || {
+        // actix-web's `HttpServer` with WebSocket upgrades leaving its dispatcher for a bare
+        // socket (`http::upgrade`): what keeps an idle live connection small.
+        let server = http::upgrade::LiveHttpServer::new(move || {
             let options = options.clone();
             App::new()
                 // Innermost: every 4xx/5xx, whoever produced it, is RFC 7807 problem+json,

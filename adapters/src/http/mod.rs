@@ -52,6 +52,7 @@ pub mod probes;
 pub mod problem;
 pub mod schema;
 pub mod state;
+pub mod upgrade;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;

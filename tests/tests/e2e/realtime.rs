@@ -949,3 +949,78 @@ async fn websocket_frames_count_against_the_recipients_rate_limit_and_over_it_do
         refused.len()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The upgraded socket (http::upgrade, http::me::wire)
+
+#[tokio::test]
+async fn the_upgraded_websocket_answers_a_ping_with_its_bytes_and_closes_an_oversized_frame_with_1009(
+) {
+    let app = spawn_app().await;
+    given_recipient(&app, "artist-1").await;
+    let token = app.token_for("artist-1").await;
+    let mut ws = ws_connect(&app, &token).await;
+    assert_eq!(ws_next(&mut ws, "unread_count").await["count"], 0);
+
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping sent");
+    let pong = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await.expect("open").expect("a frame") {
+                Message::Pong(bytes) => return bytes,
+                Message::Close(frame) => panic!("closed instead of answering: {frame:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a pong within the patience");
+    assert_eq!(&pong[..], b"are you there");
+
+    // Still live after the ping: a notification arrives.
+    let id = notify(&app, "artist-1", "Après le ping").await;
+    assert_eq!(
+        ws_next(&mut ws, "notification.created").await["notification"]["id"],
+        id.as_str()
+    );
+
+    ws.send(Message::text("x".repeat(5 * 1024)))
+        .await
+        .expect("big frame sent");
+    assert_eq!(ws_close_code(&mut ws).await, Some(1009));
+}
+
+#[tokio::test]
+async fn an_upgrade_request_to_another_route_gets_that_routes_answer_and_a_closed_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    socket
+        .write_all(
+            format!(
+                "GET /health/live HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("request sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut answer))
+        .await
+        .expect("the server closed the connection within the patience")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(
+        answer.contains("x-content-type-options: nosniff"),
+        "{answer}"
+    );
+}

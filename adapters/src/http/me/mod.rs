@@ -5,3 +5,4 @@
 pub mod push;
 pub mod rest;
 pub mod stream;
+mod wire;

@@ -16,10 +16,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_http::ws::{CloseCode, CloseReason, OpCode};
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use actix_ws::{CloseCode, CloseReason, Message, Session};
 use clairon_application::commands::{MarkAllNotificationsRead, MarkNotificationRead};
 use clairon_application::ports::{Clock, InboxFeed, SequencedNotification};
 use clairon_application::queries::UnreadCount;
@@ -33,6 +33,9 @@ use crate::http::credentials::tokens::{
 use crate::http::middleware::rate_limit::RateLimits;
 use crate::http::problem::{repository, ApiError, Problem};
 use crate::http::state::Handlers;
+use crate::http::upgrade::Takeover;
+
+use super::wire::{Incoming, Wire};
 use crate::realtime::frames::{self, sse_event};
 use crate::realtime::{InProcessHub, LiveEvent, RecvError};
 
@@ -89,6 +92,9 @@ enum ClientMessage {
 /// one is answered by accepting the upgrade and closing with code 4401, and so is the open
 /// connection when its token expires or is revoked.
 ///
+/// The answer is a `101` carrying a [`Takeover`]: the server ([`crate::http::upgrade`]) writes
+/// it and hands the bare socket to [`websocket_session`] (one task, no HTTP dispatcher left).
+///
 /// # Errors
 /// 400 when the request is not a WebSocket upgrade.
 #[utoipa::path(
@@ -102,37 +108,42 @@ enum ClientMessage {
 )]
 pub async fn websocket(
     req: HttpRequest,
-    body: web::Payload,
     handlers: web::Data<Handlers>,
     live: web::Data<Live>,
     tokens: web::Data<RecipientTokens>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &["clairon"])?;
-    match (recipient_of(&req).await, presented_token(&req)) {
+    let mut response = handshake(&req)?;
+    let takeover = match (recipient_of(&req).await, presented_token(&req)) {
         (Ok(me), Some(token)) => {
             // Subscribe now, before the handshake completes: nothing published after the
             // answer can be missed.
             let subscription = live.hub.subscribe(&me.recipient);
             let open = live.connections.open(crate::metrics::Transport::WebSocket);
-            let session = websocket_session(
-                Authenticated {
-                    me,
-                    token,
-                    tokens: tokens.into_inner(),
-                    clock: handlers.clock.clone(),
-                },
-                session,
-                stream,
-                subscription,
-                handlers.into_inner(),
-                req.app_data::<web::Data<RateLimits>>()
-                    .map(|l| l.clone().into_inner()),
-                live.ping_interval,
-            );
-            actix_web::rt::spawn(async move {
-                session.await;
-                drop(open);
-            });
+            let auth = Authenticated {
+                me,
+                token,
+                tokens: tokens.into_inner(),
+                clock: handlers.clock.clone(),
+            };
+            let limits = req
+                .app_data::<web::Data<RateLimits>>()
+                .map(|l| l.clone().into_inner());
+            let handlers = handlers.into_inner();
+            let ping_every = live.ping_interval;
+            Takeover::new(move |io, leftover| {
+                actix_web::rt::spawn(async move {
+                    websocket_session(
+                        auth,
+                        Wire::new(io, leftover),
+                        subscription,
+                        handlers,
+                        limits,
+                        ping_every,
+                    )
+                    .await;
+                    drop(open);
+                });
+            })
         }
         (outcome, _) => {
             let reason = match outcome {
@@ -143,12 +154,29 @@ pub async fn websocket(
                 },
                 _ => unauthorized("invalid or expired token"),
             };
-            actix_web::rt::spawn(async move {
-                let _ = session.close(Some(reason)).await;
-            });
+            Takeover::new(move |io, leftover| {
+                actix_web::rt::spawn(Wire::new(io, leftover).close(Some(reason)));
+            })
         }
-    }
+    };
+    response.extensions_mut().insert(takeover);
     Ok(response)
+}
+
+/// The `101` answer to a valid WebSocket handshake (RFC 6455 § 4.2.2), with the `clairon`
+/// subprotocol when the client offered it.
+fn handshake(req: &HttpRequest) -> Result<HttpResponse, actix_http::ws::HandshakeError> {
+    let mut response = actix_http::ws::handshake(req.head())?;
+    let offered = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == "clairon");
+    if offered {
+        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, "clairon"));
+    }
+    Ok(HttpResponse::from(response.finish().map_into_boxed_body()))
 }
 
 /// The 4401 close of a connection whose token is (or became) no good.
@@ -186,100 +214,116 @@ impl Authenticated {
     }
 }
 
-/// Sends one JSON text frame (shared bytes: no copy).
-async fn send(session: &mut Session, frame: &Bytes) -> bool {
-    match bytestring::ByteString::try_from(frame.clone()) {
-        Ok(text) => session.text(text).await.is_ok(),
-        Err(_) => true, // never: frames are serde_json's UTF-8
+/// After lost events: the token checked again, then `resync` and the unread count. `Err`: the
+/// token is no longer good (close 4401).
+async fn resync_frames(auth: &Authenticated, handlers: &Handlers) -> Result<[Bytes; 2], ()> {
+    if !auth.still_valid().await {
+        return Err(());
     }
+    let count = unread(handlers, &auth.me.recipient).await.unwrap_or(0);
+    Ok([frames::resync(), frames::count(count)])
 }
 
-async fn send_all(session: &mut Session, frames: &[Bytes]) -> bool {
-    for frame in frames {
-        if !send(session, frame).await {
-            return false;
-        }
-    }
-    true
-}
-
+/// What one live WebSocket does until it closes. Kept small while idle: the rare work (unread
+/// counts, token checks, client messages) is boxed, so the task's own future holds only the
+/// socket, the subscription and one timer (the next ping or the token's expiry, whichever
+/// comes first).
 async fn websocket_session(
     auth: Authenticated,
-    mut session: Session,
-    mut stream: actix_ws::MessageStream,
+    mut wire: Wire,
     mut subscription: crate::realtime::Subscription,
     handlers: Arc<Handlers>,
     limits: Option<Arc<RateLimits>>,
     ping_every: Duration,
 ) {
     let me = auth.me.recipient.clone();
-    if let Some(count) = unread(&handlers, &me).await {
-        if !send(&mut session, &frames::count(count)).await {
+    if let Some(count) = Box::pin(unread(&handlers, &me)).await {
+        if wire.text(&[frames::count(count)]).await.is_err() {
             return;
         }
     }
-    let mut ping = tokio::time::interval(ping_every);
-    ping.tick().await;
-    let expired = tokio::time::sleep_until(auth.expiry());
-    tokio::pin!(expired);
+    let expires = auth.expiry();
+    let mut next_ping = tokio::time::Instant::now() + ping_every;
+    let timer = tokio::time::sleep_until(next_ping.min(expires));
+    tokio::pin!(timer);
     let mut last_heard = Instant::now();
     let reason = loop {
         tokio::select! {
-            () = &mut expired => break Some(unauthorized("token expired")),
-            message = stream.recv() => {
-                last_heard = Instant::now();
-                match message {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(error) = client_message(&handlers, limits.as_deref(), &me, &text).await {
-                            if !send(&mut session, &Bytes::from(error)).await { break None; }
+            () = &mut timer => {
+                let now = tokio::time::Instant::now();
+                if now >= expires {
+                    break Some(unauthorized("token expired"));
+                }
+                if now >= next_ping {
+                    if last_heard.elapsed() > ping_every * 2 {
+                        tracing::debug!(recipient_id = %me, "live: dropping a silent WebSocket peer");
+                        break None;
+                    }
+                    if wire.control(OpCode::Ping, b"clairon").await.is_err() { return; }
+                    next_ping = now + ping_every;
+                }
+                timer.as_mut().reset(next_ping.min(expires));
+            }
+            readable = wire.readable() => {
+                if readable.is_err() { return; }
+                let incoming = match wire.read() {
+                    Ok(Some(incoming)) => incoming,
+                    Ok(None) | Err(None) => return,
+                    Err(Some(code)) => break Some(code.into()),
+                };
+                if !incoming.is_empty() {
+                    last_heard = Instant::now();
+                }
+                let mut closing = None;
+                for message in incoming {
+                    let sent = match message {
+                        Incoming::Text(text) => {
+                            let text = String::from_utf8_lossy(&text);
+                            match Box::pin(client_message(&handlers, limits.as_deref(), &me, &text)).await {
+                                Some(error) => wire.text(&[Bytes::from(error)]).await,
+                                None => Ok(()),
+                            }
                         }
-                    }
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() { break None; }
-                    }
-                    Some(Ok(Message::Close(reason))) => break reason,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break None,
+                        Incoming::Ping(bytes) => wire.control(OpCode::Pong, &bytes).await,
+                        Incoming::Close(reason) => {
+                            closing = Some(reason);
+                            break;
+                        }
+                        Incoming::Other => Ok(()),
+                    };
+                    if sent.is_err() { return; }
+                }
+                if let Some(reason) = closing {
+                    // Echo the client's close (RFC 6455 § 5.5.1).
+                    break reason;
                 }
             }
             event = subscription.recv() => {
                 let sent = match event {
                     Ok(event) => match &*event {
                         LiveEvent::Created { frames, .. } | LiveEvent::Read { frames } => {
-                            send_all(&mut session, &frames.ws).await
+                            wire.text(&frames.ws).await
                         }
                         LiveEvent::Revoked => break Some(unauthorized("token revoked")),
-                        LiveEvent::Resync => {
-                            if !auth.still_valid().await {
-                                break Some(unauthorized("token revoked"));
-                            }
-                            let count = unread(&handlers, &me).await.unwrap_or(0);
-                            send_all(&mut session, &[frames::resync(), frames::count(count)]).await
-                        }
+                        LiveEvent::Resync => match Box::pin(resync_frames(&auth, &handlers)).await {
+                            Ok(frames) => wire.text(&frames).await,
+                            Err(()) => break Some(unauthorized("token revoked")),
+                        },
                     },
                     // Too slow: events were lost (a revocation among them, maybe); the count is
                     // still right, and the client refetches the list on `resync`.
-                    Err(RecvError::Lagged) => {
-                        if !auth.still_valid().await {
-                            break Some(unauthorized("token revoked"));
-                        }
-                        let count = unread(&handlers, &me).await.unwrap_or(0);
-                        send_all(&mut session, &[frames::resync(), frames::count(count)]).await
-                    }
+                    Err(RecvError::Lagged) => match Box::pin(resync_frames(&auth, &handlers)).await {
+                        Ok(frames) => wire.text(&frames).await,
+                        Err(()) => break Some(unauthorized("token revoked")),
+                    },
                     Err(RecvError::Closed) => break None,
                 };
-                if !sent { return; }
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 2 {
-                    tracing::debug!(recipient_id = %me, "live: dropping a silent WebSocket peer");
-                    break None;
-                }
-                if session.ping(b"clairon").await.is_err() { break None; }
+                if sent.is_err() { return; }
             }
         }
     };
-    let _ = session.close(reason).await;
+    drop(subscription);
+    wire.close(reason).await;
 }
 
 /// Acts on one client frame; returns an error frame to send back, if any. Each frame takes a
