@@ -766,18 +766,8 @@ impl DeliveryDispatcher {
                     outcome = AttemptOutcome::Permanent.as_str(),
                     "delivery failed"
                 );
-                if delivery.channel == Channel::Telegram && telegram_chat_gone(&cause) {
-                    self.remember_telegram_gone(claimed, &cause).await;
-                }
-                if delivery.channel == Channel::Webhook && cause.starts_with(WEBHOOK_GONE) {
-                    self.remember_webhook_gone(claimed, &cause).await;
-                }
-                if delivery.channel == Channel::WebPush && cause.starts_with(PUSH_SUBSCRIPTION_GONE)
-                {
-                    self.forget_push_subscription(claimed).await;
-                }
-                if delivery.channel == Channel::Slack && cause.starts_with(SLACK_GONE) {
-                    self.remember_slack_gone(claimed, &cause).await;
+                if let Some(gone) = GoneAddress::of(delivery.channel, &cause) {
+                    self.forget_gone_address(claimed, gone, &cause).await;
                 }
                 let attempt = record(AttemptOutcome::Permanent, Some(cause.clone()), None);
                 update(claimed, delivery.fail_permanent(cause), attempt)
@@ -785,70 +775,62 @@ impl DeliveryDispatcher {
         }
     }
 
-    /// Marks the recipient's chat as unreachable so later notifications skip Telegram. A
-    /// failure here is logged, not fatal: the delivery's own outcome is recorded regardless.
-    async fn remember_telegram_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
-        let Some(chat_id) = &claimed.recipient.telegram_chat_id else {
-            return;
+    /// Forgets an address its provider refused for good, so later notifications skip it: the
+    /// recipient's Telegram chat, webhook URL or Slack webhook is marked unreachable until the
+    /// address changes, a push subscription is deleted (RFC 8030 §7.3). A failure here is
+    /// logged, not fatal: the delivery's own outcome is recorded regardless.
+    async fn forget_gone_address(&self, claimed: &ClaimedDelivery, gone: GoneAddress, cause: &str) {
+        let recipient = &claimed.recipient;
+        let forgotten = match gone {
+            GoneAddress::TelegramChat => match &recipient.telegram_chat_id {
+                Some(chat) => {
+                    self.recipients
+                        .mark_telegram_unreachable(&recipient.id, chat, cause)
+                        .await
+                }
+                None => return,
+            },
+            GoneAddress::Webhook => match &recipient.webhook_url {
+                Some(url) => {
+                    self.recipients
+                        .mark_webhook_disabled(&recipient.id, url, cause)
+                        .await
+                }
+                None => return,
+            },
+            GoneAddress::Slack => match &recipient.slack_webhook_url {
+                Some(url) => {
+                    self.recipients
+                        .mark_slack_unreachable(&recipient.id, url, cause)
+                        .await
+                }
+                None => return,
+            },
+            GoneAddress::PushSubscription => {
+                let (Some((_, subscriptions)), Some(endpoint)) =
+                    (&self.push, claimed.delivery.address.as_deref())
+                else {
+                    return;
+                };
+                subscriptions
+                    .forget(&recipient.id, endpoint)
+                    .await
+                    .map(drop)
+            }
         };
-        match self
-            .recipients
-            .mark_telegram_unreachable(&claimed.recipient.id, chat_id, cause)
-            .await
-        {
+        match forgotten {
             Ok(()) => tracing::warn!(
-                recipient_id = %claimed.recipient.id,
-                "Telegram refused the chat for good; skipping Telegram for this recipient until the chat id changes"
+                recipient_id = %recipient.id,
+                channel = %claimed.delivery.channel,
+                address = gone.as_str(),
+                "the provider refused the address for good; later notifications skip it until it changes"
             ),
             Err(e) => tracing::error!(
-                recipient_id = %claimed.recipient.id,
+                recipient_id = %recipient.id,
+                channel = %claimed.delivery.channel,
+                address = gone.as_str(),
                 error = %e,
-                "could not remember that Telegram refused the chat"
-            ),
-        }
-    }
-
-    /// Disables the recipient's webhook URL after a `410 Gone`, so later notifications skip
-    /// it until the URL changes. A failure here is logged, not fatal.
-    async fn remember_webhook_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
-        let Some(url) = &claimed.recipient.webhook_url else {
-            return;
-        };
-        match self
-            .recipients
-            .mark_webhook_disabled(&claimed.recipient.id, url, cause)
-            .await
-        {
-            Ok(()) => tracing::warn!(
-                recipient_id = %claimed.recipient.id,
-                host = %url.host(),
-                "webhook endpoint answered 410 Gone; disabled for this recipient until the URL changes"
-            ),
-            Err(e) => tracing::error!(
-                recipient_id = %claimed.recipient.id,
-                error = %e,
-                "could not remember that the webhook endpoint is gone"
-            ),
-        }
-    }
-
-    /// Deletes the push subscription a `404`/`410` said is gone (RFC 8030 §7.3), so that later
-    /// notifications do not plan deliveries to it. A failure here is logged, not fatal.
-    async fn forget_push_subscription(&self, claimed: &ClaimedDelivery) {
-        let (Some((_, subscriptions)), Some(endpoint)) =
-            (&self.push, claimed.delivery.address.as_deref())
-        else {
-            return;
-        };
-        match subscriptions.forget(&claimed.recipient.id, endpoint).await {
-            Ok(_) => tracing::warn!(
-                recipient_id = %claimed.recipient.id,
-                "the push service says the subscription is gone; deleted"
-            ),
-            Err(e) => tracing::error!(
-                recipient_id = %claimed.recipient.id,
-                error = %e,
-                "could not delete the push subscription the push service said is gone"
+                "could not remember that the provider refused the address for good"
             ),
         }
     }
@@ -881,31 +863,6 @@ impl DeliveryDispatcher {
             priority: notification.priority,
         };
         Attempt::Tried(sender.send(&message).await)
-    }
-
-    /// Marks the recipient's Slack webhook unreachable after Slack refused it for good, so
-    /// later notifications skip Slack until the URL changes. A failure here is logged, not
-    /// fatal.
-    async fn remember_slack_gone(&self, claimed: &ClaimedDelivery, cause: &str) {
-        let Some(url) = &claimed.recipient.slack_webhook_url else {
-            return;
-        };
-        match self
-            .recipients
-            .mark_slack_unreachable(&claimed.recipient.id, url, cause)
-            .await
-        {
-            Ok(()) => tracing::warn!(
-                recipient_id = %claimed.recipient.id,
-                host = %url.host(),
-                "Slack refused the webhook for good; skipping Slack for this recipient until the URL changes"
-            ),
-            Err(e) => tracing::error!(
-                recipient_id = %claimed.recipient.id,
-                error = %e,
-                "could not remember that Slack refused the webhook"
-            ),
-        }
     }
 
     /// The Slack try of `claimed`, written in `locale`.
@@ -1093,6 +1050,45 @@ fn update(
     }
 }
 
+/// An address a provider refused for good (as opposed to refusing one message), which the
+/// dispatcher forgets so later notifications skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoneAddress {
+    /// Telegram: the chat is gone or blocked the bot ([`telegram_chat_gone`]).
+    TelegramChat,
+    /// A signed webhook endpoint answered `410 Gone` ([`WEBHOOK_GONE`]).
+    Webhook,
+    /// The push service said the subscription is gone, `404`/`410` ([`PUSH_SUBSCRIPTION_GONE`]).
+    PushSubscription,
+    /// Slack refused the incoming webhook for good ([`SLACK_GONE`]).
+    Slack,
+}
+
+impl GoneAddress {
+    /// Which address a permanent refusal `cause` on `channel` names as gone, if any.
+    fn of(channel: Channel, cause: &str) -> Option<Self> {
+        match channel {
+            Channel::Telegram if telegram_chat_gone(cause) => Some(Self::TelegramChat),
+            Channel::Webhook if cause.starts_with(WEBHOOK_GONE) => Some(Self::Webhook),
+            Channel::WebPush if cause.starts_with(PUSH_SUBSCRIPTION_GONE) => {
+                Some(Self::PushSubscription)
+            }
+            Channel::Slack if cause.starts_with(SLACK_GONE) => Some(Self::Slack),
+            _ => None,
+        }
+    }
+
+    /// The address's name in logs.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::TelegramChat => "telegram_chat",
+            Self::Webhook => "webhook_url",
+            Self::PushSubscription => "push_subscription",
+            Self::Slack => "slack_webhook_url",
+        }
+    }
+}
+
 /// Whether a permanent Telegram refusal is about the chat itself (Bot API: 400 "Bad Request:
 /// chat not found", 403 "Forbidden: bot was blocked by the user" / "user is deactivated"),
 /// rather than about this one message: only then is the recipient's chat marked unreachable.
@@ -1185,6 +1181,44 @@ mod tests {
     use chrono::TimeZone as _;
     use clairon_domain::{ActionUrl, Delivery, DeliveryId, DeliveryStatus};
     use rstest::rstest;
+
+    #[rstest]
+    #[case::blocked_chat(
+        Channel::Telegram,
+        "Forbidden: bot was blocked by the user",
+        Some(GoneAddress::TelegramChat)
+    )]
+    #[case::unknown_chat(
+        Channel::Telegram,
+        "Bad Request: chat not found",
+        Some(GoneAddress::TelegramChat)
+    )]
+    #[case::bad_message(Channel::Telegram, "Bad Request: can't parse entities", None)]
+    #[case::webhook_410(
+        Channel::Webhook,
+        "410 Gone: the endpoint is gone",
+        Some(GoneAddress::Webhook)
+    )]
+    #[case::webhook_400(Channel::Webhook, "400 Bad Request", None)]
+    #[case::push_gone(
+        Channel::WebPush,
+        "push subscription gone (410)",
+        Some(GoneAddress::PushSubscription)
+    )]
+    #[case::slack_gone(
+        Channel::Slack,
+        "slack webhook gone: no_service",
+        Some(GoneAddress::Slack)
+    )]
+    #[case::slack_other(Channel::Slack, "400 invalid_payload", None)]
+    #[case::wrong_channel(Channel::Email, "slack webhook gone: no_service", None)]
+    fn a_permanent_refusal_names_the_address_to_forget_only_when_the_address_itself_is_gone(
+        #[case] channel: Channel,
+        #[case] cause: &str,
+        #[case] gone: Option<GoneAddress>,
+    ) {
+        assert_eq!(GoneAddress::of(channel, cause), gone);
+    }
 
     /// The fixed clock's now.
     fn now() -> DateTime<Utc> {

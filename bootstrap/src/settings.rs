@@ -188,6 +188,10 @@ pub struct Settings {
     /// Timeout of a whole Twilio API call, in ms (30 s by default; connecting gets at most
     /// 10 s of it).
     pub twilio_timeout_ms: u64,
+    /// Messages per second from each Twilio sender number, SMS and WhatsApp each
+    /// (`CLAIRON_TWILIO_RATE_PER_SEC`, 1 by default: a US long code's rate; a toll-free number
+    /// takes 3, a short code 100, a WhatsApp sender 80). At least 1.
+    pub twilio_rate_per_sec: u32,
     /// Whether signed webhooks may target loopback, private and link-local addresses
     /// (`CLAIRON_WEBHOOK_ALLOW_PRIVATE`, `false` by default: the SSRF guard refuses them at
     /// `PUT /recipients/{id}` for a literal address and at send time after resolution).
@@ -311,6 +315,7 @@ impl Default for Settings {
             sms_from: String::new(),
             whatsapp_from: String::new(),
             twilio_timeout_ms: 30_000,
+            twilio_rate_per_sec: 1,
             webhook_allow_private: false,
             webhook_timeout_ms: 15_000,
             vapid_private_key: String::new(),
@@ -958,10 +963,13 @@ mod tests {
             api_keys: "k1-secret,k2-secret".into(),
             telegram_bot_token: "123:bot-secret".into(),
             smtp_url: "smtp://u:pw-secret@host".into(),
+            events_webhook_secret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0".into(),
             ..Settings::default()
         };
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("secret"), "{shown}");
+        // The values, not the field names (`events_webhook_secret` is one).
+        assert!(!shown.contains("-secret"), "{shown}");
+        assert!(!shown.contains("whsec_"), "{shown}");
         assert!(shown.contains("<2 keys>"));
     }
 }

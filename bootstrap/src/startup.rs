@@ -9,11 +9,11 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 use anyhow::Context as _;
-use clairon_adapters::channels::TwilioSmsSender;
 use clairon_adapters::channels::{
     FallbackEmailSender, FrankensteinTelegramSender, LettreEmailSender, PacedTelegramSender,
 };
 use clairon_adapters::channels::{PacedSlackSender, ReqwestSlackSender};
+use clairon_adapters::channels::{PacedSmsSender, TwilioSmsSender};
 use clairon_adapters::channels::{ReqwestWebhookSender, WebhookTargets};
 use clairon_adapters::http::{
     self, AdminSessions, ApiKeys, BodyLimits, Handlers, HttpOptions, Live, Observability,
@@ -291,10 +291,14 @@ impl Components {
 
         let twilio = settings.twilio_account()?;
         let sms: Option<Arc<dyn SmsSender>> = match &twilio {
-            Some(account) => Some(Arc::new(
-                TwilioSmsSender::new(account.clone(), settings.twilio_timeout())
-                    .context("the Twilio HTTP client")?,
-            )),
+            Some(account) => Some(Arc::new(PacedSmsSender::new(
+                Arc::new(
+                    TwilioSmsSender::new(account.clone(), settings.twilio_timeout())
+                        .context("the Twilio HTTP client")?,
+                ),
+                std::num::NonZeroU32::new(settings.twilio_rate_per_sec)
+                    .context("CLAIRON_TWILIO_RATE_PER_SEC must be at least 1")?,
+            ))),
             None => None,
         };
         let webhook_sender: Arc<dyn WebhookSender> = Arc::new(

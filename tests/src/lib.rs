@@ -309,6 +309,7 @@ async fn spawn_app_on_clock(
         // The pacing has its own tests; here it would only make the dataset test slow.
         telegram_rate_per_sec: 10_000,
         telegram_chat_rate_per_sec: 10_000,
+        twilio_rate_per_sec: 10_000,
         retry_cap_secs: 1,
         retry_max_attempts: options.retry_max_attempts,
         token_secret: TOKEN_SECRET.into(),

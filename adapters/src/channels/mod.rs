@@ -22,6 +22,6 @@ pub use host_events::ReqwestHostEventSender;
 pub use pacing::{DestinationPacer, PacedTelegramSender};
 pub use slack::{PacedSlackSender, ReqwestSlackSender};
 pub use telegram::FrankensteinTelegramSender;
-pub use twilio::{TwilioAccount, TwilioSmsSender};
+pub use twilio::{PacedSmsSender, TwilioAccount, TwilioSmsSender};
 pub use web_push::{PushPayload, PushTarget, VapidKeys, WebPushSender};
 pub use webhook::{ReqwestWebhookSender, WebhookTargets};

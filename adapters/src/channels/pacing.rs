@@ -340,7 +340,11 @@ mod tests {
         );
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        assert_eq!(pacer.reserve("1", "a", t0), Ok(()), "the first period is free");
+        assert_eq!(
+            pacer.reserve("1", "a", t0),
+            Ok(()),
+            "the first period is free"
+        );
         assert_eq!(
             pacer.reserve("2", "b", t0),
             Err(ms(100)),

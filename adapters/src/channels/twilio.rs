@@ -20,14 +20,25 @@
 //! Error bodies are Twilio's `{"code": …, "message": …, "more_info": …, "status": …}`
 //! (<https://www.twilio.com/docs/usage/twilios-response>). The auth token never reaches a log
 //! line, an error string or a `Debug` output; neither do the number and the text.
+//!
+//! [`PacedSmsSender`] keeps the account's pace: Twilio sends from one number at a set rate
+//! ("Messaging Services and rate limits": a US long code takes 1 message segment a second, a
+//! toll-free number 3, a short code 100; WhatsApp senders 80) and queues the rest for hours,
+//! so Clairon paces each sender (the SMS number, the WhatsApp number) at
+//! `CLAIRON_TWILIO_RATE_PER_SEC` on the [`DestinationPacer`] and puts a message back
+//! ([`SendOutcome::Paced`]) instead of waiting or letting Twilio's queue grow.
 
 use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use clairon_application::ports::{SendOutcome, SmsMessage, SmsSender};
 use clairon_domain::PhoneNumber;
 use serde::Deserialize;
+
+use super::pacing::DestinationPacer;
 
 /// Twilio's production API, the default base URL.
 pub const DEFAULT_API_URL: &str = "https://api.twilio.com";
@@ -277,6 +288,36 @@ fn without_url(error: &reqwest::Error) -> String {
     }
 }
 
+/// An [`SmsSender`] that keeps each Twilio sender's pace ([`DestinationPacer`]): one lane for
+/// the SMS number and one for the WhatsApp number, each at `per_sender` messages a second; a
+/// message whose lane has no free slot comes back [`SendOutcome::Paced`], unsent.
+pub struct PacedSmsSender {
+    inner: Arc<dyn SmsSender>,
+    pacer: DestinationPacer,
+}
+
+impl PacedSmsSender {
+    /// Paces `inner` to `per_sender` messages per second from each sender number.
+    pub fn new(inner: Arc<dyn SmsSender>, per_sender: NonZeroU32) -> Self {
+        Self {
+            inner,
+            pacer: DestinationPacer::new(per_sender, None),
+        }
+    }
+}
+
+#[async_trait]
+impl SmsSender for PacedSmsSender {
+    async fn send(&self, message: &SmsMessage) -> SendOutcome {
+        let sender = if message.whatsapp { "whatsapp" } else { "sms" };
+        let ticket = message.delivery_id.to_string();
+        match self.pacer.admit(sender, &ticket).await {
+            Ok(()) => self.inner.send(message).await,
+            Err(ready_in) => SendOutcome::Paced { ready_in },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +335,46 @@ mod tests {
         let shown = format!("{sender:?}");
         assert!(!shown.contains("tok-secret"), "{shown}");
         assert!(shown.contains("/2010-04-01/Accounts/AC0123/Messages.json"));
+    }
+
+    fn message(delivery: &str, whatsapp: bool) -> SmsMessage {
+        SmsMessage {
+            delivery_id: clairon_domain::DeliveryId::parse(delivery).unwrap(),
+            to: PhoneNumber::parse("+33612345678").unwrap(),
+            body: "Répétition".into(),
+            whatsapp,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_sms_within_the_senders_second_is_paced_unsent_while_whatsapp_goes_on() {
+        // The mock counts the provider calls: two, never the paced one.
+        let mut inner = clairon_application::ports::MockSmsSender::new();
+        inner
+            .expect_send()
+            .times(2)
+            .returning(|m| SendOutcome::Sent {
+                provider_message_id: m.delivery_id.to_string(),
+            });
+        let paced = PacedSmsSender::new(Arc::new(inner), NonZeroU32::MIN);
+
+        assert!(matches!(
+            paced.send(&message("d-1", false)).await,
+            SendOutcome::Sent { .. }
+        ));
+        let SendOutcome::Paced { ready_in } = paced.send(&message("d-2", false)).await else {
+            panic!("one SMS a second from the SMS number: the second is put back");
+        };
+        assert!(
+            ready_in > Duration::from_millis(500) && ready_in <= Duration::from_secs(1),
+            "{ready_in:?}"
+        );
+        assert!(
+            matches!(
+                paced.send(&message("d-3", true)).await,
+                SendOutcome::Sent { .. }
+            ),
+            "the WhatsApp number has its own pace"
+        );
     }
 }

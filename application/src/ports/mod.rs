@@ -135,14 +135,14 @@ pub use templates::MockTemplateRenderer;
 #[cfg(any(test, feature = "mocks"))]
 pub use token_generations::MockTokenGenerations;
 
+#[cfg(any(test, feature = "mocks"))]
+pub use coalescing::MockCoalescingRepository;
+pub use coalescing::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
 pub use host_events::{
     HostEvent, HostEventOutbox, HostEventOutcome, HostEventSender, HOST_EVENT_TYPES,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use host_events::{MockHostEventOutbox, MockHostEventSender};
-#[cfg(any(test, feature = "mocks"))]
-pub use coalescing::MockCoalescingRepository;
-pub use coalescing::{CoalesceChanges, CoalesceEntry, CoalesceOutcome, CoalescingRepository};
 
 /// Why a repository call failed. Adapters translate their driver's errors into these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! One planning event to a recipient reachable on every channel (issue 12's done-when): what
+//! One planning event to a recipient reachable on every channel (the eight) (issue 12's done-when): what
 //! each provider stand-in received, and the urgent notice's fallback chain — Telegram refuses
 //! the chat (`403`), so SMS is tried; Twilio refuses the number (`400`, error 21211), so email
 //! is tried and sent.
@@ -18,10 +18,11 @@ async fn app() -> TestApp {
     spawn_app_configured(
         Options {
             twilio: true,
+            slack: true,
             ..Options::default()
         },
         |s| {
-            s.channels = "in_app,email,telegram,webhook,sms,whatsapp,web_push".into();
+            s.channels = "in_app,email,telegram,slack,webhook,sms,whatsapp,web_push".into();
             s.webhook_allow_private = true;
             s.push_allowed_hosts = "127.0.0.1".into();
         },
@@ -39,6 +40,7 @@ async fn reachable_everywhere(app: &TestApp, hook: &WebhookStub, push: &PushStub
             &json!({ "name": "Zoé Tremblay", "email": "zoe@example.org", "locale": "fr",
                      "timezone": "America/Montreal", "telegram_chat_id": CHAT, "phone": PHONE,
                      "webhook_url": format!("{}/hooks/clairon", hook.base_url()),
+                     "slack_webhook_url": app.slack.as_ref().unwrap().webhook_url("zoe"),
                      "webhook_secret": SECRET }),
         )
         .await;
@@ -112,7 +114,7 @@ async fn one_planning_event_reaches_every_channel_and_its_chain_falls_from_teleg
         .unwrap()
         .to_owned();
     let email = app.wait_for_delivery(&id, "email", "sent", WAIT).await;
-    for channel in ["in_app", "webhook", "whatsapp", "web_push"] {
+    for channel in ["in_app", "slack", "webhook", "whatsapp", "web_push"] {
         app.wait_for_delivery(&id, channel, "sent", WAIT).await;
     }
     let details = app.wait_until_settled(&id, WAIT).await;
@@ -168,6 +170,21 @@ async fn one_planning_event_reaches_every_channel_and_its_chain_falls_from_teleg
             .is_some_and(|s| s.contains("Carmen")),
         "{:?}",
         emails[0].subject
+    );
+
+    let slack = app.slack.as_ref().unwrap().wait_for_accepted(1, WAIT).await;
+    assert_eq!(slack.len(), 1);
+    assert!(
+        slack[0].header().is_some_and(|h| h.contains("Carmen")),
+        "{:?}",
+        slack[0]
+    );
+    assert!(
+        slack[0]
+            .section()
+            .is_some_and(|s| s.contains("Théâtre Outremont")),
+        "{:?}",
+        slack[0]
     );
 
     let hooks = hook.wait_for_accepted(1, WAIT).await;
