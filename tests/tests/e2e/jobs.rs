@@ -237,6 +237,20 @@ async fn a_jobs_file_with_a_bad_job_is_refused_at_start_up_naming_the_file_the_j
 #[tokio::test]
 async fn an_external_run_goes_from_running_to_error_with_its_duration_and_cannot_end_twice() {
     let app = clairon_tests::spawn_app().await;
+    let admin = app
+        .put(
+            "/api/v1/recipients/admin-1",
+            &json!({"name": "Régie", "email": "regie@example.org", "locale": "fr"}),
+        )
+        .await;
+    assert_eq!(admin.status, 201, "{}", admin.json);
+    let topic = app
+        .put(
+            "/api/v1/topics/admins",
+            &json!({"name": "Admins", "recipient_ids": ["admin-1"]}),
+        )
+        .await;
+    assert_eq!(topic.status, 201, "{}", topic.json);
 
     let started = app
         .post(
@@ -269,6 +283,15 @@ async fn an_external_run_goes_from_running_to_error_with_its_duration_and_cannot
     assert_eq!(ended.json["duration_ms"], 600_000);
     assert_eq!(ended.json["stats"]["clients"], 12);
     assert_eq!(ended.json["error_details"], "ReadTimeout after 600 s");
+    // The error alerts the admins topic through the default rule, as an internal run's does.
+    let inbox = app
+        .get("/api/v1/recipients/admin-1/notifications?limit=10")
+        .await;
+    let items = inbox.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", inbox.json);
+    assert_eq!(items[0]["event_type"], "job.failed", "{}", inbox.json);
+    assert_eq!(items[0]["metadata"]["data"]["job"], "sync-gazelle");
+    assert_eq!(items[0]["metadata"]["data"]["run_id"], id, "{}", inbox.json);
 
     let again = app
         .call(
