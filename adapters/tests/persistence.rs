@@ -3553,6 +3553,74 @@ fn batched(n: Notification, window_end: DateTime<Utc>) -> NewNotification {
 #[case::sqlite(Engine::Sqlite)]
 #[case::postgres(Engine::Postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_settled_sent_writes_a_delivery_sent_host_event_for_each_delivery_it_lists(
+    #[case] engine: Engine,
+) {
+    use clairon_adapters::persistence::DieselDigestStore;
+    use clairon_application::ports::{DigestKey, DigestOutcome, DigestStore};
+
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1"]).await;
+    let end = at(3600);
+    t.notifications()
+        .insert_batch(&[
+            batched(notification(1, "artist-1", None, at(10)), end),
+            batched(notification(2, "artist-1", None, at(20)), end),
+        ])
+        .await
+        .unwrap();
+    let store = DieselDigestStore::new(t.db.clone()).with_host_events(true);
+    let key = DigestKey {
+        recipient_id: rid("artist-1"),
+        channel: Channel::Email,
+        window_end: end,
+    };
+    let digest = did(900, Channel::Email);
+    let (open, _) = store.open(&key, digest.clone(), at(3601)).await.unwrap();
+    let listed: Vec<DeliveryId> = open
+        .expect("two to send")
+        .items
+        .iter()
+        .map(|i| i.delivery_id.clone())
+        .collect();
+    assert!(
+        host_outbox(&t).all().await.unwrap().is_empty(),
+        "opening reports nothing"
+    );
+
+    store
+        .settle(
+            &digest,
+            &listed,
+            &DigestOutcome::Sent {
+                provider_message_id: "digest-1@clairon".into(),
+            },
+            at(3602),
+        )
+        .await
+        .unwrap();
+
+    let events = host_outbox(&t).all().await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let mut reported: Vec<String> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.event_type, "delivery.sent");
+            let body = payload(e);
+            assert_eq!(body["data"]["provider_message_id"], "digest-1@clairon");
+            body["data"]["delivery_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    reported.sort_unstable();
+    let mut expected: Vec<String> = listed.iter().map(|d| d.as_str().to_owned()).collect();
+    expected.sort_unstable();
+    assert_eq!(reported, expected);
+}
+
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_is_opened_once_per_window_leaves_read_notifications_out_and_settles_its_deliveries(
     #[case] engine: Engine,
 ) {

@@ -540,9 +540,10 @@ impl Components {
         // Digests (issue 13): the `digests` job sends through the same senders as the
         // dispatcher.
         let mut digest_job = clairon_application::digests::DigestJob::new(
-            Arc::new(clairon_adapters::persistence::DieselDigestStore::new(
-                database.clone(),
-            )),
+            Arc::new(
+                clairon_adapters::persistence::DieselDigestStore::new(database.clone())
+                    .with_host_events(host_events.is_some()),
+            ),
             recipients.clone(),
             templates.clone(),
             email.clone(),

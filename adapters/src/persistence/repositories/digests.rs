@@ -27,12 +27,24 @@ const FAILED: &str = "failed";
 #[derive(Debug, Clone)]
 pub struct DieselDigestStore {
     db: Database,
+    host_events: bool,
 }
 
 impl DieselDigestStore {
     /// A store on `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            host_events: false,
+        }
+    }
+
+    /// The same store, writing a `delivery.sent|failed` host event for each delivery a digest
+    /// settles, in the settling transaction, when `on` (`CLAIRON_EVENTS_WEBHOOK_URL` is set).
+    #[must_use]
+    pub fn with_host_events(mut self, on: bool) -> Self {
+        self.host_events = on;
+        self
     }
 }
 
@@ -211,8 +223,10 @@ fn settle_in(
     listed: &[DeliveryId],
     outcome: &DigestOutcome,
     now: DateTime<Utc>,
+    host_events: bool,
 ) -> Result<u64, DbError> {
     let at = db_time(now);
+    let mut settled: Vec<String> = Vec::new();
     match outcome {
         DigestOutcome::Sent {
             provider_message_id,
@@ -247,9 +261,16 @@ fn settle_in(
                 }
             };
             if let Ok(t) = transition {
-                moved += record(conn, delivery.id.as_str(), t, at)?;
+                let n = record(conn, delivery.id.as_str(), t, at)?;
+                if n > 0 {
+                    settled.push(delivery.id.as_str().to_owned());
+                }
+                moved += n;
             }
         }
+    }
+    if host_events {
+        super::host_events::record_deliveries(conn, &settled, at)?;
     }
     Ok(moved)
 }
@@ -315,9 +336,12 @@ impl DigestStore for DieselDigestStore {
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError> {
         let (id, listed, outcome) = (id.clone(), deliveries.to_vec(), outcome.clone());
+        let host_events = self.host_events;
         self.db
             .call(move |conn| {
-                write_transaction(conn, |conn| settle_in(conn, &id, &listed, &outcome, now))
+                write_transaction(conn, |conn| {
+                    settle_in(conn, &id, &listed, &outcome, now, host_events)
+                })
             })
             .await
     }
