@@ -53,8 +53,8 @@ enum Command {
         /// A dataset such as tests/data/planning-spring-2027.json.
         dataset: PathBuf,
     },
-    /// Run one job now (`lease_reaper`, `retention`, `idempotency_purge`, or one of
-    /// `CLAIRON_JOBS_FILE`) and the jobs chained after it, record
+    /// Run one job now (`lease_reaper`, `retention`, `idempotency_purge`, `digests`,
+    /// `dead_letter_alert`, or one of `CLAIRON_JOBS_FILE`) and the jobs chained after it, record
     /// the run (trigger `manual`) and print it.
     RunJob {
         /// The job's name.
