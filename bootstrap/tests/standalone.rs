@@ -237,6 +237,9 @@ async fn wait_for_emails(dir: &Path, count: usize, server: &Server) -> Vec<Strin
                     .filter_map(Result::ok)
                     .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
                     .filter_map(|e| fs::read_to_string(e.path()).ok())
+                    // A file still being written has no end of headers yet (its `To:` may be
+                    // missing): it counts once it has one.
+                    .filter(|email| email.contains("\r\n\r\n") || email.contains("\n\n"))
                     .collect()
             })
             .unwrap_or_default();
