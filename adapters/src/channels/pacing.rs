@@ -154,6 +154,21 @@ impl DestinationPacer {
         Ok(())
     }
 
+    /// Sends through `send` once [`Self::admit`] lets the message `ticket` to `destination`
+    /// go; else answers [`SendOutcome::Paced`] with the wait, `send` never polled (what every
+    /// paced sender does around its provider).
+    pub async fn send_paced(
+        &self,
+        destination: &str,
+        ticket: &str,
+        send: impl std::future::Future<Output = SendOutcome>,
+    ) -> SendOutcome {
+        match self.admit(destination, ticket).await {
+            Ok(()) => send.await,
+            Err(ready_in) => SendOutcome::Paced { ready_in },
+        }
+    }
+
     /// Records that a message to `destination` leaves now or after the returned wait: at
     /// least one interval after the one before it.
     fn leave(&self, destination: &str, now: Instant) -> Duration {
@@ -225,10 +240,9 @@ impl PacedTelegramSender {
 impl TelegramSender for PacedTelegramSender {
     async fn send(&self, message: &TelegramMessage) -> SendOutcome {
         let ticket = message.delivery_id.to_string();
-        match self.pacer.admit(message.chat_id.as_str(), &ticket).await {
-            Ok(()) => self.inner.send(message).await,
-            Err(ready_in) => SendOutcome::Paced { ready_in },
-        }
+        self.pacer
+            .send_paced(message.chat_id.as_str(), &ticket, self.inner.send(message))
+            .await
     }
 }
 

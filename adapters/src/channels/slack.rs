@@ -206,10 +206,9 @@ impl PacedSlackSender {
 impl SlackSender for PacedSlackSender {
     async fn send(&self, message: &SlackMessage) -> SendOutcome {
         let ticket = message.delivery_id.to_string();
-        match self.pacer.admit(message.url.expose(), &ticket).await {
-            Ok(()) => self.inner.send(message).await,
-            Err(ready_in) => SendOutcome::Paced { ready_in },
-        }
+        self.pacer
+            .send_paced(message.url.expose(), &ticket, self.inner.send(message))
+            .await
     }
 }
 

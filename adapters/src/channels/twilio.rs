@@ -311,10 +311,9 @@ impl SmsSender for PacedSmsSender {
     async fn send(&self, message: &SmsMessage) -> SendOutcome {
         let sender = if message.whatsapp { "whatsapp" } else { "sms" };
         let ticket = message.delivery_id.to_string();
-        match self.pacer.admit(sender, &ticket).await {
-            Ok(()) => self.inner.send(message).await,
-            Err(ready_in) => SendOutcome::Paced { ready_in },
-        }
+        self.pacer
+            .send_paced(sender, &ticket, self.inner.send(message))
+            .await
     }
 }
 
