@@ -1115,7 +1115,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Faults a test build can inject (feature `fault-injection`, never in a release build): a
 /// notification whose metadata holds `"clairon_fault": "panic"` makes its deliveries panic inside
 /// the per-delivery guard; `"panic_round"` makes the whole round that claimed it panic outside
-/// the guard, as a bug in the dispatcher itself would, for the binary's supervisor to catch.
+/// the guard, as a bug in the dispatcher itself would, for the binary's supervisor to catch;
+/// `"panic_round:<channel>"` (say `panic_round:telegram`) does so only for the notification's
+/// delivery on that channel, so the rest of its fallback chain can be watched.
 #[cfg(feature = "fault-injection")]
 pub mod fault {
     use crate::ports::ClaimedDelivery;
@@ -1124,12 +1126,20 @@ pub mod fault {
     pub const KEY: &str = "clairon_fault";
 
     fn asked(claimed: &ClaimedDelivery, fault: &str) -> bool {
-        claimed
+        let Some(asked) = claimed
             .notification
             .metadata
             .get(KEY)
             .and_then(serde_json::Value::as_str)
-            == Some(fault)
+        else {
+            return false;
+        };
+        match asked.split_once(':') {
+            Some((asked, channel)) => {
+                asked == fault && channel == claimed.delivery.channel.as_str()
+            }
+            None => asked == fault,
+        }
     }
 
     /// Panics when this delivery's notification asks for `panic`.

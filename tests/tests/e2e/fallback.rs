@@ -117,6 +117,52 @@ async fn an_unreachable_first_channel_is_skipped_and_the_next_one_is_tried_at_on
 }
 
 #[tokio::test]
+async fn a_delivery_parked_as_poison_hands_over_to_the_next_channel_of_its_chain() {
+    // Arrange: short leases, so the crashed rounds' Telegram delivery is retaken while the
+    // test waits; every round that claims it panics (a bug in the dispatcher, as it were).
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.dispatch_lease_secs = 1;
+        s.workers = 1;
+    })
+    .await
+    .unwrap();
+    register(&app, "artist-1", Some("100000001")).await;
+
+    // Act
+    let answer = app
+        .post(
+            "/api/v1/notifications",
+            &json!({ "recipient_ids": ["artist-1"], "title": "Répétition annulée", "body": "Salle B",
+                     "priority": "high", "channels": ["in_app"], "fallback": ["telegram", "email"],
+                     "metadata": { "clairon_fault": "panic_round:telegram" } }),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    let id = answer.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let email = app.wait_for_delivery(&id, "email", "sent", WAIT).await;
+
+    // Assert: Telegram was parked dead as poison, and email stood in for it.
+    let details = app.wait_until_settled(&id, WAIT).await;
+    let telegram = delivery(&details, "telegram");
+    assert_eq!(telegram["status"], "dead", "{details}");
+    assert!(
+        telegram["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("poison"),
+        "{telegram}"
+    );
+    assert_eq!(email["fallback_of"], telegram["id"], "{email}");
+    assert!(
+        app.telegram.as_ref().unwrap().messages().is_empty(),
+        "the poisoned delivery never reached the Bot API"
+    );
+}
+
+#[tokio::test]
 async fn urgent_planning_notices_fall_back_by_default_and_others_go_everywhere_at_once() {
     // Arrange: the default CLAIRON_PLANNING_FALLBACK (telegram,sms,email; SMS is off here).
     let app = spawn_app_with(Options::default()).await.unwrap();

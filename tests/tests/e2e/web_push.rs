@@ -200,3 +200,57 @@ async fn the_public_key_is_served_and_bad_subscriptions_are_refused_naming_each_
     );
     stub.stop().await;
 }
+
+#[tokio::test]
+async fn a_fallback_chain_reaches_the_newest_browser_when_email_refuses_for_good() {
+    // Arrange: a subscribed recipient whose mail server refuses the address for good (550).
+    let Some(app) = spawn_app_configured(
+        Options {
+            telegram: false,
+            smtp_script: &[550],
+            ..Options::default()
+        },
+        |s| {
+            s.channels = "in_app,email,web_push".into();
+            s.push_allowed_hosts = "127.0.0.1".into();
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let stub = PushStub::start().await;
+    let token = subscriber(&app, "artist-1").await;
+    subscribe(&app, &token, &stub).await;
+
+    // Act: email first, then this browser.
+    let answer = app
+        .post(
+            "/api/v1/notifications",
+            &json!({"recipient_ids": ["artist-1"], "title": "Répétition annulée", "body": "Salle B",
+                    "priority": "high", "channels": ["in_app"], "fallback": ["email", "web_push"]}),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    let id = answer.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let push = app
+        .wait_for_delivery(&id, "web_push", "sent", Duration::from_secs(20))
+        .await;
+
+    // Assert: the push link stands in for the refused email, addressed to the subscription.
+    let details = app.get(&format!("/api/v1/notifications/{id}")).await.json;
+    let email = details["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == "email")
+        .unwrap_or_else(|| panic!("an email delivery: {details}"));
+    assert_eq!(email["status"], "failed", "{details}");
+    assert_eq!(push["fallback_of"], email["id"], "{push}");
+    let received = stub.received();
+    assert_eq!(received.len(), 1, "rejected: {:?}", stub.rejected());
+    assert_eq!(received[0].payload["id"], json!(id));
+}

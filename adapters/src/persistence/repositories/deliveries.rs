@@ -26,9 +26,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
     AttemptRecord, ClaimToken, ClaimedDelivery, DeliveryListQuery, DeliveryPage, DeliveryQueue,
-    DeliveryRepository, DeliveryUpdate, RepositoryError, Requeued, POISON_CRASHES,
+    DeliveryRepository, DeliveryUpdate, IdGenerator, RepositoryError, Requeued, POISON_CRASHES,
 };
-use clairon_domain::{ChannelSet, DeliveryId, DeliveryStatus};
+use clairon_domain::{Channel, ChannelSet, DeliveryId, DeliveryStatus, Priority};
 use diesel::prelude::*;
 
 use super::CHUNK;
@@ -36,9 +36,13 @@ use crate::persistence::connection::{
     on_inner, write_transaction, AnyConnection, Database, DbError,
 };
 use crate::persistence::rows::{
-    db_time, AttemptRow, DeliveryRow, NewAttemptRow, NotificationRow, OutcomeChanges, RecipientRow,
+    db_time, utc, AttemptRow, DeliveryRow, NewAttemptRow, NotificationRow, OutcomeChanges,
+    RecipientRow,
 };
-use crate::persistence::schema::{deliveries, delivery_attempts, notifications, recipients};
+use crate::persistence::schema::{
+    deliveries, delivery_attempts, notifications, push_subscriptions, recipients,
+};
+use crate::system::UuidV7Generator;
 
 /// The [`DeliveryQueue`] on the Diesel [`Database`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
@@ -124,12 +128,20 @@ pub(super) fn poison_reason(crashes: i32) -> String {
     )
 }
 
-/// Parks `ids` (with the crash count each reached) `dead` as poison pills.
-fn park_poisoned(
+/// Parks `poisoned` (each id with the crash count it reached) `dead` as poison pills, in the
+/// caller's transaction: the claim and the lease reaper both park this way. Each parked delivery
+/// hands its notification over to the next channel of its fallback chain, as any other `dead`
+/// outcome does ([`clairon_domain::Delivery::fallback_link`]), and the host application hears of
+/// it (`delivery.dead`) when `host_events` is on.
+pub(super) fn park_poisoned(
     conn: &mut AnyConnection,
     poisoned: &[(String, i32)],
     now: chrono::NaiveDateTime,
+    host_events: bool,
 ) -> Result<(), DbError> {
+    if poisoned.is_empty() {
+        return Ok(());
+    }
     for (id, crashes) in poisoned {
         tracing::error!(
             delivery_id = %id,
@@ -146,6 +158,70 @@ fn park_poisoned(
                 deliveries::updated_at.eq(now),
             ))
             .execute(conn)?;
+    }
+    let ids: Vec<String> = poisoned.iter().map(|(id, _)| id.clone()).collect();
+    let parked: Vec<DeliveryRow> = deliveries::table
+        .filter(deliveries::id.eq_any(&ids))
+        .filter(deliveries::fallback.is_not_null())
+        .select(DeliveryRow::as_select())
+        .load(conn)?;
+    let mut links = Vec::new();
+    for row in parked {
+        let priority = row.priority;
+        let delivery = match row.into_domain() {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                tracing::error!(error = ?e, "a poisoned delivery's chain cannot be read; it stops here");
+                continue;
+            }
+        };
+        let next = delivery.fallback_link(
+            DeliveryStatus::Dead,
+            UuidV7Generator.delivery_id(),
+            utc(now),
+        );
+        if let Some(next) = next {
+            tracing::info!(
+                delivery_id = %delivery.id,
+                next_channel = %next.channel,
+                "poisoned delivery parked; its fallback channel takes over"
+            );
+            let mut link = DeliveryRow::new(&next, Priority::Normal);
+            link.priority = priority;
+            links.push(link);
+        }
+    }
+    insert_links(conn, links)?;
+    if host_events {
+        // Parked `dead`: the host application hears of it as of any other dead delivery.
+        super::host_events::record_deliveries(conn, &ids, now)?;
+    }
+    Ok(())
+}
+
+/// Inserts the next links of fallback chains, in the caller's transaction. A `web_push` link
+/// (one delivery per subscription elsewhere) is addressed to the recipient's newest push
+/// subscription, the browser it most likely still uses; without one it stays unaddressed and is
+/// skipped as unreachable, which passes the chain on.
+fn insert_links(conn: &mut AnyConnection, mut links: Vec<DeliveryRow>) -> Result<(), DbError> {
+    for link in &mut links {
+        if link.channel != Channel::WebPush.as_str() || link.address.is_some() {
+            continue;
+        }
+        link.address = push_subscriptions::table
+            .filter(push_subscriptions::recipient_id.eq(&link.recipient_id))
+            .order((
+                push_subscriptions::created_at.desc(),
+                push_subscriptions::endpoint.desc(),
+            ))
+            .select(push_subscriptions::endpoint)
+            .first::<String>(conn)
+            .optional()?;
+    }
+    for chunk in links.chunks(CHUNK) {
+        on_inner!(conn, |c| diesel::insert_into(deliveries::table)
+            .values(chunk)
+            .execute(c))?;
     }
     Ok(())
 }
@@ -208,12 +284,7 @@ fn claim(
             clean.push(id);
         }
     }
-    park_poisoned(conn, &poisoned, now)?;
-    if host_events && !poisoned.is_empty() {
-        // Parked `dead`: the host application hears of it as of any other dead delivery.
-        let ids: Vec<String> = poisoned.iter().map(|(id, _)| id.clone()).collect();
-        super::host_events::record_deliveries(conn, &ids, now)?;
-    }
+    park_poisoned(conn, &poisoned, now, host_events)?;
     // A suspect is claimed alone: if it is what crashed its worker, this time it takes no
     // innocent delivery down with it (and they do not pile up crashes of its making).
     let (ids, crashes) = match suspect {
@@ -392,11 +463,7 @@ fn record(
     }
     // The next links of the fallback chains these outcomes gave up on: in this transaction, so
     // an outcome is never recorded without the channel that takes over.
-    for chunk in links.chunks(CHUNK) {
-        on_inner!(conn, |c| diesel::insert_into(deliveries::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    insert_links(conn, links)?;
     Ok(lost)
 }
 

@@ -363,30 +363,11 @@ impl Housekeeping for DieselHousekeeping {
                         .filter(deliveries::crashes.ge(last_crash))
                         .select((deliveries::id, deliveries::crashes))
                         .load(conn)?;
-                    for (id, crashes) in &poisoned {
-                        let crashes = crashes + 1;
-                        tracing::error!(
-                            delivery_id = %id,
-                            crashes,
-                            "poison pill: a delivery crashed its worker {crashes} times; parked dead"
-                        );
-                        diesel::update(deliveries::table.find(id))
-                            .set((
-                                deliveries::status.eq(DeliveryStatus::Dead.as_str()),
-                                deliveries::crashes.eq(crashes),
-                                deliveries::last_error.eq(Some(super::deliveries::poison_reason(
-                                    crashes,
-                                ))),
-                                deliveries::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
-                                deliveries::claim_token.eq(None::<String>),
-                                deliveries::updated_at.eq(now),
-                            ))
-                            .execute(conn)?;
-                    }
-                    if host_events && !poisoned.is_empty() {
-                        let ids: Vec<String> = poisoned.iter().map(|(id, _)| id.clone()).collect();
-                        super::host_events::record_deliveries(conn, &ids, now)?;
-                    }
+                    let poisoned: Vec<(String, i32)> = poisoned
+                        .into_iter()
+                        .map(|(id, crashes)| (id, crashes + 1))
+                        .collect();
+                    super::deliveries::park_poisoned(conn, &poisoned, now, host_events)?;
                     let never_tried = diesel::update(expired().filter(deliveries::attempts.le(0)))
                         .set((
                             deliveries::status.eq(DeliveryStatus::Pending.as_str()),
