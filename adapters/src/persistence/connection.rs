@@ -30,6 +30,13 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations
 /// How long a caller waits for a pooled connection before the call fails as unavailable.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A pooled connection that answered within this long is handed out again without a ping
+/// (`SELECT 1`): r2d2 checks each connection at checkout, and at a thousand requests per second
+/// the pings were a third of the statements sent to PostgreSQL (BENCHMARKS.md). One idle
+/// longer, or whose last use failed, is pinged first, so a connection the server dropped
+/// (a restart, an idle timeout) is still replaced before a request gets it.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
 /// Set on every SQLite connection. `busy_timeout` first, so switching to WAL waits for a
 /// concurrent writer instead of failing; WAL lets readers proceed while one writer writes;
 /// `synchronous = NORMAL` is durable across application crashes in WAL mode (a power loss may
@@ -357,26 +364,45 @@ struct AnyConnectionManager {
     target: Target,
 }
 
+/// A connection of the pool and when it last answered: `None` when it never has, or when its
+/// last use failed (then it is pinged before it is handed out again, see [`TRUSTED_FOR`]).
+struct PooledConnection {
+    conn: AnyConnection,
+    answered: Option<Instant>,
+}
+
 impl ManageConnection for AnyConnectionManager {
-    type Connection = AnyConnection;
+    type Connection = PooledConnection;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+    fn connect(&self) -> Result<PooledConnection, Self::Error> {
         match &self.target {
             Target::Sqlite(path) => {
                 SqliteConnection::establish(&path.to_string_lossy()).map(AnyConnection::Sqlite)
             }
             Target::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
         }
+        .map(|conn| PooledConnection {
+            conn,
+            answered: Some(Instant::now()),
+        })
         .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut PooledConnection) -> Result<(), Self::Error> {
+        if pooled.answered.is_some_and(|at| at.elapsed() < TRUSTED_FOR) {
+            return Ok(());
+        }
+        pooled
+            .conn
+            .ping()
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        pooled.answered = Some(Instant::now());
+        Ok(())
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    fn has_broken(&self, pooled: &mut PooledConnection) -> bool {
+        std::thread::panicking() || pooled.conn.is_broken()
     }
 }
 
@@ -384,9 +410,9 @@ impl ManageConnection for AnyConnectionManager {
 #[derive(Debug, Clone, Copy)]
 struct SqlitePragmas;
 
-impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
-        if let AnyConnection::Sqlite(sqlite) = conn {
+impl CustomizeConnection<PooledConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, pooled: &mut PooledConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(sqlite) = &mut pooled.conn {
             sqlite
                 .batch_execute(SQLITE_PRAGMAS)
                 .map_err(diesel::r2d2::Error::QueryError)?;
@@ -642,10 +668,13 @@ impl Database {
         let writes = self.writes.clone();
         tokio::task::spawn_blocking(move || {
             let _scope = WritesScope::enter(writes);
-            let mut conn = pool.get().map_err(|e| {
+            let mut pooled = pool.get().map_err(|e| {
                 DbError::Pool(scrubber.scrub(format_args!("no database connection available: {e}")))
             })?;
-            f(&mut conn)
+            let outcome = f(&mut pooled.conn);
+            // A failed call may have been the connection's fault: ping it before its next use.
+            pooled.answered = outcome.is_ok().then(Instant::now);
+            outcome
         })
         .await
         .map_err(|e| E::from(DbError::Pool(format!("the database task failed: {e}"))))?
