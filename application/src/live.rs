@@ -22,8 +22,8 @@ use clairon_domain::{AttemptOutcome, Channel, DeliveryStatus, Recipient, Recipie
 use crate::dispatch::DispatchSettings;
 use crate::ports::{
     AttemptRecord, ClaimToken, ClaimedDelivery, Clock, CreationLease, DeliveryQueue,
-    DeliveryUpdate, DispatchObserver, IdGenerator, NewNotification, NotificationRepository,
-    RealtimeEvent, RealtimePublisher, RepositoryError,
+    DeliveryUpdate, DispatchObserver, IdGenerator, LeasedWrite, NewNotification,
+    NotificationRepository, RealtimeEvent, RealtimePublisher, RepositoryError,
 };
 
 /// Most deliveries recorded by one [`PublishAtCommit::flush`] transaction.
@@ -92,14 +92,12 @@ impl PublishAtCommit {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes `batch` in one transaction — its due in-app deliveries taken under a lease —
-    /// then publishes those to the recipients' live connections (one grouped unread count, one
-    /// publication of the whole batch) and queues them to be recorded `sent` by
-    /// [`Self::flush`]. `directory` holds every recipient of `batch`. A batch with no due in-app
-    /// delivery is written as [`NotificationRepository::insert_batch`] does.
-    ///
-    /// When the unread counts cannot be read after the commit, nothing is published: the
-    /// deliveries stay leased, and a dispatcher takes them once the lease lapses.
+    /// Writes `batch` in one transaction — its due in-app deliveries taken under a lease, the
+    /// unread counts read in the same transaction — then publishes those deliveries to the
+    /// recipients' live connections (one publication of the whole batch, no query of its own)
+    /// and queues them to be recorded `sent` by [`Self::flush`]. `directory` holds every
+    /// recipient of `batch`. A batch with no due in-app delivery is written as
+    /// [`NotificationRepository::insert_batch`] does.
     ///
     /// # Errors
     /// As [`NotificationRepository::insert_batch`]; nothing is written then.
@@ -117,20 +115,7 @@ impl PublishAtCommit {
             claim: ClaimToken::new(format!("commit-{}", self.ids.delivery_id())),
             until: now + chrono::TimeDelta::from_std(self.lease).unwrap_or(chrono::TimeDelta::MAX),
         };
-        let seqs = self.notifications.insert_leased(batch, &lease).await?;
-        let mut recipients: Vec<RecipientId> = taken
-            .iter()
-            .map(|&(n, _)| batch[n].notification.recipient_id.clone())
-            .collect();
-        recipients.sort();
-        recipients.dedup();
-        let mut unread = match self.notifications.unread_counts(&recipients).await {
-            Ok(counts) => counts,
-            Err(e) => {
-                tracing::warn!(error = %e, "publish at commit: cannot count unread notifications; the dispatcher publishes these once their lease lapses");
-                return Ok(());
-            }
-        };
+        let LeasedWrite { seqs, unread } = self.notifications.insert_leased(batch, &lease).await?;
         // Each notification's event carries the count after it: a recipient with several in
         // the batch sees it go up one by one.
         let mut before: HashMap<RecipientId, u64> = HashMap::new();
@@ -156,7 +141,6 @@ impl PublishAtCommit {
                 unread: total.saturating_sub(left),
             });
         }
-        unread.clear();
         self.realtime.publish_all(events).await;
         #[cfg(feature = "fault-injection")]
         fault::after_publish(batch);
@@ -371,13 +355,16 @@ mod tests {
                     && batch[0].deliveries[0].status == DeliveryStatus::Sending
                     && batch[0].deliveries[1].status == DeliveryStatus::Pending
             })
-            .returning(|_, _| Ok(vec![Some(5), Some(1)]));
-        notifications.expect_unread_counts().returning(|_| {
-            Ok(HashMap::from([
-                (RecipientId::parse("artist-1").unwrap(), 5),
-                (RecipientId::parse("artist-2").unwrap(), 1),
-            ]))
-        });
+            .returning(|_, _| {
+                Ok(LeasedWrite {
+                    seqs: vec![Some(5), Some(1)],
+                    unread: HashMap::from([
+                        (RecipientId::parse("artist-1").unwrap(), 5),
+                        (RecipientId::parse("artist-2").unwrap(), 1),
+                    ]),
+                })
+            });
+        notifications.expect_unread_counts().never();
         let mut realtime = MockRealtimePublisher::new();
         realtime
             .expect_publish_all()
@@ -463,14 +450,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_unread_counts_nothing_is_published_nor_recorded_and_the_lease_decides() {
+    async fn a_failed_write_publishes_nothing_and_records_nothing() {
         let mut notifications = MockNotificationRepository::new();
         notifications
             .expect_insert_leased()
-            .returning(|_, _| Ok(vec![Some(1)]));
-        notifications
-            .expect_unread_counts()
-            .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+            .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
         let mut realtime = MockRealtimePublisher::new();
         realtime.expect_publish_all().never();
         let mut queue = MockDeliveryQueue::new();
@@ -484,21 +468,22 @@ mod tests {
             settings(),
         );
         let mut batch = vec![new_notification("n-1", "artist-1", &[Channel::InApp])];
-        live.write(&mut batch, &directory(&["artist-1"]))
+        assert!(live
+            .write(&mut batch, &directory(&["artist-1"]))
             .await
-            .unwrap();
+            .is_err());
         assert_eq!(live.flush().await.unwrap(), 0);
     }
 
     #[tokio::test]
     async fn a_failed_record_is_kept_for_the_next_flush() {
         let mut notifications = MockNotificationRepository::new();
-        notifications
-            .expect_insert_leased()
-            .returning(|_, _| Ok(vec![Some(1)]));
-        notifications
-            .expect_unread_counts()
-            .returning(|_| Ok(HashMap::new()));
+        notifications.expect_insert_leased().returning(|_, _| {
+            Ok(LeasedWrite {
+                seqs: vec![Some(1)],
+                unread: HashMap::new(),
+            })
+        });
         let mut realtime = MockRealtimePublisher::new();
         realtime.expect_publish_all().return_const(());
         let mut queue = MockDeliveryQueue::new();

@@ -48,7 +48,7 @@ pub use inbox_feed::{InboxFeed, SequencedNotification};
 pub use jobs::{HttpJobClient, HttpJobOutcome, HttpJobRequest, JobAlerts, JobFailed};
 pub use links::UnsubscribeLinks;
 pub use notification_repository::{
-    CreationLease, ListQuery, NewNotification, NewReminder, NotificationDetails,
+    CreationLease, LeasedWrite, ListQuery, NewNotification, NewReminder, NotificationDetails,
     NotificationRepository, Page, ReadFilter, ReminderChanges,
 };
 pub use operations::{

@@ -23,6 +23,17 @@ pub struct NewNotification {
     pub deliver_at: Option<DateTime<Utc>>,
 }
 
+/// What [`NotificationRepository::insert_leased`] wrote, as publishing at commit needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeasedWrite {
+    /// Each notification's place in its recipient's inbox sequence, in batch order (`None` for
+    /// one scheduled for later, numbered when it falls due).
+    pub seqs: Vec<Option<u64>>,
+    /// The unread counts, after the write and in its transaction, of the recipients of the
+    /// batch's `sending` in-app deliveries; a recipient with none unread is absent (count 0).
+    pub unread: HashMap<RecipientId, u64>,
+}
+
 /// The claim under which the writer of notifications takes their in-app deliveries in the
 /// inserting transaction, to publish them right after the commit (publish at commit, see
 /// `crate::live::PublishAtCommit`): a dispatcher leaves them alone until `until`, and retakes
@@ -120,9 +131,10 @@ pub trait NotificationRepository: Send + Sync {
     async fn insert_batch(&self, batch: &[NewNotification]) -> Result<(), RepositoryError>;
 
     /// As [`NotificationRepository::insert_batch`], the deliveries of `batch` that are
-    /// `sending` (taken by the writer, `Delivery::claim`) written under `lease`; returns each
-    /// notification's place in its recipient's inbox sequence, in `batch` order (`None` for one
-    /// scheduled for later, numbered when it falls due).
+    /// `sending` (taken by the writer, `Delivery::claim`) written under `lease`; returns what
+    /// publishing them needs ([`LeasedWrite`]): each notification's place in its recipient's
+    /// inbox sequence and the unread counts of the recipients of the `sending` in-app
+    /// deliveries, both read in the writing transaction.
     ///
     /// # Errors
     /// As [`NotificationRepository::insert_batch`]; nothing is written then.
@@ -130,7 +142,7 @@ pub trait NotificationRepository: Send + Sync {
         &self,
         batch: &[NewNotification],
         lease: &CreationLease,
-    ) -> Result<Vec<Option<u64>>, RepositoryError>;
+    ) -> Result<LeasedWrite, RepositoryError>;
 
     /// As [`NotificationRepository::insert_batch`], and applies `reminders` in the SAME
     /// transaction. A reminder is *pending* while one of its deliveries is `pending`; cancelling

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clairon_application::ports::{
-    CreationLease, ListQuery, NewNotification, NotificationDetails, NotificationRepository, Page,
-    ReadFilter, ReminderChanges, RepositoryError,
+    CreationLease, LeasedWrite, ListQuery, NewNotification, NotificationDetails,
+    NotificationRepository, Page, ReadFilter, ReminderChanges, RepositoryError,
 };
 use clairon_domain::{Notification, NotificationId, RecipientId, SourceEventId};
 use diesel::prelude::*;
@@ -107,6 +107,30 @@ macro_rules! visible_at {
     };
 }
 
+/// The unread notifications of each of `recipient_ids` visible at `now` (one grouped query per
+/// [`CHUNK`] recipients), by recipient id; a recipient with none is absent. Runs on the caller's
+/// connection, so the write path counts inside its own transaction.
+pub(crate) fn count_unread(
+    conn: &mut AnyConnection,
+    recipient_ids: &[&str],
+    now: chrono::NaiveDateTime,
+) -> Result<HashMap<String, u64>, DbError> {
+    let mut counts = HashMap::with_capacity(recipient_ids.len());
+    for chunk in recipient_ids.chunks(CHUNK) {
+        let rows: Vec<(String, i64)> = notifications::table
+            .filter(notifications::recipient_id.eq_any(chunk))
+            .filter(visible_at!(now))
+            .filter(notifications::read_at.is_null())
+            .group_by(notifications::recipient_id)
+            .select((notifications::recipient_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        for (recipient, count) in rows {
+            counts.insert(recipient, u64::try_from(count).unwrap_or(0));
+        }
+    }
+    Ok(counts)
+}
+
 fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<NotificationRow>, DbError> {
     Ok(notifications::table
         .find(id)
@@ -145,7 +169,7 @@ impl NotificationRepository for DieselNotificationRepository {
         &self,
         batch: &[NewNotification],
         lease: &CreationLease,
-    ) -> Result<Vec<Option<u64>>, RepositoryError> {
+    ) -> Result<LeasedWrite, RepositoryError> {
         self.writes.insert_leased(batch, Some(lease)).await
     }
 
@@ -278,27 +302,25 @@ impl NotificationRepository for DieselNotificationRepository {
             .map(|r| r.as_str().to_owned())
             .collect();
         let now = db_time(self.db.now());
-        self.db
+        let counts = self
+            .db
             .call(move |conn| {
-                let mut counts = HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let rows: Vec<(String, i64)> = notifications::table
-                        .filter(notifications::recipient_id.eq_any(chunk))
-                        .filter(visible_at!(now))
-                        .filter(notifications::read_at.is_null())
-                        .group_by(notifications::recipient_id)
-                        .select((notifications::recipient_id, diesel::dsl::count_star()))
-                        .load(conn)?;
-                    for (recipient, count) in rows {
-                        let recipient = RecipientId::parse(&recipient).map_err(|e| {
-                            DbError::Corrupt(format!("notifications: recipient {recipient:?}: {e}"))
-                        })?;
-                        counts.insert(recipient, u64::try_from(count).unwrap_or(0));
-                    }
-                }
-                Ok(counts)
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                count_unread(conn, &ids, now)
             })
-            .await
+            .await?;
+        counts
+            .into_iter()
+            .map(|(recipient, count)| {
+                RecipientId::parse(&recipient)
+                    .map(|id| (id, count))
+                    .map_err(|e| {
+                        RepositoryError::Corrupt(format!(
+                            "notifications: recipient {recipient:?}: {e}"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     async fn mark_read(

@@ -114,7 +114,7 @@ impl NotificationWriter {
                             reminders::write(conn, &event_rows, settlement.as_ref(), &change)?
                         }
                         None => {
-                            write_rows(conn, &event_rows, settlement.as_ref())?;
+                            write_rows(conn, &event_rows, settlement.as_ref(), now)?;
                             Vec::new()
                         }
                     };

@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use clairon_application::ports::RepositoryError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::{write_rows, Rows, Seqs};
+use super::{write_rows, Rows, Written};
 use crate::idempotency::Settlement;
 use crate::persistence::connection::{write_transaction, Database};
+use crate::persistence::rows::db_time;
 
 /// Most notifications written by one grouped transaction; a larger request is written alone.
 pub(crate) const GROUP_ROWS: usize = 2_000;
@@ -34,7 +35,7 @@ pub(crate) const GROUP_ROWS: usize = 2_000;
 struct Write {
     rows: Rows,
     settlement: Option<Settlement>,
-    done: oneshot::Sender<Result<Arc<Seqs>, RepositoryError>>,
+    done: oneshot::Sender<Result<Arc<Written>, RepositoryError>>,
 }
 
 /// The shared queue of writes and the writer slots.
@@ -74,7 +75,7 @@ impl GroupCommit {
         self: &Arc<Self>,
         rows: Rows,
         settlement: Option<Settlement>,
-    ) -> Result<Arc<Seqs>, RepositoryError> {
+    ) -> Result<Arc<Written>, RepositoryError> {
         let (done, outcome) = oneshot::channel();
         self.lock().push_back(Write {
             rows,
@@ -151,6 +152,7 @@ impl GroupCommit {
             }
             let settlements: Vec<Settlement> =
                 group.iter().filter_map(|w| w.settlement.clone()).collect();
+            let now = db_time(self.db.now());
             let together = self
                 .db
                 .call(move |conn| {
@@ -158,14 +160,14 @@ impl GroupCommit {
                         for settlement in &settlements {
                             super::super::idempotency::settle(conn, settlement)?;
                         }
-                        write_rows(conn, &rows, None)
+                        write_rows(conn, &rows, None, now)
                     })
                 })
                 .await;
-            if let Ok(seqs) = together {
-                let seqs = Arc::new(seqs);
+            if let Ok(written) = together {
+                let written = Arc::new(written);
                 for write in group {
-                    let _ = write.done.send(Ok(Arc::clone(&seqs)));
+                    let _ = write.done.send(Ok(Arc::clone(&written)));
                 }
                 return;
             }
@@ -180,10 +182,13 @@ impl GroupCommit {
                 settlement,
                 done,
             } = write;
+            let now = db_time(self.db.now());
             let alone = self
                 .db
                 .call(move |conn| {
-                    write_transaction(conn, |conn| write_rows(conn, &rows, settlement.as_ref()))
+                    write_transaction(conn, |conn| {
+                        write_rows(conn, &rows, settlement.as_ref(), now)
+                    })
                 })
                 .await;
             let _ = done.send(alone.map(Arc::new));

@@ -21,10 +21,11 @@ mod reminders;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::NaiveDateTime;
 use clairon_application::ports::{
-    CreationLease, NewNotification, ReminderChanges, RepositoryError,
+    CreationLease, LeasedWrite, NewNotification, ReminderChanges, RepositoryError,
 };
-use clairon_domain::{DeliveryStatus, NotificationId};
+use clairon_domain::{Channel, DeliveryStatus, NotificationId};
 use diesel::prelude::*;
 
 use self::group_commit::GroupCommit;
@@ -69,7 +70,8 @@ impl NotificationWriter {
 
     /// `NotificationRepository::insert_leased` (`lease: Some`) and `insert_batch` (`None`): the
     /// batch through the group commit, its `sending` deliveries under `lease`; returns each
-    /// notification's inbox number, in `batch` order.
+    /// notification's inbox number, in `batch` order, and the unread counts of the recipients
+    /// of its `sending` in-app deliveries, read in the writing transaction.
     ///
     /// # Errors
     /// As [`Self::insert_batch`].
@@ -77,9 +79,9 @@ impl NotificationWriter {
         &self,
         batch: &[NewNotification],
         lease: Option<&CreationLease>,
-    ) -> Result<Vec<Option<u64>>, RepositoryError> {
+    ) -> Result<LeasedWrite, RepositoryError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(LeasedWrite::default());
         }
         let mut rows = rows_of(batch);
         if let Some(lease) = lease {
@@ -93,14 +95,24 @@ impl NotificationWriter {
         }
         let settlement = idempotency::settlement_for(batch);
         let answered = settlement.as_ref().is_some_and(|s| s.answer.is_some());
-        let seqs = self.group.insert(rows, settlement).await?;
+        let written = self.group.insert(rows, settlement).await?;
         if answered {
             idempotency::mark_answered();
         }
-        Ok(batch
-            .iter()
-            .map(|n| seqs.get(n.notification.id.as_str()).copied())
-            .collect())
+        let mut unread = HashMap::new();
+        for new in batch {
+            let recipient = &new.notification.recipient_id;
+            if let Some(&count) = written.unread.get(recipient.as_str()) {
+                unread.insert(recipient.clone(), count);
+            }
+        }
+        Ok(LeasedWrite {
+            seqs: batch
+                .iter()
+                .map(|n| written.seqs.get(n.notification.id.as_str()).copied())
+                .collect(),
+            unread,
+        })
     }
 
     /// `NotificationRepository::insert_with_reminders`: the batch and the reminder changes of
@@ -219,10 +231,24 @@ fn rows_of(batch: &[NewNotification]) -> Rows {
 /// The inbox numbers a write gave its notifications, by notification id (immediate ones only).
 pub(crate) type Seqs = HashMap<String, u64>;
 
+/// What one transaction of the write path wrote: the inbox numbers it gave, and the unread
+/// counts (after the write, by recipient id) of the recipients of its `sending` in-app
+/// deliveries — those published at commit — read in the same transaction, so publishing needs
+/// no query of its own. A recipient with nothing unread is absent.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub seqs: Seqs,
+    pub unread: HashMap<String, u64>,
+}
+
 /// Inserts notifications, their deliveries and mentions, numbering each notification in its
-/// recipient's sequence (the SSE event ids) within the caller's transaction; returns the
-/// numbers.
-fn insert_rows(conn: &mut AnyConnection, rows: &Rows) -> Result<Seqs, DbError> {
+/// recipient's sequence (the SSE event ids) within the caller's transaction, then counts the
+/// unread notifications of the recipients of its `sending` in-app deliveries as of `now`.
+fn insert_rows(
+    conn: &mut AnyConnection,
+    rows: &Rows,
+    now: NaiveDateTime,
+) -> Result<Written, DbError> {
     // Counters first, in recipient order, so concurrent writers lock alike; each row then
     // carries its number in the INSERT.
     let numbered = numbering::numbered(conn, &rows.notifications)?;
@@ -250,7 +276,18 @@ fn insert_rows(conn: &mut AnyConnection, rows: &Rows) -> Result<Seqs, DbError> {
             .values(chunk)
             .execute(c))?;
     }
-    Ok(seqs)
+    let mut published: Vec<&str> = rows
+        .deliveries
+        .iter()
+        .filter(|d| {
+            d.status == DeliveryStatus::Sending.as_str() && d.channel == Channel::InApp.as_str()
+        })
+        .map(|d| d.recipient_id.as_str())
+        .collect();
+    published.sort_unstable();
+    published.dedup();
+    let unread = super::notifications::count_unread(conn, &published, now)?;
+    Ok(Written { seqs, unread })
 }
 
 /// Writes `rows`, and `settlement` of the request's `Idempotency-Key` record first, in the
@@ -259,9 +296,10 @@ fn write_rows(
     conn: &mut AnyConnection,
     rows: &Rows,
     settlement: Option<&Settlement>,
-) -> Result<Seqs, DbError> {
+    now: NaiveDateTime,
+) -> Result<Written, DbError> {
     if let Some(settlement) = settlement {
         super::idempotency::settle(conn, settlement)?;
     }
-    insert_rows(conn, rows)
+    insert_rows(conn, rows, now)
 }

@@ -41,7 +41,7 @@ pub(super) fn write(
         now,
     } = change;
     serialize_planning(conn, prefix)?;
-    write_rows(conn, event_rows, settlement)?;
+    write_rows(conn, event_rows, settlement, *now)?;
     // LIKE narrows (a `%` or `_` in an id only widens it); `starts_with` decides.
     let live: Vec<(String, Option<String>)> = notifications::table
         .filter(notifications::cancellation_key.like(format!("{prefix}%")))
@@ -84,7 +84,7 @@ pub(super) fn write(
         if gone_out.contains(key.as_str()) {
             continue;
         }
-        insert_rows(conn, rows)?;
+        insert_rows(conn, rows, *now)?;
         written.extend(rows.notifications.iter().map(|r| r.id.clone()));
     }
     written
