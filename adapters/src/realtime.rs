@@ -19,6 +19,7 @@
 //! to every process: each one tells its [`RevocationListener`] (the token check's cache) to
 //! forget that recipient and closes their connections ([`LiveEvent::Revoked`]).
 
+pub mod batched;
 pub mod frames;
 pub mod nats;
 pub mod pg_notify;

@@ -31,6 +31,7 @@ use clairon_adapters::persistence::{
     DieselPreferenceRepository, DieselRecipientRepository, DieselRoutingRulesRepository,
     DieselTokenGenerations, DieselTopicRepository,
 };
+use clairon_adapters::realtime::batched::BatchedRelay;
 use clairon_adapters::realtime::nats::NatsRelay;
 use clairon_adapters::realtime::pg_notify::{start_listener, PgNotifyRelay};
 use clairon_adapters::realtime::InProcessHub;
@@ -398,7 +399,12 @@ impl Components {
             start_listener(settings.database_url.clone(), &hub)
                 .await
                 .map_err(|cause| anyhow::anyhow!("LISTEN for realtime events: {cause}"))?;
-            hub.set_relay(Arc::new(PgNotifyRelay::new(database.clone(), hub.origin())));
+            // Sent from a task of its own, what queues meanwhile in one NOTIFY statement: a
+            // request does not wait for the other processes.
+            hub.set_relay(Arc::new(BatchedRelay::new(Arc::new(PgNotifyRelay::new(
+                database.clone(),
+                hub.origin(),
+            )))));
         }
         let metrics = Arc::new(Metrics::new());
         let secret = token_secret(settings);
