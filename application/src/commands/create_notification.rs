@@ -600,14 +600,16 @@ impl CreateNotificationHandler {
             .collect();
         ids.sort();
         ids.dedup();
-        let directory: HashMap<RecipientId, Recipient> = self
-            .recipients
-            .get_many(&ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        self.execute_scheduled(&directory, command.drafts, command.deliver_at)
+        // The recipients and their choices are read at once (two queries in flight, not one
+        // after the other): a request's latency pays for one round trip, not two.
+        let (found, choices) = futures_util::future::try_join(
+            self.recipients.get_many(&ids),
+            self.load_choices(&command.drafts),
+        )
+        .await?;
+        let directory: HashMap<RecipientId, Recipient> =
+            found.into_iter().map(|r| (r.id.clone(), r)).collect();
+        self.write_chosen(&directory, &choices, command.drafts, command.deliver_at)
             .await
     }
 
@@ -639,7 +641,21 @@ impl CreateNotificationHandler {
     ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
         self.limits.check_drafts(&drafts)?;
         let choices = self.load_choices(&drafts).await?;
-        let (mut batch, mut created) = self.prepare(directory, &choices, drafts, deliver_at)?;
+        self.write_chosen(directory, &choices, drafts, deliver_at)
+            .await
+    }
+
+    /// Decides each draft's deliveries under `choices` (the recipients' preferences and
+    /// consents, [`Self::load_choices`]) and writes them; the rest of
+    /// [`CreateNotificationHandler::execute_scheduled`].
+    async fn write_chosen(
+        &self,
+        directory: &HashMap<RecipientId, Recipient>,
+        choices: &Choices,
+        drafts: Vec<NotificationDraft>,
+        deliver_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<CreatedNotification>, CreateNotificationError> {
+        let (mut batch, mut created) = self.prepare(directory, choices, drafts, deliver_at)?;
         if let Some((store, entries)) = self.coalesce_entries(&batch) {
             // In-app deliveries then go through the dispatcher, at once all the same.
             let changes = CoalesceChanges {
