@@ -89,6 +89,19 @@ where
         }
     }
 
+    /// At most `threads` blocking threads per worker (tokio's blocking pool of the worker's
+    /// runtime; at least 1). actix-server's default is 512 divided by the CPUs (256 each here),
+    /// and every request's database call is a blocking task waiting for one of the pool's
+    /// connections: a burst of 200 WebSocket handshakes (two database calls each) spawned about
+    /// 500 threads, ~1 KB of stacks and arenas per connection at 10,000 until they exit 10 s
+    /// later (BENCHMARKS.md, "Realtime at wire speed", fourth run). Threads beyond the database
+    /// pool's size can only wait on it; with the cap such calls wait in tokio's queue instead.
+    #[must_use]
+    pub fn worker_max_blocking_threads(mut self, threads: usize) -> Self {
+        self.builder = self.builder.worker_max_blocking_threads(threads.max(1));
+        self
+    }
+
     /// Leaves SIGINT/SIGTERM to the caller (who stops the server through its handle).
     #[must_use]
     pub fn disable_signals(mut self) -> Self {
