@@ -3,9 +3,10 @@
 //!
 //! `cargo run --release -p clairon-adapters --example hub_memory -- 10000`
 //!
-//! This is the hub's share only (the shard entry, the connection handle, its queue, the lag
-//! flag); the HTTP connection, the WebSocket codec and the connection's task come on top (see
-//! BENCHMARKS.md, "Where the bytes of a connection go").
+//! This is the hub's share only (the shard entry, the connection handle, its lazily allocated
+//! queue); the socket's registration, the connection's task (whose future's size is printed
+//! too), the token check's cache and the rate limit's bucket come on top (see BENCHMARKS.md,
+//! "Realtime at wire speed", fourth run, for the whole breakdown).
 
 use std::sync::Arc;
 
@@ -36,9 +37,11 @@ fn main() {
     let subscriptions: Vec<_> = recipients.iter().map(|r| hub.subscribe(r)).collect();
     let after = rss_bytes();
     println!(
-        "{n} connections: {} bytes of RSS each in the hub (Subscription itself: {} bytes)",
+        "{n} connections: {} bytes of RSS each in the hub (Subscription itself: {} bytes); \
+         a WebSocket session's future: {} bytes",
         (after.saturating_sub(before)) / n.max(1),
-        std::mem::size_of::<clairon_adapters::realtime::Subscription>()
+        std::mem::size_of::<clairon_adapters::realtime::Subscription>(),
+        clairon_adapters::http::me::stream::websocket_session_size()
     );
     drop(subscriptions);
 }

@@ -24,16 +24,16 @@ pub mod frames;
 pub mod nats;
 pub mod pg_notify;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Poll, Waker};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use clairon_application::ports::{InboxFeed, RealtimeEvent, RealtimePublisher};
 use clairon_domain::{NotificationId, RecipientId};
-use tokio::sync::mpsc;
 
 use self::frames::Framed;
 
@@ -92,11 +92,73 @@ pub trait Relay: Send + Sync {
     async fn send(&self, events: &[RealtimeEvent]) -> Result<(), String>;
 }
 
-/// One connection's end in the hub.
+/// One connection's bounded queue, shared by the hub (which pushes) and the connection's
+/// [`Subscription`] (which pops). Allocated lazily: an idle connection's queue is one small
+/// allocation (the `Arc`, a mutex, an unallocated `VecDeque`, the waker slot), where a tokio
+/// `mpsc` channel of 64 allocated its channel state and a first block of 32 slots at creation
+/// (~1.1 KB: BENCHMARKS.md, "Realtime at wire speed", fourth run).
+struct Queue {
+    state: Mutex<QueueState>,
+}
+
+struct QueueState {
+    /// Events waiting, oldest first; at most the hub's `queue`. Unallocated while empty, and
+    /// released again when drained beyond [`KEPT_QUEUE_CAPACITY`].
+    events: VecDeque<Arc<LiveEvent>>,
+    /// The task waiting in [`Subscription::recv`], if any.
+    waker: Option<Waker>,
+    /// Events were dropped since the last receive (the queue was full).
+    lagged: bool,
+    /// The hub is gone: nothing more will come.
+    closed: bool,
+}
+
+/// Slots a drained queue keeps (8 bytes each); a larger one is released.
+const KEPT_QUEUE_CAPACITY: usize = 4;
+
+impl Queue {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                events: VecDeque::new(),
+                waker: None,
+                lagged: false,
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // Plain values: a panic elsewhere cannot leave them half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes the receiver, outside the lock.
+    fn wake(waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// One connection's end in the hub. Dropped when the connection leaves or the hub goes; the
+/// latter closes the queue.
 struct Conn {
     id: u64,
-    tx: mpsc::Sender<Arc<LiveEvent>>,
-    lagged: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.queue.lock();
+            state.closed = true;
+            state.waker.take()
+        };
+        Queue::wake(waker);
+    }
 }
 
 type Shard = Mutex<HashMap<RecipientId, Vec<Conn>>>;
@@ -150,38 +212,62 @@ impl WeakHub {
 
 /// One connection's subscription to one recipient's events; dropping it leaves the hub.
 pub struct Subscription {
-    rx: mpsc::Receiver<Arc<LiveEvent>>,
-    lagged: Arc<AtomicBool>,
+    queue: Arc<Queue>,
     id: u64,
     recipient: RecipientId,
     hub: Weak<Inner>,
 }
 
 impl Subscription {
-    /// The next event, in publication order.
+    /// The next event, in publication order. Cancel-safe: an event is taken from the queue
+    /// only by the call that returns it.
     ///
     /// # Errors
     /// [`RecvError::Lagged`] once after the connection's queue overflowed (what was queued is
     /// dropped too: the caller catches up from the database anyway); [`RecvError::Closed`] when
     /// the hub is gone.
     pub async fn recv(&mut self) -> Result<Arc<LiveEvent>, RecvError> {
-        if self.take_lag() {
-            return Err(RecvError::Lagged);
-        }
-        match self.rx.recv().await {
-            Some(_) if self.take_lag() => Err(RecvError::Lagged),
-            Some(event) => Ok(event),
-            None => Err(RecvError::Closed),
-        }
+        std::future::poll_fn(|cx| {
+            let mut state = self.queue.lock();
+            match self.take(&mut state) {
+                Some(outcome) => Poll::Ready(outcome),
+                None => {
+                    if !state
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        state.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
     }
 
-    fn take_lag(&mut self) -> bool {
-        if self.lagged.swap(false, Ordering::AcqRel) {
-            while self.rx.try_recv().is_ok() {}
-            true
-        } else {
-            false
+    /// What a receive gives now, if anything.
+    fn take(&self, state: &mut QueueState) -> Option<Result<Arc<LiveEvent>, RecvError>> {
+        if state.lagged {
+            state.lagged = false;
+            state.events = VecDeque::new();
+            return Some(Err(RecvError::Lagged));
         }
+        if let Some(event) = state.events.pop_front() {
+            if state.events.is_empty() && state.events.capacity() > KEPT_QUEUE_CAPACITY {
+                // A burst is over: an idle connection keeps no large queue.
+                state.events = VecDeque::new();
+            }
+            return Some(Ok(event));
+        }
+        state.closed.then_some(Err(RecvError::Closed))
+    }
+
+    /// A receive that does not wait (tests).
+    #[cfg(test)]
+    fn try_recv(&self) -> Option<Result<Arc<LiveEvent>, RecvError>> {
+        let mut state = self.queue.lock();
+        self.take(&mut state)
     }
 }
 
@@ -237,21 +323,19 @@ impl InProcessHub {
 
     /// A new subscription to `recipient`'s events published from now on.
     pub fn subscribe(&self, recipient: &RecipientId) -> Subscription {
-        let (tx, rx) = mpsc::channel(self.inner.queue);
-        let lagged = Arc::new(AtomicBool::new(false));
+        let queue = Arc::new(Queue::new());
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner
             .shard(recipient)
             .entry(recipient.clone())
-            .or_default()
+            // Most recipients have one connection: room for one, not the four of a first push.
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(Conn {
                 id,
-                tx,
-                lagged: lagged.clone(),
+                queue: queue.clone(),
             });
         Subscription {
-            rx,
-            lagged,
+            queue,
             id,
             recipient: recipient.clone(),
             hub: Arc::downgrade(&self.inner),
@@ -270,7 +354,7 @@ impl InProcessHub {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for conn in shard.values().flatten() {
-                offer(conn, &event);
+                offer(conn, &event, self.inner.queue);
             }
         }
     }
@@ -316,7 +400,10 @@ impl InProcessHub {
             return 0;
         };
         let event = Arc::new(event);
-        conns.iter().filter(|c| offer(c, &event)).count()
+        conns
+            .iter()
+            .filter(|c| offer(c, &event, self.inner.queue))
+            .count()
     }
 
     /// A notification created with its sequence number and already-serialized frame (as the
@@ -417,17 +504,22 @@ impl InProcessHub {
     }
 }
 
-/// Offers `event` to `conn` without waiting: `false` when its queue is full (the connection is
-/// then marked lagged) or it is gone.
-fn offer(conn: &Conn, event: &Arc<LiveEvent>) -> bool {
-    match conn.tx.try_send(Arc::clone(event)) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            conn.lagged.store(true, Ordering::Release);
+/// Offers `event` to `conn` without waiting: `false` when its queue already holds `capacity`
+/// events (the connection is then marked lagged).
+fn offer(conn: &Conn, event: &Arc<LiveEvent>, capacity: usize) -> bool {
+    let (taken, waker) = {
+        let mut state = conn.queue.lock();
+        let taken = if state.events.len() < capacity {
+            state.events.push_back(Arc::clone(event));
+            true
+        } else {
+            state.lagged = true;
             false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    }
+        };
+        (taken, state.waker.take())
+    };
+    Queue::wake(waker);
+    taken
 }
 
 #[async_trait]
@@ -560,7 +652,7 @@ mod tests {
     async fn nobody_else_sees_a_recipients_events_and_rooms_close_with_their_last_subscriber() {
         let hub = InProcessHub::new(8, silent_feed());
         let other = RecipientId::parse("artist-2").unwrap();
-        let mut theirs = hub.subscribe(&other);
+        let theirs = hub.subscribe(&other);
         // artist-1 has no connection: the created event is dropped without reading the database.
         hub.publish(RealtimeEvent::NotificationCreated {
             notification: notification("n-1", "artist-1"),
@@ -575,7 +667,7 @@ mod tests {
         })
         .await;
         assert!(
-            matches!(theirs.rx.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+            theirs.try_recv().is_none(),
             "artist-2 saw nothing of artist-1's inbox"
         );
         assert_eq!((hub.rooms(), hub.connections()), (1, 1));
@@ -598,7 +690,7 @@ mod tests {
         hub.publish_all(events).await;
         assert_eq!(slow.recv().await.unwrap_err(), RecvError::Lagged);
         assert!(
-            slow.rx.try_recv().is_err(),
+            slow.try_recv().is_none(),
             "what was queued before the lag was dropped: the client catches up from the database"
         );
         hub.publish(RealtimeEvent::NotificationCreated {
@@ -611,6 +703,72 @@ mod tests {
             LiveEvent::Created { seq, .. } => assert_eq!(*seq, 11),
             other => panic!("expected a created event, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_drained_queue_holds_no_buffer_and_an_idle_one_never_had_one() {
+        let hub = InProcessHub::new(64, silent_feed());
+        let artist = RecipientId::parse("artist-1").unwrap();
+        let mut conn = hub.subscribe(&artist);
+        assert_eq!(
+            conn.queue.lock().events.capacity(),
+            0,
+            "an idle connection's queue is not allocated"
+        );
+        hub.publish_all(
+            (1..=20)
+                .map(|seq| RealtimeEvent::NotificationCreated {
+                    notification: notification(&format!("n-{seq}"), "artist-1"),
+                    seq: Some(seq),
+                    unread: seq,
+                })
+                .collect(),
+        )
+        .await;
+        assert!(conn.queue.lock().events.capacity() >= 20);
+        for expected in 1..=20 {
+            match &*conn.recv().await.unwrap() {
+                LiveEvent::Created { seq, .. } => assert_eq!(*seq, expected),
+                other => panic!("expected a created event, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            conn.queue.lock().events.capacity(),
+            0,
+            "the burst's buffer was released once drained"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_publish_and_told_when_the_hub_is_gone() {
+        let hub = InProcessHub::new(8, silent_feed());
+        let mut conn = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
+        let waiting = tokio::spawn(async move {
+            let first = conn.recv().await;
+            let second = conn.recv().await;
+            (first, second)
+        });
+        tokio::task::yield_now().await;
+        hub.send_to(&RecipientId::parse("artist-1").unwrap(), LiveEvent::Resync);
+        drop(hub);
+        let (first, second) = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the receiver was woken")
+            .unwrap();
+        assert_eq!(*first.unwrap(), LiveEvent::Resync);
+        assert_eq!(second.unwrap_err(), RecvError::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_receive_cancelled_while_waiting_loses_no_event() {
+        let hub = InProcessHub::new(8, silent_feed());
+        let artist = RecipientId::parse("artist-1").unwrap();
+        let mut conn = hub.subscribe(&artist);
+        let cancelled =
+            tokio::time::timeout(std::time::Duration::from_millis(10), conn.recv()).await;
+        assert!(cancelled.is_err(), "nothing was published yet");
+        hub.send_to(&artist, LiveEvent::Revoked);
+        assert_eq!(*conn.recv().await.unwrap(), LiveEvent::Revoked);
     }
 
     #[derive(Default)]

@@ -935,6 +935,9 @@ impl Application {
         // Signals are ours (run_until_stopped): the dispatcher must stop claiming as soon as
         // one arrives, not after actix has drained its connections.
         .disable_signals()
+        // Each worker's database calls take one of the pool's connections; more threads than
+        // the pool holds would only wait for one (`LiveHttpServer::worker_max_blocking_threads`).
+        .worker_max_blocking_threads(settings.database_pool_size.max(4) as usize)
         .listen(listener)?
         .run();
         // SQLite has one writer: more workers would only queue on its lock.

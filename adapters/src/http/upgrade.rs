@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use actix_codec::Framed;
 use actix_http::body::{self, BodySize, BoxBody, MessageBody};
+use actix_http::header::HeaderValue;
 use actix_http::{h1, ConnectionType, HttpService, KeepAlive, Request, Response, StatusCode};
 use actix_rt::net::TcpStream;
 use actix_server::{Server, ServerBuilder};
@@ -88,6 +89,19 @@ where
         }
     }
 
+    /// At most `threads` blocking threads per worker (tokio's blocking pool of the worker's
+    /// runtime; at least 1). actix-server's default is 512 divided by the CPUs (256 each here),
+    /// and every request's database call is a blocking task waiting for one of the pool's
+    /// connections: a burst of 200 WebSocket handshakes (two database calls each) spawned about
+    /// 500 threads, ~1 KB of stacks and arenas per connection at 10,000 until they exit 10 s
+    /// later (BENCHMARKS.md, "Realtime at wire speed", fourth run). Threads beyond the database
+    /// pool's size can only wait on it; with the cap such calls wait in tokio's queue instead.
+    #[must_use]
+    pub fn worker_max_blocking_threads(mut self, threads: usize) -> Self {
+        self.builder = self.builder.worker_max_blocking_threads(threads.max(1));
+        self
+    }
+
     /// Leaves SIGINT/SIGTERM to the caller (who stops the server through its handle).
     #[must_use]
     pub fn disable_signals(mut self) -> Self {
@@ -150,6 +164,28 @@ where
     }
 }
 
+/// `req` with its head copied out of the connection's read buffer. actix-http's header values
+/// are slices of that buffer (8 KiB), and the app keeps up to 128 finished requests per worker
+/// for reuse, heads included: every pooled head of an upgrade would keep its connection's whole
+/// buffer alive after the handshake (up to 2 × 128 × 8 KiB here, about 0.4 KB per connection at
+/// 10,000). The copy's values are small allocations of their own.
+fn detached(req: Request) -> Request {
+    let mut copy = Request::new();
+    let from = req.head();
+    let head = copy.head_mut();
+    head.method = from.method.clone();
+    head.uri = from.uri.clone();
+    head.version = from.version;
+    head.peer_addr = from.peer_addr;
+    head.set_connection_type(from.connection_type());
+    for (name, value) in from.headers.iter() {
+        let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        owned.set_sensitive(value.is_sensitive());
+        head.headers.append(name.clone(), owned);
+    }
+    copy
+}
+
 /// Runs an upgrade request through the app; hands the socket to the answer's [`Takeover`], or
 /// writes the answer whole and closes.
 async fn upgraded<S, B>(
@@ -164,7 +200,7 @@ where
     B: MessageBody + 'static,
 {
     let failed = actix_web::error::ErrorInternalServerError;
-    let mut res: Response<BoxBody> = match app.call(req).await {
+    let mut res: Response<BoxBody> = match app.call(detached(req)).await {
         Ok(res) => res.into().map_into_boxed_body(),
         Err(err) => err.into().error_response().into(),
     };

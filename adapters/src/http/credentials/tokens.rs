@@ -273,26 +273,44 @@ impl RecipientTokens {
     /// the generation cannot be read.
     pub async fn authenticate(&self, token: &str) -> Result<Me, TokenError> {
         let (recipient, carried, expires_at) = self.verify(token)?;
-        let current = match self.cache.get(&recipient) {
+        self.still_current(&recipient, carried).await?;
+        Ok(Me {
+            recipient,
+            expires_at,
+        })
+    }
+
+    /// Whether a token of `recipient` carrying `generation` (as [`RecipientTokens::verify`]
+    /// read it) is still unrevoked: the generation part of [`RecipientTokens::authenticate`],
+    /// through the same cache. A live connection checks this again at a resync without keeping
+    /// its token (about 200 bytes) for the purpose; its expiry is its own timer.
+    ///
+    /// # Errors
+    /// [`TokenError::Revoked`] when the recipient has another generation now or no longer
+    /// exists; [`TokenError::Unavailable`] when the generation cannot be read.
+    pub async fn still_current(
+        &self,
+        recipient: &RecipientId,
+        generation: i64,
+    ) -> Result<(), TokenError> {
+        let current = match self.cache.get(recipient) {
             Some(current) => current,
             None => {
                 let forgets = self.cache.forgets.load(Ordering::SeqCst);
                 let current = self
                     .generations
-                    .current(&recipient)
+                    .current(recipient)
                     .await
                     .map_err(|e| TokenError::Unavailable(e.to_string()))?;
-                self.cache.put(&recipient, current, forgets);
+                self.cache.put(recipient, current, forgets);
                 current
             }
         };
-        if current != Some(carried) {
-            return Err(TokenError::Revoked);
+        if current == Some(generation) {
+            Ok(())
+        } else {
+            Err(TokenError::Revoked)
         }
-        Ok(Me {
-            recipient,
-            expires_at,
-        })
     }
 }
 

@@ -37,7 +37,7 @@ use crate::http::upgrade::Takeover;
 
 use super::wire::{Incoming, Wire};
 use crate::realtime::frames::{self, sse_event};
-use crate::realtime::{InProcessHub, LiveEvent, RecvError};
+use crate::realtime::{InProcessHub, LiveEvent, RecvError, Subscription};
 
 /// What the live routes need besides the use-case handlers.
 #[derive(Clone)]
@@ -113,39 +113,48 @@ pub async fn websocket(
     tokens: web::Data<RecipientTokens>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut response = handshake(&req)?;
-    let takeover = match (recipient_of(&req).await, presented_token(&req)) {
-        (Ok(me), Some(token)) => {
+    let checked = match (recipient_of(&req).await, presented_token(&req)) {
+        // The generation the token carries, for the checks at resyncs (the token itself is
+        // not kept). It verified a moment ago; should it not now, the connection is refused.
+        (Ok(me), Some(token)) => tokens
+            .verify(&token)
+            .map(|(_, generation, _)| (me, generation))
+            .map_err(Err),
+        (outcome, _) => Err(outcome),
+    };
+    let takeover = match checked {
+        Ok((me, generation)) => {
             // Subscribe now, before the handshake completes: nothing published after the
             // answer can be missed.
             let subscription = live.hub.subscribe(&me.recipient);
             let open = live.connections.open(crate::metrics::Transport::WebSocket);
             let auth = Authenticated {
                 me,
-                token,
+                generation,
                 tokens: tokens.into_inner(),
                 clock: handlers.clock.clone(),
             };
             let limits = req
                 .app_data::<web::Data<RateLimits>>()
                 .map(|l| l.clone().into_inner());
-            let handlers = handlers.into_inner();
-            let ping_every = live.ping_interval;
+            let session = Session {
+                auth,
+                handlers: handlers.into_inner(),
+                limits,
+                ping_every: live.ping_interval,
+                _open: open,
+            };
             Takeover::new(move |io, leftover| {
-                actix_web::rt::spawn(async move {
-                    websocket_session(
-                        auth,
-                        Wire::new(io, leftover),
-                        subscription,
-                        handlers,
-                        limits,
-                        ping_every,
-                    )
-                    .await;
-                    drop(open);
-                });
+                // The session's own future is the task: no wrapper keeping a second copy of
+                // what it captured.
+                actix_web::rt::spawn(websocket_session(
+                    Box::new(session),
+                    Wire::new(io, leftover),
+                    subscription,
+                ));
             })
         }
-        (outcome, _) => {
+        Err(outcome) => {
             let reason = match outcome {
                 // Neither accepted nor refused: the client may try again later.
                 Err(TokenError::Unavailable(_)) => CloseReason {
@@ -187,10 +196,12 @@ fn unauthorized(why: &str) -> CloseReason {
     }
 }
 
-/// A live connection's recipient and the token it was opened with (checked again at resyncs).
+/// A live connection's recipient and the token generation it was opened with (checked again at
+/// resyncs).
 struct Authenticated {
     me: Me,
-    token: String,
+    /// The `gen` claim of the connection's token.
+    generation: i64,
     tokens: Arc<RecipientTokens>,
     clock: Arc<dyn Clock>,
 }
@@ -199,8 +210,12 @@ impl Authenticated {
     /// Whether the token is still good (a resync may have hidden a revocation). A database
     /// failure keeps the connection: it was good, and cannot be told otherwise now.
     async fn still_valid(&self) -> bool {
-        match self.tokens.authenticate(&self.token).await {
-            Ok(_) | Err(TokenError::Unavailable(_)) => true,
+        match self
+            .tokens
+            .still_current(&self.me.recipient, self.generation)
+            .await
+        {
+            Ok(()) | Err(TokenError::Unavailable(_)) => true,
             Err(_) => false,
         }
     }
@@ -214,6 +229,18 @@ impl Authenticated {
     }
 }
 
+/// What a WebSocket session reads only now and then, kept behind one pointer so that the
+/// session's task holds one word of it.
+struct Session {
+    auth: Authenticated,
+    handlers: Arc<Handlers>,
+    limits: Option<Arc<RateLimits>>,
+    /// Ping interval (25 s); a peer silent for two of them is dropped.
+    ping_every: Duration,
+    /// Counts the connection in `/metrics` while the session lives.
+    _open: crate::metrics::OpenConnection,
+}
+
 /// After lost events: the token checked again, then `resync` and the unread count. `Err`: the
 /// token is no longer good (close 4401).
 async fn resync_frames(auth: &Authenticated, handlers: &Handlers) -> Result<[Bytes; 2], ()> {
@@ -225,21 +252,36 @@ async fn resync_frames(auth: &Authenticated, handlers: &Handlers) -> Result<[Byt
 }
 
 /// What one live WebSocket does until it closes. Kept small while idle: the rare work (unread
-/// counts, token checks, client messages) is boxed, so the task's own future holds only the
-/// socket, the subscription and one timer (the next ping or the token's expiry, whichever
-/// comes first).
-async fn websocket_session(
-    auth: Authenticated,
-    mut wire: Wire,
-    mut subscription: crate::realtime::Subscription,
-    handlers: Arc<Handlers>,
-    limits: Option<Arc<RateLimits>>,
-    ping_every: Duration,
-) {
-    let me = auth.me.recipient.clone();
-    if let Some(count) = Box::pin(unread(&handlers, &me)).await {
+/// counts, token checks, client messages, the close) is boxed, and what it reads now and then
+/// is one boxed [`Session`], so the task's own future holds little more than the socket, the
+/// subscription and one timer (the next ping or the token's expiry, whichever comes first).
+async fn websocket_session(session: Box<Session>, mut wire: Wire, mut subscription: Subscription) {
+    let reason = websocket_loop(&session, &mut wire, &mut subscription).await;
+    drop(subscription);
+    if let Some(reason) = reason {
+        Box::pin(wire.close(reason)).await;
+    }
+}
+
+/// The session until it should close: `Some(reason)` to close with (`None` inside: a close
+/// frame without a reason), `None` when the socket is gone and nothing is to be sent.
+async fn websocket_loop(
+    session: &Session,
+    wire: &mut Wire,
+    subscription: &mut Subscription,
+) -> Option<Option<CloseReason>> {
+    let Session {
+        auth,
+        handlers,
+        limits,
+        ping_every,
+        ..
+    } = session;
+    let ping_every = *ping_every;
+    let me = &auth.me.recipient;
+    if let Some(count) = Box::pin(unread(handlers, me)).await {
         if wire.text(&[frames::count(count)]).await.is_err() {
-            return;
+            return None;
         }
     }
     let expires = auth.expiry();
@@ -247,55 +289,48 @@ async fn websocket_session(
     let timer = tokio::time::sleep_until(next_ping.min(expires));
     tokio::pin!(timer);
     let mut last_heard = Instant::now();
-    let reason = loop {
+    loop {
         tokio::select! {
             () = &mut timer => {
                 let now = tokio::time::Instant::now();
                 if now >= expires {
-                    break Some(unauthorized("token expired"));
+                    return Some(Some(unauthorized("token expired")));
                 }
                 if now >= next_ping {
                     if last_heard.elapsed() > ping_every * 2 {
                         tracing::debug!(recipient_id = %me, "live: dropping a silent WebSocket peer");
-                        break None;
+                        return Some(None);
                     }
-                    if wire.control(OpCode::Ping, b"clairon").await.is_err() { return; }
+                    if wire.control(OpCode::Ping, b"clairon").await.is_err() { return None; }
                     next_ping = now + ping_every;
                 }
                 timer.as_mut().reset(next_ping.min(expires));
             }
             readable = wire.readable() => {
-                if readable.is_err() { return; }
+                if readable.is_err() { return None; }
                 let incoming = match wire.read() {
                     Ok(Some(incoming)) => incoming,
-                    Ok(None) | Err(None) => return,
-                    Err(Some(code)) => break Some(code.into()),
+                    Ok(None) | Err(None) => return None,
+                    Err(Some(code)) => return Some(Some(code.into())),
                 };
                 if !incoming.is_empty() {
                     last_heard = Instant::now();
                 }
-                let mut closing = None;
                 for message in incoming {
                     let sent = match message {
                         Incoming::Text(text) => {
                             let text = String::from_utf8_lossy(&text);
-                            match Box::pin(client_message(&handlers, limits.as_deref(), &me, &text)).await {
+                            match Box::pin(client_message(handlers, limits.as_deref(), me, &text)).await {
                                 Some(error) => wire.text(&[Bytes::from(error)]).await,
                                 None => Ok(()),
                             }
                         }
                         Incoming::Ping(bytes) => wire.control(OpCode::Pong, &bytes).await,
-                        Incoming::Close(reason) => {
-                            closing = Some(reason);
-                            break;
-                        }
+                        // Echo the client's close (RFC 6455 § 5.5.1).
+                        Incoming::Close(reason) => return Some(reason),
                         Incoming::Other => Ok(()),
                     };
-                    if sent.is_err() { return; }
-                }
-                if let Some(reason) = closing {
-                    // Echo the client's close (RFC 6455 § 5.5.1).
-                    break reason;
+                    if sent.is_err() { return None; }
                 }
             }
             event = subscription.recv() => {
@@ -304,26 +339,36 @@ async fn websocket_session(
                         LiveEvent::Created { frames, .. } | LiveEvent::Read { frames } => {
                             wire.text(&frames.ws).await
                         }
-                        LiveEvent::Revoked => break Some(unauthorized("token revoked")),
-                        LiveEvent::Resync => match Box::pin(resync_frames(&auth, &handlers)).await {
+                        LiveEvent::Revoked => return Some(Some(unauthorized("token revoked"))),
+                        LiveEvent::Resync => match Box::pin(resync_frames(auth, handlers)).await {
                             Ok(frames) => wire.text(&frames).await,
-                            Err(()) => break Some(unauthorized("token revoked")),
+                            Err(()) => return Some(Some(unauthorized("token revoked"))),
                         },
                     },
                     // Too slow: events were lost (a revocation among them, maybe); the count is
                     // still right, and the client refetches the list on `resync`.
-                    Err(RecvError::Lagged) => match Box::pin(resync_frames(&auth, &handlers)).await {
+                    Err(RecvError::Lagged) => match Box::pin(resync_frames(auth, handlers)).await {
                         Ok(frames) => wire.text(&frames).await,
-                        Err(()) => break Some(unauthorized("token revoked")),
+                        Err(()) => return Some(Some(unauthorized("token revoked"))),
                     },
-                    Err(RecvError::Closed) => break None,
+                    Err(RecvError::Closed) => return Some(None),
                 };
-                if sent.is_err() { return; }
+                if sent.is_err() { return None; }
             }
         }
-    };
-    drop(subscription);
-    wire.close(reason).await;
+    }
+}
+
+/// The size in bytes of one WebSocket session's future, which is most of its task while the
+/// connection is idle (for `examples/hub_memory` and BENCHMARKS.md's byte breakdown).
+#[doc(hidden)]
+pub fn websocket_session_size() -> usize {
+    fn size_of_output<F: std::future::Future>(
+        _: &impl FnOnce(Box<Session>, Wire, Subscription) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+    size_of_output(&websocket_session)
 }
 
 /// Acts on one client frame; returns an error frame to send back, if any. Each frame takes a
@@ -439,8 +484,9 @@ pub async fn sse(
     live: web::Data<Live>,
     tokens: web::Data<RecipientTokens>,
 ) -> Result<HttpResponse, ApiError> {
-    // `Me` came from this very token.
+    // `Me` came from this very token; its generation is what a resync checks again.
     let token = presented_token(&req).ok_or(ApiError::Unauthorized)?;
+    let (_, generation, _) = tokens.verify(&token)?;
     let raw_since = req
         .headers()
         .get("last-event-id")
@@ -472,7 +518,7 @@ pub async fn sse(
     actix_web::rt::spawn(sse_session(
         Authenticated {
             me,
-            token,
+            generation,
             tokens: tokens.into_inner(),
             clock: handlers.clock.clone(),
         },
@@ -533,7 +579,7 @@ enum Start {
 async fn sse_session(
     auth: Authenticated,
     start: Start,
-    mut subscription: crate::realtime::Subscription,
+    mut subscription: Subscription,
     tx: mpsc::Sender<Bytes>,
     handlers: Arc<Handlers>,
     live: Arc<Live>,
