@@ -9,6 +9,11 @@ goes faster than allowed is caught, not rewarded. Then it runs the replay and pr
     cargo build --release -p clairon-bootstrap --locked
     python3 bench/telegram_pace.py --bin target/release/clairon \
         --dataset tests/data/planning-spring-2027.json
+
+`--detail` adds where the time went: the bot's sends per second since the first message, and
+for the five busiest chats when their first and last messages left and every gap between two of
+their messages longer than 1.1 s (a second lost). `--sends FILE` writes every accepted send as
+`[seconds since the first, chat id]`, one JSON array.
 """
 import argparse
 import collections
@@ -74,6 +79,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--dataset", required=True)
+    ap.add_argument("--detail", action="store_true",
+                    help="print the per-second histogram and the busiest chats' lost seconds")
+    ap.add_argument("--sends", help="write every accepted send to this JSON file")
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
     args.dataset = os.path.abspath(args.dataset)
@@ -106,6 +114,21 @@ def main():
         "first_to_last_s": round(span, 1), "replay_wall_s": round(wall, 1),
         "bound_s": round(bound, 1), "over_bound_pct": round(100 * (span / bound - 1), 1),
         "refused_429": dict(refused)}, indent=2))
+    first = sent[0][0]
+    if args.sends:
+        with open(args.sends, "w") as f:
+            json.dump([[round(t - first, 4), chat] for t, chat in sent], f)
+    if args.detail:
+        per_second = collections.Counter(int(t - first) for t, _ in sent)
+        print("sends per second:", [per_second[s] for s in range(int(span) + 1)])
+        times = collections.defaultdict(list)
+        for t, chat in sent:
+            times[chat].append(t - first)
+        for chat, _ in per_chat.most_common(5):
+            ts = times[chat]
+            lost = [round(b - a, 2) for a, b in zip(ts, ts[1:]) if b - a > 1.1]
+            print(f"chat {chat}: {len(ts)} messages, first {ts[0]:.2f} s, last {ts[-1]:.2f} s, "
+                  f"gaps over 1.1 s: {lost}")
 
 
 if __name__ == "__main__":

@@ -909,6 +909,110 @@ async fn due_deliveries_are_claimed_highest_priority_first_then_oldest_first(
     assert_eq!(top.recipient, recipient("artist-2"));
 }
 
+/// The update putting `claimed` back `pending` due at `until` without an attempt, as the
+/// dispatcher records a paced answer (`paced`) or, with `paced` false, any other put-back.
+fn put_back(claimed: &ClaimedDelivery, until: DateTime<Utc>, paced: bool) -> DeliveryUpdate {
+    DeliveryUpdate {
+        id: claimed.delivery.id.clone(),
+        status: if paced {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::Retrying
+        },
+        attempts: claimed.delivery.attempts,
+        last_error: (!paced).then(|| "502 bad gateway".to_owned()),
+        provider_message_id: None,
+        sent_at: None,
+        next_attempt_at: Some(until),
+        attempt: None,
+        claim: claimed.claim.clone(),
+        fallback: None,
+        paced,
+    }
+}
+
+/// Issue 12: a put-back for pacing is due at its reserved slot, later than every fresh row of
+/// its priority (due at their creation); claimed in plain due order it waited behind them all.
+#[rstest]
+#[case::sqlite(Engine::Sqlite)]
+#[case::postgres(Engine::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_paced_put_back_is_claimed_after_higher_priorities_and_before_older_fresh_rows(
+    #[case] engine: Engine,
+) {
+    let t = open_or_skip!(engine);
+    given_recipients(&t, &["artist-1", "artist-2"]).await;
+    let normal = |n: u32, created: i64| {
+        with_deliveries(
+            notification(n, "artist-2", None, at(created)),
+            &[Channel::Email],
+        )
+    };
+    let high = |n: u32, created: i64| {
+        let mut notification = notification(n, "artist-2", None, at(created));
+        notification.priority = Priority::High;
+        with_deliveries(notification, &[Channel::Email])
+    };
+    let (notifications, queue) = (t.notifications(), t.queue());
+    // Delivery 2 is claimed and put back for pacing, due at its slot, 20.
+    notifications.insert_batch(&[normal(2, 1)]).await.unwrap();
+    let first = queue
+        .claim_due(at(1), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(&first), vec![did(2, Channel::Email)]);
+    let lost = queue.record(&[put_back(&first[0], at(20), true)]).await;
+    assert_eq!(lost.unwrap(), Vec::<DeliveryId>::new());
+    // Fresh rows: normal ones older than it (created at 0), a high one.
+    notifications
+        .insert_batch(&[normal(1, 0), normal(5, 0), normal(6, 0), high(3, 2)])
+        .await
+        .unwrap();
+
+    let before_slot = queue
+        .claim_due(at(19), LEASE, 2, ChannelSet::all())
+        .await
+        .unwrap();
+    notifications.insert_batch(&[high(7, 20)]).await.unwrap();
+    let at_slot = queue
+        .claim_due(at(20), LEASE, 2, ChannelSet::all())
+        .await
+        .unwrap();
+    // Delivery 2 answered otherwise (a transient failure): back in the ordinary order.
+    let retried = at_slot
+        .iter()
+        .find(|c| c.delivery.id == did(2, Channel::Email))
+        .expect("the paced put-back is claimed at its slot");
+    queue
+        .record(&[put_back(retried, at(30), false)])
+        .await
+        .unwrap();
+    let after = queue
+        .claim_due(at(30), LEASE, 10, ChannelSet::all())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        claimed_ids(&before_slot),
+        vec![did(3, Channel::Email), did(1, Channel::Email)],
+        "before its slot the put-back is not due, and not ahead of anything"
+    );
+    assert_eq!(
+        claimed_ids(&at_slot),
+        vec![did(7, Channel::Email), did(2, Channel::Email)],
+        "at its slot: after the higher priority, before the older fresh rows 5 and 6"
+    );
+    assert_eq!(
+        claimed_ids(&after),
+        vec![
+            did(5, Channel::Email),
+            did(6, Channel::Email),
+            did(2, Channel::Email)
+        ],
+        "any other outcome clears the mark: the fresh rows, due earlier, go first again"
+    );
+}
+
 #[rstest]
 #[case::sqlite(Engine::Sqlite)]
 #[case::postgres(Engine::Postgres)]
@@ -1049,6 +1153,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
                 attempt: Some(sent_attempt.clone()),
                 claim: claim.clone(),
                 fallback: None,
+                paced: false,
             },
             DeliveryUpdate {
                 id: telegram.clone(),
@@ -1061,6 +1166,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
                 attempt: Some(failed_attempt.clone()),
                 claim,
                 fallback: None,
+                paced: false,
             },
         ])
         .await
@@ -1118,6 +1224,7 @@ async fn recording_outcomes_writes_statuses_and_attempts_and_releases_leases(
             attempt: Some(dead_attempt.clone()),
             claim: retried[0].claim.clone(),
             fallback: None,
+            paced: false,
         }])
         .await
         .unwrap();
@@ -1413,6 +1520,7 @@ fn outcome(
     DeliveryUpdate {
         claim: claim.clone(),
         fallback: None,
+        paced: false,
         id,
         status,
         attempts: number,
@@ -2588,6 +2696,7 @@ async fn the_retention_purge_deletes_old_settled_notifications_with_their_rows(
             id: c.delivery.id.clone(),
             claim: c.claim.clone(),
             fallback: None,
+            paced: false,
             status: DeliveryStatus::Sent,
             attempts: 1,
             last_error: None,

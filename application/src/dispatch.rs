@@ -716,7 +716,8 @@ impl DeliveryDispatcher {
                     "destination paced; delivery put back, worker goes on"
                 );
                 self.deferred_until(until);
-                update(claimed, delivery.defer(until), None)
+                // Marked paced: once its slot comes, it is claimed before fresh deliveries.
+                update(claimed, delivery.defer(until), None).map(DeliveryUpdate::put_back_paced)
             }
             SendOutcome::RateLimited { retry_after } => {
                 let cause = format!("rate limited; retry after {} s", retry_after.as_secs());
@@ -1582,6 +1583,26 @@ mod tests {
             Duration::from_millis(400),
             "an idle worker wakes when the put-back delivery is due, not a poll later"
         );
+    }
+
+    #[rstest]
+    #[case::paced(SendOutcome::Paced { ready_in: Duration::from_millis(400) }, true)]
+    #[case::sent(sent(), false)]
+    #[case::transient(SendOutcome::Transient("502 bad gateway".into()), false)]
+    #[case::rate_limited(SendOutcome::RateLimited { retry_after: Duration::from_secs(7) }, false)]
+    #[case::permanent(SendOutcome::Permanent("400 Bad Request: message is too long".into()), false)]
+    #[tokio::test]
+    async fn only_a_paced_answer_marks_its_update_a_paced_put_back(
+        #[case] answer: SendOutcome,
+        #[case] paced: bool,
+    ) {
+        // Given a claimed Telegram delivery, when its provider answers, then the update says
+        // whether it is put back for pacing: the queue claims a due put-back before fresh
+        // deliveries of its priority (issue 12) on this flag alone, and any other outcome
+        // clears it.
+        let update = dispatch(claimed(Channel::Telegram), answer).await;
+
+        assert_eq!(update.paced, paced, "{update:?}");
     }
 
     #[tokio::test]

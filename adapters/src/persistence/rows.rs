@@ -368,7 +368,13 @@ pub(crate) struct DeliveryRow {
     pub fallback_of: Option<String>,
     pub fallback: Option<String>,
     pub address: Option<String>,
+    /// [`PACED_RANK`] while a put-back waits for its pacing slot, else 0.
+    pub claim_rank: i16,
 }
+
+/// `deliveries.claim_rank` of a delivery put back for pacing ([`DeliveryUpdate::paced`]): the
+/// claim takes it, once due, before the fresh deliveries of its priority (0).
+pub(crate) const PACED_RANK: i16 = 1;
 
 impl DeliveryRow {
     /// The row for `d`, due at `due` (a scheduled notification's `deliver_at`) or else at its
@@ -413,6 +419,7 @@ impl DeliveryRow {
                     .join(",")
             }),
             address: d.address.clone(),
+            claim_rank: 0,
         }
     }
 
@@ -548,6 +555,8 @@ pub(crate) struct OutcomeChanges {
     pub claim_token: Option<String>,
     /// An outcome was recorded: whatever crashed before did not crash this try.
     pub crashes: i32,
+    /// [`PACED_RANK`] when the outcome is a put-back for pacing, 0 for any other outcome.
+    pub claim_rank: i16,
 }
 
 impl OutcomeChanges {
@@ -564,6 +573,7 @@ impl OutcomeChanges {
             updated_at: now,
             claim_token: None,
             crashes: 0,
+            claim_rank: if update.paced { PACED_RANK } else { 0 },
         }
     }
 }

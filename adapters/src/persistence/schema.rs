@@ -143,6 +143,9 @@ diesel::table! {
         /// Where it goes when the channel has several addresses per recipient: the push
         /// subscription's endpoint for `web_push`; NULL otherwise.
         address -> Nullable<Text>,
+        /// The claim order within a priority, higher first: 1 while it is a put-back waiting
+        /// for its pacing slot (`SendOutcome::Paced`), 0 otherwise (any other outcome clears it).
+        claim_rank -> SmallInt,
     }
 }
 

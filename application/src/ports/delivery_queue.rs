@@ -94,6 +94,12 @@ pub struct DeliveryUpdate {
     /// ([`Delivery::fallback_link`]): written in the same transaction as the outcome, and only
     /// if the outcome is (a lost claim writes neither).
     pub fallback: Option<FallbackLink>,
+    /// Whether this is a put-back for pacing ([`SendOutcome::Paced`](crate::ports::SendOutcome)
+    /// recorded as [`Delivery::defer`](clairon_domain::Delivery::defer)): `pending` due at the
+    /// slot reserved for it. Once due, the queue claims such a delivery before the fresh ones
+    /// of its priority, so a slot that has come is not spent waiting behind them; any other
+    /// outcome (`false`) puts it back in the ordinary order (issue 12).
+    pub paced: bool,
 }
 
 /// A delivery to write beside an outcome: the next channel of a fallback chain.
@@ -124,7 +130,15 @@ impl DeliveryUpdate {
             attempt,
             claim: claimed.claim.clone(),
             fallback: None,
+            paced: false,
         }
+    }
+
+    /// The same update, marked a put-back for pacing ([`DeliveryUpdate::paced`]).
+    #[must_use]
+    pub fn put_back_paced(mut self) -> Self {
+        self.paced = true;
+        self
     }
 }
 

@@ -91,7 +91,9 @@ impl DieselDeliveryQueue {
     }
 }
 
-/// Up to `$limit` deliveries due at `$now`, in claim order, as `(id, status, crashes)`. A macro
+/// Up to `$limit` deliveries due at `$now`, in claim order (`priority DESC, claim_rank DESC,
+/// next_attempt_at, id`: a due paced put-back before the fresh rows of its priority), as
+/// `(id, status, crashes)`. A macro
 /// rather than a function: PostgreSQL appends `FOR UPDATE SKIP LOCKED` to the concrete statement
 /// type.
 macro_rules! due_rows {
@@ -111,8 +113,13 @@ macro_rules! due_rows {
                         .eq(DeliveryStatus::Sending.as_str())
                         .and(deliveries::lease_expires_at.le($now))),
             )
+            // A due put-back for pacing (`claim_rank` 1) before the fresh rows of its priority:
+            // they are due at their creation, long before its slot, and would otherwise take
+            // whole claims while its slot passes (issue 12). Only due rows are ordered, so it is
+            // never ahead before its slot. The order of `deliveries_due_idx`.
             .order((
                 deliveries::priority.desc(),
+                deliveries::claim_rank.desc(),
                 deliveries::next_attempt_at.asc(),
                 deliveries::id.asc(),
             ))
@@ -483,7 +490,7 @@ fn record_batch_pg(
     updates: &[DeliveryUpdate],
     now: chrono::NaiveDateTime,
 ) -> Result<HashSet<String>, DbError> {
-    use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamp};
+    use diesel::sql_types::{Array, Integer, Nullable, SmallInt, Text, Timestamp};
 
     let rows: Vec<OutcomeChanges> = updates
         .iter()
@@ -502,16 +509,18 @@ fn record_batch_pg(
         .iter()
         .map(|u| u.claim.as_str().to_owned())
         .collect();
+    let ranks: Vec<i16> = rows.iter().map(|r| r.claim_rank).collect();
     let updated: Vec<UpdatedId> = diesel::sql_query(
         "UPDATE deliveries AS d SET \
             status = u.status, attempts = u.attempts, last_error = u.last_error, \
             provider_message_id = u.provider_message_id, sent_at = u.sent_at, \
             next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at), \
-            lease_expires_at = NULL, claim_token = NULL, crashes = 0, updated_at = $8 \
+            lease_expires_at = NULL, claim_token = NULL, crashes = 0, updated_at = $8, \
+            claim_rank = u.claim_rank \
          FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], \
-                     $6::timestamp[], $7::timestamp[], $9::text[]) \
+                     $6::timestamp[], $7::timestamp[], $9::text[], $10::int2[]) \
               AS u(id, status, attempts, last_error, provider_message_id, sent_at, \
-                   next_attempt_at, claim_token) \
+                   next_attempt_at, claim_token, claim_rank) \
          WHERE d.id = u.id AND d.status = 'sending' AND d.claim_token = u.claim_token \
          RETURNING d.id",
     )
@@ -524,6 +533,7 @@ fn record_batch_pg(
     .bind::<Array<Nullable<Timestamp>>, _>(next_at)
     .bind::<Timestamp, _>(now)
     .bind::<Array<Text>, _>(claims)
+    .bind::<Array<SmallInt>, _>(ranks)
     .load(pg)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
 }
