@@ -1019,6 +1019,14 @@ impl CreateNotificationHandler {
                 // A digested chain channel: the digest takes it (the chain ends there).
                 Decision::Batch(end) => Delivery::batched(id, nid, rid, channel, end, now),
             };
+            // A chain reaches one browser, the newest subscription (`decide` skipped web_push
+            // when there is none), as a link written when a channel gives up does.
+            let opened = match choices.push_endpoints(&recipient.id).last() {
+                Some(endpoint) if channel == Channel::WebPush => {
+                    opened.to_address(endpoint.clone())
+                }
+                _ => opened,
+            };
             let rest = viable
                 .iter()
                 .skip_while(|c| **c != channel)

@@ -254,3 +254,44 @@ async fn a_fallback_chain_reaches_the_newest_browser_when_email_refuses_for_good
     assert_eq!(received.len(), 1, "rejected: {:?}", stub.rejected());
     assert_eq!(received[0].payload["id"], json!(id));
 }
+
+#[tokio::test]
+async fn a_chain_that_opens_on_web_push_reaches_the_subscribed_browser() {
+    // Arrange
+    let Some(app) = push_app().await else { return };
+    let stub = PushStub::start().await;
+    let token = subscriber(&app, "artist-1").await;
+    subscribe(&app, &token, &stub).await;
+
+    // Act: the browser first, email only if it gives up.
+    let answer = app
+        .post(
+            "/api/v1/notifications",
+            &json!({"recipient_ids": ["artist-1"], "title": "Répétition annulée", "body": "Salle B",
+                    "channels": ["in_app"], "fallback": ["web_push", "email"]}),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    let id = answer.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let push = app
+        .wait_for_delivery(&id, "web_push", "sent", Duration::from_secs(20))
+        .await;
+
+    // Assert: sent to the subscription, and email never tried.
+    assert_eq!(push["fallback"], json!(["email"]), "{push}");
+    let received = stub.received();
+    assert_eq!(received.len(), 1, "rejected: {:?}", stub.rejected());
+    assert_eq!(received[0].payload["id"], json!(id));
+    let details = app.get(&format!("/api/v1/notifications/{id}")).await.json;
+    assert!(
+        details["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["channel"] != "email"),
+        "{details}"
+    );
+}
