@@ -18,7 +18,7 @@ use clairon_application::ports::RealtimeEvent;
 use super::Relay;
 
 /// Most events waiting to be relayed; beyond, new ones are left to the other processes' next
-/// resync (about 100 MB of notifications at their largest).
+/// resync.
 pub const QUEUE_LIMIT: usize = 100_000;
 
 /// Waiting events, and whether a task is sending them.
