@@ -9,6 +9,7 @@ mod digests;
 pub(crate) mod host_events;
 mod idempotency;
 mod inbox_feed;
+#[macro_use]
 mod notification_writes;
 mod notifications;
 mod operations;

@@ -95,42 +95,6 @@ pub(crate) fn with_deliveries(
         .collect()
 }
 
-/// Whether a notification is visible in the inbox at `now`: not cancelled, and not scheduled or
-/// due. The time is the process clock's (the read ports take none).
-macro_rules! visible_at {
-    ($now:expr) => {
-        notifications::cancelled_at.is_null().and(
-            notifications::deliver_at
-                .is_null()
-                .or(notifications::deliver_at.le($now)),
-        )
-    };
-}
-
-/// The unread notifications of each of `recipient_ids` visible at `now` (one grouped query per
-/// [`CHUNK`] recipients), by recipient id; a recipient with none is absent. Runs on the caller's
-/// connection, so the write path counts inside its own transaction.
-pub(crate) fn count_unread(
-    conn: &mut AnyConnection,
-    recipient_ids: &[&str],
-    now: chrono::NaiveDateTime,
-) -> Result<HashMap<String, u64>, DbError> {
-    let mut counts = HashMap::with_capacity(recipient_ids.len());
-    for chunk in recipient_ids.chunks(CHUNK) {
-        let rows: Vec<(String, i64)> = notifications::table
-            .filter(notifications::recipient_id.eq_any(chunk))
-            .filter(visible_at!(now))
-            .filter(notifications::read_at.is_null())
-            .group_by(notifications::recipient_id)
-            .select((notifications::recipient_id, diesel::dsl::count_star()))
-            .load(conn)?;
-        for (recipient, count) in rows {
-            counts.insert(recipient, u64::try_from(count).unwrap_or(0));
-        }
-    }
-    Ok(counts)
-}
-
 fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<NotificationRow>, DbError> {
     Ok(notifications::table
         .find(id)
@@ -306,7 +270,7 @@ impl NotificationRepository for DieselNotificationRepository {
             .db
             .call(move |conn| {
                 let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                count_unread(conn, &ids, now)
+                super::notification_writes::count_unread(conn, &ids, now)
             })
             .await?;
         counts

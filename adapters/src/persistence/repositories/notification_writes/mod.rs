@@ -37,6 +37,19 @@ use crate::persistence::connection::{
 use crate::persistence::rows::{db_time, DeliveryRow, NotificationRow};
 use crate::persistence::schema::{deliveries, notification_mentions, notifications};
 
+/// Whether a notification is visible in the inbox at `now`: not cancelled, and not scheduled or
+/// due. The time is the process clock's (the read ports take none).
+// Used by `super::notifications` too (`#[macro_use]` on this module).
+macro_rules! visible_at {
+    ($now:expr) => {
+        notifications::cancelled_at.is_null().and(
+            notifications::deliver_at
+                .is_null()
+                .or(notifications::deliver_at.le($now)),
+        )
+    };
+}
+
 /// Writes notifications: plain batches through the group commit, events with reminders alone.
 #[derive(Debug, Clone)]
 pub(crate) struct NotificationWriter {
@@ -286,8 +299,32 @@ fn insert_rows(
         .collect();
     published.sort_unstable();
     published.dedup();
-    let unread = super::notifications::count_unread(conn, &published, now)?;
+    let unread = count_unread(conn, &published, now)?;
     Ok(Written { seqs, unread })
+}
+
+/// The unread notifications of each of `recipient_ids` visible at `now` (one grouped query per
+/// [`CHUNK`] recipients), by recipient id; a recipient with none is absent. Runs on the caller's
+/// connection, so the write path counts inside its own transaction.
+pub(crate) fn count_unread(
+    conn: &mut AnyConnection,
+    recipient_ids: &[&str],
+    now: chrono::NaiveDateTime,
+) -> Result<HashMap<String, u64>, DbError> {
+    let mut counts = HashMap::with_capacity(recipient_ids.len());
+    for chunk in recipient_ids.chunks(CHUNK) {
+        let rows: Vec<(String, i64)> = notifications::table
+            .filter(notifications::recipient_id.eq_any(chunk))
+            .filter(visible_at!(now))
+            .filter(notifications::read_at.is_null())
+            .group_by(notifications::recipient_id)
+            .select((notifications::recipient_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        for (recipient, count) in rows {
+            counts.insert(recipient, u64::try_from(count).unwrap_or(0));
+        }
+    }
+    Ok(counts)
 }
 
 /// Writes `rows`, and `settlement` of the request's `Idempotency-Key` record first, in the
