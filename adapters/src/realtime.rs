@@ -715,16 +715,7 @@ mod tests {
             0,
             "an idle connection's queue is not allocated"
         );
-        hub.publish_all(
-            (1..=20)
-                .map(|seq| RealtimeEvent::NotificationCreated {
-                    notification: notification(&format!("n-{seq}"), "artist-1"),
-                    seq: Some(seq),
-                    unread: seq,
-                })
-                .collect(),
-        )
-        .await;
+        hub.publish_all(created_for_artist(20)).await;
         assert!(conn.queue.lock().events.capacity() >= 20);
         for expected in 1..=20 {
             match &*conn.recv().await.unwrap() {
@@ -820,6 +811,17 @@ mod tests {
         assert_eq!(*two.recv().await.unwrap(), LiveEvent::Resync);
     }
 
+    /// `NotificationCreated` events `n-1`…`n-{count}` for `artist-1`, seqs and counts 1…count.
+    fn created_for_artist(count: u64) -> Vec<RealtimeEvent> {
+        (1..=count)
+            .map(|seq| RealtimeEvent::NotificationCreated {
+                notification: notification(&format!("n-{seq}"), "artist-1"),
+                seq: Some(seq),
+                unread: seq,
+            })
+            .collect()
+    }
+
     struct Recording(Mutex<Vec<usize>>);
 
     #[async_trait]
@@ -836,16 +838,7 @@ mod tests {
         let relay = Arc::new(Recording(Mutex::new(Vec::new())));
         hub.set_relay(relay.clone());
         let mut conn = hub.subscribe(&RecipientId::parse("artist-1").unwrap());
-        hub.publish_all(
-            (1..=3)
-                .map(|seq| RealtimeEvent::NotificationCreated {
-                    notification: notification(&format!("n-{seq}"), "artist-1"),
-                    seq: Some(seq),
-                    unread: seq,
-                })
-                .collect(),
-        )
-        .await;
+        hub.publish_all(created_for_artist(3)).await;
         assert_eq!(*relay.0.lock().unwrap(), vec![3]);
         for expected in 1..=3 {
             match &*conn.recv().await.unwrap() {

@@ -89,6 +89,23 @@ async fn notify(app: &TestApp, id: &str, priority: &str) -> String {
         .to_owned()
 }
 
+/// Posts a `high` notification to `id` with only the inbox in `channels` and the chain
+/// `fallback`; returns its id.
+async fn notify_in_app_with_fallback(app: &TestApp, id: &str, fallback: &[&str]) -> String {
+    let answer = app
+        .post(
+            "/api/v1/notifications",
+            &json!({"recipient_ids": [id], "title": "Répétition annulée", "body": "Salle B",
+                    "priority": "high", "channels": ["in_app"], "fallback": fallback}),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    answer.json["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_subscribed_browser_gets_the_notification_encrypted_and_signed_and_a_410_deletes_its_subscription(
 ) {
@@ -224,18 +241,7 @@ async fn a_fallback_chain_reaches_the_newest_browser_when_email_refuses_for_good
     subscribe(&app, &token, &stub).await;
 
     // Act: email first, then this browser.
-    let answer = app
-        .post(
-            "/api/v1/notifications",
-            &json!({"recipient_ids": ["artist-1"], "title": "Répétition annulée", "body": "Salle B",
-                    "priority": "high", "channels": ["in_app"], "fallback": ["email", "web_push"]}),
-        )
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.json);
-    let id = answer.json["notifications"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = notify_in_app_with_fallback(&app, "artist-1", &["email", "web_push"]).await;
     let push = app
         .wait_for_delivery(&id, "web_push", "sent", Duration::from_secs(20))
         .await;
@@ -264,18 +270,7 @@ async fn a_chain_that_opens_on_web_push_reaches_the_subscribed_browser() {
     subscribe(&app, &token, &stub).await;
 
     // Act: the browser first, email only if it gives up.
-    let answer = app
-        .post(
-            "/api/v1/notifications",
-            &json!({"recipient_ids": ["artist-1"], "title": "Répétition annulée", "body": "Salle B",
-                    "channels": ["in_app"], "fallback": ["web_push", "email"]}),
-        )
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.json);
-    let id = answer.json["notifications"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = notify_in_app_with_fallback(&app, "artist-1", &["web_push", "email"]).await;
     let push = app
         .wait_for_delivery(&id, "web_push", "sent", Duration::from_secs(20))
         .await;
